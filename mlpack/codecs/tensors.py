@@ -1,0 +1,233 @@
+"""Strict conversion of protocol tensors to numpy and back.
+
+This is the one place where tensor data is validated: datatype, shape, element
+count and whether each value fits the datatype. Everything above it (codecs,
+transports, models) can rely on a ``RequestInput`` that passed ``decode_tensor``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import InvalidRequest
+from ..types import Datatype, RequestInput, ResponseOutput
+
+DATATYPE_TO_DTYPE: dict[Datatype, np.dtype[Any]] = {
+    Datatype.BOOL: np.dtype(np.bool_),
+    Datatype.UINT8: np.dtype(np.uint8),
+    Datatype.UINT16: np.dtype(np.uint16),
+    Datatype.UINT32: np.dtype(np.uint32),
+    Datatype.UINT64: np.dtype(np.uint64),
+    Datatype.INT8: np.dtype(np.int8),
+    Datatype.INT16: np.dtype(np.int16),
+    Datatype.INT32: np.dtype(np.int32),
+    Datatype.INT64: np.dtype(np.int64),
+    Datatype.FP16: np.dtype(np.float16),
+    Datatype.FP32: np.dtype(np.float32),
+    Datatype.FP64: np.dtype(np.float64),
+    Datatype.BYTES: np.dtype(object),
+}
+
+_KIND_TO_DATATYPE = {"S": Datatype.BYTES, "U": Datatype.BYTES, "O": Datatype.BYTES}
+
+
+def to_dtype(datatype: Datatype | str) -> np.dtype[Any]:
+    """The numpy dtype that holds a protocol datatype (BYTES → object)."""
+    return DATATYPE_TO_DTYPE[Datatype(datatype)]
+
+
+def to_datatype(dtype: np.dtype[Any]) -> Datatype:
+    """The protocol datatype for a numpy dtype."""
+    dtype = np.dtype(dtype)
+    if dtype.kind in _KIND_TO_DATATYPE:
+        return Datatype.BYTES
+    for datatype, candidate in DATATYPE_TO_DTYPE.items():
+        if candidate == dtype:
+            return datatype
+    raise InvalidRequest(f"numpy dtype '{dtype}' has no Open Inference Protocol datatype")
+
+
+def element_count(shape: Sequence[int]) -> int:
+    return math.prod(shape)
+
+
+def check_shape(name: str, shape: Sequence[int]) -> None:
+    for dim in shape:
+        if dim < 0:
+            raise InvalidRequest(f"input '{name}': shape {list(shape)} has a negative dimension")
+
+
+def flatten(data: Any) -> list[Any]:
+    """Flatten nested lists (not strings or bytes) into one list."""
+    if not isinstance(data, list):
+        return [data]
+    if not any(isinstance(item, list) for item in data):
+        return data
+    flat: list[Any] = []
+    stack = [iter(data)]
+    while stack:
+        for item in stack[-1]:
+            if isinstance(item, list):
+                stack.append(iter(item))
+                break
+            flat.append(item)
+        else:
+            stack.pop()
+    return flat
+
+
+def _fail(name: str, datatype: Datatype, problem: str) -> InvalidRequest:
+    return InvalidRequest(f"input '{name}' ({datatype.value}): {problem}")
+
+
+def _numeric_array(name: str, datatype: Datatype, data: Any, count: int) -> np.ndarray:
+    """Convert JSON-decoded numbers to an array of ``datatype``, rejecting lossy values."""
+    dtype = DATATYPE_TO_DTYPE[datatype]
+    if isinstance(data, np.ndarray):
+        raw = data
+    else:
+        if not isinstance(data, list):
+            data = [data]
+        try:
+            raw = np.asarray(data)
+        except ValueError:
+            # Ragged nesting: fall back to the flat element list.
+            raw = np.asarray(flatten(data))
+    if raw.dtype == object and not isinstance(data, np.ndarray):
+        raw = np.asarray(flatten(data), dtype=object)
+    if raw.size != count:
+        raise _fail(name, datatype, f"shape implies {count} elements but data has {raw.size}")
+    kind = raw.dtype.kind
+    if datatype is Datatype.BOOL:
+        if raw.size and kind != "b":
+            raise _fail(name, datatype, "values must be JSON booleans (true/false)")
+        return raw.astype(np.bool_, copy=False).reshape(-1)
+    if dtype.kind == "f":
+        if kind == "O":
+            # JSON null stands for NaN in floating point tensors.
+            flat = raw.reshape(-1)
+            if any(not (v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)))
+                   for v in flat):
+                raise _fail(name, datatype, "values must be numbers or null")
+            raw = np.array([np.nan if v is None else v for v in flat], dtype=np.float64)
+        elif raw.size and kind not in "iuf":
+            raise _fail(name, datatype, f"values must be numbers, got {_describe(raw)}")
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = raw.astype(dtype, copy=False).reshape(-1)
+        if dtype.itemsize < 8 and raw.size and kind == "f":
+            overflow = np.isinf(out) & ~np.isinf(raw.reshape(-1))
+            if overflow.any():
+                raise _fail(name, datatype, f"value {_plain(raw.reshape(-1)[overflow][0])} is out of range")
+        return out
+    # Integer datatypes.
+    if raw.size and kind not in "iu":
+        if kind == "f":
+            flat = raw.reshape(-1)
+            if not np.all(np.isfinite(flat)) or not np.all(flat == np.floor(flat)):
+                bad = flat[~(np.isfinite(flat) & (flat == np.floor(flat)))][0]
+                raise _fail(name, datatype, f"value {_plain(bad)} is not an integer")
+        else:
+            raise _fail(name, datatype, f"values must be integers, got {_describe(raw)}")
+    if raw.size:
+        info = np.iinfo(dtype)
+        flat = raw.reshape(-1)
+        low, high = flat.min(), flat.max()
+        if low < info.min or high > info.max:
+            bad = low if low < info.min else high
+            raise _fail(name, datatype, f"value {_plain(bad)} is out of range [{info.min}, {info.max}]")
+    return raw.astype(dtype, copy=False).reshape(-1)
+
+
+def _describe(raw: np.ndarray) -> str:
+    return {"b": "booleans", "U": "strings", "S": "bytes", "O": "mixed values"}.get(
+        raw.dtype.kind, str(raw.dtype)
+    )
+
+
+def _bytes_elements(name: str, data: Any, count: int) -> list[Any]:
+    if isinstance(data, np.ndarray):
+        flat = list(data.reshape(-1))
+    elif isinstance(data, (str, bytes)):
+        flat = [data]
+    else:
+        flat = flatten(data)
+    if len(flat) != count:
+        raise _fail(name, Datatype.BYTES, f"shape implies {count} elements but data has {len(flat)}")
+    for value in flat:
+        if not isinstance(value, (str, bytes)):
+            raise _fail(name, Datatype.BYTES, f"values must be strings, got {type(value).__name__}")
+    return flat
+
+
+def decode_tensor(request_input: RequestInput) -> Any:
+    """Validate an input and return its data as a flat numpy array (BYTES: a list).
+
+    The result is cached on the input, so calling this twice costs nothing.
+    """
+    cached = request_input._decoded
+    if cached is not None:
+        return cached
+    name, datatype, shape = request_input.name, request_input.datatype, request_input.shape
+    check_shape(name, shape)
+    count = element_count(shape)
+    data = request_input.data
+    if data is None:
+        raise _fail(name, datatype, "no data")
+    if datatype is Datatype.BYTES:
+        decoded: Any = _bytes_elements(name, data, count)
+    else:
+        decoded = _numeric_array(name, datatype, data, count)
+    request_input._decoded = decoded
+    return decoded
+
+
+def tensor_as_ndarray(request_input: RequestInput | ResponseOutput) -> np.ndarray:
+    """The tensor as a numpy array shaped as declared (BYTES elements as ``bytes``)."""
+    if isinstance(request_input, RequestInput):
+        flat = decode_tensor(request_input)
+    else:
+        flat = decode_tensor(RequestInput.model_construct(
+            name=request_input.name, shape=request_input.shape,
+            datatype=request_input.datatype, data=request_input.data))
+    shape = request_input.shape
+    if request_input.datatype is Datatype.BYTES:
+        array = np.empty(len(flat), dtype=object)
+        array[:] = [v.encode("utf-8") if isinstance(v, str) else v for v in flat]
+        return array.reshape(shape)
+    return flat.reshape(shape)
+
+
+def validate_inputs(inputs: Sequence[RequestInput]) -> None:
+    """Check names are unique and decode every input (raising on the first bad one)."""
+    seen: set[str] = set()
+    for request_input in inputs:
+        if request_input.name in seen:
+            raise InvalidRequest(f"input '{request_input.name}' appears more than once")
+        seen.add(request_input.name)
+        decode_tensor(request_input)
+
+
+def ndarray_to_data(array: np.ndarray) -> list[Any]:
+    """Flat JSON-friendly data for an array (bytes decoded as UTF-8 where possible)."""
+    flat = array.reshape(-1)
+    if flat.dtype.kind in "SO":
+        return [_text(v) for v in flat.tolist()]
+    if flat.dtype.kind == "U":
+        return flat.tolist()
+    return flat.tolist()
+
+
+def _text(value: Any) -> Any:
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return value
+    return value
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value

@@ -1,0 +1,180 @@
+"""Open Inference Protocol (KServe V2) types.
+
+Field names follow the protocol (and MLServer's ``mlserver.types``), so code
+written against MLServer's types works after changing the import.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, RootModel
+
+
+class Datatype(str, Enum):
+    """Tensor element types of the protocol."""
+
+    BOOL = "BOOL"
+    UINT8 = "UINT8"
+    UINT16 = "UINT16"
+    UINT32 = "UINT32"
+    UINT64 = "UINT64"
+    INT8 = "INT8"
+    INT16 = "INT16"
+    INT32 = "INT32"
+    INT64 = "INT64"
+    FP16 = "FP16"
+    FP32 = "FP32"
+    FP64 = "FP64"
+    BYTES = "BYTES"
+
+
+class State(str, Enum):
+    """Model states reported by the repository index."""
+
+    UNKNOWN = "UNKNOWN"
+    READY = "READY"
+    UNAVAILABLE = "UNAVAILABLE"
+    LOADING = "LOADING"
+    UNLOADING = "UNLOADING"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        protected_namespaces=(), populate_by_name=True, use_enum_values=False, extra="ignore"
+    )
+
+    def dict(self, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
+        """MLServer-style alias of ``model_dump`` that skips unset optional fields."""
+        kwargs.setdefault("exclude_none", True)
+        return self.model_dump(mode="json", **kwargs)
+
+
+class Parameters(_Model):
+    """Free-form parameters; unknown keys are kept."""
+
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
+
+    content_type: Optional[str] = None
+    headers: Optional[dict[str, Any]] = None
+
+
+class MetadataTensor(_Model):
+    name: str
+    datatype: Datatype
+    shape: list[int]
+    parameters: Optional[Parameters] = None
+
+
+class RequestInput(_Model):
+    name: str
+    shape: list[int]
+    datatype: Datatype
+    parameters: Optional[Parameters] = None
+    data: Any = None
+
+    # The validated numpy array (or list of bytes for BYTES), filled once by
+    # mlpack.codecs.tensors so codecs never decode the same data twice.
+    _decoded: Any = PrivateAttr(default=None)
+
+
+class RequestOutput(_Model):
+    name: str
+    parameters: Optional[Parameters] = None
+
+
+class ResponseOutput(_Model):
+    name: str
+    shape: list[int]
+    datatype: Datatype
+    parameters: Optional[Parameters] = None
+    data: Any = None
+
+
+class InferenceRequest(_Model):
+    id: Optional[str] = None
+    parameters: Optional[Parameters] = None
+    inputs: list[RequestInput]
+    outputs: Optional[list[RequestOutput]] = None
+
+
+class InferenceResponse(_Model):
+    model_name: str
+    model_version: Optional[str] = None
+    id: Optional[str] = None
+    parameters: Optional[Parameters] = None
+    outputs: list[ResponseOutput]
+
+
+class MetadataServerResponse(_Model):
+    name: str
+    version: str
+    extensions: list[str] = Field(default_factory=list)
+
+
+class MetadataServerErrorResponse(_Model):
+    error: str
+
+
+class MetadataModelResponse(_Model):
+    name: str
+    versions: Optional[list[str]] = None
+    platform: str = ""
+    inputs: Optional[list[MetadataTensor]] = None
+    outputs: Optional[list[MetadataTensor]] = None
+    parameters: Optional[Parameters] = None
+
+
+class MetadataModelErrorResponse(_Model):
+    error: str
+
+
+class InferenceErrorResponse(_Model):
+    error: Optional[str] = None
+
+
+class RepositoryIndexRequest(_Model):
+    ready: Optional[bool] = None
+
+
+class RepositoryIndexResponseItem(_Model):
+    name: str
+    version: Optional[str] = None
+    state: State
+    reason: str = ""
+
+
+class RepositoryIndexResponse(RootModel[list[RepositoryIndexResponseItem]]):
+    pass
+
+
+class RepositoryLoadErrorResponse(_Model):
+    error: Optional[str] = None
+
+
+class RepositoryUnloadErrorResponse(_Model):
+    error: Optional[str] = None
+
+
+__all__ = [
+    "Datatype",
+    "State",
+    "Parameters",
+    "MetadataTensor",
+    "RequestInput",
+    "RequestOutput",
+    "ResponseOutput",
+    "InferenceRequest",
+    "InferenceResponse",
+    "MetadataServerResponse",
+    "MetadataServerErrorResponse",
+    "MetadataModelResponse",
+    "MetadataModelErrorResponse",
+    "InferenceErrorResponse",
+    "RepositoryIndexRequest",
+    "RepositoryIndexResponseItem",
+    "RepositoryIndexResponse",
+    "RepositoryLoadErrorResponse",
+    "RepositoryUnloadErrorResponse",
+]
