@@ -124,13 +124,12 @@ def _numeric_array(name: str, datatype: Datatype, data: Any, count: int) -> np.n
         return out
     # Integer datatypes.
     if raw.size and kind not in "iu":
-        if kind == "f":
-            flat = raw.reshape(-1)
-            if not np.all(np.isfinite(flat)) or not np.all(flat == np.floor(flat)):
-                bad = flat[~(np.isfinite(flat) & (flat == np.floor(flat)))][0]
-                raise _fail(name, datatype, f"value {_plain(bad)} is not an integer")
-        else:
+        if kind not in "fO":
             raise _fail(name, datatype, f"values must be integers, got {_describe(raw)}")
+        # Floats or mixed magnitudes: numpy went through float64, which is lossy for
+        # big integers, so convert element by element from the JSON values instead.
+        source = data.reshape(-1).tolist() if isinstance(data, np.ndarray) else flatten(data)
+        return _exact_integers(name, datatype, source)
     if raw.size:
         info = np.iinfo(dtype)
         flat = raw.reshape(-1)
@@ -139,6 +138,22 @@ def _numeric_array(name: str, datatype: Datatype, data: Any, count: int) -> np.n
             bad = low if low < info.min else high
             raise _fail(name, datatype, f"value {_plain(bad)} is out of range [{info.min}, {info.max}]")
     return raw.astype(dtype, copy=False).reshape(-1)
+
+
+def _exact_integers(name: str, datatype: Datatype, values: list[Any]) -> np.ndarray:
+    info = np.iinfo(DATATYPE_TO_DTYPE[datatype])
+    exact: list[int] = []
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _fail(name, datatype, f"values must be integers, got {value!r}")
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise _fail(name, datatype, f"value {value!r} is not an integer")
+            value = int(value)
+        if value < info.min or value > info.max:
+            raise _fail(name, datatype, f"value {value} is out of range [{info.min}, {info.max}]")
+        exact.append(value)
+    return np.array(exact, dtype=DATATYPE_TO_DTYPE[datatype])
 
 
 def _describe(raw: np.ndarray) -> str:

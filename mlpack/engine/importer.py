@@ -82,7 +82,10 @@ def _import_local(module_path: str, folder: str) -> ModuleType | None:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[unique_name] = module
-    # The folder joins sys.path while the module runs, so its own helper modules import.
+    # The folder joins sys.path while the module runs, so its own helper modules import;
+    # helpers imported from the folder are then dropped from sys.modules, so another
+    # model's helper of the same name is imported afresh from its own folder.
+    before = set(sys.modules)
     sys.path.insert(0, str(base))
     try:
         spec.loader.exec_module(module)
@@ -94,7 +97,16 @@ def _import_local(module_path: str, folder: str) -> ModuleType | None:
             sys.path.remove(str(base))
         except ValueError:
             pass
+        _forget_folder_modules(set(sys.modules) - before - {unique_name}, base)
     return module
+
+
+def _forget_folder_modules(names: set[str], folder: Path) -> None:
+    root = str(folder.resolve())
+    for name in names:
+        location = getattr(sys.modules.get(name), "__file__", None) or ""
+        if location and str(Path(location).resolve()).startswith(root + "/"):
+            del sys.modules[name]
 
 
 def _ensure_parent_packages(unique_name: str) -> None:

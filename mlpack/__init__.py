@@ -1,0 +1,38 @@
+"""mlpack: serve, package and batch-run models over the Open Inference Protocol.
+
+Public names are imported lazily so ``import mlpack`` (and ``mlpack --help``) stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
+
+if TYPE_CHECKING:
+    from .model import MLModel
+    from .settings import ModelSettings, Settings
+
+__all__ = ["MLModel", "Settings", "ModelSettings", "types", "codecs", "errors", "__version__"]
+
+_LAZY = {
+    "MLModel": ("mlpack.model", "MLModel"),
+    "Settings": ("mlpack.settings", "Settings"),
+    "ModelSettings": ("mlpack.settings", "ModelSettings"),
+    "types": ("mlpack.types", None),
+    "codecs": ("mlpack.codecs", None),
+    "errors": ("mlpack.errors", None),
+}
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module_name, attribute = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'mlpack' has no attribute {name!r}") from None
+    import importlib
+
+    module = importlib.import_module(module_name)
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value
+    return value

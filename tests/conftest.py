@@ -1,0 +1,32 @@
+"""Fixtures shared by unit and end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Iterator
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def clean_mlpack_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No MLPACK_* variable from the developer's shell leaks into a test."""
+    for name in list(os.environ):
+        if name.startswith("MLPACK_") and name not in {"MLPACK_REQUIRE_DOCKER", "MLPACK_TEST_BASE_IMAGE"}:
+            monkeypatch.delenv(name)
+    yield
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free TCP ports on 127.0.0.1."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
