@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import mlpack
+
+
+def test_every_public_name_resolves() -> None:
+    for name in mlpack.__all__:
+        assert getattr(mlpack, name) is not None
+
+
+def test_import_does_no_heavy_work() -> None:
+    code = "import sys, mlpack; print(any(m in sys.modules for m in ('numpy', 'pydantic', 'grpc', 'docker')))"
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert output.stdout.strip() == "False"
