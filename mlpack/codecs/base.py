@@ -191,7 +191,7 @@ def unwrap_optional(hint: Any) -> tuple[Any, bool]:
         if len(args) < len(typing.get_args(hint)):
             if len(args) == 1:
                 return args[0], True
-            return Union[tuple(args)], True  # type: ignore[return-value]
+            return Union[tuple(args)], True
     return hint, False
 
 
@@ -215,13 +215,16 @@ def _ensure_builtin_codecs() -> None:
 
 
 
+_InputCodec = InputCodec  # the attribute below shadows the class name in the class body
+
+
 class SingleInputRequestCodec(RequestCodec):
     """A request codec for requests and responses with exactly one tensor."""
 
-    InputCodec: ClassVar[Optional[type[InputCodec]]] = None
+    InputCodec: ClassVar[Optional[type[_InputCodec]]] = None
 
     @classmethod
-    def _codec(cls) -> type[InputCodec]:
+    def _codec(cls) -> type[_InputCodec]:
         if cls.InputCodec is None:
             raise NotImplementedError(f"{cls.__name__} has no InputCodec")
         return cls.InputCodec

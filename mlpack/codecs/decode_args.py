@@ -58,7 +58,7 @@ def _find_codecs(hint: Any) -> tuple[Optional[InputCodecLike], Optional[RequestC
 def _type_hints(function: Callable[..., Any]) -> dict[str, Any]:
     try:
         return typing.get_type_hints(function)
-    except Exception as error:  # noqa: BLE001 — name a clear cause instead
+    except Exception as error:
         raise TypeError(
             f"decode_args: cannot resolve the type hints of {function.__qualname__}: {error}"
         ) from error
@@ -110,8 +110,8 @@ def _model_label(model: Any) -> str:
 def _decode(model: Any, arguments: list[_Argument], request: InferenceRequest) -> dict[str, Any]:
     by_name = {request_input.name: request_input for request_input in request.inputs}
     if len(by_name) != len(request.inputs):
-        seen: set[str] = set()
-        duplicate = next(i.name for i in request.inputs if i.name in seen or seen.add(i.name))
+        names = [request_input.name for request_input in request.inputs]
+        duplicate = next(name for name in names if names.count(name) > 1)
         raise InvalidRequest(f"{_model_label(model)}: input '{duplicate}' appears more than once")
     whole_request = any(argument.request_codec is not None for argument in arguments)
     if not whole_request:
@@ -153,9 +153,9 @@ def _encode_output(model: Any, index: int, payload: Any, hint: Any) -> list[Resp
     request_codec: Any = None
     if hint is not None:
         input_codec, request_codec = _find_codecs(unwrap_optional(hint)[0])
-    if input_codec is None and request_codec is None and meta is not None and meta.parameters:
-        if meta.parameters.content_type:
-            input_codec = find_input_codec(content_type=meta.parameters.content_type)
+    meta_content_type = meta.parameters.content_type if meta and meta.parameters else None
+    if input_codec is None and request_codec is None and meta_content_type:
+        input_codec = find_input_codec(content_type=meta_content_type)
     if input_codec is None and request_codec is None:
         input_codec = find_input_codec(payload=payload)
         if input_codec is None:
