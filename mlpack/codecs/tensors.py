@@ -212,7 +212,8 @@ def tensor_as_ndarray(request_input: RequestInput | ResponseOutput) -> np.ndarra
         array = np.empty(len(flat), dtype=object)
         array[:] = [v.encode("utf-8") if isinstance(v, str) else v for v in flat]
         return array.reshape(shape)
-    return flat.reshape(shape)
+    numeric: np.ndarray = flat
+    return numeric.reshape(shape)
 
 
 def validate_inputs(inputs: Sequence[RequestInput]) -> None:
