@@ -69,6 +69,10 @@ def start_server(
         (folder / "settings.json").write_text(json.dumps(settings))
     log_path = log_dir / f"server-{http_port}.log"
     environment = {**os.environ, "OPENBLAS_NUM_THREADS": "1", **(env or {})}
+    # Serve this checkout's code even when another checkout is pip-installed in editable mode.
+    environment["PYTHONPATH"] = os.pathsep.join(
+        [str(REPO), str(REPO / "runtimes" / "sklearn"), environment.get("PYTHONPATH", "")]
+    ).rstrip(os.pathsep)
     command = [
         sys.executable, "-m", "mlpack", "start", str(folder),
         "--host", "127.0.0.1",
