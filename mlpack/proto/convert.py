@@ -305,7 +305,8 @@ def _decode_input(tensor: Any, raw: bytes | None, index: int) -> RequestInput:
     data = contents_to_data(tensor.contents, datatype, name=name)
     request_input = RequestInput.model_construct(
         name=name, shape=shape, datatype=datatype, parameters=parameters, data=data)
-    decode_tensor(request_input)  # ranges and element count; caches the result
+    # Ranges and element count; the validated array replaces the wire-typed one.
+    request_input.data = decode_tensor(request_input)
     return request_input
 
 
