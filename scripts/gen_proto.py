@@ -30,9 +30,11 @@ GENERATED = ("inference_pb2.py", "inference_pb2.pyi", "inference_pb2_grpc.py")
 _EDITS: dict[str, list[tuple[str, str]]] = {
     "inference_pb2.py": [(
         "DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(",
-        "# mlpack: a private pool, so tritonclient's inference.* messages can share the process.\n"
-        "POOL = _descriptor_pool.DescriptorPool()\n"
-        "DESCRIPTOR = POOL.AddSerializedFile(",
+        (
+            "# mlpack: a private pool, so tritonclient's inference.* messages can share the process.\n"
+            "POOL = _descriptor_pool.DescriptorPool()\n"
+            "DESCRIPTOR = POOL.AddSerializedFile("
+        ),
     )],
     "inference_pb2_grpc.py": [(
         "from mlpack.proto import inference_pb2 as mlpack_dot_proto_dot_inference__pb2",
@@ -40,15 +42,17 @@ _EDITS: dict[str, list[tuple[str, str]]] = {
     )],
     "inference_pb2.pyi": [(
         "DESCRIPTOR: _descriptor.FileDescriptor",
-        "from google.protobuf import descriptor_pool as _descriptor_pool\n\n"
-        "POOL: _descriptor_pool.DescriptorPool\n"
-        "DESCRIPTOR: _descriptor.FileDescriptor",
+        (
+            "from google.protobuf import descriptor_pool as _descriptor_pool\n\n"
+            "POOL: _descriptor_pool.DescriptorPool\n"
+            "DESCRIPTOR: _descriptor.FileDescriptor"
+        ),
     )],
 }
 
 
 def _generate(out: Path) -> None:
-    from grpc_tools import protoc  # type: ignore[import-untyped]
+    from grpc_tools import protoc
 
     include = Path(protoc.__file__).parent / "_proto"
     args = [

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import struct
 from collections.abc import Mapping, MutableMapping, Sequence
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 from pydantic import ValidationError
@@ -39,7 +39,7 @@ from ..types import (
 )
 from . import inference_pb2 as pb
 
-ParameterValue = Union[bool, int, float, str]
+ParameterValue = bool | int | float | str
 
 # The typed ``InferTensorContents`` field of each datatype and the dtype it holds on the wire.
 CONTENTS_FIELDS: dict[Datatype, str | None] = {
@@ -85,7 +85,7 @@ _TRANSPORT_PARAMETERS = frozenset({"headers"})
 def infer_parameter_to_value(parameter: pb.InferParameter) -> ParameterValue | None:
     """The Python value of an ``InferParameter`` (None when no choice is set)."""
     choice = parameter.WhichOneof("parameter_choice")
-    return None if choice is None else getattr(parameter, choice)  # type: ignore[no-any-return]
+    return None if choice is None else getattr(parameter, choice)
 
 
 def value_to_infer_parameter(
@@ -376,7 +376,7 @@ def _fill_contents(contents: pb.InferTensorContents, flat: Any, datatype: Dataty
 
 
 def _encode_tensors(
-    tensors: Sequence[RequestInput] | Sequence[ResponseOutput],
+    tensors: Sequence[RequestInput | ResponseOutput],
     flats: Sequence[Any],
     target: Any,
     raw_target: Any,
@@ -392,7 +392,7 @@ def _encode_tensors(
             _fill_contents(message.contents, flat, datatype)
 
 
-def _needs_raw(tensors: Sequence[RequestInput] | Sequence[ResponseOutput]) -> bool:
+def _needs_raw(tensors: Sequence[RequestInput | ResponseOutput]) -> bool:
     # FP16 has no typed field, and raw and typed contents cannot be mixed in one message.
     return any(Datatype(t.datatype) is Datatype.FP16 for t in tensors)
 

@@ -36,7 +36,7 @@ shapes = hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4)
 
 
 @st.composite
-def tensors(draw: Any, datatypes: list[Datatype] = list(Datatype)) -> tuple[Datatype, np.ndarray]:
+def tensors(draw: Any, datatypes: tuple[Datatype, ...] = tuple(Datatype)) -> tuple[Datatype, np.ndarray]:
     datatype = draw(st.sampled_from(datatypes))
     shape = draw(shapes)
     if datatype is Datatype.BYTES:
