@@ -1,0 +1,62 @@
+"""Model folders and request bodies for the benchmark scenarios."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+IRIS_NAME = "iris"
+IRIS_REQUEST = {
+    "inputs": [{"name": "predict", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}]
+}
+IMPLEMENTATIONS = {
+    "mlpack": "mlpack_sklearn.SKLearnModel",
+    "mlserver": "mlserver_sklearn.SKLearnModel",
+}
+
+
+def iris_request_body() -> bytes:
+    """The V2 REST request body for one iris row."""
+    return json.dumps(IRIS_REQUEST, separators=(",", ":")).encode()
+
+
+def train_iris(path: Path) -> Path:
+    """Train the iris LogisticRegression and dump it with joblib to `path`."""
+    import joblib
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = load_iris(return_X_y=True)
+    model = LogisticRegression(max_iter=1000).fit(x, y)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    joblib.dump(model, path)
+    return path
+
+
+def write_iris_folder(folder: Path, server: str, joblib_path: Path | None = None) -> Path:
+    """Write an iris model folder (model.joblib + model-settings.json) for `server`.
+
+    `server` is "mlpack" or "mlserver"; `joblib_path`, when given, is copied instead of retraining.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / "model.joblib"
+    if joblib_path is not None:
+        target.write_bytes(joblib_path.read_bytes())
+    else:
+        train_iris(target)
+    settings = {
+        "name": IRIS_NAME,
+        "implementation": IMPLEMENTATIONS[server],
+        "parameters": {"uri": "./model.joblib"},
+    }
+    (folder / "model-settings.json").write_text(json.dumps(settings, indent=2) + "\n")
+    return folder
+
+
+def write_iris_folders(root: Path) -> dict[str, Path]:
+    """Train once and write `root/<server>/iris` for every server; return server → repository root."""
+    joblib_path = train_iris(root / "iris.joblib")
+    return {
+        server: write_iris_folder(root / server / IRIS_NAME, server, joblib_path).parent
+        for server in IMPLEMENTATIONS
+    }
