@@ -1,0 +1,69 @@
+"""``mlpack start FOLDER``: serve every model found below a folder."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from .errors import STARTUP_FAILURE, USAGE_ERROR, exit_on_error
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="start")(start)
+
+
+def start(
+    folder: Annotated[
+        Path, typer.Argument(help="A model folder, or a folder of model folders (with an optional settings.json).")
+    ] = Path("."),
+    host: Annotated[Optional[str], typer.Option(help="Interface to listen on.")] = None,
+    http_port: Annotated[Optional[int], typer.Option(help="REST port (default 8080).")] = None,
+    grpc_port: Annotated[Optional[int], typer.Option(help="gRPC port (default 8081).")] = None,
+    metrics_port: Annotated[Optional[int], typer.Option(help="Prometheus metrics port (default 8082).")] = None,
+    parallel_workers: Annotated[
+        Optional[int], typer.Option(help="Inference worker processes (0: in the server process).")
+    ] = None,
+    debug: Annotated[Optional[bool], typer.Option("--debug/--no-debug", help="Verbose logs.")] = None,
+) -> None:
+    """Serve FOLDER over the Open Inference Protocol (REST and gRPC)."""
+    from ..engine.repository import discover_models
+    from ..server.app import MLPackServer, run_server
+    from ..settings import SETTINGS_FILENAME, Settings
+
+    if not folder.is_dir():
+        typer.secho(f"Error: {folder} is not a folder", err=True, fg=typer.colors.RED)
+        raise typer.Exit(USAGE_ERROR)
+    overrides: dict[str, Any] = {
+        key: value
+        for key, value in {
+            "host": host,
+            "http_port": http_port,
+            "grpc_port": grpc_port,
+            "metrics_port": metrics_port,
+            "parallel_workers": parallel_workers,
+            "debug": debug,
+        }.items()
+        if value is not None
+    }
+    settings_file = folder / SETTINGS_FILENAME
+    with exit_on_error(USAGE_ERROR):
+        settings = Settings.resolve(settings_file if settings_file.is_file() else None, overrides)
+    _configure_logging(settings.debug)
+    root = (folder / settings.model_repository_root).resolve()
+    models, problems = discover_models(root)
+    if not models and not problems:
+        typer.secho(f"Error: no model-settings.json found below {root}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(USAGE_ERROR)
+    server = MLPackServer(settings, models, repository_root=root)
+    with exit_on_error(STARTUP_FAILURE):
+        run_server(server)
+
+
+def _configure_logging(debug: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO,
+        format="%(asctime)s %(levelname)-5s [%(name)s] %(message)s",
+    )

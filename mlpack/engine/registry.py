@@ -1,0 +1,360 @@
+"""Model lifecycle, versions and readiness; ``infer`` is the one call transports make."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+from ..codecs.tensors import validate_inputs
+from ..errors import (
+    InvalidRequest,
+    MLPackError,
+    ModelLoadError,
+    ModelNotFound,
+    ModelNotReady,
+)
+from ..settings import ModelSettings
+from ..types import (
+    InferenceRequest,
+    InferenceResponse,
+    MetadataModelResponse,
+    MetadataTensor,
+    RepositoryIndexResponseItem,
+    State,
+)
+from .repository import discover_models
+from .runner import LocalRunner, ModelRunner
+
+logger = logging.getLogger("mlpack.registry")
+
+RunnerFactory = Callable[[ModelSettings], ModelRunner]
+
+
+def version_sort_key(version: Optional[str]) -> tuple[int, tuple[object, ...]]:
+    """Order versions so the newest sorts last: numeric parts compare as numbers."""
+    if version is None:
+        return (0, ())
+    parts = tuple(
+        (0, int(part), "") if part.isdigit() else (1, 0, part)
+        for part in re.split(r"[.\-_+]", version)
+        if part
+    )
+    return (1, parts)
+
+
+@dataclass
+class ModelEntry:
+    """One model version known to the registry."""
+
+    settings: ModelSettings
+    state: State = State.UNAVAILABLE
+    reason: str = ""
+    runner: Optional[ModelRunner] = None
+    metadata: Optional[MetadataModelResponse] = None
+    in_flight: int = 0
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+    load_at_startup: bool = True
+    _outputs: frozenset[str] = frozenset()
+    _inputs: dict[str, MetadataTensor] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+    @property
+    def version(self) -> Optional[str]:
+        return self.settings.parameters.version
+
+
+class ModelRegistry:
+    """Knows every model version, loads and unloads them, and routes inference.
+
+    Parameters:
+        runner_factory: builds the runner for a model (in-process thread or worker pool).
+        repository_root: folder re-scanned when a model is loaded by name.
+    """
+
+    def __init__(
+        self,
+        runner_factory: RunnerFactory = LocalRunner,
+        repository_root: Optional[Path] = None,
+    ) -> None:
+        self._runner_factory = runner_factory
+        self._repository_root = repository_root
+        self._models: dict[str, dict[Optional[str], ModelEntry]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    # -- lookup -------------------------------------------------------------------
+    def entries(self) -> list[ModelEntry]:
+        return [entry for versions in self._models.values() for entry in versions.values()]
+
+    def _versions(self, name: str) -> dict[Optional[str], ModelEntry]:
+        versions = self._models.get(name)
+        if not versions:
+            raise ModelNotFound(name)
+        return versions
+
+    def get(self, name: str, version: Optional[str] = None) -> ModelEntry:
+        """The entry for ``name`` (newest version when ``version`` is None)."""
+        versions = self._versions(name)
+        if version is not None:
+            entry = versions.get(version)
+            if entry is None:
+                raise ModelNotFound(name, version)
+            return entry
+        ready = [e for e in versions.values() if e.state is State.READY]
+        candidates = ready or list(versions.values())
+        return max(candidates, key=lambda e: version_sort_key(e.version))
+
+    def get_ready(self, name: str, version: Optional[str] = None) -> ModelEntry:
+        entry = self.get(name, version)
+        if entry.state is not State.READY or entry.runner is None:
+            what = f"model '{name}'" + (f" version '{version}'" if version else "")
+            detail = f": {entry.reason}" if entry.reason else ""
+            raise ModelNotReady(f"{what} is not ready ({entry.state.value}){detail}")
+        return entry
+
+    def is_ready(self) -> bool:
+        """True when every model meant to load at startup is ready."""
+        return all(
+            entry.state is State.READY for entry in self.entries() if entry.load_at_startup
+        )
+
+    def versions_of(self, name: str) -> list[str]:
+        versions = [v for v in self._versions(name) if v is not None]
+        return sorted(versions, key=version_sort_key)
+
+    async def metadata(self, name: str, version: Optional[str] = None) -> MetadataModelResponse:
+        entry = self.get_ready(name, version)
+        assert entry.metadata is not None
+        metadata = entry.metadata.model_copy()
+        metadata.name = name
+        if not metadata.versions:
+            metadata.versions = self.versions_of(name)
+        return metadata
+
+    def index(self, ready: Optional[bool] = None) -> list[RepositoryIndexResponseItem]:
+        items = [
+            RepositoryIndexResponseItem(
+                name=e.name, version=e.version, state=e.state, reason=e.reason
+            )
+            for e in sorted(self.entries(), key=lambda e: (e.name, version_sort_key(e.version)))
+        ]
+        if ready:
+            items = [item for item in items if item.state is State.READY]
+        return items
+
+    # -- lifecycle ------------------------------------------------------------------
+    def add(self, settings: ModelSettings, load_at_startup: bool = True) -> ModelEntry:
+        """Register a model version without loading it."""
+        versions = self._models.setdefault(settings.name, {})
+        entry = versions.get(settings.parameters.version)
+        if entry is None:
+            entry = ModelEntry(settings=settings, load_at_startup=load_at_startup)
+            versions[settings.parameters.version] = entry
+        else:
+            entry.settings = settings
+        return entry
+
+    async def load_all(self, models: list[ModelSettings]) -> None:
+        """Load many models concurrently; failures are logged and recorded, not raised."""
+        for settings in models:
+            self.add(settings)
+        await asyncio.gather(*(self._load_quietly(s) for s in models))
+
+    async def _load_quietly(self, settings: ModelSettings) -> None:
+        try:
+            await self.load_version(settings)
+        except MLPackError as error:
+            logger.error("model '%s' failed to load: %s", settings.name, error.message)
+
+    def _lock(self, name: str) -> asyncio.Lock:
+        return self._locks.setdefault(name, asyncio.Lock())
+
+    async def load_version(self, settings: ModelSettings) -> ModelEntry:
+        """Load (or reload, with no gap in service) one model version."""
+        entry = self.add(settings)
+        previous_runner = entry.runner if entry.state is State.READY else None
+        if previous_runner is None:
+            entry.state, entry.reason = State.LOADING, ""
+        started = time.perf_counter()
+        runner: Optional[ModelRunner] = None
+        try:
+            runner = self._runner_factory(settings)
+            metadata = await runner.load()
+        except BaseException as error:
+            reason = error.message if isinstance(error, MLPackError) else repr(error)
+            if previous_runner is None:
+                entry.state, entry.reason = State.UNAVAILABLE, reason
+            else:
+                entry.reason = f"reload failed, still serving the previous instance: {reason}"
+            if isinstance(error, MLPackError):
+                raise
+            if isinstance(error, Exception):
+                raise ModelLoadError(f"model '{settings.name}' failed to load: {error!r}") from error
+            raise
+        self._install(entry, runner, metadata)
+        logger.info(
+            "model '%s'%s ready in %.2fs",
+            settings.name,
+            f" version '{settings.parameters.version}'" if settings.parameters.version else "",
+            time.perf_counter() - started,
+        )
+        if previous_runner is not None:
+            asyncio.get_running_loop().create_task(self._retire(entry, previous_runner))
+        return entry
+
+    def _install(
+        self, entry: ModelEntry, runner: ModelRunner, metadata: MetadataModelResponse
+    ) -> None:
+        entry.runner, entry.metadata = runner, metadata
+        entry._outputs = frozenset(t.name for t in metadata.outputs or [])
+        entry._inputs = {t.name: t for t in metadata.inputs or []}
+        entry.state, entry.reason = State.READY, ""
+
+    async def _retire(self, entry: ModelEntry, runner: ModelRunner) -> None:
+        """Unload a replaced runner once requests it is serving have finished."""
+        await asyncio.sleep(0)  # let requests dispatched before the swap start
+        while entry.in_flight and entry.runner is not runner:
+            entry.idle.clear()
+            try:
+                await asyncio.wait_for(entry.idle.wait(), timeout=1.0)
+            except asyncio.TimeoutError:
+                pass
+        try:
+            await runner.unload()
+        except Exception:
+            logger.exception("model '%s': unloading the previous instance failed", entry.name)
+
+    async def load(self, name: str) -> list[ModelEntry]:
+        """Load (or reload) every version of ``name``, re-reading its settings from disk."""
+        async with self._lock(name):
+            settings_list = self._settings_on_disk(name)
+            if not settings_list:
+                raise ModelNotFound(name)
+            loaded: list[ModelEntry] = []
+            for settings in settings_list:
+                loaded.append(await self.load_version(settings))
+            return loaded
+
+    def _settings_on_disk(self, name: str) -> list[ModelSettings]:
+        if self._repository_root is not None:
+            found, _ = discover_models(self._repository_root)
+            matching = [s for s in found if s.name == name]
+            if matching:
+                return matching
+        return [entry.settings for entry in self._models.get(name, {}).values()]
+
+    async def unload(self, name: str) -> None:
+        """Unload every version of ``name``; it stays listed as UNAVAILABLE."""
+        async with self._lock(name):
+            versions = self._versions(name)
+            for entry in versions.values():
+                runner, entry.runner = entry.runner, None
+                if runner is None:
+                    continue
+                entry.state, entry.reason = State.UNLOADING, ""
+                try:
+                    await runner.unload()
+                finally:
+                    entry.state, entry.reason = State.UNAVAILABLE, "unloaded"
+
+    async def close(self) -> None:
+        """Unload everything (server shutdown)."""
+        for name in list(self._models):
+            try:
+                await self.unload(name)
+            except Exception:
+                logger.exception("model '%s': unload at shutdown failed", name)
+
+    # -- inference -------------------------------------------------------------------
+    async def infer(
+        self, name: str, version: Optional[str], request: InferenceRequest
+    ) -> InferenceResponse:
+        """Validate ``request``, run it on the model, and fill in the response envelope."""
+        entry = self.get_ready(name, version)
+        validate_request(entry, request)
+        runner = entry.runner
+        assert runner is not None
+        entry.in_flight += 1
+        try:
+            response = await runner.predict(request)
+        finally:
+            entry.in_flight -= 1
+            if not entry.in_flight:
+                entry.idle.set()
+        return finish_response(entry, request, response)
+
+
+def validate_request(entry: ModelEntry, request: InferenceRequest) -> None:
+    """Check the envelope and tensors against the protocol and the model's metadata."""
+    if not request.inputs:
+        raise InvalidRequest(f"model '{entry.name}': request has no inputs")
+    validate_inputs(request.inputs)
+    declared = entry._inputs
+    if declared:
+        for request_input in request.inputs:
+            spec = declared.get(request_input.name)
+            if spec is None:
+                raise InvalidRequest(
+                    f"model '{entry.name}' has no input '{request_input.name}' "
+                    f"(inputs: {', '.join(sorted(declared))})"
+                )
+            if spec.datatype is not request_input.datatype:
+                raise InvalidRequest(
+                    f"input '{request_input.name}': model '{entry.name}' expects "
+                    f"{spec.datatype.value}, got {request_input.datatype.value}"
+                )
+            if not _shape_matches(spec.shape, request_input.shape):
+                raise InvalidRequest(
+                    f"input '{request_input.name}': model '{entry.name}' expects shape "
+                    f"{spec.shape}, got {request_input.shape}"
+                )
+    if request.outputs:
+        seen: set[str] = set()
+        for requested in request.outputs:
+            if requested.name in seen:
+                raise InvalidRequest(f"output '{requested.name}' is requested more than once")
+            seen.add(requested.name)
+            if entry._outputs and requested.name not in entry._outputs:
+                raise InvalidRequest(
+                    f"model '{entry.name}' has no output '{requested.name}' "
+                    f"(outputs: {', '.join(sorted(entry._outputs))})"
+                )
+
+
+def _shape_matches(expected: list[int], actual: list[int]) -> bool:
+    if not expected:
+        return True
+    if len(expected) != len(actual):
+        # A declared [N] also accepts [N, 1]-style batches of one feature, and vice versa.
+        return False
+    return all(e < 0 or e == a for e, a in zip(expected, actual))
+
+
+def finish_response(
+    entry: ModelEntry, request: InferenceRequest, response: InferenceResponse
+) -> InferenceResponse:
+    """Fill in name, version and id; keep only requested outputs."""
+    response.model_name = entry.name
+    if response.model_version is None:
+        response.model_version = entry.version
+    if response.id is None:
+        response.id = request.id or str(uuid.uuid4())
+    if request.outputs:
+        wanted = [o.name for o in request.outputs]
+        produced = {o.name: o for o in response.outputs}
+        missing = [name for name in wanted if name not in produced]
+        if missing:
+            raise InvalidRequest(
+                f"model '{entry.name}' did not produce requested output(s): {', '.join(missing)} "
+                f"(produced: {', '.join(produced) or 'none'})"
+            )
+        response.outputs = [produced[name] for name in wanted]
+    return response

@@ -1,0 +1,135 @@
+"""Run one model instance off the server's event loop.
+
+``LocalRunner`` gives each model its own thread with its own event loop. The model's
+``load``/``predict``/``unload`` (async or plain functions) run there, so a slow or
+blocking model never stalls the server's loop, health checks or other models.
+Worker-process runners (``engine.workers``) implement the same ``ModelRunner`` protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+from typing import Any, Awaitable, Callable, Protocol, TypeVar
+
+from ..errors import MLPackError, ModelError, ModelLoadError
+from ..model import MLModel
+from ..settings import ModelSettings
+from ..types import InferenceRequest, InferenceResponse, MetadataModelResponse
+from .importer import import_implementation
+
+T = TypeVar("T")
+
+
+class ModelRunner(Protocol):
+    """What the registry needs from something that runs a model."""
+
+    settings: ModelSettings
+
+    async def load(self) -> MetadataModelResponse: ...
+
+    async def predict(self, request: InferenceRequest) -> InferenceResponse: ...
+
+    async def unload(self) -> None: ...
+
+
+def instantiate_model(settings: ModelSettings) -> MLModel:
+    """Import the model's class and build it (raises ``ModelLoadError``)."""
+    if not settings.implementation:
+        raise ModelLoadError(f"model '{settings.name}': settings have no 'implementation'")
+    cls = import_implementation(settings.implementation, settings.folder)
+    if not (isinstance(cls, type) and issubclass(cls, MLModel)):
+        raise ModelLoadError(
+            f"model '{settings.name}': '{settings.implementation}' is not an mlpack.MLModel subclass"
+        )
+    return cls(settings)
+
+
+async def call_model(function: Callable[..., Any], *args: Any) -> Any:
+    """Call a model method that may be ``async def`` or a plain function."""
+    result = function(*args)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+async def load_model(model: MLModel) -> MetadataModelResponse:
+    """Run ``model.load()`` and return its metadata; failures become ``ModelLoadError``."""
+    try:
+        loaded = await call_model(model.load)
+    except MLPackError:
+        raise
+    except Exception as error:
+        raise ModelLoadError(f"model '{model.name}' failed to load: {error!r}") from error
+    if loaded is False:
+        raise ModelLoadError(f"model '{model.name}': load() returned False")
+    model.ready = True
+    metadata: MetadataModelResponse = await call_model(model.metadata)
+    return metadata
+
+
+async def predict_with(model: MLModel, request: InferenceRequest) -> InferenceResponse:
+    """Run ``model.predict`` and turn unexpected exceptions into ``ModelError``."""
+    try:
+        response = await call_model(model.predict, request)
+    except MLPackError:
+        raise
+    except Exception as error:
+        raise ModelError(f"model '{model.name}' failed: {error}") from error
+    if not isinstance(response, InferenceResponse):
+        raise ModelError(
+            f"model '{model.name}': predict() returned {type(response).__name__}, "
+            "expected InferenceResponse"
+        )
+    return response
+
+
+class LocalRunner:
+    """Runs one model instance in this process, on a dedicated thread and event loop."""
+
+    def __init__(self, settings: ModelSettings) -> None:
+        self.settings = settings
+        self.model: MLModel | None = None
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._run_loop, name=f"mlpack-model-{settings.name}", daemon=True
+        )
+        self._thread.start()
+
+    def _run_loop(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_forever()
+        self._loop.close()
+
+    async def _on_model_thread(self, coroutine: Awaitable[T]) -> T:
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)  # type: ignore[arg-type]
+        return await asyncio.wrap_future(future)
+
+    async def load(self) -> MetadataModelResponse:
+        async def _load() -> MetadataModelResponse:
+            self.model = instantiate_model(self.settings)
+            return await load_model(self.model)
+
+        try:
+            return await self._on_model_thread(_load())
+        except BaseException:
+            self._stop()
+            raise
+
+    async def predict(self, request: InferenceRequest) -> InferenceResponse:
+        assert self.model is not None, "predict() before load()"
+        return await self._on_model_thread(predict_with(self.model, request))
+
+    async def unload(self) -> None:
+        model = self.model
+        try:
+            if model is not None:
+                await self._on_model_thread(call_model(model.unload))
+        finally:
+            self.model = None
+            self._stop()
+
+    def _stop(self) -> None:
+        if self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._loop.stop)

@@ -1,0 +1,208 @@
+"""REST transport: Open Inference Protocol routes on Starlette.
+
+Decoding and encoding live here; every route hands over to the registry.
+``MLPackError`` becomes ``{"error": message}`` with the error's status in one place.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Awaitable, Callable, Optional
+
+import orjson
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ..engine.registry import ModelRegistry
+from ..errors import InvalidRequest, MLPackError, Overloaded
+from ..types import InferenceRequest, InferenceResponse, MetadataServerResponse, Parameters
+from .headers import response_headers
+from .validation import describe_validation_error
+
+logger = logging.getLogger("mlpack.rest")
+
+JSON = "application/json"
+EXTENSIONS = ["model_repository"]
+
+
+class JSONBytesResponse(Response):
+    """A JSON response from a python object, serialised with orjson (numpy and NaN aware)."""
+
+    media_type = JSON
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def error_response(error: MLPackError) -> Response:
+    headers = None
+    if isinstance(error, Overloaded):
+        headers = {"Retry-After": str(max(1, round(error.retry_after)))}
+    return JSONBytesResponse({"error": error.message}, status_code=int(error.status), headers=headers)
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _handles_errors(endpoint: Endpoint) -> Endpoint:
+    async def wrapper(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except MLPackError as error:
+            return error_response(error)
+        except Exception as error:  # a bug: answer 500, keep serving, log the traceback
+            logger.exception("unhandled error on %s", request.url.path)
+            return JSONBytesResponse({"error": f"internal error: {error!r}"}, status_code=500)
+
+    wrapper.__name__ = endpoint.__name__
+    return wrapper
+
+
+class RestEndpoints:
+    """The protocol's REST endpoints over one registry."""
+
+    def __init__(self, registry: ModelRegistry, server_name: str, server_version: str) -> None:
+        self.registry = registry
+        self.metadata = MetadataServerResponse(
+            name=server_name, version=server_version, extensions=list(EXTENSIONS)
+        )
+
+    # -- server ------------------------------------------------------------------------
+    async def server_metadata(self, request: Request) -> Response:
+        return JSONBytesResponse(self.metadata.model_dump(mode="json"))
+
+    async def live(self, request: Request) -> Response:
+        return JSONBytesResponse({"live": True})
+
+    async def ready(self, request: Request) -> Response:
+        ready = self.registry.is_ready()
+        return JSONBytesResponse({"ready": ready}, status_code=200 if ready else 503)
+
+    # -- models ----------------------------------------------------------------------------
+    async def model_metadata(self, request: Request) -> Response:
+        name, version = _model_path(request)
+        metadata = await self.registry.metadata(name, version)
+        return JSONBytesResponse(metadata.model_dump(mode="json", exclude_none=True))
+
+    async def model_ready(self, request: Request) -> Response:
+        name, version = _model_path(request)
+        self.registry.get_ready(name, version)
+        return JSONBytesResponse({"name": name, "ready": True})
+
+    async def infer(self, request: Request) -> Response:
+        name, version = _model_path(request)
+        body = await request.body()
+        inference_request = parse_inference_request(body)
+        _attach_headers(inference_request, request)
+        response = await self.registry.infer(name, version, inference_request)
+        return encode_inference_response(response)
+
+    # -- repository extension ---------------------------------------------------------------------
+    async def repository_index(self, request: Request) -> Response:
+        body = await request.body()
+        ready: Optional[bool] = None
+        if body.strip():
+            try:
+                payload = orjson.loads(body)
+            except orjson.JSONDecodeError as error:
+                raise InvalidRequest(f"request body is not valid JSON: {error}") from None
+            if not isinstance(payload, dict):
+                raise InvalidRequest("repository index request must be a JSON object")
+            ready_value = payload.get("ready")
+            if ready_value is not None and not isinstance(ready_value, bool):
+                raise InvalidRequest("'ready' must be true or false")
+            ready = ready_value
+        items = self.registry.index(ready)
+        return JSONBytesResponse([item.model_dump(mode="json") for item in items])
+
+    async def repository_load(self, request: Request) -> Response:
+        await self.registry.load(request.path_params["model_name"])
+        return JSONBytesResponse({})
+
+    async def repository_unload(self, request: Request) -> Response:
+        await self.registry.unload(request.path_params["model_name"])
+        return JSONBytesResponse({})
+
+    def routes(self) -> list[Route]:
+        model = "/v2/models/{model_name}"
+        version = model + "/versions/{model_version}"
+        table: list[tuple[str, Endpoint, list[str]]] = [
+            ("/v2", self.server_metadata, ["GET"]),
+            ("/v2/health/live", self.live, ["GET"]),
+            ("/v2/health/ready", self.ready, ["GET"]),
+            (model, self.model_metadata, ["GET"]),
+            (version, self.model_metadata, ["GET"]),
+            (model + "/ready", self.model_ready, ["GET"]),
+            (version + "/ready", self.model_ready, ["GET"]),
+            (model + "/infer", self.infer, ["POST"]),
+            (version + "/infer", self.infer, ["POST"]),
+            ("/v2/repository/index", self.repository_index, ["POST"]),
+            ("/v2/repository/models/{model_name}/load", self.repository_load, ["POST"]),
+            ("/v2/repository/models/{model_name}/unload", self.repository_unload, ["POST"]),
+        ]
+        return [Route(path, _handles_errors(endpoint), methods=methods) for path, endpoint, methods in table]
+
+
+def _model_path(request: Request) -> tuple[str, Optional[str]]:
+    params = request.path_params
+    return params["model_name"], params.get("model_version")
+
+
+def parse_inference_request(body: bytes) -> InferenceRequest:
+    """JSON bytes → ``InferenceRequest``; any problem is an ``InvalidRequest`` naming it."""
+    if not body:
+        raise InvalidRequest("request body is empty; expected a JSON inference request")
+    try:
+        return InferenceRequest.model_validate_json(body)
+    except ValidationError as error:
+        raise InvalidRequest(describe_validation_error(error, body)) from None
+
+
+def _attach_headers(inference_request: InferenceRequest, request: Request) -> None:
+    headers = dict(request.headers)
+    if inference_request.parameters is None:
+        inference_request.parameters = Parameters(headers=headers)
+    else:
+        inference_request.parameters.headers = headers
+
+
+def encode_inference_response(response: InferenceResponse) -> Response:
+    """``InferenceResponse`` → JSON; headers the model set become HTTP headers."""
+    extra_headers = None
+    if response.parameters is not None and response.parameters.headers:
+        extra_headers = response_headers(response.parameters.headers)
+        response.parameters.headers = None
+    body = response.model_dump(exclude_none=True)
+    if body.get("parameters") == {}:
+        del body["parameters"]
+    return JSONBytesResponse(body, headers=extra_headers)
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
+    if status == 404:
+        detail = f"no route for {request.method} {request.url.path}"
+    return JSONBytesResponse({"error": detail}, status_code=status)
+
+
+def build_rest_app(
+    registry: ModelRegistry,
+    server_name: str = "mlpack",
+    server_version: str = "",
+    root_path: str = "",
+    extra_routes: Optional[list[Any]] = None,
+) -> Starlette:
+    """The Starlette app serving the protocol over ``registry``."""
+    endpoints = RestEndpoints(registry, server_name, server_version)
+    app = Starlette(
+        routes=endpoints.routes() + list(extra_routes or []),
+        exception_handlers={HTTPException: _not_found, 404: _not_found, 405: _not_found},
+    )
+    app.state.endpoints = endpoints
+    app.state.root_path = root_path
+    return app

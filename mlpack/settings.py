@@ -1,0 +1,170 @@
+"""Server and model settings (MLServer-compatible field names).
+
+Data only: loading files and applying precedence happens in ``resolve`` classmethods,
+called once at the edge (the CLI). Server precedence, highest first: CLI flags,
+environment (``MLPACK_*``, then ``.env``), ``settings.json``, defaults. Model
+precedence: the model's ``model-settings.json``, then environment (``MLPACK_MODEL_*``),
+then defaults — a model's own file is never overridden by the environment.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import InvalidSettings
+from .types import MetadataTensor
+
+SETTINGS_FILENAME = "settings.json"
+MODEL_SETTINGS_FILENAME = "model-settings.json"
+
+
+class CORSSettings(BaseModel):
+    """Cross-origin resource sharing, as Starlette's CORSMiddleware takes it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    allow_origins: list[str] = Field(default_factory=list)
+    allow_origin_regex: Optional[str] = None
+    allow_credentials: bool = False
+    allow_methods: list[str] = Field(default_factory=lambda: ["GET"])
+    allow_headers: list[str] = Field(default_factory=list)
+    expose_headers: list[str] = Field(default_factory=list)
+    max_age: int = 600
+
+
+class Settings(BaseSettings):
+    """Server-wide settings (``settings.json`` / ``MLPACK_*``)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MLPACK_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_nested_delimiter="__",
+        extra="ignore",
+        protected_namespaces=(),
+    )
+
+    debug: bool = False
+    host: str = "0.0.0.0"
+    http_port: int = 8080
+    grpc_port: int = 8081
+    root_path: str = ""
+    server_name: str = "mlpack"
+    server_version: str = Field(default_factory=lambda: _package_version())
+    model_repository_root: str = "."
+    load_models_at_startup: bool = True
+    parallel_workers: int = Field(default=0, ge=0)
+    parallel_workers_timeout: float = Field(default=5.0, gt=0)
+    environments_dir: Optional[str] = None
+    metrics_port: int = 8082
+    metrics_endpoint: Optional[str] = "/metrics"
+    metrics_rest_server_prefix: str = "rest_server"
+    metrics_dir: Optional[str] = None
+    grpc_max_message_length: Optional[int] = None
+    cors_settings: Optional[CORSSettings] = None
+    use_structured_logging: bool = False
+    logging_settings: Optional[Any] = None
+    access_log: bool = False
+    # How long a graceful shutdown waits for in-flight requests.
+    graceful_timeout: float = Field(default=30.0, ge=0)
+
+    @classmethod
+    def resolve(
+        cls, settings_file: Path | None = None, overrides: dict[str, Any] | None = None
+    ) -> "Settings":
+        """Build settings: CLI ``overrides`` > environment > ``settings_file`` > defaults."""
+        file_values = _read_json(settings_file) if settings_file else {}
+        try:
+            from_env = cls()
+            env_values = {name: getattr(from_env, name) for name in from_env.model_fields_set}
+            merged = {**file_values, **env_values, **(overrides or {})}
+            return cls.model_validate(merged)
+        except ValidationError as error:
+            raise InvalidSettings(_describe(error, settings_file)) from None
+
+
+class ModelParameters(BaseModel):
+    """``parameters`` of a model: where its artefact is, its version, its defaults."""
+
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
+
+    uri: Optional[str] = None
+    version: Optional[str] = None
+    environment_tarball: Optional[str] = None
+    environment_path: Optional[str] = None
+    content_type: Optional[str] = None
+    format: Optional[str] = None
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+class ModelSettings(BaseSettings):
+    """One model (``model-settings.json`` / ``MLPACK_MODEL_*``)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MLPACK_MODEL_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        protected_namespaces=(),
+    )
+
+    name: str = ""
+    implementation: str = ""
+    platform: str = ""
+    versions: list[str] = Field(default_factory=list)
+    inputs: list[MetadataTensor] = Field(default_factory=list)
+    outputs: list[MetadataTensor] = Field(default_factory=list)
+    parameters: ModelParameters = Field(default_factory=ModelParameters)
+    max_batch_size: int = Field(default=0, ge=0)
+    max_batch_time: float = Field(default=0.0, ge=0)
+    max_queue_size: int = Field(default=1024, ge=1)
+    warm_workers: bool = False
+    # Folder that holds model-settings.json; relative URIs resolve against it.
+    folder: Optional[str] = Field(default=None, exclude=True)
+
+    @property
+    def version(self) -> Optional[str]:
+        return self.parameters.version
+
+    @classmethod
+    def resolve(cls, settings_file: Path) -> "ModelSettings":
+        """Read one ``model-settings.json``: file > environment > defaults (name: folder name)."""
+        values = _read_json(settings_file)
+        folder = settings_file.parent.resolve()
+        try:
+            settings = cls(**values)
+        except ValidationError as error:
+            raise InvalidSettings(_describe(error, settings_file)) from None
+        if not settings.name:
+            settings.name = folder.name
+        settings.folder = str(folder)
+        return settings
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        values = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InvalidSettings(f"{path}: no such file") from None
+    except json.JSONDecodeError as error:
+        raise InvalidSettings(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(values, dict):
+        raise InvalidSettings(f"{path}: expected a JSON object, got {type(values).__name__}")
+    return values
+
+
+def _describe(error: ValidationError, source: Path | None) -> str:
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in item['loc']) or 'value'}: {item['msg']}" for item in error.errors()
+    )
+    return f"{source or 'settings'}: {problems}"
+
+
+def _package_version() -> str:
+    from ._version import __version__
+
+    return __version__
