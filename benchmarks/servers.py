@@ -280,13 +280,13 @@ def start_mlpack(
     workdir = _copy_repository(model_repo, "mlpack")
     ports = free_ports(3)
     models = workdir / "models"
-    if parallel_workers is not None:
-        (models / "settings.json").write_text(json.dumps({"parallel_workers": parallel_workers}))
     prefix, env = mlpack_command(repo_root)
     argv = [
         *prefix,
         "start",
         str(models),
+        "--host",
+        "127.0.0.1",
         "--http-port",
         str(ports[0]),
         "--grpc-port",
@@ -294,6 +294,8 @@ def start_mlpack(
         "--metrics-port",
         str(ports[2]),
     ]
+    if parallel_workers is not None:
+        argv += ["--parallel-workers", str(parallel_workers)]
     extra_env = dict(env)
     extra_env.update(kwargs.pop("env", None) or {})  # type: ignore[arg-type]
     return spawn("mlpack", argv, workdir, ports, env=extra_env, **kwargs)  # type: ignore[arg-type]
