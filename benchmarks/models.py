@@ -60,3 +60,45 @@ def write_iris_folders(root: Path) -> dict[str, Path]:
         server: write_iris_folder(root / server / IRIS_NAME, server, joblib_path).parent
         for server in IMPLEMENTATIONS
     }
+
+
+# --------------------------------------------------------------------------- gRPC bodies
+# A hand-written protobuf encoder for inference.ModelInferRequest keeps the gRPC driver free of
+# generated stubs (and of the protobuf clash between different servers' generated modules).
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited field (wire type 2)."""
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def model_infer_request(model: str, name: str, shape: list[int], fp64: list[float]) -> bytes:
+    """Serialized `inference.ModelInferRequest` with one FP64 input in `contents.fp64_contents`."""
+    import struct
+
+    contents = _field(7, struct.pack(f"<{len(fp64)}d", *fp64))  # InferTensorContents.fp64_contents
+    tensor = (
+        _field(1, name.encode())  # InferInputTensor.name
+        + _field(2, b"FP64")  # .datatype
+        + _field(3, b"".join(_varint(d) for d in shape))  # .shape (packed int64)
+        + _field(5, contents)  # .contents
+    )
+    return _field(1, model.encode()) + _field(5, tensor)  # ModelInferRequest.model_name, .inputs
+
+
+def iris_grpc_body() -> bytes:
+    """The serialized gRPC ModelInferRequest for one iris row."""
+    inp = IRIS_REQUEST["inputs"][0]  # type: ignore[index]
+    return model_infer_request(IRIS_NAME, inp["name"], inp["shape"], inp["data"])
