@@ -34,11 +34,15 @@ INFER_PATH = f"/v2/models/{models.IRIS_NAME}/infer"
 _METRICS = ("rps", "p50_ms", "p90_ms", "p99_ms", "loadgen_cpu", "server_cpu")
 
 
-def _measure(server: servers.ServerProcess, body: bytes, concurrency: int, duration: float) -> dict[str, Any]:
+def _measure(
+    server: servers.ServerProcess, body: bytes, concurrency: int, duration: float
+) -> dict[str, Any]:
     driver = loadgen.HttpDriver.from_url(server.base_url + INFER_PATH)
     cpu0 = servers.tree_cpu_seconds(server.proc.pid)
     t0 = time.monotonic()
-    result = asyncio.run(loadgen.run_load(driver, [body], concurrency=concurrency, duration=duration))
+    result = asyncio.run(
+        loadgen.run_load(driver, [body], concurrency=concurrency, duration=duration)
+    )
     wall = time.monotonic() - t0
     row = result.to_dict()
     # Server CPU in cores (1.0 = one core busy): shows whether the server is the bottleneck.
@@ -65,8 +69,11 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 def _git_commit() -> str:
     try:
         return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=servers.REPO_ROOT,
-            capture_output=True, text=True, check=True,
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=servers.REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -80,7 +87,11 @@ def render_table(report: dict[str, Any]) -> str:
     """A plain-text table of the medians and ratios in `report`."""
     names = [n for n in SERVERS if n in report["servers"]]
     lines = []
-    head = f"{'':24}" + "".join(f"{n:>14}" for n in names) + (f"{'ratio':>10}" if len(names) == 2 else "")
+    head = (
+        f"{'':24}"
+        + "".join(f"{n:>14}" for n in names)
+        + (f"{'ratio':>10}" if len(names) == 2 else "")
+    )
     lines.append(head)
 
     def row(label: str, values: list[float | None], spec: str, ratio: float | None) -> None:
@@ -90,12 +101,19 @@ def render_table(report: dict[str, Any]) -> str:
         lines.append(line)
 
     s = report["servers"]
-    row("start time (s)", [s[n]["start_s"] for n in names], ".2f",
-        report["ratios"].get("start_s"))
-    row("idle RSS (MiB)", [s[n]["idle_rss_mib"] for n in names], ".0f",
-        report["ratios"].get("idle_rss_mib"))
-    row("idle PSS (MiB)", [s[n]["idle_pss_mib"] for n in names], ".0f",
-        report["ratios"].get("idle_pss_mib"))
+    row("start time (s)", [s[n]["start_s"] for n in names], ".2f", report["ratios"].get("start_s"))
+    row(
+        "idle RSS (MiB)",
+        [s[n]["idle_rss_mib"] for n in names],
+        ".0f",
+        report["ratios"].get("idle_rss_mib"),
+    )
+    row(
+        "idle PSS (MiB)",
+        [s[n]["idle_pss_mib"] for n in names],
+        ".0f",
+        report["ratios"].get("idle_pss_mib"),
+    )
     for c in report["concurrency"]:
         key = f"c{c}"
         med = {n: report["results"][n][key] for n in names}
@@ -129,22 +147,30 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 else:
                     server = servers.start_mlpack(repos[name], parallel_workers=args.mlpack_workers)
                 started[name] = server
-                print(f"{name}: ready in {server.start_s:.2f} s, idle RSS {server.idle_rss_mib:.0f} MiB"
-                      f" (PSS {server.idle_pss_mib:.0f} MiB)", flush=True)
+                print(
+                    f"{name}: ready in {server.start_s:.2f} s, idle RSS {server.idle_rss_mib:.0f} MiB"
+                    f" (PSS {server.idle_pss_mib:.0f} MiB)",
+                    flush=True,
+                )
             for name in names:
                 if args.warmup > 0:
                     w = _measure(started[name], body, max(args.concurrency), args.warmup)
-                    print(f"{name}: warm-up {w['rps']:,.0f} req/s, {w['errors']} errors", flush=True)
+                    print(
+                        f"{name}: warm-up {w['rps']:,.0f} req/s, {w['errors']} errors", flush=True
+                    )
             for rep in range(args.repeats):
                 order = names if rep % 2 == 0 else names[::-1]
                 for c in args.concurrency:
                     for name in order:
                         row = _measure(started[name], body, c, args.duration)
                         raw[name].setdefault(f"c{c}", []).append(row)
-                        print(f"[{rep + 1}/{args.repeats}] {name:8} c={c:<3} {row['rps']:>8,.0f} req/s"
-                              f"  p50 {row['p50_ms']:.2f} ms  p99 {row['p99_ms']:.2f} ms"
-                              f"  server {row['server_cpu']:.2f} cores"
-                              f"  loadgen {row['loadgen_cpu']:.1%}  err {row['errors']}", flush=True)
+                        print(
+                            f"[{rep + 1}/{args.repeats}] {name:8} c={c:<3} {row['rps']:>8,.0f} req/s"
+                            f"  p50 {row['p50_ms']:.2f} ms  p99 {row['p99_ms']:.2f} ms"
+                            f"  server {row['server_cpu']:.2f} cores"
+                            f"  loadgen {row['loadgen_cpu']:.1%}  err {row['errors']}",
+                            flush=True,
+                        )
         finally:
             for server in started.values():
                 server.stop()
@@ -166,16 +192,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             }
     return {
         "scenario": "iris_rest",
-        "when": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "when": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),  # noqa: UP017
         "commit": _git_commit(),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "settings": {
-            "duration_s": args.duration, "repeats": args.repeats, "warmup_s": args.warmup,
-            "mlpack_workers": args.mlpack_workers, "mlserver_workers": args.mlserver_workers,
+            "duration_s": args.duration,
+            "repeats": args.repeats,
+            "warmup_s": args.warmup,
+            "mlpack_workers": args.mlpack_workers,
+            "mlserver_workers": args.mlserver_workers,
         },
         "concurrency": args.concurrency,
         "servers": {
-            n: {"start_s": s.start_s, "idle_rss_mib": s.idle_rss_mib, "idle_pss_mib": s.idle_pss_mib}
+            n: {
+                "start_s": s.start_s,
+                "idle_rss_mib": s.idle_rss_mib,
+                "idle_pss_mib": s.idle_pss_mib,
+            }
             for n, s in started.items()
         },
         "results": results,
@@ -185,16 +218,32 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.iris_rest", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.iris_rest", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--only", choices=SERVERS, help="benchmark one server only")
-    parser.add_argument("-d", "--duration", type=float, default=10.0, help="seconds per run (default 10)")
-    parser.add_argument("-r", "--repeats", type=int, default=3, help="repeats (default 3); medians reported")
+    parser.add_argument(
+        "-d", "--duration", type=float, default=10.0, help="seconds per run (default 10)"
+    )
+    parser.add_argument(
+        "-r", "--repeats", type=int, default=3, help="repeats (default 3); medians reported"
+    )
     parser.add_argument("-c", "--concurrency", type=int, nargs="+", default=[1, 32])
-    parser.add_argument("-w", "--warmup", type=float, default=3.0, help="warm-up seconds per server")
-    parser.add_argument("--mlpack-workers", type=int, help="parallel_workers for mlpack (default: its own)")
-    parser.add_argument("--mlserver-workers", type=int, help="parallel_workers for MLServer (default: its own)")
-    parser.add_argument("-o", "--output", type=Path, default=RESULTS, help=f"JSON output (default {RESULTS})")
-    parser.add_argument("--no-uvloop", action="store_true", help="load generator on the default asyncio loop")
+    parser.add_argument(
+        "-w", "--warmup", type=float, default=3.0, help="warm-up seconds per server"
+    )
+    parser.add_argument(
+        "--mlpack-workers", type=int, help="parallel_workers for mlpack (default: its own)"
+    )
+    parser.add_argument(
+        "--mlserver-workers", type=int, help="parallel_workers for MLServer (default: its own)"
+    )
+    parser.add_argument(
+        "-o", "--output", type=Path, default=RESULTS, help=f"JSON output (default {RESULTS})"
+    )
+    parser.add_argument(
+        "--no-uvloop", action="store_true", help="load generator on the default asyncio loop"
+    )
     args = parser.parse_args(argv)
 
     if not args.no_uvloop:
@@ -211,7 +260,11 @@ def main(argv: list[str] | None = None) -> int:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwrote {args.output}")
-    return 0 if all(r["errors"] == 0 for res in report["results"].values() for r in res.values()) else 1
+    return (
+        0
+        if all(r["errors"] == 0 for res in report["results"].values() for r in res.values())
+        else 1
+    )
 
 
 if __name__ == "__main__":

@@ -341,7 +341,9 @@ class LoadResult:
     p99_ms: float
     mean_ms: float
     max_ms: float
-    loadgen_cpu: float  # process CPU seconds / wall seconds over the measured window (1.0 = one core)
+    loadgen_cpu: (
+        float  # process CPU seconds / wall seconds over the measured window (1.0 = one core)
+    )
     error_samples: list[str] = dataclasses.field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:

@@ -6,8 +6,11 @@ import json
 from pathlib import Path
 
 IRIS_NAME = "iris"
+IRIS_INPUT = "predict"
+IRIS_SHAPE = [1, 4]
+IRIS_ROW = [5.1, 3.5, 1.4, 0.2]
 IRIS_REQUEST = {
-    "inputs": [{"name": "predict", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}]
+    "inputs": [{"name": IRIS_INPUT, "shape": IRIS_SHAPE, "datatype": "FP64", "data": IRIS_ROW}]
 }
 IMPLEMENTATIONS = {
     "mlpack": "mlpack_sklearn.SKLearnModel",
@@ -100,5 +103,4 @@ def model_infer_request(model: str, name: str, shape: list[int], fp64: list[floa
 
 def iris_grpc_body() -> bytes:
     """The serialized gRPC ModelInferRequest for one iris row."""
-    inp = IRIS_REQUEST["inputs"][0]  # type: ignore[index]
-    return model_infer_request(IRIS_NAME, inp["name"], inp["shape"], inp["data"])
+    return model_infer_request(IRIS_NAME, IRIS_INPUT, IRIS_SHAPE, IRIS_ROW)

@@ -241,7 +241,8 @@ def start_mlserver(
     mlserver_exe: Path,
     model_repo: Path,
     parallel_workers: int | None = None,
-    **kwargs: object,
+    ready_timeout: float = 120.0,
+    settle: float = 1.0,
 ) -> ServerProcess:
     """Start `mlserver start` on a temp copy of `model_repo` with a settings.json holding free ports."""
     workdir = _copy_repository(model_repo, "mlserver")
@@ -258,7 +259,7 @@ def start_mlserver(
     models = workdir / "models"
     (models / "settings.json").write_text(json.dumps(settings, indent=2))
     argv = [str(mlserver_exe), "start", str(models)]
-    return spawn("mlserver", argv, workdir, ports, **kwargs)  # type: ignore[arg-type]
+    return spawn("mlserver", argv, workdir, ports, ready_timeout=ready_timeout, settle=settle)
 
 
 def mlpack_command(repo_root: Path = REPO_ROOT) -> tuple[list[str], dict[str, str]]:
@@ -274,13 +275,15 @@ def start_mlpack(
     model_repo: Path,
     parallel_workers: int | None = None,
     repo_root: Path = REPO_ROOT,
-    **kwargs: object,
+    env: dict[str, str] | None = None,
+    ready_timeout: float = 120.0,
+    settle: float = 1.0,
 ) -> ServerProcess:
     """Start `mlpack start` on a temp copy of `model_repo` on free ports."""
     workdir = _copy_repository(model_repo, "mlpack")
     ports = free_ports(3)
     models = workdir / "models"
-    prefix, env = mlpack_command(repo_root)
+    prefix, path_env = mlpack_command(repo_root)
     argv = [
         *prefix,
         "start",
@@ -296,9 +299,10 @@ def start_mlpack(
     ]
     if parallel_workers is not None:
         argv += ["--parallel-workers", str(parallel_workers)]
-    extra_env = dict(env)
-    extra_env.update(kwargs.pop("env", None) or {})  # type: ignore[arg-type]
-    return spawn("mlpack", argv, workdir, ports, env=extra_env, **kwargs)  # type: ignore[arg-type]
+    run_env = {**path_env, **(env or {})}
+    return spawn(
+        "mlpack", argv, workdir, ports, run_env, ready_timeout=ready_timeout, settle=settle
+    )
 
 
 @contextlib.contextmanager

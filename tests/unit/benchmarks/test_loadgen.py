@@ -235,8 +235,18 @@ def test_cli_reports_json(capsys: pytest.CaptureFixture[str]) -> None:
     try:
         assert ready.wait(5)
         code = main(
-            ["--url", f"http://127.0.0.1:{port[0]}/x", "--body", "{}", "-n", "20", "-c", "2",
-             "--json", "--no-uvloop"]
+            [
+                "--url",
+                f"http://127.0.0.1:{port[0]}/x",
+                "--body",
+                "{}",
+                "-n",
+                "20",
+                "-c",
+                "2",
+                "--json",
+                "--no-uvloop",
+            ]
         )
     finally:
         if stop:

@@ -31,6 +31,9 @@ def test_model_folders(tmp_path: Path) -> None:
     repos = models.write_iris_folders(tmp_path)
     for server, impl in models.IMPLEMENTATIONS.items():
         settings = json.loads((repos[server] / "iris" / "model-settings.json").read_text())
-        assert settings == {"name": "iris", "implementation": impl,
-                            "parameters": {"uri": "./model.joblib"}}
+        assert settings == {
+            "name": "iris",
+            "implementation": impl,
+            "parameters": {"uri": "./model.joblib"},
+        }
         assert (repos[server] / "iris" / "model.joblib").stat().st_size > 0
