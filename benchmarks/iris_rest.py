@@ -248,7 +248,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.no_uvloop:
         loadgen.install_uvloop()
-    # Turn SIGTERM into KeyboardInterrupt so the finally blocks stop every server.
+    # SIGINT may arrive ignored (background job of a script); SIGTERM becomes Ctrl-C too, so the
+    # finally blocks stop every server.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         report = run(args)

@@ -132,7 +132,7 @@ class ServerProcess:
         except OSError:
             return ""
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
         """SIGTERM the process group, then SIGKILL whatever of the tree is left."""
         _LIVE.discard(self)
         if self.proc.poll() is None:
