@@ -98,12 +98,14 @@ def grpc_body(workload: str) -> bytes:
     from mlpack.proto import inference_pb2 as pb
 
     model, name, datatype, array = _tensor(workload)
-    return pb.ModelInferRequest(
+    message = pb.ModelInferRequest(
         model_name=model,
         inputs=[pb.ModelInferRequest.InferInputTensor(
             name=name, datatype=datatype, shape=list(array.shape))],
         raw_input_contents=[array.astype(array.dtype.newbyteorder("<")).tobytes()],
-    ).SerializeToString()
+    )
+    serialized: bytes = message.SerializeToString()
+    return serialized
 
 
 def driver_and_body(server: servers.ServerProcess, workload: str, transport: str) -> tuple[Any, bytes]:

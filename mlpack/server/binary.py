@@ -101,7 +101,7 @@ def detach_outputs(response: InferenceResponse, binary: Mapping[str, bool]) -> l
             continue
         raw = output_to_raw(output)
         parameters = output.parameters or Parameters()
-        setattr(parameters, "binary_data_size", len(raw))
+        parameters.binary_data_size = len(raw)  # type: ignore[attr-defined]  # an extra key
         output.parameters, output.data = parameters, None
         chunks.append(raw)
     return chunks

@@ -202,7 +202,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         return pb.RepositoryModelUnloadResponse()
 
 
-class _RegistryHealth(health.aio.HealthServicer):  # type: ignore[name-defined,misc]
+class _RegistryHealth(health.aio.HealthServicer):  # type: ignore[misc]
     """``grpc.health.v1``: SERVING when the server is ready (as ``/v2/health/ready``)."""
 
     def __init__(self, registry: ModelRegistry) -> None:
@@ -260,7 +260,7 @@ class GrpcTransport:
                 ("grpc.so_reuseport", 0),
             ]
         )
-        pb_grpc.add_GRPCInferenceServiceServicer_to_server(
+        pb_grpc.add_GRPCInferenceServiceServicer_to_server(  # type: ignore[no-untyped-call]
             InferenceServicer(registry, server_metadata, limit), self._server
         )
         self.health = _RegistryHealth(registry)

@@ -451,7 +451,7 @@ def test_busy_grpc_port_is_a_clear_startup_error(small_limit_server: RunningServ
         [sys.executable, "-m", "mlpack", "start", str(folder), "--host", "127.0.0.1",
          "--http-port", str(http_port), "--grpc-port", str(small_limit_server.grpc_port),
          "--metrics-port", str(metrics_port)],
-        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        check=False, capture_output=True, text=True, timeout=60, cwd=tmp_path,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "OPENBLAS_NUM_THREADS": "1"},
     )
     assert result.returncode == 3, result.stderr
