@@ -1,8 +1,8 @@
 """Assemble the engine and transports from settings; own start and stop order.
 
-Start: bind every port → serve REST (live, not yet ready) → load models concurrently
-→ ready. Stop (SIGTERM/SIGINT): stop accepting and let in-flight requests finish
-(``graceful_timeout``) → unload models.
+Start: bind every port → serve REST and gRPC (live, not yet ready) → load models
+concurrently → ready. Stop (SIGTERM/SIGINT): stop accepting and let in-flight requests
+finish on both transports (``graceful_timeout``) → unload models.
 """
 
 from __future__ import annotations
@@ -81,6 +81,23 @@ class MLPackServer:
             server_header=False,
         )
         self._uvicorn = _EmbeddedUvicorn(config)
+        # -- gRPC (server/grpc.py): bound before anything starts, so a busy port fails early.
+        try:
+            from .grpc import GrpcTransport
+
+            grpc_transport = GrpcTransport(
+                self.registry,
+                app.state.endpoints.metadata,
+                settings.host,
+                settings.grpc_port,
+                settings.grpc_max_message_length,
+            )
+        except BaseException:
+            http_socket.close()
+            raise
+        await grpc_transport.start()
+        logger.info("gRPC listening on %s:%s", settings.host, grpc_transport.port)
+        # -- end gRPC
         rest_task = asyncio.create_task(self._uvicorn.serve(sockets=[http_socket]))
         with self._signals():
             port = http_socket.getsockname()[1]
@@ -92,7 +109,7 @@ class MLPackServer:
             await asyncio.wait({rest_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
             logger.info("shutting down: finishing in-flight requests")
             self._uvicorn.should_exit = True
-            await rest_task
+            await asyncio.gather(rest_task, grpc_transport.stop(settings.graceful_timeout))
             loading.cancel()
             stop_task.cancel()
             await self.registry.close()

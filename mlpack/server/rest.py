@@ -7,7 +7,7 @@ Decoding and encoding live here; every route hands over to the registry.
 from __future__ import annotations
 
 import logging
-from typing import Any, Awaitable, Callable, Optional
+from typing import Any, Awaitable, Callable, Mapping, Optional
 
 import orjson
 from pydantic import ValidationError
@@ -20,13 +20,14 @@ from starlette.routing import Route
 from ..engine.registry import ModelRegistry
 from ..errors import InvalidRequest, MLPackError, Overloaded
 from ..types import InferenceRequest, InferenceResponse, MetadataServerResponse, Parameters
+from . import binary
 from .headers import response_headers
 from .validation import describe_validation_error
 
 logger = logging.getLogger("mlpack.rest")
 
 JSON = "application/json"
-EXTENSIONS = ["model_repository"]
+EXTENSIONS = ["model_repository", binary.EXTENSION]
 
 
 class JSONBytesResponse(Response):
@@ -96,10 +97,17 @@ class RestEndpoints:
     async def infer(self, request: Request) -> Response:
         name, version = _model_path(request)
         body = await request.body()
-        inference_request = parse_inference_request(body)
+        header_length = request.headers.get(binary.HEADER)
+        if header_length is None:
+            inference_request = parse_inference_request(body)
+        else:  # binary tensor data extension (server/binary.py)
+            header, tensors = binary.split_body(body, header_length)
+            inference_request = parse_inference_request(header)
+            binary.attach_inputs(inference_request, tensors)
+        binary_outputs = binary.requested_binary_outputs(inference_request)
         _attach_headers(inference_request, request)
         response = await self.registry.infer(name, version, inference_request)
-        return encode_inference_response(response)
+        return encode_inference_response(response, binary_outputs)
 
     # -- repository extension ---------------------------------------------------------------------
     async def repository_index(self, request: Request) -> Response:
@@ -170,15 +178,21 @@ def _attach_headers(inference_request: InferenceRequest, request: Request) -> No
         inference_request.parameters.headers = headers
 
 
-def encode_inference_response(response: InferenceResponse) -> Response:
-    """``InferenceResponse`` → JSON; headers the model set become HTTP headers."""
+def encode_inference_response(
+    response: InferenceResponse, binary_outputs: Optional[Mapping[str, bool]] = None
+) -> Response:
+    """``InferenceResponse`` → JSON (binary outputs after it when asked for); headers the
+    model set become HTTP headers."""
     extra_headers = None
     if response.parameters is not None and response.parameters.headers:
         extra_headers = response_headers(response.parameters.headers)
         response.parameters.headers = None
+    chunks = binary.detach_outputs(response, binary_outputs) if binary_outputs else None
     body = response.model_dump(exclude_none=True)
     if body.get("parameters") == {}:
         del body["parameters"]
+    if chunks:
+        return binary.binary_response(body, chunks, extra_headers)
     return JSONBytesResponse(body, headers=extra_headers)
 
 
