@@ -25,8 +25,9 @@ from ..types import (
     ResponseOutput,
 )
 
-# Per-request parameters that are never merged into a batch (transport details).
-_SKIPPED_PARAMETERS = ("content_type",)
+# Never merged into lists: content types must match to batch, and transport headers stay
+# with each request (a batch has no single set of headers).
+_SKIPPED_PARAMETERS = ("content_type", "headers")
 
 
 def count_rows(request: InferenceRequest) -> Optional[int]:
@@ -134,7 +135,7 @@ def _split_parameters(parameters: Optional[Parameters], count: int) -> list[Opti
     dump = parameters.model_dump(exclude_none=True)
     split: list[dict[str, Any]] = [{} for _ in range(count)]
     for key, value in dump.items():
-        per_request = isinstance(value, list) and len(value) == count
+        per_request = isinstance(value, list) and len(value) == count and key != "content_type"
         for index in range(count):
             item = value[index] if per_request else value
             if item is not None:
