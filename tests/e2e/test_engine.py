@@ -93,9 +93,9 @@ def test_wrong_row_count_is_a_clear_500_never_other_data(engine_server: RunningS
 
 def test_queue_overflow_gives_503_with_retry_after(engine_server: RunningServer) -> None:
     def call(i: int) -> httpx.Response:
-        return post(engine_server, "tinyqueue", body([float(i)], sleep=0.1))
+        return post(engine_server, "tinyqueue", body([float(i)], sleep=0.25))
 
-    responses = concurrently(24, call)
+    responses = concurrently(32, call)
     overloaded = [r for r in responses if r.status_code == 503]
     assert overloaded, [r.status_code for r in responses]
     assert overloaded[0].headers["retry-after"] == "1"
@@ -159,3 +159,32 @@ def test_sigterm_finishes_accepted_requests(workers: int, tmp_path: Path) -> Non
         assert server.process.wait(20) == 0
     finally:
         server.stop(signal.SIGKILL)
+
+
+def test_disconnected_client_is_dropped_before_compute(engine_server: RunningServer) -> None:
+    import socket
+
+    def raw_request(sleep: float, value: float) -> socket.socket:
+        payload = httpx.Request("POST", f"{engine_server.url}/v2/models/tinyqueue/infer",
+                                json=body([value], sleep=sleep)).read()
+        sock = socket.create_connection(("127.0.0.1", engine_server.http_port))
+        sock.sendall((f"POST /v2/models/tinyqueue/infer HTTP/1.1\r\nHost: x\r\n"
+                      f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n").encode() + payload)
+        return sock
+
+    # Occupy every slot, queue requests behind them, then hang up on the queued ones.
+    busy = [raw_request(0.4, float(i)) for i in range(4)]
+    time.sleep(0.1)
+    gone = [raw_request(0.4, 100.0 + i) for i in range(3)]
+    time.sleep(0.05)
+    for sock in gone:
+        sock.close()
+    started = time.perf_counter()
+    for sock in busy:
+        sock.settimeout(10)
+        assert b" 200 " in sock.recv(65536).split(b"\r\n")[0]
+        sock.close()
+    # The hung-up requests were never computed: the next request does not wait behind them.
+    response = post(engine_server, "tinyqueue", body([7.0], sleep=0.01))
+    assert response.status_code == 200
+    assert time.perf_counter() - started < 1.0
