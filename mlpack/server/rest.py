@@ -20,6 +20,7 @@ from starlette.routing import Route
 from ..engine.registry import ModelRegistry
 from ..errors import InvalidRequest, MLPackError, Overloaded
 from ..types import InferenceRequest, InferenceResponse, MetadataServerResponse, Parameters
+from .disconnect import unless_disconnected
 from .headers import response_headers
 from .validation import describe_validation_error
 
@@ -98,7 +99,13 @@ class RestEndpoints:
         body = await request.body()
         inference_request = parse_inference_request(body)
         _attach_headers(inference_request, request)
-        response = await self.registry.infer(name, version, inference_request)
+        if self.registry.get(name, version).settings.max_batch_size > 1:
+            # engine: a queued request whose client has gone is dropped before compute.
+            response = await unless_disconnected(
+                request, self.registry.infer(name, version, inference_request)
+            )
+        else:
+            response = await self.registry.infer(name, version, inference_request)
         return encode_inference_response(response)
 
     # -- repository extension ---------------------------------------------------------------------
