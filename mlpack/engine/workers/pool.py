@@ -225,29 +225,36 @@ class WorkerPool:
     async def predict(self, key: str, request: InferenceRequest) -> InferenceResponse:
         worker = self._pick(key)
         if worker is None:
-            assert self._changed is not None
-            self._waiters += 1
-            try:
-                async with self._changed:
-                    await asyncio.wait_for(
-                        self._changed.wait_for(
-                            lambda: self._pick(key) is not None or key not in self._models
-                        ),
-                        timeout=self.start_timeout,
-                    )
-            except asyncio.TimeoutError:
-                pass
-            finally:
-                self._waiters -= 1
-            worker = self._pick(key)
-            if worker is None:
-                raise WorkerError(f"model '{key.rsplit('#', 1)[0]}' is not loaded in any worker")
+            worker = await self._wait_for_worker(key)
         try:
             response: InferenceResponse = await worker.call(Predict(key, request))
         finally:
             if self._waiters:
                 await self._notify()
         return response
+
+    async def _wait_for_worker(self, key: str) -> _Worker:
+        """Wait (no longer than ``start_timeout``) until a worker with ``key`` has a free slot."""
+        assert self._changed is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.start_timeout
+        while True:
+            # Pick right after waking, with no await in between, so no other task takes the slot.
+            worker = self._pick(key)
+            if worker is not None:
+                return worker
+            if key not in self._models or loop.time() >= deadline:
+                raise WorkerError(f"model '{key.rsplit('#', 1)[0]}' is not loaded in any worker")
+            self._waiters += 1
+            try:
+                async with self._changed:
+                    try:
+                        async with asyncio.timeout(deadline - loop.time()):
+                            await self._changed.wait()
+                    except TimeoutError:
+                        pass
+            finally:
+                self._waiters -= 1
 
     # -- stop ----------------------------------------------------------------------------
     async def close(self) -> None:
