@@ -17,7 +17,10 @@ from typing import Any, Iterator, Optional
 
 import uvicorn
 
-from ..engine.registry import ModelRegistry
+from ..engine.registry import ModelRegistry, RunnerFactory
+from ..engine.runner import LocalRunner
+from ..engine.workers.pool import WorkerPool
+from ..engine.workers.runner import worker_runner_factory
 from ..settings import ModelSettings, Settings
 from .rest import build_rest_app
 from .sockets import bind_socket
@@ -53,7 +56,15 @@ class MLPackServer:
     ) -> None:
         self.settings = settings
         self.models = models
-        self.registry = ModelRegistry(repository_root=repository_root)
+        # engine: parallel_workers > 0 runs inference in a shared pool of worker processes.
+        self.pool: Optional[WorkerPool] = None
+        runner_factory: RunnerFactory = LocalRunner
+        if settings.parallel_workers > 0:
+            self.pool = WorkerPool(
+                settings.parallel_workers, stop_timeout=settings.parallel_workers_timeout
+            )
+            runner_factory = worker_runner_factory(self.pool)
+        self.registry = ModelRegistry(runner_factory, repository_root=repository_root)
         self._stop = asyncio.Event()
         self._uvicorn: Optional[_EmbeddedUvicorn] = None
 
@@ -113,9 +124,13 @@ class MLPackServer:
             loading.cancel()
             stop_task.cancel()
             await self.registry.close()
+            if self.pool is not None:  # engine: workers stop last
+                await self.pool.close()
             logger.info("stopped")
 
     async def _load_models(self) -> None:
+        if self.pool is not None:  # engine: start workers before loading models
+            await self.pool.start()
         if self.settings.load_models_at_startup:
             await self.registry.load_all(self.models)
         ready = sum(1 for e in self.registry.entries() if e.state.value == "READY")

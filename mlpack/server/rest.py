@@ -21,6 +21,7 @@ from ..engine.registry import ModelRegistry
 from ..errors import InvalidRequest, MLPackError, Overloaded
 from ..types import InferenceRequest, InferenceResponse, MetadataServerResponse, Parameters
 from . import binary
+from .disconnect import unless_disconnected
 from .headers import response_headers
 from .validation import describe_validation_error
 
@@ -106,7 +107,13 @@ class RestEndpoints:
             binary.attach_inputs(inference_request, tensors)
         binary_outputs = binary.requested_binary_outputs(inference_request)
         _attach_headers(inference_request, request)
-        response = await self.registry.infer(name, version, inference_request)
+        if self.registry.get(name, version).settings.max_batch_size > 1:
+            # A queued request whose client has gone is dropped before compute.
+            response = await unless_disconnected(
+                request, self.registry.infer(name, version, inference_request)
+            )
+        else:
+            response = await self.registry.infer(name, version, inference_request)
         return encode_inference_response(response, binary_outputs)
 
     # -- repository extension ---------------------------------------------------------------------
