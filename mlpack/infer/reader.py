@@ -52,17 +52,19 @@ def count_lines(path: Path) -> int:
 
 def parse_line(index: int, raw: bytes) -> Line:
     """Parse and check a line; the id is the request's own or ``line-N`` (1-based)."""
+    generated = f"line-{index + 1}"
     text = raw.strip()
     if not text:
-        raise InvalidLine("empty line")
+        raise InvalidLine("empty line", generated)
     try:
         request = orjson.loads(text)
     except orjson.JSONDecodeError as error:
-        raise InvalidLine(f"not valid JSON: {error}") from None
+        raise InvalidLine(f"not valid JSON: {error}", generated) from None
     if not isinstance(request, dict):
-        raise InvalidLine(f"expected a JSON object (an inference request), got {type(request).__name__}")
+        raise InvalidLine(f"expected a JSON object (an inference request), got {type(request).__name__}",
+                          generated)
     given = request.get("id")
-    request_id = str(given) if given not in (None, "") else f"line-{index + 1}"
+    request_id = str(given) if given not in (None, "") else generated
     request["id"] = request_id
     inputs = request.get("inputs")
     if not isinstance(inputs, list) or not inputs:
