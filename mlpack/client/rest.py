@@ -109,15 +109,17 @@ class AsyncClient(_BaseClient):
         use_ssl: ``https`` for URLs given without a scheme.
         verify: check the server's TLS certificate.
         max_connections: connections kept open to the server.
+        transport: an httpx transport to use instead of the network (tests, ASGI apps).
     """
 
     def __init__(
         self, url: str, *, timeout: float = DEFAULT_TIMEOUT, headers: Optional[Mapping[str, str]] = None,
         binary: bool = False, use_ssl: bool = False, verify: bool = True, max_connections: int = 100,
+        transport: Optional[httpx.AsyncBaseTransport] = None,
     ) -> None:
         super().__init__(url, binary=binary, headers=headers, use_ssl=use_ssl)
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-        self._http = httpx.AsyncClient(timeout=timeout, verify=verify, limits=limits)
+        self._http = httpx.AsyncClient(timeout=timeout, verify=verify, limits=limits, transport=transport)
 
     async def infer_json(
         self, model_name: str, request: Request, *, model_version: Optional[str] = None,
@@ -176,10 +178,11 @@ class Client(_BaseClient):
     def __init__(
         self, url: str, *, timeout: float = DEFAULT_TIMEOUT, headers: Optional[Mapping[str, str]] = None,
         binary: bool = False, use_ssl: bool = False, verify: bool = True, max_connections: int = 10,
+        transport: Optional[httpx.BaseTransport] = None,
     ) -> None:
         super().__init__(url, binary=binary, headers=headers, use_ssl=use_ssl)
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-        self._http = httpx.Client(timeout=timeout, verify=verify, limits=limits)
+        self._http = httpx.Client(timeout=timeout, verify=verify, limits=limits, transport=transport)
 
     def infer_json(
         self, model_name: str, request: Request, *, model_version: Optional[str] = None,
