@@ -1,6 +1,6 @@
 """REST clients for any Open Inference Protocol (V2) server: ``Client`` and ``AsyncClient``.
 
-Both keep connections alive (HTTP/1.1) and speak JSON, or the binary tensor extension
+Both keep connections alive (HTTP/1.1; ``AsyncClient`` on a lean httptools pool) and speak JSON, or the binary tensor extension
 with ``binary=True``. ``infer`` takes and returns ``mlpack.types``; ``infer_json`` takes
 and returns plain dicts, which is what batch jobs use to avoid model round trips.
 """
@@ -16,7 +16,9 @@ import orjson
 
 from ..types import InferenceRequest, InferenceResponse, MetadataModelResponse, MetadataServerResponse
 from .binary import HEADER_LENGTH, decode_binary_response, encode_binary_request
-from .errors import ClientError, ServerError, Timeout, TransportError, parse_retry_after
+from ..errors import MLPackError
+from ._http11 import ConnectionPool
+from .errors import ServerError, Timeout, TransportError, parse_retry_after
 
 Request = Union[InferenceRequest, Mapping[str, Any]]
 DEFAULT_TIMEOUT = 60.0
@@ -73,29 +75,39 @@ class _BaseClient:
         return body, merged
 
     @staticmethod
-    def _decode(response: httpx.Response) -> dict[str, Any]:
+    def _decode(response: _Response) -> dict[str, Any]:
+        status, headers, content = response
         _raise_for_status(response)
-        header_length = response.headers.get(HEADER_LENGTH)
+        header_length = headers.get(HEADER_LENGTH.lower())
         try:
             if header_length is not None:
-                return decode_binary_response(response.content, int(header_length))
-            decoded: dict[str, Any] = orjson.loads(response.content)
-        except (ValueError, ClientError) as error:
-            raise ServerError(response.status_code, f"response is not a V2 response: {error}") from None
+                return decode_binary_response(content, int(header_length))
+            decoded: dict[str, Any] = orjson.loads(content)
+        except (ValueError, MLPackError) as error:
+            raise ServerError(status, f"response is not a V2 response: {error}") from None
         if not isinstance(decoded, dict):
-            raise ServerError(response.status_code, "response is not a JSON object")
+            raise ServerError(status, "response is not a JSON object")
         return decoded
 
 
-def _raise_for_status(response: httpx.Response) -> None:
-    if response.status_code < 400:
+# (status, lower-cased headers, body): what both HTTP back ends hand back.
+_Response = tuple[int, Mapping[str, str], bytes]
+
+
+def _from_httpx(response: httpx.Response) -> _Response:
+    return response.status_code, response.headers, response.content
+
+
+def _raise_for_status(response: _Response) -> None:
+    status, headers, content = response
+    if status < 400:
         return
-    message = response.text[:500]
+    message = content[:500].decode("utf-8", errors="replace")
     with contextlib.suppress(ValueError):
-        body = orjson.loads(response.content)
+        body = orjson.loads(content)
         if isinstance(body, dict) and "error" in body:
             message = str(body["error"])
-    raise ServerError(response.status_code, message, parse_retry_after(response.headers.get("retry-after")))
+    raise ServerError(status, message, parse_retry_after(headers.get("retry-after")))
 
 
 class AsyncClient(_BaseClient):
@@ -118,8 +130,21 @@ class AsyncClient(_BaseClient):
         transport: Optional[httpx.AsyncBaseTransport] = None,
     ) -> None:
         super().__init__(url, binary=binary, headers=headers, use_ssl=use_ssl)
-        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-        self._http = httpx.AsyncClient(timeout=timeout, verify=verify, limits=limits, transport=transport)
+        self._pool: Optional[ConnectionPool] = None
+        self._http: Optional[httpx.AsyncClient] = None
+        if transport is None:
+            self._pool = ConnectionPool(self.url, timeout=timeout, max_connections=max_connections,
+                                        verify=verify)
+        else:
+            self._http = httpx.AsyncClient(timeout=timeout, verify=verify, transport=transport)
+
+    async def _request(self, method: str, url: str, headers: dict[str, str], body: bytes = b""
+                       ) -> _Response:
+        if self._pool is not None:
+            return await self._pool.request(method, url[len(self.url):], headers, body)
+        assert self._http is not None
+        with _map_httpx_errors(self.url):
+            return _from_httpx(await self._http.request(method, url, content=body, headers=headers))
 
     async def infer_json(
         self, model_name: str, request: Request, *, model_version: Optional[str] = None,
@@ -128,9 +153,7 @@ class AsyncClient(_BaseClient):
         """Send one inference request; return the response as a dict (binary data decoded)."""
         body, merged = self._encode(request, headers)
         url = self._infer_path(model_name, model_version)
-        with _map_httpx_errors(self.url):
-            response = await self._http.post(url, content=body, headers=merged)
-        return self._decode(response)
+        return self._decode(await self._request("POST", url, merged, body))
 
     async def infer(
         self, model_name: str, request: Request, *, model_version: Optional[str] = None,
@@ -140,19 +163,18 @@ class AsyncClient(_BaseClient):
         payload = await self.infer_json(model_name, request, model_version=model_version, headers=headers)
         return InferenceResponse.model_validate(payload)
 
-    async def _get(self, path: str) -> httpx.Response:
-        with _map_httpx_errors(self.url):
-            return await self._http.get(self.url + path if path.startswith("/") else path,
-                                        headers=self.headers)
+    async def _get(self, path: str) -> _Response:
+        return await self._request("GET", self.url + path if path.startswith("/") else path,
+                                   dict(self.headers))
 
     async def live(self) -> bool:
-        return (await self._get("/v2/health/live")).status_code == 200
+        return (await self._get("/v2/health/live"))[0] == 200
 
     async def ready(self) -> bool:
-        return (await self._get("/v2/health/ready")).status_code == 200
+        return (await self._get("/v2/health/ready"))[0] == 200
 
     async def model_ready(self, model_name: str, model_version: Optional[str] = None) -> bool:
-        return (await self._get(self._model_path(model_name, model_version) + "/ready")).status_code == 200
+        return (await self._get(self._model_path(model_name, model_version) + "/ready"))[0] == 200
 
     async def metadata(self) -> MetadataServerResponse:
         return MetadataServerResponse.model_validate(self._decode(await self._get("/v2")))
@@ -163,7 +185,10 @@ class AsyncClient(_BaseClient):
         return MetadataModelResponse.model_validate(self._decode(response))
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._pool is not None:
+            await self._pool.aclose()
+        if self._http is not None:
+            await self._http.aclose()
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -193,7 +218,7 @@ class Client(_BaseClient):
         url = self._infer_path(model_name, model_version)
         with _map_httpx_errors(self.url):
             response = self._http.post(url, content=body, headers=merged)
-        return self._decode(response)
+        return self._decode(_from_httpx(response))
 
     def infer(
         self, model_name: str, request: Request, *, model_version: Optional[str] = None,
@@ -217,10 +242,11 @@ class Client(_BaseClient):
         return self._get(self._model_path(model_name, model_version) + "/ready").status_code == 200
 
     def metadata(self) -> MetadataServerResponse:
-        return MetadataServerResponse.model_validate(self._decode(self._get("/v2")))
+        return MetadataServerResponse.model_validate(self._decode(_from_httpx(self._get("/v2"))))
 
     def model_metadata(self, model_name: str, model_version: Optional[str] = None) -> MetadataModelResponse:
-        return MetadataModelResponse.model_validate(self._decode(self._get(self._model_path(model_name, model_version))))
+        response = self._get(self._model_path(model_name, model_version))
+        return MetadataModelResponse.model_validate(self._decode(_from_httpx(response)))
 
     def close(self) -> None:
         self._http.close()

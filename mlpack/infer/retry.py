@@ -75,7 +75,7 @@ class Endpoints(Generic[T]):
     def failed(self, target: T) -> None:
         slot = self._slot(target)
         slot.failures += 1
-        slot.avoid_until = time.monotonic() + min(30.0, 0.5 * 2 ** (slot.failures - 1))
+        slot.avoid_until = time.monotonic() + min(30.0, 0.5 * 2 ** min(slot.failures - 1, 6))
 
     def succeeded(self, target: T) -> None:
         slot = self._slot(target)
