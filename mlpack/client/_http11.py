@@ -90,7 +90,9 @@ class _Connection(asyncio.Protocol):
 class ConnectionPool:
     """Keep-alive connections to one ``http(s)://host:port``; at most ``max_connections`` open."""
 
-    def __init__(self, url: str, *, timeout: float, max_connections: int = 100, verify: bool = True) -> None:
+    def __init__(
+        self, url: str, *, timeout: float, max_connections: int = 100, verify: bool = True
+    ) -> None:
         parts = urlsplit(url)
         self.host = parts.hostname or "localhost"
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -110,7 +112,9 @@ class ConnectionPool:
         loop = asyncio.get_running_loop()
         try:
             _, connection = await asyncio.wait_for(
-                loop.create_connection(_Connection, self.host, self.port, ssl=self.ssl), self.timeout)
+                loop.create_connection(_Connection, self.host, self.port, ssl=self.ssl),
+                self.timeout,
+            )
         except asyncio.TimeoutError:
             raise Timeout(f"{self._label}: connect timed out") from None
         except OSError as error:
@@ -118,12 +122,17 @@ class ConnectionPool:
         return connection
 
     def _encode(self, method: str, path: str, headers: dict[str, str], body: bytes) -> bytes:
-        lines = [f"{method} {path} HTTP/1.1".encode(), b"Host: " + self.host_header,
-                 b"Content-Length: " + str(len(body)).encode()]
+        lines = [
+            f"{method} {path} HTTP/1.1".encode(),
+            b"Host: " + self.host_header,
+            b"Content-Length: " + str(len(body)).encode(),
+        ]
         lines.extend(f"{name}: {value}".encode("latin-1") for name, value in headers.items())
         return b"\r\n".join(lines) + b"\r\n\r\n" + body
 
-    async def request(self, method: str, path: str, headers: dict[str, str], body: bytes = b"") -> Response:
+    async def request(
+        self, method: str, path: str, headers: dict[str, str], body: bytes = b""
+    ) -> Response:
         """Send one request; returns (status, lower-cased headers, body)."""
         data = self._encode(method, path, headers, body)
         async with self._slots:

@@ -51,7 +51,10 @@ def encode_binary_request(request: dict[str, Any]) -> tuple[bytes, int]:
     header["parameters"] = {**(request.get("parameters") or {}), "binary_data_output": True}
     if request.get("outputs"):
         header["outputs"] = [
-            {**output, "parameters": {**(output.get("parameters") or {}), "binary_data_output": True}}
+            {
+                **output,
+                "parameters": {**(output.get("parameters") or {}), "binary_data_output": True},
+            }
             for output in request["outputs"]
         ]
     json_header = orjson.dumps(header)
@@ -67,7 +70,7 @@ def _decode_raw(name: str, datatype: Datatype, raw: bytes) -> list[Any]:
                 raise InvalidRequest(f"output '{name}': truncated BYTES length prefix")
             (size,) = _LENGTH.unpack_from(raw, offset)
             offset += 4
-            chunk = raw[offset:offset + size]
+            chunk = raw[offset : offset + size]
             if len(chunk) != size:
                 raise InvalidRequest(f"output '{name}': truncated BYTES element")
             offset += size
@@ -78,7 +81,9 @@ def _decode_raw(name: str, datatype: Datatype, raw: bytes) -> list[Any]:
         return values
     dtype = DATATYPE_TO_DTYPE[datatype].newbyteorder("<")
     if len(raw) % dtype.itemsize:
-        raise InvalidRequest(f"output '{name}': {len(raw)} bytes is not a whole number of {datatype.value}")
+        raise InvalidRequest(
+            f"output '{name}': {len(raw)} bytes is not a whole number of {datatype.value}"
+        )
     result: list[Any] = np.frombuffer(raw, dtype=dtype).tolist()
     return result
 
@@ -87,7 +92,8 @@ def decode_binary_response(body: bytes, header_length: int) -> dict[str, Any]:
     """A binary-extension response body → the same dict a JSON response would give."""
     if header_length > len(body):
         raise InvalidRequest(
-            f"{HEADER_LENGTH} is {header_length} but the body has only {len(body)} bytes")
+            f"{HEADER_LENGTH} is {header_length} but the body has only {len(body)} bytes"
+        )
     response: dict[str, Any] = orjson.loads(body[:header_length])
     offset = header_length
     for output in response.get("outputs", []):
@@ -95,7 +101,7 @@ def decode_binary_response(body: bytes, header_length: int) -> dict[str, Any]:
         size = parameters.pop("binary_data_size", None)
         if size is None:
             continue
-        raw = body[offset:offset + size]
+        raw = body[offset : offset + size]
         if len(raw) != size:
             raise InvalidRequest(f"output '{output.get('name')}': binary data is truncated")
         offset += size

@@ -1,10 +1,10 @@
 """Errors raised by the V2 clients.
 
-    MLPackError
-    └── ClientError                   anything that went wrong talking to a server
-        ├── TransportError            no answer: connection refused or reset, TLS, protocol
-        │   └── Timeout               no answer in time
-        └── ServerError               the server answered with an error status
+MLPackError
+└── ClientError                   anything that went wrong talking to a server
+    ├── TransportError            no answer: connection refused or reset, TLS, protocol
+    │   └── Timeout               no answer in time
+    └── ServerError               the server answered with an error status
 """
 
 from __future__ import annotations

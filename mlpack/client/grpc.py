@@ -16,7 +16,12 @@ import numpy as np
 from ..proto import convert
 from ..proto import inference_pb2 as pb
 from ..proto.inference_pb2_grpc import GRPCInferenceServiceStub
-from ..types import InferenceRequest, InferenceResponse, MetadataModelResponse, MetadataServerResponse
+from ..types import (
+    InferenceRequest,
+    InferenceResponse,
+    MetadataModelResponse,
+    MetadataServerResponse,
+)
 from .errors import ServerError, Timeout, TransportError
 
 Request = Union[InferenceRequest, Mapping[str, Any]]
@@ -77,8 +82,11 @@ def response_to_dict(response: InferenceResponse) -> dict[str, Any]:
             payload["parameters"] = parameters
     outputs = []
     for output in response.outputs:
-        item: dict[str, Any] = {"name": output.name, "shape": list(output.shape),
-                                "datatype": getattr(output.datatype, "value", output.datatype)}
+        item: dict[str, Any] = {
+            "name": output.name,
+            "shape": list(output.shape),
+            "datatype": getattr(output.datatype, "value", output.datatype),
+        }
         if output.parameters is not None:
             parameters = output.parameters.model_dump(exclude_none=True)
             if parameters:
@@ -100,32 +108,59 @@ class AsyncGrpcClient:
         binary: accepted for symmetry with REST; tensors always travel raw.
     """
 
-    def __init__(self, url: str, *, timeout: float = 60.0, headers: Optional[Mapping[str, str]] = None,
-                 use_ssl: bool = False, binary: bool = True) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 60.0,
+        headers: Optional[Mapping[str, str]] = None,
+        use_ssl: bool = False,
+        binary: bool = True,
+    ) -> None:
         self.target = _target(url)
         self.timeout = timeout
         self._metadata = tuple((k.lower(), v) for k, v in (headers or {}).items())
         options = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
         if use_ssl:
-            self._channel = grpc.aio.secure_channel(self.target, grpc.ssl_channel_credentials(), options)
+            self._channel = grpc.aio.secure_channel(
+                self.target, grpc.ssl_channel_credentials(), options
+            )
         else:
             self._channel = grpc.aio.insecure_channel(self.target, options)
         self._stub = GRPCInferenceServiceStub(self._channel)  # type: ignore[no-untyped-call]
 
-    async def infer(self, model_name: str, request: Request, *, model_version: Optional[str] = None,
-                    headers: Optional[Mapping[str, str]] = None) -> InferenceResponse:
+    async def infer(
+        self,
+        model_name: str,
+        request: Request,
+        *,
+        model_version: Optional[str] = None,
+        headers: Optional[Mapping[str, str]] = None,
+    ) -> InferenceResponse:
         """Send one inference request; return an ``InferenceResponse`` (data as flat arrays)."""
-        typed = request if isinstance(request, InferenceRequest) else InferenceRequest.model_validate(request)
+        typed = (
+            request
+            if isinstance(request, InferenceRequest)
+            else InferenceRequest.model_validate(request)
+        )
         message = convert.model_infer_request_from_types(typed, model_name, model_version, raw=True)
         metadata = self._metadata + tuple((k.lower(), v) for k, v in (headers or {}).items())
         async with _map_grpc_errors(self.target):
             reply = await self._stub.ModelInfer(message, timeout=self.timeout, metadata=metadata)
         return convert.model_infer_response_to_types(reply)
 
-    async def infer_json(self, model_name: str, request: Request, *, model_version: Optional[str] = None,
-                         headers: Optional[Mapping[str, str]] = None) -> dict[str, Any]:
+    async def infer_json(
+        self,
+        model_name: str,
+        request: Request,
+        *,
+        model_version: Optional[str] = None,
+        headers: Optional[Mapping[str, str]] = None,
+    ) -> dict[str, Any]:
         """Send one inference request; return the response as its REST JSON dict."""
-        response = await self.infer(model_name, request, model_version=model_version, headers=headers)
+        response = await self.infer(
+            model_name, request, model_version=model_version, headers=headers
+        )
         return response_to_dict(response)
 
     async def live(self) -> bool:
@@ -141,19 +176,26 @@ class AsyncGrpcClient:
     async def model_ready(self, model_name: str, model_version: Optional[str] = None) -> bool:
         async with _map_grpc_errors(self.target):
             reply = await self._stub.ModelReady(
-                pb.ModelReadyRequest(name=model_name, version=model_version or ""), timeout=self.timeout)
+                pb.ModelReadyRequest(name=model_name, version=model_version or ""),
+                timeout=self.timeout,
+            )
         return bool(reply.ready)
 
     async def metadata(self) -> MetadataServerResponse:
         async with _map_grpc_errors(self.target):
-            reply = await self._stub.ServerMetadata(pb.ServerMetadataRequest(), timeout=self.timeout)
+            reply = await self._stub.ServerMetadata(
+                pb.ServerMetadataRequest(), timeout=self.timeout
+            )
         return convert.server_metadata_from_pb(reply)
 
-    async def model_metadata(self, model_name: str, model_version: Optional[str] = None
-                             ) -> MetadataModelResponse:
+    async def model_metadata(
+        self, model_name: str, model_version: Optional[str] = None
+    ) -> MetadataModelResponse:
         async with _map_grpc_errors(self.target):
             reply = await self._stub.ModelMetadata(
-                pb.ModelMetadataRequest(name=model_name, version=model_version or ""), timeout=self.timeout)
+                pb.ModelMetadataRequest(name=model_name, version=model_version or ""),
+                timeout=self.timeout,
+            )
         return convert.model_metadata_from_pb(reply)
 
     async def aclose(self) -> None:

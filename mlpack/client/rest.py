@@ -14,10 +14,15 @@ from urllib.parse import quote
 import httpx
 import orjson
 
-from ..types import InferenceRequest, InferenceResponse, MetadataModelResponse, MetadataServerResponse
-from .binary import HEADER_LENGTH, decode_binary_response, encode_binary_request
 from ..errors import MLPackError
+from ..types import (
+    InferenceRequest,
+    InferenceResponse,
+    MetadataModelResponse,
+    MetadataServerResponse,
+)
 from ._http11 import ConnectionPool
+from .binary import HEADER_LENGTH, decode_binary_response, encode_binary_request
 from .errors import ServerError, Timeout, TransportError, parse_retry_after
 
 Request = Union[InferenceRequest, Mapping[str, Any]]
@@ -45,7 +50,11 @@ def _map_httpx_errors(url: str) -> Iterator[None]:
 
 class _BaseClient:
     def __init__(
-        self, url: str, *, binary: bool = False, headers: Optional[Mapping[str, str]] = None,
+        self,
+        url: str,
+        *,
+        binary: bool = False,
+        headers: Optional[Mapping[str, str]] = None,
         use_ssl: bool = False,
     ) -> None:
         self.url = normalise_url(url, use_ssl)
@@ -61,8 +70,9 @@ class _BaseClient:
     def _model_path(self, model_name: str, model_version: Optional[str]) -> str:
         return self._infer_path(model_name, model_version)[: -len("/infer")]
 
-    def _encode(self, request: Request, headers: Optional[Mapping[str, str]]
-                ) -> tuple[bytes, dict[str, str]]:
+    def _encode(
+        self, request: Request, headers: Optional[Mapping[str, str]]
+    ) -> tuple[bytes, dict[str, str]]:
         payload = request.dict() if isinstance(request, InferenceRequest) else dict(request)
         merged = {**self.headers, **(headers or {})}
         if self.binary:
@@ -125,29 +135,42 @@ class AsyncClient(_BaseClient):
     """
 
     def __init__(
-        self, url: str, *, timeout: float = DEFAULT_TIMEOUT, headers: Optional[Mapping[str, str]] = None,
-        binary: bool = False, use_ssl: bool = False, verify: bool = True, max_connections: int = 100,
+        self,
+        url: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        headers: Optional[Mapping[str, str]] = None,
+        binary: bool = False,
+        use_ssl: bool = False,
+        verify: bool = True,
+        max_connections: int = 100,
         transport: Optional[httpx.AsyncBaseTransport] = None,
     ) -> None:
         super().__init__(url, binary=binary, headers=headers, use_ssl=use_ssl)
         self._pool: Optional[ConnectionPool] = None
         self._http: Optional[httpx.AsyncClient] = None
         if transport is None:
-            self._pool = ConnectionPool(self.url, timeout=timeout, max_connections=max_connections,
-                                        verify=verify)
+            self._pool = ConnectionPool(
+                self.url, timeout=timeout, max_connections=max_connections, verify=verify
+            )
         else:
             self._http = httpx.AsyncClient(timeout=timeout, verify=verify, transport=transport)
 
-    async def _request(self, method: str, url: str, headers: dict[str, str], body: bytes = b""
-                       ) -> _Response:
+    async def _request(
+        self, method: str, url: str, headers: dict[str, str], body: bytes = b""
+    ) -> _Response:
         if self._pool is not None:
-            return await self._pool.request(method, url[len(self.url):], headers, body)
+            return await self._pool.request(method, url[len(self.url) :], headers, body)
         assert self._http is not None
         with _map_httpx_errors(self.url):
             return _from_httpx(await self._http.request(method, url, content=body, headers=headers))
 
     async def infer_json(
-        self, model_name: str, request: Request, *, model_version: Optional[str] = None,
+        self,
+        model_name: str,
+        request: Request,
+        *,
+        model_version: Optional[str] = None,
         headers: Optional[Mapping[str, str]] = None,
     ) -> dict[str, Any]:
         """Send one inference request; return the response as a dict (binary data decoded)."""
@@ -156,16 +179,23 @@ class AsyncClient(_BaseClient):
         return self._decode(await self._request("POST", url, merged, body))
 
     async def infer(
-        self, model_name: str, request: Request, *, model_version: Optional[str] = None,
+        self,
+        model_name: str,
+        request: Request,
+        *,
+        model_version: Optional[str] = None,
         headers: Optional[Mapping[str, str]] = None,
     ) -> InferenceResponse:
         """Send one inference request; return an ``InferenceResponse``."""
-        payload = await self.infer_json(model_name, request, model_version=model_version, headers=headers)
+        payload = await self.infer_json(
+            model_name, request, model_version=model_version, headers=headers
+        )
         return InferenceResponse.model_validate(payload)
 
     async def _get(self, path: str) -> _Response:
-        return await self._request("GET", self.url + path if path.startswith("/") else path,
-                                   dict(self.headers))
+        return await self._request(
+            "GET", self.url + path if path.startswith("/") else path, dict(self.headers)
+        )
 
     async def live(self) -> bool:
         return (await self._get("/v2/health/live"))[0] == 200
@@ -179,8 +209,9 @@ class AsyncClient(_BaseClient):
     async def metadata(self) -> MetadataServerResponse:
         return MetadataServerResponse.model_validate(self._decode(await self._get("/v2")))
 
-    async def model_metadata(self, model_name: str, model_version: Optional[str] = None
-                             ) -> MetadataModelResponse:
+    async def model_metadata(
+        self, model_name: str, model_version: Optional[str] = None
+    ) -> MetadataModelResponse:
         response = await self._get(self._model_path(model_name, model_version))
         return MetadataModelResponse.model_validate(self._decode(response))
 
@@ -201,16 +232,31 @@ class Client(_BaseClient):
     """A blocking V2 REST client with a keep-alive connection pool (parameters as ``AsyncClient``)."""
 
     def __init__(
-        self, url: str, *, timeout: float = DEFAULT_TIMEOUT, headers: Optional[Mapping[str, str]] = None,
-        binary: bool = False, use_ssl: bool = False, verify: bool = True, max_connections: int = 10,
+        self,
+        url: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        headers: Optional[Mapping[str, str]] = None,
+        binary: bool = False,
+        use_ssl: bool = False,
+        verify: bool = True,
+        max_connections: int = 10,
         transport: Optional[httpx.BaseTransport] = None,
     ) -> None:
         super().__init__(url, binary=binary, headers=headers, use_ssl=use_ssl)
-        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-        self._http = httpx.Client(timeout=timeout, verify=verify, limits=limits, transport=transport)
+        limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
+        self._http = httpx.Client(
+            timeout=timeout, verify=verify, limits=limits, transport=transport
+        )
 
     def infer_json(
-        self, model_name: str, request: Request, *, model_version: Optional[str] = None,
+        self,
+        model_name: str,
+        request: Request,
+        *,
+        model_version: Optional[str] = None,
         headers: Optional[Mapping[str, str]] = None,
     ) -> dict[str, Any]:
         """Send one inference request; return the response as a dict (binary data decoded)."""
@@ -221,7 +267,11 @@ class Client(_BaseClient):
         return self._decode(_from_httpx(response))
 
     def infer(
-        self, model_name: str, request: Request, *, model_version: Optional[str] = None,
+        self,
+        model_name: str,
+        request: Request,
+        *,
+        model_version: Optional[str] = None,
         headers: Optional[Mapping[str, str]] = None,
     ) -> InferenceResponse:
         """Send one inference request; return an ``InferenceResponse``."""
@@ -230,7 +280,9 @@ class Client(_BaseClient):
 
     def _get(self, path: str) -> httpx.Response:
         with _map_httpx_errors(self.url):
-            return self._http.get(self.url + path if path.startswith("/") else path, headers=self.headers)
+            return self._http.get(
+                self.url + path if path.startswith("/") else path, headers=self.headers
+            )
 
     def live(self) -> bool:
         return self._get("/v2/health/live").status_code == 200
@@ -244,7 +296,9 @@ class Client(_BaseClient):
     def metadata(self) -> MetadataServerResponse:
         return MetadataServerResponse.model_validate(self._decode(_from_httpx(self._get("/v2"))))
 
-    def model_metadata(self, model_name: str, model_version: Optional[str] = None) -> MetadataModelResponse:
+    def model_metadata(
+        self, model_name: str, model_version: Optional[str] = None
+    ) -> MetadataModelResponse:
         response = self._get(self._model_path(model_name, model_version))
         return MetadataModelResponse.model_validate(self._decode(_from_httpx(response)))
 

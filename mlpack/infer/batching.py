@@ -20,8 +20,15 @@ def merge_key(request: dict[str, Any]) -> Optional[Hashable]:
     rows = {tuple(t["shape"][:1]) for t in inputs}
     if len(rows) != 1 or not next(iter(rows)):
         return None  # scalars, or inputs that disagree on the number of rows
-    tensors = tuple((t["name"], t["datatype"], tuple(t["shape"][1:]),
-                     orjson.dumps(t.get("parameters"), option=orjson.OPT_SORT_KEYS)) for t in inputs)
+    tensors = tuple(
+        (
+            t["name"],
+            t["datatype"],
+            tuple(t["shape"][1:]),
+            orjson.dumps(t.get("parameters"), option=orjson.OPT_SORT_KEYS),
+        )
+        for t in inputs
+    )
     rest = {k: v for k, v in request.items() if k not in ("id", "inputs")}
     return tensors, orjson.dumps(rest, option=orjson.OPT_SORT_KEYS)
 
@@ -47,7 +54,9 @@ def merge(requests: Sequence[dict[str, Any]], request_id: str) -> dict[str, Any]
     return merged
 
 
-def split(response: dict[str, Any], rows: Sequence[int], ids: Sequence[str]) -> list[dict[str, Any]]:
+def split(
+    response: dict[str, Any], rows: Sequence[int], ids: Sequence[str]
+) -> list[dict[str, Any]]:
     """Cut a merged response into one response per request (``rows[i]`` rows each)."""
     total = sum(rows)
     parts: list[dict[str, Any]] = [
@@ -62,10 +71,14 @@ def split(response: dict[str, Any], rows: Sequence[int], ids: Sequence[str]) -> 
         data = output.get("data")
         flat = flatten(data) if isinstance(data, list) else [data]
         if len(flat) != total * per_row:
-            raise SplitError(f"output '{output.get('name')}' has {len(flat)} elements for shape {shape}")
+            raise SplitError(
+                f"output '{output.get('name')}' has {len(flat)} elements for shape {shape}"
+            )
         start = 0
-        for part, count in zip(parts, rows):
+        for part, count in zip(parts, rows, strict=True):
             end = start + count * per_row
-            part["outputs"].append({**output, "shape": [count, *shape[1:]], "data": flat[start:end]})
+            part["outputs"].append(
+                {**output, "shape": [count, *shape[1:]], "data": flat[start:end]}
+            )
             start = end
     return parts

@@ -31,14 +31,21 @@ class JobInterrupted(MLPackError):
     status = 130
 
     def __init__(self, stats: JobStats, output: Path) -> None:
-        super().__init__(f"interrupted after {stats.skipped + stats.done} lines written to {output}")
+        super().__init__(
+            f"interrupted after {stats.skipped + stats.done} lines written to {output}"
+        )
         self.stats = stats
 
 
 class InferClient(Protocol):
-    async def infer_json(self, model_name: str, request: dict[str, Any], *,
-                         model_version: Optional[str] = None,
-                         headers: Optional[dict[str, str]] = None) -> dict[str, Any]: ...
+    async def infer_json(
+        self,
+        model_name: str,
+        request: dict[str, Any],
+        *,
+        model_version: Optional[str] = None,
+        headers: Optional[dict[str, str]] = None,
+    ) -> dict[str, Any]: ...
 
     async def aclose(self) -> None: ...
 
@@ -72,21 +79,33 @@ def make_client(url: str, options: InferOptions) -> InferClient:
     if options.transport == "grpc":
         from ..client.grpc import AsyncGrpcClient
 
-        return AsyncGrpcClient(url, timeout=options.timeout, headers=options.headers,
-                               use_ssl=options.use_ssl, binary=options.binary)
+        return AsyncGrpcClient(
+            url,
+            timeout=options.timeout,
+            headers=options.headers,
+            use_ssl=options.use_ssl,
+            binary=options.binary,
+        )
     from ..client.rest import AsyncClient
 
-    return AsyncClient(url, timeout=options.timeout, headers=options.headers, binary=options.binary,
-                       use_ssl=options.use_ssl, verify=not options.insecure,
-                       max_connections=max(1, options.workers))
+    return AsyncClient(
+        url,
+        timeout=options.timeout,
+        headers=options.headers,
+        binary=options.binary,
+        use_ssl=options.use_ssl,
+        verify=not options.insecure,
+        max_connections=max(1, options.workers),
+    )
 
 
 def _record(payload: dict[str, Any]) -> bytes:
     return orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n"
 
 
-def _error_record(index: int, request_id: Optional[str], reason: str,
-                  status: Optional[int] = None) -> bytes:
+def _error_record(
+    index: int, request_id: Optional[str], reason: str, status: Optional[int] = None
+) -> bytes:
     payload: dict[str, Any] = {"id": request_id, "line": index + 1, "error": reason}
     if status is not None:
         payload["status"] = status
@@ -97,8 +116,13 @@ Result = tuple[int, bytes, Optional[bytes]]
 
 
 class _Job:
-    def __init__(self, options: InferOptions, writer: OrderedWriter, clients: list[InferClient],
-                 stats: JobStats) -> None:
+    def __init__(
+        self,
+        options: InferOptions,
+        writer: OrderedWriter,
+        clients: list[InferClient],
+        stats: JobStats,
+    ) -> None:
         self.options = options
         self.writer = writer
         self.endpoints: Endpoints[InferClient] = Endpoints(clients)
@@ -132,7 +156,9 @@ class _Job:
                 line = parse_line(index, raw)
             except InvalidLine as invalid:
                 logger.debug("line %d: %s", index + 1, invalid.reason)
-                record = _error_record(index, invalid.request_id, f"invalid request: {invalid.reason}")
+                record = _error_record(
+                    index, invalid.request_id, f"invalid request: {invalid.reason}"
+                )
                 self._deliver([(index, record, record)])
                 continue
             line_key = merge_key(line.request) if self.batch_size > 1 else None
@@ -165,13 +191,18 @@ class _Job:
             merged = merge([line.request for line in batch], f"batch-{batch[0].index + 1}")
             try:
                 response = await self._send(merged, merged=True)
-                parts = split(response, [rows_of(line.request) for line in batch],
-                              [line.id for line in batch])
-                return [(line.index, _record(part), None) for line, part in zip(batch, parts)]
+                parts = split(
+                    response, [rows_of(line.request) for line in batch], [line.id for line in batch]
+                )
+                return [
+                    (line.index, _record(part), None)
+                    for line, part in zip(batch, parts, strict=True)
+                ]
             except (ClientError, SplitError) as error:
                 # One bad row must not fail its neighbours: send each line on its own.
-                logger.debug("batch at line %d fell back to single requests: %s",
-                             batch[0].index + 1, error)
+                logger.debug(
+                    "batch at line %d fell back to single requests: %s", batch[0].index + 1, error
+                )
         return [await self._single(line) for line in batch]
 
     async def _single(self, line: Line) -> Result:
@@ -192,31 +223,40 @@ class _Job:
         while True:
             client = self.endpoints.pick()
             try:
-                response = await client.infer_json(options.model_name, request,
-                                                   model_version=options.model_version)
+                response = await client.infer_json(
+                    options.model_name, request, model_version=options.model_version
+                )
             except ClientError as error:
                 server_trouble = blames_server(error)
                 if server_trouble:
                     self.endpoints.failed(client)
                 # A merged batch is retried only for server trouble; other errors split it.
-                if not error.retryable or attempt >= self.policy.retries or (merged and not server_trouble):
+                if (
+                    not error.retryable
+                    or attempt >= self.policy.retries
+                    or (merged and not server_trouble)
+                ):
                     raise
                 attempt += 1
                 self.stats.retries += 1
                 delay = self.policy.delay(attempt, error.retry_after)
-                logger.debug("retry %d of %s in %.2fs: %s", attempt, request.get("id"), delay, error.message)
+                logger.debug(
+                    "retry %d of %s in %.2fs: %s", attempt, request.get("id"), delay, error.message
+                )
                 await asyncio.sleep(delay)
             else:
                 self.endpoints.succeeded(client)
                 return response
 
 
-async def run_job(options: InferOptions, reporter: Optional[Reporter] = None,
-                  tick: float = 0.25) -> JobStats:
+async def run_job(
+    options: InferOptions, reporter: Optional[Reporter] = None, tick: float = 0.25
+) -> JobStats:
     """Run a job to the end; raises ``JobInterrupted`` if cancelled (after saving progress)."""
     reporter = reporter or NullReporter()
-    writer = OrderedWriter(options.output_path, options.input_path, resume=options.resume,
-                           overwrite=options.overwrite)
+    writer = OrderedWriter(
+        options.output_path, options.input_path, resume=options.resume, overwrite=options.overwrite
+    )
     stats = JobStats(skipped=writer.start)
     clients = [make_client(url, options) for url in options.urls]
     job = _Job(options, writer, clients, stats)
@@ -231,8 +271,9 @@ async def run_job(options: InferOptions, reporter: Optional[Reporter] = None,
             await asyncio.sleep(tick)
 
     side_tasks = [asyncio.create_task(count()), asyncio.create_task(report())]
-    tasks = [asyncio.create_task(job.produce())] + [asyncio.create_task(job.work())
-                                                      for _ in range(job.workers)]
+    tasks = [asyncio.create_task(job.produce())] + [
+        asyncio.create_task(job.work()) for _ in range(job.workers)
+    ]
     try:
         await asyncio.gather(*tasks)
         complete = True

@@ -46,7 +46,9 @@ class Checkpoint:
         except FileNotFoundError:
             return None
         except (ValueError, TypeError) as error:
-            raise OutputError(f"checkpoint {path} is unreadable ({error}); delete it to start again") from None
+            raise OutputError(
+                f"checkpoint {path} is unreadable ({error}); delete it to start again"
+            ) from None
 
     def write(self, path: Path) -> None:
         tmp = path.with_name(path.name + ".tmp")
@@ -112,8 +114,15 @@ class OrderedWriter:
         checkpoint_interval: seconds between fsync + checkpoint writes.
     """
 
-    def __init__(self, output: Path, input_path: Path, *, resume: bool = False, overwrite: bool = False,
-                 checkpoint_interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        output: Path,
+        input_path: Path,
+        *,
+        resume: bool = False,
+        overwrite: bool = False,
+        checkpoint_interval: float = 1.0,
+    ) -> None:
         self.output = output
         self.errors_path, self.checkpoint_path = sidecar_paths(output)
         self.checkpoint_interval = checkpoint_interval
@@ -128,10 +137,16 @@ class OrderedWriter:
     def _prepare(self, input_path: str, resume: bool, overwrite: bool) -> Checkpoint:
         previous = Checkpoint.read(self.checkpoint_path)
         if not resume:
-            if previous is not None and not previous.complete and not overwrite and self.output.exists():
+            if (
+                previous is not None
+                and not previous.complete
+                and not overwrite
+                and self.output.exists()
+            ):
                 raise OutputError(
                     f"{self.output} holds an unfinished job ({previous.lines} lines written); "
-                    "pass --resume to continue it or --overwrite to start again")
+                    "pass --resume to continue it or --overwrite to start again"
+                )
             self.output.parent.mkdir(parents=True, exist_ok=True)
             self.output.write_bytes(b"")
             self.errors_path.write_bytes(b"")
@@ -139,7 +154,9 @@ class OrderedWriter:
             checkpoint.write(self.checkpoint_path)
             return checkpoint
         if previous is not None and previous.input != input_path:
-            raise OutputError(f"{self.output} was written for input {previous.input}, not {input_path}")
+            raise OutputError(
+                f"{self.output} was written for input {previous.input}, not {input_path}"
+            )
         if not self.output.exists():
             self.output.parent.mkdir(parents=True, exist_ok=True)
             self.output.write_bytes(b"")
@@ -149,7 +166,9 @@ class OrderedWriter:
         with open(self.output, "r+b") as file:
             file.truncate(size)
         errors_bytes = _keep_errors_up_to(self.errors_path, lines)
-        checkpoint = Checkpoint(input=input_path, lines=lines, output_bytes=size, errors_bytes=errors_bytes)
+        checkpoint = Checkpoint(
+            input=input_path, lines=lines, output_bytes=size, errors_bytes=errors_bytes
+        )
         checkpoint.write(self.checkpoint_path)
         return checkpoint
 

@@ -34,8 +34,10 @@ class JobStats:
 
     def summary(self) -> str:
         resumed = f", {self.skipped} from before" if self.skipped else ""
-        return (f"{self.ok} ok, {self.failed} failed, {self.retries} retries{resumed}; "
-                f"{self.rate:,.0f} rows/s over {self.elapsed:.1f}s")
+        return (
+            f"{self.ok} ok, {self.failed} failed, {self.retries} retries{resumed}; "
+            f"{self.rate:,.0f} rows/s over {self.elapsed:.1f}s"
+        )
 
 
 class Reporter(Protocol):
@@ -58,8 +60,12 @@ class LogReporter:
         self._last = now
         done = stats.skipped + stats.done
         of = f"/{stats.total}" if stats.total is not None else ""
-        print(f"infer: {done}{of} lines, {stats.failed} failed, {stats.retries} retries, "
-              f"{stats.rate:,.0f} rows/s", file=self.stream, flush=True)
+        print(
+            f"infer: {done}{of} lines, {stats.failed} failed, {stats.retries} retries, "
+            f"{stats.rate:,.0f} rows/s",
+            file=self.stream,
+            flush=True,
+        )
 
     def close(self, stats: JobStats) -> None:
         pass
@@ -69,21 +75,39 @@ class RichReporter:
     """A live progress bar with rows/s, ETA and the error count."""
 
     def __init__(self) -> None:
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn,
-                                   TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self._progress = Progress(
-            TextColumn("[bold]infer"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
-            TextColumn("{task.fields[rate]} rows/s"), TextColumn("[red]{task.fields[failed]} failed"),
-            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            TextColumn("[bold]infer"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[rate]} rows/s"),
+            TextColumn("[red]{task.fields[failed]} failed"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
             transient=False,
         )
         self._task: Any = self._progress.add_task("infer", total=None, rate="0", failed=0)
         self._progress.start()
 
     def tick(self, stats: JobStats) -> None:
-        self._progress.update(self._task, total=stats.total, completed=stats.skipped + stats.done,
-                              rate=f"{stats.rate:,.0f}", failed=stats.failed)
+        self._progress.update(
+            self._task,
+            total=stats.total,
+            completed=stats.skipped + stats.done,
+            rate=f"{stats.rate:,.0f}",
+            failed=stats.failed,
+        )
 
     def close(self, stats: JobStats) -> None:
         self.tick(stats)

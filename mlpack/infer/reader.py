@@ -61,8 +61,10 @@ def parse_line(index: int, raw: bytes) -> Line:
     except orjson.JSONDecodeError as error:
         raise InvalidLine(f"not valid JSON: {error}", generated) from None
     if not isinstance(request, dict):
-        raise InvalidLine(f"expected a JSON object (an inference request), got {type(request).__name__}",
-                          generated)
+        raise InvalidLine(
+            f"expected a JSON object (an inference request), got {type(request).__name__}",
+            generated,
+        )
     given = request.get("id")
     request_id = str(given) if given not in (None, "") else generated
     request["id"] = request_id
@@ -73,7 +75,9 @@ def parse_line(index: int, raw: bytes) -> Line:
         problem = _tensor_problem(tensor)
         if problem:
             name = tensor.get("name") if isinstance(tensor, dict) else None
-            raise InvalidLine(f"inputs[{position}]{f' ({name!r})' if name else ''}: {problem}", request_id)
+            raise InvalidLine(
+                f"inputs[{position}]{f' ({name!r})' if name else ''}: {problem}", request_id
+            )
     return Line(index, request, request_id)
 
 
@@ -83,8 +87,9 @@ def _tensor_problem(tensor: Any) -> Optional[str]:
     if not isinstance(tensor.get("name"), str):
         return "'name' must be a string"
     shape = tensor.get("shape")
-    if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
-                                               for d in shape):
+    if not isinstance(shape, list) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+    ):
         return "'shape' must be a list of non-negative integers"
     if tensor.get("datatype") not in _DATATYPES:
         return f"'datatype' must be one of {', '.join(sorted(_DATATYPES))}"

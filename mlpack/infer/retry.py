@@ -32,7 +32,9 @@ def blames_server(error: ClientError) -> bool:
     """True if the error says the server, not the request, is in trouble."""
     if isinstance(error, TransportError):
         return True
-    return isinstance(error, ServerError) and (error.status in UNAVAILABLE_STATUSES or error.status == 429)
+    return isinstance(error, ServerError) and (
+        error.status in UNAVAILABLE_STATUSES or error.status == 429
+    )
 
 
 @dataclass

@@ -53,10 +53,17 @@ def _command(urls: list[str], model: str, inp: Path, out: Path, *args: str) -> l
     return command + list(args)
 
 
-def run_infer(urls: list[str], model: str, inp: Path, out: Path, *args: str,
-              timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(_command(urls, model, inp, out, *args), env=_env(), capture_output=True,
-                          text=True, timeout=timeout, start_new_session=True)
+def run_infer(
+    urls: list[str], model: str, inp: Path, out: Path, *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        _command(urls, model, inp, out, *args),
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        start_new_session=True,
+    )
 
 
 def _address(server: RunningServer) -> str:
@@ -66,8 +73,21 @@ def _address(server: RunningServer) -> str:
 def write_requests(path: Path, rows: list[list[float]], model_rows: int = 1) -> Path:
     with open(path, "w") as file:
         for row in rows:
-            file.write(json.dumps({"inputs": [{"name": "x", "shape": [model_rows, len(row)],
-                                               "datatype": "FP64", "data": row * model_rows}]}) + "\n")
+            file.write(
+                json.dumps(
+                    {
+                        "inputs": [
+                            {
+                                "name": "x",
+                                "shape": [model_rows, len(row)],
+                                "datatype": "FP64",
+                                "data": row * model_rows,
+                            }
+                        ]
+                    }
+                )
+                + "\n"
+            )
     return path
 
 
@@ -79,7 +99,9 @@ def values(count: int) -> list[list[float]]:
     return [[float(i), (i * 7919) % 13 / 10, i / 3] for i in range(count)]
 
 
-def test_order_kept_under_concurrency_with_varying_latency(infer_server: RunningServer, tmp_path: Path) -> None:
+def test_order_kept_under_concurrency_with_varying_latency(
+    infer_server: RunningServer, tmp_path: Path
+) -> None:
     rows = values(300)
     inp = write_requests(tmp_path / "in.jsonl", rows)
     result = run_infer([_address(infer_server)], "jitter", inp, tmp_path / "out.jsonl", "-w", "16")
@@ -92,10 +114,22 @@ def test_order_kept_under_concurrency_with_varying_latency(infer_server: Running
     assert checkpoint["lines"] == 300 and checkpoint["complete"] is True
 
 
-def test_given_ids_kept_and_duplicates_do_not_overwrite(infer_server: RunningServer, tmp_path: Path) -> None:
+def test_given_ids_kept_and_duplicates_do_not_overwrite(
+    infer_server: RunningServer, tmp_path: Path
+) -> None:
     inp = tmp_path / "in.jsonl"
-    inp.write_text("".join(json.dumps({"id": "same", "inputs": [
-        {"name": "x", "shape": [1], "datatype": "INT64", "data": [i]}]}) + "\n" for i in range(20)))
+    inp.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "id": "same",
+                    "inputs": [{"name": "x", "shape": [1], "datatype": "INT64", "data": [i]}],
+                }
+            )
+            + "\n"
+            for i in range(20)
+        )
+    )
     result = run_infer([_address(infer_server)], "echo", inp, tmp_path / "out.jsonl", "-w", "8")
     assert result.returncode == 0, result.stderr
     out = read_jsonl(tmp_path / "out.jsonl")
@@ -103,28 +137,43 @@ def test_given_ids_kept_and_duplicates_do_not_overwrite(infer_server: RunningSer
 
 
 def test_micro_batching_gives_the_same_output(infer_server: RunningServer, tmp_path: Path) -> None:
-    features = [[5.1 + i % 7 * 0.3, 3.5 - i % 5 * 0.2, 1.4 + i % 11 * 0.4, 0.2 + i % 3 * 0.7] for i in range(150)]
+    features = [
+        [5.1 + i % 7 * 0.3, 3.5 - i % 5 * 0.2, 1.4 + i % 11 * 0.4, 0.2 + i % 3 * 0.7]
+        for i in range(150)
+    ]
     inp = write_requests(tmp_path / "in.jsonl", features)
     plain = run_infer([_address(infer_server)], "iris", inp, tmp_path / "plain.jsonl", "-w", "4")
-    batched = run_infer([_address(infer_server)], "iris", inp, tmp_path / "batched.jsonl", "-w", "4", "-s", "16")
+    batched = run_infer(
+        [_address(infer_server)], "iris", inp, tmp_path / "batched.jsonl", "-w", "4", "-s", "16"
+    )
     assert plain.returncode == 0 and batched.returncode == 0, plain.stderr + batched.stderr
     assert (tmp_path / "plain.jsonl").read_bytes() == (tmp_path / "batched.jsonl").read_bytes()
     assert len(read_jsonl(tmp_path / "batched.jsonl")) == 150
 
 
-def test_invalid_lines_and_failing_rows_become_error_records(infer_server: RunningServer, tmp_path: Path) -> None:
+def test_invalid_lines_and_failing_rows_become_error_records(
+    infer_server: RunningServer, tmp_path: Path
+) -> None:
     lines = []
     for i in range(60):
         value = -1.0 if i in (3, 40) else float(i)
-        lines.append(json.dumps({"inputs": [{"name": "x", "shape": [1, 1], "datatype": "FP64", "data": [value]}]}))
+        lines.append(
+            json.dumps(
+                {"inputs": [{"name": "x", "shape": [1, 1], "datatype": "FP64", "data": [value]}]}
+            )
+        )
     lines[10] = "{not json"
-    lines[20] = json.dumps({"inputs": [{"name": "x", "shape": [1], "datatype": "FLOAT99", "data": [1]}]})
+    lines[20] = json.dumps(
+        {"inputs": [{"name": "x", "shape": [1], "datatype": "FLOAT99", "data": [1]}]}
+    )
     lines[30] = ""
     inp = tmp_path / "in.jsonl"
     inp.write_text("\n".join(lines) + "\n")
     for batch in ("1", "8"):
         out = tmp_path / f"out{batch}.jsonl"
-        result = run_infer([_address(infer_server)], "picky", inp, out, "-w", "4", "-s", batch, "-r", "1")
+        result = run_infer(
+            [_address(infer_server)], "picky", inp, out, "-w", "4", "-s", batch, "-r", "1"
+        )
         assert result.returncode == 1, result.stderr
         records = read_jsonl(out)
         assert len(records) == 60
@@ -138,11 +187,23 @@ def test_invalid_lines_and_failing_rows_become_error_records(infer_server: Runni
         assert "55 ok, 5 failed" in result.stderr
 
 
-def test_overloaded_server_503_every_row_completes(infer_server: RunningServer, tmp_path: Path) -> None:
+def test_overloaded_server_503_every_row_completes(
+    infer_server: RunningServer, tmp_path: Path
+) -> None:
     rows = values(120)
     inp = write_requests(tmp_path / "in.jsonl", rows)
-    result = run_infer([_address(infer_server)], "flaky", inp, tmp_path / "out.jsonl",
-                       "-w", "4", "-r", "12", "--batch-interval", "0.01")
+    result = run_infer(
+        [_address(infer_server)],
+        "flaky",
+        inp,
+        tmp_path / "out.jsonl",
+        "-w",
+        "4",
+        "-r",
+        "12",
+        "--batch-interval",
+        "0.01",
+    )
     assert result.returncode == 0, result.stderr
     assert [o["outputs"][0]["data"] for o in read_jsonl(tmp_path / "out.jsonl")] == rows
     retries = int(result.stderr.split(" retries")[0].rsplit(" ", 1)[-1])
@@ -153,13 +214,23 @@ def test_two_urls_one_dead(infer_server: RunningServer, tmp_path: Path) -> None:
     (dead_port,) = free_ports(1)
     rows = values(100)
     inp = write_requests(tmp_path / "in.jsonl", rows)
-    result = run_infer([f"127.0.0.1:{dead_port}", _address(infer_server)], "echo", inp,
-                       tmp_path / "out.jsonl", "-w", "4", "-r", "3")
+    result = run_infer(
+        [f"127.0.0.1:{dead_port}", _address(infer_server)],
+        "echo",
+        inp,
+        tmp_path / "out.jsonl",
+        "-w",
+        "4",
+        "-r",
+        "3",
+    )
     assert result.returncode == 0, result.stderr
     assert [o["outputs"][0]["data"] for o in read_jsonl(tmp_path / "out.jsonl")] == rows
 
 
-def _wait_for_lines(path: Path, count: int, process: subprocess.Popen[str], timeout: float = 60) -> None:
+def _wait_for_lines(
+    path: Path, count: int, process: subprocess.Popen[str], timeout: float = 60
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if path.exists() and path.read_bytes().count(b"\n") >= count:
@@ -179,8 +250,13 @@ def test_stop_mid_job_then_resume_gives_exactly_the_full_output(
     reference = tmp_path / "reference.jsonl"
     assert run_infer([_address(infer_server)], "jitter", inp, reference, "-w", "8").returncode == 0
     out = tmp_path / "out.jsonl"
-    process = subprocess.Popen(_command([_address(infer_server)], "jitter", inp, out, "-w", "2"),
-                               env=_env(), stderr=subprocess.PIPE, text=True, start_new_session=True)
+    process = subprocess.Popen(
+        _command([_address(infer_server)], "jitter", inp, out, "-w", "2"),
+        env=_env(),
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         _wait_for_lines(out, 100, process)
         os.killpg(process.pid, sig)
@@ -209,8 +285,11 @@ def test_resume_cuts_a_partial_trailing_line(infer_server: RunningServer, tmp_pa
     reference = out.read_bytes()
     lines = reference.splitlines(keepends=True)
     out.write_bytes(b"".join(lines[:20]) + lines[20][:15])  # a crash mid-write, stale checkpoint
-    (tmp_path / "out.checkpoint.json").write_text(json.dumps(
-        {"input": str(inp.resolve()), "lines": 10, "output_bytes": len(b"".join(lines[:10]))}))
+    (tmp_path / "out.checkpoint.json").write_text(
+        json.dumps(
+            {"input": str(inp.resolve()), "lines": 10, "output_bytes": len(b"".join(lines[:10]))}
+        )
+    )
     resumed = run_infer([_address(infer_server)], "echo", inp, out, "--resume")
     assert resumed.returncode == 0, resumed.stderr
     assert out.read_bytes() == reference
@@ -225,8 +304,13 @@ def test_server_restarted_mid_job(infer_server: RunningServer, tmp_path: Path) -
     rows = values(400)
     inp = write_requests(tmp_path / "in.jsonl", rows)
     out = tmp_path / "out.jsonl"
-    process = subprocess.Popen(_command([_address(server)], "jitter", inp, out, "-w", "2", "-r", "30"),
-                               env=_env(), stderr=subprocess.PIPE, text=True, start_new_session=True)
+    process = subprocess.Popen(
+        _command([_address(server)], "jitter", inp, out, "-w", "2", "-r", "30"),
+        env=_env(),
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     restarted: RunningServer | None = None
     try:
         _wait_for_lines(out, 50, process)
@@ -250,7 +334,11 @@ def _start_on(folder: Path, log_dir: Path, previous: RunningServer) -> RunningSe
     import tests.helpers.server as helpers
 
     original = helpers.free_ports
-    helpers.free_ports = lambda count: [previous.http_port, previous.grpc_port, previous.metrics_port]  # type: ignore[assignment]
+    helpers.free_ports = lambda count: [
+        previous.http_port,
+        previous.grpc_port,
+        previous.metrics_port,
+    ]  # type: ignore[assignment]
     try:
         return start_server(folder, log_dir)
     finally:
@@ -275,12 +363,16 @@ def _grpc_serving(server: RunningServer) -> bool:
             return False
 
 
-def test_grpc_transport_gives_the_same_output_as_rest(infer_server: RunningServer, tmp_path: Path) -> None:
+def test_grpc_transport_gives_the_same_output_as_rest(
+    infer_server: RunningServer, tmp_path: Path
+) -> None:
     if not _grpc_serving(infer_server):
         pytest.skip("mlpack start has no gRPC transport yet (no ServerLive on its gRPC port)")
     rows = values(80)
     inp = write_requests(tmp_path / "in.jsonl", rows)
     rest = run_infer([_address(infer_server)], "echo", inp, tmp_path / "rest.jsonl", "-s", "8")
-    grpc_run = run_infer([infer_server.grpc_address], "echo", inp, tmp_path / "grpc.jsonl", "-s", "8", "-t", "grpc")
+    grpc_run = run_infer(
+        [infer_server.grpc_address], "echo", inp, tmp_path / "grpc.jsonl", "-s", "8", "-t", "grpc"
+    )
     assert rest.returncode == 0 and grpc_run.returncode == 0, rest.stderr + grpc_run.stderr
     assert (tmp_path / "rest.jsonl").read_bytes() == (tmp_path / "grpc.jsonl").read_bytes()

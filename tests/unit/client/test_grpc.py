@@ -17,16 +17,25 @@ from tests.conftest import free_ports
 
 
 class Echo(pb_grpc.GRPCInferenceServiceServicer):
-    async def ServerLive(self, request: pb.ServerLiveRequest, context: object) -> pb.ServerLiveResponse:
+    async def ServerLive(
+        self, request: pb.ServerLiveRequest, context: object
+    ) -> pb.ServerLiveResponse:
         return pb.ServerLiveResponse(live=True)
 
-    async def ModelInfer(self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext
-                         ) -> pb.ModelInferResponse:
+    async def ModelInfer(
+        self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ModelInferResponse:
         if request.model_name == "missing":
             await context.abort(grpc.StatusCode.NOT_FOUND, "model 'missing' not found")
         typed = convert.model_infer_request_to_types(request)
-        response = InferenceResponse(model_name=request.model_name, id=typed.id, outputs=[
-            ResponseOutput(name=i.name, shape=i.shape, datatype=i.datatype, data=i.data) for i in typed.inputs])
+        response = InferenceResponse(
+            model_name=request.model_name,
+            id=typed.id,
+            outputs=[
+                ResponseOutput(name=i.name, shape=i.shape, datatype=i.datatype, data=i.data)
+                for i in typed.inputs
+            ],
+        )
         return convert.types_to_model_infer_response(response)
 
 
@@ -44,15 +53,24 @@ async def address() -> AsyncIterator[str]:
 
 
 async def test_infer_json_matches_the_rest_shape(address: str) -> None:
-    request = {"id": "r1", "inputs": [
-        {"name": "x", "shape": [2, 2], "datatype": "FP64", "data": [[1.5, 2], [3, 4]]},
-        {"name": "s", "shape": [1], "datatype": "BYTES", "data": ["hé"]}]}
+    request = {
+        "id": "r1",
+        "inputs": [
+            {"name": "x", "shape": [2, 2], "datatype": "FP64", "data": [[1.5, 2], [3, 4]]},
+            {"name": "s", "shape": [1], "datatype": "BYTES", "data": ["hé"]},
+        ],
+    }
     async with AsyncGrpcClient(address, headers={"X-A": "1"}) as client:
         assert await client.live()
         response = await client.infer_json("echo", request)
-    assert response == {"model_name": "echo", "id": "r1", "outputs": [
-        {"name": "x", "shape": [2, 2], "datatype": "FP64", "data": [1.5, 2.0, 3.0, 4.0]},
-        {"name": "s", "shape": [1], "datatype": "BYTES", "data": ["hé"]}]}
+    assert response == {
+        "model_name": "echo",
+        "id": "r1",
+        "outputs": [
+            {"name": "x", "shape": [2, 2], "datatype": "FP64", "data": [1.5, 2.0, 3.0, 4.0]},
+            {"name": "s", "shape": [1], "datatype": "BYTES", "data": ["hé"]},
+        ],
+    }
 
 
 async def test_errors_map_to_client_errors(address: str) -> None:

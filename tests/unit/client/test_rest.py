@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import struct
-from typing import Any
 
 import httpx
 import numpy as np
@@ -22,7 +21,9 @@ def echo(request: httpx.Request) -> httpx.Response:
     if header_length is None:
         body = orjson.loads(request.content)
         outputs = [{k: t[k] for k in ("name", "shape", "datatype", "data")} for t in body["inputs"]]
-        return httpx.Response(200, json={"model_name": "m", "id": body.get("id"), "outputs": outputs})
+        return httpx.Response(
+            200, json={"model_name": "m", "id": body.get("id"), "outputs": outputs}
+        )
     length = int(header_length)
     header = orjson.loads(request.content[:length])
     assert header["parameters"]["binary_data_output"] is True
@@ -30,10 +31,18 @@ def echo(request: httpx.Request) -> httpx.Response:
     outputs = []
     for tensor in header["inputs"]:
         size = tensor["parameters"]["binary_data_size"]
-        outputs.append({"name": tensor["name"], "shape": tensor["shape"], "datatype": tensor["datatype"],
-                        "parameters": {"binary_data_size": size}})
+        outputs.append(
+            {
+                "name": tensor["name"],
+                "shape": tensor["shape"],
+                "datatype": tensor["datatype"],
+                "parameters": {"binary_data_size": size},
+            }
+        )
     json_header = orjson.dumps({"model_name": "m", "outputs": outputs})
-    return httpx.Response(200, content=json_header + raw, headers={HEADER_LENGTH: str(len(json_header))})
+    return httpx.Response(
+        200, content=json_header + raw, headers={HEADER_LENGTH: str(len(json_header))}
+    )
 
 
 def test_normalise_url() -> None:
@@ -49,29 +58,52 @@ async def test_infer_json_round_trip() -> None:
 
 
 async def test_binary_round_trip_all_datatypes() -> None:
-    request = {"inputs": [
-        {"name": "f", "shape": [2, 2], "datatype": "FP32", "data": [[1.5, 2], [3, 4]]},
-        {"name": "i", "shape": [3], "datatype": "INT64", "data": [1, -2, 2**40]},
-        {"name": "b", "shape": [2], "datatype": "BOOL", "data": [True, False]},
-        {"name": "s", "shape": [2], "datatype": "BYTES", "data": ["héllo", ""]},
-    ]}
+    request = {
+        "inputs": [
+            {"name": "f", "shape": [2, 2], "datatype": "FP32", "data": [[1.5, 2], [3, 4]]},
+            {"name": "i", "shape": [3], "datatype": "INT64", "data": [1, -2, 2**40]},
+            {"name": "b", "shape": [2], "datatype": "BOOL", "data": [True, False]},
+            {"name": "s", "shape": [2], "datatype": "BYTES", "data": ["héllo", ""]},
+        ]
+    }
     async with AsyncClient("h:1", binary=True, transport=httpx.MockTransport(echo)) as client:
         response = await client.infer_json("m", request)
     data = {o["name"]: o["data"] for o in response["outputs"]}
-    assert data == {"f": [1.5, 2.0, 3.0, 4.0], "i": [1, -2, 2**40], "b": [True, False], "s": ["héllo", ""]}
+    assert data == {
+        "f": [1.5, 2.0, 3.0, 4.0],
+        "i": [1, -2, 2**40],
+        "b": [True, False],
+        "s": ["héllo", ""],
+    }
     assert all("parameters" not in o for o in response["outputs"])
 
 
 def test_binary_request_layout() -> None:
-    body, length = encode_binary_request({"inputs": [{"name": "s", "shape": [1], "datatype": "BYTES", "data": ["ab"]}]})
+    body, length = encode_binary_request(
+        {"inputs": [{"name": "s", "shape": [1], "datatype": "BYTES", "data": ["ab"]}]}
+    )
     header = orjson.loads(body[:length])
-    assert header["inputs"][0]["parameters"] == {"binary_data_size": 6} and "data" not in header["inputs"][0]
+    assert (
+        header["inputs"][0]["parameters"] == {"binary_data_size": 6}
+        and "data" not in header["inputs"][0]
+    )
     assert body[length:] == struct.pack("<I", 2) + b"ab"
 
 
 def test_binary_response_truncated() -> None:
-    header = orjson.dumps({"model_name": "m", "outputs": [
-        {"name": "x", "shape": [2], "datatype": "FP64", "parameters": {"binary_data_size": 16}}]})
+    header = orjson.dumps(
+        {
+            "model_name": "m",
+            "outputs": [
+                {
+                    "name": "x",
+                    "shape": [2],
+                    "datatype": "FP64",
+                    "parameters": {"binary_data_size": 16},
+                }
+            ],
+        }
+    )
     with pytest.raises(Exception, match="truncated"):
         decode_binary_response(header + np.zeros(1).tobytes(), len(header))
 
@@ -88,7 +120,9 @@ async def test_error_statuses_map_to_server_errors() -> None:
         with pytest.raises(ServerError) as bad:
             await client.infer_json("bad", REQUEST)
     assert busy.value.status == 503 and busy.value.retryable and busy.value.retry_after == 2.0
-    assert bad.value.status == 400 and not bad.value.retryable and bad.value.reason == "input 'x': bad"
+    assert (
+        bad.value.status == 400 and not bad.value.retryable and bad.value.reason == "input 'x': bad"
+    )
 
 
 async def test_transport_errors_are_retryable() -> None:
@@ -114,7 +148,9 @@ def test_sync_client_with_types_and_versions() -> None:
         seen.append(request.url.raw_path.decode())
         return echo(request)
 
-    request = InferenceRequest(inputs=[RequestInput(name="x", shape=[1], datatype="INT32", data=[7])])
+    request = InferenceRequest(
+        inputs=[RequestInput(name="x", shape=[1], datatype="INT32", data=[7])]
+    )
     with Client("h:1", transport=httpx.MockTransport(handler), headers={"x-a": "1"}) as client:
         response = client.infer("my model", request, model_version="2")
     assert seen == ["/v2/models/my%20model/versions/2/infer"]

@@ -24,9 +24,14 @@ class FakeServer:
         self.dead = dead
         self.calls: list[int] = []  # rows per call
 
-    async def infer_json(self, model_name: str, request: dict[str, Any], *,
-                         model_version: Optional[str] = None, headers: Optional[dict[str, str]] = None
-                         ) -> dict[str, Any]:
+    async def infer_json(
+        self,
+        model_name: str,
+        request: dict[str, Any],
+        *,
+        model_version: Optional[str] = None,
+        headers: Optional[dict[str, str]] = None,
+    ) -> dict[str, Any]:
         if self.dead:
             raise TransportError(f"{self.url}: refused")
         await asyncio.sleep(random.uniform(0, 0.003))
@@ -38,9 +43,18 @@ class FakeServer:
         data = tensor["data"]
         if any(v < 0 for v in data):
             raise ServerError(500, "negative")
-        return {"model_name": model_name, "id": request["id"],
-                "outputs": [{"name": "y", "shape": tensor["shape"], "datatype": "FP64",
-                             "data": [v * 2 for v in data]}]}
+        return {
+            "model_name": model_name,
+            "id": request["id"],
+            "outputs": [
+                {
+                    "name": "y",
+                    "shape": tensor["shape"],
+                    "datatype": "FP64",
+                    "data": [v * 2 for v in data],
+                }
+            ],
+        }
 
     async def aclose(self) -> None:
         pass
@@ -59,23 +73,41 @@ def servers(monkeypatch: pytest.MonkeyPatch) -> dict[str, FakeServer]:
 
 
 def write_input(path: Path, values: list[float]) -> Path:
-    path.write_text("".join(json.dumps({"inputs": [{"name": "x", "shape": [1], "datatype": "FP64",
-                                                    "data": [v]}]}) + "\n" for v in values))
+    path.write_text(
+        "".join(
+            json.dumps({"inputs": [{"name": "x", "shape": [1], "datatype": "FP64", "data": [v]}]})
+            + "\n"
+            for v in values
+        )
+    )
     return path
 
 
 def outputs(path: Path) -> list[Any]:
-    return [json.loads(line).get("outputs", [{}])[0].get("data", "error") for line in path.read_text().splitlines()]
+    return [
+        json.loads(line).get("outputs", [{}])[0].get("data", "error")
+        for line in path.read_text().splitlines()
+    ]
 
 
 @pytest.mark.parametrize("batch_size", [1, 7])
-async def test_order_and_batching(servers: dict[str, FakeServer], tmp_path: Path, batch_size: int) -> None:
+async def test_order_and_batching(
+    servers: dict[str, FakeServer], tmp_path: Path, batch_size: int
+) -> None:
     values = [float(i) for i in range(200)]
     values[13] = -1.0
     inp = write_input(tmp_path / "in.jsonl", values)
-    stats = await run_job(InferOptions(urls=["a"], model_name="m", input_path=inp,
-                                       output_path=tmp_path / "out.jsonl", workers=8, batch_size=batch_size,
-                                       retries=0))
+    stats = await run_job(
+        InferOptions(
+            urls=["a"],
+            model_name="m",
+            input_path=inp,
+            output_path=tmp_path / "out.jsonl",
+            workers=8,
+            batch_size=batch_size,
+            retries=0,
+        )
+    )
     expected: list[Any] = [[v * 2] for v in values]
     expected[13] = "error"
     assert outputs(tmp_path / "out.jsonl") == expected
@@ -84,15 +116,28 @@ async def test_order_and_batching(servers: dict[str, FakeServer], tmp_path: Path
         assert max(servers["a"].calls) == batch_size
 
 
-async def test_retries_503_and_avoids_dead_server(servers: dict[str, FakeServer], tmp_path: Path) -> None:
+async def test_retries_503_and_avoids_dead_server(
+    servers: dict[str, FakeServer], tmp_path: Path
+) -> None:
     inp = write_input(tmp_path / "in.jsonl", [float(i) for i in range(50)])
-    stats = await run_job(InferOptions(urls=["dead", "busy"], model_name="m", input_path=inp,
-                                       output_path=tmp_path / "out.jsonl", workers=4, retries=10, backoff=0.001))
+    stats = await run_job(
+        InferOptions(
+            urls=["dead", "busy"],
+            model_name="m",
+            input_path=inp,
+            output_path=tmp_path / "out.jsonl",
+            workers=4,
+            retries=10,
+            backoff=0.001,
+        )
+    )
     assert stats.ok == 50 and stats.retries >= 5
     assert outputs(tmp_path / "out.jsonl") == [[i * 2.0] for i in range(50)]
 
 
-async def test_cancel_saves_progress_and_resume_completes(servers: dict[str, FakeServer], tmp_path: Path) -> None:
+async def test_cancel_saves_progress_and_resume_completes(
+    servers: dict[str, FakeServer], tmp_path: Path
+) -> None:
     inp = write_input(tmp_path / "in.jsonl", [float(i) for i in range(300)])
     out = tmp_path / "out.jsonl"
     options = InferOptions(urls=["a"], model_name="m", input_path=inp, output_path=out, workers=2)

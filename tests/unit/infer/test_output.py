@@ -9,7 +9,10 @@ from mlpack.infer.output import Checkpoint, OrderedWriter, OutputError, sidecar_
 
 
 def test_sidecar_paths() -> None:
-    assert sidecar_paths(Path("d/out.jsonl")) == (Path("d/out.errors.jsonl"), Path("d/out.checkpoint.json"))
+    assert sidecar_paths(Path("d/out.jsonl")) == (
+        Path("d/out.errors.jsonl"),
+        Path("d/out.checkpoint.json"),
+    )
     assert sidecar_paths(Path("out.txt"))[1] == Path("out.txt.checkpoint.json")
 
 
@@ -24,7 +27,10 @@ def test_records_are_written_in_order_only(tmp_path: Path) -> None:
     writer.close(complete=True)
     checkpoint = Checkpoint.read(tmp_path / "out.checkpoint.json")
     assert checkpoint is not None and checkpoint.lines == 2 and checkpoint.complete
-    assert checkpoint.output_bytes == 9 and (tmp_path / "out.errors.jsonl").read_bytes() == b'{"line": 1}\n'
+    assert (
+        checkpoint.output_bytes == 9
+        and (tmp_path / "out.errors.jsonl").read_bytes() == b'{"line": 1}\n'
+    )
 
 
 def test_resume_trusts_the_file_and_cuts_partial_lines(tmp_path: Path) -> None:
@@ -33,7 +39,9 @@ def test_resume_trusts_the_file_and_cuts_partial_lines(tmp_path: Path) -> None:
     OrderedWriter(out, inp).close()
     out.write_bytes(b"a\nb\nc\npart")
     (tmp_path / "out.errors.jsonl").write_bytes(b'{"line": 2}\n{"line": 4}\n{"line": 5')
-    Checkpoint(input=str(inp.resolve()), lines=1, output_bytes=2).write(tmp_path / "out.checkpoint.json")
+    Checkpoint(input=str(inp.resolve()), lines=1, output_bytes=2).write(
+        tmp_path / "out.checkpoint.json"
+    )
     writer = OrderedWriter(out, inp, resume=True)
     assert writer.start == 3 and out.read_bytes() == b"a\nb\nc\n"
     assert (tmp_path / "out.errors.jsonl").read_bytes() == b'{"line": 2}\n'

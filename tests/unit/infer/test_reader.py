@@ -13,15 +13,18 @@ def test_parse_line_generates_ids_and_keeps_given_ones() -> None:
     assert parse_line(0, body.replace(b"{", b'{"id":"mine",', 1)).id == "mine"
 
 
-@pytest.mark.parametrize("raw, reason", [
-    (b"", "empty line"),
-    (b"{oops", "not valid JSON"),
-    (b"[1]", "JSON object"),
-    (b'{"inputs": []}', "non-empty list"),
-    (b'{"inputs": [{"name": "x", "shape": [-1], "datatype": "FP32", "data": []}]}', "shape"),
-    (b'{"inputs": [{"name": "x", "shape": [1], "datatype": "FP99", "data": [1]}]}', "datatype"),
-    (b'{"inputs": [{"name": "x", "shape": [1], "datatype": "FP32"}]}', "'data' is missing"),
-])
+@pytest.mark.parametrize(
+    "raw, reason",
+    [
+        (b"", "empty line"),
+        (b"{oops", "not valid JSON"),
+        (b"[1]", "JSON object"),
+        (b'{"inputs": []}', "non-empty list"),
+        (b'{"inputs": [{"name": "x", "shape": [-1], "datatype": "FP32", "data": []}]}', "shape"),
+        (b'{"inputs": [{"name": "x", "shape": [1], "datatype": "FP99", "data": [1]}]}', "datatype"),
+        (b'{"inputs": [{"name": "x", "shape": [1], "datatype": "FP32"}]}', "'data' is missing"),
+    ],
+)
 def test_invalid_lines(raw: bytes, reason: str) -> None:
     with pytest.raises(InvalidLine, match=reason) as caught:
         parse_line(2, raw)
