@@ -376,3 +376,14 @@ def test_grpc_transport_gives_the_same_output_as_rest(
     )
     assert rest.returncode == 0 and grpc_run.returncode == 0, rest.stderr + grpc_run.stderr
     assert (tmp_path / "rest.jsonl").read_bytes() == (tmp_path / "grpc.jsonl").read_bytes()
+
+
+def test_binary_data_gives_the_same_output_as_json(
+    infer_server: RunningServer, tmp_path: Path
+) -> None:
+    rows = values(60)
+    inp = write_requests(tmp_path / "in.jsonl", rows)
+    plain = run_infer([_address(infer_server)], "echo", inp, tmp_path / "json.jsonl", "-s", "4")
+    binary = run_infer([_address(infer_server)], "echo", inp, tmp_path / "bin.jsonl", "-s", "4", "-b")
+    assert plain.returncode == 0 and binary.returncode == 0, plain.stderr + binary.stderr
+    assert (tmp_path / "json.jsonl").read_bytes() == (tmp_path / "bin.jsonl").read_bytes()

@@ -1,6 +1,6 @@
-"""Echoes its inputs, but answers 503 during the first 0.4 s of every 1 s (an overloaded server)."""
+"""Echoes its inputs, but answers 503 to calls 1-4 of every 10 (an overloaded server)."""
 
-import time
+import itertools
 
 from mlpack import MLModel
 from mlpack.codecs.tensors import ndarray_to_data, tensor_as_ndarray
@@ -9,8 +9,12 @@ from mlpack.types import InferenceRequest, InferenceResponse, ResponseOutput
 
 
 class FlakyModel(MLModel):
+    async def load(self) -> bool:
+        self._calls = itertools.count()
+        return True
+
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
-        if time.monotonic() % 1.0 < 0.4:
+        if next(self._calls) % 10 < 4:
             raise ModelNotReady("model 'flaky' is overloaded, try again")
         arrays = [tensor_as_ndarray(i) for i in payload.inputs]
         return InferenceResponse(
