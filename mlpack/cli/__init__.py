@@ -37,9 +37,10 @@ def create_app() -> typer.Typer:
     ) -> None:
         """mlpack: from a model folder to a production V2 inference service."""
 
-    from . import start
+    from . import infer, start
 
     start.register(app)
+    infer.register(app)
     return app
 
 
