@@ -37,8 +37,9 @@ def create_app() -> typer.Typer:
     ) -> None:
         """mlpack: from a model folder to a production V2 inference service."""
 
-    from . import start
+    from . import init, start
 
+    init.register(app)
     start.register(app)
     return app
 
