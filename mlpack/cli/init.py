@@ -40,7 +40,7 @@ def init(
         for item in scaffold.list_templates():
             typer.echo(f"{item.name:<10} {item.description}")
         return
-    interactive = not no_input and sys.stdin.isatty()
+    interactive = not no_input and _stdin_is_tty()
     if interactive:
         if name is None:
             name = typer.prompt(
@@ -72,3 +72,7 @@ def _print_next_steps(directory: Path, name: str, template: str, train: bool) ->
     steps += ["pytest", "mlpack start ."]
     typer.echo("Next:\n" + "\n".join(f"  {step}" for step in steps))
     typer.echo("Then send README.md's example request.")
+
+
+def _stdin_is_tty() -> bool:
+    return sys.stdin.isatty()
