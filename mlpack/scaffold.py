@@ -131,7 +131,7 @@ def render_project(options: ProjectOptions) -> dict[str, str]:
         for path in sorted(folder.rglob("*")):
             if _is_project_file(path):
                 relative = path.relative_to(folder).as_posix()
-                target = relative[: -len(".j2")] if relative.endswith(".j2") else relative
+                target = relative.removesuffix(".j2")
                 sources[target] = f"{folder.name}/{relative}"
     return {
         target: (

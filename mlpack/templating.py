@@ -18,7 +18,7 @@ def template_root() -> Path:
     return Path(__file__).resolve().parent / "_templates"
 
 
-def template_environment(subfolder: str) -> "jinja2.Environment":
+def template_environment(subfolder: str) -> jinja2.Environment:
     """A strict Jinja2 environment loading from ``template_root() / subfolder``."""
     import jinja2
 

@@ -40,10 +40,8 @@ class LightGBMModel(MLModel):
         import lightgbm as lgb
 
         self._booster = lgb.Booster(model_file=str(path))
-        self._predict_params: dict[str, int] = {}
         num_threads = self.settings.parameters.extra.get("num_threads")
-        if num_threads is not None:
-            self._predict_params["num_threads"] = int(num_threads)
+        self._num_threads = None if num_threads is None else int(num_threads)
         objective = str(self._booster.params.get("objective", "")).split(" ")[0]
         self._objective = objective
         self._classifier = objective in _CLASSIFIERS
@@ -75,7 +73,10 @@ class LightGBMModel(MLModel):
                     f"model '{self.name}' has no output '{request_output.name}' "
                     f"(available: {self._available})"
                 )
-        raw = np.asarray(self._booster.predict(features, **self._predict_params))
+        if self._num_threads is None:
+            raw = np.asarray(self._booster.predict(features))
+        else:
+            raw = np.asarray(self._booster.predict(features, num_threads=self._num_threads))
         outputs = [self._output(r.name, raw) for r in requested]
         return InferenceResponse(model_name=self.name, model_version=self.version, outputs=outputs)
 

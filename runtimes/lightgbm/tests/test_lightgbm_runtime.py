@@ -10,21 +10,22 @@ import pytest
 
 lgb = pytest.importorskip("lightgbm")
 
-from mlpack.errors import InvalidRequest, ModelLoadError  # noqa: E402
-from mlpack.settings import ModelSettings  # noqa: E402
-from mlpack.types import InferenceRequest  # noqa: E402
-from mlpack_lightgbm import LightGBMModel  # noqa: E402
+from mlpack_lightgbm import LightGBMModel
+
+from mlpack.errors import InvalidRequest, ModelLoadError
+from mlpack.settings import ModelSettings
+from mlpack.types import InferenceRequest
 
 RNG = np.random.default_rng(0)
 FEATURES = RNG.random((80, 3))
 PARAMS = {"verbose": -1, "num_leaves": 4, "min_data_in_leaf": 5}
 
 
-def _train(labels: np.ndarray, **params: object) -> "lgb.Booster":
+def _train(labels: np.ndarray, **params: object) -> lgb.Booster:
     return lgb.train({**PARAMS, **params}, lgb.Dataset(FEATURES, labels), num_boost_round=4)
 
 
-def _load(tmp_path: Path, booster: "lgb.Booster", **settings: object) -> LightGBMModel:
+def _load(tmp_path: Path, booster: lgb.Booster, **settings: object) -> LightGBMModel:
     booster.save_model(str(tmp_path / "model.txt"))
     model = LightGBMModel(ModelSettings(name="lgb", folder=str(tmp_path), **settings))
     assert asyncio.run(model.load())

@@ -16,7 +16,13 @@ import numpy as np
 from mlpack.codecs.tensors import tensor_as_ndarray, to_datatype, to_dtype
 from mlpack.errors import InvalidRequest, ModelLoadError
 from mlpack.model import MLModel
-from mlpack.types import Datatype, InferenceRequest, InferenceResponse, MetadataTensor, ResponseOutput
+from mlpack.types import (
+    Datatype,
+    InferenceRequest,
+    InferenceResponse,
+    MetadataTensor,
+    ResponseOutput,
+)
 
 DEFAULT_URI = "model.onnx"
 # ``parameters.extra`` keys copied onto ``onnxruntime.SessionOptions``.
@@ -114,8 +120,11 @@ class OnnxModel(MLModel):
     def _as_feed(array: np.ndarray) -> np.ndarray:
         if array.dtype == to_dtype(Datatype.BYTES):
             # ONNX Runtime's string tensors take Python ``str`` elements.
-            return np.vectorize(lambda v: v.decode("utf-8") if isinstance(v, bytes) else v,
-                                otypes=[object])(array)
+            text = np.empty(array.shape, dtype=object)
+            text.reshape(-1)[:] = [
+                v.decode("utf-8") if isinstance(v, bytes) else v for v in array.reshape(-1)
+            ]
+            return text
         return array
 
 

@@ -11,12 +11,12 @@ import pytest
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 
-from onnx import TensorProto, helper  # noqa: E402
+from mlpack_onnx import OnnxModel
+from onnx import TensorProto, helper
 
-from mlpack.errors import InvalidRequest, ModelLoadError  # noqa: E402
-from mlpack.settings import ModelSettings  # noqa: E402
-from mlpack.types import InferenceRequest  # noqa: E402
-from mlpack_onnx import OnnxModel  # noqa: E402
+from mlpack.errors import InvalidRequest, ModelLoadError
+from mlpack.settings import ModelSettings
+from mlpack.types import InferenceRequest
 
 
 def _add_graph(path: Path) -> None:
@@ -98,3 +98,18 @@ def test_missing_artefact_and_unknown_declared_output(tmp_path: Path) -> None:
     _add_graph(tmp_path / "model.onnx")
     with pytest.raises(ModelLoadError, match=r"declared outputs \['nope'\]"):
         _load(tmp_path, outputs=[{"name": "nope", "datatype": "FP32", "shape": [-1]}])
+
+
+def test_string_tensors_round_trip(tmp_path: Path) -> None:
+    s = helper.make_tensor_value_info("s", TensorProto.STRING, [None])
+    t = helper.make_tensor_value_info("t", TensorProto.STRING, [None])
+    graph = helper.make_graph([helper.make_node("Identity", ["s"], ["t"])], "identity", [s], [t])
+    model_proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model_proto.ir_version = 8
+    onnx.save(model_proto, str(tmp_path / "model.onnx"))
+    model = _load(tmp_path)
+    assert [(i.name, i.datatype.value, i.shape) for i in model.inputs] == [("s", "BYTES", [-1])]
+    request = InferenceRequest.model_validate(
+        {"inputs": [{"name": "s", "shape": [2], "datatype": "BYTES", "data": ["héllo", "b"]}]})
+    [output] = model.predict(request).outputs
+    assert output.datatype.value == "BYTES" and output.data == ["héllo", "b"]

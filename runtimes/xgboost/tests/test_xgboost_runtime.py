@@ -11,21 +11,22 @@ import pytest
 
 xgb = pytest.importorskip("xgboost")
 
-from mlpack.errors import InvalidRequest, ModelLoadError  # noqa: E402
-from mlpack.settings import ModelSettings  # noqa: E402
-from mlpack.types import InferenceRequest  # noqa: E402
-from mlpack_xgboost import XGBoostModel  # noqa: E402
+from mlpack_xgboost import XGBoostModel
+
+from mlpack.errors import InvalidRequest, ModelLoadError
+from mlpack.settings import ModelSettings
+from mlpack.types import InferenceRequest
 
 RNG = np.random.default_rng(0)
 FEATURES = RNG.random((60, 4))
 
 
-def _train(objective: str, labels: np.ndarray, **params: object) -> "xgb.Booster":
+def _train(objective: str, labels: np.ndarray, **params: object) -> xgb.Booster:
     return xgb.train({"objective": objective, "max_depth": 2, **params},
                      xgb.DMatrix(FEATURES, label=labels), num_boost_round=4)
 
 
-def _load(tmp_path: Path, booster: "xgb.Booster", filename: str = "model.json", **settings: object) -> XGBoostModel:
+def _load(tmp_path: Path, booster: xgb.Booster, filename: str = "model.json", **settings: object) -> XGBoostModel:
     with warnings.catch_warnings():
         # xgboost writes ``.bst`` as UBJSON and says so in a warning.
         warnings.simplefilter("ignore", UserWarning)
