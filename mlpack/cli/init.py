@@ -47,8 +47,7 @@ def init(
                 "Model name", default=scaffold.default_name(directory) if directory else scaffold.DEFAULT_NAME
             )
         if template is None:
-            choices = ", ".join(item.name for item in scaffold.list_templates())
-            template = typer.prompt(f"Template ({choices})", default=scaffold.DEFAULT_TEMPLATE)
+            template = _prompt_template([item.name for item in scaffold.list_templates()])
         if batching is None:
             batching = typer.confirm("Turn on adaptive batching?", default=False)
     if name is None:
@@ -62,6 +61,17 @@ def init(
         scaffold.write_project(directory, files, force=force)
     train = scaffold.get_template(options.template).train
     _print_next_steps(directory, options.name, options.template, train)
+
+
+def _prompt_template(choices: list[str]) -> str:
+    """Ask for a template until the answer is one of ``choices``."""
+    from ..scaffold import DEFAULT_TEMPLATE
+
+    while True:
+        answer: str = typer.prompt(f"Template ({', '.join(choices)})", default=DEFAULT_TEMPLATE)
+        if answer in choices:
+            return answer
+        typer.secho(f"'{answer}' is not one of: {', '.join(choices)}", err=True, fg=typer.colors.RED)
 
 
 def _print_next_steps(directory: Path, name: str, template: str, train: bool) -> None:

@@ -48,9 +48,11 @@ def test_without_a_folder_the_name_is_the_folder(tmp_path: Path, monkeypatch: py
 
 def test_prompts_on_a_tty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(init_command, "_stdin_is_tty", lambda: True)
-    result = runner.invoke(create_app(), ["init", str(tmp_path / "q")], input="fraud\nxgboost\ny\n")
+    # An unknown template is asked again.
+    result = runner.invoke(create_app(), ["init", str(tmp_path / "q")], input="fraud\ntf\nxgboost\ny\n")
     assert result.exit_code == 0, result.output
-    assert "Model name [q]" in result.output and "Template (custom, " in result.output
+    assert "Model name [q]" in result.output and "Template (custom, lightgbm, " in result.output
+    assert "'tf' is not one of" in result.output
     settings = json.loads((tmp_path / "q" / "model-settings.json").read_text())
     assert settings["name"] == "fraud" and settings["max_batch_size"] == 32
     assert settings["implementation"] == "mlpack_xgboost.XGBoostModel"
