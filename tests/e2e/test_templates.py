@@ -24,6 +24,10 @@ ANSWERS = {
     "onnx": ("label", [1, 0]),
 }
 
+# What each template's train.py and runtime import (all in the `test` extra).
+NEEDS = {"sklearn": ["sklearn"], "xgboost": ["xgboost"], "lightgbm": ["lightgbm"],
+         "onnx": ["onnxruntime", "skl2onnx"]}
+
 
 def _run(command: list[str], cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     environment = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
@@ -37,6 +41,8 @@ def _run(command: list[str], cwd: Path, timeout: float = 180) -> subprocess.Comp
 
 @pytest.mark.parametrize("template", list(ANSWERS))
 def test_generated_project_tests_serves_and_answers(template: str, tmp_path: Path) -> None:
+    for module in NEEDS.get(template, []):
+        pytest.importorskip(module)
     project = tmp_path / f"{template}-model"
     batching = ["--batching"] if template in ("custom", "sklearn") else []
     _run([sys.executable, "-m", "mlpack", "init", str(project), "-t", template, "--no-input", *batching], tmp_path)
