@@ -3,9 +3,10 @@
 Pure functions over files; the CLI (``mlpack/cli/init.py``) only gathers answers.
 A template is a folder ``templates/init/<name>/`` holding ``template.json``
 (``description``, ``artefact``, ``train``, the README's example ``request`` and the
-``answer`` it should get) and the files to render; names ending in
-``.j2`` are rendered by Jinja2 and lose that suffix; other files are copied as they are. Files in ``templates/init/_common/`` are rendered for every
-template unless the template has a file of the same name.
+``answer`` it should get) and the project's files. Names ending in ``.j2`` are rendered
+by Jinja2 and lose that suffix; other files are copied as they are. Files in
+``templates/init/_common/`` go into every project unless the template has a file of the
+same name; names starting with ``_`` are partials (included, never written).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ convert classifiers with ``options={"zipmap": False}``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -45,7 +45,7 @@ ONNX_TO_DATATYPE = {
 }
 
 
-def graph_tensor(node: Any) -> Optional[MetadataTensor]:
+def graph_tensor(node: Any) -> MetadataTensor | None:
     """Metadata for one graph input/output (symbolic or unknown dimensions → -1)."""
     datatype = ONNX_TO_DATATYPE.get(node.type)
     if datatype is None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -29,7 +28,7 @@ _MULTI_PROBA = {"multi:softprob"}
 _MULTI_LABEL = {"multi:softmax"}
 
 
-def find_artefact(settings_uri: Optional[str], folder: Optional[str], defaults: tuple[str, ...]) -> Path:
+def _find_artefact(settings_uri: str | None, folder: str | None, defaults: tuple[str, ...]) -> Path:
     """The artefact path: ``parameters.uri`` (relative to the model folder) or the first default found."""
     base = Path(folder) if folder else Path(".")
     if settings_uri:
@@ -50,7 +49,7 @@ class XGBoostModel(MLModel):
     """
 
     async def load(self) -> bool:
-        path = find_artefact(self.settings.parameters.uri, self.settings.folder, DEFAULT_URIS)
+        path = _find_artefact(self.settings.parameters.uri, self.settings.folder, DEFAULT_URIS)
         if not path.exists():
             raise ModelLoadError(f"model '{self.name}': artefact {path} not found")
         import xgboost as xgb
@@ -142,6 +141,3 @@ def _response_output(name: str, result: np.ndarray, shape: list[int]) -> Respons
     return ResponseOutput(
         name=name, shape=shape, datatype=to_datatype(result.dtype), data=result.reshape(-1).tolist()
     )
-
-
-__all__ = ["XGBoostModel", "find_artefact"]
