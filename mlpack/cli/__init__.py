@@ -37,8 +37,9 @@ def create_app() -> typer.Typer:
     ) -> None:
         """mlpack: from a model folder to a production V2 inference service."""
 
-    from . import infer, start
+    from . import infer, init, start
 
+    init.register(app)
     start.register(app)
     infer.register(app)
     return app

@@ -18,6 +18,13 @@ from tests.conftest import free_ports
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 REPO = Path(__file__).resolve().parents[2]
+RUNTIMES = ("sklearn", "xgboost", "lightgbm", "onnx")
+
+
+def checkout_pythonpath(existing: str = "") -> str:
+    """PYTHONPATH that imports this checkout and its built-in runtimes first."""
+    paths = [str(REPO), *(str(REPO / "runtimes" / name) for name in RUNTIMES)]
+    return os.pathsep.join([*paths, existing]).rstrip(os.pathsep)
 
 
 @dataclass
@@ -70,9 +77,7 @@ def start_server(
     log_path = log_dir / f"server-{http_port}.log"
     environment = {**os.environ, "OPENBLAS_NUM_THREADS": "1", **(env or {})}
     # Serve this checkout's code even when another checkout is pip-installed in editable mode.
-    environment["PYTHONPATH"] = os.pathsep.join(
-        [str(REPO), str(REPO / "runtimes" / "sklearn"), environment.get("PYTHONPATH", "")]
-    ).rstrip(os.pathsep)
+    environment["PYTHONPATH"] = checkout_pythonpath(environment.get("PYTHONPATH", ""))
     command = [
         sys.executable, "-m", "mlpack", "start", str(folder),
         "--host", "127.0.0.1",

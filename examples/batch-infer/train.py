@@ -1,0 +1,21 @@
+"""Train the iris classifier this example serves: writes model/model.joblib."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import joblib
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+
+HERE = Path(__file__).resolve().parent
+
+
+def train(destination: Path = HERE / "model" / "model.joblib") -> Path:
+    features, labels = load_iris(return_X_y=True)
+    joblib.dump(LogisticRegression(max_iter=1000).fit(features, labels), destination)
+    return destination
+
+
+if __name__ == "__main__":
+    print(f"wrote {train()}")

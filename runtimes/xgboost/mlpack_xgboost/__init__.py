@@ -1,0 +1,5 @@
+"""XGBoost runtime for mlpack: ``implementation: mlpack_xgboost.XGBoostModel``."""
+
+from .runtime import XGBoostModel
+
+__all__ = ["XGBoostModel"]
