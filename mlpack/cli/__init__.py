@@ -37,9 +37,11 @@ def create_app() -> typer.Typer:
     ) -> None:
         """mlpack: from a model folder to a production V2 inference service."""
 
-    from . import start
+    from . import build, env, start
 
     start.register(app)
+    build.register(app)
+    env.register(app)
     return app
 
 

@@ -17,7 +17,8 @@ from typing import Any, Iterator, Optional
 
 import uvicorn
 
-from ..engine.registry import ModelRegistry
+from ..engine.registry import ModelRegistry, RunnerFactory
+from ..engine.runner import LocalRunner, ModelRunner
 from ..settings import ModelSettings, Settings
 from .rest import build_rest_app
 from .sockets import bind_socket
@@ -53,7 +54,12 @@ class MLPackServer:
     ) -> None:
         self.settings = settings
         self.models = models
-        self.registry = ModelRegistry(repository_root=repository_root)
+        environments_dir = Path(settings.environments_dir) if settings.environments_dir else (
+            (repository_root or Path.cwd()) / ".mlpack" / "envs"
+        )
+        self.registry = ModelRegistry(
+            runner_factory=runner_factory(environments_dir), repository_root=repository_root
+        )
         self._stop = asyncio.Event()
         self._uvicorn: Optional[_EmbeddedUvicorn] = None
 
@@ -120,6 +126,20 @@ class MLPackServer:
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
+
+
+def runner_factory(environments_dir: Path) -> RunnerFactory:
+    """Models with their own environment run in that environment's Python; others in-process."""
+
+    def build(settings: ModelSettings) -> ModelRunner:
+        parameters = settings.parameters
+        if parameters.environment_tarball or parameters.environment_path:
+            from ..engine.environment_runner import EnvironmentRunner
+
+            return EnvironmentRunner(settings, environments_dir)
+        return LocalRunner(settings)
+
+    return build
 
 
 def run_server(server: MLPackServer) -> None:
