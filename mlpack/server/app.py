@@ -1,8 +1,8 @@
 """Assemble the engine and transports from settings; own start and stop order.
 
-Start: bind every port → serve REST (live, not yet ready) → load models concurrently
-→ ready. Stop (SIGTERM/SIGINT): stop accepting and let in-flight requests finish
-(``graceful_timeout``) → unload models.
+Start: bind every port → serve REST and gRPC (live, not yet ready) → load models
+concurrently → ready. Stop (SIGTERM/SIGINT): stop accepting and let in-flight requests
+finish on both transports (``graceful_timeout``) → unload models.
 """
 
 from __future__ import annotations
@@ -19,6 +19,9 @@ import uvicorn
 
 from ..engine.registry import ModelRegistry, RunnerFactory
 from ..engine.runner import LocalRunner, ModelRunner
+from ..engine.workers.pool import WorkerPool
+from ..engine.workers.environments import EnvironmentPools, EnvironmentRunner, has_environment
+from ..engine.workers.runner import worker_runner_factory
 from ..settings import ModelSettings, Settings
 from .rest import build_rest_app
 from .sockets import bind_socket
@@ -54,11 +57,23 @@ class MLPackServer:
     ) -> None:
         self.settings = settings
         self.models = models
+        # engine: parallel_workers > 0 runs inference in a shared pool of worker processes.
+        self.pool: Optional[WorkerPool] = None
+        runner_factory: RunnerFactory = LocalRunner
+        if settings.parallel_workers > 0:
+            self.pool = WorkerPool(
+                settings.parallel_workers, stop_timeout=settings.parallel_workers_timeout
+            )
+            runner_factory = worker_runner_factory(self.pool)
+        # Models with their own environment run in workers of that environment's Python.
         environments_dir = Path(settings.environments_dir) if settings.environments_dir else (
             (repository_root or Path.cwd()) / ".mlpack" / "envs"
         )
+        self.environment_pools = EnvironmentPools(
+            environments_dir, settings.parallel_workers, settings.parallel_workers_timeout
+        )
         self.registry = ModelRegistry(
-            runner_factory=runner_factory(environments_dir), repository_root=repository_root
+            with_environments(runner_factory, self.environment_pools), repository_root=repository_root
         )
         self._stop = asyncio.Event()
         self._uvicorn: Optional[_EmbeddedUvicorn] = None
@@ -87,6 +102,23 @@ class MLPackServer:
             server_header=False,
         )
         self._uvicorn = _EmbeddedUvicorn(config)
+        # -- gRPC (server/grpc.py): bound before anything starts, so a busy port fails early.
+        try:
+            from .grpc import GrpcTransport
+
+            grpc_transport = GrpcTransport(
+                self.registry,
+                app.state.endpoints.metadata,
+                settings.host,
+                settings.grpc_port,
+                settings.grpc_max_message_length,
+            )
+        except BaseException:
+            http_socket.close()
+            raise
+        await grpc_transport.start()
+        logger.info("gRPC listening on %s:%s", settings.host, grpc_transport.port)
+        # -- end gRPC
         rest_task = asyncio.create_task(self._uvicorn.serve(sockets=[http_socket]))
         with self._signals():
             port = http_socket.getsockname()[1]
@@ -98,13 +130,18 @@ class MLPackServer:
             await asyncio.wait({rest_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
             logger.info("shutting down: finishing in-flight requests")
             self._uvicorn.should_exit = True
-            await rest_task
+            await asyncio.gather(rest_task, grpc_transport.stop(settings.graceful_timeout))
             loading.cancel()
             stop_task.cancel()
             await self.registry.close()
+            if self.pool is not None:  # engine: workers stop last
+                await self.pool.close()
+            await self.environment_pools.close()
             logger.info("stopped")
 
     async def _load_models(self) -> None:
+        if self.pool is not None:  # engine: start workers before loading models
+            await self.pool.start()
         if self.settings.load_models_at_startup:
             await self.registry.load_all(self.models)
         ready = sum(1 for e in self.registry.entries() if e.state.value == "READY")
@@ -128,18 +165,15 @@ class MLPackServer:
                 loop.remove_signal_handler(sig)
 
 
-def runner_factory(environments_dir: Path) -> RunnerFactory:
-    """Models with their own environment run in that environment's Python; others in-process."""
+def with_environments(default: RunnerFactory, pools: EnvironmentPools) -> RunnerFactory:
+    """Route models that name an environment to its pool; the rest to ``default``."""
 
-    def build(settings: ModelSettings) -> ModelRunner:
-        parameters = settings.parameters
-        if parameters.environment_tarball or parameters.environment_path:
-            from ..engine.environment_runner import EnvironmentRunner
+    def factory(settings: ModelSettings) -> ModelRunner:
+        if has_environment(settings):
+            return EnvironmentRunner(settings, pools)
+        return default(settings)
 
-            return EnvironmentRunner(settings, environments_dir)
-        return LocalRunner(settings)
-
-    return build
+    return factory
 
 
 def run_server(server: MLPackServer) -> None:
