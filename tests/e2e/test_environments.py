@@ -62,9 +62,15 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
-def server(folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    running = start_server(folder, tmp_path_factory.mktemp("logs"), wait_ready=False)
+@pytest.fixture(scope="module", params=[0, 2], ids=["workers-0", "workers-2"])
+def server(
+    folder: Path, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[RunningServer]:
+    """parallel_workers 0 and 2: either way an environment gets its own worker processes."""
+    running = start_server(
+        folder, tmp_path_factory.mktemp("logs"), wait_ready=False,
+        args=("--parallel-workers", str(request.param)),
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         index = httpx.post(running.url + "/v2/repository/index").json()
@@ -84,6 +90,9 @@ def test_packed_environment_provides_a_package_the_server_lacks(server: RunningS
     envs = folder / ".mlpack" / "envs"
     assert outputs["python"].startswith(str(envs))
     assert (Path(outputs["python"]).parents[1] / ".mlpack-environment.json").is_file()
+    pids = {httpx.post(server.url + "/v2/models/table-old/infer", json=body).json()["outputs"][3]["data"][0]
+            for _ in range(8)}
+    assert server.process.pid not in {int(p) for p in pids}
 
 
 def test_tarball_escaping_its_folder_is_refused(server: RunningServer, folder: Path) -> None:

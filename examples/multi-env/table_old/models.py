@@ -1,5 +1,6 @@
 """Formats its input as a text table with tabulate, and says which tabulate it used."""
 
+import os
 import sys
 
 import tabulate
@@ -18,6 +19,7 @@ class TableModel(MLModel):
                 ("table", table),
                 ("tabulate_version", tabulate.__version__),
                 ("python", sys.executable),
+                ("pid", str(os.getpid())),
             )
         ]
         return InferenceResponse(model_name=self.name, outputs=outputs)
