@@ -11,7 +11,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 import jinja2
 
@@ -164,7 +164,7 @@ def _slug(relative: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", relative).strip("-.") or "root"
 
 
-def _read_json(path: Path) -> dict[str, object]:
+def _read_json(path: Path) -> dict[str, Any]:
     try:
         value = json.loads(path.read_text())
     except (OSError, ValueError) as error:

@@ -26,7 +26,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from .._version import __version__
 from ..settings import MODEL_SETTINGS_FILENAME
@@ -228,7 +228,7 @@ def _hardlink(source: Path, target: Path) -> None:
         shutil.copy2(source, target)
 
 
-def docker_client():  # type: ignore[no-untyped-def]
+def docker_client() -> Any:
     """A client for the local Docker engine, or a ``BuildError`` saying none is reachable."""
     try:
         import docker
@@ -282,8 +282,8 @@ def build_image(
         client.close()
 
 
-def _build(  # type: ignore[no-untyped-def]
-    client,
+def _build(
+    client: Any,
     plan: ImagePlan,
     tag: str,
     echo: Echo,
@@ -303,7 +303,7 @@ def _build(  # type: ignore[no-untyped-def]
         text = dockerfile if dockerfile is not None else render_dockerfile(plan)
         context_path = Path(scratch) / "context.tar"
         with open(context_path, "wb") as stream:
-            write_context(plan, staging, text, stream)  # type: ignore[arg-type]
+            write_context(plan, staging, text, stream)
         echo(f"sending context ({context_path.stat().st_size / 1e6:.1f} MB) to the Docker engine")
         try:
             with open(context_path, "rb") as context:
