@@ -37,9 +37,10 @@ def create_app() -> typer.Typer:
     ) -> None:
         """mlpack: from a model folder to a production V2 inference service."""
 
-    from . import build, env, start
+    from . import build, env, infer, start
 
     start.register(app)
+    infer.register(app)
     build.register(app)
     env.register(app)
     return app

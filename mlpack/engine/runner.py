@@ -22,6 +22,14 @@ from .importer import import_implementation
 T = TypeVar("T")
 
 
+def _new_event_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()  # type: ignore[no-any-return]
+
+
 class ModelRunner(Protocol):
     """What the registry needs from something that runs a model."""
 
@@ -91,7 +99,7 @@ class LocalRunner:
     def __init__(self, settings: ModelSettings) -> None:
         self.settings = settings
         self.model: MLModel | None = None
-        self._loop = asyncio.new_event_loop()
+        self._loop = _new_event_loop()
         self._thread = threading.Thread(
             target=self._run_loop, name=f"mlpack-model-{settings.name}", daemon=True
         )
@@ -103,8 +111,38 @@ class LocalRunner:
         self._loop.close()
 
     async def _on_model_thread(self, coroutine: Awaitable[T]) -> T:
-        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)  # type: ignore[arg-type]
-        return await asyncio.wrap_future(future)
+        """Run ``coroutine`` on the model's loop and await its result here.
+
+        One callback each way and no ``concurrent.futures`` machinery: this hop is on
+        every request, so it is kept as cheap as a cross-thread handoff can be.
+        """
+        caller_loop = asyncio.get_running_loop()
+        result: asyncio.Future[T] = caller_loop.create_future()
+
+        def deliver(done: asyncio.Future[T]) -> None:
+            if result.cancelled():
+                return
+            if done.cancelled():
+                result.cancel()
+            elif (error := done.exception()) is not None:
+                result.set_exception(error)
+            else:
+                result.set_result(done.result())
+
+        tasks: list[asyncio.Future[T]] = []
+
+        def start() -> None:
+            task = asyncio.ensure_future(coroutine, loop=self._loop)
+            tasks.append(task)
+            task.add_done_callback(lambda done: caller_loop.call_soon_threadsafe(deliver, done))
+
+        self._loop.call_soon_threadsafe(start)
+        try:
+            return await result
+        except asyncio.CancelledError:
+            # The caller gave up (client gone, deadline): stop the model-side work too.
+            self._loop.call_soon_threadsafe(lambda: [task.cancel() for task in tasks])
+            raise
 
     async def load(self) -> MetadataModelResponse:
         async def _load() -> MetadataModelResponse:

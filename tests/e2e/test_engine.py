@@ -44,7 +44,7 @@ def concurrently(count: int, call: Any) -> list[Any]:
 
 
 def test_batching_is_visible_and_each_caller_gets_its_rows(engine_server: RunningServer) -> None:
-    responses = concurrently(24, lambda i: post(engine_server, "batched", body([float(i)])))
+    responses = concurrently(24, lambda i: post(engine_server, "batched", body([float(i)], sleep=0.1)))
     sizes = []
     for i, response in enumerate(responses):
         assert response.status_code == 200, response.text
@@ -148,11 +148,18 @@ def test_sigkill_a_worker_under_load_recovers(engine_server: RunningServer) -> N
 def test_sigterm_finishes_accepted_requests(workers: int, tmp_path: Path) -> None:
     shutil.copytree(ASSETS / "engine", tmp_path / "models")
     server = start_server(tmp_path / "models", tmp_path, settings={"parallel_workers": workers})
+    marker = tmp_path / "started.txt"
+    request = {"parameters": {"marker": str(marker)},
+               "inputs": [{"name": "s", "datatype": "FP64", "shape": [1], "data": [0.5]}]}
     try:
         with concurrent.futures.ThreadPoolExecutor(3) as pool:
-            futures = [pool.submit(post, server, "slow", {"inputs": [
-                {"name": "s", "datatype": "FP64", "shape": [1], "data": [0.5]}]}) for _ in range(3)]
-            time.sleep(0.2)
+            futures = [pool.submit(post, server, "slow", request) for _ in range(3)]
+            # SIGTERM only once compute has started, i.e. the server has accepted requests.
+            deadline = time.monotonic() + 20
+            while not (marker.exists() and marker.read_text()) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert marker.exists(), server.log()
+            time.sleep(0.3)  # the other two are read by then and queued behind the first
             os.killpg(server.process.pid, signal.SIGTERM)
             statuses = [f.result(timeout=20).status_code for f in futures]
         assert statuses == [200, 200, 200], server.log()

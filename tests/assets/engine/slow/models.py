@@ -1,4 +1,8 @@
-"""A synchronous model that blocks for the number of seconds it is sent."""
+"""A synchronous model that blocks for the number of seconds it is sent.
+
+If the request's parameters name a ``marker`` file, a line is appended to it when
+compute starts, so tests can tell a request was accepted without sleeping.
+"""
 
 import time
 
@@ -8,6 +12,10 @@ from mlpack.types import InferenceRequest, InferenceResponse, ResponseOutput
 
 class SlowModel(MLModel):
     def predict(self, payload: InferenceRequest) -> InferenceResponse:
+        marker = getattr(payload.parameters, "marker", None) if payload.parameters else None
+        if marker:
+            with open(marker, "a") as file:
+                file.write("started\n")
         seconds = float(payload.inputs[0].data[0])
         time.sleep(seconds)
         return InferenceResponse(

@@ -1,0 +1,208 @@
+"""gRPC client for any Open Inference Protocol (V2) server: ``AsyncGrpcClient``.
+
+Speaks ``inference.GRPCInferenceService`` through the stubs and converters in
+``mlpack.proto``; tensors travel as ``raw_input_contents``. Errors map to the same
+``ClientError`` tree as REST (with the matching HTTP status), so callers retry alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, AsyncIterator, Mapping, Optional, Union
+
+import grpc
+import numpy as np
+
+from ..proto import convert
+from ..proto import inference_pb2 as pb
+from ..proto.inference_pb2_grpc import GRPCInferenceServiceStub
+from ..types import (
+    InferenceRequest,
+    InferenceResponse,
+    MetadataModelResponse,
+    MetadataServerResponse,
+)
+from .errors import ServerError, Timeout, TransportError
+
+Request = Union[InferenceRequest, Mapping[str, Any]]
+
+# gRPC status → the HTTP status of the same meaning (the protocol's own mapping).
+_HTTP_STATUS = {
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.FAILED_PRECONDITION: 400,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.CANCELLED: 499,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+}
+
+
+def _target(url: str) -> str:
+    return url.split("://", 1)[-1].rstrip("/")
+
+
+@contextlib.asynccontextmanager
+async def _map_grpc_errors(target: str) -> AsyncIterator[None]:
+    """The one place gRPC errors become mlpack client errors."""
+    try:
+        yield
+    except grpc.aio.AioRpcError as error:
+        code, details = error.code(), error.details() or ""
+        if code is grpc.StatusCode.DEADLINE_EXCEEDED:
+            raise Timeout(f"{target}: no answer in time") from None
+        if code is grpc.StatusCode.UNAVAILABLE and ("connect" in details.lower() or not details):
+            raise TransportError(f"{target}: {details or 'unavailable'}") from None
+        raise ServerError(_HTTP_STATUS.get(code, 500), details or code.name) from None
+
+
+def _jsonable(data: Any) -> Any:
+    if isinstance(data, np.ndarray):
+        data = data.tolist()
+    if isinstance(data, list) and data and isinstance(data[0], bytes):
+        return [v.decode("utf-8", errors="replace") for v in data]
+    return data
+
+
+def response_to_dict(response: InferenceResponse) -> dict[str, Any]:
+    """A response as the dict its REST JSON form would give (flat data, None fields left out)."""
+    payload: dict[str, Any] = {"model_name": response.model_name}
+    if response.model_version:
+        payload["model_version"] = response.model_version
+    if response.id:
+        payload["id"] = response.id
+    if response.parameters is not None:
+        parameters = response.parameters.model_dump(exclude_none=True)
+        if parameters:
+            payload["parameters"] = parameters
+    outputs = []
+    for output in response.outputs:
+        item: dict[str, Any] = {
+            "name": output.name,
+            "shape": list(output.shape),
+            "datatype": getattr(output.datatype, "value", output.datatype),
+        }
+        if output.parameters is not None:
+            parameters = output.parameters.model_dump(exclude_none=True)
+            if parameters:
+                item["parameters"] = parameters
+        item["data"] = _jsonable(output.data)
+        outputs.append(item)
+    payload["outputs"] = outputs
+    return payload
+
+
+class AsyncGrpcClient:
+    """An asyncio V2 gRPC client over one channel.
+
+    Parameters:
+        url: ``host:port`` (a scheme, if any, is ignored).
+        timeout: seconds per call.
+        headers: sent as gRPC metadata with every call.
+        use_ssl: a TLS channel with the system's root certificates.
+        binary: accepted for symmetry with REST; tensors always travel raw.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 60.0,
+        headers: Optional[Mapping[str, str]] = None,
+        use_ssl: bool = False,
+        binary: bool = True,
+    ) -> None:
+        self.target = _target(url)
+        self.timeout = timeout
+        self._metadata = tuple((k.lower(), v) for k, v in (headers or {}).items())
+        options = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+        if use_ssl:
+            self._channel = grpc.aio.secure_channel(
+                self.target, grpc.ssl_channel_credentials(), options
+            )
+        else:
+            self._channel = grpc.aio.insecure_channel(self.target, options)
+        self._stub = GRPCInferenceServiceStub(self._channel)  # type: ignore[no-untyped-call]
+
+    async def infer(
+        self,
+        model_name: str,
+        request: Request,
+        *,
+        model_version: Optional[str] = None,
+        headers: Optional[Mapping[str, str]] = None,
+    ) -> InferenceResponse:
+        """Send one inference request; return an ``InferenceResponse`` (data as flat arrays)."""
+        typed = (
+            request
+            if isinstance(request, InferenceRequest)
+            else InferenceRequest.model_validate(request)
+        )
+        message = convert.model_infer_request_from_types(typed, model_name, model_version, raw=True)
+        metadata = self._metadata + tuple((k.lower(), v) for k, v in (headers or {}).items())
+        async with _map_grpc_errors(self.target):
+            reply = await self._stub.ModelInfer(message, timeout=self.timeout, metadata=metadata)
+        return convert.model_infer_response_to_types(reply)
+
+    async def infer_json(
+        self,
+        model_name: str,
+        request: Request,
+        *,
+        model_version: Optional[str] = None,
+        headers: Optional[Mapping[str, str]] = None,
+    ) -> dict[str, Any]:
+        """Send one inference request; return the response as its REST JSON dict."""
+        response = await self.infer(
+            model_name, request, model_version=model_version, headers=headers
+        )
+        return response_to_dict(response)
+
+    async def live(self) -> bool:
+        async with _map_grpc_errors(self.target):
+            reply = await self._stub.ServerLive(pb.ServerLiveRequest(), timeout=self.timeout)
+        return bool(reply.live)
+
+    async def ready(self) -> bool:
+        async with _map_grpc_errors(self.target):
+            reply = await self._stub.ServerReady(pb.ServerReadyRequest(), timeout=self.timeout)
+        return bool(reply.ready)
+
+    async def model_ready(self, model_name: str, model_version: Optional[str] = None) -> bool:
+        async with _map_grpc_errors(self.target):
+            reply = await self._stub.ModelReady(
+                pb.ModelReadyRequest(name=model_name, version=model_version or ""),
+                timeout=self.timeout,
+            )
+        return bool(reply.ready)
+
+    async def metadata(self) -> MetadataServerResponse:
+        async with _map_grpc_errors(self.target):
+            reply = await self._stub.ServerMetadata(
+                pb.ServerMetadataRequest(), timeout=self.timeout
+            )
+        return convert.server_metadata_from_pb(reply)
+
+    async def model_metadata(
+        self, model_name: str, model_version: Optional[str] = None
+    ) -> MetadataModelResponse:
+        async with _map_grpc_errors(self.target):
+            reply = await self._stub.ModelMetadata(
+                pb.ModelMetadataRequest(name=model_name, version=model_version or ""),
+                timeout=self.timeout,
+            )
+        return convert.model_metadata_from_pb(reply)
+
+    async def aclose(self) -> None:
+        await self._channel.close()
+
+    async def __aenter__(self) -> AsyncGrpcClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
