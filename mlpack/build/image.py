@@ -81,11 +81,15 @@ def mlpack_wheel(destination: Path) -> Path:
             (copy / "mlpack" / "_templates").symlink_to("../templates")
             out = Path(scratch) / "out"
             environment = {**os.environ, "SOURCE_DATE_EPOCH": _SOURCE_DATE_EPOCH}
+            command = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
+                       "--wheel-dir", str(out), str(copy)]
+            # With this Python's setuptools first (fast, offline); where it cannot build
+            # wheels (an old setuptools without the wheel package), in an isolated build.
             result = subprocess.run(
-                [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                 "--wheel-dir", str(out), str(copy)],
-                capture_output=True, text=True, env=environment,
+                [*command, "--no-build-isolation"], capture_output=True, text=True, env=environment
             )
+            if result.returncode != 0:
+                result = subprocess.run(command, capture_output=True, text=True, env=environment)
             if result.returncode != 0:
                 raise BuildError(f"building mlpack's wheel failed:\n{result.stderr[-2000:]}")
             cached.mkdir(parents=True, exist_ok=True)
