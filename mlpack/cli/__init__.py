@@ -37,11 +37,13 @@ def create_app() -> typer.Typer:
     ) -> None:
         """mlpack: from a model folder to a production V2 inference service."""
 
-    from . import infer, init, start
+    from . import build, env, infer, init, start
 
     init.register(app)
     start.register(app)
     infer.register(app)
+    build.register(app)
+    env.register(app)
     return app
 
 

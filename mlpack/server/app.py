@@ -18,8 +18,9 @@ from typing import Any, Iterator, Optional
 import uvicorn
 
 from ..engine.registry import ModelRegistry, RunnerFactory
-from ..engine.runner import LocalRunner
+from ..engine.runner import LocalRunner, ModelRunner
 from ..engine.workers.pool import WorkerPool
+from ..engine.workers.environments import EnvironmentPools, EnvironmentRunner, has_environment
 from ..engine.workers.runner import worker_runner_factory
 from ..settings import ModelSettings, Settings
 from .rest import build_rest_app
@@ -64,7 +65,16 @@ class MLPackServer:
                 settings.parallel_workers, stop_timeout=settings.parallel_workers_timeout
             )
             runner_factory = worker_runner_factory(self.pool)
-        self.registry = ModelRegistry(runner_factory, repository_root=repository_root)
+        # Models with their own environment run in workers of that environment's Python.
+        environments_dir = Path(settings.environments_dir) if settings.environments_dir else (
+            (repository_root or Path.cwd()) / ".mlpack" / "envs"
+        )
+        self.environment_pools = EnvironmentPools(
+            environments_dir, settings.parallel_workers, settings.parallel_workers_timeout
+        )
+        self.registry = ModelRegistry(
+            with_environments(runner_factory, self.environment_pools), repository_root=repository_root
+        )
         self._stop = asyncio.Event()
         self._uvicorn: Optional[_EmbeddedUvicorn] = None
 
@@ -126,6 +136,7 @@ class MLPackServer:
             await self.registry.close()
             if self.pool is not None:  # engine: workers stop last
                 await self.pool.close()
+            await self.environment_pools.close()
             logger.info("stopped")
 
     async def _load_models(self) -> None:
@@ -152,6 +163,17 @@ class MLPackServer:
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
+
+
+def with_environments(default: RunnerFactory, pools: EnvironmentPools) -> RunnerFactory:
+    """Route models that name an environment to its pool; the rest to ``default``."""
+
+    def factory(settings: ModelSettings) -> ModelRunner:
+        if has_environment(settings):
+            return EnvironmentRunner(settings, pools)
+        return default(settings)
+
+    return factory
 
 
 def run_server(server: MLPackServer) -> None:

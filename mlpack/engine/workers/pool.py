@@ -96,6 +96,9 @@ class WorkerPool:
         max_in_flight: most requests outstanding per worker.
         start_timeout: how long a new worker may take to answer its first ping.
         target: the child's entry function (``run_worker``; tests pass their own).
+        start_process: starts a worker some other way, given the child's socket and the
+            worker id, returning a process-like handle (pid, exitcode, is_alive, join, kill);
+            per-model environments use it to start workers with their own Python.
     """
 
     def __init__(
@@ -105,12 +108,14 @@ class WorkerPool:
         max_in_flight: int = 2,
         start_timeout: float = 60.0,
         target: WorkerTarget = run_worker,
+        start_process: Optional[Callable[[socket.socket, int], Any]] = None,
     ) -> None:
         self.size = size
         self.stop_timeout = stop_timeout
         self.max_in_flight = max_in_flight
         self.start_timeout = start_timeout
         self._target = target
+        self._start_process = start_process
         self._context = multiprocessing.get_context("spawn")
         self._workers: dict[int, _Worker] = {}
         self._models: dict[str, ModelSettings] = {}
@@ -130,12 +135,15 @@ class WorkerPool:
 
     async def _spawn(self, worker_id: int) -> _Worker:
         parent_end, child_end = socket.socketpair()
-        process = self._context.Process(
-            target=self._target, args=(child_end, worker_id),
-            name=f"mlpack-worker-{worker_id}", daemon=True,
-        )
         try:
-            process.start()
+            if self._start_process is not None:
+                process = self._start_process(child_end, worker_id)
+            else:
+                process = self._context.Process(
+                    target=self._target, args=(child_end, worker_id),
+                    name=f"mlpack-worker-{worker_id}", daemon=True,
+                )
+                process.start()
         finally:
             child_end.close()
         worker = _Worker(worker_id, process, self._on_lost)

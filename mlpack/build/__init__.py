@@ -1,0 +1,1 @@
+"""Packaging: Dockerfiles, images and environments (imported only by the CLI)."""

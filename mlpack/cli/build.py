@@ -1,0 +1,81 @@
+"""``mlpack dockerfile FOLDER`` and ``mlpack build FOLDER -t TAG``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .errors import USAGE_ERROR, exit_on_error
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="dockerfile")(dockerfile)
+    app.command(name="build")(build)
+
+
+def _check_folder(folder: Path) -> None:
+    if not folder.is_dir():
+        typer.secho(f"Error: {folder} is not a folder", err=True, fg=typer.colors.RED)
+        raise typer.Exit(USAGE_ERROR)
+
+
+def dockerfile(
+    folder: Annotated[Path, typer.Argument(help="The folder to serve (as for `mlpack start`).")] = Path("."),
+    include_dockerignore: Annotated[
+        bool, typer.Option("-i", "--include-dockerignore", help="Also write a .dockerignore.")
+    ] = False,
+    base_image: Annotated[Optional[str], typer.Option(help="Base image (Python 3.11 with venv).")] = None,
+) -> None:
+    """Write the Dockerfile `mlpack build` uses into FOLDER, to read or customise."""
+    from ..build.dockerfile import DEFAULT_BASE_IMAGE, plan_image, render_dockerfile, render_dockerignore
+
+    _check_folder(folder)
+    with exit_on_error():
+        plan = plan_image(folder, base_image or DEFAULT_BASE_IMAGE)
+        (folder / "Dockerfile").write_text(render_dockerfile(plan))
+        typer.echo(f"wrote {folder / 'Dockerfile'}")
+        if include_dockerignore:
+            (folder / ".dockerignore").write_text(render_dockerignore(plan))
+            typer.echo(f"wrote {folder / '.dockerignore'}")
+    typer.echo(f"build it with: mlpack build {folder} -t IMAGE [--dockerfile {folder / 'Dockerfile'}]")
+
+
+def build(
+    folder: Annotated[Path, typer.Argument(help="The folder to serve (as for `mlpack start`).")] = Path("."),
+    tag: Annotated[str, typer.Option("-t", "--tag", help="Image name and tag.")] = "",
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not use the engine's layer cache.")] = False,
+    base_image: Annotated[
+        Optional[str], typer.Option(help="Base image with Python 3.11 and venv (default python:3.11-slim-bookworm).")
+    ] = None,
+    build_arg: Annotated[
+        Optional[list[str]], typer.Option("--build-arg", help="KEY=VALUE passed to the Dockerfile (repeatable).")
+    ] = None,
+    dockerfile_path: Annotated[
+        Optional[Path], typer.Option("--dockerfile", help="Use this (customised) Dockerfile instead of rendering one.")
+    ] = None,
+) -> None:
+    """Build a Docker image serving FOLDER; everything it installs is prepared on this host."""
+    from ..build.dockerfile import DEFAULT_BASE_IMAGE, plan_image
+    from ..build.image import build_image
+
+    _check_folder(folder)
+    if not tag:
+        typer.secho("Error: give the image a name with -t/--tag", err=True, fg=typer.colors.RED)
+        raise typer.Exit(USAGE_ERROR)
+    arguments: dict[str, str] = {}
+    for item in build_arg or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            typer.secho(f"Error: --build-arg expects KEY=VALUE, got {item!r}", err=True, fg=typer.colors.RED)
+            raise typer.Exit(USAGE_ERROR)
+        arguments[key] = value
+    with exit_on_error():
+        plan = plan_image(folder, base_image or DEFAULT_BASE_IMAGE)
+        text = dockerfile_path.read_text() if dockerfile_path else None
+        result = build_image(plan, tag, typer.echo, no_cache=no_cache, build_args=arguments, dockerfile=text)
+    typer.secho(
+        f"built {tag}: image {result.image_id}, {result.size / 1e6:.0f} MB, in {result.seconds:.1f}s",
+        fg=typer.colors.GREEN,
+    )

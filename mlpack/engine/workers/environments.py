@@ -1,0 +1,219 @@
+"""Models that bring their own environment run in worker processes of that environment's Python.
+
+Each distinct environment gets its own ``WorkerPool`` (``max(1, parallel_workers)``
+processes), started when its first model loads; models without an environment keep
+using the shared pool (or the server process). The pools' workers are ordinary
+``run_worker`` processes, only started with another interpreter (``WorkerPool``'s
+``start_process`` hook) rather than through ``multiprocessing`` (whose spawn start
+would replace the child's ``sys.path`` with the server's, hiding the environment).
+
+How the server's code reaches a Python that has no mlpack installed:
+
+* ``PYTHONPATH`` holds only a small "shim" folder with symlinks to the server's
+  ``mlpack`` (and built-in runtime) packages, so ``import mlpack`` works and nothing
+  else of the server's shadows the environment;
+* the environment's own ``site-packages`` come next (normal ``site`` processing), so
+  its packages win;
+* the server's import locations (its ``site-packages``, minus its standard library) are
+  appended last, before ``mlpack`` is imported, so mlpack's own dependencies (pydantic,
+  numpy, ...) are found when the environment lacks them.
+
+So an environment must have the server's Python minor version (checked when it is
+resolved) and, for any package it shares with mlpack (e.g. numpy), a version mlpack
+supports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+from typing import Optional
+
+from ...environments import Environment, resolve_environment
+from ...settings import ModelSettings
+from ...types import InferenceRequest, InferenceResponse, MetadataModelResponse
+from .pool import WorkerPool
+from .runner import WorkerRunner
+
+_BOOT = (
+    "import json, sys; sys.path.extend(json.loads(sys.argv[1])); "
+    "from mlpack.engine.workers.environments import child_main; "
+    "child_main(int(sys.argv[2]), int(sys.argv[3]))"
+)
+# Top-level packages of the server that a worker needs: mlpack and built-in runtimes.
+_SHIMMED = ("mlpack", "mlpack_sklearn")
+
+
+def worker_command(python: Path, shim_root: Path) -> tuple[list[str], dict[str, str]]:
+    """The command prefix and environment that start ``python`` with the server's mlpack importable."""
+    shim = server_shim(shim_root)
+    env = {**os.environ, "PYTHONPATH": str(shim), "PYTHONNOUSERSITE": "1"}
+    return [str(python), "-c", _BOOT, json.dumps(server_fallback_paths())], env
+
+
+def server_shim(shim_root: Path) -> Path:
+    """A folder holding only symlinks to the server's own top-level packages."""
+    import importlib.util
+
+    targets: dict[str, str] = {}
+    for name in _SHIMMED:
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.submodule_search_locations:
+            targets[name] = str(Path(list(spec.submodule_search_locations)[0]).resolve())
+    key = hashlib.sha256(json.dumps(targets, sort_keys=True).encode()).hexdigest()[:16]
+    shim = shim_root / f".server-{key}"
+    if not shim.is_dir():
+        shim_root.mkdir(parents=True, exist_ok=True)
+        staging = shim_root / f".server-{key}.{os.getpid()}"
+        staging.mkdir(exist_ok=True)
+        for name, target in targets.items():
+            link = staging / name
+            if not link.is_symlink():
+                link.symlink_to(target, target_is_directory=True)
+        try:
+            os.rename(staging, shim)
+        except OSError:  # another process made it first
+            for link in staging.iterdir():
+                link.unlink()
+            staging.rmdir()
+    return shim
+
+
+def server_fallback_paths() -> list[str]:
+    """The server's import locations, minus its standard library (the worker has its own)."""
+    stdlib = {sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib")}
+    paths = []
+    for entry in sys.path:
+        if not entry or not os.path.isdir(entry):
+            continue
+        real = os.path.realpath(entry)
+        in_stdlib = any(real == s or real.startswith(s + os.sep) for s in stdlib)
+        if in_stdlib and "-packages" not in real:
+            continue
+        paths.append(real)
+    return paths
+
+
+class _PopenWorker:
+    """A ``subprocess.Popen`` with the bits of ``multiprocessing.Process`` the pool uses."""
+
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        self._popen = popen
+
+    @property
+    def pid(self) -> int:
+        return self._popen.pid
+
+    @property
+    def exitcode(self) -> Optional[int]:
+        return self._popen.poll()
+
+    def is_alive(self) -> bool:
+        return self._popen.poll() is None
+
+    def join(self, timeout: Optional[float] = None) -> None:
+        try:
+            self._popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def kill(self) -> None:
+        self._popen.kill()
+
+
+def environment_pool(environment: Environment, size: int, shim_root: Path, stop_timeout: float) -> WorkerPool:
+    """A ``WorkerPool`` whose workers run ``environment``'s Python."""
+    command, env = worker_command(environment.python, shim_root)
+
+    def start(child_end: socket.socket, worker_id: int) -> _PopenWorker:
+        fd = child_end.fileno()
+        popen = subprocess.Popen(
+            [*command, str(fd), str(worker_id)], env=env, pass_fds=(fd,), stdin=subprocess.DEVNULL,
+        )
+        return _PopenWorker(popen)
+
+    return WorkerPool(size, stop_timeout=stop_timeout, start_process=start)
+
+
+def child_main(fd: int, worker_id: int) -> None:
+    """Entry point in the environment's Python: the ordinary worker loop on the inherited socket."""
+    from .worker import run_worker
+
+    run_worker(socket.socket(fileno=fd), worker_id)
+
+
+class EnvironmentPools:
+    """One worker pool per environment, started on first use and closed with the server.
+
+    Parameters:
+        environments_dir: where tarballs are unpacked (and the server shim lives).
+        size: workers per environment.
+        stop_timeout: how long closing waits for workers.
+    """
+
+    def __init__(self, environments_dir: Path, size: int = 1, stop_timeout: float = 5.0) -> None:
+        self.environments_dir = environments_dir
+        self.size = max(1, size)
+        self.stop_timeout = stop_timeout
+        self._pools: dict[Path, WorkerPool] = {}
+        self._lock = asyncio.Lock()
+
+    async def pool_for(self, settings: ModelSettings) -> WorkerPool:
+        """The started pool for ``settings``' environment (unpacking it first if needed)."""
+        parameters = settings.parameters
+        environment = await asyncio.to_thread(
+            resolve_environment,
+            parameters.environment_tarball,
+            parameters.environment_path,
+            Path(settings.folder) if settings.folder else None,
+            self.environments_dir,
+        )
+        assert environment is not None
+        async with self._lock:
+            pool = self._pools.get(environment.root)
+            if pool is None:
+                pool = environment_pool(environment, self.size, self.environments_dir, self.stop_timeout)
+                await pool.start()
+                self._pools[environment.root] = pool
+            return pool
+
+    async def close(self) -> None:
+        pools, self._pools = list(self._pools.values()), {}
+        await asyncio.gather(*(pool.close() for pool in pools), return_exceptions=True)
+
+
+class EnvironmentRunner:
+    """A ``ModelRunner`` for a model with its own environment: a ``WorkerRunner`` on that env's pool."""
+
+    def __init__(self, settings: ModelSettings, pools: EnvironmentPools) -> None:
+        self.settings = settings
+        self._pools = pools
+        self._runner: Optional[WorkerRunner] = None
+
+    @property
+    def concurrency(self) -> int:
+        return self._pools.size
+
+    async def load(self) -> MetadataModelResponse:
+        pool = await self._pools.pool_for(self.settings)
+        self._runner = WorkerRunner(self.settings, pool)
+        return await self._runner.load()
+
+    async def predict(self, request: InferenceRequest) -> InferenceResponse:
+        assert self._runner is not None, "predict() before load()"
+        return await self._runner.predict(request)
+
+    async def unload(self) -> None:
+        if self._runner is not None:
+            await self._runner.unload()
+
+
+def has_environment(settings: ModelSettings) -> bool:
+    return bool(settings.parameters.environment_tarball or settings.parameters.environment_path)

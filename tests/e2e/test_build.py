@@ -1,0 +1,161 @@
+"""`mlpack build` with a real Docker engine: two models, two environments, one image.
+
+Needs a Docker engine and a local base image with Python 3.11 + venv
+(``MLPACK_TEST_BASE_IMAGE``, default ``mlpack-base:bookworm-py311``, made by
+``.ci/docker-setup.sh``). Without them these tests skip, unless
+``MLPACK_REQUIRE_DOCKER=1`` (CI), where they fail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import pytest
+
+from tests.conftest import free_ports
+from tests.helpers.server import REPO
+
+pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.timeout(900)]
+
+BASE_IMAGE = os.environ.get("MLPACK_TEST_BASE_IMAGE", "mlpack-base:bookworm-py311")
+EXAMPLE = REPO / "examples" / "multi-env"
+
+
+def _docker(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def docker_ready() -> None:
+    """Skip (or, with MLPACK_REQUIRE_DOCKER=1, fail) without an engine and the base image."""
+    required = os.environ.get("MLPACK_REQUIRE_DOCKER") == "1"
+    problem = None
+    if shutil.which("docker") is None:
+        problem = "no docker CLI on PATH"
+    elif _docker("info", check=False).returncode != 0:
+        problem = "no Docker engine reachable (start dockerd, e.g. bash .ci/docker-setup.sh)"
+    elif _docker("image", "inspect", BASE_IMAGE, check=False).returncode != 0:
+        problem = f"base image {BASE_IMAGE} missing (bash .ci/docker-setup.sh makes it)"
+    if problem:
+        if required:
+            pytest.fail(f"MLPACK_REQUIRE_DOCKER=1 but {problem}")
+        pytest.skip(problem)
+
+
+def _build(folder: Path, tag: str, log_dir: Path) -> tuple[float, str]:
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "runtimes" / "sklearn")])}
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "mlpack", "build", str(folder), "-t", tag, "--base-image", BASE_IMAGE],
+        capture_output=True, text=True, env=environment, timeout=900,
+    )
+    seconds = time.perf_counter() - started
+    (log_dir / f"build-{tag.replace(':', '-')}.log").write_text(result.stdout + result.stderr)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return seconds, result.stdout
+
+
+@pytest.fixture(scope="module")
+def built(docker_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The example built once (cold, as far as this tag goes) and rebuilt after a code change."""
+    work = tmp_path_factory.mktemp("build")
+    folder = work / "multi-env"
+    shutil.copytree(EXAMPLE, folder)
+    suffix = uuid.uuid4().hex[:8]
+    first_tag, second_tag = f"mlpack-test-multienv:{suffix}-a", f"mlpack-test-multienv:{suffix}-b"
+    info: dict[str, Any] = {"folder": folder, "tag": first_tag, "tags": [first_tag]}
+    try:
+        info["first_seconds"], info["first_log"] = _build(folder, first_tag, work)
+        models = folder / "table_old" / "models.py"
+        models.write_text(models.read_text() + "\n# a code-only change\n")
+        info["tags"].append(second_tag)
+        info["second_seconds"], info["second_log"] = _build(folder, second_tag, work)
+        info["second_tag"] = second_tag
+        print(f"\ncold build {info['first_seconds']:.1f}s, code-only rebuild {info['second_seconds']:.1f}s")
+        yield info
+    finally:
+        for tag in info["tags"]:
+            _docker("image", "rm", "-f", tag, check=False)
+        # The untagged image of the environments stage (labelled by the Dockerfile).
+        _docker("image", "prune", "-f", "--filter", "label=io.mlpack.stage=environments", check=False)
+
+
+def _run(tag: str, *args: str) -> tuple[str, int]:
+    (port,) = free_ports(1)
+    name = f"mlpack-test-{uuid.uuid4().hex[:8]}"
+    _docker("run", "-d", "--rm", "--name", name, "-p", f"127.0.0.1:{port}:8080", *args, tag)
+    return name, port
+
+
+def _wait_ready(name: str, port: int, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/v2/health/ready", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    logs = _docker("logs", name, check=False)
+    raise TimeoutError(f"container {name} not ready:\n{logs.stdout}{logs.stderr}")
+
+
+def _infer(port: int, model: str) -> dict[str, Any]:
+    body = {"inputs": [{"name": "x", "shape": [2], "datatype": "INT64", "data": [1, 2]}]}
+    response = httpx.post(f"http://127.0.0.1:{port}/v2/models/{model}/infer", json=body, timeout=30)
+    assert response.status_code == 200, response.text
+    return {output["name"]: output["data"][0] for output in response.json()["outputs"]}
+
+
+@pytest.mark.parametrize("user", [None, "12345:0"], ids=["image-user", "arbitrary-uid"])
+def test_each_model_uses_its_own_environment(built: dict[str, Any], user: str | None) -> None:
+    name, port = _run(built["tag"], *(["--user", user] if user else []))
+    try:
+        _wait_ready(name, port)
+        old, new = _infer(port, "table-old"), _infer(port, "table-new")
+        assert old["tabulate_version"] == "0.8.10"
+        assert new["tabulate_version"] == "0.9.0"
+        assert old["python"] == "/opt/mlpack/envs/table_old/bin/python"
+        assert new["python"] == "/opt/mlpack/envs/table_new/bin/python"
+        assert "  1\n  2" in old["table"]
+        if user:
+            uid = _docker("exec", name, "id", "-u").stdout.strip()
+            assert uid == "12345"
+    finally:
+        _docker("stop", "-t", "10", name, check=False)
+
+
+def test_image_metadata(built: dict[str, Any]) -> None:
+    (image,) = json.loads(_docker("image", "inspect", built["tag"]).stdout)
+    config = image["Config"]
+    assert config["User"] == "1000"
+    assert set(config["ExposedPorts"]) == {"8080/tcp", "8081/tcp", "8082/tcp"}
+    assert "/v2/health/ready" in " ".join(config["Healthcheck"]["Test"])
+    assert config["Labels"]["io.mlpack.models"] == "table-new,table-old"
+    assert config["Labels"]["io.mlpack.version"]
+    print(f"\nimage size {image['Size'] / 1e6:.0f} MB")
+
+
+def test_code_change_reuses_environment_layers(built: dict[str, Any]) -> None:
+    log = built["second_log"]
+    steps = log.split("Step ")[1:]
+    code_step = next(i for i, step in enumerate(steps) if " models /opt/mlpack/models" in step.split("\n", 1)[0])
+    cacheable = [s for s in steps[:code_step] if s.split("\n", 1)[0].split(" : ", 1)[-1].startswith(("RUN", "COPY"))]
+    assert len(cacheable) >= 9  # server deps, two environments, mlpack, user setup, copies
+    for step in cacheable:
+        assert "Using cache" in step, f"layer rebuilt after a code-only change:\n{step}"
+    first, second = (
+        json.loads(_docker("image", "inspect", tag).stdout)[0]["RootFS"]["Layers"]
+        for tag in (built["tag"], built["second_tag"])
+    )
+    # Only the model-code layer differs.
+    assert first[:-1] == second[:-1] and first[-1] != second[-1]
