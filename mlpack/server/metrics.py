@@ -1,0 +1,256 @@
+"""Prometheus metrics: collectors, a REST middleware, and the scrape app on its own port.
+
+Every process of a server (the server itself and, with ``parallel_workers``, its workers)
+writes its values to files in one metrics folder (prometheus-client multiprocess mode);
+a scrape sums them. ``MetricsFolder.prepare`` chooses and cleans that folder and exports
+``PROMETHEUS_MULTIPROC_DIR`` before any worker is spawned, so children inherit it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import os
+import shutil
+import tempfile
+import time
+from typing import Any, Awaitable, Callable, MutableMapping, Optional
+
+from ..engine.stats import InferEvent
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+MODEL_LABELS = ("model_name", "model_version")
+LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+QUEUE_BUCKETS = (0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+class MetricsFolder:
+    """The folder every process of one server writes metric values to.
+
+    Parameters:
+        path: ``metrics_dir`` from the settings; None: a fresh temporary folder.
+    """
+
+    def __init__(self, path: Optional[str] = None) -> None:
+        self._owned = path is None
+        self.path = tempfile.mkdtemp(prefix="mlpack-metrics-") if path is None else path
+        self._previous_env: Optional[str] = None
+
+    def prepare(self) -> "MetricsFolder":
+        """Clean stale values, export the folder to child processes, switch to multiprocess mode."""
+        from prometheus_client import values
+
+        os.makedirs(self.path, exist_ok=True)
+        for stale in glob.glob(os.path.join(self.path, "*.db")):
+            os.remove(stale)
+        self._previous_env = os.environ.get(MULTIPROC_ENV)
+        os.environ[MULTIPROC_ENV] = self.path
+        # prometheus-client picks its value class when first imported; metrics created from
+        # now on in this process write to this folder, whenever prometheus_client was imported.
+        values.ValueClass = values.MultiProcessValue()
+        from .. import custom_metrics
+
+        custom_metrics._reset()
+        return self
+
+    def close(self) -> None:
+        from prometheus_client import values
+
+        if self._previous_env is None:
+            os.environ.pop(MULTIPROC_ENV, None)
+        else:
+            os.environ[MULTIPROC_ENV] = self._previous_env
+        values.ValueClass = values.get_value_class()
+        if self._owned:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every process's values."""
+        from prometheus_client import CollectorRegistry, generate_latest
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=self.path)
+        return generate_latest(registry)
+
+    def mark_process_dead(self, pid: int) -> None:
+        """Drop a dead worker's live gauges (its counters and histograms keep counting)."""
+        from prometheus_client.multiprocess import mark_process_dead
+
+        mark_process_dead(pid, self.path)
+
+
+class ServerMetrics:
+    """The server's own collectors; an inference observer and the source of the REST middleware.
+
+    Parameters:
+        rest_prefix: ``metrics_rest_server_prefix`` (names ``{prefix}_requests`` and so on).
+    """
+
+    def __init__(self, rest_prefix: str = "rest_server") -> None:
+        from prometheus_client import Counter, Gauge, Histogram
+
+        def histogram(name: str, doc: str, labels: tuple[str, ...], buckets: Any) -> Histogram:
+            return Histogram(name, doc, labels, buckets=buckets, registry=None)
+
+        self.success = Counter(
+            "model_infer_request_success", "Successful inference requests.", MODEL_LABELS, registry=None
+        )
+        self.failure = Counter(
+            "model_infer_request_failure", "Failed inference requests.", MODEL_LABELS, registry=None
+        )
+        self.latency = histogram(
+            "model_infer_request_duration_seconds",
+            "Inference latency per model version, from dispatch to response.",
+            MODEL_LABELS,
+            LATENCY_BUCKETS,
+        )
+        self.queue_wait = histogram(
+            "model_infer_queue_wait_seconds",
+            "Time a request waited before its model started on it.",
+            MODEL_LABELS,
+            LATENCY_BUCKETS,
+        )
+        self.batch_size = histogram(
+            "model_infer_batch_size", "Requests per model execution.", MODEL_LABELS, BATCH_BUCKETS
+        )
+        self.batch_queue = histogram(
+            "batch_request_queue", "Adaptive batching queue size.", MODEL_LABELS, QUEUE_BUCKETS
+        )
+        self.parallel_queue = histogram(
+            "parallel_request_queue",
+            "Requests queued for a model's runner (thread or worker processes).",
+            MODEL_LABELS,
+            QUEUE_BUCKETS,
+        )
+        self.rest_requests = Counter(
+            f"{rest_prefix}_requests",
+            "REST requests, by method, route and status code.",
+            ("method", "path", "status_code"),
+            registry=None,
+        )
+        self.rest_duration = histogram(
+            f"{rest_prefix}_requests_duration_seconds",
+            "REST request latency.",
+            ("method", "path", "status_code"),
+            LATENCY_BUCKETS,
+        )
+        self.rest_in_progress = Gauge(
+            f"{rest_prefix}_requests_in_progress",
+            "REST requests in flight.",
+            ("method",),
+            registry=None,
+            multiprocess_mode="livesum",
+        )
+        self.grpc_handled = Counter(
+            "grpc_server_handled", "gRPC requests handled, by method and code.",
+            ("grpc_method", "grpc_code"), registry=None,
+        )
+        self.grpc_started = Counter(
+            "grpc_server_started", "gRPC requests started, by method.", ("grpc_method",),
+            registry=None,
+        )
+        self._children: dict[tuple[str, str], tuple[Any, ...]] = {}
+
+    # -- inference observer ---------------------------------------------------------
+    def on_infer(self, event: InferEvent) -> None:
+        key = (event.model_name, event.model_version)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = tuple(
+                metric.labels(*key)
+                for metric in (
+                    self.success, self.failure, self.latency, self.queue_wait,
+                    self.batch_size, self.batch_queue, self.parallel_queue,
+                )
+            )
+        success, failure, latency, queue_wait, batch_size, batch_queue, parallel_queue = children
+        if not event.ok:
+            failure.inc()
+            return
+        timing = event.timing
+        success.inc()
+        latency.observe(event.duration)
+        queue_wait.observe(timing.queue_wait)
+        if timing.executions:
+            batch_size.observe(timing.batch_size)
+        if timing.batch_queue is not None:
+            batch_queue.observe(timing.batch_queue)
+        if timing.parallel_queue is not None:
+            parallel_queue.observe(timing.parallel_queue)
+
+    # -- gRPC (called by the gRPC transport) -----------------------------------------------
+    def grpc_call_started(self, method: str) -> None:
+        self.grpc_started.labels(method).inc()
+
+    def grpc_call_handled(self, method: str, code: str) -> None:
+        self.grpc_handled.labels(method, code).inc()
+
+    # -- REST -------------------------------------------------------------------------------
+    def rest_middleware(self, app: ASGIApp) -> ASGIApp:
+        """Wrap a Starlette app: count, time and track in-flight HTTP requests per route."""
+        requests, duration, in_progress = self.rest_requests, self.rest_duration, self.rest_in_progress
+
+        async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http":
+                await app(scope, receive, send)
+                return
+            method = scope["method"]
+            status = 500
+
+            async def send_status(message: Message) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                await send(message)
+
+            gauge = in_progress.labels(method)
+            gauge.inc()
+            started = time.perf_counter()
+            try:
+                await app(scope, receive, send_status)
+            finally:
+                gauge.dec()
+                route = scope.get("route")
+                path = getattr(route, "path", None) or "unmatched"
+                labels = (method, path, str(status))
+                requests.labels(*labels).inc()
+                duration.labels(*labels).observe(time.perf_counter() - started)
+
+        return middleware
+
+
+def build_metrics_app(folder: MetricsFolder, endpoint: str) -> ASGIApp:
+    """A bare ASGI app answering ``GET endpoint`` with the Prometheus text format."""
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    endpoint = "/" + endpoint.strip("/")
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        if scope["path"].rstrip("/") != endpoint.rstrip("/") or scope["method"] not in ("GET", "HEAD"):
+            status, body, content_type = 404, b"not found\n", "text/plain"
+        else:
+            body = await asyncio.to_thread(folder.render)
+            status, content_type = 200, CONTENT_TYPE_LATEST
+        await send({
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", content_type.encode()),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        })
+        await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+
+    return app
