@@ -71,6 +71,7 @@ class MLPackServer:
     ) -> None:
         settings = self.settings
         http_socket = http_socket or bind_socket(settings.host, settings.http_port, "REST")
+        logger.debug("settings: %s", settings.model_dump_json(exclude_none=True))
         observability = self.observability
         if observability.metrics_enabled and metrics_socket is None:
             metrics_socket = bind_socket(settings.host, settings.metrics_port, "metrics")

@@ -88,6 +88,7 @@ def configure_logging(
         logger.setLevel(level)
         logger.handlers.clear()
         logger.propagate = True
+    logging.getLogger("asyncio").setLevel(max(level, logging.INFO))
     if logging_settings is not None:
         apply_logging_settings(logging_settings)
 
