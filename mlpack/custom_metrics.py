@@ -1,4 +1,4 @@
-"""Custom metrics for model code: ``mlpack.register`` in ``load()``, ``mlpack.log`` in ``predict()``.
+"""Custom metrics: ``mlpack.register`` in a model's ``load()``, ``mlpack.log`` in ``predict()``.
 
 Each custom metric is a Prometheus histogram labelled ``model_name`` and ``model_version``
 (taken from the model whose code is running). Under ``mlpack start`` values are written
@@ -24,7 +24,9 @@ _lock = threading.Lock()
 _metrics: dict[str, "Histogram"] = {}
 
 
-def register(name: str, description: str = "", buckets: Optional[list[float]] = None) -> "Histogram":
+def register(
+    name: str, description: str = "", buckets: Optional[list[float]] = None
+) -> "Histogram":
     """Declare a custom metric (a histogram); registering a name again returns the same one."""
     from prometheus_client import Histogram
 
@@ -42,7 +44,7 @@ def register(name: str, description: str = "", buckets: Optional[list[float]] = 
 
 
 def log(**values: float) -> None:
-    """Record one observation per metric, labelled with the running model (registers unknown names)."""
+    """Observe each value, labelled with the running model; unknown names get registered."""
     model = current_model()
     name, version = model if model is not None else ("", "")
     for metric_name, value in values.items():

@@ -85,12 +85,19 @@ class DocsEndpoints:
 
     async def dataplane_page(self, request: Request) -> Response:
         root = _root(request)
-        return HTMLResponse(render_page(
-            f"{self.server_name} API", f"{root}/v2/docs/dataplane.json", f"{root}/v2/docs/static", False
-        ))
+        return HTMLResponse(
+            render_page(
+                f"{self.server_name} API",
+                f"{root}/v2/docs/dataplane.json",
+                f"{root}/v2/docs/static",
+                False,
+            )
+        )
 
     async def dataplane_json(self, request: Request) -> Response:
-        return JSONResponse(dataplane_document(self.server_name, self.server_version, _root(request)))
+        return JSONResponse(
+            dataplane_document(self.server_name, self.server_version, _root(request))
+        )
 
     async def model_page(self, request: Request) -> Response:
         name, version = _model_path(request)
@@ -101,7 +108,9 @@ class DocsEndpoints:
         root = _root(request)
         base = f"{root}/v2/models/{name}" + (f"/versions/{version}" if version else "")
         title = f"{name} {version or ''}".strip()
-        return HTMLResponse(render_page(title, f"{base}/docs/dataplane.json", f"{root}/v2/docs/static", True))
+        return HTMLResponse(
+            render_page(title, f"{base}/docs/dataplane.json", f"{root}/v2/docs/static", True)
+        )
 
     async def model_json(self, request: Request) -> Response:
         name, version = _model_path(request)
@@ -116,7 +125,9 @@ class DocsEndpoints:
         if name not in STATIC_FILES:
             return JSONResponse({"error": f"no such asset: {name}"}, status_code=404)
         media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-        return Response(_asset(name), media_type=media_type, headers={"Cache-Control": "public, max-age=86400"})
+        return Response(
+            _asset(name), media_type=media_type, headers={"Cache-Control": "public, max-age=86400"}
+        )
 
     def _metadata(self, name: str, version: Optional[str]) -> MetadataModelResponse:
         entry = self.registry.get(name, version)
@@ -152,5 +163,3 @@ def _model_path(request: Request) -> tuple[str, Optional[str]]:
 
 def _error(error: MLPackError) -> Response:
     return JSONResponse({"error": error.message}, status_code=int(error.status))
-
-

@@ -28,12 +28,9 @@ class ModelContextFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         model = current_model()
-        if model is None:
-            record.model = ""
-            record.model_label = ""
-        else:
-            record.model = f"{model.name}:{model.version}" if model.version else model.name
-            record.model_label = f" [model {record.model}]"
+        label = "" if model is None else model.name + (f":{model.version}" if model.version else "")
+        record.__dict__["model"] = label
+        record.__dict__["model_label"] = f" [model {label}]" if label else ""
         return True
 
 
@@ -42,7 +39,9 @@ class JSONFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         payload: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(
+                timespec="milliseconds"
+            ),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -140,7 +139,7 @@ def banner_lines(
     listeners: Iterable[tuple[str, str]],
     models: Iterable[tuple[str, Optional[str], str, str]],
 ) -> list[str]:
-    """The startup banner: one line per listener (what, address) and per model (name, version, state, reason)."""
+    """The startup banner: a line per listener (what, address) and per model."""
     lines = [f"{server_name} {server_version}".strip()]
     for what, address in listeners:
         lines.append(f"  {what:<8} {address}")

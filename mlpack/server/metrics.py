@@ -27,7 +27,21 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 MODEL_LABELS = ("model_name", "model_version")
 LATENCY_BUCKETS = (
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
 )
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 QUEUE_BUCKETS = (0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -56,7 +70,7 @@ class MetricsFolder:
         os.environ[MULTIPROC_ENV] = self.path
         # prometheus-client picks its value class when first imported; metrics created from
         # now on in this process write to this folder, whenever prometheus_client was imported.
-        values.ValueClass = values.MultiProcessValue()
+        values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
         from .. import custom_metrics
 
         custom_metrics._reset()
@@ -69,7 +83,7 @@ class MetricsFolder:
             os.environ.pop(MULTIPROC_ENV, None)
         else:
             os.environ[MULTIPROC_ENV] = self._previous_env
-        values.ValueClass = values.get_value_class()
+        values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
         if self._owned:
             shutil.rmtree(self.path, ignore_errors=True)
 
@@ -79,14 +93,14 @@ class MetricsFolder:
         from prometheus_client.multiprocess import MultiProcessCollector
 
         registry = CollectorRegistry()
-        MultiProcessCollector(registry, path=self.path)
+        MultiProcessCollector(registry, path=self.path)  # type: ignore[no-untyped-call]
         return generate_latest(registry)
 
     def mark_process_dead(self, pid: int) -> None:
         """Drop a dead worker's live gauges (its counters and histograms keep counting)."""
         from prometheus_client.multiprocess import mark_process_dead
 
-        mark_process_dead(pid, self.path)
+        mark_process_dead(pid, self.path)  # type: ignore[no-untyped-call]
 
 
 class ServerMetrics:
@@ -103,7 +117,10 @@ class ServerMetrics:
             return Histogram(name, doc, labels, buckets=buckets, registry=None)
 
         self.success = Counter(
-            "model_infer_request_success", "Successful inference requests.", MODEL_LABELS, registry=None
+            "model_infer_request_success",
+            "Successful inference requests.",
+            MODEL_LABELS,
+            registry=None,
         )
         self.failure = Counter(
             "model_infer_request_failure", "Failed inference requests.", MODEL_LABELS, registry=None
@@ -152,11 +169,15 @@ class ServerMetrics:
             multiprocess_mode="livesum",
         )
         self.grpc_handled = Counter(
-            "grpc_server_handled", "gRPC requests handled, by method and code.",
-            ("grpc_method", "grpc_code"), registry=None,
+            "grpc_server_handled",
+            "gRPC requests handled, by method and code.",
+            ("grpc_method", "grpc_code"),
+            registry=None,
         )
         self.grpc_started = Counter(
-            "grpc_server_started", "gRPC requests started, by method.", ("grpc_method",),
+            "grpc_server_started",
+            "gRPC requests started, by method.",
+            ("grpc_method",),
             registry=None,
         )
         self._children: dict[tuple[str, str], tuple[Any, ...]] = {}
@@ -169,8 +190,13 @@ class ServerMetrics:
             children = self._children[key] = tuple(
                 metric.labels(*key)
                 for metric in (
-                    self.success, self.failure, self.latency, self.queue_wait,
-                    self.batch_size, self.batch_queue, self.parallel_queue,
+                    self.success,
+                    self.failure,
+                    self.latency,
+                    self.queue_wait,
+                    self.batch_size,
+                    self.batch_queue,
+                    self.parallel_queue,
                 )
             )
         success, failure, latency, queue_wait, batch_size, batch_queue, parallel_queue = children
@@ -198,7 +224,11 @@ class ServerMetrics:
     # -- REST -------------------------------------------------------------------------------
     def rest_middleware(self, app: ASGIApp) -> ASGIApp:
         """Wrap a Starlette app: count, time and track in-flight HTTP requests per route."""
-        requests, duration, in_progress = self.rest_requests, self.rest_duration, self.rest_in_progress
+        requests, duration, in_progress = (
+            self.rest_requests,
+            self.rest_duration,
+            self.rest_in_progress,
+        )
 
         async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] != "http":
@@ -238,19 +268,26 @@ def build_metrics_app(folder: MetricsFolder, endpoint: str) -> ASGIApp:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        if scope["path"].rstrip("/") != endpoint.rstrip("/") or scope["method"] not in ("GET", "HEAD"):
+        if scope["path"].rstrip("/") != endpoint.rstrip("/") or scope["method"] not in (
+            "GET",
+            "HEAD",
+        ):
             status, body, content_type = 404, b"not found\n", "text/plain"
         else:
             body = await asyncio.to_thread(folder.render)
             status, content_type = 200, CONTENT_TYPE_LATEST
-        await send({
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", content_type.encode()),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        })
-        await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", content_type.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send(
+            {"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body}
+        )
 
     return app

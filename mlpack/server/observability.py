@@ -42,7 +42,7 @@ class Observability:
         return bool(self.settings.metrics_endpoint)
 
     def start(self) -> InferenceObserver:
-        """Prepare the metrics folder (before any worker is spawned); return the registry's observer."""
+        """Prepare the metrics folder (before any worker spawns); return the registry's observer."""
         observers: list[InferenceObserver] = [self.stats]
         if self.metrics_enabled:
             self.metrics_folder = MetricsFolder(self.settings.metrics_dir).prepare()
@@ -89,7 +89,9 @@ class Observability:
             (entry.name, entry.version, entry.state.value, entry.reason)
             for entry in sorted(registry.entries(), key=lambda e: (e.name, e.version or ""))
         ]
-        for line in banner_lines(self.settings.server_name, self.settings.server_version, listeners, models):
+        for line in banner_lines(
+            self.settings.server_name, self.settings.server_version, listeners, models
+        ):
             logger.info("%s", line)
 
 

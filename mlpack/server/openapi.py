@@ -27,7 +27,11 @@ def _json(schema: dict[str, Any], example: Any = None) -> dict[str, Any]:
     return {"application/json": content}
 
 
-_PARAMETERS = {"type": "object", "additionalProperties": True, "description": "Free-form parameters."}
+_PARAMETERS = {
+    "type": "object",
+    "additionalProperties": True,
+    "description": "Free-form parameters.",
+}
 
 SCHEMAS: dict[str, Any] = {
     "Parameters": _PARAMETERS,
@@ -127,7 +131,10 @@ SCHEMAS: dict[str, Any] = {
             "properties": {
                 "name": {"type": "string"},
                 "version": {"type": "string"},
-                "state": {"type": "string", "enum": ["UNKNOWN", "READY", "UNAVAILABLE", "LOADING", "UNLOADING"]},
+                "state": {
+                    "type": "string",
+                    "enum": ["UNKNOWN", "READY", "UNAVAILABLE", "LOADING", "UNLOADING"],
+                },
                 "reason": {"type": "string"},
             },
         },
@@ -152,7 +159,7 @@ SCHEMAS: dict[str, Any] = {
                         "inference_stats": {
                             "type": "object",
                             "additionalProperties": _ref("Duration"),
-                            "description": "success, fail, queue, compute_input, compute_infer, compute_output",
+                            "description": "success, fail, queue, compute_input/infer/output",
                         },
                         "batch_stats": {"type": "array", "items": {"type": "object"}},
                     },
@@ -183,31 +190,50 @@ def _operation(
 
 
 def _path_params(*names: str) -> list[dict[str, Any]]:
-    return [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}} for name in names]
+    return [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in names
+    ]
 
 
 def _model_paths(
-    base: str, tag: str, suffix: str, params: list[dict[str, Any]], request_schema: Any,
-    response_schema: Any, example: Any = None,
+    base: str,
+    tag: str,
+    suffix: str,
+    params: list[dict[str, Any]],
+    request_schema: Any,
+    response_schema: Any,
+    example: Any = None,
 ) -> dict[str, Any]:
     """Metadata, ready, infer and stats operations under one model (or model version) path."""
-    common = {"parameters": params} if params else {}
+    common: dict[str, Any] = {"parameters": params} if params else {}
     infer = _operation(
-        f"Infer{suffix}", tag, "InferenceResponse", "Inference response",
+        f"Infer{suffix}",
+        tag,
+        "InferenceResponse",
+        "Inference response",
         requestBody={"required": True, "content": _json(request_schema, example)},
         **common,
     )
     infer["responses"]["200"]["content"] = _json(response_schema)
     infer["responses"].update(_ERRORS)
     return {
-        base: {"get": _operation(f"Model metadata{suffix}", tag, "MetadataModelResponse", **common)},
-        base + "/ready": {"get": _operation(f"Model ready{suffix}", tag, "ModelReadyResponse", **common)},
+        base: {
+            "get": _operation(f"Model metadata{suffix}", tag, "MetadataModelResponse", **common)
+        },
+        base + "/ready": {
+            "get": _operation(f"Model ready{suffix}", tag, "ModelReadyResponse", **common)
+        },
         base + "/infer": {"post": infer},
-        base + "/stats": {"get": _operation(f"Model statistics{suffix}", tag, "ModelStatistics", **common)},
+        base + "/stats": {
+            "get": _operation(f"Model statistics{suffix}", tag, "ModelStatistics", **common)
+        },
     }
 
 
-def dataplane_document(server_name: str, server_version: str, root_path: str = "") -> dict[str, Any]:
+def dataplane_document(
+    server_name: str, server_version: str, root_path: str = ""
+) -> dict[str, Any]:
     """The whole Open Inference Protocol as this server serves it."""
     model, version = "/v2/models/{model_name}", "/v2/models/{model_name}/versions/{model_version}"
     paths: dict[str, Any] = {
@@ -215,26 +241,44 @@ def dataplane_document(server_name: str, server_version: str, root_path: str = "
         "/v2/health/live": {"get": _operation("Server live", "health", "LiveResponse")},
         "/v2/health/ready": {"get": _operation("Server ready", "health", "ReadyResponse")},
     }
-    paths.update(_model_paths(
-        model, "model", "", _path_params("model_name"), _ref("InferenceRequest"),
-        _ref("InferenceResponse"),
-    ))
-    paths.update(_model_paths(
-        version, "model version", " (version)", _path_params("model_name", "model_version"),
-        _ref("InferenceRequest"), _ref("InferenceResponse"),
-    ))
-    paths["/v2/repository/index"] = {"post": _operation(
-        "Repository index", "repository", "RepositoryIndexResponse",
-        requestBody={"required": False, "content": _json(_ref("RepositoryIndexRequest"))},
-    )}
+    paths.update(
+        _model_paths(
+            model,
+            "model",
+            "",
+            _path_params("model_name"),
+            _ref("InferenceRequest"),
+            _ref("InferenceResponse"),
+        )
+    )
+    paths.update(
+        _model_paths(
+            version,
+            "model version",
+            " (version)",
+            _path_params("model_name", "model_version"),
+            _ref("InferenceRequest"),
+            _ref("InferenceResponse"),
+        )
+    )
+    paths["/v2/repository/index"] = {
+        "post": _operation(
+            "Repository index",
+            "repository",
+            "RepositoryIndexResponse",
+            requestBody={"required": False, "content": _json(_ref("RepositoryIndexRequest"))},
+        )
+    }
     for action in ("load", "unload"):
-        paths[f"/v2/repository/models/{{model_name}}/{action}"] = {"post": {
-            "summary": f"Repository {action}",
-            "tags": ["repository"],
-            "operationId": f"repository_{action}",
-            "parameters": _path_params("model_name"),
-            "responses": {"200": {"description": "OK"}, "404": _ERRORS["404"]},
-        }}
+        paths[f"/v2/repository/models/{{model_name}}/{action}"] = {
+            "post": {
+                "summary": f"Repository {action}",
+                "tags": ["repository"],
+                "operationId": f"repository_{action}",
+                "parameters": _path_params("model_name"),
+                "responses": {"200": {"description": "OK"}, "404": _ERRORS["404"]},
+            }
+        }
     return _document(f"{server_name} data plane", server_version, root_path, paths, {})
 
 
@@ -254,7 +298,12 @@ def model_document(
         f"{key}_InferenceResponse": _response_schema(outputs),
     }
     paths = _model_paths(
-        base, name, "", [], _ref(f"{key}_InferenceRequest"), _ref(f"{key}_InferenceResponse"),
+        base,
+        name,
+        "",
+        [],
+        _ref(f"{key}_InferenceRequest"),
+        _ref(f"{key}_InferenceResponse"),
         example_request(inputs),
     )
     title = f"{name}" + (f" version {version}" if version else "")
@@ -263,7 +312,11 @@ def model_document(
 
 
 def _document(
-    title: str, version: str, root_path: str, paths: dict[str, Any], extra_schemas: dict[str, Any],
+    title: str,
+    version: str,
+    root_path: str,
+    paths: dict[str, Any],
+    extra_schemas: dict[str, Any],
     description: str = "Open Inference Protocol (KServe V2) REST API.",
 ) -> dict[str, Any]:
     return {
@@ -282,7 +335,11 @@ def _tensor_input_schema(tensor: MetadataTensor) -> dict[str, Any]:
         "required": ["name", "shape", "datatype", "data"],
         "properties": {
             "name": {"type": "string", "enum": [tensor.name]},
-            "shape": {"type": "array", "items": {"type": "integer"}, "example": _example_shape(tensor.shape)},
+            "shape": {
+                "type": "array",
+                "items": {"type": "integer"},
+                "example": _example_shape(tensor.shape),
+            },
             "datatype": {"type": "string", "enum": [tensor.datatype.value]},
             "parameters": _ref("Parameters"),
             "data": {"type": "array", "items": _element_schema(tensor.datatype)},
@@ -368,12 +425,14 @@ def example_request(inputs: list[MetadataTensor]) -> Optional[dict[str, Any]]:
         count = 1
         for dim in shape:
             count *= dim
-        request_inputs.append({
-            "name": tensor.name,
-            "shape": shape,
-            "datatype": tensor.datatype.value,
-            "data": [_example_value(tensor.datatype)] * count,
-        })
+        request_inputs.append(
+            {
+                "name": tensor.name,
+                "shape": shape,
+                "datatype": tensor.datatype.value,
+                "data": [_example_value(tensor.datatype)] * count,
+            }
+        )
     return {"inputs": request_inputs}
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -75,9 +74,13 @@ def test_metrics_and_stats_count_exactly(observed: RunningServer) -> None:
         assert httpx.post(url, json=petals([1.0] * n, [0.5] * n)).status_code == 200
     for _ in range(2):  # the model raises
         assert httpx.post(url, json=petals([-5.0], [1.0])).status_code == 500
-    bad = httpx.post(url, json={"inputs": [{"name": "sepal", "shape": [1], "datatype": "FP64", "data": [1]}]})
+    bad = httpx.post(
+        url, json={"inputs": [{"name": "sepal", "shape": [1], "datatype": "FP64", "data": [1]}]}
+    )
     assert bad.status_code == 400  # rejected by validation: a failure too
-    assert httpx.post(observed.url + "/v2/models/nope/infer", json=petals([1], [1])).status_code == 404
+    assert (
+        httpx.post(observed.url + "/v2/models/nope/infer", json=petals([1], [1])).status_code == 404
+    )
 
     model = {"model_name": "documented", "model_version": "v3"}
     samples = scrape(observed)
@@ -96,7 +99,10 @@ def test_metrics_and_stats_count_exactly(observed: RunningServer) -> None:
     assert value(samples, "rest_server_requests_total", status_code="500", **infer) == 2
     assert value(samples, "rest_server_requests_total", status_code="400", **infer) == 1
     assert value(samples, "rest_server_requests_total", status_code="404", **infer) == 1
-    assert value(samples, "rest_server_requests_duration_seconds_count", status_code="200", **infer) == 3
+    assert (
+        value(samples, "rest_server_requests_duration_seconds_count", status_code="200", **infer)
+        == 3
+    )
     assert value(samples, "rest_server_requests_in_progress", method="POST") == 0
 
     stats = httpx.get(observed.url + "/v2/models/documented/stats").json()["model_stats"]
@@ -129,19 +135,28 @@ def test_structured_logs_are_json_lines(observed: RunningServer) -> None:
     messages = [r["message"] for r in records]
     assert any("documented (v3)" in m and "READY" in m for m in messages), messages
     assert any(m.strip().startswith("REST") and str(observed.http_port) in m for m in messages)
-    assert any(m.strip().startswith("metrics") and f"{observed.metrics_port}/metrics" in m for m in messages)
+    assert any(
+        m.strip().startswith("metrics") and f"{observed.metrics_port}/metrics" in m
+        for m in messages
+    )
 
 
 def test_cors_preflight_follows_settings(observed: RunningServer) -> None:
     path = observed.url + "/v2/models/documented/infer"
-    allowed = httpx.options(path, headers={
-        "Origin": ORIGIN, "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "content-type",
-    })
+    allowed = httpx.options(
+        path,
+        headers={
+            "Origin": ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+        },
+    )
     assert allowed.status_code == 200
     assert allowed.headers["access-control-allow-origin"] == ORIGIN
     assert "POST" in allowed.headers["access-control-allow-methods"]
-    denied = httpx.options(path, headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+    denied = httpx.options(
+        path, headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
+    )
     assert denied.status_code == 400
     assert "access-control-allow-origin" not in denied.headers
     simple = httpx.get(observed.url + "/v2/health/live", headers={"Origin": ORIGIN})
@@ -153,19 +168,29 @@ def test_openapi_documents(observed: RunningServer) -> None:
     assert dataplane["openapi"].startswith("3.")
     assert "/v2/models/{model_name}/infer" in dataplane["paths"]
     assert "/v2/models/{model_name}/versions/{model_version}/stats" in dataplane["paths"]
-    for path in ("/v2/models/documented/docs/dataplane.json", "/v2/models/documented/versions/v3/docs/dataplane.json"):
+    for path in (
+        "/v2/models/documented/docs/dataplane.json",
+        "/v2/models/documented/versions/v3/docs/dataplane.json",
+    ):
         document = httpx.get(observed.url + path).json()
         [infer_path] = [p for p in document["paths"] if p.endswith("/infer")]
         body = document["paths"][infer_path]["post"]["requestBody"]["content"]["application/json"]
         schema = json.dumps(document["components"]["schemas"]["documented_InferenceRequest"])
         assert "petal_length" in schema and "petal_width" in schema
-        assert "petal_total" in json.dumps(document["components"]["schemas"]["documented_InferenceResponse"])
+        assert "petal_total" in json.dumps(
+            document["components"]["schemas"]["documented_InferenceResponse"]
+        )
         # The example request works as is.
         response = httpx.post(observed.url + infer_path, json=body["example"])
         assert response.status_code == 200, response.text
         assert response.json()["outputs"][0]["name"] == "petal_total"
     assert httpx.get(observed.url + "/v2/models/nope/docs").status_code == 404
-    assert httpx.get(observed.url + "/v2/models/documented/versions/v9/docs/dataplane.json").status_code == 404
+    assert (
+        httpx.get(
+            observed.url + "/v2/models/documented/versions/v9/docs/dataplane.json"
+        ).status_code
+        == 404
+    )
     page = httpx.get(observed.url + "/v2/models/documented/docs")
     assert page.status_code == 200 and "/v2/models/documented/docs/dataplane.json" in page.text
     asset = httpx.get(observed.url + "/v2/docs/static/swagger-ui-bundle.js")
@@ -182,7 +207,12 @@ def test_text_logs_root_path_and_metrics_disabled(tmp_path: Path) -> None:
         assert '"/proxy/v2/docs/dataplane.json"' in page
         document = httpx.get(running.url + "/v2/docs/dataplane.json").json()
         assert document["servers"] == [{"url": "/proxy"}]
-        assert httpx.post(running.url + "/v2/models/documented/infer", json=petals([1], [2])).status_code == 200
+        assert (
+            httpx.post(
+                running.url + "/v2/models/documented/infer", json=petals([1], [2])
+            ).status_code
+            == 200
+        )
         with pytest.raises(httpx.TransportError):
             httpx.get(f"http://127.0.0.1:{running.metrics_port}/metrics", timeout=2)
         time.sleep(0.2)
@@ -210,13 +240,26 @@ def _browser(tmp_path: Path, url: str, *args: str) -> subprocess.CompletedProces
     if chromium is None:
         if os.environ.get("MLPACK_REQUIRE_BROWSER") == "1":
             pytest.fail("MLPACK_REQUIRE_BROWSER=1 but chromium is not installed")
-        pytest.skip("chromium is not installed (apt-get install -y chromium); set MLPACK_REQUIRE_BROWSER=1 to fail instead")
+        pytest.skip(
+            "chromium is not installed (apt-get install -y chromium); "
+            "set MLPACK_REQUIRE_BROWSER=1 to fail instead"
+        )
     profile = tmp_path / f"profile-{time.monotonic_ns()}"
     command = [
-        chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--virtual-time-budget=15000",
-        *args, url,
+        chromium,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        "--virtual-time-budget=15000",
+        *args,
+        url,
     ]
     return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
@@ -228,7 +271,10 @@ ARTIFACTS = REPO / "test-artifacts"
     ("page", "expected"),
     [
         ("/v2/docs", ["/v2/models/{model_name}/infer", "/v2/health/ready", "/v2/repository/index"]),
-        ("/v2/models/documented/docs", ["/v2/models/documented/infer", "petal_length", "petal_width"]),
+        (
+            "/v2/models/documented/docs",
+            ["/v2/models/documented/infer", "petal_length", "petal_width"],
+        ),
     ],
     ids=["dataplane", "model"],
 )
@@ -243,6 +289,8 @@ def test_swagger_ui_renders_offline_in_a_browser(
         assert text in dom.stdout, f"{text!r} not rendered on {page}"
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / f"docs-{page.strip('/').replace('/', '-')}.png"
-    result = _browser(tmp_path, url, f"--screenshot={shot}", "--window-size=1280,2400", "--hide-scrollbars")
+    result = _browser(
+        tmp_path, url, f"--screenshot={shot}", "--window-size=1280,2400", "--hide-scrollbars"
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert shot.stat().st_size > 10_000
