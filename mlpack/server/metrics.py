@@ -1,8 +1,11 @@
 """Prometheus metrics: collectors, a REST middleware, and the scrape app on its own port.
 
-Every process of a server (the server itself and, with ``parallel_workers``, its workers)
-writes its values to files in one metrics folder (prometheus-client multiprocess mode);
-a scrape sums them. ``MetricsFolder.prepare`` chooses and cleans that folder and exports
+Two sources make one scrape. The server's own metrics (requests, latencies, queues) are
+recorded in memory in the server process, which every request passes through
+(``ServerMetrics``, cheap enough for the hot path). Custom metrics (``mlpack.log``) may be
+written by any process, the server or its workers: they use prometheus-client's
+multiprocess mode, writing to files in one metrics folder that a scrape sums.
+``MetricsFolder.prepare`` chooses and cleans that folder and exports
 ``PROMETHEUS_MULTIPROC_DIR`` before any worker is spawned, so children inherit it.
 """
 
@@ -17,6 +20,7 @@ import time
 from typing import Any, Awaitable, Callable, MutableMapping, Optional
 
 from ..engine.stats import InferEvent
+from .collectors import Counter, Families, Gauge, Histogram
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -87,12 +91,14 @@ class MetricsFolder:
         if self._owned:
             shutil.rmtree(self.path, ignore_errors=True)
 
-    def render(self) -> bytes:
-        """The Prometheus text exposition of every process's values."""
+    def render(self, *collectors: Any) -> bytes:
+        """Prometheus text: ``collectors`` (in-memory) plus every process's file-backed values."""
         from prometheus_client import CollectorRegistry, generate_latest
         from prometheus_client.multiprocess import MultiProcessCollector
 
-        registry = CollectorRegistry()
+        registry = CollectorRegistry(auto_describe=False)
+        for collector in collectors:
+            registry.register(collector)
         MultiProcessCollector(registry, path=self.path)  # type: ignore[no-untyped-call]
         return generate_latest(registry)
 
@@ -104,122 +110,114 @@ class MetricsFolder:
 
 
 class ServerMetrics:
-    """The server's own collectors; an inference observer and the source of the REST middleware.
+    """The server's own metrics: an inference observer and the source of the REST middleware.
+
+    They live in memory in the server process, which every request passes through (worker
+    processes report back to it), so recording one costs a dict update, not a file write.
 
     Parameters:
         rest_prefix: ``metrics_rest_server_prefix`` (names ``{prefix}_requests`` and so on).
     """
 
     def __init__(self, rest_prefix: str = "rest_server") -> None:
-        from prometheus_client import Counter, Gauge, Histogram
-
-        def histogram(name: str, doc: str, labels: tuple[str, ...], buckets: Any) -> Histogram:
-            return Histogram(name, doc, labels, buckets=buckets, registry=None)
-
-        self.success = Counter(
-            "model_infer_request_success",
-            "Successful inference requests.",
-            MODEL_LABELS,
-            registry=None,
+        families = self.families = Families()
+        add = families.add
+        self.success = add(
+            Counter("model_infer_request_success", "Successful inference requests.", MODEL_LABELS)
         )
-        self.failure = Counter(
-            "model_infer_request_failure", "Failed inference requests.", MODEL_LABELS, registry=None
+        self.failure = add(
+            Counter("model_infer_request_failure", "Failed inference requests.", MODEL_LABELS)
         )
-        self.latency = histogram(
-            "model_infer_request_duration_seconds",
-            "Inference latency per model version, from dispatch to response.",
-            MODEL_LABELS,
-            LATENCY_BUCKETS,
+        self.latency = add(
+            Histogram(
+                "model_infer_request_duration_seconds",
+                "Inference latency per model version, from dispatch to response.",
+                MODEL_LABELS,
+                LATENCY_BUCKETS,
+            )
         )
-        self.queue_wait = histogram(
-            "model_infer_queue_wait_seconds",
-            "Time a request waited before its model started on it.",
-            MODEL_LABELS,
-            LATENCY_BUCKETS,
+        self.queue_wait = add(
+            Histogram(
+                "model_infer_queue_wait_seconds",
+                "Time a request waited before its model started on it.",
+                MODEL_LABELS,
+                LATENCY_BUCKETS,
+            )
         )
-        self.batch_size = histogram(
-            "model_infer_batch_size", "Requests per model execution.", MODEL_LABELS, BATCH_BUCKETS
+        self.batch_size = add(
+            Histogram(
+                "model_infer_batch_size",
+                "Requests per model execution.",
+                MODEL_LABELS,
+                BATCH_BUCKETS,
+            )
         )
-        self.batch_queue = histogram(
-            "batch_request_queue", "Adaptive batching queue size.", MODEL_LABELS, QUEUE_BUCKETS
+        self.batch_queue = add(
+            Histogram(
+                "batch_request_queue", "Adaptive batching queue size.", MODEL_LABELS, QUEUE_BUCKETS
+            )
         )
-        self.parallel_queue = histogram(
-            "parallel_request_queue",
-            "Requests queued for a model's runner (thread or worker processes).",
-            MODEL_LABELS,
-            QUEUE_BUCKETS,
+        self.parallel_queue = add(
+            Histogram(
+                "parallel_request_queue",
+                "Requests queued for a model's runner (thread or worker processes).",
+                MODEL_LABELS,
+                QUEUE_BUCKETS,
+            )
         )
-        self.rest_requests = Counter(
-            f"{rest_prefix}_requests",
-            "REST requests, by method, route and status code.",
-            ("method", "path", "status_code"),
-            registry=None,
+        rest_labels = ("method", "path", "status_code")
+        self.rest_requests = add(
+            Counter(
+                f"{rest_prefix}_requests",
+                "REST requests, by method, route and status code.",
+                rest_labels,
+            )
         )
-        self.rest_duration = histogram(
-            f"{rest_prefix}_requests_duration_seconds",
-            "REST request latency.",
-            ("method", "path", "status_code"),
-            LATENCY_BUCKETS,
+        self.rest_duration = add(
+            Histogram(
+                f"{rest_prefix}_requests_duration_seconds",
+                "REST request latency.",
+                rest_labels,
+                LATENCY_BUCKETS,
+            )
         )
-        self.rest_in_progress = Gauge(
-            f"{rest_prefix}_requests_in_progress",
-            "REST requests in flight.",
-            ("method",),
-            registry=None,
-            multiprocess_mode="livesum",
+        self.rest_in_progress = add(
+            Gauge(f"{rest_prefix}_requests_in_progress", "REST requests in flight.", ("method",))
         )
-        self.grpc_handled = Counter(
-            "grpc_server_handled",
-            "gRPC requests handled, by method and code.",
-            ("grpc_method", "grpc_code"),
-            registry=None,
+        self.grpc_handled = add(
+            Counter(
+                "grpc_server_handled",
+                "gRPC requests handled, by method and code.",
+                ("grpc_method", "grpc_code"),
+            )
         )
-        self.grpc_started = Counter(
-            "grpc_server_started",
-            "gRPC requests started, by method.",
-            ("grpc_method",),
-            registry=None,
+        self.grpc_started = add(
+            Counter("grpc_server_started", "gRPC requests started, by method.", ("grpc_method",))
         )
-        self._children: dict[tuple[str, str], tuple[Any, ...]] = {}
 
     # -- inference observer ---------------------------------------------------------
     def on_infer(self, event: InferEvent) -> None:
-        key = (event.model_name, event.model_version)
-        children = self._children.get(key)
-        if children is None:
-            children = self._children[key] = tuple(
-                metric.labels(*key)
-                for metric in (
-                    self.success,
-                    self.failure,
-                    self.latency,
-                    self.queue_wait,
-                    self.batch_size,
-                    self.batch_queue,
-                    self.parallel_queue,
-                )
-            )
-        success, failure, latency, queue_wait, batch_size, batch_queue, parallel_queue = children
+        labels = (event.model_name, event.model_version)
         if not event.ok:
-            failure.inc()
+            self.failure.inc(labels)
             return
         timing = event.timing
-        success.inc()
-        latency.observe(event.duration)
-        queue_wait.observe(timing.queue_wait)
+        self.success.inc(labels)
+        self.latency.observe(labels, event.duration)
+        self.queue_wait.observe(labels, timing.queue_wait)
         if timing.executions:
-            batch_size.observe(timing.batch_size)
+            self.batch_size.observe(labels, timing.batch_size)
         if timing.batch_queue is not None:
-            batch_queue.observe(timing.batch_queue)
+            self.batch_queue.observe(labels, timing.batch_queue)
         if timing.parallel_queue is not None:
-            parallel_queue.observe(timing.parallel_queue)
+            self.parallel_queue.observe(labels, timing.parallel_queue)
 
     # -- gRPC (called by the gRPC transport) -----------------------------------------------
     def grpc_call_started(self, method: str) -> None:
-        self.grpc_started.labels(method).inc()
+        self.grpc_started.inc((method,))
 
     def grpc_call_handled(self, method: str, code: str) -> None:
-        self.grpc_handled.labels(method, code).inc()
+        self.grpc_handled.inc((method, code))
 
     # -- REST -------------------------------------------------------------------------------
     def rest_middleware(self, app: ASGIApp) -> ASGIApp:
@@ -243,23 +241,22 @@ class ServerMetrics:
                     status = message["status"]
                 await send(message)
 
-            gauge = in_progress.labels(method)
-            gauge.inc()
+            in_flight = (method,)
+            in_progress.inc(in_flight)
             started = time.perf_counter()
             try:
                 await app(scope, receive, send_status)
             finally:
-                gauge.dec()
+                in_progress.dec(in_flight)
                 route = scope.get("route")
-                path = getattr(route, "path", None) or "unmatched"
-                labels = (method, path, str(status))
-                requests.labels(*labels).inc()
-                duration.labels(*labels).observe(time.perf_counter() - started)
+                labels = (method, getattr(route, "path", None) or "unmatched", str(status))
+                requests.inc(labels)
+                duration.observe(labels, time.perf_counter() - started)
 
         return middleware
 
 
-def build_metrics_app(folder: MetricsFolder, endpoint: str) -> ASGIApp:
+def build_metrics_app(folder: MetricsFolder, endpoint: str, *collectors: Any) -> ASGIApp:
     """A bare ASGI app answering ``GET endpoint`` with the Prometheus text format."""
     from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -274,7 +271,7 @@ def build_metrics_app(folder: MetricsFolder, endpoint: str) -> ASGIApp:
         ):
             status, body, content_type = 404, b"not found\n", "text/plain"
         else:
-            body = await asyncio.to_thread(folder.render)
+            body = await asyncio.to_thread(folder.render, *collectors)
             status, content_type = 200, CONTENT_TYPE_LATEST
         await send(
             {

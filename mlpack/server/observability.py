@@ -79,9 +79,15 @@ class Observability:
         return app  # type: ignore[no-any-return]
 
     def metrics_app(self) -> Optional[ASGIApp]:
-        if self.metrics_folder is None or not self.settings.metrics_endpoint:
+        if (
+            self.metrics_folder is None
+            or self.metrics is None
+            or not self.settings.metrics_endpoint
+        ):
             return None
-        return build_metrics_app(self.metrics_folder, self.settings.metrics_endpoint)
+        return build_metrics_app(
+            self.metrics_folder, self.settings.metrics_endpoint, self.metrics.families
+        )
 
     def banner(self, registry: ModelRegistry, listeners: list[tuple[str, str]]) -> None:
         """Log the startup banner: listeners and every model with its state."""

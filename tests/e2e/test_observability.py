@@ -273,7 +273,7 @@ ARTIFACTS = REPO / "test-artifacts"
         ("/v2/docs", ["/v2/models/{model_name}/infer", "/v2/health/ready", "/v2/repository/index"]),
         (
             "/v2/models/documented/docs",
-            ["/v2/models/documented/infer", "petal_length", "petal_width"],
+            ["/v2/models/documented/infer", '"petal_length"', '"petal_width"'],
         ),
     ],
     ids=["dataplane", "model"],

@@ -27,9 +27,11 @@ def folder(tmp_path: Path) -> Iterator[MetricsFolder]:
     prepared.close()
 
 
-def samples(folder: MetricsFolder) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+def samples(
+    folder: MetricsFolder, *collectors: object
+) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     found = {}
-    for family in text_string_to_metric_families(folder.render().decode()):
+    for family in text_string_to_metric_families(folder.render(*collectors).decode()):
         for sample in family.samples:
             found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
     return found
@@ -87,7 +89,7 @@ def test_inference_metrics(folder: MetricsFolder) -> None:
     metrics.on_infer(InferEvent("m", "1", True, 0.02, InferTiming(batch_size=4, executions=0)))
     metrics.on_infer(InferEvent("m", "1", False, 0.02, InferTiming()))
     labels = (("model_name", "m"), ("model_version", "1"))
-    found = samples(folder)
+    found = samples(folder, metrics.families)
     assert found[("model_infer_request_success_total", labels)] == 2
     assert found[("model_infer_request_failure_total", labels)] == 1
     assert found[("model_infer_request_duration_seconds_count", labels)] == 2
@@ -111,7 +113,7 @@ async def test_rest_middleware_labels_routes_and_status(folder: MetricsFolder) -
         assert (await http.get("/items/1")).status_code == 200
         assert (await http.get("/items/2")).status_code == 200
         assert (await http.get("/nothing")).status_code == 404
-    found = samples(folder)
+    found = samples(folder, metrics.families)
     route = (("method", "GET"), ("path", "/items/{item}"), ("status_code", "200"))
     assert found[("api_requests_total", route)] == 2
     assert (
@@ -128,8 +130,11 @@ async def test_rest_middleware_labels_routes_and_status(folder: MetricsFolder) -
 
 
 async def test_metrics_app_serves_only_its_endpoint(folder: MetricsFolder) -> None:
-    ServerMetrics().success.labels("a", "").inc()
-    async with client(build_metrics_app(folder, "/prom")) as http:
+    metrics = ServerMetrics()
+    metrics.success.inc(("a", ""))
+    with model_scope("a", ""):
+        mlpack.log(custom_value=2)  # file-backed, summed with the in-memory families
+    async with client(build_metrics_app(folder, "/prom", metrics.families)) as http:
         response = await http.get("/prom")
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/plain")
@@ -138,3 +143,17 @@ async def test_metrics_app_serves_only_its_endpoint(folder: MetricsFolder) -> No
             in response.text
         )
         assert (await http.get("/metrics")).status_code == 404
+
+
+def test_histogram_buckets_are_cumulative() -> None:
+    from mlpack.server.collectors import Histogram
+
+    histogram = Histogram("h", "doc", ("a",), (1, 5))
+    for value in (0.5, 1, 3, 7):
+        histogram.observe(("x",), value)
+    [sample_family] = [histogram.family()]
+    values = {(s.name, s.labels.get("le")): s.value for s in sample_family.samples}
+    assert values[("h_bucket", "1.0")] == 2  # le is inclusive
+    assert values[("h_bucket", "5.0")] == 3
+    assert values[("h_bucket", "+Inf")] == 4
+    assert values[("h_count", None)] == 4 and values[("h_sum", None)] == 11.5
