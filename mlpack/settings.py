@@ -122,6 +122,8 @@ class ModelSettings(BaseSettings):
     max_batch_size: int = Field(default=0, ge=0)
     max_batch_time: float = Field(default=0.0, ge=0)
     max_queue_size: int = Field(default=1024, ge=1)
+    # Report batch size and queue wait in response parameters and x-mlpack-* headers.
+    serving_info: bool = False
     warm_workers: bool = False
     # Folder that holds model-settings.json; relative URIs resolve against it.
     folder: Optional[str] = Field(default=None, exclude=True)

@@ -28,6 +28,7 @@ from ..types import (
     RepositoryIndexResponseItem,
     State,
 )
+from .batching import BatchingRunner, ServingInfo, predict_reporting
 from .repository import discover_models
 from .runner import LocalRunner, ModelRunner
 from .stats import InferEvent, InferenceObserver, timing_scope
@@ -191,6 +192,10 @@ class ModelRegistry:
         runner: Optional[ModelRunner] = None
         try:
             runner = self._runner_factory(settings)
+            if settings.max_batch_size > 1:
+                runner = BatchingRunner(
+                    runner, settings.max_batch_size, settings.max_batch_time, settings.max_queue_size
+                )
             metadata = await runner.load()
         except BaseException as error:
             reason = error.message if isinstance(error, MLPackError) else repr(error)
@@ -301,14 +306,21 @@ class ModelRegistry:
         validate_request(entry, request)
         runner = entry.runner
         assert runner is not None
+        info = ServingInfo() if entry.settings.serving_info else None
         entry.in_flight += 1
         try:
-            response = await runner.predict(request)
+            if info is None:
+                response = await runner.predict(request)
+            else:
+                response = await predict_reporting(runner, request, info)
         finally:
             entry.in_flight -= 1
             if not entry.in_flight:
                 entry.idle.set()
-        return finish_response(entry, request, response)
+        response = finish_response(entry, request, response)
+        if info is not None:
+            info.attach(response)
+        return response
 
 
 def validate_request(entry: ModelEntry, request: InferenceRequest) -> None:

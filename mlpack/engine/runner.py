@@ -136,7 +136,7 @@ class LocalRunner:
         async def _predict() -> InferenceResponse:
             self._started += 1
             if timing is not None:
-                timing.queue_wait = time.perf_counter() - submitted
+                timing.queue_wait += time.perf_counter() - submitted  # after any batch wait
             with model_scope(model.name, model.version):
                 return await predict_with(model, request)
 

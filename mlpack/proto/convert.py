@@ -368,6 +368,11 @@ def array_to_raw(flat: Any, datatype: Datatype) -> bytes:
     return np.ascontiguousarray(flat, dtype=_RAW_DTYPES[datatype]).tobytes()
 
 
+def output_to_raw(output: ResponseOutput) -> bytes:
+    """Raw bytes of a model's output (checked against its shape and datatype, as for gRPC)."""
+    return array_to_raw(_flat_output(output), Datatype(output.datatype))
+
+
 def _fill_contents(contents: pb.InferTensorContents, flat: Any, datatype: Datatype) -> None:
     field = CONTENTS_FIELDS[datatype]
     assert field is not None  # FP16 goes raw
@@ -570,6 +575,7 @@ __all__ = [
     "model_infer_response_to_types",
     "model_metadata_from_pb",
     "model_metadata_to_pb",
+    "output_to_raw",
     "parameters_from_pb",
     "parameters_to_pb",
     "raw_to_array",

@@ -1,8 +1,8 @@
 """Assemble the engine and transports from settings; own start and stop order.
 
-Start: bind every port → serve REST (live, not yet ready) → load models concurrently
-→ ready. Stop (SIGTERM/SIGINT): stop accepting and let in-flight requests finish
-(``graceful_timeout``) → unload models.
+Start: bind every port → serve REST and gRPC (live, not yet ready) → load models
+concurrently → ready. Stop (SIGTERM/SIGINT): stop accepting and let in-flight requests
+finish on both transports (``graceful_timeout``) → unload models.
 """
 
 from __future__ import annotations
@@ -17,7 +17,10 @@ from typing import Any, Iterator, Optional
 
 import uvicorn
 
-from ..engine.registry import ModelRegistry
+from ..engine.registry import ModelRegistry, RunnerFactory
+from ..engine.runner import LocalRunner
+from ..engine.workers.pool import WorkerPool
+from ..engine.workers.runner import worker_runner_factory
 from ..settings import ModelSettings, Settings
 from .observability import Observability
 from .rest import build_rest_app
@@ -54,7 +57,15 @@ class MLPackServer:
     ) -> None:
         self.settings = settings
         self.models = models
-        self.registry = ModelRegistry(repository_root=repository_root)
+        # engine: parallel_workers > 0 runs inference in a shared pool of worker processes.
+        self.pool: Optional[WorkerPool] = None
+        runner_factory: RunnerFactory = LocalRunner
+        if settings.parallel_workers > 0:
+            self.pool = WorkerPool(
+                settings.parallel_workers, stop_timeout=settings.parallel_workers_timeout
+            )
+            runner_factory = worker_runner_factory(self.pool)
+        self.registry = ModelRegistry(runner_factory, repository_root=repository_root)
         self.observability = Observability(settings)
         self._stop = asyncio.Event()
         self._listeners: list[tuple[str, str]] = []
@@ -103,12 +114,30 @@ class MLPackServer:
             server_header=False,
         )
         self._uvicorn = _EmbeddedUvicorn(config)
+        # -- gRPC (server/grpc.py): bound before anything starts, so a busy port fails early.
+        try:
+            from .grpc import GrpcTransport
+
+            grpc_transport = GrpcTransport(
+                self.registry,
+                app.state.endpoints.metadata,
+                settings.host,
+                settings.grpc_port,
+                settings.grpc_max_message_length,
+            )
+        except BaseException:
+            http_socket.close()
+            raise
+        await grpc_transport.start()
+        logger.info("gRPC listening on %s:%s", settings.host, grpc_transport.port)
+        # -- end gRPC
         rest_task = asyncio.create_task(self._uvicorn.serve(sockets=[http_socket]))
         metrics = _metrics_server(observability, metrics_socket)
         metrics_task = None
         if metrics is not None and metrics_socket is not None:
             metrics_task = asyncio.create_task(metrics.serve(sockets=[metrics_socket]))
         self._listeners = _listeners(settings, http_socket, metrics_socket if metrics else None)
+        self._listeners.insert(1, ("gRPC", f"{settings.host}:{grpc_transport.port}"))
         with self._signals():
             for model in self.models:
                 self.registry.add(model)
@@ -117,16 +146,20 @@ class MLPackServer:
             await asyncio.wait({rest_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
             logger.info("shutting down: finishing in-flight requests")
             self._uvicorn.should_exit = True
-            await rest_task
+            await asyncio.gather(rest_task, grpc_transport.stop(settings.graceful_timeout))
             if metrics is not None and metrics_task is not None:
                 metrics.should_exit = True
                 await metrics_task
             loading.cancel()
             stop_task.cancel()
             await self.registry.close()
+            if self.pool is not None:  # engine: workers stop last
+                await self.pool.close()
             logger.info("stopped")
 
     async def _load_models(self) -> None:
+        if self.pool is not None:  # engine: start workers before loading models
+            await self.pool.start()
         if self.settings.load_models_at_startup:
             await self.registry.load_all(self.models)
         ready = sum(1 for e in self.registry.entries() if e.state.value == "READY")

@@ -7,7 +7,7 @@ Decoding and encoding live here; every route hands over to the registry.
 from __future__ import annotations
 
 import logging
-from typing import Any, Awaitable, Callable, Optional
+from typing import Any, Awaitable, Callable, Mapping, Optional
 
 import orjson
 from pydantic import ValidationError
@@ -20,13 +20,15 @@ from starlette.routing import Route
 from ..engine.registry import ModelRegistry
 from ..errors import InvalidRequest, MLPackError, Overloaded
 from ..types import InferenceRequest, InferenceResponse, MetadataServerResponse, Parameters
+from . import binary
+from .disconnect import unless_disconnected
 from .headers import response_headers
 from .validation import describe_validation_error
 
 logger = logging.getLogger("mlpack.rest")
 
 JSON = "application/json"
-EXTENSIONS = ["model_repository"]
+EXTENSIONS = ["model_repository", binary.EXTENSION]
 
 
 class JSONBytesResponse(Response):
@@ -96,10 +98,23 @@ class RestEndpoints:
     async def infer(self, request: Request) -> Response:
         name, version = _model_path(request)
         body = await request.body()
-        inference_request = parse_inference_request(body)
+        header_length = request.headers.get(binary.HEADER)
+        if header_length is None:
+            inference_request = parse_inference_request(body)
+        else:  # binary tensor data extension (server/binary.py)
+            header, tensors = binary.split_body(body, header_length)
+            inference_request = parse_inference_request(header)
+            binary.attach_inputs(inference_request, tensors)
+        binary_outputs = binary.requested_binary_outputs(inference_request)
         _attach_headers(inference_request, request)
-        response = await self.registry.infer(name, version, inference_request)
-        return encode_inference_response(response)
+        if self.registry.get(name, version).settings.max_batch_size > 1:
+            # A queued request whose client has gone is dropped before compute.
+            response = await unless_disconnected(
+                request, self.registry.infer(name, version, inference_request)
+            )
+        else:
+            response = await self.registry.infer(name, version, inference_request)
+        return encode_inference_response(response, binary_outputs)
 
     # -- repository extension ---------------------------------------------------------------------
     async def repository_index(self, request: Request) -> Response:
@@ -170,15 +185,21 @@ def _attach_headers(inference_request: InferenceRequest, request: Request) -> No
         inference_request.parameters.headers = headers
 
 
-def encode_inference_response(response: InferenceResponse) -> Response:
-    """``InferenceResponse`` → JSON; headers the model set become HTTP headers."""
+def encode_inference_response(
+    response: InferenceResponse, binary_outputs: Optional[Mapping[str, bool]] = None
+) -> Response:
+    """``InferenceResponse`` → JSON (binary outputs after it when asked for); headers the
+    model set become HTTP headers."""
     extra_headers = None
     if response.parameters is not None and response.parameters.headers:
         extra_headers = response_headers(response.parameters.headers)
         response.parameters.headers = None
+    chunks = binary.detach_outputs(response, binary_outputs) if binary_outputs else None
     body = response.model_dump(exclude_none=True)
     if body.get("parameters") == {}:
         del body["parameters"]
+    if chunks:
+        return binary.binary_response(body, chunks, extra_headers)
     return JSONBytesResponse(body, headers=extra_headers)
 
 

@@ -294,3 +294,28 @@ def test_swagger_ui_renders_offline_in_a_browser(
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert shot.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("workers", [2])
+def test_custom_metrics_from_worker_processes(tmp_path: Path, workers: int) -> None:
+    """With worker processes, values each worker logs are summed in one scrape."""
+    running = start_server(
+        _models(tmp_path), tmp_path, settings={"parallel_workers": workers}, timeout=120
+    )
+    try:
+        url = running.url + "/v2/models/documented/infer"
+        rows = [1, 2, 3, 4, 5, 6]
+        for n in rows:
+            assert httpx.post(url, json=petals([1.0] * n, [1.0] * n), timeout=30).status_code == 200
+        assert httpx.post(url, json=petals([-3.0], [1.0]), timeout=30).status_code == 500
+        model = {"model_name": "documented", "model_version": "v3"}
+        samples = scrape(running)
+        assert value(samples, "model_infer_request_success_total", **model) == len(rows)
+        assert value(samples, "model_infer_request_failure_total", **model) == 1
+        assert value(samples, "documented_rows_count", **model) == len(rows)
+        assert value(samples, "documented_rows_sum", **model) == sum(rows)
+        stats = httpx.get(running.url + "/v2/models/documented/stats").json()["model_stats"][0]
+        assert stats["inference_stats"]["success"]["count"] == len(rows)
+        assert stats["inference_stats"]["fail"]["count"] == 1
+    finally:
+        running.stop()

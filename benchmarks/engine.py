@@ -1,0 +1,201 @@
+"""Engine scenarios: batching, worker scaling and the worker hop, mlpack and MLServer side by side.
+
+(a) a numpy MLP (512x2048, 2048x512, float32, relu), one row per request, concurrency 32,
+    batching off and on (max_batch_size 32, max_batch_time 5 ms) on both servers;
+(b) a pure-Python model burning ~2 ms of CPU per row, concurrency 8, 1 and 2 workers;
+(c) iris at concurrency 1: mlpack with parallel_workers 0 vs 1 (the worker hop), MLServer default.
+
+Usage: ``python -m benchmarks.engine [-d 5] [--only a,b,c] [--mlserver-venv DIR]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks import loadgen, models, servers
+from benchmarks.mlserver_env import VENV_DIR, ensure_mlserver
+
+RESULTS = Path(__file__).resolve().parent / "results" / "engine.json"
+
+_BASES = {
+    "mlpack": (
+        "from mlpack import MLModel\n"
+        "from mlpack.codecs.tensors import tensor_as_ndarray as decode\n"
+        "from mlpack.types import InferenceResponse, ResponseOutput\n"
+        "def data(array): return array.reshape(-1)\n"
+    ),
+    "mlserver": (
+        "from mlserver import MLModel\n"
+        "from mlserver.codecs import NumpyCodec\n"
+        "from mlserver.types import InferenceResponse, ResponseOutput\n"
+        "decode = NumpyCodec.decode_input\n"
+        "def data(array): return array.reshape(-1).tolist()\n"
+    ),
+}
+
+_MLP = '''
+import numpy as np
+from pathlib import Path
+
+
+class MLP(MLModel):
+    async def load(self):
+        folder = Path(__file__).parent
+        self.w1 = np.load(folder / "w1.npy")
+        self.w2 = np.load(folder / "w2.npy")
+        return True
+
+    async def predict(self, payload):
+        x = np.asarray(decode(payload.inputs[0]), dtype=np.float32).reshape(-1, 512)
+        y = np.maximum(x @ self.w1, 0) @ self.w2
+        return InferenceResponse(model_name=self.name, outputs=[
+            ResponseOutput(name="y", shape=list(y.shape), datatype="FP32", data=data(y))])
+'''
+
+_BUSY = '''
+import time
+
+
+class Busy(MLModel):
+    def _work(self, rows):
+        total = 0
+        for _ in range(rows):
+            end = time.thread_time() + 0.002
+            while time.thread_time() < end:
+                total += 1
+        return total
+
+    async def predict(self, payload):
+        rows = payload.inputs[0].shape[0]
+        self._work(rows)
+        return InferenceResponse(model_name=self.name, outputs=[
+            ResponseOutput(name="y", shape=[rows], datatype="INT64", data=[1] * rows)])
+'''
+
+
+def _write_model(folder: Path, server: str, name: str, cls: str, code: str, **settings: Any) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "models.py").write_text(_BASES[server] + code)
+    (folder / "model-settings.json").write_text(
+        json.dumps({"name": name, "implementation": f"models.{cls}", **settings})
+    )
+
+
+def _mlp_repo(root: Path, server: str, batching: bool) -> Path:
+    repo = root / f"mlp-{server}-{'on' if batching else 'off'}"
+    folder = repo / "mlp"
+    settings = {"max_batch_size": 32, "max_batch_time": 0.005} if batching else {}
+    _write_model(folder, server, "mlp", "MLP", _MLP, **settings)
+    rng = np.random.default_rng(0)
+    np.save(folder / "w1.npy", (rng.standard_normal((512, 2048)) / 25).astype(np.float32))
+    np.save(folder / "w2.npy", (rng.standard_normal((2048, 512)) / 45).astype(np.float32))
+    return repo
+
+
+def _busy_repo(root: Path, server: str) -> Path:
+    repo = root / f"busy-{server}"
+    _write_model(repo / "busy", server, "busy", "Busy", _BUSY)
+    return repo
+
+
+def _body(name: str, datatype: str, shape: list[int], values: list[Any]) -> bytes:
+    return json.dumps(
+        {"inputs": [{"name": name, "shape": shape, "datatype": datatype, "data": values}]},
+        separators=(",", ":"),
+    ).encode()
+
+
+def _measure(server: servers.ServerProcess, model: str, body: bytes, concurrency: int,
+             duration: float) -> dict[str, Any]:
+    driver = loadgen.HttpDriver.from_url(f"{server.base_url}/v2/models/{model}/infer")
+    cpu0 = servers.tree_cpu_seconds(server.proc.pid)
+    asyncio.run(loadgen.run_load(driver, [body], concurrency=concurrency, duration=1.0))
+    result = asyncio.run(loadgen.run_load(driver, [body], concurrency=concurrency, duration=duration))
+    row = result.to_dict()
+    row["server_cpu_s"] = servers.tree_cpu_seconds(server.proc.pid) - cpu0
+    return {k: row[k] for k in ("rps", "p50_ms", "p90_ms", "p99_ms", "errors", "loadgen_cpu")}
+
+
+def _run(server_name: str, repo: Path, mlserver_exe: Path, workers: int | None, model: str,
+         body: bytes, concurrency: int, duration: float) -> dict[str, Any]:
+    if server_name == "mlpack":
+        server = servers.start_mlpack(repo, parallel_workers=workers, settle=0.2)
+    else:
+        server = servers.start_mlserver(mlserver_exe, repo, parallel_workers=workers, settle=0.2)
+    with servers.running(server):
+        row = _measure(server, model, body, concurrency, duration)
+    print(f"  {server_name:8} workers={workers} {model:5} c={concurrency}: "
+          f"{row['rps']:8.1f} req/s  p50 {row['p50_ms']:.3f} ms  errors {row['errors']}", flush=True)
+    return row
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    mlserver_exe = ensure_mlserver(args.mlserver_venv)
+    root = Path(tempfile.mkdtemp(prefix="bench-engine-"))
+    report: dict[str, Any] = {"duration_s": args.duration}
+    only = set(args.only.split(","))
+    if "a" in only:
+        print("(a) MLP, one row per request, c=32", flush=True)
+        body = _body("x", "FP32", [1, 512], [0.5] * 512)
+        rows = {}
+        for batching in (False, True):
+            for name in ("mlpack", "mlserver"):
+                repo = _mlp_repo(root, name, batching)
+                rows[f"{name}-batch-{'on' if batching else 'off'}"] = _run(
+                    name, repo, mlserver_exe, None, "mlp", body, 32, args.duration)
+        rows["ratio_mlpack_on_over_off"] = rows["mlpack-batch-on"]["rps"] / rows["mlpack-batch-off"]["rps"]
+        rows["ratio_mlpack_on_over_mlserver_on"] = (
+            rows["mlpack-batch-on"]["rps"] / rows["mlserver-batch-on"]["rps"])
+        report["a_mlp_batching"] = rows
+    if "b" in only:
+        print("(b) pure Python, 2 ms CPU per row, c=8", flush=True)
+        body = _body("x", "FP64", [1, 1], [1.0])
+        rows = {}
+        for workers in (1, 2):
+            for name in ("mlpack", "mlserver"):
+                rows[f"{name}-workers-{workers}"] = _run(
+                    name, _busy_repo(root, name), mlserver_exe, workers, "busy", body, 8, args.duration)
+        rows["ratio_mlpack_2_over_1"] = rows["mlpack-workers-2"]["rps"] / rows["mlpack-workers-1"]["rps"]
+        rows["ratio_mlserver_2_over_1"] = (
+            rows["mlserver-workers-2"]["rps"] / rows["mlserver-workers-1"]["rps"])
+        report["b_worker_scaling"] = rows
+    if "c" in only:
+        print("(c) iris, c=1: the worker hop", flush=True)
+        repos = models.write_iris_folders(root / "iris")
+        body = models.iris_request_body()
+        rows = {}
+        for workers in (0, 1):
+            rows[f"mlpack-workers-{workers}"] = _run(
+                "mlpack", repos["mlpack"], mlserver_exe, workers, "iris", body, 1, args.duration)
+        rows["mlserver-default"] = _run(
+            "mlserver", repos["mlserver"], mlserver_exe, None, "iris", body, 1, args.duration)
+        rows["hop_us_p50"] = 1000 * (rows["mlpack-workers-1"]["p50_ms"] - rows["mlpack-workers-0"]["p50_ms"])
+        report["c_worker_hop"] = rows
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-d", "--duration", type=float, default=5.0, help="seconds per run")
+    parser.add_argument("--only", default="a,b,c", help="scenarios to run, e.g. a,c")
+    parser.add_argument("--mlserver-venv", type=Path, default=VENV_DIR)
+    parser.add_argument("-o", "--output", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    loadgen.install_uvloop()
+    report = run(args)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2))
+    print(json.dumps({k: {kk: vv for kk, vv in v.items() if kk.startswith(("ratio", "hop"))}
+                      for k, v in report.items() if isinstance(v, dict)}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,258 @@
+"""Adaptive batching: many single requests in, fuller batches to the model.
+
+``AdaptiveBatcher`` is work-conserving. When a model slot is free and nothing else is
+running, a request is dispatched at once: a lone request never waits out a window.
+Requests that arrive while the model is busy queue up and leave together as soon as a
+slot frees, so batches grow with load by themselves. With several slots (worker
+processes), a free slot waits at most ``max_batch_time`` for a fuller batch while other
+slots are busy. Batch size counts rows (first dimension); a request is never split.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Hashable, Optional
+
+from ..errors import Overloaded
+from ..settings import ModelSettings
+from ..types import InferenceRequest, InferenceResponse, MetadataModelResponse, Parameters
+from .merging import batch_key, count_rows, merge_requests, split_response
+from .runner import ModelRunner
+from .stats import InferTiming, current_timing
+
+Predict = Callable[[InferenceRequest], Awaitable[InferenceResponse]]
+
+
+@dataclass
+class ServingInfo:
+    """How one request was served (reported when a model's ``serving_info`` is on)."""
+
+    batch_size: int = 0
+    batch_requests: int = 1
+    queue_wait: float = 0.0
+
+    def attach(self, response: InferenceResponse) -> None:
+        """Report as response parameters and as HTTP headers."""
+        wait_ms = round(self.queue_wait * 1000, 3)
+        parameters = response.parameters or Parameters()
+        setattr(parameters, "batch_size", self.batch_size)
+        setattr(parameters, "batch_requests", self.batch_requests)
+        setattr(parameters, "queue_wait_ms", wait_ms)
+        headers = dict(parameters.headers or {})
+        headers["x-mlpack-batch-size"] = str(self.batch_size)
+        headers["x-mlpack-batch-requests"] = str(self.batch_requests)
+        headers["x-mlpack-queue-wait-ms"] = str(wait_ms)
+        parameters.headers = headers
+        response.parameters = parameters
+
+
+class _Pending:
+    __slots__ = ("request", "key", "rows", "future", "enqueued", "info", "timing")
+
+    def __init__(
+        self,
+        request: InferenceRequest,
+        key: Hashable,
+        rows: Optional[int],
+        future: asyncio.Future[InferenceResponse],
+        info: Optional[ServingInfo],
+    ) -> None:
+        self.request, self.key, self.rows, self.future, self.info = request, key, rows, future, info
+        self.enqueued = time.perf_counter()
+        self.timing: Optional[InferTiming] = None
+
+
+class AdaptiveBatcher:
+    """Queues requests for one model and sends them to ``predict`` in batches.
+
+    Parameters:
+        predict: runs one (merged) request on the model.
+        max_batch_size: most rows in one batch.
+        max_batch_time: longest a free slot waits for a fuller batch while others are busy (s).
+        max_queue_size: most requests waiting; beyond it ``Overloaded`` (503) is raised.
+        concurrency: batches the model can run at once (worker processes; 1 in-process).
+        name: the model's name, for messages.
+    """
+
+    def __init__(
+        self,
+        predict: Predict,
+        max_batch_size: int,
+        max_batch_time: float,
+        max_queue_size: int,
+        concurrency: int = 1,
+        name: str = "model",
+    ) -> None:
+        self._predict = predict
+        self.max_batch_size = max(1, max_batch_size)
+        self.max_batch_time = max_batch_time
+        self.max_queue_size = max_queue_size
+        self.concurrency = max(1, concurrency)
+        self.name = name
+        self._queue: collections.deque[_Pending] = collections.deque()
+        self._busy = 0
+        self._timer: Optional[asyncio.TimerHandle] = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    async def predict(
+        self, request: InferenceRequest, info: Optional[ServingInfo] = None
+    ) -> InferenceResponse:
+        """Queue ``request`` and wait for its own part of a batch's response."""
+        self._drop_cancelled()
+        if len(self._queue) >= self.max_queue_size:
+            raise Overloaded(
+                f"model '{self.name}': {len(self._queue)} requests are queued "
+                f"(max_queue_size {self.max_queue_size}); retry later",
+                retry_after=1.0,
+            )
+        rows = count_rows(request)
+        key: Hashable = batch_key(request) if rows is not None else object()
+        future: asyncio.Future[InferenceResponse] = asyncio.get_running_loop().create_future()
+        pending = _Pending(request, key, rows, future, info)
+        pending.timing = current_timing()  # observability: filled in when the batch runs
+        if pending.timing is not None:
+            pending.timing.batch_queue = len(self._queue)
+        self._queue.append(pending)
+        self._dispatch()
+        return await future  # cancelling the caller cancels the future: dropped before compute
+
+    def _drop_cancelled(self) -> None:
+        while self._queue and self._queue[0].future.done():
+            self._queue.popleft()
+
+    def _dispatch(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        while self._busy < self.concurrency:
+            self._drop_cancelled()
+            if not self._queue:
+                return
+            head = self._queue[0]
+            if self._busy and head.rows is not None:
+                # Others are computing: a fuller batch may be worth a short wait.
+                waited = time.perf_counter() - head.enqueued
+                if waited < self.max_batch_time and self._rows_for(head.key) < self.max_batch_size:
+                    loop = asyncio.get_running_loop()
+                    self._timer = loop.call_later(self.max_batch_time - waited, self._dispatch)
+                    return
+            batch = self._take_batch()
+            self._busy += 1
+            task = asyncio.get_running_loop().create_task(self._run(batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _rows_for(self, key: Hashable) -> int:
+        return sum(item.rows or 0 for item in self._queue if item.key == key and not item.future.done())
+
+    def _take_batch(self) -> list[_Pending]:
+        head = self._queue.popleft()
+        batch = [head]
+        if head.rows is None:
+            return batch
+        rows = head.rows
+        kept: collections.deque[_Pending] = collections.deque()
+        while self._queue:
+            item = self._queue.popleft()
+            if item.future.done():
+                continue
+            if item.key == head.key and item.rows is not None and rows + item.rows <= self.max_batch_size:
+                batch.append(item)
+                rows += item.rows
+                if rows >= self.max_batch_size:
+                    break
+            else:
+                kept.append(item)
+        kept.extend(self._queue)
+        self._queue = kept
+        return batch
+
+    async def _run(self, batch: list[_Pending]) -> None:
+        started = time.perf_counter()
+        try:
+            batch = [item for item in batch if not item.future.done()]
+            if not batch:
+                return
+            rows = [item.rows or 0 for item in batch]
+            for item in batch:
+                if item.info is not None:
+                    item.info.batch_size = sum(rows)
+                    item.info.batch_requests = len(batch)
+                    item.info.queue_wait = started - item.enqueued
+            for index, item in enumerate(batch):  # observability: one execution per batch
+                if item.timing is not None:
+                    item.timing.batch_size = len(batch)
+                    item.timing.executions = 1 if index == 0 else 0
+                    item.timing.queue_wait = started - item.enqueued
+            if len(batch) == 1:
+                responses = [await self._predict(batch[0].request)]
+            else:
+                merged = merge_requests([item.request for item in batch])
+                response = await self._predict(merged)
+                responses = split_response(response, rows, self.name)
+            for item, response in zip(batch, responses):
+                if not item.future.done():
+                    item.future.set_result(response)
+        except BaseException as error:
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(error)
+            if not isinstance(error, Exception):
+                raise
+        finally:
+            self._busy -= 1
+            self._dispatch()
+
+    async def aclose(self) -> None:
+        """Wait for running batches to finish."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+class BatchingRunner:
+    """A ``ModelRunner`` whose predictions go through an ``AdaptiveBatcher``."""
+
+    def __init__(
+        self, runner: ModelRunner, max_batch_size: int, max_batch_time: float, max_queue_size: int
+    ) -> None:
+        self.settings: ModelSettings = runner.settings
+        self.runner = runner
+        self.batcher = AdaptiveBatcher(
+            runner.predict,
+            max_batch_size=max_batch_size,
+            max_batch_time=max_batch_time,
+            max_queue_size=max_queue_size,
+            concurrency=getattr(runner, "concurrency", 1),
+            name=runner.settings.name,
+        )
+
+    async def load(self) -> MetadataModelResponse:
+        metadata = await self.runner.load()
+        self.batcher.concurrency = max(1, getattr(self.runner, "concurrency", 1))
+        return metadata
+
+    async def predict(
+        self, request: InferenceRequest, info: Optional[ServingInfo] = None
+    ) -> InferenceResponse:
+        return await self.batcher.predict(request, info)
+
+    async def unload(self) -> None:
+        await self.batcher.aclose()
+        await self.runner.unload()
+
+
+async def predict_reporting(
+    runner: Any, request: InferenceRequest, info: ServingInfo
+) -> InferenceResponse:
+    """Run ``request`` on ``runner``, filling ``info`` (batch size, queue wait)."""
+    if isinstance(runner, BatchingRunner):
+        return await runner.predict(request, info)
+    info.batch_size = count_rows(request) or 1
+    return await runner.predict(request)  # type: ignore[no-any-return]

@@ -1,0 +1,1 @@
+"""Everything that crosses the process boundary: messages, framing, the worker and the pool."""

@@ -1,0 +1,152 @@
+"""The worker process: a module-level entry point that loads models and runs predictions.
+
+Requests arrive one frame at a time on a socket and are answered in order. SIGINT
+and SIGTERM are ignored: the server stops its workers itself, after in-flight
+requests have finished, and a worker exits on its own when the server's end closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import pickle
+import signal
+import socket
+from typing import Any, Callable, Optional
+
+from ...errors import MLPackError, ModelError, ModelNotFound
+from ...model import MLModel
+from .messages import (
+    HEADER,
+    LENGTH,
+    Call,
+    LoadModel,
+    Ping,
+    Predict,
+    Reply,
+    Stop,
+    UnloadModel,
+    encode_frame,
+)
+
+logger = logging.getLogger("mlpack.worker")
+
+
+def _read_exactly(sock: socket.socket, size: int) -> Optional[bytearray]:
+    buffer = bytearray(size)
+    view = memoryview(buffer)
+    received = 0
+    while received < size:
+        count = sock.recv_into(view[received:])
+        if count == 0:
+            return None
+        received += count
+    return buffer
+
+
+def receive(sock: socket.socket) -> Any:
+    """The next message on ``sock`` (blocking), or ``Stop()`` when the other end closed."""
+    header = _read_exactly(sock, HEADER.size)
+    if header is None:
+        return Stop()
+    size, count = HEADER.unpack(header)
+    payload = _read_exactly(sock, size)
+    buffers = []
+    for _ in range(count):
+        length = _read_exactly(sock, LENGTH.size)
+        if length is None:
+            return Stop()
+        buffers.append(_read_exactly(sock, LENGTH.unpack(length)[0]))
+    if payload is None or any(b is None for b in buffers):
+        return Stop()
+    return pickle.loads(payload, buffers=buffers)
+
+
+def send(sock: socket.socket, message: Any) -> None:
+    chunks = encode_frame(message)
+    if len(chunks) == 1:
+        sock.sendall(chunks[0])
+    else:
+        for chunk in chunks:
+            sock.sendall(chunk)
+
+
+class _Models:
+    """The models this worker has loaded, by runner key."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.models: dict[str, MLModel] = {}
+
+    def handle(self, body: Any) -> Any:
+        from ..._context import model_scope
+        from ..runner import call_model, instantiate_model, load_model, predict_with
+
+        if isinstance(body, Predict):
+            model = self.models.get(body.key)
+            if model is None:
+                raise ModelNotFound(body.key.rsplit("#", 1)[0])
+            with model_scope(model.name, model.version):  # labels custom metrics and logs
+                return self.loop.run_until_complete(predict_with(model, body.request))
+        if isinstance(body, LoadModel):
+            with model_scope(body.settings.name, body.settings.parameters.version):
+                model = instantiate_model(body.settings)
+                metadata = self.loop.run_until_complete(load_model(model))
+            self.models[body.key] = model
+            return metadata
+        if isinstance(body, UnloadModel):
+            model = self.models.pop(body.key, None)
+            if model is not None:
+                self.loop.run_until_complete(call_model(model.unload))
+            return None
+        if isinstance(body, Ping):
+            return os.getpid()
+        raise TypeError(f"unknown message {type(body).__name__}")
+
+
+def _picklable(error: BaseException) -> BaseException:
+    if isinstance(error, MLPackError):
+        return error
+    try:
+        pickle.dumps(error)
+        return ModelError(f"{error!r}")
+    except Exception:
+        return ModelError(repr(error))
+
+
+def run_worker(sock: socket.socket, worker_id: int, on_start: Optional[Callable[[], None]] = None) -> None:
+    """Entry point of a worker process: serve calls on ``sock`` until told to stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    logging.basicConfig(
+        level=logging.INFO,
+        format=f"%(asctime)s %(levelname)-5s [worker {worker_id}] [%(name)s] %(message)s",
+    )
+    if on_start is not None:
+        on_start()
+    models = _Models()
+    sock.setblocking(True)
+    while True:
+        message = receive(sock)
+        if isinstance(message, Stop) or not isinstance(message, Call):
+            break
+        if isinstance(message.body, Stop):
+            send(sock, Reply(message.call_id))
+            break
+        try:
+            reply = Reply(message.call_id, value=models.handle(message.body))
+        except BaseException as error:  # every failure goes back to the caller
+            reply = Reply(message.call_id, error=_picklable(error))
+        try:
+            send(sock, reply)
+        except (BrokenPipeError, ConnectionResetError):
+            break
+        except Exception as error:  # an unpicklable result
+            send(sock, Reply(message.call_id, error=ModelError(f"cannot send the result back: {error!r}")))
+    for key in list(models.models):
+        try:
+            models.handle(UnloadModel(key))
+        except Exception:
+            logger.exception("unloading '%s' failed", key)
+    sock.close()

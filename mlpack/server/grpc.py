@@ -1,0 +1,298 @@
+"""gRPC transport: ``inference.GRPCInferenceService`` on grpc.aio over the model registry.
+
+Decoding and encoding live in ``mlpack.proto.convert``; every RPC hands over to the
+registry. ``MLPackError`` becomes a gRPC status in one place (``_STATUS_CODES``). The
+server also carries the standard health service (``grpc.health.v1``) and reflection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from typing import Any, Awaitable, Callable, Optional, TypeVar
+
+import grpc
+from google.protobuf import descriptor_pool
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection, reflection_pb2
+
+from ..engine.registry import ModelRegistry
+from ..errors import DeadlineExceeded, MLPackError, ModelNotFound, ResourceExhausted
+from ..proto import convert
+from ..proto import inference_pb2 as pb
+from ..proto import inference_pb2_grpc as pb_grpc
+from ..types import MetadataServerResponse, Parameters, RepositoryIndexResponse, State
+from .headers import response_headers
+from .sockets import PortInUse
+
+logger = logging.getLogger("mlpack.grpc")
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
+# Large enough for a 64 MiB tensor plus its envelope; ``grpc_max_message_length`` overrides.
+DEFAULT_MAX_MESSAGE_LENGTH = 256 * 1024 * 1024
+
+# The one place where an error's HTTP status becomes a gRPC status code.
+_STATUS_CODES: dict[int, grpc.StatusCode] = {
+    400: grpc.StatusCode.INVALID_ARGUMENT,
+    404: grpc.StatusCode.NOT_FOUND,
+    413: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    499: grpc.StatusCode.CANCELLED,
+    500: grpc.StatusCode.INTERNAL,
+    503: grpc.StatusCode.UNAVAILABLE,
+    504: grpc.StatusCode.DEADLINE_EXCEEDED,
+}
+# Metadata gRPC itself owns; a model may not set it.
+_RESERVED_METADATA = frozenset({"te", "user-agent", "content-type", "authority", "host"})
+
+Response = TypeVar("Response")
+Handler = Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[Response]]
+
+
+def status_code(error: MLPackError) -> grpc.StatusCode:
+    """The gRPC status code for an mlpack error (INTERNAL for unmapped statuses)."""
+    return _STATUS_CODES.get(int(error.status), grpc.StatusCode.INTERNAL)
+
+
+def _handles_errors(handler: Handler[Response]) -> Handler[Response]:
+    @functools.wraps(handler)
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Response:
+        try:
+            return await handler(self, request, context)
+        except MLPackError as error:
+            await context.abort(status_code(error), error.message)
+        except (asyncio.CancelledError, grpc.aio.AbortError):
+            raise
+        except Exception as error:  # a bug: answer INTERNAL, keep serving, log the traceback
+            logger.exception("unhandled error in %s", handler.__name__)
+            await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {error!r}")
+        raise AssertionError("unreachable")  # context.abort raises
+
+    return wrapper
+
+
+def _request_headers(context: grpc.aio.ServicerContext) -> dict[str, Any]:
+    """Invocation metadata as headers (binary ``-bin`` values stay bytes)."""
+    return {key: value for key, value in (context.invocation_metadata() or ())}
+
+
+def _metadata(headers: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """Headers a model returned, made safe for gRPC metadata (lower-case, no reserved keys)."""
+    safe = []
+    for name, value in response_headers(headers).items():
+        key = name.lower()
+        if key.startswith(("grpc-", ":")) or key.endswith("-bin") or key in _RESERVED_METADATA:
+            continue
+        safe.append((key, value))
+    return tuple(safe)
+
+
+def _version(value: str) -> Optional[str]:
+    return value or None
+
+
+class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
+    """The protocol's nine RPCs over one registry.
+
+    Parameters:
+        registry: the models served.
+        server_metadata: what ServerMetadata answers (shared with REST).
+        max_message_length: the largest response this server may send, in bytes.
+    """
+
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        server_metadata: MetadataServerResponse,
+        max_message_length: int = DEFAULT_MAX_MESSAGE_LENGTH,
+    ) -> None:
+        self.registry = registry
+        self.max_message_length = max_message_length
+        self._server_metadata = convert.server_metadata_to_pb(server_metadata)
+
+    # -- server ------------------------------------------------------------------------
+    @_handles_errors
+    async def ServerLive(
+        self, request: pb.ServerLiveRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ServerLiveResponse:
+        return pb.ServerLiveResponse(live=True)
+
+    @_handles_errors
+    async def ServerReady(
+        self, request: pb.ServerReadyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ServerReadyResponse:
+        return pb.ServerReadyResponse(ready=self.registry.is_ready())
+
+    @_handles_errors
+    async def ServerMetadata(
+        self, request: pb.ServerMetadataRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ServerMetadataResponse:
+        return self._server_metadata
+
+    # -- models ------------------------------------------------------------------------
+    @_handles_errors
+    async def ModelReady(
+        self, request: pb.ModelReadyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ModelReadyResponse:
+        entry = self.registry.get(request.name, _version(request.version))  # unknown: NOT_FOUND
+        return pb.ModelReadyResponse(ready=entry.state is State.READY and entry.runner is not None)
+
+    @_handles_errors
+    async def ModelMetadata(
+        self, request: pb.ModelMetadataRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ModelMetadataResponse:
+        metadata = await self.registry.metadata(request.name, _version(request.version))
+        return convert.model_metadata_to_pb(metadata)
+
+    @_handles_errors
+    async def ModelInfer(
+        self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ModelInferResponse:
+        remaining = context.time_remaining()
+        if remaining is not None and remaining <= 0:
+            raise DeadlineExceeded(
+                f"model '{request.model_name}': the client's deadline passed before compute"
+            )
+        inference_request = convert.model_infer_request_to_types(request)
+        headers = _request_headers(context)
+        if inference_request.parameters is None:
+            inference_request.parameters = Parameters(headers=headers)
+        else:
+            inference_request.parameters.headers = headers
+        response = await self.registry.infer(
+            request.model_name, _version(request.model_version), inference_request
+        )
+        returned = response.parameters.headers if response.parameters is not None else None
+        if returned:
+            context.set_trailing_metadata(_metadata(returned))
+        # tritonclient's as_numpy reads raw contents only: answer raw to raw requests.
+        message = convert.types_to_model_infer_response(
+            response, raw=bool(request.raw_input_contents)
+        )
+        size = message.ByteSize()
+        if size > self.max_message_length:
+            raise ResourceExhausted(
+                f"model '{request.model_name}': the response is {size} bytes, more than "
+                f"grpc_max_message_length ({self.max_message_length} bytes)"
+            )
+        return message
+
+    # -- repository extension ----------------------------------------------------------
+    @_handles_errors
+    async def RepositoryIndex(
+        self, request: pb.RepositoryIndexRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RepositoryIndexResponse:
+        items = self.registry.index(request.ready or None)
+        return convert.repository_index_to_pb(RepositoryIndexResponse(items))
+
+    @_handles_errors
+    async def RepositoryModelLoad(
+        self, request: pb.RepositoryModelLoadRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RepositoryModelLoadResponse:
+        if not request.model_name:
+            raise ModelNotFound("")
+        await self.registry.load(request.model_name)
+        return pb.RepositoryModelLoadResponse()
+
+    @_handles_errors
+    async def RepositoryModelUnload(
+        self, request: pb.RepositoryModelUnloadRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RepositoryModelUnloadResponse:
+        await self.registry.unload(request.model_name)
+        return pb.RepositoryModelUnloadResponse()
+
+
+class _RegistryHealth(health.aio.HealthServicer):  # type: ignore[misc]
+    """``grpc.health.v1``: SERVING when the server is ready (as ``/v2/health/ready``)."""
+
+    def __init__(self, registry: ModelRegistry) -> None:
+        super().__init__()
+        self._registry = registry
+
+    async def refresh(self) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if self._registry.is_ready()
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for service in ("", SERVICE_NAME):
+            if self._server_status.get(service) != status:
+                await self.set(service, status)
+
+    async def Check(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await self.refresh()
+        return await super().Check(request, context)
+
+
+def _reflection_pool() -> descriptor_pool.DescriptorPool:
+    """Descriptors reflection answers from: mlpack's (private) inference service and the extras."""
+    pool = descriptor_pool.DescriptorPool()
+    for file in (pb.DESCRIPTOR, health_pb2.DESCRIPTOR, reflection_pb2.DESCRIPTOR):
+        pool.AddSerializedFile(file.serialized_pb)
+    return pool
+
+
+class GrpcTransport:
+    """The grpc.aio server: bound in ``__init__`` (a busy port fails here), then started.
+
+    Parameters:
+        registry: the models served.
+        server_metadata: what ServerMetadata answers.
+        host, port: where to listen (port 0 picks a free one; see ``port``).
+        max_message_length: the send and receive limit in bytes (None: 256 MiB).
+    """
+
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        server_metadata: MetadataServerResponse,
+        host: str,
+        port: int,
+        max_message_length: Optional[int] = None,
+    ) -> None:
+        limit = max_message_length or DEFAULT_MAX_MESSAGE_LENGTH
+        self._health_task: Optional[asyncio.Task[None]] = None
+        self._server = grpc.aio.server(
+            options=[
+                ("grpc.max_send_message_length", limit),
+                ("grpc.max_receive_message_length", limit),
+                # Without this a second server could share the port instead of failing.
+                ("grpc.so_reuseport", 0),
+            ]
+        )
+        pb_grpc.add_GRPCInferenceServiceServicer_to_server(  # type: ignore[no-untyped-call]
+            InferenceServicer(registry, server_metadata, limit), self._server
+        )
+        self.health = _RegistryHealth(registry)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME),
+            self._server,
+            pool=_reflection_pool(),
+        )
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        try:
+            self.port = self._server.add_insecure_port(address)
+        except RuntimeError:  # grpcio >= 1.60 raises; older versions return 0
+            self.port = 0
+        if not self.port:
+            raise PortInUse(
+                f"cannot listen for gRPC on {host}:{port}: address already in use or not available"
+            )
+
+    async def start(self) -> None:
+        await self._server.start()
+        self._health_task = asyncio.create_task(self._follow_readiness())
+
+    async def _follow_readiness(self, interval: float = 0.5) -> None:
+        """Keep health watchers current as models load and unload."""
+        while True:
+            await self.health.refresh()
+            await asyncio.sleep(interval)
+
+    async def stop(self, grace: float) -> None:
+        """Stop accepting RPCs, let in-flight ones finish for up to ``grace`` seconds."""
+        if self._health_task is not None:
+            self._health_task.cancel()
+        await self.health.enter_graceful_shutdown()
+        await self._server.stop(grace)

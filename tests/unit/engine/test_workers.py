@@ -1,0 +1,90 @@
+"""Worker messages and the worker pool (real spawned processes, kept few and short)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pickle
+import signal
+import time
+
+import numpy as np
+import pytest
+
+from mlpack.codecs.tensors import validate_inputs
+from mlpack.engine.workers.messages import (
+    Call, FrameDecoder, LoadModel, Ping, Predict, Reply, Stop, UnloadModel, encode_frame, prepare_request,
+)
+from mlpack.engine.workers.pool import WorkerPool
+from mlpack.engine.workers.runner import WorkerRunner
+from mlpack.errors import InvalidRequest, WorkerError
+from mlpack.settings import ModelSettings
+from mlpack.types import InferenceRequest
+from tests.helpers.server import ASSETS
+
+
+def request(values: list[float], slow: bool = False) -> InferenceRequest:
+    inference = InferenceRequest.model_validate({"id": "r1", "inputs": [{
+        "name": "x", "datatype": "FP64", "shape": [len(values)], "data": values}]})
+    validate_inputs(inference.inputs)
+    return inference
+
+
+def model_settings(name: str) -> ModelSettings:
+    return ModelSettings.resolve(ASSETS / "models" / name / "model-settings.json")
+
+
+@pytest.mark.parametrize("message", [
+    LoadModel("echo#1", ModelSettings(name="echo", implementation="models.EchoModel", folder="/x")),
+    UnloadModel("echo#1"), Ping(), Stop(),
+    Predict("echo#1", prepare_request(request([1.0, 2.0]))),
+    Reply(3, error=WorkerError("worker 1 died")),
+    Reply(4, value={"a": np.arange(5)}),
+])
+def test_messages_survive_pickling_and_framing(message: object) -> None:
+    assert type(pickle.loads(pickle.dumps(message))) is type(message)
+    frame = b"".join(bytes(chunk) for chunk in encode_frame(Call(7, message)))
+    decoder = FrameDecoder()
+    # Byte by byte for the first part, then the rest: framing must not depend on chunking.
+    got = [m for b in frame[:20] for m in decoder.feed(bytes([b]))] + decoder.feed(frame[20:])
+    assert len(got) == 1 and got[0].call_id == 7
+    assert type(got[0].body) is type(message)
+
+
+def test_numpy_data_travels_out_of_band() -> None:
+    big = request([0.5] * 100_000)
+    chunks = encode_frame(Predict("m", prepare_request(big)))
+    assert len(chunks[0]) < 5_000 and sum(len(bytes(c)) for c in chunks) > 800_000
+    decoded = FrameDecoder().feed(b"".join(bytes(c) for c in chunks))[0].request
+    assert isinstance(decoded.inputs[0].data, np.ndarray) and decoded.inputs[0].data.flags.writeable
+    assert decoded.inputs[0]._decoded is decoded.inputs[0].data
+
+
+async def test_pool_serves_survives_sigkill_and_stops() -> None:
+    pool = WorkerPool(1, stop_timeout=5)
+    await pool.start()
+    try:
+        echo = WorkerRunner(model_settings("echo"), pool)
+        slow = WorkerRunner(model_settings("slow"), pool)
+        await echo.load()
+        await slow.load()
+        response = await echo.predict(request([1.0, 2.0]))
+        assert list(response.outputs[0].data) == [1.0, 2.0]
+        with pytest.raises(InvalidRequest, match="values must be strings"):
+            await echo.predict(InferenceRequest.model_validate({"inputs": [{
+                "name": "x", "datatype": "BYTES", "shape": [1], "data": [1]}]}))
+        # Kill the worker while it holds a request: the request fails fast, a replacement serves.
+        held = asyncio.create_task(slow.predict(request([5.0])))
+        await asyncio.sleep(0.3)
+        pid = pool.workers[0].process.pid
+        os.kill(pid, signal.SIGKILL)
+        started = time.monotonic()
+        with pytest.raises(WorkerError, match="exited while serving"):
+            await asyncio.wait_for(held, 3)
+        assert time.monotonic() - started < 2
+        response = await asyncio.wait_for(echo.predict(request([3.0])), 30)
+        assert list(response.outputs[0].data) == [3.0]
+        assert pool.workers[0].process.pid != pid
+    finally:
+        await pool.close()
+    assert all(not w.process.is_alive() for w in pool.workers)
