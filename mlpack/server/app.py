@@ -124,6 +124,7 @@ class MLPackServer:
                 settings.host,
                 settings.grpc_port,
                 settings.grpc_max_message_length,
+                interceptors=observability.grpc_interceptors(),
             )
         except BaseException:
             http_socket.close()

@@ -288,3 +288,40 @@ def build_metrics_app(folder: MetricsFolder, endpoint: str, *collectors: Any) ->
         )
 
     return app
+
+
+def grpc_interceptor(metrics: ServerMetrics) -> Any:
+    """A ``grpc.aio.ServerInterceptor`` counting started and handled unary RPCs per method, code."""
+    import grpc
+
+    class _MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+        async def intercept_service(self, continuation: Any, details: Any) -> Any:
+            handler = await continuation(details)
+            if handler is None or handler.unary_unary is None:
+                return handler
+            method = details.method.rsplit("/", 1)[-1]
+            behavior = handler.unary_unary
+
+            async def observed(request: Any, context: Any) -> Any:
+                metrics.grpc_call_started(method)
+                code = "UNKNOWN"
+                try:
+                    response = await behavior(request, context)
+                    code = "OK"
+                    return response
+                except asyncio.CancelledError:
+                    code = "CANCELLED"
+                    raise
+                finally:
+                    status = context.code()
+                    if status is not None and status is not grpc.StatusCode.OK:
+                        code = status.name
+                    metrics.grpc_call_handled(method, code)
+
+            return grpc.unary_unary_rpc_method_handler(
+                observed,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+
+    return _MetricsInterceptor()

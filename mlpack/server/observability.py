@@ -78,6 +78,14 @@ class Observability:
             return wrapped
         return app  # type: ignore[no-any-return]
 
+    def grpc_interceptors(self) -> list[Any]:
+        """Interceptors for the gRPC server (metrics, when enabled)."""
+        if self.metrics is None:
+            return []
+        from .metrics import grpc_interceptor
+
+        return [grpc_interceptor(self.metrics)]
+
     def metrics_app(self) -> Optional[ASGIApp]:
         if (
             self.metrics_folder is None

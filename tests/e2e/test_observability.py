@@ -121,6 +121,29 @@ def test_metrics_and_stats_count_exactly(observed: RunningServer) -> None:
     assert httpx.get(observed.url + "/v2/models/nope/stats").status_code == 404
 
 
+def test_grpc_metrics(observed: RunningServer) -> None:
+    import grpc
+
+    from mlpack.proto import inference_pb2 as pb
+    from mlpack.proto import inference_pb2_grpc as pb_grpc
+
+    with grpc.insecure_channel(observed.grpc_address) as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        assert stub.ServerLive(pb.ServerLiveRequest(), timeout=10).live
+        assert stub.ServerLive(pb.ServerLiveRequest(), timeout=10).live
+        with pytest.raises(grpc.RpcError) as error:
+            stub.ModelInfer(pb.ModelInferRequest(model_name="nope"), timeout=10)
+        assert error.value.code() is grpc.StatusCode.NOT_FOUND
+    samples = scrape(observed)
+    assert value(samples, "grpc_server_started_total", grpc_method="ServerLive") == 2
+    assert (
+        value(samples, "grpc_server_handled_total", grpc_method="ServerLive", grpc_code="OK") == 2
+    )
+    assert value(samples, "grpc_server_started_total", grpc_method="ModelInfer") == 1
+    handled = {"grpc_method": "ModelInfer", "grpc_code": "NOT_FOUND"}
+    assert value(samples, "grpc_server_handled_total", **handled) == 1
+
+
 def test_structured_logs_are_json_lines(observed: RunningServer) -> None:
     url = observed.url + "/v2/models/documented/infer"
     assert httpx.post(url, json=petals([-1.0], [0.0])).status_code == 500
