@@ -11,14 +11,27 @@ from ._version import __version__
 
 if TYPE_CHECKING:
     from .model import MLModel
+    from .custom_metrics import log, register
     from .settings import ModelSettings, Settings
 
-__all__ = ["MLModel", "Settings", "ModelSettings", "types", "codecs", "errors", "__version__"]
+__all__ = [
+    "MLModel",
+    "Settings",
+    "ModelSettings",
+    "register",
+    "log",
+    "types",
+    "codecs",
+    "errors",
+    "__version__",
+]
 
 _LAZY = {
     "MLModel": ("mlpack.model", "MLModel"),
     "Settings": ("mlpack.settings", "Settings"),
     "ModelSettings": ("mlpack.settings", "ModelSettings"),
+    "register": ("mlpack.custom_metrics", "register"),
+    "log": ("mlpack.custom_metrics", "log"),
     "types": ("mlpack.types", None),
     "codecs": ("mlpack.codecs", None),
     "errors": ("mlpack.errors", None),

@@ -13,7 +13,7 @@ import pytest
 def clean_mlpack_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No MLPACK_* variable from the developer's shell leaks into a test."""
     for name in list(os.environ):
-        if name.startswith("MLPACK_") and name not in {"MLPACK_REQUIRE_DOCKER", "MLPACK_TEST_BASE_IMAGE"}:
+        if name.startswith("MLPACK_") and name not in {"MLPACK_REQUIRE_DOCKER", "MLPACK_TEST_BASE_IMAGE", "MLPACK_REQUIRE_BROWSER"}:
             monkeypatch.delenv(name)
     yield
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -51,7 +50,14 @@ def start(
     settings_file = folder / SETTINGS_FILENAME
     with exit_on_error(USAGE_ERROR):
         settings = Settings.resolve(settings_file if settings_file.is_file() else None, overrides)
-    _configure_logging(settings.debug)
+    from ..server.logging import configure_logging
+
+    with exit_on_error(USAGE_ERROR):
+        configure_logging(
+            debug=settings.debug,
+            structured=settings.use_structured_logging,
+            logging_settings=_relative_to(folder, settings.logging_settings),
+        )
     root = (folder / settings.model_repository_root).resolve()
     models, problems = discover_models(root)
     if not models and not problems:
@@ -62,8 +68,11 @@ def start(
         run_server(server)
 
 
-def _configure_logging(debug: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
-        format="%(asctime)s %(levelname)-5s [%(name)s] %(message)s",
-    )
+
+def _relative_to(folder: Path, logging_settings: Any) -> Any:
+    """A relative ``logging_settings`` path is looked up next to settings.json first."""
+    if isinstance(logging_settings, str) and not Path(logging_settings).is_absolute():
+        candidate = folder / logging_settings
+        if candidate.is_file():
+            return str(candidate)
+    return logging_settings

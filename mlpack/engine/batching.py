@@ -21,6 +21,7 @@ from ..settings import ModelSettings
 from ..types import InferenceRequest, InferenceResponse, MetadataModelResponse, Parameters
 from .merging import batch_key, count_rows, merge_requests, split_response
 from .runner import ModelRunner
+from .stats import InferTiming, current_timing
 
 Predict = Callable[[InferenceRequest], Awaitable[InferenceResponse]]
 
@@ -49,7 +50,7 @@ class ServingInfo:
 
 
 class _Pending:
-    __slots__ = ("request", "key", "rows", "future", "enqueued", "info")
+    __slots__ = ("request", "key", "rows", "future", "enqueued", "info", "timing")
 
     def __init__(
         self,
@@ -61,6 +62,7 @@ class _Pending:
     ) -> None:
         self.request, self.key, self.rows, self.future, self.info = request, key, rows, future, info
         self.enqueued = time.perf_counter()
+        self.timing: Optional[InferTiming] = None
 
 
 class AdaptiveBatcher:
@@ -113,7 +115,11 @@ class AdaptiveBatcher:
         rows = count_rows(request)
         key: Hashable = batch_key(request) if rows is not None else object()
         future: asyncio.Future[InferenceResponse] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(request, key, rows, future, info))
+        pending = _Pending(request, key, rows, future, info)
+        pending.timing = current_timing()  # observability: filled in when the batch runs
+        if pending.timing is not None:
+            pending.timing.batch_queue = len(self._queue)
+        self._queue.append(pending)
         self._dispatch()
         return await future  # cancelling the caller cancels the future: dropped before compute
 
@@ -180,6 +186,11 @@ class AdaptiveBatcher:
                     item.info.batch_size = sum(rows)
                     item.info.batch_requests = len(batch)
                     item.info.queue_wait = started - item.enqueued
+            for index, item in enumerate(batch):  # observability: one execution per batch
+                if item.timing is not None:
+                    item.timing.batch_size = len(batch)
+                    item.timing.executions = 1 if index == 0 else 0
+                    item.timing.queue_wait = started - item.enqueued
             if len(batch) == 1:
                 responses = [await self._predict(batch[0].request)]
             else:

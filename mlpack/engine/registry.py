@@ -31,6 +31,7 @@ from ..types import (
 from .batching import BatchingRunner, ServingInfo, predict_reporting
 from .repository import discover_models
 from .runner import LocalRunner, ModelRunner
+from .stats import InferEvent, InferenceObserver, timing_scope
 
 logger = logging.getLogger("mlpack.registry")
 
@@ -79,15 +80,18 @@ class ModelRegistry:
     Parameters:
         runner_factory: builds the runner for a model (in-process thread or worker pool).
         repository_root: folder re-scanned when a model is loaded by name.
+        observer: told about every inference request once it finishes (metrics, stats).
     """
 
     def __init__(
         self,
         runner_factory: RunnerFactory = LocalRunner,
         repository_root: Optional[Path] = None,
+        observer: Optional[InferenceObserver] = None,
     ) -> None:
         self._runner_factory = runner_factory
         self._repository_root = repository_root
+        self.observer = observer
         self._models: dict[str, dict[Optional[str], ModelEntry]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -284,6 +288,21 @@ class ModelRegistry:
     ) -> InferenceResponse:
         """Validate ``request``, run it on the model, and fill in the response envelope."""
         entry = self.get_ready(name, version)
+        if self.observer is None:
+            return await self._infer(entry, request)
+        # -- observer seam: one event per request that reached a known model version --
+        started, ok = time.perf_counter(), False
+        with timing_scope() as timing:
+            try:
+                response = await self._infer(entry, request)
+                ok = True
+                return response
+            finally:
+                duration = time.perf_counter() - started
+                event = InferEvent(entry.name, entry.version or "", ok, duration, timing)
+                self.observer.on_infer(event)
+
+    async def _infer(self, entry: ModelEntry, request: InferenceRequest) -> InferenceResponse:
         validate_request(entry, request)
         runner = entry.runner
         assert runner is not None

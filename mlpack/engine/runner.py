@@ -11,13 +11,16 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
+import time
 from typing import Any, Awaitable, Callable, Protocol, TypeVar
 
+from .._context import model_scope
 from ..errors import MLPackError, ModelError, ModelLoadError
 from ..model import MLModel
 from ..settings import ModelSettings
 from ..types import InferenceRequest, InferenceResponse, MetadataModelResponse
 from .importer import import_implementation
+from .stats import current_timing
 
 T = TypeVar("T")
 
@@ -99,6 +102,9 @@ class LocalRunner:
     def __init__(self, settings: ModelSettings) -> None:
         self.settings = settings
         self.model: MLModel | None = None
+        # Predictions submitted to / started on the model thread (each written by one thread).
+        self._submitted = 0
+        self._started = 0
         self._loop = _new_event_loop()
         self._thread = threading.Thread(
             target=self._run_loop, name=f"mlpack-model-{settings.name}", daemon=True
@@ -146,8 +152,9 @@ class LocalRunner:
 
     async def load(self) -> MetadataModelResponse:
         async def _load() -> MetadataModelResponse:
-            self.model = instantiate_model(self.settings)
-            return await load_model(self.model)
+            with model_scope(self.settings.name, self.settings.parameters.version):
+                self.model = instantiate_model(self.settings)
+                return await load_model(self.model)
 
         try:
             return await self._on_model_thread(_load())
@@ -156,17 +163,36 @@ class LocalRunner:
             raise
 
     async def predict(self, request: InferenceRequest) -> InferenceResponse:
-        assert self.model is not None, "predict() before load()"
-        return await self._on_model_thread(predict_with(self.model, request))
+        model = self.model
+        assert model is not None, "predict() before load()"
+        timing = current_timing()
+        submitted = time.perf_counter()
+        self._submitted += 1
+        if timing is not None:
+            timing.parallel_queue = self._submitted - self._started
+
+        async def _predict() -> InferenceResponse:
+            self._started += 1
+            if timing is not None:
+                timing.queue_wait += time.perf_counter() - submitted  # after any batch wait
+            with model_scope(model.name, model.version):
+                return await predict_with(model, request)
+
+        return await self._on_model_thread(_predict())
 
     async def unload(self) -> None:
         model = self.model
         try:
             if model is not None:
-                await self._on_model_thread(call_model(model.unload))
+                await self._on_model_thread(self._in_scope(model, call_model(model.unload)))
         finally:
             self.model = None
             self._stop()
+
+    @staticmethod
+    async def _in_scope(model: MLModel, coroutine: Awaitable[T]) -> T:
+        with model_scope(model.name, model.version):
+            return await coroutine
 
     def _stop(self) -> None:
         if self._loop.is_running():

@@ -23,6 +23,7 @@ from ..engine.workers.pool import WorkerPool
 from ..engine.workers.environments import EnvironmentPools, EnvironmentRunner, has_environment
 from ..engine.workers.runner import worker_runner_factory
 from ..settings import ModelSettings, Settings
+from .observability import Observability
 from .rest import build_rest_app
 from .sockets import bind_socket
 
@@ -75,24 +76,45 @@ class MLPackServer:
         self.registry = ModelRegistry(
             with_environments(runner_factory, self.environment_pools), repository_root=repository_root
         )
+        self.observability = Observability(settings)
         self._stop = asyncio.Event()
+        self._listeners: list[tuple[str, str]] = []
         self._uvicorn: Optional[_EmbeddedUvicorn] = None
 
     def request_stop(self) -> None:
         """Begin a graceful shutdown (safe to call from a signal handler)."""
         self._stop.set()
 
-    async def serve(self, http_socket: Optional[socket.socket] = None) -> None:
+    async def serve(
+        self,
+        http_socket: Optional[socket.socket] = None,
+        metrics_socket: Optional[socket.socket] = None,
+    ) -> None:
         settings = self.settings
         http_socket = http_socket or bind_socket(settings.host, settings.http_port, "REST")
+        logger.debug("settings: %s", settings.model_dump_json(exclude_none=True))
+        observability = self.observability
+        if observability.metrics_enabled and metrics_socket is None:
+            metrics_socket = bind_socket(settings.host, settings.metrics_port, "metrics")
+        # The metrics folder is ready before any model (or worker process) starts.
+        self.registry.observer = observability.start()
+        try:
+            await self._serve(http_socket, metrics_socket)
+        finally:
+            observability.close()
+
+    async def _serve(self, http_socket: socket.socket, metrics_socket: Optional[socket.socket]) -> None:
+        settings = self.settings
+        observability = self.observability
         app = build_rest_app(
             self.registry,
             server_name=settings.server_name,
             server_version=settings.server_version,
             root_path=settings.root_path,
+            extra_routes=observability.routes(self.registry),
         )
         config = uvicorn.Config(
-            app,
+            observability.wrap(app),
             lifespan="off",
             http="httptools",
             access_log=settings.access_log,
@@ -112,6 +134,7 @@ class MLPackServer:
                 settings.host,
                 settings.grpc_port,
                 settings.grpc_max_message_length,
+                interceptors=observability.grpc_interceptors(),
             )
         except BaseException:
             http_socket.close()
@@ -120,9 +143,13 @@ class MLPackServer:
         logger.info("gRPC listening on %s:%s", settings.host, grpc_transport.port)
         # -- end gRPC
         rest_task = asyncio.create_task(self._uvicorn.serve(sockets=[http_socket]))
+        metrics = _metrics_server(observability, metrics_socket)
+        metrics_task = None
+        if metrics is not None and metrics_socket is not None:
+            metrics_task = asyncio.create_task(metrics.serve(sockets=[metrics_socket]))
+        self._listeners = _listeners(settings, http_socket, metrics_socket if metrics else None)
+        self._listeners.insert(1, ("gRPC", f"{settings.host}:{grpc_transport.port}"))
         with self._signals():
-            port = http_socket.getsockname()[1]
-            logger.info("REST listening on http://%s:%s", settings.host, port)
             for model in self.models:
                 self.registry.add(model)
             loading = asyncio.create_task(self._load_models())
@@ -131,6 +158,9 @@ class MLPackServer:
             logger.info("shutting down: finishing in-flight requests")
             self._uvicorn.should_exit = True
             await asyncio.gather(rest_task, grpc_transport.stop(settings.graceful_timeout))
+            if metrics is not None and metrics_task is not None:
+                metrics.should_exit = True
+                await metrics_task
             loading.cancel()
             stop_task.cancel()
             await self.registry.close()
@@ -146,6 +176,7 @@ class MLPackServer:
             await self.registry.load_all(self.models)
         ready = sum(1 for e in self.registry.entries() if e.state.value == "READY")
         logger.info("%d of %d model(s) ready", ready, len(self.registry.entries()))
+        self.observability.banner(self.registry, self._listeners)
 
     @contextlib.contextmanager
     def _signals(self) -> Iterator[None]:
@@ -174,6 +205,31 @@ def with_environments(default: RunnerFactory, pools: EnvironmentPools) -> Runner
         return default(settings)
 
     return factory
+
+
+def _listeners(
+    settings: Settings, http_socket: socket.socket, metrics_socket: Optional[socket.socket]
+) -> list[tuple[str, str]]:
+    """What the banner lists: each listening port with its URL."""
+    host = settings.host
+    listeners = [("REST", f"http://{host}:{http_socket.getsockname()[1]}  (docs: /v2/docs)")]
+    if metrics_socket is not None:
+        port = metrics_socket.getsockname()[1]
+        listeners.append(("metrics", f"http://{host}:{port}{settings.metrics_endpoint}"))
+    return listeners
+
+
+def _metrics_server(
+    observability: Observability, sock: Optional[socket.socket]
+) -> Optional[_EmbeddedUvicorn]:
+    """The metrics endpoint's own uvicorn server (None when metrics are disabled)."""
+    app = observability.metrics_app()
+    if app is None or sock is None:
+        return None
+    config = uvicorn.Config(
+        app, lifespan="off", http="httptools", access_log=False, log_config=None, server_header=False
+    )
+    return _EmbeddedUvicorn(config)
 
 
 def run_server(server: MLPackServer) -> None:

@@ -80,16 +80,19 @@ class _Models:
         self.models: dict[str, MLModel] = {}
 
     def handle(self, body: Any) -> Any:
+        from ..._context import model_scope
         from ..runner import call_model, instantiate_model, load_model, predict_with
 
         if isinstance(body, Predict):
             model = self.models.get(body.key)
             if model is None:
                 raise ModelNotFound(body.key.rsplit("#", 1)[0])
-            return self.loop.run_until_complete(predict_with(model, body.request))
+            with model_scope(model.name, model.version):  # labels custom metrics and logs
+                return self.loop.run_until_complete(predict_with(model, body.request))
         if isinstance(body, LoadModel):
-            model = instantiate_model(body.settings)
-            metadata = self.loop.run_until_complete(load_model(model))
+            with model_scope(body.settings.name, body.settings.parameters.version):
+                model = instantiate_model(body.settings)
+                metadata = self.loop.run_until_complete(load_model(model))
             self.models[body.key] = model
             return metadata
         if isinstance(body, UnloadModel):

@@ -1,0 +1,130 @@
+"""What a server adds around the protocol so people can see into it.
+
+Metrics (own port), per-model statistics (``/v2/models/{m}[/versions/{v}]/stats``), API
+docs, CORS and the startup banner, assembled from ``Settings`` for ``server.app``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Optional
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..engine.registry import ModelRegistry
+from ..engine.stats import InferenceObserver, ObserverGroup, StatsRecorder
+from ..errors import MLPackError
+from ..settings import Settings
+from .docs import DocsEndpoints
+from .logging import banner_lines
+from .metrics import ASGIApp, MetricsFolder, ServerMetrics, build_metrics_app
+
+logger = logging.getLogger("mlpack.server")
+
+
+class Observability:
+    """Metrics, statistics, docs and CORS for one server.
+
+    Parameters:
+        settings: the server's settings (metrics_*, cors_settings, server name and version).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.stats = StatsRecorder()
+        self.metrics: Optional[ServerMetrics] = None
+        self.metrics_folder: Optional[MetricsFolder] = None
+
+    @property
+    def metrics_enabled(self) -> bool:
+        return bool(self.settings.metrics_endpoint)
+
+    def start(self) -> InferenceObserver:
+        """Prepare the metrics folder (before any worker spawns); return the registry's observer."""
+        observers: list[InferenceObserver] = [self.stats]
+        if self.metrics_enabled:
+            self.metrics_folder = MetricsFolder(self.settings.metrics_dir).prepare()
+            self.metrics = ServerMetrics(self.settings.metrics_rest_server_prefix)
+            observers.append(self.metrics)
+            logger.debug("metrics folder: %s", self.metrics_folder.path)
+        return ObserverGroup(observers)
+
+    def close(self) -> None:
+        if self.metrics_folder is not None:
+            self.metrics_folder.close()
+            self.metrics_folder = None
+
+    def routes(self, registry: ModelRegistry) -> list[Route]:
+        """Docs and statistics routes for the REST app."""
+        docs = DocsEndpoints(registry, self.settings.server_name, self.settings.server_version)
+        stats = _StatsEndpoint(registry, self.stats)
+        model = "/v2/models/{model_name}"
+        return docs.routes() + [
+            Route(model + "/stats", stats.endpoint, methods=["GET"]),
+            Route(model + "/versions/{model_version}/stats", stats.endpoint, methods=["GET"]),
+        ]
+
+    def wrap(self, app: Any) -> ASGIApp:
+        """Add CORS (when configured) and REST metrics (when enabled) around the REST app."""
+        cors = self.settings.cors_settings
+        if cors is not None:
+            from starlette.middleware.cors import CORSMiddleware
+
+            app.add_middleware(CORSMiddleware, **cors.model_dump())
+        if self.metrics is not None:
+            wrapped: ASGIApp = self.metrics.rest_middleware(app)
+            return wrapped
+        return app  # type: ignore[no-any-return]
+
+    def grpc_interceptors(self) -> list[Any]:
+        """Interceptors for the gRPC server (metrics, when enabled)."""
+        if self.metrics is None:
+            return []
+        from .metrics import grpc_interceptor
+
+        return [grpc_interceptor(self.metrics)]
+
+    def metrics_app(self) -> Optional[ASGIApp]:
+        if (
+            self.metrics_folder is None
+            or self.metrics is None
+            or not self.settings.metrics_endpoint
+        ):
+            return None
+        return build_metrics_app(
+            self.metrics_folder, self.settings.metrics_endpoint, self.metrics.families
+        )
+
+    def banner(self, registry: ModelRegistry, listeners: list[tuple[str, str]]) -> None:
+        """Log the startup banner: listeners and every model with its state."""
+        models = [
+            (entry.name, entry.version, entry.state.value, entry.reason)
+            for entry in sorted(registry.entries(), key=lambda e: (e.name, e.version or ""))
+        ]
+        for line in banner_lines(
+            self.settings.server_name, self.settings.server_version, listeners, models
+        ):
+            logger.info("%s", line)
+
+
+class _StatsEndpoint:
+    """``GET /v2/models/{m}[/versions/{v}]/stats``: Triton-style statistics per version."""
+
+    def __init__(self, registry: ModelRegistry, stats: StatsRecorder) -> None:
+        self.registry = registry
+        self.stats = stats
+
+    async def endpoint(self, request: Request) -> Response:
+        name = request.path_params["model_name"]
+        version = request.path_params.get("model_version")
+        try:
+            if version is not None:
+                versions: list[Optional[str]] = [self.registry.get(name, version).version]
+            else:
+                self.registry.get(name)  # raises ModelNotFound
+                versions = [e.version for e in self.registry.entries() if e.name == name]
+        except MLPackError as error:
+            return JSONResponse({"error": error.message}, status_code=int(error.status))
+        return JSONResponse({"model_stats": [self.stats.get(name, v).as_dict() for v in versions]})

@@ -1,0 +1,446 @@
+"""OpenAPI 3 documents of the Open Inference Protocol: the whole data plane, or one model.
+
+Pure functions from metadata to a JSON-ready ``dict``; ``server.docs`` serves them.
+A model's document names its declared inputs and outputs in the schemas and carries
+an example request that the model accepts.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Optional
+
+from ..types import Datatype, MetadataModelResponse, MetadataTensor
+
+OPENAPI_VERSION = "3.0.3"
+DATATYPES = [datatype.value for datatype in Datatype]
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], example: Any = None) -> dict[str, Any]:
+    content: dict[str, Any] = {"schema": schema}
+    if example is not None:
+        content["example"] = example
+    return {"application/json": content}
+
+
+_PARAMETERS = {
+    "type": "object",
+    "additionalProperties": True,
+    "description": "Free-form parameters.",
+}
+
+SCHEMAS: dict[str, Any] = {
+    "Parameters": _PARAMETERS,
+    "Datatype": {"type": "string", "enum": DATATYPES},
+    "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+    "MetadataTensor": {
+        "type": "object",
+        "required": ["name", "datatype", "shape"],
+        "properties": {
+            "name": {"type": "string"},
+            "datatype": _ref("Datatype"),
+            "shape": {"type": "array", "items": {"type": "integer"}, "description": "-1: any size"},
+            "parameters": _ref("Parameters"),
+        },
+    },
+    "RequestInput": {
+        "type": "object",
+        "required": ["name", "shape", "datatype", "data"],
+        "properties": {
+            "name": {"type": "string"},
+            "shape": {"type": "array", "items": {"type": "integer"}},
+            "datatype": _ref("Datatype"),
+            "parameters": _ref("Parameters"),
+            "data": {"description": "Tensor data: a flat or nested list in row-major order."},
+        },
+    },
+    "RequestOutput": {
+        "type": "object",
+        "required": ["name"],
+        "properties": {"name": {"type": "string"}, "parameters": _ref("Parameters")},
+    },
+    "ResponseOutput": {
+        "type": "object",
+        "required": ["name", "shape", "datatype", "data"],
+        "properties": {
+            "name": {"type": "string"},
+            "shape": {"type": "array", "items": {"type": "integer"}},
+            "datatype": _ref("Datatype"),
+            "parameters": _ref("Parameters"),
+            "data": {"description": "Tensor data, flat, in row-major order."},
+        },
+    },
+    "InferenceRequest": {
+        "type": "object",
+        "required": ["inputs"],
+        "properties": {
+            "id": {"type": "string"},
+            "parameters": _ref("Parameters"),
+            "inputs": {"type": "array", "items": _ref("RequestInput")},
+            "outputs": {"type": "array", "items": _ref("RequestOutput")},
+        },
+    },
+    "InferenceResponse": {
+        "type": "object",
+        "required": ["model_name", "outputs"],
+        "properties": {
+            "model_name": {"type": "string"},
+            "model_version": {"type": "string"},
+            "id": {"type": "string"},
+            "parameters": _ref("Parameters"),
+            "outputs": {"type": "array", "items": _ref("ResponseOutput")},
+        },
+    },
+    "MetadataServerResponse": {
+        "type": "object",
+        "required": ["name", "version", "extensions"],
+        "properties": {
+            "name": {"type": "string"},
+            "version": {"type": "string"},
+            "extensions": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "MetadataModelResponse": {
+        "type": "object",
+        "required": ["name", "platform"],
+        "properties": {
+            "name": {"type": "string"},
+            "versions": {"type": "array", "items": {"type": "string"}},
+            "platform": {"type": "string"},
+            "inputs": {"type": "array", "items": _ref("MetadataTensor")},
+            "outputs": {"type": "array", "items": _ref("MetadataTensor")},
+            "parameters": _ref("Parameters"),
+        },
+    },
+    "LiveResponse": {"type": "object", "properties": {"live": {"type": "boolean"}}},
+    "ReadyResponse": {"type": "object", "properties": {"ready": {"type": "boolean"}}},
+    "ModelReadyResponse": {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "ready": {"type": "boolean"}},
+    },
+    "RepositoryIndexRequest": {"type": "object", "properties": {"ready": {"type": "boolean"}}},
+    "RepositoryIndexResponse": {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "required": ["name", "state"],
+            "properties": {
+                "name": {"type": "string"},
+                "version": {"type": "string"},
+                "state": {
+                    "type": "string",
+                    "enum": ["UNKNOWN", "READY", "UNAVAILABLE", "LOADING", "UNLOADING"],
+                },
+                "reason": {"type": "string"},
+            },
+        },
+    },
+    "Duration": {
+        "type": "object",
+        "properties": {"count": {"type": "integer"}, "ns": {"type": "integer"}},
+    },
+    "ModelStatistics": {
+        "type": "object",
+        "properties": {
+            "model_stats": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "name": {"type": "string"},
+                        "version": {"type": "string"},
+                        "last_inference": {"type": "integer", "description": "ms since the epoch"},
+                        "inference_count": {"type": "integer"},
+                        "execution_count": {"type": "integer"},
+                        "inference_stats": {
+                            "type": "object",
+                            "additionalProperties": _ref("Duration"),
+                            "description": "success, fail, queue, compute_input/infer/output",
+                        },
+                        "batch_stats": {"type": "array", "items": {"type": "object"}},
+                    },
+                },
+            }
+        },
+    },
+}
+
+_ERRORS = {
+    "400": {"description": "Invalid request", "content": _json(_ref("Error"))},
+    "404": {"description": "Unknown model or version", "content": _json(_ref("Error"))},
+    "503": {"description": "Model not ready", "content": _json(_ref("Error"))},
+}
+
+
+def _operation(
+    summary: str, tag: str, response: str, status_doc: str = "OK", **extra: Any
+) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "tags": [tag],
+        "operationId": re.sub(r"[^a-z0-9]+", "_", summary.lower()).strip("_"),
+        "responses": {"200": {"description": status_doc, "content": _json(_ref(response))}},
+    }
+    operation.update(extra)
+    return operation
+
+
+def _path_params(*names: str) -> list[dict[str, Any]]:
+    return [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in names
+    ]
+
+
+def _model_paths(
+    base: str,
+    tag: str,
+    suffix: str,
+    params: list[dict[str, Any]],
+    request_schema: Any,
+    response_schema: Any,
+    example: Any = None,
+) -> dict[str, Any]:
+    """Metadata, ready, infer and stats operations under one model (or model version) path."""
+    common: dict[str, Any] = {"parameters": params} if params else {}
+    infer = _operation(
+        f"Infer{suffix}",
+        tag,
+        "InferenceResponse",
+        "Inference response",
+        requestBody={"required": True, "content": _json(request_schema, example)},
+        **common,
+    )
+    infer["responses"]["200"]["content"] = _json(response_schema)
+    infer["responses"].update(_ERRORS)
+    return {
+        base: {
+            "get": _operation(f"Model metadata{suffix}", tag, "MetadataModelResponse", **common)
+        },
+        base + "/ready": {
+            "get": _operation(f"Model ready{suffix}", tag, "ModelReadyResponse", **common)
+        },
+        base + "/infer": {"post": infer},
+        base + "/stats": {
+            "get": _operation(f"Model statistics{suffix}", tag, "ModelStatistics", **common)
+        },
+    }
+
+
+def dataplane_document(
+    server_name: str, server_version: str, root_path: str = ""
+) -> dict[str, Any]:
+    """The whole Open Inference Protocol as this server serves it."""
+    model, version = "/v2/models/{model_name}", "/v2/models/{model_name}/versions/{model_version}"
+    paths: dict[str, Any] = {
+        "/v2": {"get": _operation("Server metadata", "server", "MetadataServerResponse")},
+        "/v2/health/live": {"get": _operation("Server live", "health", "LiveResponse")},
+        "/v2/health/ready": {"get": _operation("Server ready", "health", "ReadyResponse")},
+    }
+    paths.update(
+        _model_paths(
+            model,
+            "model",
+            "",
+            _path_params("model_name"),
+            _ref("InferenceRequest"),
+            _ref("InferenceResponse"),
+        )
+    )
+    paths.update(
+        _model_paths(
+            version,
+            "model version",
+            " (version)",
+            _path_params("model_name", "model_version"),
+            _ref("InferenceRequest"),
+            _ref("InferenceResponse"),
+        )
+    )
+    paths["/v2/repository/index"] = {
+        "post": _operation(
+            "Repository index",
+            "repository",
+            "RepositoryIndexResponse",
+            requestBody={"required": False, "content": _json(_ref("RepositoryIndexRequest"))},
+        )
+    }
+    for action in ("load", "unload"):
+        paths[f"/v2/repository/models/{{model_name}}/{action}"] = {
+            "post": {
+                "summary": f"Repository {action}",
+                "tags": ["repository"],
+                "operationId": f"repository_{action}",
+                "parameters": _path_params("model_name"),
+                "responses": {"200": {"description": "OK"}, "404": _ERRORS["404"]},
+            }
+        }
+    return _document(f"{server_name} data plane", server_version, root_path, paths, {})
+
+
+def model_document(
+    metadata: MetadataModelResponse,
+    version: Optional[str],
+    server_version: str,
+    root_path: str = "",
+) -> dict[str, Any]:
+    """One model (version): its operations, with its inputs and outputs in the schemas."""
+    name = metadata.name
+    base = f"/v2/models/{name}" + (f"/versions/{version}" if version else "")
+    inputs, outputs = metadata.inputs or [], metadata.outputs or []
+    key = re.sub(r"[^A-Za-z0-9._-]", "_", name)  # component names allow only these
+    schemas = {
+        f"{key}_InferenceRequest": _request_schema(inputs),
+        f"{key}_InferenceResponse": _response_schema(outputs),
+    }
+    paths = _model_paths(
+        base,
+        name,
+        "",
+        [],
+        _ref(f"{key}_InferenceRequest"),
+        _ref(f"{key}_InferenceResponse"),
+        example_request(inputs),
+    )
+    title = f"{name}" + (f" version {version}" if version else "")
+    description = _describe_tensors(inputs, outputs)
+    return _document(title, server_version, root_path, paths, schemas, description)
+
+
+def _document(
+    title: str,
+    version: str,
+    root_path: str,
+    paths: dict[str, Any],
+    extra_schemas: dict[str, Any],
+    description: str = "Open Inference Protocol (KServe V2) REST API.",
+) -> dict[str, Any]:
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {"title": title, "version": version or "0", "description": description},
+        "servers": [{"url": root_path or "/"}],
+        "paths": paths,
+        "components": {"schemas": {**SCHEMAS, **extra_schemas}},
+    }
+
+
+def _tensor_input_schema(tensor: MetadataTensor) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "title": tensor.name,
+        "required": ["name", "shape", "datatype", "data"],
+        "properties": {
+            "name": {"type": "string", "enum": [tensor.name]},
+            "shape": {
+                "type": "array",
+                "items": {"type": "integer"},
+                "example": _example_shape(tensor.shape),
+            },
+            "datatype": {"type": "string", "enum": [tensor.datatype.value]},
+            "parameters": _ref("Parameters"),
+            "data": {"type": "array", "items": _element_schema(tensor.datatype)},
+        },
+        "description": f"{tensor.datatype.value} tensor of shape {tensor.shape}",
+    }
+
+
+def _request_schema(inputs: list[MetadataTensor]) -> dict[str, Any]:
+    items: dict[str, Any] = (
+        {"oneOf": [_tensor_input_schema(t) for t in inputs]} if inputs else _ref("RequestInput")
+    )
+    return {
+        "type": "object",
+        "required": ["inputs"],
+        "properties": {
+            "id": {"type": "string"},
+            "parameters": _ref("Parameters"),
+            "inputs": {"type": "array", "items": items},
+            "outputs": {"type": "array", "items": _ref("RequestOutput")},
+        },
+    }
+
+
+def _response_schema(outputs: list[MetadataTensor]) -> dict[str, Any]:
+    item: dict[str, Any] = _ref("ResponseOutput")
+    if outputs:
+        item = {
+            "type": "object",
+            "required": ["name", "shape", "datatype", "data"],
+            "properties": {
+                "name": {"type": "string", "enum": [t.name for t in outputs]},
+                "shape": {"type": "array", "items": {"type": "integer"}},
+                "datatype": _ref("Datatype"),
+                "parameters": _ref("Parameters"),
+                "data": {"type": "array", "items": {}},
+            },
+        }
+    return {
+        "type": "object",
+        "required": ["model_name", "outputs"],
+        "properties": {
+            "model_name": {"type": "string"},
+            "model_version": {"type": "string"},
+            "id": {"type": "string"},
+            "parameters": _ref("Parameters"),
+            "outputs": {"type": "array", "items": item},
+        },
+    }
+
+
+def _element_schema(datatype: Datatype) -> dict[str, Any]:
+    if datatype is Datatype.BOOL:
+        return {"type": "boolean"}
+    if datatype is Datatype.BYTES:
+        return {"type": "string"}
+    if datatype.value.startswith("FP"):
+        return {"type": "number"}
+    return {"type": "integer"}
+
+
+def _example_shape(shape: list[int]) -> list[int]:
+    return [dim if dim > 0 else 1 for dim in shape] or [1]
+
+
+def _example_value(datatype: Datatype) -> Any:
+    if datatype is Datatype.BOOL:
+        return False
+    if datatype is Datatype.BYTES:
+        return "text"
+    if datatype.value.startswith("FP"):
+        return 0.5
+    return 1
+
+
+def example_request(inputs: list[MetadataTensor]) -> Optional[dict[str, Any]]:
+    """A request the model accepts: each declared input, free dimensions set to 1."""
+    if not inputs:
+        return None
+    request_inputs = []
+    for tensor in inputs:
+        shape = _example_shape(tensor.shape)
+        count = 1
+        for dim in shape:
+            count *= dim
+        request_inputs.append(
+            {
+                "name": tensor.name,
+                "shape": shape,
+                "datatype": tensor.datatype.value,
+                "data": [_example_value(tensor.datatype)] * count,
+            }
+        )
+    return {"inputs": request_inputs}
+
+
+def _describe_tensors(inputs: list[MetadataTensor], outputs: list[MetadataTensor]) -> str:
+    def rows(tensors: list[MetadataTensor]) -> str:
+        if not tensors:
+            return "_not declared_\n"
+        return "".join(f"| `{t.name}` | {t.datatype.value} | {t.shape} |\n" for t in tensors)
+
+    header = "| name | datatype | shape |\n|---|---|---|\n"
+    return f"**Inputs**\n\n{header}{rows(inputs)}\n**Outputs**\n\n{header}{rows(outputs)}"
