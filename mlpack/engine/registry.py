@@ -31,7 +31,7 @@ from ..types import (
 from .batching import BatchingRunner, ServingInfo, predict_reporting
 from .repository import discover_models
 from .runner import LocalRunner, ModelRunner
-from .stats import InferEvent, InferenceObserver, timing_scope
+from .stats import InferEvent, InferenceObserver, close_timing, open_timing
 
 logger = logging.getLogger("mlpack.registry")
 
@@ -292,15 +292,15 @@ class ModelRegistry:
             return await self._infer(entry, request)
         # -- observer seam: one event per request that reached a known model version --
         started, ok = time.perf_counter(), False
-        with timing_scope() as timing:
-            try:
-                response = await self._infer(entry, request)
-                ok = True
-                return response
-            finally:
-                duration = time.perf_counter() - started
-                event = InferEvent(entry.name, entry.version or "", ok, duration, timing)
-                self.observer.on_infer(event)
+        timing, token = open_timing()
+        try:
+            response = await self._infer(entry, request)
+            ok = True
+            return response
+        finally:
+            close_timing(token)
+            duration = time.perf_counter() - started
+            self.observer.on_infer(InferEvent(entry.name, entry.version or "", ok, duration, timing))
 
     async def _infer(self, entry: ModelEntry, request: InferenceRequest) -> InferenceResponse:
         validate_request(entry, request)

@@ -1,6 +1,6 @@
 """Per model-version inference statistics, and the one seam the request path reports through.
 
-``ModelRegistry.infer`` opens an ``InferTiming`` for each request (``timing_scope``) and,
+``ModelRegistry.infer`` opens an ``InferTiming`` for each request (``open_timing``/``close_timing``) and,
 when it finishes, hands an ``InferEvent`` to its observer. Parts of the engine that know
 more fill the open timing in: a runner records how long the request waited for the model
 (``queue_wait``) and how many requests were queued for it; a batcher records the batch
@@ -10,12 +10,11 @@ about metrics or statistics.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Optional, Protocol, Sequence
+from typing import Any, Optional, Protocol, Sequence
 
 
 @dataclass
@@ -37,14 +36,14 @@ def current_timing() -> Optional[InferTiming]:
     return _timing.get()
 
 
-@contextlib.contextmanager
-def timing_scope() -> Iterator[InferTiming]:
+def open_timing() -> tuple[InferTiming, Token[Optional[InferTiming]]]:
+    """Start timing a request in this context; pass the token to ``close_timing``."""
     timing = InferTiming()
-    token = _timing.set(timing)
-    try:
-        yield timing
-    finally:
-        _timing.reset(token)
+    return timing, _timing.set(timing)
+
+
+def close_timing(token: Token[Optional[InferTiming]]) -> None:
+    _timing.reset(token)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from ..engine.workers.environments import EnvironmentPools, EnvironmentRunner, h
 from ..engine.workers.runner import worker_runner_factory
 from ..settings import ModelSettings, Settings
 from .observability import Observability
-from .rest import build_rest_app
+from .rest import InferFastPath, build_rest_app
 from .sockets import bind_socket
 
 logger = logging.getLogger("mlpack.server")
@@ -114,7 +114,7 @@ class MLPackServer:
             extra_routes=observability.routes(self.registry),
         )
         config = uvicorn.Config(
-            observability.wrap(app),
+            observability.wrap(InferFastPath(app)),
             lifespan="off",
             http="httptools",
             access_log=settings.access_log,

@@ -72,7 +72,7 @@ class Observability:
         if cors is not None:
             from starlette.middleware.cors import CORSMiddleware
 
-            app.add_middleware(CORSMiddleware, **cors.model_dump())
+            app = CORSMiddleware(app, **cors.model_dump())
         if self.metrics is not None:
             wrapped: ASGIApp = self.metrics.rest_middleware(app)
             return wrapped

@@ -211,6 +211,45 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     return JSONBytesResponse({"error": detail}, status_code=status)
 
 
+class InferFastPath:
+    """Sends ``POST /v2/models/{m}[/versions/{v}]/infer`` straight to its endpoint.
+
+    The infer endpoint already turns every error into a JSON response, so Starlette's
+    router and exception middleware only add cost on the hottest route; every other
+    request goes through ``app`` as usual. ``scope["route"]`` is set like the router would.
+    """
+
+    def __init__(self, app: Starlette) -> None:
+        self.app = app
+        routes = {route.path: route for route in app.routes if isinstance(route, Route)}
+        self._unversioned = routes["/v2/models/{model_name}/infer"]
+        self._versioned = routes["/v2/models/{model_name}/versions/{model_version}/infer"]
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            match = self._match(scope)
+            if match is not None:
+                scope["route"], scope["path_params"] = match
+                response = await match[0].endpoint(Request(scope, receive))
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def _match(self, scope: Any) -> Optional[tuple[Route, dict[str, str]]]:
+        path: str = scope["path"]
+        root_path: str = scope.get("root_path", "")
+        if root_path and path.startswith(root_path):
+            path = path[len(root_path):]
+        parts = path.split("/")
+        if len(parts) == 5 and parts[4] == "infer" and parts[1] == "v2" and parts[2] == "models":
+            if parts[3]:
+                return self._unversioned, {"model_name": parts[3]}
+        elif len(parts) == 7 and parts[6] == "infer" and parts[4] == "versions":
+            if parts[1] == "v2" and parts[2] == "models" and parts[3] and parts[5]:
+                return self._versioned, {"model_name": parts[3], "model_version": parts[5]}
+        return None
+
+
 def build_rest_app(
     registry: ModelRegistry,
     server_name: str = "mlpack",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlpack.engine.stats import InferEvent, InferTiming, StatsRecorder, current_timing, timing_scope
+from mlpack.engine.stats import InferEvent, InferTiming, StatsRecorder, close_timing, current_timing, open_timing
 
 
 def test_counts_and_durations() -> None:
@@ -22,8 +22,9 @@ def test_counts_and_durations() -> None:
     assert stats.get("other", None).as_dict()["inference_stats"]["success"]["count"] == 0
 
 
-def test_timing_scope_is_visible_only_inside() -> None:
+def test_timing_is_visible_only_while_open() -> None:
     assert current_timing() is None
-    with timing_scope() as timing:
-        assert current_timing() is timing
+    timing, token = open_timing()
+    assert current_timing() is timing
+    close_timing(token)
     assert current_timing() is None
