@@ -64,8 +64,9 @@ def test_lone_request_does_not_wait_for_the_window(engine_server: RunningServer)
     elapsed = time.perf_counter() - started
     assert response.status_code == 200
     assert response.json()["parameters"]["batch_size"] == 1
-    assert response.json()["parameters"]["queue_wait_ms"] < 5
-    assert elapsed < 0.25
+    # The model's window is 0.5 s: a lone request that waited for it would show it.
+    assert response.json()["parameters"]["queue_wait_ms"] < 100
+    assert elapsed < 0.45
 
 
 def test_mixed_shapes_are_batched_separately(engine_server: RunningServer) -> None:
