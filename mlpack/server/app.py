@@ -24,6 +24,7 @@ from ..engine.workers.environments import EnvironmentPools, EnvironmentRunner, h
 from ..engine.workers.runner import worker_runner_factory
 from ..settings import ModelSettings, Settings
 from .observability import Observability
+from .coalescing import CoalescingHttpToolsProtocol
 from .rest import InferFastPath, build_rest_app
 from .sockets import bind_socket
 
@@ -116,7 +117,7 @@ class MLPackServer:
         config = uvicorn.Config(
             observability.wrap(InferFastPath(app)),
             lifespan="off",
-            http="httptools",
+            http=CoalescingHttpToolsProtocol,
             access_log=settings.access_log,
             log_config=None,
             root_path=settings.root_path,
