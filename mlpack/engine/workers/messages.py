@@ -77,15 +77,29 @@ def prepare_request(request: InferenceRequest) -> InferenceRequest:
     return request.model_copy(update={"inputs": inputs})
 
 
+# Out-of-band buffers smaller than this are copied into the frame's first chunk, so a
+# small message is one chunk (one system call); bigger ones are sent from their memory.
+_INLINE_LIMIT = 64 * 1024
+
+
 def encode_frame(message: Any) -> list[bytes | memoryview]:
-    """``message`` as the byte chunks of one frame."""
+    """``message`` as the byte chunks of one frame (one chunk unless a buffer is big)."""
     buffers: list[pickle.PickleBuffer] = []
     payload = pickle.dumps(message, protocol=5, buffer_callback=buffers.append)
-    chunks: list[bytes | memoryview] = [HEADER.pack(len(payload), len(buffers)) + payload]
+    head = bytearray(HEADER.pack(len(payload), len(buffers)))
+    head += payload
+    chunks: list[bytes | memoryview] = []
     for buffer in buffers:
         raw = buffer.raw()
-        chunks.append(LENGTH.pack(raw.nbytes))
-        chunks.append(raw)
+        head += LENGTH.pack(raw.nbytes)
+        if raw.nbytes <= _INLINE_LIMIT:
+            head += raw
+        else:
+            chunks.append(bytes(head))
+            chunks.append(raw)
+            head = bytearray()
+    if head or not chunks:
+        chunks.append(bytes(head))
     return chunks
 
 

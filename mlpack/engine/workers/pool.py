@@ -10,6 +10,7 @@ through the pool is loaded into it again, while the other workers keep serving.
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import logging
 import multiprocessing
@@ -35,6 +36,7 @@ class _Worker(asyncio.Protocol):
         self.process = process
         self.on_lost = on_lost
         self.pending: dict[int, asyncio.Future[Any]] = {}
+        self.reserved = 0  # slots handed to waiting requests that have not called yet
         self.models: set[str] = set()
         self.alive = False
         self.transport: Optional[asyncio.Transport] = None
@@ -43,7 +45,7 @@ class _Worker(asyncio.Protocol):
 
     @property
     def in_flight(self) -> int:
-        return len(self.pending)
+        return len(self.pending) + self.reserved
 
     def describe(self) -> str:
         return f"worker {self.worker_id} (pid {self.process.pid})"
@@ -119,8 +121,9 @@ class WorkerPool:
         self._context = multiprocessing.get_context("spawn")
         self._workers: dict[int, _Worker] = {}
         self._models: dict[str, ModelSettings] = {}
-        self._changed: Optional[asyncio.Condition] = None
-        self._waiters = 0
+        # Requests waiting for a free slot, oldest first; a freed slot goes to the oldest
+        # waiter whose model it can serve (no thundering herd, no overtaking).
+        self._waiting: collections.deque[tuple[str, asyncio.Future[_Worker]]] = collections.deque()
         self._stopping = False
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -130,7 +133,6 @@ class WorkerPool:
 
     async def start(self) -> None:
         """Start every worker and wait until each answers."""
-        self._changed = asyncio.Condition()
         await asyncio.gather(*(self._spawn(worker_id) for worker_id in range(self.size)))
 
     async def _spawn(self, worker_id: int) -> _Worker:
@@ -188,9 +190,24 @@ class WorkerPool:
                 await asyncio.sleep(1.0)
 
     async def _notify(self) -> None:
-        assert self._changed is not None
-        async with self._changed:
-            self._changed.notify_all()
+        self._hand_over()
+
+    def _hand_over(self) -> None:
+        """Give free slots to waiting requests, oldest first."""
+        if not self._waiting:
+            return
+        still_waiting: collections.deque[tuple[str, asyncio.Future[_Worker]]] = collections.deque()
+        while self._waiting:
+            key, future = self._waiting.popleft()
+            if future.done():
+                continue
+            worker = self._pick(key)
+            if worker is None:
+                still_waiting.append((key, future))
+                continue
+            worker.reserved += 1
+            future.set_result(worker)
+        self._waiting = still_waiting
 
     # -- models -----------------------------------------------------------------------
     async def load(self, key: str, settings: ModelSettings) -> MetadataModelResponse:
@@ -231,38 +248,44 @@ class WorkerPool:
         return best
 
     async def predict(self, key: str, request: InferenceRequest) -> InferenceResponse:
-        worker = self._pick(key)
+        worker = None if self._waiting else self._pick(key)  # never overtake a waiter
+        reserved = worker is None
         if worker is None:
             worker = await self._wait_for_worker(key)
         try:
+            if reserved:
+                worker.reserved -= 1  # the call below holds the slot from here on
             response: InferenceResponse = await worker.call(Predict(key, request))
         finally:
-            if self._waiters:
-                await self._notify()
+            self._hand_over()
         return response
 
     async def _wait_for_worker(self, key: str) -> _Worker:
-        """Wait (no longer than ``start_timeout``) until a worker with ``key`` has a free slot."""
-        assert self._changed is not None
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.start_timeout
-        while True:
-            # Pick right after waking, with no await in between, so no other task takes the slot.
-            worker = self._pick(key)
-            if worker is not None:
-                return worker
-            if key not in self._models or loop.time() >= deadline:
-                raise WorkerError(f"model '{key.rsplit('#', 1)[0]}' is not loaded in any worker")
-            self._waiters += 1
-            try:
-                async with self._changed:
-                    try:
-                        async with asyncio.timeout(deadline - loop.time()):
-                            await self._changed.wait()
-                    except TimeoutError:
-                        pass
-            finally:
-                self._waiters -= 1
+        """Wait (no longer than ``start_timeout``) until a worker with ``key`` has a slot for us.
+
+        The returned worker has one slot reserved for this request.
+        """
+        if key not in self._models:
+            raise WorkerError(f"model '{key.rsplit('#', 1)[0]}' is not loaded in any worker")
+        future: asyncio.Future[_Worker] = asyncio.get_running_loop().create_future()
+        self._waiting.append((key, future))
+        self._hand_over()
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), self.start_timeout)
+        except (asyncio.TimeoutError, asyncio.CancelledError) as error:
+            if future.done() and not future.cancelled():
+                future.result().reserved -= 1  # handed over just as we gave up: give it back
+                self._hand_over()
+            else:
+                future.cancel()
+            if isinstance(error, asyncio.CancelledError):
+                raise
+            name = key.rsplit("#", 1)[0]
+            if key not in self._models:
+                raise WorkerError(f"model '{name}' is not loaded in any worker") from None
+            raise WorkerError(
+                f"no worker could take a request for model '{name}' within {self.start_timeout:g}s"
+            ) from None
 
     # -- stop ----------------------------------------------------------------------------
     async def close(self) -> None:

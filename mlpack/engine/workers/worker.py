@@ -13,7 +13,7 @@ import os
 import pickle
 import signal
 import socket
-from typing import Any, Callable, Optional
+from typing import Any, BinaryIO, Callable, Optional
 
 from ...errors import MLPackError, ModelError, ModelNotFound
 from ...model import MLModel
@@ -33,20 +33,18 @@ from .messages import (
 logger = logging.getLogger("mlpack.worker")
 
 
-def _read_exactly(sock: socket.socket, size: int) -> Optional[bytearray]:
+def _read_exactly(stream: BinaryIO, size: int) -> Optional[bytearray]:
     buffer = bytearray(size)
-    view = memoryview(buffer)
-    received = 0
-    while received < size:
-        count = sock.recv_into(view[received:])
-        if count == 0:
-            return None
-        received += count
+    if stream.readinto(buffer) != size:  # a buffered stream reads until full or EOF
+        return None
     return buffer
 
 
-def receive(sock: socket.socket) -> Any:
-    """The next message on ``sock`` (blocking), or ``Stop()`` when the other end closed."""
+def receive(sock: BinaryIO) -> Any:
+    """The next message on a buffered socket stream (blocking), or ``Stop()`` at EOF.
+
+    The stream is buffered, so a small frame costs one ``recv`` rather than one per field.
+    """
     header = _read_exactly(sock, HEADER.size)
     if header is None:
         return Stop()
@@ -64,12 +62,8 @@ def receive(sock: socket.socket) -> Any:
 
 
 def send(sock: socket.socket, message: Any) -> None:
-    chunks = encode_frame(message)
-    if len(chunks) == 1:
-        sock.sendall(chunks[0])
-    else:
-        for chunk in chunks:
-            sock.sendall(chunk)
+    for chunk in encode_frame(message):
+        sock.sendall(chunk)
 
 
 class _Models:
@@ -127,8 +121,9 @@ def run_worker(sock: socket.socket, worker_id: int, on_start: Optional[Callable[
         on_start()
     models = _Models()
     sock.setblocking(True)
+    stream = sock.makefile("rb", buffering=256 * 1024)
     while True:
-        message = receive(sock)
+        message = receive(stream)
         if isinstance(message, Stop) or not isinstance(message, Call):
             break
         if isinstance(message.body, Stop):

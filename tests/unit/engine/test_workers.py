@@ -88,3 +88,24 @@ async def test_pool_serves_survives_sigkill_and_stops() -> None:
     finally:
         await pool.close()
     assert all(not w.process.is_alive() for w in pool.workers)
+
+
+async def test_waiting_requests_get_freed_slots_in_arrival_order_and_none_is_lost() -> None:
+    pool = WorkerPool(1, stop_timeout=5, max_in_flight=1)
+    await pool.start()
+    try:
+        echo = WorkerRunner(model_settings("echo"), pool)
+        await echo.load()
+        finished: list[int] = []
+
+        async def one(i: int) -> float:
+            response = await echo.predict(request([float(i)]))
+            finished.append(i)
+            return float(response.outputs[0].data[0])
+
+        results = await asyncio.gather(*(one(i) for i in range(40)))
+        assert results == [float(i) for i in range(40)]
+        assert finished == sorted(finished)  # one slot, handed over oldest first
+        assert pool.workers[0].reserved == 0 and pool.workers[0].in_flight == 0
+    finally:
+        await pool.close()
