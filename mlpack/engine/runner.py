@@ -88,6 +88,21 @@ async def predict_with(model: MLModel, request: InferenceRequest) -> InferenceRe
         raise
     except Exception as error:
         raise ModelError(f"model '{model.name}' failed: {error}") from error
+    return _checked(model, response)
+
+
+def predict_sync(model: MLModel, request: InferenceRequest) -> InferenceResponse:
+    """``predict_with`` for a model whose ``predict`` is a plain function (no event loop)."""
+    try:
+        response = model.predict(request)
+    except MLPackError:
+        raise
+    except Exception as error:
+        raise ModelError(f"model '{model.name}' failed: {error}") from error
+    return _checked(model, response)
+
+
+def _checked(model: MLModel, response: Any) -> InferenceResponse:
     if not isinstance(response, InferenceResponse):
         raise ModelError(
             f"model '{model.name}': predict() returned {type(response).__name__}, "

@@ -13,7 +13,15 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from ...settings import ModelSettings
-from ...types import InferenceRequest
+from ...types import (
+    Datatype,
+    InferenceRequest,
+    InferenceResponse,
+    Parameters,
+    RequestInput,
+    RequestOutput,
+    ResponseOutput,
+)
 
 HEADER = struct.Struct("!QI")
 LENGTH = struct.Struct("!Q")
@@ -34,8 +42,10 @@ class UnloadModel:
 
 @dataclass
 class Predict:
+    """Run the model under ``key`` on a request packed by ``pack_request``."""
+
     key: str
-    request: InferenceRequest
+    request: tuple[Any, ...]
 
 
 @dataclass
@@ -63,18 +73,86 @@ class Reply:
     error: Optional[BaseException] = None
 
 
-def prepare_request(request: InferenceRequest) -> InferenceRequest:
-    """A copy whose tensor data is the validated numpy array (sent out of band), not JSON lists."""
-    inputs = []
-    for request_input in request.inputs:
-        decoded = request_input._decoded
-        if decoded is not None and not isinstance(decoded, list):
-            copied = request_input.model_copy(update={"data": decoded})
-            copied._decoded = decoded
-            inputs.append(copied)
-        else:
-            inputs.append(request_input)
-    return request.model_copy(update={"inputs": inputs})
+def pack_request(request: InferenceRequest) -> tuple[Any, ...]:
+    """A validated request as plain tuples: cheap to pickle, tensor data as numpy (out of band)."""
+    return (
+        request.id,
+        _pack_parameters(request.parameters),
+        [
+            (i.name, i.shape, i.datatype.value, _pack_parameters(i.parameters),
+             i.data if i._decoded is None else i._decoded, i._decoded is not None)
+            for i in request.inputs
+        ],
+        None if request.outputs is None
+        else [(o.name, _pack_parameters(o.parameters)) for o in request.outputs],
+    )
+
+
+def unpack_request(packed: tuple[Any, ...]) -> InferenceRequest:
+    """Rebuild a request packed by ``pack_request``; validated inputs are not validated again."""
+    request_id, parameters, inputs, outputs = packed
+    built = []
+    for name, shape, datatype, input_parameters, data, validated in inputs:
+        request_input = RequestInput.model_construct(
+            name=name, shape=shape, datatype=Datatype(datatype),
+            parameters=_unpack_parameters(input_parameters), data=data,
+        )
+        if validated:  # the sender's validator already decoded it: do not decode again
+            request_input._decoded = data
+        built.append(request_input)
+    return InferenceRequest.model_construct(
+        id=request_id,
+        parameters=_unpack_parameters(parameters),
+        inputs=built,
+        outputs=None if outputs is None else [
+            RequestOutput.model_construct(name=name, parameters=_unpack_parameters(p))
+            for name, p in outputs
+        ],
+    )
+
+
+def pack_response(response: InferenceResponse) -> tuple[Any, ...]:
+    """A model's response as plain tuples (numpy data out of band)."""
+    return (
+        response.model_name,
+        response.model_version,
+        response.id,
+        _pack_parameters(response.parameters),
+        [
+            (o.name, o.shape, Datatype(o.datatype).value, _pack_parameters(o.parameters), o.data)
+            for o in response.outputs
+        ],
+    )
+
+
+def unpack_response(packed: tuple[Any, ...]) -> InferenceResponse:
+    model_name, model_version, response_id, parameters, outputs = packed
+    return InferenceResponse.model_construct(
+        model_name=model_name,
+        model_version=model_version,
+        id=response_id,
+        parameters=_unpack_parameters(parameters),
+        outputs=[
+            ResponseOutput.model_construct(
+                name=name, shape=shape, datatype=Datatype(datatype),
+                parameters=_unpack_parameters(p), data=data,
+            )
+            for name, shape, datatype, p, data in outputs
+        ],
+    )
+
+
+def _pack_parameters(parameters: Optional[Parameters]) -> Optional[dict[str, Any]]:
+    if parameters is None:
+        return None
+    values = dict(parameters.__dict__)
+    if parameters.__pydantic_extra__:
+        values.update(parameters.__pydantic_extra__)
+    return values
+
+
+def _unpack_parameters(values: Optional[dict[str, Any]]) -> Optional[Parameters]:
+    return None if values is None else Parameters.model_construct(**values)
 
 
 # Out-of-band buffers smaller than this are copied into the frame's first chunk, so a

@@ -20,7 +20,19 @@ from typing import Any, Callable, Optional
 from ...errors import WorkerError
 from ...settings import ModelSettings
 from ...types import InferenceRequest, InferenceResponse, MetadataModelResponse
-from .messages import Call, FrameDecoder, LoadModel, Ping, Predict, Reply, Stop, UnloadModel, encode_frame
+from .messages import (
+    Call,
+    FrameDecoder,
+    LoadModel,
+    Ping,
+    Predict,
+    Reply,
+    Stop,
+    UnloadModel,
+    encode_frame,
+    pack_request,
+    unpack_response,
+)
 from .worker import run_worker
 
 logger = logging.getLogger("mlpack.workers")
@@ -255,10 +267,10 @@ class WorkerPool:
         try:
             if reserved:
                 worker.reserved -= 1  # the call below holds the slot from here on
-            response: InferenceResponse = await worker.call(Predict(key, request))
+            packed = await worker.call(Predict(key, pack_request(request)))
         finally:
             self._hand_over()
-        return response
+        return unpack_response(packed)
 
     async def _wait_for_worker(self, key: str) -> _Worker:
         """Wait (no longer than ``start_timeout``) until a worker with ``key`` has a slot for us.

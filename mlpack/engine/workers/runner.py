@@ -7,7 +7,6 @@ from typing import Callable
 
 from ...settings import ModelSettings
 from ...types import InferenceRequest, InferenceResponse, MetadataModelResponse
-from .messages import prepare_request
 from .pool import WorkerPool
 
 _instances = itertools.count(1)
@@ -30,7 +29,7 @@ class WorkerRunner:
         return await self.pool.load(self.key, self.settings)
 
     async def predict(self, request: InferenceRequest) -> InferenceResponse:
-        return await self.pool.predict(self.key, prepare_request(request))
+        return await self.pool.predict(self.key, request)
 
     async def unload(self) -> None:
         await self.pool.unload(self.key)

@@ -8,6 +8,7 @@ requests have finished, and a worker exits on its own when the server's end clos
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 import pickle
@@ -28,6 +29,8 @@ from .messages import (
     Stop,
     UnloadModel,
     encode_frame,
+    pack_response,
+    unpack_request,
 )
 
 logger = logging.getLogger("mlpack.worker")
@@ -75,14 +78,19 @@ class _Models:
 
     def handle(self, body: Any) -> Any:
         from ..._context import model_scope
-        from ..runner import call_model, instantiate_model, load_model, predict_with
+        from ..runner import call_model, instantiate_model, load_model, predict_sync, predict_with
 
         if isinstance(body, Predict):
             model = self.models.get(body.key)
             if model is None:
                 raise ModelNotFound(body.key.rsplit("#", 1)[0])
+            request = unpack_request(body.request)
             with model_scope(model.name, model.version):  # labels custom metrics and logs
-                return self.loop.run_until_complete(predict_with(model, body.request))
+                if inspect.iscoroutinefunction(model.predict):
+                    response = self.loop.run_until_complete(predict_with(model, request))
+                else:  # a plain function needs no event loop turn
+                    response = predict_sync(model, request)
+            return pack_response(response)
         if isinstance(body, LoadModel):
             with model_scope(body.settings.name, body.settings.parameters.version):
                 model = instantiate_model(body.settings)

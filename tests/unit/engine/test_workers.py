@@ -13,7 +13,7 @@ import pytest
 
 from mlpack.codecs.tensors import validate_inputs
 from mlpack.engine.workers.messages import (
-    Call, FrameDecoder, LoadModel, Ping, Predict, Reply, Stop, UnloadModel, encode_frame, prepare_request,
+    Call, FrameDecoder, LoadModel, Ping, Predict, Reply, Stop, UnloadModel, encode_frame, pack_request, unpack_request,
 )
 from mlpack.engine.workers.pool import WorkerPool
 from mlpack.engine.workers.runner import WorkerRunner
@@ -37,7 +37,7 @@ def model_settings(name: str) -> ModelSettings:
 @pytest.mark.parametrize("message", [
     LoadModel("echo#1", ModelSettings(name="echo", implementation="models.EchoModel", folder="/x")),
     UnloadModel("echo#1"), Ping(), Stop(),
-    Predict("echo#1", prepare_request(request([1.0, 2.0]))),
+    Predict("echo#1", pack_request(request([1.0, 2.0]))),
     Reply(3, error=WorkerError("worker 1 died")),
     Reply(4, value={"a": np.arange(5)}),
 ])
@@ -53,9 +53,9 @@ def test_messages_survive_pickling_and_framing(message: object) -> None:
 
 def test_numpy_data_travels_out_of_band() -> None:
     big = request([0.5] * 100_000)
-    chunks = encode_frame(Predict("m", prepare_request(big)))
+    chunks = encode_frame(Predict("m", pack_request(big)))
     assert len(chunks[0]) < 5_000 and sum(len(bytes(c)) for c in chunks) > 800_000
-    decoded = FrameDecoder().feed(b"".join(bytes(c) for c in chunks))[0].request
+    decoded = unpack_request(FrameDecoder().feed(b"".join(bytes(c) for c in chunks))[0].request)
     assert isinstance(decoded.inputs[0].data, np.ndarray) and decoded.inputs[0].data.flags.writeable
     assert decoded.inputs[0]._decoded is decoded.inputs[0].data
 
@@ -109,3 +109,35 @@ async def test_waiting_requests_get_freed_slots_in_arrival_order_and_none_is_los
         assert pool.workers[0].reserved == 0 and pool.workers[0].in_flight == 0
     finally:
         await pool.close()
+
+
+def test_packed_requests_and_responses_round_trip_exactly() -> None:
+    from mlpack.engine.workers.messages import pack_response, unpack_response
+    from mlpack.types import InferenceResponse
+
+    original = InferenceRequest.model_validate({
+        "id": "r9", "parameters": {"content_type": "np", "custom": [1, 2]},
+        "inputs": [
+            {"name": "x", "datatype": "INT16", "shape": [2, 2], "data": [[1, 2], [3, 4]]},
+            {"name": "s", "datatype": "BYTES", "shape": [1], "data": ["héllo"],
+             "parameters": {"content_type": "str"}},
+        ],
+        "outputs": [{"name": "y", "parameters": {"binary_data": True}}],
+    })
+    validate_inputs(original.inputs)
+    copy = unpack_request(pickle.loads(pickle.dumps(pack_request(original), protocol=5)))
+    assert copy.model_dump() == {**original.model_dump(), "inputs": [
+        {**original.inputs[0].model_dump(), "data": copy.inputs[0].data},
+        original.inputs[1].model_dump()]}
+    assert copy.inputs[0]._decoded.dtype == np.int16 and copy.inputs[0]._decoded.tolist() == [1, 2, 3, 4]
+    assert copy.parameters.custom == [1, 2] and copy.outputs[0].parameters.binary_data is True
+
+    unvalidated = InferenceRequest.model_validate({"inputs": [
+        {"name": "b", "datatype": "BYTES", "shape": [1], "data": [1]}]})
+    assert unpack_request(pack_request(unvalidated)).inputs[0]._decoded is None  # checked again later
+
+    response = InferenceResponse.model_validate({
+        "model_name": "m", "model_version": "2", "id": "r9", "parameters": {"headers": {"a": "b"}},
+        "outputs": [{"name": "y", "shape": [2], "datatype": "FP32", "data": [0.5, 1.5]}]})
+    back = unpack_response(pickle.loads(pickle.dumps(pack_response(response), protocol=5)))
+    assert back.model_dump() == response.model_dump()
