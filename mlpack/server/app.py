@@ -135,7 +135,7 @@ class MLPackServer:
                 settings.host,
                 settings.grpc_port,
                 settings.grpc_max_message_length,
-                interceptors=observability.grpc_interceptors(),
+                call_metrics=observability.grpc_call_metrics(),
             )
         except BaseException:
             http_socket.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from typing import Any, Awaitable, Callable, Optional, Sequence, TypeVar
+from typing import Any, Awaitable, Callable, Optional, Protocol, Sequence, TypeVar
 
 import grpc
 from google.protobuf import descriptor_pool
@@ -54,18 +54,54 @@ def status_code(error: MLPackError) -> grpc.StatusCode:
     return _STATUS_CODES.get(int(error.status), grpc.StatusCode.INTERNAL)
 
 
+class CallMetrics(Protocol):
+    """Where RPC counts go (``ServerMetrics`` implements it)."""
+
+    def grpc_call_started(self, method: str) -> None: ...
+
+    def grpc_call_handled(self, method: str, code: str) -> None: ...
+
+
+class _Observed:
+    """Holds the optional ``CallMetrics`` the decorated RPC methods report to."""
+
+    call_metrics: Optional[CallMetrics] = None
+
+
 def _handles_errors(handler: Handler[Response]) -> Handler[Response]:
+    """Turn errors into statuses and count the call (started, handled with its code).
+
+    Counting here rather than in a server interceptor keeps the hot path short: grpc.aio
+    runs interceptors on every call and they wrap the handler anew each time.
+    """
+    method = handler.__name__
+
     @functools.wraps(handler)
-    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Response:
+    async def wrapper(self: _Observed, request: Any, context: grpc.aio.ServicerContext) -> Response:
+        metrics = self.call_metrics
+        if metrics is not None:
+            metrics.grpc_call_started(method)
+        code = "OK"
         try:
             return await handler(self, request, context)
         except MLPackError as error:
-            await context.abort(status_code(error), error.message)
-        except (asyncio.CancelledError, grpc.aio.AbortError):
+            status = status_code(error)
+            code = status.name
+            await context.abort(status, error.message)
+        except asyncio.CancelledError:
+            code = "CANCELLED"
+            raise
+        except grpc.aio.AbortError:
+            status = context.code()
+            code = status.name if isinstance(status, grpc.StatusCode) else "UNKNOWN"
             raise
         except Exception as error:  # a bug: answer INTERNAL, keep serving, log the traceback
-            logger.exception("unhandled error in %s", handler.__name__)
+            code = "INTERNAL"
+            logger.exception("unhandled error in %s", method)
             await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {error!r}")
+        finally:
+            if metrics is not None:
+                metrics.grpc_call_handled(method, code)
         raise AssertionError("unreachable")  # context.abort raises
 
     return wrapper
@@ -91,13 +127,14 @@ def _version(value: str) -> Optional[str]:
     return value or None
 
 
-class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
+class InferenceServicer(_Observed, pb_grpc.GRPCInferenceServiceServicer):
     """The protocol's nine RPCs over one registry.
 
     Parameters:
         registry: the models served.
         server_metadata: what ServerMetadata answers (shared with REST).
         max_message_length: the largest response this server may send, in bytes.
+        call_metrics: where RPC counts go (None: not counted).
     """
 
     def __init__(
@@ -105,8 +142,10 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         registry: ModelRegistry,
         server_metadata: MetadataServerResponse,
         max_message_length: int = DEFAULT_MAX_MESSAGE_LENGTH,
+        call_metrics: Optional[CallMetrics] = None,
     ) -> None:
         self.registry = registry
+        self.call_metrics = call_metrics
         self.max_message_length = max_message_length
         self._server_metadata = convert.server_metadata_to_pb(server_metadata)
 
@@ -202,12 +241,13 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         return pb.RepositoryModelUnloadResponse()
 
 
-class _RegistryHealth(health.aio.HealthServicer):  # type: ignore[misc]
+class _RegistryHealth(_Observed, health.aio.HealthServicer):  # type: ignore[misc]
     """``grpc.health.v1``: SERVING when the server is ready (as ``/v2/health/ready``)."""
 
-    def __init__(self, registry: ModelRegistry) -> None:
+    def __init__(self, registry: ModelRegistry, call_metrics: Optional[CallMetrics] = None) -> None:
         super().__init__()
         self._registry = registry
+        self.call_metrics = call_metrics
 
     async def refresh(self) -> None:
         status = (
@@ -219,6 +259,7 @@ class _RegistryHealth(health.aio.HealthServicer):  # type: ignore[misc]
             if self._server_status.get(service) != status:
                 await self.set(service, status)
 
+    @_handles_errors
     async def Check(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         await self.refresh()
         return await super().Check(request, context)
@@ -240,7 +281,8 @@ class GrpcTransport:
         server_metadata: what ServerMetadata answers.
         host, port: where to listen (port 0 picks a free one; see ``port``).
         max_message_length: the send and receive limit in bytes (None: 256 MiB).
-        interceptors: ``grpc.aio.ServerInterceptor`` instances (e.g. metrics).
+        interceptors: ``grpc.aio.ServerInterceptor`` instances.
+        call_metrics: where RPC counts go (e.g. ``ServerMetrics``; None: not counted).
     """
 
     def __init__(
@@ -251,6 +293,7 @@ class GrpcTransport:
         port: int,
         max_message_length: Optional[int] = None,
         interceptors: Sequence[Any] = (),
+        call_metrics: Optional[CallMetrics] = None,
     ) -> None:
         limit = max_message_length or DEFAULT_MAX_MESSAGE_LENGTH
         self._health_task: Optional[asyncio.Task[None]] = None
@@ -264,9 +307,9 @@ class GrpcTransport:
             ]
         )
         pb_grpc.add_GRPCInferenceServiceServicer_to_server(  # type: ignore[no-untyped-call]
-            InferenceServicer(registry, server_metadata, limit), self._server
+            InferenceServicer(registry, server_metadata, limit, call_metrics), self._server
         )
-        self.health = _RegistryHealth(registry)
+        self.health = _RegistryHealth(registry, call_metrics)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME),

@@ -78,13 +78,9 @@ class Observability:
             return wrapped
         return app  # type: ignore[no-any-return]
 
-    def grpc_interceptors(self) -> list[Any]:
-        """Interceptors for the gRPC server (metrics, when enabled)."""
-        if self.metrics is None:
-            return []
-        from .metrics import grpc_interceptor
-
-        return [grpc_interceptor(self.metrics)]
+    def grpc_call_metrics(self) -> Optional[ServerMetrics]:
+        """Where the gRPC transport counts RPCs (None when metrics are off)."""
+        return self.metrics
 
     def metrics_app(self) -> Optional[ASGIApp]:
         if (
