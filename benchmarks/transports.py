@@ -6,7 +6,7 @@ JSON, REST binary (``Inference-Header-Content-Length``) and gRPC (raw tensors); 
 the transports it supports: REST JSON and gRPC. One run per cell, servers alternating; the
 table shows req/s and p50 with the ratios that matter (binary/gRPC vs JSON, mlpack/MLServer).
 
-Usage: ``python -m benchmarks.transports [-d 5] [-c 1 32] [--only mlpack]``.
+Usage: ``python -m benchmarks.transports [-d 5] [-c 1 32] [--only mlpack] [--mlpack-workers N]``.
 """
 
 from __future__ import annotations
@@ -170,9 +170,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         try:
             for name in names:
                 if name == "mlserver":
-                    server = servers.start_mlserver(ensure_mlserver(args.mlserver_venv), repos[name])
+                    server = servers.start_mlserver(ensure_mlserver(args.mlserver_venv), repos[name],
+                                                    args.mlserver_workers)
                 else:
-                    server = servers.start_mlpack(repos[name])
+                    server = servers.start_mlpack(repos[name], args.mlpack_workers)
                 started[name] = server
                 print(f"{name}: ready in {server.start_s:.2f} s", flush=True)
             for workload in args.workloads:
@@ -208,6 +209,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-c", "--concurrency", type=int, nargs="+", default=[1, 32])
     parser.add_argument("--mlserver-venv", type=Path, default=VENV_DIR,
                         help="virtualenv holding MLServer 1.7.1 (created when missing)")
+    parser.add_argument("--mlpack-workers", type=int, default=None,
+                        help="mlpack parallel_workers (default: its own default, 0)")
+    parser.add_argument("--mlserver-workers", type=int, default=None,
+                        help="MLServer parallel_workers (default: its own default, 1)")
     parser.add_argument("-o", "--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     loadgen.install_uvloop()

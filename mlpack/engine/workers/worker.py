@@ -29,6 +29,7 @@ from .messages import (
     Stop,
     UnloadModel,
     encode_frame,
+    from_wire,
     pack_response,
     unpack_request,
 )
@@ -61,7 +62,7 @@ def receive(sock: BinaryIO) -> Any:
         buffers.append(_read_exactly(sock, LENGTH.unpack(length)[0]))
     if payload is None or any(b is None for b in buffers):
         return Stop()
-    return pickle.loads(payload, buffers=buffers)
+    return from_wire(pickle.loads(payload, buffers=buffers))
 
 
 def send(sock: socket.socket, message: Any) -> None:
