@@ -141,3 +141,27 @@ def test_packed_requests_and_responses_round_trip_exactly() -> None:
         "outputs": [{"name": "y", "shape": [2], "datatype": "FP32", "data": [0.5, 1.5]}]})
     back = unpack_response(pickle.loads(pickle.dumps(pack_response(response), protocol=5)))
     assert back.model_dump() == response.model_dump()
+
+
+@pytest.mark.parametrize("array", [
+    np.array([[1.5, np.nan], [-0.0, np.inf]]),
+    np.array([True, False, True]),
+    np.arange(6, dtype=np.uint64).reshape(2, 3) * np.uint64(2**61),
+    np.array([1.5, 2.5], dtype=np.float16),
+    np.array(["2024-01-02T03:04:05"], dtype="datetime64[ns]"),
+    np.arange(12, dtype=">i4").reshape(3, 4)[:, 1:3],  # big-endian, not contiguous
+    np.array([b"ab", b"", "é".encode()], dtype=object),
+])
+def test_small_arrays_cross_with_their_dtype_shape_and_values(array: np.ndarray) -> None:
+    from mlpack.engine.workers.messages import pack_response, unpack_response
+    from mlpack.types import InferenceResponse, ResponseOutput
+
+    response = InferenceResponse(model_name="m", outputs=[
+        ResponseOutput(name="y", shape=list(array.shape), datatype="BYTES", data=array)])
+    frame = b"".join(bytes(c) for c in encode_frame(Reply(1, value=pack_response(response))))
+    back = unpack_response(FrameDecoder().feed(frame)[0].value).outputs[0].data
+    assert isinstance(back, np.ndarray) and back.dtype == array.dtype and back.shape == array.shape
+    np.testing.assert_array_equal(back, array)
+    if array.dtype != object:
+        assert back.flags.writeable  # models may work in place
+        back[...] = back  # and really can
