@@ -105,6 +105,9 @@ def _numeric_array(name: str, datatype: Datatype, data: Any, count: int) -> np.n
         if raw.size and kind != "b":
             raise _fail(name, datatype, "values must be JSON booleans (true/false)")
         return raw.astype(np.bool_, copy=False).reshape(-1)
+    if kind in "iuf" and not isinstance(data, np.ndarray) and _holds_bool(data):
+        # numpy turned true/false into 1/0 alongside the numbers: never read a flag as a number.
+        raise _fail(name, datatype, "values must be numbers, got a mix of numbers and booleans")
     if dtype.kind == "f":
         if kind == "O":
             # JSON null stands for NaN in floating point tensors.
@@ -138,6 +141,17 @@ def _numeric_array(name: str, datatype: Datatype, data: Any, count: int) -> np.n
             bad = low if low < info.min else high
             raise _fail(name, datatype, f"value {_plain(bad)} is out of range [{info.min}, {info.max}]")
     return raw.astype(dtype, copy=False).reshape(-1)
+
+
+def _holds_bool(data: list[Any]) -> bool:
+    """Whether a JSON list that numpy read as a regular numeric array holds a boolean.
+
+    Regular nesting means each level is all lists or all scalars, so the first item
+    tells which; ``bool in map(type, ...)`` runs at C speed and stops at the first hit.
+    """
+    if data and type(data[0]) is list:
+        return any(_holds_bool(row) for row in data)
+    return bool in map(type, data)
 
 
 def _exact_integers(name: str, datatype: Datatype, values: list[Any]) -> np.ndarray:
