@@ -100,6 +100,8 @@ def _numeric_array(name: str, datatype: Datatype, data: Any, count: int) -> np.n
         raw = np.asarray(flatten(data), dtype=object)
     if raw.size != count:
         raise _fail(name, datatype, f"shape implies {count} elements but data has {raw.size}")
+    if raw.dtype == dtype and isinstance(data, np.ndarray):
+        return raw.reshape(-1)  # already the datatype's own dtype: every value fits
     kind = raw.dtype.kind
     if datatype is Datatype.BOOL:
         if raw.size and kind != "b":
