@@ -41,12 +41,24 @@ WorkerTarget = Callable[..., None]
 
 
 class _Worker(asyncio.Protocol):
-    """One worker process and the parent's end of its socket."""
+    """One worker process and the parent's end of its socket.
 
-    def __init__(self, worker_id: int, process: Any, on_lost: Callable[["_Worker"], None]) -> None:
+    A call whose caller gave up (client gone, deadline) stays in ``pending`` until the
+    worker answers it: the worker is still busy with it, so its slot stays taken, and a
+    stuck worker stops receiving new requests instead of piling them up.
+    """
+
+    def __init__(
+        self,
+        worker_id: int,
+        process: Any,
+        on_lost: Callable[["_Worker"], None],
+        on_free: Callable[[], None] = lambda: None,
+    ) -> None:
         self.worker_id = worker_id
         self.process = process
         self.on_lost = on_lost
+        self.on_free = on_free
         self.pending: dict[int, asyncio.Future[Any]] = {}
         self.reserved = 0  # slots handed to waiting requests that have not called yet
         self.models: set[str] = set()
@@ -71,7 +83,10 @@ class _Worker(asyncio.Protocol):
             if not isinstance(reply, Reply):
                 continue
             future = self.pending.pop(reply.call_id, None)
-            if future is None or future.done():
+            if future is None:
+                continue
+            if future.done():  # its caller gave up: the slot it held is free only now
+                self.on_free()
                 continue
             if reply.error is not None:
                 future.set_exception(reply.error)
@@ -95,10 +110,7 @@ class _Worker(asyncio.Protocol):
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.pending[call_id] = future
         self.transport.writelines(encode_frame(Call(call_id, body)))
-        try:
-            return await future
-        finally:
-            self.pending.pop(call_id, None)
+        return await future  # cancelled: the entry stays until the worker's reply
 
 
 class WorkerPool:
@@ -160,7 +172,7 @@ class WorkerPool:
                 process.start()
         finally:
             child_end.close()
-        worker = _Worker(worker_id, process, self._on_lost)
+        worker = _Worker(worker_id, process, self._on_lost, self._hand_over)
         loop = asyncio.get_running_loop()
         await loop.connect_accepted_socket(lambda: worker, parent_end)
         try:

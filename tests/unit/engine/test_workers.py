@@ -165,3 +165,27 @@ def test_small_arrays_cross_with_their_dtype_shape_and_values(array: np.ndarray)
     if array.dtype != object:
         assert back.flags.writeable  # models may work in place
         back[...] = back  # and really can
+
+
+async def test_a_cancelled_call_holds_its_worker_slot_until_the_worker_answers() -> None:
+    pool = WorkerPool(1, stop_timeout=5, max_in_flight=1)
+    await pool.start()
+    try:
+        echo = WorkerRunner(model_settings("echo"), pool)
+        slow = WorkerRunner(model_settings("slow"), pool)
+        await echo.load()
+        await slow.load()
+        abandoned = asyncio.create_task(slow.predict(request([1.0])))
+        await asyncio.sleep(0.2)
+        abandoned.cancel()  # the client went away; the worker is still sleeping
+        with pytest.raises(asyncio.CancelledError):
+            await abandoned
+        worker = pool.workers[0]
+        assert worker.in_flight == 1  # still busy: no second request is pushed onto it
+        started = time.monotonic()
+        response = await asyncio.wait_for(echo.predict(request([7.0])), 10)
+        assert list(response.outputs[0].data) == [7.0]
+        assert time.monotonic() - started > 0.5  # it waited for the slow call to end
+        assert worker.in_flight == 0 and not worker.pending
+    finally:
+        await pool.close()
