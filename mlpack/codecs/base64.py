@@ -7,67 +7,31 @@ import binascii
 from typing import Any, List
 
 from ..errors import InvalidRequest
-from ..types import Datatype, Parameters, RequestInput, ResponseOutput
-from .base import InputCodec, register_input_codec
-from .string import bytes_elements
-
-
-def _decode(name: str, elements: list[Any]) -> list[bytes]:
-    decoded = []
-    for index, item in enumerate(elements):
-        try:
-            decoded.append(base64.b64decode(item, validate=True))
-        except (binascii.Error, ValueError):
-            raise InvalidRequest(
-                f"input '{name}' (base64): element {index} is not valid base64"
-            ) from None
-    return decoded
-
-
-def _encode(payload: list[bytes], use_bytes: bool) -> list[Any]:
-    encoded = [base64.b64encode(item) for item in payload]
-    return encoded if use_bytes else [item.decode("ascii") for item in encoded]
+from .base import register_input_codec
+from .string import BytesElementCodec
 
 
 @register_input_codec
-class Base64Codec(InputCodec):
+class Base64Codec(BytesElementCodec):
     """BYTES tensors holding base64 text ⇄ ``list[bytes]``."""
 
     ContentType = "base64"
     TypeHint = List[bytes]
+    ElementType = bytes
 
     @classmethod
-    def can_encode(cls, payload: Any) -> bool:
-        return isinstance(payload, list) and all(isinstance(item, bytes) for item in payload)
+    def encode_elements(cls, payload: list[Any], use_bytes: bool) -> list[Any]:
+        encoded = [base64.b64encode(item) for item in payload]
+        return encoded if use_bytes else [item.decode("ascii") for item in encoded]
 
     @classmethod
-    def encode_output(
-        cls, name: str, payload: list[bytes], use_bytes: bool = False, **kwargs: Any
-    ) -> ResponseOutput:
-        return ResponseOutput(
-            name=name,
-            datatype=Datatype.BYTES,
-            shape=[len(payload), 1],
-            data=_encode(payload, use_bytes),
-            parameters=Parameters(content_type=cls.ContentType),
-        )
-
-    @classmethod
-    def decode_output(cls, response_output: ResponseOutput) -> list[bytes]:
-        return _decode(response_output.name, bytes_elements(response_output, cls.ContentType))
-
-    @classmethod
-    def encode_input(
-        cls, name: str, payload: list[bytes], use_bytes: bool = True, **kwargs: Any
-    ) -> RequestInput:
-        return RequestInput(
-            name=name,
-            datatype=Datatype.BYTES,
-            shape=[len(payload), 1],
-            data=_encode(payload, use_bytes),
-            parameters=Parameters(content_type=cls.ContentType),
-        )
-
-    @classmethod
-    def decode_input(cls, request_input: RequestInput) -> list[bytes]:
-        return _decode(request_input.name, bytes_elements(request_input, cls.ContentType))
+    def decode_elements(cls, name: str, elements: list[Any]) -> list[Any]:
+        decoded = []
+        for index, item in enumerate(elements):
+            try:
+                decoded.append(base64.b64decode(item, validate=True))
+            except (binascii.Error, ValueError):
+                raise InvalidRequest(
+                    f"input '{name}' (base64): element {index} is not valid base64"
+                ) from None
+        return decoded

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, List
+from typing import Any, ClassVar, List
 
 from ..errors import InvalidRequest
 from ..types import Datatype, Parameters, RequestInput, ResponseOutput
@@ -41,54 +41,76 @@ def _to_str(name: str, value: str | bytes) -> str:
         raise InvalidRequest(f"input '{name}' (str): element is not valid UTF-8: {error}") from None
 
 
-def _encode(payload: list[str], use_bytes: bool) -> list[Any]:
-    return [item.encode("utf-8") for item in payload] if use_bytes else list(payload)
+class BytesElementCodec(InputCodec):
+    """A BYTES tensor ⇄ a list of Python values, one per element, shaped ``[len, 1]``.
 
+    Subclasses set ``ContentType``, ``TypeHint`` and ``ElementType`` and say how the
+    values become wire elements (``encode_elements``) and back (``decode_elements``).
+    """
 
-@register_input_codec
-class StringCodec(InputCodec):
-    """BYTES tensors ⇄ ``list[str]`` (UTF-8)."""
+    ElementType: ClassVar[type] = object
 
-    ContentType = "str"
-    TypeHint = List[str]
+    @classmethod
+    def encode_elements(cls, payload: list[Any], use_bytes: bool) -> list[Any]:
+        raise NotImplementedError
+
+    @classmethod
+    def decode_elements(cls, name: str, elements: list[Any]) -> list[Any]:
+        raise NotImplementedError
 
     @classmethod
     def can_encode(cls, payload: Any) -> bool:
-        return _is_list_of(payload, str)
+        return _is_list_of(payload, cls.ElementType)
 
     @classmethod
     def encode_output(
-        cls, name: str, payload: list[str], use_bytes: bool = False, **kwargs: Any
+        cls, name: str, payload: list[Any], use_bytes: bool = False, **kwargs: Any
     ) -> ResponseOutput:
         return ResponseOutput(
             name=name,
             datatype=Datatype.BYTES,
             shape=[len(payload), 1],
-            data=_encode(payload, use_bytes),
+            data=cls.encode_elements(payload, use_bytes),
             parameters=Parameters(content_type=cls.ContentType),
         )
 
     @classmethod
-    def decode_output(cls, response_output: ResponseOutput) -> list[str]:
+    def decode_output(cls, response_output: ResponseOutput) -> list[Any]:
         elements = bytes_elements(response_output, cls.ContentType)
-        return [_to_str(response_output.name, item) for item in elements]
+        return cls.decode_elements(response_output.name, elements)
 
     @classmethod
     def encode_input(
-        cls, name: str, payload: list[str], use_bytes: bool = True, **kwargs: Any
+        cls, name: str, payload: list[Any], use_bytes: bool = True, **kwargs: Any
     ) -> RequestInput:
         return RequestInput(
             name=name,
             datatype=Datatype.BYTES,
             shape=[len(payload), 1],
-            data=_encode(payload, use_bytes),
+            data=cls.encode_elements(payload, use_bytes),
             parameters=Parameters(content_type=cls.ContentType),
         )
 
     @classmethod
-    def decode_input(cls, request_input: RequestInput) -> list[str]:
-        elements = bytes_elements(request_input, cls.ContentType)
-        return [_to_str(request_input.name, item) for item in elements]
+    def decode_input(cls, request_input: RequestInput) -> list[Any]:
+        return cls.decode_elements(request_input.name, bytes_elements(request_input, cls.ContentType))
+
+
+@register_input_codec
+class StringCodec(BytesElementCodec):
+    """BYTES tensors ⇄ ``list[str]`` (UTF-8)."""
+
+    ContentType = "str"
+    TypeHint = List[str]
+    ElementType = str
+
+    @classmethod
+    def encode_elements(cls, payload: list[Any], use_bytes: bool) -> list[Any]:
+        return [item.encode("utf-8") for item in payload] if use_bytes else list(payload)
+
+    @classmethod
+    def decode_elements(cls, name: str, elements: list[Any]) -> list[Any]:
+        return [_to_str(name, item) for item in elements]
 
 
 @register_request_codec
