@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 
-from mlpack.codecs.tensors import tensor_as_ndarray, to_datatype
-from mlpack.errors import InvalidRequest, ModelLoadError
+from mlpack.codecs.tensors import to_datatype
+from mlpack.errors import ModelLoadError
 from mlpack.model import MLModel
+from mlpack.runtime_support import artefact_path, feature_matrix, requested_outputs
 from mlpack.types import (
     Datatype,
     InferenceRequest,
     InferenceResponse,
     MetadataTensor,
-    RequestOutput,
     ResponseOutput,
 )
 
@@ -31,12 +30,7 @@ class LightGBMModel(MLModel):
     """
 
     async def load(self) -> bool:
-        uri = self.settings.parameters.uri or DEFAULT_URI
-        path = Path(uri)
-        if not path.is_absolute() and self.settings.folder:
-            path = Path(self.settings.folder) / path
-        if not path.exists():
-            raise ModelLoadError(f"model '{self.name}': artefact {path} not found")
+        path = artefact_path(self, DEFAULT_URI)
         import lightgbm as lgb
 
         self._booster = lgb.Booster(model_file=str(path))
@@ -65,41 +59,14 @@ class LightGBMModel(MLModel):
         return True
 
     def predict(self, payload: InferenceRequest) -> InferenceResponse:  # type: ignore[override]
-        features = self._features(payload)
-        requested = payload.outputs or [RequestOutput(name=n) for n in self._default_outputs]
-        for request_output in requested:
-            if request_output.name not in self._available:
-                raise InvalidRequest(
-                    f"model '{self.name}' has no output '{request_output.name}' "
-                    f"(available: {self._available})"
-                )
+        features = feature_matrix(self, payload, self._num_features)
+        names = requested_outputs(self, payload, self._available, self._default_outputs)
         if self._num_threads is None:
             raw = np.asarray(self._booster.predict(features))
         else:
             raw = np.asarray(self._booster.predict(features, num_threads=self._num_threads))
-        outputs = [self._output(r.name, raw) for r in requested]
+        outputs = [self._output(name, raw) for name in names]
         return InferenceResponse(model_name=self.name, model_version=self.version, outputs=outputs)
-
-    def _features(self, payload: InferenceRequest) -> np.ndarray:
-        if len(payload.inputs) != 1:
-            raise InvalidRequest(
-                f"model '{self.name}' takes one input tensor, got {len(payload.inputs)}"
-            )
-        request_input = payload.inputs[0]
-        if request_input.datatype in (Datatype.BYTES, Datatype.BOOL):
-            raise InvalidRequest(
-                f"input '{request_input.name}': model '{self.name}' expects a numeric tensor, "
-                f"got {request_input.datatype.value}"
-            )
-        array = tensor_as_ndarray(request_input)
-        if array.ndim == 1:
-            array = array.reshape(-1, 1)
-        if array.ndim != 2 or array.shape[1] != self._num_features:
-            raise InvalidRequest(
-                f"input '{request_input.name}': model '{self.name}' expects shape "
-                f"[-1, {self._num_features}], got {list(request_input.shape)}"
-            )
-        return array
 
     def _output(self, method: str, raw: np.ndarray) -> ResponseOutput:
         binary = self._objective == "binary"

@@ -8,7 +8,6 @@ convert classifiers with ``options={"zipmap": False}``.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,6 +15,7 @@ import numpy as np
 from mlpack.codecs.tensors import tensor_as_ndarray, to_datatype, to_dtype
 from mlpack.errors import InvalidRequest, ModelLoadError
 from mlpack.model import MLModel
+from mlpack.runtime_support import artefact_path, requested_outputs
 from mlpack.types import (
     Datatype,
     InferenceRequest,
@@ -61,12 +61,7 @@ class OnnxModel(MLModel):
     """
 
     async def load(self) -> bool:
-        uri = self.settings.parameters.uri or DEFAULT_URI
-        path = Path(uri)
-        if not path.is_absolute() and self.settings.folder:
-            path = Path(self.settings.folder) / path
-        if not path.exists():
-            raise ModelLoadError(f"model '{self.name}': artefact {path} not found")
+        path = artefact_path(self, DEFAULT_URI)
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -94,6 +89,7 @@ class OnnxModel(MLModel):
                 f"graph (available: {sorted(available)})"
             )
         self._default_outputs = declared or [t.name for t in self._graph_outputs]
+        self._output_names = sorted(available)
         self.outputs = self._graph_outputs
         return True
 
@@ -105,13 +101,7 @@ class OnnxModel(MLModel):
             raise InvalidRequest(
                 f"model '{self.name}': missing input(s) {', '.join(repr(n) for n in missing)}"
             )
-        names = [o.name for o in payload.outputs] if payload.outputs else self._default_outputs
-        available = {t.name for t in self._graph_outputs}
-        for name in names:
-            if name not in available:
-                raise InvalidRequest(
-                    f"model '{self.name}' has no output '{name}' (outputs: {', '.join(sorted(available))})"
-                )
+        names = requested_outputs(self, payload, self._output_names, self._default_outputs)
         results = self._session.run(names, feed)
         outputs = [_response_output(name, np.asarray(result)) for name, result in zip(names, results)]
         return InferenceResponse(model_name=self.name, model_version=self.version, outputs=outputs)

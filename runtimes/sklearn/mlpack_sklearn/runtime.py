@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -10,12 +9,12 @@ import numpy as np
 from mlpack.codecs.tensors import tensor_as_ndarray, to_datatype
 from mlpack.errors import InvalidRequest, ModelLoadError
 from mlpack.model import MLModel
+from mlpack.runtime_support import artefact_path, requested_outputs
 from mlpack.types import (
     Datatype,
     InferenceRequest,
     InferenceResponse,
     MetadataTensor,
-    RequestOutput,
     ResponseOutput,
 )
 
@@ -33,12 +32,7 @@ class SKLearnModel(MLModel):
     """
 
     async def load(self) -> bool:
-        uri = self.settings.parameters.uri or DEFAULT_URI
-        path = Path(uri)
-        if not path.is_absolute() and self.settings.folder:
-            path = Path(self.settings.folder) / path
-        if not path.exists():
-            raise ModelLoadError(f"model '{self.name}': artefact {path} not found")
+        path = artefact_path(self, DEFAULT_URI)
         import joblib
 
         self._estimator = joblib.load(path)
@@ -67,8 +61,8 @@ class SKLearnModel(MLModel):
 
     def predict(self, payload: InferenceRequest) -> InferenceResponse:  # type: ignore[override]
         features = self._features(payload)
-        requested = payload.outputs or [RequestOutput(name=n) for n in self._default_outputs]
-        outputs = [self._output(request_output, features) for request_output in requested]
+        names = requested_outputs(self, payload, self._available, self._default_outputs)
+        outputs = [self._output(name, features) for name in names]
         return InferenceResponse(model_name=self.name, model_version=self.version, outputs=outputs)
 
     def _features(self, payload: InferenceRequest) -> Any:
@@ -87,12 +81,7 @@ class SKLearnModel(MLModel):
             array = array.reshape(-1, 1)
         return array
 
-    def _output(self, request_output: RequestOutput, features: Any) -> ResponseOutput:
-        method = request_output.name
-        if method not in self._available:
-            raise InvalidRequest(
-                f"model '{self.name}' has no output '{method}' (available: {self._available})"
-            )
+    def _output(self, method: str, features: Any) -> ResponseOutput:
         try:
             result = np.asarray(getattr(self._estimator, method)(features))
         except ValueError as error:

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import json
 import warnings
-from pathlib import Path
 
 import numpy as np
 
-from mlpack.codecs.tensors import tensor_as_ndarray, to_datatype
-from mlpack.errors import InvalidRequest, ModelLoadError
+from mlpack.codecs.tensors import to_datatype
+from mlpack.errors import ModelLoadError
 from mlpack.model import MLModel
+from mlpack.runtime_support import artefact_path, feature_matrix, requested_outputs
 from mlpack.types import (
     Datatype,
     InferenceRequest,
     InferenceResponse,
     MetadataTensor,
-    RequestOutput,
     ResponseOutput,
 )
 
@@ -28,18 +27,6 @@ _MULTI_PROBA = {"multi:softprob"}
 _MULTI_LABEL = {"multi:softmax"}
 
 
-def _find_artefact(settings_uri: str | None, folder: str | None, defaults: tuple[str, ...]) -> Path:
-    """The artefact path: ``parameters.uri`` (relative to the model folder) or the first default found."""
-    base = Path(folder) if folder else Path(".")
-    if settings_uri:
-        path = Path(settings_uri)
-        return path if path.is_absolute() else base / path
-    for name in defaults:
-        if (base / name).exists():
-            return base / name
-    return base / defaults[0]
-
-
 class XGBoostModel(MLModel):
     """Outputs ``predict`` (classes for classifiers, values for regressors) and ``predict_proba``.
 
@@ -49,9 +36,7 @@ class XGBoostModel(MLModel):
     """
 
     async def load(self) -> bool:
-        path = _find_artefact(self.settings.parameters.uri, self.settings.folder, DEFAULT_URIS)
-        if not path.exists():
-            raise ModelLoadError(f"model '{self.name}': artefact {path} not found")
+        path = artefact_path(self, *DEFAULT_URIS)
         import xgboost as xgb
 
         self._xgb = xgb
@@ -88,38 +73,11 @@ class XGBoostModel(MLModel):
         return True
 
     def predict(self, payload: InferenceRequest) -> InferenceResponse:  # type: ignore[override]
-        features = self._features(payload)
-        requested = payload.outputs or [RequestOutput(name=n) for n in self._default_outputs]
-        for request_output in requested:
-            if request_output.name not in self._available:
-                raise InvalidRequest(
-                    f"model '{self.name}' has no output '{request_output.name}' "
-                    f"(available: {self._available})"
-                )
+        features = feature_matrix(self, payload, self._num_features)
+        names = requested_outputs(self, payload, self._available, self._default_outputs)
         raw = np.asarray(self._booster.predict(self._xgb.DMatrix(features)))
-        outputs = [self._output(r.name, raw) for r in requested]
+        outputs = [self._output(name, raw) for name in names]
         return InferenceResponse(model_name=self.name, model_version=self.version, outputs=outputs)
-
-    def _features(self, payload: InferenceRequest) -> np.ndarray:
-        if len(payload.inputs) != 1:
-            raise InvalidRequest(
-                f"model '{self.name}' takes one input tensor, got {len(payload.inputs)}"
-            )
-        request_input = payload.inputs[0]
-        if request_input.datatype in (Datatype.BYTES, Datatype.BOOL):
-            raise InvalidRequest(
-                f"input '{request_input.name}': model '{self.name}' expects a numeric tensor, "
-                f"got {request_input.datatype.value}"
-            )
-        array = tensor_as_ndarray(request_input)
-        if array.ndim == 1:
-            array = array.reshape(-1, 1)
-        if array.ndim != 2 or array.shape[1] != self._num_features:
-            raise InvalidRequest(
-                f"input '{request_input.name}': model '{self.name}' expects shape "
-                f"[-1, {self._num_features}], got {list(request_input.shape)}"
-            )
-        return array
 
     def _output(self, method: str, raw: np.ndarray) -> ResponseOutput:
         result: np.ndarray

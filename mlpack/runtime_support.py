@@ -1,0 +1,68 @@
+"""Helpers the built-in runtimes share (and custom runtimes may use).
+
+Each runtime keeps what is specific to its library; finding the artefact, checking the
+requested outputs and shaping a single feature matrix are the same for all of them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .codecs.tensors import tensor_as_ndarray
+from .errors import InvalidRequest, ModelLoadError
+from .model import MLModel
+from .types import Datatype, InferenceRequest
+
+
+def artefact_path(model: MLModel, *defaults: str) -> Path:
+    """The model file: ``parameters.uri`` or else the first of ``defaults`` that exists.
+
+    A relative path is taken from the model's folder. Raises ``ModelLoadError`` when
+    the file is missing.
+    """
+    base = Path(model.settings.folder) if model.settings.folder else Path(".")
+    uri = model.settings.parameters.uri
+    if uri:
+        path = Path(uri) if Path(uri).is_absolute() else base / uri
+    else:
+        path = next((base / name for name in defaults if (base / name).exists()), base / defaults[0])
+    if not path.exists():
+        raise ModelLoadError(f"model '{model.name}': artefact {path} not found")
+    return path
+
+
+def requested_outputs(
+    model: MLModel, payload: InferenceRequest, available: Sequence[str], default: Sequence[str]
+) -> list[str]:
+    """The output names a request asks for (``default`` when none), each one ``available``."""
+    names = [output.name for output in payload.outputs] if payload.outputs else list(default)
+    for name in names:
+        if name not in available:
+            raise InvalidRequest(
+                f"model '{model.name}' has no output '{name}' (available: {list(available)})"
+            )
+    return names
+
+
+def feature_matrix(model: MLModel, payload: InferenceRequest, num_features: int) -> np.ndarray:
+    """The request's one numeric input as a ``[rows, num_features]`` array (1-D: one column)."""
+    if len(payload.inputs) != 1:
+        raise InvalidRequest(f"model '{model.name}' takes one input tensor, got {len(payload.inputs)}")
+    request_input = payload.inputs[0]
+    if request_input.datatype in (Datatype.BYTES, Datatype.BOOL):
+        raise InvalidRequest(
+            f"input '{request_input.name}': model '{model.name}' expects a numeric tensor, "
+            f"got {request_input.datatype.value}"
+        )
+    array = tensor_as_ndarray(request_input)
+    if array.ndim == 1:
+        array = array.reshape(-1, 1)
+    if array.ndim != 2 or array.shape[1] != num_features:
+        raise InvalidRequest(
+            f"input '{request_input.name}': model '{model.name}' expects shape "
+            f"[-1, {num_features}], got {list(request_input.shape)}"
+        )
+    return array
