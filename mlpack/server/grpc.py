@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from typing import Any, Awaitable, Callable, Optional, Protocol, Sequence, TypeVar
+from typing import Any, Awaitable, Callable, Optional, Protocol, TypeVar
 
 import grpc
 from google.protobuf import descriptor_pool
@@ -281,7 +281,6 @@ class GrpcTransport:
         server_metadata: what ServerMetadata answers.
         host, port: where to listen (port 0 picks a free one; see ``port``).
         max_message_length: the send and receive limit in bytes (None: 256 MiB).
-        interceptors: ``grpc.aio.ServerInterceptor`` instances.
         call_metrics: where RPC counts go (e.g. ``ServerMetrics``; None: not counted).
     """
 
@@ -292,13 +291,11 @@ class GrpcTransport:
         host: str,
         port: int,
         max_message_length: Optional[int] = None,
-        interceptors: Sequence[Any] = (),
         call_metrics: Optional[CallMetrics] = None,
     ) -> None:
         limit = max_message_length or DEFAULT_MAX_MESSAGE_LENGTH
         self._health_task: Optional[asyncio.Task[None]] = None
         self._server = grpc.aio.server(
-            interceptors=list(interceptors),
             options=[
                 ("grpc.max_send_message_length", limit),
                 ("grpc.max_receive_message_length", limit),

@@ -149,14 +149,16 @@ def unpack_response(packed: tuple[Any, ...]) -> InferenceResponse:
     )
 
 
-# Arrays up to this size cross as bytes with (dtype, shape); bigger ones go out of band.
-_SMALL_ARRAY = 64 * 1024
+# Data up to this size rides inside the frame's first chunk: small arrays as bytes with
+# (dtype, shape), small out-of-band buffers copied in (one chunk is one system call);
+# bigger ones are sent from their own memory.
+_SMALL = 64 * 1024
 _PLAIN_KINDS = frozenset("biufcmM")  # fixed-size dtypes whose ``dtype.str`` round-trips
 
 
 def _pack_data(data: Any) -> tuple[Any, Optional[tuple[str, tuple[int, ...]]]]:
     """(payload, form): a small plain array as its bytes and (dtype, shape); else as is."""
-    if type(data) is np.ndarray and data.dtype.kind in _PLAIN_KINDS and data.nbytes <= _SMALL_ARRAY:
+    if type(data) is np.ndarray and data.dtype.kind in _PLAIN_KINDS and data.nbytes <= _SMALL:
         return data.tobytes(), (data.dtype.str, data.shape)
     return data, None
 
@@ -180,11 +182,6 @@ def _pack_parameters(parameters: Optional[Parameters]) -> Optional[dict[str, Any
 
 def _unpack_parameters(values: Optional[dict[str, Any]]) -> Optional[Parameters]:
     return None if values is None else Parameters.model_construct(**values)
-
-
-# Out-of-band buffers smaller than this are copied into the frame's first chunk, so a
-# small message is one chunk (one system call); bigger ones are sent from their memory.
-_INLINE_LIMIT = 64 * 1024
 
 
 _CALL_PREDICT, _REPLY_VALUE, _OTHER = 0, 1, 2
@@ -218,7 +215,7 @@ def encode_frame(message: Any) -> list[bytes | memoryview]:
     for buffer in buffers:
         raw = buffer.raw()
         head += LENGTH.pack(raw.nbytes)
-        if raw.nbytes <= _INLINE_LIMIT:
+        if raw.nbytes <= _SMALL:
             head += raw
         else:
             chunks.append(bytes(head))
@@ -238,7 +235,7 @@ class FrameDecoder:
 
     def feed(self, data: bytes) -> list[Any]:
         self._data += data
-        messages = []
+        messages: list[Any] = []
         while True:
             message = self._next()
             if message is _INCOMPLETE:

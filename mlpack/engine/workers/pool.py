@@ -53,7 +53,7 @@ class _Worker(asyncio.Protocol):
         worker_id: int,
         process: Any,
         on_lost: Callable[["_Worker"], None],
-        on_free: Callable[[], None] = lambda: None,
+        on_free: Callable[[], None],
     ) -> None:
         self.worker_id = worker_id
         self.process = process

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import io
 import logging
 import os
 import pickle
 import signal
 import socket
-from typing import Any, BinaryIO, Callable, Optional
+from typing import Any, Callable, Optional
 
 from ...errors import MLPackError, ModelError, ModelNotFound
 from ...model import MLModel
@@ -37,14 +38,14 @@ from .messages import (
 logger = logging.getLogger("mlpack.worker")
 
 
-def _read_exactly(stream: BinaryIO, size: int) -> Optional[bytearray]:
+def _read_exactly(stream: io.BufferedIOBase, size: int) -> Optional[bytearray]:
     buffer = bytearray(size)
     if stream.readinto(buffer) != size:  # a buffered stream reads until full or EOF
         return None
     return buffer
 
 
-def receive(sock: BinaryIO) -> Any:
+def receive(sock: io.BufferedIOBase) -> Any:
     """The next message on a buffered socket stream (blocking), or ``Stop()`` at EOF.
 
     The stream is buffered, so a small frame costs one ``recv`` rather than one per field.
@@ -130,7 +131,7 @@ def run_worker(sock: socket.socket, worker_id: int, on_start: Optional[Callable[
         on_start()
     models = _Models()
     sock.setblocking(True)
-    stream = sock.makefile("rb", buffering=256 * 1024)
+    stream = io.BufferedReader(socket.SocketIO(sock, "rb"), buffer_size=256 * 1024)
     while True:
         message = receive(stream)
         if isinstance(message, Stop) or not isinstance(message, Call):
