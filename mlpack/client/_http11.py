@@ -111,11 +111,11 @@ class ConnectionPool:
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
         try:
-            _, connection = await asyncio.wait_for(
-                loop.create_connection(_Connection, self.host, self.port, ssl=self.ssl),
-                self.timeout,
-            )
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(self.timeout):
+                _, connection = await loop.create_connection(
+                    _Connection, self.host, self.port, ssl=self.ssl
+                )
+        except TimeoutError:
             raise Timeout(f"{self._label}: connect timed out") from None
         except OSError as error:
             raise TransportError(f"{self._label}: {error.strerror or error}") from None
@@ -150,8 +150,9 @@ class ConnectionPool:
 
     async def _exchange(self, connection: _Connection, data: bytes) -> Response:
         try:
-            response = await asyncio.wait_for(connection.send(data), self.timeout)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(self.timeout):
+                response = await connection.send(data)
+        except TimeoutError:
             connection.close()
             raise Timeout(f"{self._label}: no answer in {self.timeout:g}s") from None
         except BaseException:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -232,10 +233,9 @@ class ModelRegistry:
         await asyncio.sleep(0)  # let requests dispatched before the swap start
         while entry.in_flight and entry.runner is not runner:
             entry.idle.clear()
-            try:
-                await asyncio.wait_for(entry.idle.wait(), timeout=1.0)
-            except asyncio.TimeoutError:
-                pass
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await entry.idle.wait()
         try:
             await runner.unload()
         except Exception:

@@ -176,7 +176,8 @@ class WorkerPool:
         loop = asyncio.get_running_loop()
         await loop.connect_accepted_socket(lambda: worker, parent_end)
         try:
-            await asyncio.wait_for(worker.call(Ping()), self.start_timeout)
+            async with asyncio.timeout(self.start_timeout):
+                await worker.call(Ping())
         except BaseException:
             self._kill(worker)
             raise
@@ -295,8 +296,9 @@ class WorkerPool:
         self._waiting.append((key, future))
         self._hand_over()
         try:
-            return await asyncio.wait_for(asyncio.shield(future), self.start_timeout)
-        except (asyncio.TimeoutError, asyncio.CancelledError) as error:
+            async with asyncio.timeout(self.start_timeout):
+                return await future
+        except (TimeoutError, asyncio.CancelledError) as error:
             if future.done() and not future.cancelled():
                 future.result().reserved -= 1  # handed over just as we gave up: give it back
                 self._hand_over()
