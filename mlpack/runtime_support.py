@@ -1,20 +1,21 @@
 """Helpers the built-in runtimes share (and custom runtimes may use).
 
 Each runtime keeps what is specific to its library; finding the artefact, checking the
-requested outputs and shaping a single feature matrix are the same for all of them.
+requested outputs, shaping a single feature matrix and turning a result array into an
+output are the same for all of them.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
-from .codecs.tensors import tensor_as_ndarray
+from .codecs.tensors import tensor_as_ndarray, to_datatype
 from .errors import InvalidRequest, ModelLoadError
 from .model import MLModel
-from .types import Datatype, InferenceRequest
+from .types import Datatype, InferenceRequest, ResponseOutput
 
 
 def artefact_path(model: MLModel, *defaults: str) -> Path:
@@ -66,3 +67,20 @@ def feature_matrix(model: MLModel, payload: InferenceRequest, num_features: int)
             f"[-1, {num_features}], got {list(request_input.shape)}"
         )
     return array
+
+
+def array_output(name: str, result: np.ndarray, shape: Optional[list[int]] = None) -> ResponseOutput:
+    """A result array as an output (``shape`` defaults to the array's own).
+
+    The data is a flat list, as MLServer's runtimes give it (code written against their
+    outputs keeps working); strings and bytes become ``str`` elements of a BYTES tensor.
+    """
+    data = result.reshape(-1).tolist()
+    if result.dtype.kind in "OSU":
+        data = [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in data]
+    return ResponseOutput(
+        name=name,
+        shape=list(result.shape) if shape is None else shape,
+        datatype=to_datatype(result.dtype),
+        data=data,
+    )

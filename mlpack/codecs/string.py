@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar, List
 
 from ..errors import InvalidRequest
-from ..types import Datatype, Parameters, RequestInput, ResponseOutput
+from ..types import Datatype, Parameters, RequestInput, ResponseOutput, trusted
 from .base import InputCodec, SingleInputRequestCodec, register_input_codec, register_request_codec
 from .tensors import decode_tensor
 
@@ -17,8 +17,8 @@ def _is_list_of(payload: Any, kind: type | tuple[type, ...]) -> bool:
 def _as_request_input(tensor: RequestInput | ResponseOutput) -> RequestInput:
     if isinstance(tensor, RequestInput):
         return tensor
-    return RequestInput.model_construct(
-        name=tensor.name, shape=tensor.shape, datatype=tensor.datatype, data=tensor.data
+    return trusted(
+        RequestInput, name=tensor.name, shape=tensor.shape, datatype=tensor.datatype, data=tensor.data
     )
 
 

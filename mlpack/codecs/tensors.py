@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import InvalidRequest
-from ..types import Datatype, RequestInput, ResponseOutput
+from ..types import Datatype, RequestInput, ResponseOutput, decoded_data
 
 DATATYPE_TO_DTYPE: dict[Datatype, np.dtype[Any]] = {
     Datatype.BOOL: np.dtype(np.bool_),
@@ -135,7 +135,7 @@ def _numeric_array(name: str, datatype: Datatype, data: Any, count: int) -> np.n
         # big integers, so convert element by element from the JSON values instead.
         source = data.reshape(-1).tolist() if isinstance(data, np.ndarray) else flatten(data)
         return _exact_integers(name, datatype, source)
-    if raw.size:
+    if raw.size and raw.dtype != dtype:  # numpy chose the datatype's own dtype: all fit
         info = np.iinfo(dtype)
         flat = raw.reshape(-1)
         low, high = flat.min(), flat.max()
@@ -193,24 +193,28 @@ def _bytes_elements(name: str, data: Any, count: int) -> list[Any]:
     return flat
 
 
+def decode_values(name: str, datatype: Datatype, shape: Sequence[int], data: Any) -> Any:
+    """Validate a tensor's data against its datatype and shape; return it flat (BYTES: a list)."""
+    check_shape(name, shape)
+    count = element_count(shape)
+    if data is None:
+        raise _fail(name, datatype, "no data")
+    if datatype is Datatype.BYTES:
+        return _bytes_elements(name, data, count)
+    return _numeric_array(name, datatype, data, count)
+
+
 def decode_tensor(request_input: RequestInput) -> Any:
     """Validate an input and return its data as a flat numpy array (BYTES: a list).
 
     The result is cached on the input, so calling this twice costs nothing.
     """
-    cached = request_input._decoded
+    cached = decoded_data(request_input)
     if cached is not None:
         return cached
-    name, datatype, shape = request_input.name, request_input.datatype, request_input.shape
-    check_shape(name, shape)
-    count = element_count(shape)
-    data = request_input.data
-    if data is None:
-        raise _fail(name, datatype, "no data")
-    if datatype is Datatype.BYTES:
-        decoded: Any = _bytes_elements(name, data, count)
-    else:
-        decoded = _numeric_array(name, datatype, data, count)
+    decoded = decode_values(
+        request_input.name, request_input.datatype, request_input.shape, request_input.data
+    )
     request_input._decoded = decoded
     return decoded
 
@@ -220,9 +224,8 @@ def tensor_as_ndarray(request_input: RequestInput | ResponseOutput) -> np.ndarra
     if isinstance(request_input, RequestInput):
         flat = decode_tensor(request_input)
     else:
-        flat = decode_tensor(RequestInput.model_construct(
-            name=request_input.name, shape=request_input.shape,
-            datatype=request_input.datatype, data=request_input.data))
+        flat = decode_values(request_input.name, request_input.datatype, request_input.shape,
+                             request_input.data)
     shape = request_input.shape
     if request_input.datatype is Datatype.BYTES:
         array = np.empty(len(flat), dtype=object)

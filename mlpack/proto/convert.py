@@ -19,7 +19,13 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from ..codecs.tensors import DATATYPE_TO_DTYPE, check_shape, decode_tensor, element_count
+from ..codecs.tensors import (
+    DATATYPE_TO_DTYPE,
+    check_shape,
+    decode_tensor,
+    decode_values,
+    element_count,
+)
 from ..errors import InvalidRequest, ModelError
 from ..types import (
     Datatype,
@@ -36,6 +42,7 @@ from ..types import (
     RequestOutput,
     ResponseOutput,
     State,
+    trusted,
 )
 from . import inference_pb2 as pb
 
@@ -248,7 +255,7 @@ def contents_to_data(
     """The values of typed contents as a flat array in the wire dtype (BYTES: a list).
 
     Values in a field that does not belong to ``datatype`` are rejected; ranges and
-    element counts are left to ``decode_tensor``.
+    element counts are left to ``decode_values``.
     """
     expected = CONTENTS_FIELDS[datatype]
     present = [field.name for field, _ in contents.ListFields()]
@@ -298,15 +305,13 @@ def _decode_input(tensor: Any, raw: bytes | None, index: int) -> RequestInput:
     parameters = parameters_from_pb(tensor.parameters)
     if raw is not None:
         flat = raw_to_array(raw, datatype, shape, name=name, where=f"raw_input_contents[{index}]")
-        request_input = RequestInput.model_construct(
-            name=name, shape=shape, datatype=datatype, parameters=parameters, data=flat)
-        request_input._decoded = flat
-        return request_input
-    data = contents_to_data(tensor.contents, datatype, name=name)
-    request_input = RequestInput.model_construct(
-        name=name, shape=shape, datatype=datatype, parameters=parameters, data=data)
-    # Ranges and element count; the validated array replaces the wire-typed one.
-    request_input.data = decode_tensor(request_input)
+    else:
+        # Ranges and element count; the validated array replaces the wire-typed one.
+        flat = decode_values(name, datatype, shape, contents_to_data(tensor.contents, datatype, name=name))
+    request_input = trusted(
+        RequestInput, name=name, shape=shape, datatype=datatype, parameters=parameters, data=flat
+    )
+    request_input._decoded = flat
     return request_input
 
 
@@ -322,10 +327,11 @@ def model_infer_request_to_types(request: pb.ModelInferRequest) -> InferenceRequ
         for index, tensor in enumerate(request.inputs)
     ]
     outputs = [
-        RequestOutput.model_construct(name=o.name, parameters=parameters_from_pb(o.parameters))
+        trusted(RequestOutput, name=o.name, parameters=parameters_from_pb(o.parameters))
         for o in request.outputs
     ]
-    return InferenceRequest.model_construct(
+    return trusted(
+        InferenceRequest,
         id=request.id or None,
         parameters=parameters_from_pb(request.parameters),
         inputs=inputs,
@@ -348,10 +354,8 @@ def _flat_output(output: ResponseOutput) -> Any:
                 f"{element_count(output.shape)} elements but data has {data.size}"
             )
         return data.reshape(-1)
-    probe = RequestInput.model_construct(
-        name=output.name, shape=output.shape, datatype=datatype, data=data)
     try:
-        flat = decode_tensor(probe)
+        flat = decode_values(output.name, datatype, output.shape, data)
     except InvalidRequest as error:
         # The validator speaks of inputs; here the model produced the tensor.
         raise ModelError(error.message.replace("input '", "output '", 1)) from None
@@ -463,16 +467,16 @@ def model_infer_response_to_types(response: pb.ModelInferResponse) -> InferenceR
                                 where=f"raw_output_contents[{index}]")
         else:
             data = contents_to_data(tensor.contents, datatype, name=name, role="output")
-            probe = RequestInput.model_construct(
-                name=name, shape=shape, datatype=datatype, data=data)
             try:
-                flat = decode_tensor(probe)
+                flat = decode_values(name, datatype, shape, data)
             except InvalidRequest as error:
                 raise InvalidRequest(error.message.replace("input '", "output '", 1)) from None
-        outputs.append(ResponseOutput.model_construct(
+        outputs.append(trusted(
+            ResponseOutput,
             name=name, shape=shape, datatype=datatype,
             parameters=parameters_from_pb(tensor.parameters), data=flat))
-    return InferenceResponse.model_construct(
+    return trusted(
+        InferenceResponse,
         model_name=response.model_name,
         model_version=response.model_version or None,
         id=response.id or None,

@@ -26,6 +26,8 @@ from ...types import (
     RequestInput,
     RequestOutput,
     ResponseOutput,
+    decoded_data,
+    trusted,
 )
 
 HEADER = struct.Struct("!QI")
@@ -80,14 +82,18 @@ class Reply:
 
 def pack_request(request: InferenceRequest) -> tuple[Any, ...]:
     """A validated request as plain tuples: cheap to pickle, tensor data as numpy (out of band)."""
+    inputs = []
+    for request_input in request.inputs:
+        decoded = decoded_data(request_input)
+        data = request_input.data if decoded is None else decoded
+        inputs.append((
+            request_input.name, request_input.shape, request_input.datatype.value,
+            _pack_parameters(request_input.parameters), *_pack_data(data), decoded is not None,
+        ))
     return (
         request.id,
         _pack_parameters(request.parameters),
-        [
-            (i.name, i.shape, i.datatype.value, _pack_parameters(i.parameters),
-             *_pack_data(i.data if i._decoded is None else i._decoded), i._decoded is not None)
-            for i in request.inputs
-        ],
+        inputs,
         None if request.outputs is None
         else [(o.name, _pack_parameters(o.parameters)) for o in request.outputs],
     )
@@ -99,19 +105,20 @@ def unpack_request(packed: tuple[Any, ...]) -> InferenceRequest:
     built = []
     for name, shape, datatype, input_parameters, payload, form, validated in inputs:
         data = _unpack_data(payload, form)
-        request_input = RequestInput.model_construct(
-            name=name, shape=shape, datatype=Datatype(datatype),
+        request_input = trusted(
+            RequestInput, name=name, shape=shape, datatype=Datatype(datatype),
             parameters=_unpack_parameters(input_parameters), data=data,
         )
         if validated:  # the sender's validator already decoded it: do not decode again
             request_input._decoded = data
         built.append(request_input)
-    return InferenceRequest.model_construct(
+    return trusted(
+        InferenceRequest,
         id=request_id,
         parameters=_unpack_parameters(parameters),
         inputs=built,
         outputs=None if outputs is None else [
-            RequestOutput.model_construct(name=name, parameters=_unpack_parameters(p))
+            trusted(RequestOutput, name=name, parameters=_unpack_parameters(p))
             for name, p in outputs
         ],
     )
@@ -134,13 +141,15 @@ def pack_response(response: InferenceResponse) -> tuple[Any, ...]:
 
 def unpack_response(packed: tuple[Any, ...]) -> InferenceResponse:
     model_name, model_version, response_id, parameters, outputs = packed
-    return InferenceResponse.model_construct(
+    return trusted(
+        InferenceResponse,
         model_name=model_name,
         model_version=model_version,
         id=response_id,
         parameters=_unpack_parameters(parameters),
         outputs=[
-            ResponseOutput.model_construct(
+            trusted(
+                ResponseOutput,
                 name=name, shape=shape, datatype=Datatype(datatype),
                 parameters=_unpack_parameters(p), data=_unpack_data(payload, form),
             )

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 
-from mlpack.codecs.tensors import to_datatype
 from mlpack.errors import ModelLoadError
 from mlpack.model import MLModel
-from mlpack.runtime_support import artefact_path, feature_matrix, requested_outputs
+from mlpack.runtime_support import array_output, artefact_path, feature_matrix, requested_outputs
 from mlpack.types import (
     Datatype,
     InferenceRequest,
@@ -80,7 +78,4 @@ class LightGBMModel(MLModel):
         else:
             result = raw
         shape = list(result.shape) if result.ndim > 1 else [result.shape[0], 1]
-        return ResponseOutput(
-            name=method, shape=shape, datatype=to_datatype(result.dtype),
-            data=result.reshape(-1).tolist(),
-        )
+        return array_output(method, result, shape)

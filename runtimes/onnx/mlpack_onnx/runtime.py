@@ -12,16 +12,15 @@ from typing import Any
 
 import numpy as np
 
-from mlpack.codecs.tensors import tensor_as_ndarray, to_datatype, to_dtype
+from mlpack.codecs.tensors import tensor_as_ndarray, to_dtype
 from mlpack.errors import InvalidRequest, ModelLoadError
 from mlpack.model import MLModel
-from mlpack.runtime_support import artefact_path, requested_outputs
+from mlpack.runtime_support import array_output, artefact_path, requested_outputs
 from mlpack.types import (
     Datatype,
     InferenceRequest,
     InferenceResponse,
     MetadataTensor,
-    ResponseOutput,
 )
 
 DEFAULT_URI = "model.onnx"
@@ -103,7 +102,7 @@ class OnnxModel(MLModel):
             )
         names = requested_outputs(self, payload, self._output_names, self._default_outputs)
         results = self._session.run(names, feed)
-        outputs = [_response_output(name, np.asarray(result)) for name, result in zip(names, results)]
+        outputs = [array_output(name, np.asarray(result)) for name, result in zip(names, results)]
         return InferenceResponse(model_name=self.name, model_version=self.version, outputs=outputs)
 
     @staticmethod
@@ -118,10 +117,3 @@ class OnnxModel(MLModel):
         return array
 
 
-def _response_output(name: str, result: np.ndarray) -> ResponseOutput:
-    data = result.reshape(-1).tolist()
-    if result.dtype.kind in "OSU":
-        data = [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in data]
-    return ResponseOutput(
-        name=name, shape=list(result.shape), datatype=to_datatype(result.dtype), data=data
-    )

@@ -9,7 +9,7 @@ import numpy as np
 from mlpack.codecs.tensors import tensor_as_ndarray, to_datatype
 from mlpack.errors import InvalidRequest, ModelLoadError
 from mlpack.model import MLModel
-from mlpack.runtime_support import artefact_path, requested_outputs
+from mlpack.runtime_support import array_output, artefact_path, requested_outputs
 from mlpack.types import (
     Datatype,
     InferenceRequest,
@@ -88,11 +88,4 @@ class SKLearnModel(MLModel):
             # scikit-learn reports shape/feature mismatches as ValueError: the caller's fault.
             raise InvalidRequest(f"model '{self.name}': {error}") from None
         shape = list(result.shape) if result.ndim > 1 else [result.shape[0], 1]
-        return ResponseOutput(
-            name=method,
-            shape=shape,
-            datatype=to_datatype(result.dtype),
-            data=result.reshape(-1).tolist() if result.dtype.kind not in "OSU" else [
-                str(v) for v in result.reshape(-1)
-            ],
-        )
+        return array_output(method, result, shape)

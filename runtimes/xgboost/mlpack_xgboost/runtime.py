@@ -7,10 +7,9 @@ import warnings
 
 import numpy as np
 
-from mlpack.codecs.tensors import to_datatype
 from mlpack.errors import ModelLoadError
 from mlpack.model import MLModel
-from mlpack.runtime_support import artefact_path, feature_matrix, requested_outputs
+from mlpack.runtime_support import array_output, artefact_path, feature_matrix, requested_outputs
 from mlpack.types import (
     Datatype,
     InferenceRequest,
@@ -92,10 +91,6 @@ class XGBoostModel(MLModel):
         else:
             result = raw
         shape = list(result.shape) if result.ndim > 1 else [result.shape[0], 1]
-        return _response_output(method, result, shape)
+        return array_output(method, result, shape)
 
 
-def _response_output(name: str, result: np.ndarray, shape: list[int]) -> ResponseOutput:
-    return ResponseOutput(
-        name=name, shape=shape, datatype=to_datatype(result.dtype), data=result.reshape(-1).tolist()
-    )
