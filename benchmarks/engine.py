@@ -5,15 +5,25 @@
 (b) a pure-Python model burning ~2 ms of CPU per row, concurrency 8, 1 and 2 workers;
 (c) iris at concurrency 1: mlpack with parallel_workers 0 vs 1 (the worker hop), MLServer default.
 
-Usage: ``python -m benchmarks.engine [-d 5] [--only a,b,c] [--mlserver-venv DIR]``.
+(b) and (c) compare configurations whose difference is small next to this machine's noise,
+so their servers run side by side and are measured in alternating rounds (``--rounds``); the
+figures are medians over rounds. (b) also measures the machine's own parallel ceiling in each
+round: two processes spinning vs one, the most any 2-worker/1-worker ratio can reach here.
+
+Usage: ``python -m benchmarks.engine [-d 5] [--rounds 3] [--only a,b,c] [--mlserver-venv DIR]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import multiprocessing
+import statistics
 import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -123,17 +133,86 @@ def _measure(server: servers.ServerProcess, model: str, body: bytes, concurrency
     return {k: row[k] for k in ("rps", "p50_ms", "p90_ms", "p99_ms", "errors", "loadgen_cpu")}
 
 
+def _start(server_name: str, repo: Path, mlserver_exe: Path, workers: int | None) -> servers.ServerProcess:
+    if server_name == "mlpack":
+        return servers.start_mlpack(repo, parallel_workers=workers, settle=0.2)
+    return servers.start_mlserver(mlserver_exe, repo, parallel_workers=workers, settle=0.2)
+
+
+def _print_row(label: str, model: str, concurrency: int, row: dict[str, Any]) -> None:
+    print(f"  {label:24} {model:5} c={concurrency}: "
+          f"{row['rps']:8.1f} req/s  p50 {row['p50_ms']:.3f} ms  errors {row['errors']}", flush=True)
+
+
 def _run(server_name: str, repo: Path, mlserver_exe: Path, workers: int | None, model: str,
          body: bytes, concurrency: int, duration: float) -> dict[str, Any]:
-    if server_name == "mlpack":
-        server = servers.start_mlpack(repo, parallel_workers=workers, settle=0.2)
-    else:
-        server = servers.start_mlserver(mlserver_exe, repo, parallel_workers=workers, settle=0.2)
-    with servers.running(server):
+    with servers.running(_start(server_name, repo, mlserver_exe, workers)) as server:
         row = _measure(server, model, body, concurrency, duration)
-    print(f"  {server_name:8} workers={workers} {model:5} c={concurrency}: "
-          f"{row['rps']:8.1f} req/s  p50 {row['p50_ms']:.3f} ms  errors {row['errors']}", flush=True)
+    _print_row(f"{server_name} workers={workers}", model, concurrency, row)
     return row
+
+
+@contextlib.contextmanager
+def _all_running(configs: dict[str, tuple[str, Path, int | None]],
+                 mlserver_exe: Path) -> Iterator[dict[str, servers.ServerProcess]]:
+    """Start every configuration's server (label -> (server, repo, workers)); stop them all."""
+    started: dict[str, servers.ServerProcess] = {}
+    with contextlib.ExitStack() as stack:
+        for label, (server_name, repo, workers) in configs.items():
+            started[label] = stack.enter_context(
+                servers.running(_start(server_name, repo, mlserver_exe, workers)))
+        yield started
+
+
+def _rounds(configs: dict[str, tuple[str, Path, int | None]], mlserver_exe: Path, model: str,
+            body: bytes, concurrency: int, duration: float, rounds: int,
+            between: Any = None) -> list[dict[str, Any]]:
+    """Measure every configuration once per round, in turn; ``between()`` runs once per round."""
+    results: list[dict[str, Any]] = []
+    with _all_running(configs, mlserver_exe) as running:
+        for index in range(rounds):
+            print(f" round {index + 1}/{rounds}", flush=True)
+            result: dict[str, Any] = {}
+            for label, server in running.items():
+                result[label] = row = _measure(server, model, body, concurrency, duration)
+                _print_row(label, model, concurrency, row)
+            if between is not None:
+                result["extra"] = between()
+            results.append(result)
+    return results
+
+
+def _spin(seconds: float, counts: Any) -> None:
+    deadline, count = time.perf_counter() + seconds, 0
+    while time.perf_counter() < deadline:
+        for _ in range(10_000):
+            count += 1
+    counts.put(count)
+
+
+def parallel_ceiling(seconds: float = 2.0) -> float:
+    """How much work two spinning processes get done relative to one (2.0 on two free cores)."""
+    totals = []
+    for n in (1, 2):
+        counts: Any = multiprocessing.Queue()
+        procs = [multiprocessing.Process(target=_spin, args=(seconds, counts)) for _ in range(n)]
+        for proc in procs:
+            proc.start()
+        totals.append(sum(counts.get() for _ in procs))
+        for proc in procs:
+            proc.join()
+    ceiling = totals[1] / totals[0]
+    print(f"  machine: 2 spinning processes / 1 = {ceiling:.2f}", flush=True)
+    return ceiling
+
+
+def _median_ratio(results: list[dict[str, Any]], top: str, bottom: str, key: str = "rps") -> float:
+    return statistics.median(r[top][key] / r[bottom][key] for r in results)
+
+
+def _medians(results: list[dict[str, Any]], label: str) -> dict[str, Any]:
+    rows = [r[label] for r in results]
+    return {key: statistics.median(row[key] for row in rows) for key in rows[0]}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -157,26 +236,28 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if "b" in only:
         print("(b) pure Python, 2 ms CPU per row, c=8", flush=True)
         body = _body("x", "FP64", [1, 1], [1.0])
-        rows = {}
-        for workers in (1, 2):
-            for name in ("mlpack", "mlserver"):
-                rows[f"{name}-workers-{workers}"] = _run(
-                    name, _busy_repo(root, name), mlserver_exe, workers, "busy", body, 8, args.duration)
-        rows["ratio_mlpack_2_over_1"] = rows["mlpack-workers-2"]["rps"] / rows["mlpack-workers-1"]["rps"]
-        rows["ratio_mlserver_2_over_1"] = (
-            rows["mlserver-workers-2"]["rps"] / rows["mlserver-workers-1"]["rps"])
+        configs = {f"{name}-workers-{workers}": (name, _busy_repo(root, name), workers)
+                   for workers in (1, 2) for name in ("mlpack", "mlserver")}
+        results = _rounds(configs, mlserver_exe, "busy", body, 8, args.duration, args.rounds,
+                          between=parallel_ceiling)
+        rows = {label: _medians(results, label) for label in configs}
+        rows["ratio_mlpack_2_over_1"] = _median_ratio(results, "mlpack-workers-2", "mlpack-workers-1")
+        rows["ratio_mlserver_2_over_1"] = _median_ratio(
+            results, "mlserver-workers-2", "mlserver-workers-1")
+        rows["ratio_machine_2_over_1"] = statistics.median(r["extra"] for r in results)
         report["b_worker_scaling"] = rows
     if "c" in only:
         print("(c) iris, c=1: the worker hop", flush=True)
         repos = models.write_iris_folders(root / "iris")
         body = models.iris_request_body()
-        rows = {}
-        for workers in (0, 1):
-            rows[f"mlpack-workers-{workers}"] = _run(
-                "mlpack", repos["mlpack"], mlserver_exe, workers, "iris", body, 1, args.duration)
+        configs = {f"mlpack-workers-{workers}": ("mlpack", repos["mlpack"], workers)
+                   for workers in (0, 1)}
+        results = _rounds(configs, mlserver_exe, "iris", body, 1, args.duration, args.rounds)
+        rows = {label: _medians(results, label) for label in configs}
         rows["mlserver-default"] = _run(
             "mlserver", repos["mlserver"], mlserver_exe, None, "iris", body, 1, args.duration)
-        rows["hop_us_p50"] = 1000 * (rows["mlpack-workers-1"]["p50_ms"] - rows["mlpack-workers-0"]["p50_ms"])
+        rows["hop_us_p50"] = 1000 * statistics.median(
+            r["mlpack-workers-1"]["p50_ms"] - r["mlpack-workers-0"]["p50_ms"] for r in results)
         report["c_worker_hop"] = rows
     return report
 
@@ -185,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-d", "--duration", type=float, default=5.0, help="seconds per run")
     parser.add_argument("--only", default="a,b,c", help="scenarios to run, e.g. a,c")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="alternating measurement rounds for (b) and (c) (3)")
     parser.add_argument("--mlserver-venv", type=Path, default=VENV_DIR)
     parser.add_argument("-o", "--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)

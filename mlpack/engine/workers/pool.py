@@ -217,21 +217,33 @@ class WorkerPool:
     async def _notify(self) -> None:
         self._hand_over()
 
+    def _has_free_slot(self) -> bool:
+        return any(w.alive and w.in_flight < self.max_in_flight for w in self._workers.values())
+
     def _hand_over(self) -> None:
-        """Give free slots to waiting requests, oldest first."""
-        if not self._waiting:
+        """Give free slots to waiting requests, oldest first.
+
+        Runs after every reply, so it stops as soon as no slot is left and asks about each
+        model once per pass: with many waiters it would otherwise scan them all each time.
+        """
+        if not self._waiting or not self._has_free_slot():
             return
         still_waiting: collections.deque[tuple[str, asyncio.Future[_Worker]]] = collections.deque()
+        unservable: set[str] = set()  # models no free slot can take in this pass
         while self._waiting:
             key, future = self._waiting.popleft()
             if future.done():
                 continue
-            worker = self._pick(key)
+            worker = None if key in unservable else self._pick(key)
             if worker is None:
+                unservable.add(key)
                 still_waiting.append((key, future))
                 continue
             worker.reserved += 1
             future.set_result(worker)
+            if not self._has_free_slot():
+                break
+        still_waiting.extend(self._waiting)
         self._waiting = still_waiting
 
     # -- models -----------------------------------------------------------------------

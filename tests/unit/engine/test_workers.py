@@ -97,6 +97,15 @@ async def test_waiting_requests_get_freed_slots_in_arrival_order_and_none_is_los
         echo = WorkerRunner(model_settings("echo"), pool)
         await echo.load()
         finished: list[int] = []
+        picks = 0
+        pick = pool._pick
+
+        def counting_pick(key: str) -> object:
+            nonlocal picks
+            picks += 1
+            return pick(key)
+
+        pool._pick = counting_pick  # type: ignore[method-assign]
 
         async def one(i: int) -> float:
             response = await echo.predict(request([float(i)]))
@@ -106,6 +115,8 @@ async def test_waiting_requests_get_freed_slots_in_arrival_order_and_none_is_los
         results = await asyncio.gather(*(one(i) for i in range(40)))
         assert results == [float(i) for i in range(40)]
         assert finished == sorted(finished)  # one slot, handed over oldest first
+        # A freed slot is offered to waiters until one takes it, not to every waiter each time.
+        assert picks < 4 * 40
         assert pool.workers[0].reserved == 0 and pool.workers[0].in_flight == 0
     finally:
         await pool.close()
