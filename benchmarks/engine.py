@@ -2,7 +2,8 @@
 
 (a) a numpy MLP (512x2048, 2048x512, float32, relu), one row per request, concurrency 32,
     batching off and on (max_batch_size 32, max_batch_time 5 ms) on both servers;
-(b) a pure-Python model burning ~2 ms of CPU per row, concurrency 8, 1 and 2 workers;
+(b) a pure-Python model doing ~2 ms of CPU work per row (a loop calibrated on this machine),
+    concurrency 8, 1 and 2 workers;
 (c) iris at concurrency 1: mlpack with parallel_workers 0 vs 1 (the worker hop), MLServer default.
 
 (b) and (c) compare configurations whose difference is small next to this machine's noise,
@@ -70,16 +71,15 @@ class MLP(MLModel):
 '''
 
 _BUSY = '''
-import time
+
+ITERATIONS_PER_ROW = {iterations}  # ~2 ms of pure-Python work, calibrated by the harness
 
 
 class Busy(MLModel):
     def _work(self, rows):
         total = 0
-        for _ in range(rows):
-            end = time.thread_time() + 0.002
-            while time.thread_time() < end:
-                total += 1
+        for _ in range(rows * ITERATIONS_PER_ROW):
+            total += 1
         return total
 
     async def predict(self, payload):
@@ -88,6 +88,22 @@ class Busy(MLModel):
         return InferenceResponse(model_name=self.name, outputs=[
             ResponseOutput(name="y", shape=[rows], datatype="INT64", data=[1] * rows)])
 '''
+
+
+def busy_iterations(seconds: float = 0.002) -> int:
+    """Loop iterations costing ``seconds`` of this machine's CPU (the same count for both servers).
+
+    The loop is the one ``Busy`` runs: pure Python, no system calls (a loop polling a CPU
+    clock would spend most of its time in the kernel).
+    """
+    probe = 2_000_000
+    best = float("inf")
+    for _ in range(3):  # the least-disturbed of three runs
+        started, total = time.thread_time(), 0
+        for _ in range(probe):
+            total += 1
+        best = min(best, time.thread_time() - started)
+    return max(1, round(probe * seconds / best))
 
 
 def _write_model(folder: Path, server: str, name: str, cls: str, code: str, **settings: Any) -> None:
@@ -109,9 +125,9 @@ def _mlp_repo(root: Path, server: str, batching: bool) -> Path:
     return repo
 
 
-def _busy_repo(root: Path, server: str) -> Path:
+def _busy_repo(root: Path, server: str, iterations: int) -> Path:
     repo = root / f"busy-{server}"
-    _write_model(repo / "busy", server, "busy", "Busy", _BUSY)
+    _write_model(repo / "busy", server, "busy", "Busy", _BUSY.replace("{iterations}", str(iterations)))
     return repo
 
 
@@ -236,7 +252,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if "b" in only:
         print("(b) pure Python, 2 ms CPU per row, c=8", flush=True)
         body = _body("x", "FP64", [1, 1], [1.0])
-        configs = {f"{name}-workers-{workers}": (name, _busy_repo(root, name), workers)
+        iterations = busy_iterations()
+        print(f"  {iterations:,} loop iterations per row (~2 ms here)", flush=True)
+        configs = {f"{name}-workers-{workers}": (name, _busy_repo(root, name, iterations), workers)
                    for workers in (1, 2) for name in ("mlpack", "mlserver")}
         results = _rounds(configs, mlserver_exe, "busy", body, 8, args.duration, args.rounds,
                           between=parallel_ceiling)
