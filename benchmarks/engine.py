@@ -127,7 +127,8 @@ def _mlp_repo(root: Path, server: str, batching: bool) -> Path:
 
 def _busy_repo(root: Path, server: str, iterations: int) -> Path:
     repo = root / f"busy-{server}"
-    _write_model(repo / "busy", server, "busy", "Busy", _BUSY.replace("{iterations}", str(iterations)))
+    code = _BUSY.replace("{iterations}", str(iterations))
+    _write_model(repo / "busy", server, "busy", "Busy", code)
     return repo
 
 
@@ -149,7 +150,8 @@ def _measure(server: servers.ServerProcess, model: str, body: bytes, concurrency
     return {k: row[k] for k in ("rps", "p50_ms", "p90_ms", "p99_ms", "errors", "loadgen_cpu")}
 
 
-def _start(server_name: str, repo: Path, mlserver_exe: Path, workers: int | None) -> servers.ServerProcess:
+def _start(server_name: str, repo: Path, mlserver_exe: Path,
+           workers: int | None) -> servers.ServerProcess:
     if server_name == "mlpack":
         return servers.start_mlpack(repo, parallel_workers=workers, settle=0.2)
     return servers.start_mlserver(mlserver_exe, repo, parallel_workers=workers, settle=0.2)

@@ -69,7 +69,9 @@ def feature_matrix(model: MLModel, payload: InferenceRequest, num_features: int)
     return array
 
 
-def array_output(name: str, result: np.ndarray, shape: Optional[list[int]] = None) -> ResponseOutput:
+def array_output(
+    name: str, result: np.ndarray, shape: Optional[list[int]] = None
+) -> ResponseOutput:
     """A result array as an output (``shape`` defaults to the array's own).
 
     The data is a flat list, as MLServer's runtimes give it (code written against their

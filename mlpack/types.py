@@ -176,7 +176,9 @@ class _Plan:
         self.defaults: dict[str, Any] = {}
         for name, info in model.model_fields.items():
             if info.default_factory is not None:
-                raise TypeError(f"{model.__name__}.{name} has a default factory: use model_construct")
+                raise TypeError(
+                    f"{model.__name__}.{name} has a default factory: use model_construct"
+                )
             self.defaults[name] = info.default
         self.required = frozenset(n for n, d in self.defaults.items() if d is PydanticUndefined)
         attributes = model.__private_attributes__ or {}
@@ -203,7 +205,8 @@ def trusted(model: type[M], /, **values: Any) -> M:
     _set_slot(instance, "__dict__", data)
     _set_slot(instance, "__pydantic_fields_set__", set(values))
     _set_slot(instance, "__pydantic_extra__", None)
-    _set_slot(instance, "__pydantic_private__", None if plan.private is None else plan.private.copy())
+    private = None if plan.private is None else plan.private.copy()  # each its own cache
+    _set_slot(instance, "__pydantic_private__", private)
     return instance
 
 

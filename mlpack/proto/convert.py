@@ -305,9 +305,9 @@ def _decode_input(tensor: Any, raw: bytes | None, index: int) -> RequestInput:
     parameters = parameters_from_pb(tensor.parameters)
     if raw is not None:
         flat = raw_to_array(raw, datatype, shape, name=name, where=f"raw_input_contents[{index}]")
-    else:
-        # Ranges and element count; the validated array replaces the wire-typed one.
-        flat = decode_values(name, datatype, shape, contents_to_data(tensor.contents, datatype, name=name))
+    else:  # ranges and element count; the validated array replaces the wire-typed one
+        wire = contents_to_data(tensor.contents, datatype, name=name)
+        flat = decode_values(name, datatype, shape, wire)
     request_input = trusted(
         RequestInput, name=name, shape=shape, datatype=datatype, parameters=parameters, data=flat
     )
