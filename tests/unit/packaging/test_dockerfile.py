@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from mlpack.build.dockerfile import plan_image, render_dockerfile, render_dockerignore
-from mlpack.build.envs import BuildError, conda_tool, pack_conda
+from mlpack.packaging.dockerfile import render_dockerfile, render_dockerignore
+from mlpack.packaging.plan import plan_image
+from mlpack.environments.pack import BuildError, conda_tool, pack_conda
 from mlpack.cli import create_app
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "multi-env"
