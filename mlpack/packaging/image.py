@@ -299,7 +299,7 @@ def _build(
     with tempfile.TemporaryDirectory(prefix="mlpack-build-") as scratch:
         staging = Path(scratch) / "stage"
         stage(plan, staging, echo)
-        text = dockerfile if dockerfile is not None else render_dockerfile(plan)
+        text = _build_dockerfile(plan, dockerfile)
         context_path = Path(scratch) / "context.tar"
         with open(context_path, "wb") as stream:
             write_context(plan, staging, text, stream)
@@ -324,6 +324,11 @@ def _build(
             raise BuildError(f"lost the connection to the Docker engine while building {tag}: {error}") from None
     seconds = time.perf_counter() - started
     return BuildResult(image.id, int(image.attrs.get("Size", 0)), seconds, log, text)
+
+
+def _build_dockerfile(plan: ImagePlan, custom: Optional[str]) -> str:
+    """The Dockerfile a build sends: the user's, or the one `mlpack dockerfile` writes."""
+    return custom if custom is not None else render_dockerfile(plan)
 
 
 def _lines(text: str) -> Iterable[str]:
