@@ -125,7 +125,9 @@ def _bool_array(name: str, raw: np.ndarray) -> np.ndarray:
     return raw.astype(np.bool_, copy=False).reshape(-1)
 
 
-def _float_array(name: str, datatype: Datatype, dtype: np.dtype[Any], raw: np.ndarray) -> np.ndarray:
+def _float_array(
+    name: str, datatype: Datatype, dtype: np.dtype[Any], raw: np.ndarray
+) -> np.ndarray:
     kind = raw.dtype.kind
     if kind == "O":
         raw = _nulls_as_nan(name, datatype, raw)
@@ -136,14 +138,17 @@ def _float_array(name: str, datatype: Datatype, dtype: np.dtype[Any], raw: np.nd
     if dtype.itemsize < 8 and raw.size and kind == "f":
         overflow = np.isinf(out) & ~np.isinf(raw.reshape(-1))
         if overflow.any():
-            raise _fail(name, datatype, f"value {_plain(raw.reshape(-1)[overflow][0])} is out of range")
+            bad = _plain(raw.reshape(-1)[overflow][0])
+            raise _fail(name, datatype, f"value {bad} is out of range")
     return out
 
 
 def _nulls_as_nan(name: str, datatype: Datatype, raw: np.ndarray) -> np.ndarray:
     """Numbers mixed with JSON null (which stands for NaN in floating point tensors)."""
     flat = raw.reshape(-1)
-    if any(not (v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))) for v in flat):
+    if any(
+        not (v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))) for v in flat
+    ):
         raise _fail(name, datatype, "values must be numbers or null")
     return np.array([np.nan if v is None else v for v in flat], dtype=np.float64)
 
@@ -164,7 +169,9 @@ def _integer_array(
     return raw.astype(dtype, copy=False).reshape(-1)
 
 
-def _check_integer_range(name: str, datatype: Datatype, dtype: np.dtype[Any], raw: np.ndarray) -> None:
+def _check_integer_range(
+    name: str, datatype: Datatype, dtype: np.dtype[Any], raw: np.ndarray
+) -> None:
     info = np.iinfo(dtype)
     flat = raw.reshape(-1)
     low, high = flat.min(), flat.max()

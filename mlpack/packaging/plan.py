@@ -107,7 +107,9 @@ def plan_image(folder: Path, base_image: str = DEFAULT_BASE_IMAGE) -> ImagePlan:
     )
 
 
-def _environment_source(model_folder: Path, tarball: Optional[str], is_root: bool) -> Optional[Path]:
+def _environment_source(
+    model_folder: Path, tarball: Optional[str], is_root: bool
+) -> Optional[Path]:
     if tarball:
         return (model_folder / tarball).resolve()
     if is_root:

@@ -31,7 +31,9 @@ def wheels_for(requirements: Path, destination: Path) -> Path:
     if not (cached / ".complete").is_file():
         staging = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=_ensure(cache_dir() / "wheels")))
         try:
-            lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+            lines = [
+                line for line in text.splitlines() if line.strip() and not line.startswith("#")
+            ]
             if lines:
                 run_pip(
                     ["wheel", "--quiet", "-r", str(requirements), "--wheel-dir", str(staging)],

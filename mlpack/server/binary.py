@@ -17,7 +17,7 @@ from starlette.responses import Response
 from ..codecs.raw import output_to_raw, raw_to_array
 from ..codecs.tensors import check_shape
 from ..errors import InvalidRequest
-from ..types import Datatype, InferenceRequest, InferenceResponse, Parameters
+from ..types import InferenceRequest, InferenceResponse, Parameters
 
 HEADER = "inference-header-content-length"
 EXTENSION = "binary_tensor_data"
@@ -66,7 +66,7 @@ def attach_inputs(request: InferenceRequest, tail: memoryview) -> None:
                 "of binary data remain after the JSON header"
             )
         check_shape(name, request_input.shape)
-        flat = raw_to_array(tail[offset:offset + size], request_input.datatype,  # type: ignore[arg-type]
+        flat = raw_to_array(tail[offset:offset + size], request_input.datatype,
                             request_input.shape, name=name, where="binary data")
         request_input.data = flat
         request_input._decoded = flat
