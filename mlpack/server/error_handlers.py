@@ -38,7 +38,7 @@ def error_response(error: Exception, where: str = "") -> Response:
         status, message = 500, f"internal error: {error!r}"
     headers = None
     if status == SERVICE_UNAVAILABLE:
-        headers = retry_after(getattr(error, "retry_after", 1.0))
+        headers = retry_after(getattr(error, "retry_after", None) or 1.0)
     return Response(orjson.dumps({"error": message}), status, headers, media_type=JSON)
 
 
