@@ -24,7 +24,7 @@ survives pickling (errors cross the worker-process boundary).
     ├── BuildError (500)                an image or environment could not be built
     ├── ScaffoldError (500)             ``mlpack init`` cannot create the project
     ├── ClientError (500)               a V2 client's request failed (``mlpack.client``)
-    │   ├── TransportError (500)        no answer: connection refused or reset, TLS, protocol
+    │   ├── TransportError (500)        no answer: refused, reset, TLS, protocol
     │   │   └── Timeout (500)           no answer in time
     │   └── ServerError (its status)    the server answered with an error status
     ├── SplitError (500)                a batch job's merged response cannot be split back

@@ -40,7 +40,8 @@ def instantiate_model(settings: ModelSettings) -> MLModel:
     cls = import_implementation(settings.implementation, settings.folder)
     if not (isinstance(cls, type) and issubclass(cls, MLModel)):
         raise ModelLoadError(
-            f"model '{settings.name}': '{settings.implementation}' is not an mlpack.MLModel subclass"
+            f"model '{settings.name}': '{settings.implementation}' "
+            "is not an mlpack.MLModel subclass"
         )
     return cls(settings)
 

@@ -30,7 +30,7 @@ from ..types import (
     State,
 )
 from .batching import ServingInfo, predict_reporting
-from .placement import RunnerFactory, RunnerPlacement  # noqa: F401  (RunnerFactory: re-export)
+from .placement import RunnerFactory, RunnerPlacement
 from .repository import discover_models
 from .runner import ModelRunner
 from .stats import InferEvent, InferenceObserver, close_timing, open_timing

@@ -24,7 +24,8 @@ REQUEST = InferenceRequest(inputs=[{"name": "x", "shape": [1], "datatype": "FP32
 
 class _Sync(MLModel):
     def predict(self, payload: InferenceRequest) -> InferenceResponse:  # type: ignore[override]
-        return InferenceResponse(model_name=self.name, outputs=[], id=threading.current_thread().name)
+        thread = threading.current_thread().name
+        return InferenceResponse(model_name=self.name, outputs=[], id=thread)
 
 
 class _Async(MLModel):

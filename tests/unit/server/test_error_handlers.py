@@ -85,8 +85,8 @@ async def test_router_and_fast_path_answer_alike(registry: ModelRegistry) -> Non
     assert ready.status_code == 503 and ready.headers["retry-after"] == "1"
     health = await _call(fast, "GET", "/v2/health/ready")
     assert health.status_code == 503 and health.headers["retry-after"] == "1"
-    for path in ("/v2/models/nope/docs/dataplane.json", "/v2/models/nope/docs", "/v2/models/nope/stats"):
-        unknown = await _call(fast, "GET", path)
+    for tail in ("docs/dataplane.json", "docs", "stats"):
+        unknown = await _call(fast, "GET", f"/v2/models/nope/{tail}")
         assert unknown.status_code == 404 and unknown.json() == {"error": "model 'nope' not found"}
     bug = await _call(fast, "GET", "/bug")
     assert bug.status_code == 500 and bug.json() == {"error": "internal error: ValueError('a bug')"}
