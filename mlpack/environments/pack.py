@@ -20,14 +20,11 @@ import sys
 import tarfile
 import tempfile
 from pathlib import Path
-from ..errors import MLPackError
+
+from ..errors import BuildError as BuildError  # defined in the error tree; re-exported
 from .unpack import VENV_MANIFEST
 
 CONDA_TOOLS = ("micromamba", "mamba", "conda")
-
-
-class BuildError(MLPackError):
-    """An image or environment could not be built."""
 
 
 def python_tag() -> str:

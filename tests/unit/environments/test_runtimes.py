@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 
 from mlpack.engine.importer import IMPLEMENTATION_ALIASES
-from mlpack.engine.workers.environments import _SHIMMED
+from mlpack.engine.workers.interpreters import _SHIMMED
 from mlpack.environments.runtimes import BUILTIN_RUNTIMES, runtime_packages
 
 REPO = Path(__file__).resolve().parents[3]
