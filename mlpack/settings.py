@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     parallel_workers: int = Field(default=0, ge=0)
     parallel_workers_timeout: float = Field(default=5.0, gt=0)
     environments_dir: Optional[str] = None
+    # Bounds on what one environment tarball may unpack to (see mlpack.environments.extract).
+    environment_max_bytes: int = Field(default=8 << 30, gt=0)
+    environment_max_files: int = Field(default=100_000, gt=0)
+    environment_max_path_length: int = Field(default=1024, gt=0)
+    environment_max_ratio: float = Field(default=200.0, gt=0)
     metrics_port: int = 8082
     metrics_endpoint: Optional[str] = "/metrics"
     metrics_rest_server_prefix: str = "rest_server"

@@ -18,6 +18,7 @@ from typing import Any, Iterator, Optional
 import uvicorn
 
 from ..engine.placement import RunnerPlacement
+from ..environments.extract import ExtractionLimits
 from ..engine.registry import ModelRegistry
 from ..settings import ModelSettings, Settings
 from .observability import Observability
@@ -26,6 +27,16 @@ from .rest import InferFastPath, build_rest_app
 from .sockets import bind_socket
 
 logger = logging.getLogger("mlpack.server")
+
+
+def extraction_limits(settings: Settings) -> ExtractionLimits:
+    """The ``environment_max_*`` settings as the extractor's limits."""
+    return ExtractionLimits(
+        max_bytes=settings.environment_max_bytes,
+        max_files=settings.environment_max_files,
+        max_path_length=settings.environment_max_path_length,
+        max_ratio=settings.environment_max_ratio,
+    )
 
 
 class _EmbeddedUvicorn(uvicorn.Server):
@@ -61,7 +72,8 @@ class MLPackServer:
             (repository_root or Path.cwd()) / ".mlpack" / "envs"
         )
         self.runners = RunnerPlacement(
-            settings.parallel_workers, settings.parallel_workers_timeout, environments_dir
+            settings.parallel_workers, settings.parallel_workers_timeout, environments_dir,
+            extraction_limits(settings),
         )
         self.registry = ModelRegistry(self.runners, repository_root=repository_root)
         self.observability = Observability(settings)
