@@ -10,6 +10,8 @@ survives pickling (errors cross the worker-process boundary).
     ├── InvalidRequest (400)            bad JSON, bad tensors, unknown outputs
     │   ├── InvalidSettings (400)       settings files that do not validate
     │   └── InvalidLine (400)           a batch-job input line that is not a usable request
+    ├── Unauthenticated (401)           no credentials, or credentials that match no key
+    ├── PermissionDenied (403)          valid credentials without the scope, or a switched-off API
     ├── ModelNotFound (404)             unknown model or version
     ├── ModelNotReady (503)             known but not ready (loading, failed, unloaded)
     ├── Overloaded (503)                queue full; carries ``retry_after``
@@ -82,6 +84,18 @@ class InvalidLine(InvalidRequest):
         super().__init__(reason)
         self.reason = reason
         self.request_id = request_id
+
+
+class Unauthenticated(MLPackError):
+    """The request carries no credentials, or credentials that match no configured key."""
+
+    status = HTTPStatus.UNAUTHORIZED
+
+
+class PermissionDenied(MLPackError):
+    """The credentials are valid but lack the scope, or the operation is switched off."""
+
+    status = HTTPStatus.FORBIDDEN
 
 
 class ModelNotFound(MLPackError):

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import InvalidSettings
@@ -35,6 +35,26 @@ class CORSSettings(BaseModel):
     allow_headers: list[str] = Field(default_factory=list)
     expose_headers: list[str] = Field(default_factory=list)
     max_age: int = 600
+
+
+class AuthSettings(BaseModel):
+    """Static API keys in two scopes; authentication is on as soon as any key is set.
+
+    Data-plane keys allow inference, metadata, docs and stats; control-plane keys allow
+    those and the repository API (index, load, unload). Health routes stay open.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    data_plane_tokens: list[SecretStr] = Field(default_factory=list)
+    control_plane_tokens: list[SecretStr] = Field(default_factory=list)
+    # Files with one key per line (blank lines and '#' comments ignored), e.g. mounted secrets.
+    data_plane_tokens_file: Optional[str] = None
+    control_plane_tokens_file: Optional[str] = None
+    # Where the key travels: "authorization" takes "Bearer KEY"; any other header the bare key.
+    header: str = "authorization"
+    # The metrics port asks for a key (either scope) too.
+    metrics_requires_token: bool = False
 
 
 class Settings(BaseSettings):
@@ -75,6 +95,12 @@ class Settings(BaseSettings):
     use_structured_logging: bool = False
     logging_settings: Optional[Any] = None
     access_log: bool = False
+    # Who may call what (server/auth.py): API keys in two scopes; off when no key is set.
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    # The repository API: "on", "read_only" (index only) or "off" (every route 403).
+    control_plane: Literal["on", "read_only", "off"] = "on"
+    # Loading a model by name re-scans model_repository_root for folders added after start.
+    repository_rescan: bool = False
     # How long a graceful shutdown waits for in-flight requests.
     graceful_timeout: float = Field(default=30.0, ge=0)
 

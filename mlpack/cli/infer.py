@@ -142,6 +142,13 @@ def infer(
         bool,
         typer.Option("--insecure", envvar=_env("INSECURE"), help="Do not verify TLS certificates."),
     ] = False,
+    token: Annotated[
+        Optional[str],
+        typer.Option(
+            "--token", envvar=[_env("TOKEN"), "MLPACK_TOKEN"],
+            help="API key sent as 'Authorization: Bearer KEY' (REST) or metadata (gRPC).",
+        ),
+    ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted job.")] = False,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Start again over an unfinished job.")
@@ -167,6 +174,8 @@ def infer(
         typer.secho(f"Error: input file {input_data_path} not found", err=True, fg=typer.colors.RED)
         raise typer.Exit(USAGE_ERROR)
     headers = _parse_headers(request_headers or [])
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     options = InferOptions(
         urls=url,
         model_name=model_name,

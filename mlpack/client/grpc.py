@@ -106,6 +106,7 @@ class AsyncGrpcClient:
         headers: sent as gRPC metadata with every call.
         use_ssl: a TLS channel with the system's root certificates.
         binary: accepted for symmetry with REST; tensors always travel raw.
+        token: an API key, sent as ``authorization: Bearer KEY`` metadata with every call.
     """
 
     def __init__(
@@ -116,10 +117,14 @@ class AsyncGrpcClient:
         headers: Optional[Mapping[str, str]] = None,
         use_ssl: bool = False,
         binary: bool = True,
+        token: Optional[str] = None,
     ) -> None:
         self.target = _target(url)
         self.timeout = timeout
-        self._metadata = tuple((k.lower(), v) for k, v in (headers or {}).items())
+        merged = dict(headers or {})
+        if token:
+            merged["authorization"] = f"Bearer {token}"
+        self._metadata = tuple((k.lower(), v) for k, v in merged.items())
         options = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
         if use_ssl:
             self._channel = grpc.aio.secure_channel(
@@ -165,12 +170,16 @@ class AsyncGrpcClient:
 
     async def live(self) -> bool:
         async with _map_grpc_errors(self.target):
-            reply = await self._stub.ServerLive(pb.ServerLiveRequest(), timeout=self.timeout)
+            reply = await self._stub.ServerLive(
+                pb.ServerLiveRequest(), timeout=self.timeout, metadata=self._metadata
+            )
         return bool(reply.live)
 
     async def ready(self) -> bool:
         async with _map_grpc_errors(self.target):
-            reply = await self._stub.ServerReady(pb.ServerReadyRequest(), timeout=self.timeout)
+            reply = await self._stub.ServerReady(
+                pb.ServerReadyRequest(), timeout=self.timeout, metadata=self._metadata
+            )
         return bool(reply.ready)
 
     async def model_ready(self, model_name: str, model_version: Optional[str] = None) -> bool:
@@ -178,13 +187,14 @@ class AsyncGrpcClient:
             reply = await self._stub.ModelReady(
                 pb.ModelReadyRequest(name=model_name, version=model_version or ""),
                 timeout=self.timeout,
+                metadata=self._metadata,
             )
         return bool(reply.ready)
 
     async def metadata(self) -> MetadataServerResponse:
         async with _map_grpc_errors(self.target):
             reply = await self._stub.ServerMetadata(
-                pb.ServerMetadataRequest(), timeout=self.timeout
+                pb.ServerMetadataRequest(), timeout=self.timeout, metadata=self._metadata
             )
         return convert.server_metadata_from_pb(reply)
 
@@ -195,6 +205,7 @@ class AsyncGrpcClient:
             reply = await self._stub.ModelMetadata(
                 pb.ModelMetadataRequest(name=model_name, version=model_version or ""),
                 timeout=self.timeout,
+                metadata=self._metadata,
             )
         return convert.model_metadata_from_pb(reply)
 

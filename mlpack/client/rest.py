@@ -56,10 +56,13 @@ class _BaseClient:
         binary: bool = False,
         headers: Optional[Mapping[str, str]] = None,
         use_ssl: bool = False,
+        token: Optional[str] = None,
     ) -> None:
         self.url = normalise_url(url, use_ssl)
         self.binary = binary
         self.headers = dict(headers or {})
+        if token:  # an API key (server auth): sent as a bearer token with every call
+            self.headers["Authorization"] = f"Bearer {token}"
 
     def _infer_path(self, model_name: str, model_version: Optional[str]) -> str:
         path = f"{self.url}/v2/models/{quote(model_name, safe='')}"
@@ -145,8 +148,9 @@ class AsyncClient(_BaseClient):
         verify: bool = True,
         max_connections: int = 100,
         transport: Optional[httpx.AsyncBaseTransport] = None,
+        token: Optional[str] = None,
     ) -> None:
-        super().__init__(url, binary=binary, headers=headers, use_ssl=use_ssl)
+        super().__init__(url, binary=binary, headers=headers, use_ssl=use_ssl, token=token)
         self._pool: Optional[ConnectionPool] = None
         self._http: Optional[httpx.AsyncClient] = None
         if transport is None:
@@ -242,8 +246,9 @@ class Client(_BaseClient):
         verify: bool = True,
         max_connections: int = 10,
         transport: Optional[httpx.BaseTransport] = None,
+        token: Optional[str] = None,
     ) -> None:
-        super().__init__(url, binary=binary, headers=headers, use_ssl=use_ssl)
+        super().__init__(url, binary=binary, headers=headers, use_ssl=use_ssl, token=token)
         limits = httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
         )

@@ -21,6 +21,7 @@ from ..engine.placement import RunnerPlacement
 from ..environments.extract import ExtractionLimits
 from ..engine.registry import ModelRegistry
 from ..settings import ModelSettings, Settings
+from .auth import AccessGuard, AccessPolicy, MetricsGuard
 from .observability import Observability
 from .coalescing import CoalescingHttpToolsProtocol
 from .rest import InferFastPath, build_rest_app
@@ -76,6 +77,9 @@ class MLPackServer:
             extraction_limits(settings),
         )
         self.registry = ModelRegistry(self.runners, repository_root=repository_root)
+        self.registry.rescan = settings.repository_rescan
+        # Who may call what (server/auth.py); key files are read here, once.
+        self.access = AccessPolicy.from_settings(settings)
         self.observability = Observability(settings)
         self._stop = asyncio.Event()
         self._listeners: list[tuple[str, str]] = []
@@ -113,8 +117,12 @@ class MLPackServer:
             root_path=settings.root_path,
             extra_routes=observability.routes(self.registry),
         )
+        policy = self.access
+        served: Any = InferFastPath(app)
+        if policy.active:  # outside the fast path, so it covers every route
+            served = AccessGuard(served, policy, settings.root_path)
         config = uvicorn.Config(
-            observability.wrap(InferFastPath(app)),
+            observability.wrap(served),
             lifespan="off",
             http=CoalescingHttpToolsProtocol,
             access_log=settings.access_log,
@@ -135,6 +143,7 @@ class MLPackServer:
                 settings.grpc_port,
                 settings.grpc_max_message_length,
                 call_metrics=observability.grpc_call_metrics(),
+                interceptors=_grpc_interceptors(policy),
             )
         except BaseException:
             http_socket.close()
@@ -143,7 +152,7 @@ class MLPackServer:
         logger.info("gRPC listening on %s:%s", settings.host, grpc_transport.port)
         # -- end gRPC
         rest_task = asyncio.create_task(self._uvicorn.serve(sockets=[http_socket]))
-        metrics = _metrics_server(observability, metrics_socket)
+        metrics = _metrics_server(observability, metrics_socket, policy)
         metrics_task = None
         if metrics is not None and metrics_socket is not None:
             metrics_task = asyncio.create_task(metrics.serve(sockets=[metrics_socket]))
@@ -205,13 +214,24 @@ def _listeners(
     return listeners
 
 
+def _grpc_interceptors(policy: AccessPolicy) -> list[Any]:
+    """The access interceptor when the policy can refuse anything (else none: no cost)."""
+    if not policy.active:
+        return []
+    from .grpc_access import AccessInterceptor
+
+    return [AccessInterceptor(policy)]
+
+
 def _metrics_server(
-    observability: Observability, sock: Optional[socket.socket]
+    observability: Observability, sock: Optional[socket.socket], policy: Optional[AccessPolicy] = None
 ) -> Optional[_EmbeddedUvicorn]:
     """The metrics endpoint's own uvicorn server (None when metrics are disabled)."""
     app = observability.metrics_app()
     if app is None or sock is None:
         return None
+    if policy is not None and policy.metrics_requires_token:
+        app = MetricsGuard(app, policy)
     config = uvicorn.Config(
         app, lifespan="off", http="httptools", access_log=False, log_config=None, server_header=False
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from typing import Any, Awaitable, Callable, Optional, Protocol, TypeVar
+from typing import Any, Awaitable, Callable, Optional, Protocol, Sequence, TypeVar
 
 import grpc
 from google.protobuf import descriptor_pool
@@ -35,6 +35,8 @@ DEFAULT_MAX_MESSAGE_LENGTH = 256 * 1024 * 1024
 # The one place where an error's HTTP status becomes a gRPC status code.
 _STATUS_CODES: dict[int, grpc.StatusCode] = {
     400: grpc.StatusCode.INVALID_ARGUMENT,
+    401: grpc.StatusCode.UNAUTHENTICATED,
+    403: grpc.StatusCode.PERMISSION_DENIED,
     404: grpc.StatusCode.NOT_FOUND,
     413: grpc.StatusCode.RESOURCE_EXHAUSTED,
     499: grpc.StatusCode.CANCELLED,
@@ -284,6 +286,7 @@ class GrpcTransport:
         host, port: where to listen (port 0 picks a free one; see ``port``).
         max_message_length: the send and receive limit in bytes (None: 256 MiB).
         call_metrics: where RPC counts go (e.g. ``ServerMetrics``; None: not counted).
+        interceptors: run before every call (e.g. the access policy's, ``grpc_access``).
     """
 
     def __init__(
@@ -294,10 +297,12 @@ class GrpcTransport:
         port: int,
         max_message_length: Optional[int] = None,
         call_metrics: Optional[CallMetrics] = None,
+        interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     ) -> None:
         limit = max_message_length or DEFAULT_MAX_MESSAGE_LENGTH
         self._health_task: Optional[asyncio.Task[None]] = None
         self._server = grpc.aio.server(
+            interceptors=list(interceptors),
             options=[
                 ("grpc.max_send_message_length", limit),
                 ("grpc.max_receive_message_length", limit),

@@ -109,3 +109,26 @@ async def test_unload_keeps_model_listed_as_unavailable() -> None:
     await registry.unload("m")
     item = registry.index()[0]
     assert item.state is State.UNAVAILABLE and item.reason == "unloaded"
+
+
+@pytest.mark.parametrize("rescan", [False, True])
+async def test_load_by_name_rescans_only_when_allowed(tmp_path: Any, rescan: bool) -> None:
+    """A folder dropped into the repository after start is loaded only with ``rescan``."""
+    import json
+
+    known = tmp_path / "known"
+    known.mkdir()
+    (known / "model-settings.json").write_text(json.dumps({"name": "known", "implementation": "x.Y"}))
+    registry = ModelRegistry(lambda s: FakeRunner(s), repository_root=tmp_path)
+    registry.rescan = rescan
+    registry.add(ModelSettings.resolve(known / "model-settings.json"))
+    await registry.load("known")  # a model known at start reloads either way
+    dropped = tmp_path / "dropped"
+    dropped.mkdir()
+    (dropped / "model-settings.json").write_text(json.dumps({"name": "dropped", "implementation": "x.Y"}))
+    if rescan:
+        await registry.load("dropped")
+        assert registry.get_ready("dropped", None)
+    else:
+        with pytest.raises(ModelNotFound):
+            await registry.load("dropped")
