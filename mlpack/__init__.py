@@ -10,20 +10,20 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 
 if TYPE_CHECKING:
-    from .model import MLModel
     from .custom_metrics import log, register
+    from .model import MLModel
     from .settings import ModelSettings, Settings
 
 __all__ = [
     "MLModel",
-    "Settings",
     "ModelSettings",
-    "register",
-    "log",
-    "types",
+    "Settings",
+    "__version__",
     "codecs",
     "errors",
-    "__version__",
+    "log",
+    "register",
+    "types",
 ]
 
 _LAZY = {

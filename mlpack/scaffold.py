@@ -68,15 +68,17 @@ def list_templates() -> list[ProjectTemplate]:
         if not metadata_file.is_file():
             continue
         metadata = json.loads(metadata_file.read_text(encoding="utf-8"))
-        templates.append(ProjectTemplate(
-            name=folder.name,
-            description=metadata["description"],
-            folder=folder,
-            request=metadata["request"],
-            answer=metadata["answer"],
-            artefact=metadata.get("artefact"),
-            train=bool(metadata.get("train", False)),
-        ))
+        templates.append(
+            ProjectTemplate(
+                name=folder.name,
+                description=metadata["description"],
+                folder=folder,
+                request=metadata["request"],
+                answer=metadata["answer"],
+                artefact=metadata.get("artefact"),
+                train=bool(metadata.get("train", False)),
+            )
+        )
     templates.sort(key=lambda t: (t.name != DEFAULT_TEMPLATE, t.name))
     return templates
 

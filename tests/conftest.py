@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -13,9 +13,13 @@ import pytest
 def clean_mlpack_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No MLPACK_* variable from the developer's shell leaks into a test."""
     for name in list(os.environ):
-        if name.startswith("MLPACK_") and name not in {"MLPACK_REQUIRE_DOCKER", "MLPACK_TEST_BASE_IMAGE", "MLPACK_REQUIRE_BROWSER"}:
+        if name.startswith("MLPACK_") and name not in {
+            "MLPACK_REQUIRE_DOCKER",
+            "MLPACK_TEST_BASE_IMAGE",
+            "MLPACK_REQUIRE_BROWSER",
+        }:
             monkeypatch.delenv(name)
-    yield
+    return
 
 
 def free_ports(count: int) -> list[int]:

@@ -9,8 +9,6 @@ MLPackError
 
 from __future__ import annotations
 
-from typing import Optional
-
 from ..errors import MLPackError
 
 # Statuses worth sending again: overload, throttling and server-side failures.
@@ -23,7 +21,7 @@ class ClientError(MLPackError):
     """A request to an inference server failed."""
 
     retryable: bool = False
-    retry_after: Optional[float] = None
+    retry_after: float | None = None
 
 
 class TransportError(ClientError):
@@ -39,7 +37,7 @@ class Timeout(TransportError):
 class ServerError(ClientError):
     """The server answered with a non-2xx status; ``status`` and ``retry_after`` tell why."""
 
-    def __init__(self, status: int, message: str, retry_after: Optional[float] = None) -> None:
+    def __init__(self, status: int, message: str, retry_after: float | None = None) -> None:
         super().__init__(f"{status}: {message}")
         self.status = status
         self.reason = message
@@ -50,7 +48,7 @@ class ServerError(ClientError):
         return self.status in RETRYABLE_STATUSES
 
 
-def parse_retry_after(value: Optional[str]) -> Optional[float]:
+def parse_retry_after(value: str | None) -> float | None:
     """Seconds from a ``Retry-After`` header (delta-seconds only; dates are ignored)."""
     if not value:
         return None

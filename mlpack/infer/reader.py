@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import orjson
 
@@ -16,7 +17,7 @@ _DATATYPES = frozenset(d.value for d in Datatype)
 class InvalidLine(Exception):
     """A line that is not a usable inference request; ``reason`` says why."""
 
-    def __init__(self, reason: str, request_id: Optional[str] = None) -> None:
+    def __init__(self, reason: str, request_id: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.request_id = request_id
@@ -81,7 +82,7 @@ def parse_line(index: int, raw: bytes) -> Line:
     return Line(index, request, request_id)
 
 
-def _tensor_problem(tensor: Any) -> Optional[str]:
+def _tensor_problem(tensor: Any) -> str | None:
     if not isinstance(tensor, dict):
         return "must be an object"
     if not isinstance(tensor.get("name"), str):

@@ -15,8 +15,9 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -30,8 +31,12 @@ BASE_IMAGE = os.environ.get("MLPACK_TEST_BASE_IMAGE", "mlpack-base:bookworm-py31
 EXAMPLE = REPO / "examples" / "multi-env"
 
 
-def _docker(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check, timeout=timeout)
+def _docker(
+    *args: str, check: bool = True, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["docker", *args], capture_output=True, text=True, check=check, timeout=timeout
+    )
 
 
 @pytest.fixture(scope="module")
@@ -52,11 +57,27 @@ def docker_ready() -> None:
 
 
 def _build(folder: Path, tag: str, log_dir: Path) -> tuple[float, str]:
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "runtimes" / "sklearn")])}
+    environment = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "runtimes" / "sklearn")]),
+    }
     started = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, "-m", "mlpack", "build", str(folder), "-t", tag, "--base-image", BASE_IMAGE],
-        capture_output=True, text=True, env=environment, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "mlpack",
+            "build",
+            str(folder),
+            "-t",
+            tag,
+            "--base-image",
+            BASE_IMAGE,
+        ],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=900,
     )
     seconds = time.perf_counter() - started
     (log_dir / f"build-{tag.replace(':', '-')}.log").write_text(result.stdout + result.stderr)
@@ -80,13 +101,18 @@ def built(docker_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Itera
         info["tags"].append(second_tag)
         info["second_seconds"], info["second_log"] = _build(folder, second_tag, work)
         info["second_tag"] = second_tag
-        print(f"\ncold build {info['first_seconds']:.1f}s, code-only rebuild {info['second_seconds']:.1f}s")
+        print(
+            f"\ncold build {info['first_seconds']:.1f}s,"
+            f" code-only rebuild {info['second_seconds']:.1f}s"
+        )
         yield info
     finally:
         for tag in info["tags"]:
             _docker("image", "rm", "-f", tag, check=False)
         # The untagged image of the environments stage (labelled by the Dockerfile).
-        _docker("image", "prune", "-f", "--filter", "label=io.mlpack.stage=environments", check=False)
+        _docker(
+            "image", "prune", "-f", "--filter", "label=io.mlpack.stage=environments", check=False
+        )
 
 
 def _run(tag: str, *args: str) -> tuple[str, int]:
@@ -148,8 +174,14 @@ def test_image_metadata(built: dict[str, Any]) -> None:
 def test_code_change_reuses_environment_layers(built: dict[str, Any]) -> None:
     log = built["second_log"]
     steps = log.split("Step ")[1:]
-    code_step = next(i for i, step in enumerate(steps) if " models /opt/mlpack/models" in step.split("\n", 1)[0])
-    cacheable = [s for s in steps[:code_step] if s.split("\n", 1)[0].split(" : ", 1)[-1].startswith(("RUN", "COPY"))]
+    code_step = next(
+        i for i, step in enumerate(steps) if " models /opt/mlpack/models" in step.split("\n", 1)[0]
+    )
+    cacheable = [
+        s
+        for s in steps[:code_step]
+        if s.split("\n", 1)[0].split(" : ", 1)[-1].startswith(("RUN", "COPY"))
+    ]
     assert len(cacheable) >= 9  # server deps, two environments, mlpack, user setup, copies
     for step in cacheable:
         assert "Using cache" in step, f"layer rebuilt after a code-only change:\n{step}"

@@ -7,8 +7,9 @@ import os
 import shutil
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -19,7 +20,9 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module", params=[0, 2], ids=["in-process", "2-workers"])
-def engine_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+def engine_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
     folder = tmp_path_factory.mktemp("engine")
     shutil.copytree(ASSETS / "engine", folder, dirs_exist_ok=True)
     running = start_server(folder, folder, settings={"parallel_workers": request.param})
@@ -30,11 +33,16 @@ def engine_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
 
 def body(values: list[float], width: int = 1, **parameters: Any) -> dict[str, Any]:
     rows = len(values) // width
-    return {"id": f"req-{values[0]}", "parameters": parameters or None,
-            "inputs": [{"name": "x", "datatype": "FP64", "shape": [rows, width], "data": values}]}
+    return {
+        "id": f"req-{values[0]}",
+        "parameters": parameters or None,
+        "inputs": [{"name": "x", "datatype": "FP64", "shape": [rows, width], "data": values}],
+    }
 
 
-def post(server: RunningServer, model: str, payload: dict[str, Any], timeout: float = 30) -> httpx.Response:
+def post(
+    server: RunningServer, model: str, payload: dict[str, Any], timeout: float = 30
+) -> httpx.Response:
     return httpx.post(f"{server.url}/v2/models/{model}/infer", json=payload, timeout=timeout)
 
 
@@ -44,7 +52,9 @@ def concurrently(count: int, call: Any) -> list[Any]:
 
 
 def test_batching_is_visible_and_each_caller_gets_its_rows(engine_server: RunningServer) -> None:
-    responses = concurrently(24, lambda i: post(engine_server, "batched", body([float(i)], sleep=0.1)))
+    responses = concurrently(
+        24, lambda i: post(engine_server, "batched", body([float(i)], sleep=0.1))
+    )
     sizes = []
     for i, response in enumerate(responses):
         assert response.status_code == 200, response.text
@@ -126,7 +136,11 @@ def test_sigkill_a_worker_under_load_recovers(engine_server: RunningServer) -> N
 
     def call(i: int) -> tuple[int, float]:
         started = time.perf_counter()
-        response = post(engine_server, "slow", {"inputs": [{"name": "s", "datatype": "FP64", "shape": [1], "data": [0.3]}]})
+        response = post(
+            engine_server,
+            "slow",
+            {"inputs": [{"name": "s", "datatype": "FP64", "shape": [1], "data": [0.3]}]},
+        )
         return response.status_code, time.perf_counter() - started
 
     with concurrent.futures.ThreadPoolExecutor(6) as pool:
@@ -150,8 +164,10 @@ def test_sigterm_finishes_accepted_requests(workers: int, tmp_path: Path) -> Non
     shutil.copytree(ASSETS / "engine", tmp_path / "models")
     server = start_server(tmp_path / "models", tmp_path, settings={"parallel_workers": workers})
     marker = tmp_path / "started.txt"
-    request = {"parameters": {"marker": str(marker)},
-               "inputs": [{"name": "s", "datatype": "FP64", "shape": [1], "data": [0.5]}]}
+    request = {
+        "parameters": {"marker": str(marker)},
+        "inputs": [{"name": "s", "datatype": "FP64", "shape": [1], "data": [0.5]}],
+    }
     try:
         with concurrent.futures.ThreadPoolExecutor(3) as pool:
             futures = [pool.submit(post, server, "slow", request) for _ in range(3)]
@@ -173,11 +189,19 @@ def test_disconnected_client_is_dropped_before_compute(engine_server: RunningSer
     import socket
 
     def raw_request(sleep: float, value: float, width: int = 1) -> socket.socket:
-        payload = httpx.Request("POST", f"{engine_server.url}/v2/models/tinyqueue/infer",
-                                json=body([value] * width, width=width, sleep=sleep)).read()
+        payload = httpx.Request(
+            "POST",
+            f"{engine_server.url}/v2/models/tinyqueue/infer",
+            json=body([value] * width, width=width, sleep=sleep),
+        ).read()
         sock = socket.create_connection(("127.0.0.1", engine_server.http_port))
-        sock.sendall((f"POST /v2/models/tinyqueue/infer HTTP/1.1\r\nHost: x\r\n"
-                      f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n").encode() + payload)
+        sock.sendall(
+            (
+                f"POST /v2/models/tinyqueue/infer HTTP/1.1\r\nHost: x\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+            ).encode()
+            + payload
+        )
         return sock
 
     # Occupy every slot, queue requests behind them, then hang up on the queued ones.

@@ -10,8 +10,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -384,6 +385,8 @@ def test_binary_data_gives_the_same_output_as_json(
     rows = values(60)
     inp = write_requests(tmp_path / "in.jsonl", rows)
     plain = run_infer([_address(infer_server)], "echo", inp, tmp_path / "json.jsonl", "-s", "4")
-    binary = run_infer([_address(infer_server)], "echo", inp, tmp_path / "bin.jsonl", "-s", "4", "-b")
+    binary = run_infer(
+        [_address(infer_server)], "echo", inp, tmp_path / "bin.jsonl", "-s", "4", "-b"
+    )
     assert plain.returncode == 0 and binary.returncode == 0, plain.stderr + binary.stderr
     assert (tmp_path / "json.jsonl").read_bytes() == (tmp_path / "bin.jsonl").read_bytes()

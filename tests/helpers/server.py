@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -10,7 +11,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import httpx
 
@@ -49,10 +50,8 @@ class RunningServer:
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         if self.process.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, sig)
-            except ProcessLookupError:
-                pass
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -64,8 +63,8 @@ class RunningServer:
 def start_server(
     folder: Path,
     log_dir: Path,
-    settings: Optional[dict[str, Any]] = None,
-    env: Optional[dict[str, str]] = None,
+    settings: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
     wait_ready: bool = True,
     timeout: float = 60,
     args: tuple[str, ...] = (),
@@ -79,17 +78,29 @@ def start_server(
     # Serve this checkout's code even when another checkout is pip-installed in editable mode.
     environment["PYTHONPATH"] = checkout_pythonpath(environment.get("PYTHONPATH", ""))
     command = [
-        sys.executable, "-m", "mlpack", "start", str(folder),
-        "--host", "127.0.0.1",
-        "--http-port", str(http_port),
-        "--grpc-port", str(grpc_port),
-        "--metrics-port", str(metrics_port),
+        sys.executable,
+        "-m",
+        "mlpack",
+        "start",
+        str(folder),
+        "--host",
+        "127.0.0.1",
+        "--http-port",
+        str(http_port),
+        "--grpc-port",
+        str(grpc_port),
+        "--metrics-port",
+        str(metrics_port),
         *args,
     ]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env=environment,
-            start_new_session=True, cwd=str(log_dir),
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=environment,
+            start_new_session=True,
+            cwd=str(log_dir),
         )
     server = RunningServer(process, http_port, grpc_port, metrics_port, log_path)
     try:
@@ -106,11 +117,15 @@ def wait_for(server: RunningServer, ready: bool = True, timeout: float = 60) -> 
     with httpx.Client(timeout=2) as client:
         while time.monotonic() < deadline:
             if server.process.poll() is not None:
-                raise RuntimeError(f"server exited with {server.process.returncode}:\n{server.log()}")
+                raise RuntimeError(
+                    f"server exited with {server.process.returncode}:\n{server.log()}"
+                )
             try:
                 if client.get(server.url + path).status_code == 200:
                     return
             except httpx.TransportError:
                 pass
             time.sleep(0.05)
-    raise TimeoutError(f"server not {'ready' if ready else 'live'} after {timeout}s:\n{server.log()}")
+    raise TimeoutError(
+        f"server not {'ready' if ready else 'live'} after {timeout}s:\n{server.log()}"
+    )

@@ -24,7 +24,10 @@ def folder(tmp_path: Path) -> Path:
 
 def test_plan_finds_models_and_their_environments(folder: Path) -> None:
     plan = plan_image(folder, "base:1")
-    assert [(m.name, m.folder) for m in plan.models] == [("table-new", "table_new"), ("table-old", "table_old")]
+    assert [(m.name, m.folder) for m in plan.models] == [
+        ("table-new", "table_new"),
+        ("table-old", "table_old"),
+    ]
     assert [(e.key, e.kind, e.prefix) for e in plan.environments] == [
         ("table_new", "requirements", "/opt/mlpack/envs/table_new"),
         ("table_old", "requirements", "/opt/mlpack/envs/table_old"),
@@ -43,10 +46,15 @@ def test_dockerfile_layers_and_runtime_contract(folder: Path) -> None:
     assert "/v2/health/ready" in text and "HEALTHCHECK" in text and "curl" not in text
     assert "useradd --uid 1000 --gid 0" in text and "chmod -R g=u" in text
     # Environments come before mlpack itself, and model code comes last.
-    position = {key: text.index(key) for key in (
-        ".mlpack-build/server/deps", ".mlpack-build/envs/table_old", ".mlpack-build/server/mlpack",
-        "COPY --chown=1000:0 models",
-    )}
+    position = {
+        key: text.index(key)
+        for key in (
+            ".mlpack-build/server/deps",
+            ".mlpack-build/envs/table_old",
+            ".mlpack-build/server/mlpack",
+            "COPY --chown=1000:0 models",
+        )
+    }
     assert list(position.values()) == sorted(position.values())
     assert "--no-index" in text and "pip download" not in text
 
@@ -102,7 +110,9 @@ def test_cli_usage_errors(folder: Path, tmp_path: Path) -> None:
     assert result.exit_code == 2 and "requirements.txt" in result.output
 
 
-def test_cli_build_without_engine_is_clear(folder: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_cli_build_without_engine_is_clear(
+    folder: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-docker.sock")
     result = CliRunner().invoke(create_app(), ["build", str(folder), "-t", "x:1"])
     assert result.exit_code == 1
