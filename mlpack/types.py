@@ -49,7 +49,7 @@ class _Model(BaseModel):
         protected_namespaces=(), populate_by_name=True, use_enum_values=False, extra="ignore"
     )
 
-    def dict(self, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
+    def dict(self, **kwargs: Any) -> dict[str, Any]:
         """MLServer-style alias of ``model_dump`` that skips unset optional fields."""
         kwargs.setdefault("exclude_none", True)
         return self.model_dump(mode="json", **kwargs)
