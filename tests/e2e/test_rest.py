@@ -6,6 +6,7 @@ import concurrent.futures
 import math
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -278,16 +279,29 @@ def test_headers_reach_model_and_come_back_safely(server: RunningServer) -> None
     assert "headers" not in (response.json().get("parameters") or {})
 
 
-def test_slow_sync_model_does_not_block_health_or_other_models(server: RunningServer) -> None:
-    slow_request = {"inputs": [{"name": "s", "shape": [1], "datatype": "FP64", "data": [1.5]}]}
+def test_slow_sync_model_does_not_block_health_or_other_models(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    release = tmp_path / "release"
+    slow_request = {
+        "parameters": {"hold": str(release)},
+        "inputs": [{"name": "s", "shape": [1], "datatype": "FP64", "data": [120.0]}],
+    }
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         slow = pool.submit(infer, server, "slow", slow_request)
-        time.sleep(0.2)
-        started = time.monotonic()
-        assert httpx.get(server.url + "/v2/health/live").status_code == 200
-        assert infer(server, "iris", iris_request([IRIS_ROW])).status_code == 200
-        assert time.monotonic() - started < 1.0
-        assert slow.result().status_code == 200
+        try:
+            deadline = time.monotonic() + 60  # a bound for a hung server, not a criterion
+            while not (tmp_path / "release.started").exists():
+                assert time.monotonic() < deadline and not slow.done(), server.log()
+                time.sleep(0.01)
+            # The slow model holds its thread until released: everything below is answered
+            # while it is still computing, which is the behaviour under test.
+            assert httpx.get(server.url + "/v2/health/live").status_code == 200
+            assert infer(server, "iris", iris_request([IRIS_ROW])).status_code == 200
+            assert not slow.done()
+        finally:
+            release.touch()
+        assert slow.result(timeout=60).status_code == 200
 
 
 def test_500_concurrent_requests_each_get_their_own_answer(server: RunningServer) -> None:
