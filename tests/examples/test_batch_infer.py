@@ -13,15 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mlpack.cli import create_app
 from tests.helpers.server import REPO, RunningServer, checkout_pythonpath, start_server
 
 pytestmark = pytest.mark.e2e
 EXAMPLE = REPO / "examples" / "batch-infer"
-
-
-def _has_infer_command() -> bool:
-    return any(command.name == "infer" for command in create_app().registered_commands)
 
 
 def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -76,9 +71,6 @@ def test_requests_file_is_served_and_checked(example: tuple[Path, RunningServer]
     assert failed.returncode == 1 and "20 requests but 19 responses" in failed.stderr
 
 
-@pytest.mark.skipif(
-    not _has_infer_command(), reason="`mlpack infer` is not in this build's CLI yet (issue 7)"
-)
 def test_mlpack_infer_job(example: tuple[Path, RunningServer]) -> None:
     folder, server = example
     _run(
