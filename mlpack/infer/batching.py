@@ -9,10 +9,7 @@ from typing import Any
 import orjson
 
 from ..codecs.tensors import flatten
-
-
-class SplitError(Exception):
-    """A merged response cannot be split back per request."""
+from ..errors import SplitError as SplitError  # defined in the error tree; re-exported
 
 
 def merge_key(request: dict[str, Any]) -> Hashable | None:

@@ -17,13 +17,7 @@ from pathlib import Path
 
 import orjson
 
-from ..errors import MLPackError
-
-
-class OutputError(MLPackError):
-    """The output cannot be written, or a resume does not match the job."""
-
-    status = 400
+from ..errors import OutputError as OutputError  # defined in the error tree; re-exported
 
 
 @dataclass

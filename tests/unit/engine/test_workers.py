@@ -25,8 +25,7 @@ from mlpack.engine.workers.messages import (
     pack_request,
     unpack_request,
 )
-from mlpack.engine.workers.pool import WorkerPool
-from mlpack.engine.workers.runner import WorkerRunner
+from mlpack.engine.workers.pool import WorkerPool, WorkerRunner
 from mlpack.errors import InvalidRequest, WorkerError
 from mlpack.settings import ModelSettings
 from mlpack.types import InferenceRequest
