@@ -53,9 +53,9 @@ def test_every_status_is_an_int_code(error: errors.MLPackError) -> None:
 
 
 def test_old_import_paths_still_work() -> None:
-    from mlpack.build.envs import BuildError
     from mlpack.client.errors import ClientError, ServerError, Timeout, TransportError
     from mlpack.environments import InvalidEnvironment
+    from mlpack.environments.pack import BuildError
     from mlpack.infer.batching import SplitError
     from mlpack.infer.job import JobInterrupted
     from mlpack.infer.output import OutputError

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from mlpack.codecs.raw import array_to_raw
 from mlpack.codecs.tensors import DATATYPE_TO_DTYPE, decode_tensor
 from mlpack.errors import InvalidRequest, ModelError
 from mlpack.proto import convert
@@ -134,7 +135,7 @@ def test_response_round_trip(tensor: tuple[Datatype, np.ndarray], raw: bool) -> 
 @pytest.mark.parametrize("datatype", NUMERIC)
 def test_raw_layout_is_little_endian(datatype: Datatype) -> None:
     array = np.arange(5).astype(DATATYPE_TO_DTYPE[datatype])
-    raw = convert.array_to_raw(array, datatype)
+    raw = array_to_raw(array, datatype)
     assert raw == array.astype(DATATYPE_TO_DTYPE[datatype].newbyteorder("<")).tobytes()
 
 
