@@ -7,6 +7,12 @@ import socket
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
+
+# Property tests judge results, never speed: hypothesis's per-example deadline (200 ms) is a
+# wall-clock bound that fails on a loaded machine (seen: test_base64_codec::test_round_trip).
+settings.register_profile("mlpack", deadline=None)
+settings.load_profile("mlpack")
 
 
 @pytest.fixture(autouse=True)
