@@ -30,10 +30,19 @@ def test_every_error_maps_to_a_status(error: errors.MLPackError) -> None:
 
 
 def test_model_headers_become_safe_metadata() -> None:
-    metadata = dict(_metadata({
-        "X-Echo": "hi", "x-weird": "a\r\nb é", "bad name": "x", "grpc-status": "0",
-        "content-type": "x", "x-data-bin": "y", "te": "x",
-    }))
+    metadata = dict(
+        _metadata(
+            {
+                "X-Echo": "hi",
+                "x-weird": "a\r\nb é",
+                "bad name": "x",
+                "grpc-status": "0",
+                "content-type": "x",
+                "x-data-bin": "y",
+                "te": "x",
+            }
+        )
+    )
     assert metadata["x-echo"] == "hi"
     assert "\n" not in metadata["x-weird"] and "\r" not in metadata["x-weird"]
     assert set(metadata) == {"x-echo", "x-weird"}
