@@ -6,7 +6,8 @@ This module imports nothing web- or gRPC-related.
 
     MLPackError (500)
     ├── InvalidRequest (400)            bad JSON, bad tensors, unknown outputs
-    │   └── InvalidSettings (400)       settings files that do not validate
+    │   ├── InvalidSettings (400)       settings files that do not validate
+    │   └── UnsupportedMediaType (415)  a REST body whose Content-Type the route does not take
     ├── ModelNotFound (404)             unknown model or version
     ├── ModelNotReady (503)             known but not ready (loading, failed, unloaded)
     ├── Overloaded (503)                queue full; carries ``retry_after``
@@ -52,6 +53,12 @@ class InvalidRequest(MLPackError):
 
 class InvalidSettings(InvalidRequest):
     """A settings file or value does not validate."""
+
+
+class UnsupportedMediaType(InvalidRequest):
+    """A REST request body in a media type the route does not accept."""
+
+    status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
 
 
 class ModelNotFound(MLPackError):
