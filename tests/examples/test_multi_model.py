@@ -27,7 +27,7 @@ def test_versions_and_models_side_by_side(tmp_path: Path) -> None:
     try:
         index = httpx.post(server.url + "/v2/repository/index").json()
         assert sorted((item["name"], item.get("version"), item["state"]) for item in index) == [
-            ("doubler", None, "READY"), ("iris", "1", "READY"), ("iris", "2", "READY")]
+            ("doubler", "", "READY"), ("iris", "1", "READY"), ("iris", "2", "READY")]
         assert httpx.get(server.url + "/v2/models/iris").json()["versions"] == ["1", "2"]
 
         headers = {"Content-Type": "application/json"}
