@@ -17,17 +17,11 @@ from __future__ import annotations
 import re
 from typing import Any, Optional
 
-from ..errors import MLPackError, PermissionDenied
+from ..errors import MLPackError, PermissionDenied, UnsupportedMediaType
 from ..settings import CORSSettings
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _JSON = "application/json"
-
-
-class UnsupportedMediaType(MLPackError):
-    """A state-changing REST route was sent a body that is not JSON."""
-
-    status = 415
 
 
 class BrowserGuard:
