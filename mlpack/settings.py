@@ -70,7 +70,8 @@ class Settings(BaseSettings):
     )
 
     debug: bool = False
-    host: str = "0.0.0.0"
+    # Loopback only by default; images made by ``mlpack build`` set 0.0.0.0 explicitly.
+    host: str = "127.0.0.1"
     http_port: int = 8080
     grpc_port: int = 8081
     root_path: str = ""
@@ -101,6 +102,8 @@ class Settings(BaseSettings):
     control_plane: Literal["on", "read_only", "off"] = "on"
     # Loading a model by name re-scans model_repository_root for folders added after start.
     repository_rescan: bool = False
+    # Host headers the REST and metrics ports accept (Starlette patterns; None: any).
+    trusted_hosts: list[str] | None = None
     # How long a graceful shutdown waits for in-flight requests.
     graceful_timeout: float = Field(default=30.0, ge=0)
 

@@ -143,7 +143,7 @@ def infer(
         typer.Option("--insecure", envvar=_env("INSECURE"), help="Do not verify TLS certificates."),
     ] = False,
     token: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
             "--token", envvar=[_env("TOKEN"), "MLPACK_TOKEN"],
             help="API key sent as 'Authorization: Bearer KEY' (REST) or metadata (gRPC).",

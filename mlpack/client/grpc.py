@@ -118,7 +118,7 @@ class AsyncGrpcClient:
         headers: Mapping[str, str] | None = None,
         use_ssl: bool = False,
         binary: bool = True,
-        token: Optional[str] = None,
+        token: str | None = None,
     ) -> None:
         self.target = _target(url)
         self.timeout = timeout

@@ -30,13 +30,13 @@ from .unpack import (
 
 __all__ = [
     "DEFAULT_LIMITS",
-    "ExtractionLimits",
-    "extract_tarball",
     "MARKER",
     "VENV_MANIFEST",
     "Environment",
+    "ExtractionLimits",
     "InvalidEnvironment",
     "check_python_version",
+    "extract_tarball",
     "file_digest",
     "find_python",
     "relocate_venv",

@@ -28,6 +28,7 @@ import stat
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+
 from ..errors import InvalidEnvironment
 
 _CHUNK = 1 << 20
@@ -62,7 +63,9 @@ DEFAULT_LIMITS = ExtractionLimits()
 class _Plan:
     directories: list[tuple[tarfile.TarInfo, PurePosixPath]] = field(default_factory=list)
     files: list[tuple[tarfile.TarInfo, PurePosixPath]] = field(default_factory=list)
-    hardlinks: list[tuple[tarfile.TarInfo, PurePosixPath, PurePosixPath]] = field(default_factory=list)
+    hardlinks: list[tuple[tarfile.TarInfo, PurePosixPath, PurePosixPath]] = field(
+        default_factory=list
+    )
     symlinks: list[tuple[tarfile.TarInfo, PurePosixPath]] = field(default_factory=list)
     total_bytes: int = 0
 
@@ -83,7 +86,9 @@ def _open(path: Path) -> tarfile.TarFile:
     try:
         return tarfile.open(path, "r:*")
     except (tarfile.TarError, OSError, EOFError) as error:
-        raise InvalidEnvironment(f"environment tarball {path} is not a readable tarball: {error}") from None
+        raise InvalidEnvironment(
+            f"environment tarball {path} is not a readable tarball: {error}"
+        ) from None
 
 
 def _refuse(member: tarfile.TarInfo, why: str) -> InvalidEnvironment:
@@ -93,7 +98,9 @@ def _refuse(member: tarfile.TarInfo, why: str) -> InvalidEnvironment:
 def _normalise(member: tarfile.TarInfo, limits: ExtractionLimits) -> PurePosixPath:
     name = member.name
     if len(name) > limits.max_path_length:
-        raise _refuse(member, f"path longer than {limits.max_path_length} characters (max_path_length)")
+        raise _refuse(
+            member, f"path longer than {limits.max_path_length} characters (max_path_length)"
+        )
     if "\x00" in name:
         raise _refuse(member, "NUL byte in the path")
     if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
@@ -111,14 +118,11 @@ def _plan(
 ) -> _Plan:
     plan = _Plan()
     kinds: dict[PurePosixPath, str] = {}  # normalised path → "dir" | "file" | "link"
-    symlink_targets: dict[PurePosixPath, str] = {}
-    count = 0
+    symlinks: dict[PurePosixPath, str] = {}
     members: list[tarfile.TarInfo] = []
-    data_filter = getattr(tarfile, "data_filter", None)
     try:
         for member in archive:
-            count += 1
-            if count > limits.max_files:
+            if len(members) >= limits.max_files:
                 raise InvalidEnvironment(
                     f"environment tarball has more than {limits.max_files} members (max_files)"
                 )
@@ -128,51 +132,82 @@ def _plan(
                 if not member.isdir():
                     raise _refuse(member, "only a folder may name the root")
                 continue
-            for parent in list(name.parents)[:-1]:
-                if kinds.get(parent) == "link":
-                    raise _refuse(member, f"it is below the symlink {str(parent)!r}")
-                if kinds.get(parent) == "file":
-                    raise _refuse(member, f"it is below the file {str(parent)!r}")
-            previous = kinds.get(name)
-            kind = "dir" if member.isdir() else "link" if member.issym() else "file"
-            if previous is not None and not (previous == kind and kind in ("dir", "file")):
-                raise _refuse(member, f"it appears twice (as a {previous} and as a {kind})")
-            if member.isdir():
-                plan.directories.append((member, name))
-            elif member.isreg():
-                plan.total_bytes += member.size
-                _check_size(member, plan.total_bytes, limits, compressed)
-                plan.files.append((member, name))
-            elif member.islnk():
-                target = _normalise_link_target(member, limits)
-                if kinds.get(target) != "file" or target in symlink_targets:
-                    raise _refuse(
-                        member, f"hard link to {member.linkname!r}, which is not a regular file before it"
-                    )
-                plan.hardlinks.append((member, name, target))
-            else:  # symlink
-                symlink_targets[name] = member.linkname
-                plan.symlinks.append((member, name))
-            kinds[name] = kind
+            _check_place(member, name, kinds)
+            _add(plan, member, name, kinds, symlinks, limits, compressed)
             members.append(member)
     except tarfile.TarError as error:
         raise InvalidEnvironment(f"environment tarball is corrupt: {error}") from None
     for member, name in plan.symlinks:
-        _check_symlink(member, name, symlink_targets, limits)
+        _check_symlink(member, name, symlinks, limits)
     # Nothing may be written below a symlink, whatever the order of members.
-    for path, kind in kinds.items():
+    for path in kinds:
         for parent in path.parents:
-            if parent in symlink_targets:
+            if parent in symlinks:
                 raise InvalidEnvironment(
-                    f"environment tarball member {str(path)!r} refused: it is below the symlink {str(parent)!r}"
+                    f"environment tarball member {str(path)!r} refused: "
+                    f"it is below the symlink {str(parent)!r}"
                 )
-    if data_filter is not None:  # the interpreter's own filter, as a second line
-        for member in members:
-            try:
-                data_filter(member, str(destination))
-            except tarfile.FilterError as error:
-                raise _refuse(member, str(error)) from None
+    _second_line(members, destination)
     return plan
+
+
+def _check_place(
+    member: tarfile.TarInfo, name: PurePosixPath, kinds: dict[PurePosixPath, str]
+) -> None:
+    """No member below a symlink or a file; no name reused with another kind."""
+    for parent in list(name.parents)[:-1]:
+        if kinds.get(parent) == "link":
+            raise _refuse(member, f"it is below the symlink {str(parent)!r}")
+        if kinds.get(parent) == "file":
+            raise _refuse(member, f"it is below the file {str(parent)!r}")
+    previous = kinds.get(name)
+    kind = _kind(member)
+    if previous is not None and not (previous == kind and kind in ("dir", "file")):
+        raise _refuse(member, f"it appears twice (as a {previous} and as a {kind})")
+
+
+def _kind(member: tarfile.TarInfo) -> str:
+    return "dir" if member.isdir() else "link" if member.issym() else "file"
+
+
+def _add(
+    plan: _Plan,
+    member: tarfile.TarInfo,
+    name: PurePosixPath,
+    kinds: dict[PurePosixPath, str],
+    symlinks: dict[PurePosixPath, str],
+    limits: ExtractionLimits,
+    compressed: int,
+) -> None:
+    if member.isdir():
+        plan.directories.append((member, name))
+    elif member.isreg():
+        plan.total_bytes += member.size
+        _check_size(member, plan.total_bytes, limits, compressed)
+        plan.files.append((member, name))
+    elif member.islnk():
+        target = _normalise_link_target(member, limits)
+        if kinds.get(target) != "file" or target in symlinks:
+            raise _refuse(
+                member, f"hard link to {member.linkname!r}, which is not a regular file before it"
+            )
+        plan.hardlinks.append((member, name, target))
+    else:  # symlink
+        symlinks[name] = member.linkname
+        plan.symlinks.append((member, name))
+    kinds[name] = _kind(member)
+
+
+def _second_line(members: list[tarfile.TarInfo], destination: Path) -> None:
+    """Python's own ``data`` filter (3.11.4+), after mlpack's checks, as a second line."""
+    data_filter = getattr(tarfile, "data_filter", None)
+    if data_filter is None:
+        return
+    for member in members:
+        try:
+            data_filter(member, str(destination))
+        except tarfile.FilterError as error:
+            raise _refuse(member, str(error)) from None
 
 
 def _check_type_and_mode(member: tarfile.TarInfo) -> None:
@@ -186,10 +221,13 @@ def _check_type_and_mode(member: tarfile.TarInfo) -> None:
         raise _refuse(member, "setuid/setgid bits are not allowed")
 
 
-def _check_size(member: tarfile.TarInfo, total: int, limits: ExtractionLimits, compressed: int) -> None:
+def _check_size(
+    member: tarfile.TarInfo, total: int, limits: ExtractionLimits, compressed: int
+) -> None:
     if total > limits.max_bytes:
         raise _refuse(
-            member, f"the environment would unpack to more than {limits.max_bytes} bytes (max_bytes)"
+            member,
+            f"the environment would unpack to more than {limits.max_bytes} bytes (max_bytes)",
         )
     if total > limits.ratio_floor and total / compressed > limits.max_ratio:
         raise _refuse(
@@ -205,7 +243,9 @@ def _normalise_link_target(member: tarfile.TarInfo, limits: ExtractionLimits) ->
         return _normalise(target, limits)
     except InvalidEnvironment as error:
         why = str(error).split(" refused: ", 1)[-1]
-        raise _refuse(member, f"hard link to {member.linkname!r} links outside the environment ({why})") from None
+        raise _refuse(
+            member, f"hard link to {member.linkname!r} links outside the environment ({why})"
+        ) from None
 
 
 def _check_symlink(
@@ -251,7 +291,7 @@ def _extract(
     archive: tarfile.TarFile, destination: Path, plan: _Plan, limits: ExtractionLimits
 ) -> None:
     root = str(destination)
-    for member, name in plan.directories:
+    for _, name in plan.directories:
         os.makedirs(os.path.join(root, name), mode=0o755, exist_ok=True)
     written = 0
     for member, name in plan.files:
@@ -277,7 +317,7 @@ def _extract(
         finally:
             os.close(descriptor)
         os.utime(target, (member.mtime, member.mtime), follow_symlinks=False)
-    for member, name, target_name in plan.hardlinks:
+    for _, name, target_name in plan.hardlinks:
         link = os.path.join(root, name)
         os.makedirs(os.path.dirname(link), mode=0o755, exist_ok=True)
         if os.path.lexists(link):

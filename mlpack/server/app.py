@@ -21,7 +21,8 @@ from ..engine.placement import RunnerPlacement
 from ..environments.extract import ExtractionLimits
 from ..engine.registry import ModelRegistry
 from ..settings import ModelSettings, Settings
-from .auth import AccessGuard, AccessPolicy, MetricsGuard
+from .auth import AccessPolicy, describe_access
+from .guards import inner_guards, metrics_guards, outer_guards
 from .observability import Observability
 from .coalescing import CoalescingHttpToolsProtocol
 from .rest import InferFastPath, build_rest_app
@@ -118,11 +119,10 @@ class MLPackServer:
             extra_routes=observability.routes(self.registry),
         )
         policy = self.access
-        served: Any = InferFastPath(app)
-        if policy.active:  # outside the fast path, so it covers every route
-            served = AccessGuard(served, policy, settings.root_path)
+        # Guards sit outside the fast path, so they cover every route (server/guards.py).
+        served = inner_guards(InferFastPath(app), settings, policy)
         config = uvicorn.Config(
-            observability.wrap(served),
+            outer_guards(observability.wrap(served), settings),
             lifespan="off",
             http=CoalescingHttpToolsProtocol,
             access_log=settings.access_log,
@@ -158,6 +158,7 @@ class MLPackServer:
             metrics_task = asyncio.create_task(metrics.serve(sockets=[metrics_socket]))
         self._listeners = _listeners(settings, http_socket, metrics_socket if metrics else None)
         self._listeners.insert(1, ("gRPC", f"{settings.host}:{grpc_transport.port}"))
+        self._listeners.append(("access", describe_access(settings.host, policy)))
         with self._signals():
             for model in self.models:
                 self.registry.add(model)
@@ -230,8 +231,8 @@ def _metrics_server(
     app = observability.metrics_app()
     if app is None or sock is None:
         return None
-    if policy is not None and policy.metrics_requires_token:
-        app = MetricsGuard(app, policy)
+    if policy is not None:
+        app = metrics_guards(app, observability.settings, policy)
     config = uvicorn.Config(
         app, lifespan="off", http="httptools", access_log=False, log_config=None, server_header=False
     )

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Literal, Optional, Sequence
+from typing import Any, Literal
 
 from ..errors import InvalidSettings, MLPackError, PermissionDenied, Unauthenticated
 from ..settings import Settings
@@ -57,6 +58,18 @@ def grpc_scope(method: str) -> tuple[Scope, bool]:
     return "data", False
 
 
+def describe_access(host: str, policy: AccessPolicy) -> str:
+    """The banner's access line: which interfaces listen, whether keys are needed."""
+    if host in ("0.0.0.0", "::", ""):
+        where = f"ALL interfaces ({host or '0.0.0.0'})"
+    elif host in ("127.0.0.1", "::1", "localhost"):
+        where = f"loopback only ({host})"
+    else:
+        where = f"interface {host}"
+    auth = "auth ON (API keys)" if policy.enabled else "auth OFF (anyone who reaches the port)"
+    return f"{where}; {auth}; control plane {policy.control_plane}"
+
+
 def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
@@ -87,7 +100,7 @@ class AccessPolicy:
         self.metrics_requires_token = metrics_requires_token and self.enabled
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "AccessPolicy":
+    def from_settings(cls, settings: Settings) -> AccessPolicy:
         """The policy the settings describe (key files are read here, once)."""
         auth = settings.auth
         data = [t.get_secret_value() for t in auth.data_plane_tokens]
@@ -106,7 +119,7 @@ class AccessPolicy:
         """Whether any call can be refused (auth on, or the control plane restricted)."""
         return self.enabled or self.control_plane != "on"
 
-    def check(self, scope: Scope, changes_state: bool, credential: Optional[str]) -> None:
+    def check(self, scope: Scope, changes_state: bool, credential: str | None) -> None:
         """Raise ``Unauthenticated`` / ``PermissionDenied`` unless the call may go ahead."""
         if scope == "open":
             return
@@ -119,19 +132,22 @@ class AccessPolicy:
                     )
                 raise Unauthenticated("the API key is not valid")
             if scope == "control" and granted != "control":
-                raise PermissionDenied("this API key is for the data plane; the repository API needs a control-plane key")
+                raise PermissionDenied(
+                    "this API key is for the data plane; "
+                    "the repository API needs a control-plane key"
+                )
         if scope == "control":
             if self.control_plane == "off":
                 raise PermissionDenied("the repository API is switched off (control_plane: off)")
             if changes_state and self.control_plane == "read_only":
                 raise PermissionDenied("the repository API is read-only (control_plane: read_only)")
 
-    def check_metrics(self, credential: Optional[str]) -> None:
+    def check_metrics(self, credential: str | None) -> None:
         """The metrics port: open unless ``metrics_requires_token`` (either scope then)."""
         if self.metrics_requires_token:
             self.check("data", False, credential)
 
-    def credential(self, value: Optional[str]) -> Optional[str]:
+    def credential(self, value: str | None) -> str | None:
         """The key inside a header value (``Bearer KEY`` for Authorization), or None."""
         if value is None:
             return None
@@ -140,7 +156,7 @@ class AccessPolicy:
             return token.strip() if scheme.lower() == "bearer" and token.strip() else ""
         return value.strip()
 
-    def _scope_of(self, credential: Optional[str]) -> Optional[Scope]:
+    def _scope_of(self, credential: str | None) -> Scope | None:
         if not credential:
             return None
         digest = _digest(credential)
@@ -161,7 +177,7 @@ def _matches(digest: bytes, keys: Sequence[bytes]) -> bool:
     return found
 
 
-def _read_tokens(path: Optional[str]) -> list[str]:
+def _read_tokens(path: str | None) -> list[str]:
     if not path:
         return []
     try:
@@ -171,7 +187,7 @@ def _read_tokens(path: Optional[str]) -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
-def _header(scope: Any, name: bytes) -> Optional[str]:
+def _header(scope: Any, name: bytes) -> str | None:
     for key, value in scope.get("headers", ()):
         if key.lower() == name:
             return value.decode("latin-1")  # type: ignore[no-any-return]
@@ -195,7 +211,7 @@ class AccessGuard:
             path: str = scope["path"]
             root_path = scope.get("root_path") or self.root_path
             if root_path and path.startswith(root_path):
-                path = path[len(root_path):]
+                path = path[len(root_path) :]
             kind, changes_state = rest_scope(path)
             if kind != "open":
                 try:

@@ -15,7 +15,7 @@ It sits outside the infer fast path, so every route is covered.
 from __future__ import annotations
 
 import re
-from typing import Any, Optional
+from typing import Any
 
 from ..errors import MLPackError, PermissionDenied, UnsupportedMediaType
 from ..settings import CORSSettings
@@ -27,11 +27,13 @@ _JSON = "application/json"
 class BrowserGuard:
     """ASGI middleware: refuse cross-site state-changing requests and non-JSON bodies."""
 
-    def __init__(self, app: Any, cors: Optional[CORSSettings] = None, root_path: str = "") -> None:
+    def __init__(self, app: Any, cors: CORSSettings | None = None, root_path: str = "") -> None:
         self.app = app
         self.root_path = root_path
         self.allowed = frozenset(cors.allow_origins) if cors else frozenset()
-        self.pattern = re.compile(cors.allow_origin_regex) if cors and cors.allow_origin_regex else None
+        self.pattern = (
+            re.compile(cors.allow_origin_regex) if cors and cors.allow_origin_regex else None
+        )
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["method"] not in _SAFE_METHODS:
@@ -50,7 +52,8 @@ class BrowserGuard:
                     media = content_type.split(";", 1)[0].strip().lower()
                     if media != _JSON:
                         raise UnsupportedMediaType(
-                            f"this route accepts only {_JSON} bodies, not {media or 'an empty type'}"
+                            f"this route accepts only {_JSON} bodies, "
+                            f"not {media or 'an empty type'}"
                         )
             except MLPackError as error:
                 from .error_handlers import error_response
@@ -59,7 +62,7 @@ class BrowserGuard:
                 return
         await self.app(scope, receive, send)
 
-    def _check_origin(self, origin: str, host: Optional[str]) -> None:
+    def _check_origin(self, origin: str, host: str | None) -> None:
         if "*" in self.allowed or origin in self.allowed:
             return
         if self.pattern is not None and self.pattern.fullmatch(origin):
@@ -68,10 +71,11 @@ class BrowserGuard:
         if host and netloc and netloc.lower() == host.lower():
             return  # same origin: a page this server served
         raise PermissionDenied(
-            f"cross-site request from origin {origin!r} refused: add it to cors_settings.allow_origins"
+            f"cross-site request from origin {origin!r} refused: "
+            "add it to cors_settings.allow_origins"
         )
 
     def _changes_state(self, path: str) -> bool:
         if self.root_path and path.startswith(self.root_path):
-            path = path[len(self.root_path):]
+            path = path[len(self.root_path) :]
         return path.startswith("/v2/repository/")

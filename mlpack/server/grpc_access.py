@@ -7,7 +7,8 @@ metadata entry named like the REST header (``authorization: Bearer KEY`` by defa
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, Optional
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import grpc
 
@@ -16,7 +17,7 @@ from .auth import AccessPolicy, grpc_scope
 from .grpc import status_code
 
 
-class AccessInterceptor(grpc.aio.ServerInterceptor):
+class AccessInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Refuses calls the policy does not allow, before any handler runs."""
 
     def __init__(self, policy: AccessPolicy) -> None:
@@ -24,9 +25,9 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Optional[grpc.RpcMethodHandler]]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
         details: grpc.HandlerCallDetails,
-    ) -> Optional[grpc.RpcMethodHandler]:
+    ) -> grpc.RpcMethodHandler | None:
         kind, changes_state = grpc_scope(details.method)
         if kind != "open":
             value = None
@@ -38,11 +39,17 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):
                 self.policy.check(kind, changes_state, self.policy.credential(value))
             except MLPackError as error:
                 handler = await continuation(details)
-                return None if handler is None else _denying(handler, status_code(error), error.message)
+                return (
+                    None
+                    if handler is None
+                    else _denying(handler, status_code(error), error.message)
+                )
         return await continuation(details)
 
 
-def _denying(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
+def _denying(
+    handler: grpc.RpcMethodHandler, code: grpc.StatusCode, message: str
+) -> grpc.RpcMethodHandler:
     """A handler of the same kind as ``handler`` that only aborts with ``code``."""
 
     async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
@@ -61,7 +68,7 @@ def _denying(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, message: str
     for kind, make in kinds.items():
         if getattr(handler, kind) is not None:
             behaviour = stream if kind.endswith("_stream") else unary
-            return make(  # type: ignore[no-any-return]
+            return make(
                 behaviour,
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,

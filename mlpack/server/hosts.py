@@ -7,7 +7,8 @@ and the metrics app.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import grpc
 import httpx
@@ -40,7 +41,9 @@ ECHO = {"inputs": [{"name": "x", "shape": [1], "datatype": "INT64", "data": [1]}
 def _rest_routes() -> list[tuple[str, str]]:
     """(method, path) of every route the served app has, path parameters filled in."""
     settings = Settings()
-    app = build_rest_app(ModelRegistry(), extra_routes=Observability(settings).routes(ModelRegistry()))
+    app = build_rest_app(
+        ModelRegistry(), extra_routes=Observability(settings).routes(ModelRegistry())
+    )
     table = []
     for route in app.routes:
         path = getattr(route, "path", None)
@@ -87,7 +90,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     running.stop()
 
 
-def _call_rest(server: RunningServer, method: str, path: str, key: Optional[str]) -> httpx.Response:
+def _call_rest(server: RunningServer, method: str, path: str, key: str | None) -> httpx.Response:
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     body = json.dumps(ECHO).encode() if method == "POST" else None
     if body is not None:
@@ -98,7 +101,7 @@ def _call_rest(server: RunningServer, method: str, path: str, key: Optional[str]
 KEYS = {"none": None, "wrong": "not-a-key", "data": DATA_KEYS[1], "control": CONTROL_KEY}
 
 
-def _expected(scope: str, key: str) -> Optional[int]:
+def _expected(scope: str, key: str) -> int | None:
     """The refusal status expected (None: let through)."""
     if scope == "open" or key == "control":
         return None
@@ -109,7 +112,9 @@ def _expected(scope: str, key: str) -> Optional[int]:
 
 @pytest.mark.parametrize("key", list(KEYS))
 @pytest.mark.parametrize(("method", "path"), REST_ROUTES, ids=[f"{m} {p}" for m, p in REST_ROUTES])
-def test_every_rest_route_with_each_key(server: RunningServer, method: str, path: str, key: str) -> None:
+def test_every_rest_route_with_each_key(
+    server: RunningServer, method: str, path: str, key: str
+) -> None:
     response = _call_rest(server, method, path, KEYS[key])
     expected = _expected(_rest_scope(path), key)
     if expected is None:
@@ -128,7 +133,7 @@ def test_route_table_is_not_empty_and_knows_the_infer_fast_path() -> None:
     assert ("POST", "/v2/repository/models/ghost/load") in REST_ROUTES
 
 
-def _grpc_call(server: RunningServer, name: str, key: Optional[str]) -> grpc.StatusCode:
+def _grpc_call(server: RunningServer, name: str, key: str | None) -> grpc.StatusCode:
     method = SERVICE.methods_by_name[name]
     request_class = message_factory.GetMessageClass(method.input_type)
     response_class = message_factory.GetMessageClass(method.output_type)
@@ -136,9 +141,14 @@ def _grpc_call(server: RunningServer, name: str, key: Optional[str]) -> grpc.Sta
     if name == "ModelInfer":
         request = pb.ModelInferRequest(
             model_name="echo",
-            inputs=[pb.ModelInferRequest.InferInputTensor(
-                name="x", datatype="INT64", shape=[1], contents=pb.InferTensorContents(int64_contents=[1]),
-            )],
+            inputs=[
+                pb.ModelInferRequest.InferInputTensor(
+                    name="x",
+                    datatype="INT64",
+                    shape=[1],
+                    contents=pb.InferTensorContents(int64_contents=[1]),
+                )
+            ],
         )
     elif "name" in request_class.DESCRIPTOR.fields_by_name:
         request = request_class(name="ghost" if name.startswith("Repository") else "echo")
@@ -178,7 +188,9 @@ def test_grpc_health_service_stays_open(server: RunningServer) -> None:
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     with grpc.insecure_channel(server.grpc_address) as channel:
-        reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=30)
+        reply = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(), timeout=30
+        )
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
@@ -193,9 +205,9 @@ def test_metrics_port_asks_for_a_key_when_configured(server: RunningServer) -> N
 def test_clients_send_the_token(server: RunningServer) -> None:
     import asyncio
 
+    from mlpack.client.errors import ServerError
     from mlpack.client.grpc import AsyncGrpcClient
     from mlpack.client.rest import Client
-    from mlpack.client.errors import ServerError
 
     with Client(server.url, token=DATA_KEYS[0]) as client:
         assert client.infer_json("echo", ECHO)["outputs"][0]["data"] == [1]
@@ -221,8 +233,20 @@ def test_mlpack_infer_takes_a_token(server: RunningServer, tmp_path: Path) -> No
     source.write_text(json.dumps(ECHO) + "\n")
     for transport, url in (("rest", server.url), ("grpc", server.grpc_address)):
         output = tmp_path / f"out-{transport}.jsonl"
-        args = ["infer", "-u", url, "-m", "echo", "-i", str(source), "-o", str(output), "-t", transport,
-                "--no-progress"]
+        args = [
+            "infer",
+            "-u",
+            url,
+            "-m",
+            "echo",
+            "-i",
+            str(source),
+            "-o",
+            str(output),
+            "-t",
+            transport,
+            "--no-progress",
+        ]
         refused = CliRunner().invoke(create_app(), [*args, "--retries", "0"])
         assert refused.exit_code != 0
         output.unlink(missing_ok=True)
@@ -238,7 +262,9 @@ def closed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningS
     """No keys, control plane off: the repository API answers 403 / PERMISSION_DENIED."""
     folder = tmp_path_factory.mktemp("closed")
     shutil.copytree(ASSETS / "models" / "echo", folder / "echo")
-    running = start_server(folder, tmp_path_factory.mktemp("logs"), settings={"control_plane": "off"})
+    running = start_server(
+        folder, tmp_path_factory.mktemp("logs"), settings={"control_plane": "off"}
+    )
     yield running
     running.stop()
 

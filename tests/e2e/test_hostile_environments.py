@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
@@ -36,10 +36,12 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[s
 def test_env_unpack_refuses_each_hostile_tarball(
     case: str, corpus: tuple[Path, Path, dict[str, Path]], tmp_path: Path
 ) -> None:
-    root, outside, tarballs = corpus
+    root, _, tarballs = corpus
     before = snapshot(root)
     envs = tmp_path / "envs"
-    result = CliRunner().invoke(create_app(), ["env", "unpack", str(tarballs[case]), "--environments-dir", str(envs)])
+    result = CliRunner().invoke(
+        create_app(), ["env", "unpack", str(tarballs[case]), "--environments-dir", str(envs)]
+    )
     assert result.exit_code != 0
     assert CORPUS[case][1] in result.output, result.output
     assert "Traceback" not in result.output
@@ -51,15 +53,20 @@ def test_env_unpack_refuses_each_hostile_tarball(
 def server(
     corpus: tuple[Path, Path, dict[str, Path]], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningServer]:
-    root, outside, tarballs = corpus
+    root, _, tarballs = corpus
     models = root / "models"
     for case, tarball in tarballs.items():
         folder = models / case
         folder.mkdir(parents=True)
-        (folder / "model-settings.json").write_text(json.dumps({
-            "name": case, "implementation": "models.Nothing",
-            "parameters": {"environment_tarball": str(tarball)},
-        }))
+        (folder / "model-settings.json").write_text(
+            json.dumps(
+                {
+                    "name": case,
+                    "implementation": "models.Nothing",
+                    "parameters": {"environment_tarball": str(tarball)},
+                }
+            )
+        )
     running = start_server(models, tmp_path_factory.mktemp("logs"), wait_ready=False)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:

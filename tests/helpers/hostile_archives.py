@@ -11,13 +11,15 @@ import io
 import shutil
 import subprocess
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 Builder = Callable[[Path, Path], Path]
 
 
-def _info(name: str, kind: bytes = tarfile.REGTYPE, mode: int = 0o644, link: str = "") -> tarfile.TarInfo:
+def _info(
+    name: str, kind: bytes = tarfile.REGTYPE, mode: int = 0o644, link: str = ""
+) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
     info.type = kind
     info.mode = mode
@@ -44,19 +46,25 @@ def absolute(path: Path, outside: Path) -> Path:
 
 def symlinked_dir(path: Path, outside: Path) -> Path:
     """A folder symlink that stays inside, then a write through it (``a/up -> ..``, ``a/up/x``)."""
-    return _write(path, [
-        (_info("a", tarfile.DIRTYPE, 0o755), None),
-        (_info("a/up", tarfile.SYMTYPE, link=".."), None),
-        (_info("a/up/x"), b"bad"),
-    ])
+    return _write(
+        path,
+        [
+            (_info("a", tarfile.DIRTYPE, 0o755), None),
+            (_info("a/up", tarfile.SYMTYPE, link=".."), None),
+            (_info("a/up/x"), b"bad"),
+        ],
+    )
 
 
 def symlink_out(path: Path, outside: Path) -> Path:
     """A symlink to a folder outside, then a file written through it."""
-    return _write(path, [
-        (_info("out", tarfile.SYMTYPE, link="../" * 12 + str(outside).lstrip("/")), None),
-        (_info("out/through-link.txt"), b"bad"),
-    ])
+    return _write(
+        path,
+        [
+            (_info("out", tarfile.SYMTYPE, link="../" * 12 + str(outside).lstrip("/")), None),
+            (_info("out/through-link.txt"), b"bad"),
+        ],
+    )
 
 
 def long_path_chain(path: Path, outside: Path) -> Path:
@@ -72,7 +80,9 @@ def long_path_chain(path: Path, outside: Path) -> Path:
         prefix += component + "/"
     link_path = "/".join(steps) + "/" + "l" * 254
     members.append((_info(link_path, tarfile.SYMTYPE, link="../" * len(steps)), None))
-    members.append((_info("escape", tarfile.SYMTYPE, link=link_path + "/.." * 12 + str(outside)), None))
+    members.append(
+        (_info("escape", tarfile.SYMTYPE, link=link_path + "/.." * 12 + str(outside)), None)
+    )
     members.append((_info("escape/cve.txt"), b"bad"))
     return _write(path, members)
 
@@ -164,7 +174,9 @@ CORPUS: dict[str, tuple[Builder, str]] = {
 def build_corpus(folder: Path, outside: Path) -> dict[str, Path]:
     """Every hostile tarball of ``CORPUS`` written into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
-    return {name: builder(folder / f"{name}.tar.gz", outside) for name, (builder, _) in CORPUS.items()}
+    return {
+        name: builder(folder / f"{name}.tar.gz", outside) for name, (builder, _) in CORPUS.items()
+    }
 
 
 def snapshot(root: Path) -> set[str]:

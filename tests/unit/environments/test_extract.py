@@ -10,7 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from mlpack.environments import ExtractionLimits, InvalidEnvironment, extract_tarball, unpack_environment
+from mlpack.environments import (
+    ExtractionLimits,
+    InvalidEnvironment,
+    extract_tarball,
+    unpack_environment,
+)
 from tests.helpers.hostile_archives import CORPUS, build_corpus, long_path_chain, snapshot
 
 
@@ -69,22 +74,27 @@ def _tar(path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> Pat
     return path
 
 
-def _member(name: str, kind: bytes = tarfile.REGTYPE, mode: int = 0o644, link: str = "") -> tarfile.TarInfo:
+def _member(
+    name: str, kind: bytes = tarfile.REGTYPE, mode: int = 0o644, link: str = ""
+) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
     info.type, info.mode, info.linkname = kind, mode, link
     return info
 
 
 def test_a_normal_environment_extracts_with_links_inside_and_modes_masked(tmp_path: Path) -> None:
-    tarball = _tar(tmp_path / "ok.tar.gz", [
-        (_member("./", tarfile.DIRTYPE, 0o777), None),
-        (_member("bin/python", mode=0o777), b"#!/bin/sh\n"),
-        (_member("lib64", tarfile.SYMTYPE, link="lib"), None),
-        (_member("lib/a/b.py"), b"x = 1\n"),
-        (_member("lib/a/c.py", tarfile.LNKTYPE, link="lib/a/b.py"), None),
-        (_member("lib/a/up", tarfile.SYMTYPE, link="../../bin/python"), None),
-        (_member("lib/a/chain", tarfile.SYMTYPE, link="../../lib64/a/b.py"), None),
-    ])
+    tarball = _tar(
+        tmp_path / "ok.tar.gz",
+        [
+            (_member("./", tarfile.DIRTYPE, 0o777), None),
+            (_member("bin/python", mode=0o777), b"#!/bin/sh\n"),
+            (_member("lib64", tarfile.SYMTYPE, link="lib"), None),
+            (_member("lib/a/b.py"), b"x = 1\n"),
+            (_member("lib/a/c.py", tarfile.LNKTYPE, link="lib/a/b.py"), None),
+            (_member("lib/a/up", tarfile.SYMTYPE, link="../../bin/python"), None),
+            (_member("lib/a/chain", tarfile.SYMTYPE, link="../../lib64/a/b.py"), None),
+        ],
+    )
     destination = tmp_path / "dest"
     destination.mkdir()
     extract_tarball(tarball, destination)
@@ -97,8 +107,11 @@ def test_a_normal_environment_extracts_with_links_inside_and_modes_masked(tmp_pa
 @pytest.mark.parametrize(
     ("members", "words"),
     [
-        ([( "l", tarfile.SYMTYPE, "/etc")], "symlink to the absolute path"),
-        ([("a", tarfile.SYMTYPE, "b/.."), ("b", tarfile.SYMTYPE, "..")], "links outside the environment"),
+        ([("l", tarfile.SYMTYPE, "/etc")], "symlink to the absolute path"),
+        (
+            [("a", tarfile.SYMTYPE, "b/.."), ("b", tarfile.SYMTYPE, "..")],
+            "links outside the environment",
+        ),
         ([("a", tarfile.SYMTYPE, "b"), ("b", tarfile.SYMTYPE, "a")], "too many symlinks"),
         ([("a", tarfile.SYMTYPE, "a/x")], "too many symlinks"),
         ([("x", tarfile.REGTYPE, ""), ("x/y", tarfile.REGTYPE, "")], "below the file 'x'"),
@@ -107,9 +120,13 @@ def test_a_normal_environment_extracts_with_links_inside_and_modes_masked(tmp_pa
     ],
 )
 def test_link_rules(members: list[tuple[str, bytes, str]], words: str, tmp_path: Path) -> None:
-    tarball = _tar(tmp_path / "t.tar.gz", [
-        (_member(name, kind, link=link), b"" if kind == tarfile.REGTYPE else None) for name, kind, link in members
-    ])
+    tarball = _tar(
+        tmp_path / "t.tar.gz",
+        [
+            (_member(name, kind, link=link), b"" if kind == tarfile.REGTYPE else None)
+            for name, kind, link in members
+        ],
+    )
     destination = tmp_path / "dest"
     destination.mkdir()
     with pytest.raises(InvalidEnvironment, match=words.replace("(", r"\(")):
@@ -122,5 +139,5 @@ def test_a_corrupt_tarball_is_a_clear_error(tmp_path: Path) -> None:
     broken.write_bytes(b"\x1f\x8b" + b"nonsense" * 10)
     destination = tmp_path / "dest"
     destination.mkdir()
-    with pytest.raises(InvalidEnvironment, match="not a readable tarball|corrupt"):
+    with pytest.raises(InvalidEnvironment, match=r"not a readable tarball|corrupt"):
         extract_tarball(broken, destination)
