@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     control_plane: Literal["on", "read_only", "off"] = "on"
     # Loading a model by name re-scans model_repository_root for folders added after start.
     repository_rescan: bool = False
+    # What a client learns when a model raises: "message" (its own words, never a traceback)
+    # or "generic" (a fixed sentence and an error id; the message goes to the log).
+    model_error_detail: Literal["message", "generic"] = "message"
     # Host headers the REST and metrics ports accept (Starlette patterns; None: any).
     trusted_hosts: list[str] | None = None
     # How long a graceful shutdown waits for in-flight requests.

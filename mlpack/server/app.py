@@ -119,6 +119,8 @@ class MLPackServer:
             extra_routes=observability.routes(self.registry),
         )
         policy = self.access
+        generic_model_errors = settings.model_error_detail == "generic"
+        app.state.generic_model_errors = generic_model_errors
         # Guards sit outside the fast path, so they cover every route (server/guards.py).
         served = inner_guards(InferFastPath(app), settings, policy)
         config = uvicorn.Config(
@@ -148,6 +150,7 @@ class MLPackServer:
         except BaseException:
             http_socket.close()
             raise
+        grpc_transport.servicer.generic_model_errors = generic_model_errors
         await grpc_transport.start()
         logger.info("gRPC listening on %s:%s", settings.host, grpc_transport.port)
         # -- end gRPC

@@ -23,6 +23,7 @@ from ..proto import convert
 from ..proto import inference_pb2 as pb
 from ..proto import inference_pb2_grpc as pb_grpc
 from ..types import MetadataServerResponse, Parameters, RepositoryIndexResponse
+from .disclosure import public_message
 from .headers import outgoing_headers, response_headers
 from .sockets import PortInUse
 
@@ -69,6 +70,8 @@ class _Observed:
     """Holds the optional ``CallMetrics`` the decorated RPC methods report to."""
 
     call_metrics: Optional[CallMetrics] = None
+    # A model's own failure answers a fixed sentence and an error id (``model_error_detail``).
+    generic_model_errors: bool = False
 
 
 def _handles_errors(handler: Handler[Response]) -> Handler[Response]:
@@ -90,7 +93,8 @@ def _handles_errors(handler: Handler[Response]) -> Handler[Response]:
         except MLPackError as error:
             status = status_code(error)
             code = status.name
-            await context.abort(status, error.message)
+            generic = getattr(self, "generic_model_errors", False)
+            await context.abort(status, public_message(error, generic))
         except asyncio.CancelledError:
             code = "CANCELLED"
             raise
@@ -311,8 +315,9 @@ class GrpcTransport:
                 ("grpc.so_reuseport", 0),
             ]
         )
+        self.servicer = InferenceServicer(registry, server_metadata, limit, call_metrics)
         pb_grpc.add_GRPCInferenceServiceServicer_to_server(  # type: ignore[no-untyped-call]
-            InferenceServicer(registry, server_metadata, limit, call_metrics), self._server
+            self.servicer, self._server
         )
         self.health = _RegistryHealth(registry, call_metrics)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
