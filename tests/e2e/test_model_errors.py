@@ -18,14 +18,14 @@ from tests.helpers.server import RunningServer, start_server
 
 pytestmark = pytest.mark.e2e
 
-MODEL = '''
+MODEL = """
 from mlpack import MLModel
 
 
 class Failing(MLModel):
     async def predict(self, payload):
         raise ValueError("cannot open /srv/secret/weights.bin")
-'''
+"""
 BODY = {"inputs": [{"name": "x", "shape": [1], "datatype": "INT64", "data": [1]}]}
 
 
