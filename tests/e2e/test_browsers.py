@@ -116,14 +116,19 @@ def test_start_binds_loopback_by_default() -> None:
 
 def test_settings_are_documented_with_their_defaults() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    for name in (
-        "auth",
+    from mlpack.settings import AuthSettings
+
+    names = [f"auth.{field}" for field in AuthSettings.model_fields]
+    names += [
+        "host",
         "control_plane",
         "repository_rescan",
         "trusted_hosts",
+        "model_error_detail",
         "environment_max_bytes",
         "environment_max_files",
         "environment_max_path_length",
         "environment_max_ratio",
-    ):
+    ]
+    for name in names:
         assert f"`{name}`" in readme, name
