@@ -102,6 +102,12 @@ class Settings(BaseSettings):
     control_plane: Literal["on", "read_only", "off"] = "on"
     # Loading a model by name re-scans model_repository_root for folders added after start.
     repository_rescan: bool = False
+    # TLS for REST and gRPC (server/tls.py): PEM chain and key; a client CA turns on mutual TLS.
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    tls_client_ca_file: str | None = None
+    # Seconds between checks for changed certificate files (SIGHUP reloads at once).
+    tls_reload_interval: float = Field(default=10.0, gt=0)
     # What a client learns when a model raises: "message" (its own words, never a traceback)
     # or "generic" (a fixed sentence and an error id; the message goes to the log).
     model_error_detail: Literal["message", "generic"] = "message"

@@ -149,6 +149,18 @@ def infer(
             help="API key sent as 'Authorization: Bearer KEY' (REST) or metadata (gRPC).",
         ),
     ] = None,
+    ca: Annotated[
+        str | None,
+        typer.Option("--ca", envvar=_env("CA"), help="PEM CA of the server (implies TLS)."),
+    ] = None,
+    cert: Annotated[
+        str | None,
+        typer.Option("--cert", envvar=_env("CERT"), help="PEM client certificate (mutual TLS)."),
+    ] = None,
+    key: Annotated[
+        str | None,
+        typer.Option("--key", envvar=_env("KEY"), help="PEM key of the client certificate."),
+    ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted job.")] = False,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Start again over an unfinished job.")
@@ -193,6 +205,9 @@ def infer(
         batch_jitter=batch_jitter,
         use_ssl=use_ssl,
         insecure=insecure,
+        ca=ca,
+        cert=cert,
+        key=key,
         resume=resume,
         overwrite=overwrite,
     )

@@ -108,6 +108,8 @@ class AsyncGrpcClient:
         use_ssl: a TLS channel with the system's root certificates.
         binary: accepted for symmetry with REST; tensors always travel raw.
         token: an API key, sent as ``authorization: Bearer KEY`` metadata with every call.
+        ca, cert, key: PEM files: the CA that signed the server (implies TLS), and a client
+            certificate and key for mutual TLS.
     """
 
     def __init__(
@@ -119,6 +121,9 @@ class AsyncGrpcClient:
         use_ssl: bool = False,
         binary: bool = True,
         token: str | None = None,
+        ca: str | None = None,
+        cert: str | None = None,
+        key: str | None = None,
     ) -> None:
         self.target = _target(url)
         self.timeout = timeout
@@ -127,9 +132,11 @@ class AsyncGrpcClient:
             merged["authorization"] = f"Bearer {token}"
         self._metadata = tuple((k.lower(), v) for k, v in merged.items())
         options = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
-        if use_ssl:
+        if use_ssl or ca or cert:
+            from .tls import grpc_credentials
+
             self._channel = grpc.aio.secure_channel(
-                self.target, grpc.ssl_channel_credentials(), options
+                self.target, grpc_credentials(ca, cert, key), options
             )
         else:
             self._channel = grpc.aio.insecure_channel(self.target, options)

@@ -9,6 +9,7 @@ use to avoid model round trips.
 from __future__ import annotations
 
 import contextlib
+import ssl
 from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import quote
@@ -147,7 +148,7 @@ class AsyncClient(_BaseClient):
         headers: Mapping[str, str] | None = None,
         binary: bool = False,
         use_ssl: bool = False,
-        verify: bool = True,
+        verify: bool | ssl.SSLContext = True,
         max_connections: int = 100,
         transport: httpx.AsyncBaseTransport | None = None,
         token: str | None = None,
@@ -245,7 +246,7 @@ class Client(_BaseClient):
         headers: Mapping[str, str] | None = None,
         binary: bool = False,
         use_ssl: bool = False,
-        verify: bool = True,
+        verify: bool | ssl.SSLContext = True,
         max_connections: int = 10,
         transport: httpx.BaseTransport | None = None,
         token: str | None = None,

@@ -20,6 +20,7 @@ import uvicorn
 from ..engine.placement import RunnerPlacement
 from ..environments.extract import ExtractionLimits
 from ..engine.registry import ModelRegistry
+from ..errors import InvalidSettings
 from ..settings import ModelSettings, Settings
 from .auth import AccessPolicy, describe_access
 from .guards import inner_guards, metrics_guards, outer_guards
@@ -27,6 +28,7 @@ from .observability import Observability
 from .coalescing import CoalescingHttpToolsProtocol
 from .rest import InferFastPath, build_rest_app
 from .sockets import bind_socket
+from .tls import ServerTLS
 
 logger = logging.getLogger("mlpack.server")
 
@@ -81,6 +83,7 @@ class MLPackServer:
         self.registry.rescan = settings.repository_rescan
         # Who may call what (server/auth.py); key files are read here, once.
         self.access = AccessPolicy.from_settings(settings)
+        self.tls = server_tls(settings)
         self.observability = Observability(settings)
         self._stop = asyncio.Event()
         self._listeners: list[tuple[str, str]] = []
@@ -132,7 +135,11 @@ class MLPackServer:
             root_path=settings.root_path,
             timeout_graceful_shutdown=settings.graceful_timeout,
             server_header=False,
+            **(self.tls.uvicorn_options() if self.tls else {}),
         )
+        if self.tls is not None:  # build the SSL context now, so reloads reach it
+            config.load()
+            self.tls.register(config.ssl)
         self._uvicorn = _EmbeddedUvicorn(config)
         # -- gRPC (server/grpc.py): bound before anything starts, so a busy port fails early.
         try:
@@ -146,6 +153,7 @@ class MLPackServer:
                 settings.grpc_max_message_length,
                 call_metrics=observability.grpc_call_metrics(),
                 interceptors=_grpc_interceptors(policy),
+                credentials=self.tls.grpc_credentials() if self.tls else None,
             )
         except BaseException:
             http_socket.close()
@@ -161,7 +169,13 @@ class MLPackServer:
             metrics_task = asyncio.create_task(metrics.serve(sockets=[metrics_socket]))
         self._listeners = _listeners(settings, http_socket, metrics_socket if metrics else None)
         self._listeners.insert(1, ("gRPC", f"{settings.host}:{grpc_transport.port}"))
-        self._listeners.append(("access", describe_access(settings.host, policy)))
+        tls_state = "TLS off"
+        if self.tls is not None:
+            tls_state = "mutual TLS" if self.tls.mutual else "TLS on"
+            what, address = self._listeners[0]
+            self._listeners[0] = (what, address.replace("http://", "https://", 1))
+        self._listeners.append(("access", describe_access(settings.host, policy, tls_state)))
+        tls_watch = self._watch_tls()
         with self._signals():
             for model in self.models:
                 self.registry.add(model)
@@ -176,9 +190,22 @@ class MLPackServer:
                 await metrics_task
             loading.cancel()
             stop_task.cancel()
+            if tls_watch is not None:
+                tls_watch.cancel()
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
             await self.registry.close()
             await self.runners.close()  # engine: workers stop last
             logger.info("stopped")
+
+    def _watch_tls(self) -> asyncio.Task[None] | None:
+        """Reload certificates when their files change, and at once on SIGHUP."""
+        if self.tls is None:
+            return None
+        tls = self.tls
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, tls.reload, True)
+        return asyncio.create_task(tls.watch(self.settings.tls_reload_interval))
 
     async def _load_models(self) -> None:
         await self.runners.start()  # engine: start workers before loading models
@@ -216,6 +243,17 @@ def _listeners(
         port = metrics_socket.getsockname()[1]
         listeners.append(("metrics", f"http://{host}:{port}{settings.metrics_endpoint}"))
     return listeners
+
+
+def server_tls(settings: Settings) -> ServerTLS | None:
+    """The TLS files from settings (both or neither of cert and key), checked now."""
+    if not settings.tls_cert_file and not settings.tls_key_file:
+        if settings.tls_client_ca_file:
+            raise InvalidSettings("tls_client_ca_file needs tls_cert_file and tls_key_file")
+        return None
+    if not (settings.tls_cert_file and settings.tls_key_file):
+        raise InvalidSettings("TLS needs both tls_cert_file and tls_key_file")
+    return ServerTLS(settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file)
 
 
 def _grpc_interceptors(policy: AccessPolicy) -> list[Any]:

@@ -58,7 +58,7 @@ def grpc_scope(method: str) -> tuple[Scope, bool]:
     return "data", False
 
 
-def describe_access(host: str, policy: AccessPolicy) -> str:
+def describe_access(host: str, policy: AccessPolicy, tls: str = "TLS off") -> str:
     """The banner's access line: which interfaces listen, whether keys are needed."""
     if host in ("0.0.0.0", "::", ""):
         where = f"ALL interfaces ({host or '0.0.0.0'})"
@@ -67,7 +67,7 @@ def describe_access(host: str, policy: AccessPolicy) -> str:
     else:
         where = f"interface {host}"
     auth = "auth ON (API keys)" if policy.enabled else "auth OFF (anyone who reaches the port)"
-    return f"{where}; {auth}; control plane {policy.control_plane}"
+    return f"{where}; {auth}; {tls}; control plane {policy.control_plane}"
 
 
 def _digest(token: str) -> bytes:

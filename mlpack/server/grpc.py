@@ -292,6 +292,7 @@ class GrpcTransport:
         max_message_length: the send and receive limit in bytes (None: 256 MiB).
         call_metrics: where RPC counts go (e.g. ``ServerMetrics``; None: not counted).
         interceptors: run before every call (e.g. the access policy's, ``grpc_access``).
+        credentials: TLS server credentials (``server/tls.py``; None: plaintext).
     """
 
     def __init__(
@@ -303,6 +304,7 @@ class GrpcTransport:
         max_message_length: Optional[int] = None,
         call_metrics: Optional[CallMetrics] = None,
         interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+        credentials: grpc.ServerCredentials | None = None,
     ) -> None:
         limit = max_message_length or DEFAULT_MAX_MESSAGE_LENGTH
         self._health_task: Optional[asyncio.Task[None]] = None
@@ -328,7 +330,10 @@ class GrpcTransport:
         )
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         try:
-            self.port = self._server.add_insecure_port(address)
+            if credentials is None:
+                self.port = self._server.add_insecure_port(address)
+            else:
+                self.port = self._server.add_secure_port(address, credentials)
         except RuntimeError:  # grpcio >= 1.60 raises; older versions return 0
             self.port = 0
         if not self.port:
