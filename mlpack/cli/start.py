@@ -21,7 +21,9 @@ def start(
             help="A model folder, or a folder of model folders (with an optional settings.json)."
         ),
     ] = Path("."),
-    host: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Interface to listen on (default 127.0.0.1; 0.0.0.0: all).")
+    ] = None,
     http_port: Annotated[int | None, typer.Option(help="REST port (default 8080).")] = None,
     grpc_port: Annotated[int | None, typer.Option(help="gRPC port (default 8081).")] = None,
     metrics_port: Annotated[
