@@ -1,7 +1,7 @@
 """The REST and metrics apps' protective layers, in their order, from settings.
 
 Outermost first: trusted hosts (``hosts``) → CORS and REST metrics (``observability``)
-→ cross-site and media-type checks (``browsers``) → API keys and the control-plane
+→ the cross-site check (``browsers``) → API keys and the control-plane
 switch (``auth``) → the infer fast path → Starlette. Every layer sits outside the fast
 path, so no route escapes it; a layer that cannot refuse anything is left out.
 """
@@ -19,7 +19,7 @@ def inner_guards(app: Any, settings: Settings, policy: AccessPolicy) -> Any:
     """What goes inside CORS: the access policy, then the browser checks around it."""
     if policy.active:
         app = AccessGuard(app, policy, settings.root_path)
-    return BrowserGuard(app, settings.cors_settings, settings.root_path)
+    return BrowserGuard(app, settings.cors_settings)
 
 
 def outer_guards(app: Any, settings: Settings) -> Any:
