@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
 from .._version import __version__
+from ..distribution import DISTRIBUTION
 from ..settings import MODEL_SETTINGS_FILENAME
 from .dockerfile import ImagePlan, render_dockerfile, render_dockerignore
 from .envs import BuildError, cache_dir, pack_conda, python_tag, run_pip, wheels_for
@@ -53,7 +54,7 @@ def mlpack_source() -> Path:
     """The source tree of the running mlpack (a wheel of it goes into the image)."""
     root = Path(__file__).resolve().parents[2]
     pyproject = root / "pyproject.toml"
-    if not pyproject.is_file() or 'name = "mlpack"' not in pyproject.read_text():
+    if not pyproject.is_file() or f'name = "{DISTRIBUTION}"' not in pyproject.read_text():
         raise BuildError(
             f"mlpack's source tree was not found next to {Path(__file__).resolve().parents[1]}: "
             "`mlpack build` packs mlpack from its source; install mlpack from a checkout "

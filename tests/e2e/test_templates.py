@@ -45,7 +45,7 @@ def test_generated_project_tests_serves_and_answers(template: str, tmp_path: Pat
         pytest.importorskip(module)
     project = tmp_path / f"{template}-model"
     batching = ["--batching"] if template in ("custom", "sklearn") else []
-    _run([sys.executable, "-m", "mlpack", "init", str(project), "-t", template, "--no-input", *batching], tmp_path)
+    _run([sys.executable, "-m", "mlpack", "init", str(project), "--template", template, "--no-input", *batching], tmp_path)
     name = json.loads((project / "model-settings.json").read_text())["name"]
     assert name == f"{template}-model"
 
