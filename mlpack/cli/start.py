@@ -19,9 +19,15 @@ def start(
         Path, typer.Argument(help="A model folder, or a folder of model folders (with an optional settings.json).")
     ] = Path("."),
     host: Annotated[Optional[str], typer.Option(help="Interface to listen on.")] = None,
-    http_port: Annotated[Optional[int], typer.Option(help="REST port (default 8080).")] = None,
-    grpc_port: Annotated[Optional[int], typer.Option(help="gRPC port (default 8081).")] = None,
-    metrics_port: Annotated[Optional[int], typer.Option(help="Prometheus metrics port (default 8082).")] = None,
+    http_port: Annotated[
+        Optional[int], typer.Option(min=0, max=65535, help="REST port (default 8080).")
+    ] = None,
+    grpc_port: Annotated[
+        Optional[int], typer.Option(min=0, max=65535, help="gRPC port (default 8081).")
+    ] = None,
+    metrics_port: Annotated[
+        Optional[int], typer.Option(min=0, max=65535, help="Prometheus metrics port (default 8082).")
+    ] = None,
     parallel_workers: Annotated[
         Optional[int], typer.Option(help="Inference worker processes (0: in the server process).")
     ] = None,
