@@ -4,6 +4,7 @@ MLPackError
 └── ClientError                   anything that went wrong talking to a server
     ├── TransportError            no answer: connection refused or reset, TLS, protocol
     │   └── Timeout               no answer in time
+    ├── UnsendableRequest         the request cannot be encoded for the wire (never sent)
     └── ServerError               the server answered with an error status
 """
 
@@ -34,6 +35,16 @@ class TransportError(ClientError):
 
 class Timeout(TransportError):
     """The server did not answer in time."""
+
+
+class UnsendableRequest(ClientError):
+    """The request cannot be encoded for the transport, so it was never sent (like a 400)."""
+
+    status = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.reason = message
 
 
 class ServerError(ClientError):

@@ -14,11 +14,12 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import orjson
 
 from ..errors import MLPackError
+from .reader import iter_lines
 
 
 class OutputError(MLPackError):
@@ -83,10 +84,13 @@ def _complete_lines(path: Path, start_bytes: int, start_lines: int) -> tuple[int
     return lines, end
 
 
-def _keep_errors_up_to(path: Path, lines: int) -> int:
-    """Drop error records of lines after ``lines`` (and a partial last record); return the size."""
+def _keep_errors_up_to(path: Path, lines: int) -> tuple[int, int]:
+    """Drop error records of lines after ``lines`` (and a partial last record).
+
+    Returns the file's new size and how many error records it keeps.
+    """
     if not path.exists():
-        return 0
+        return 0, 0
     kept = []
     with open(path, "rb") as file:
         for raw in file:
@@ -100,7 +104,7 @@ def _keep_errors_up_to(path: Path, lines: int) -> int:
                 kept.append(raw)
     data = b"".join(kept)
     path.write_bytes(data)
-    return len(data)
+    return len(data), len(kept)
 
 
 class OrderedWriter:
@@ -128,6 +132,7 @@ class OrderedWriter:
         self.checkpoint_interval = checkpoint_interval
         self._pending: dict[int, tuple[bytes, Optional[bytes]]] = {}
         self._last_checkpoint = 0.0
+        self.errors_before = 0  # error records kept from an earlier run (on resume)
         self.checkpoint = self._prepare(str(input_path.resolve()), resume, overwrite)
         self.start = self.checkpoint.lines
         self.next_index = self.start
@@ -165,7 +170,7 @@ class OrderedWriter:
         lines, size = _complete_lines(self.output, base.output_bytes, base.lines)
         with open(self.output, "r+b") as file:
             file.truncate(size)
-        errors_bytes = _keep_errors_up_to(self.errors_path, lines)
+        errors_bytes, self.errors_before = _keep_errors_up_to(self.errors_path, lines)
         checkpoint = Checkpoint(
             input=input_path, lines=lines, output_bytes=size, errors_bytes=errors_bytes
         )
@@ -175,6 +180,15 @@ class OrderedWriter:
     @property
     def lines_buffered(self) -> int:
         return len(self._pending)
+
+    @property
+    def lines_to_send(self) -> Optional[int]:
+        """How many lines this run sends (None: the rest of the input, counted elsewhere)."""
+        return None
+
+    def input_lines(self, input_path: Path) -> Iterator[tuple[int, bytes]]:
+        """The input lines this run sends: every line after those already written."""
+        return iter_lines(input_path, self.start)
 
     def put(self, index: int, record: bytes, error: Optional[bytes] = None) -> None:
         """Hand over the output record (and error record, if the line failed) of line ``index``."""
