@@ -63,7 +63,9 @@ def test_a_finished_rerun_replaces_lines_in_place(finished: tuple[Path, Path]) -
     lines = out.read_bytes().splitlines(keepends=True)
     assert lines == [_error(i) if i == 5 else _ok(i) for i in range(10)]
     assert out.with_name("out.errors.jsonl").read_bytes() == _error(5)
-    assert [index for index, _ in FailedLinesWriter(out, inp).input_lines(inp)] == [5]
+    again = FailedLinesWriter(out, inp)
+    assert [index for index, _ in again.input_lines(inp)] == [5]
+    again.close(complete=False)
 
 
 def test_an_unfinished_job_is_refused(tmp_path: Path) -> None:
