@@ -18,17 +18,11 @@ from typing import Optional
 from urllib.parse import unquote, urlparse
 
 from ._version import __version__
-from .errors import MLPackError
+from .errors import ForeignRequirementError as ForeignRequirementError  # in the error tree
 
 DISTRIBUTION = "mlpack-serve"
 FOREIGN_NAME = "mlpack"
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
-
-
-class ForeignRequirementError(MLPackError):
-    """A requirements file names ``mlpack``, which on the package index is someone else's."""
-
-    status = 400
 
 
 @dataclass(frozen=True)

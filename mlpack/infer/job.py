@@ -12,8 +12,8 @@ from typing import Any, Iterator, Literal, Optional, Protocol, Sequence
 
 import orjson
 
-from ..client.errors import ClientError
-from ..errors import MLPackError
+from ..client.errors import ClientError, ServerError, UnsendableRequest
+from ..errors import JobInterrupted as JobInterrupted  # in the error tree; re-exported
 from .batching import SplitError, merge, merge_key, rows_of, split
 from .output import OrderedWriter
 from .progress import JobStats, NullReporter, Reporter
@@ -24,18 +24,6 @@ from .retry import DEFAULT_RETRIES, DEFAULT_RETRY_FOR, Endpoints, RetryPolicy, b
 logger = logging.getLogger("mlpack.infer")
 
 Transport = Literal["rest", "grpc"]
-
-
-class JobInterrupted(MLPackError):
-    """The job was stopped (Ctrl-C or SIGTERM) before every line was written."""
-
-    status = 130
-
-    def __init__(self, stats: JobStats, output: Path) -> None:
-        super().__init__(
-            f"interrupted after {stats.skipped + stats.done} lines written to {output}"
-        )
-        self.stats = stats
 
 
 class InferClient(Protocol):
@@ -239,8 +227,11 @@ class _Job:
         try:
             response = await self._send(line.request, merged=False)
         except ClientError as error:
-            status = getattr(error, "status", None)
-            reason = getattr(error, "reason", error.message)
+            # Only an answer (or a request refused before sending) has a status of its own.
+            answered = isinstance(error, (ServerError, UnsendableRequest))
+            status = int(error.status) if answered else None
+            reason = error.reason if isinstance(error, (ServerError, UnsendableRequest)) else ""
+            reason = reason or error.message
             logger.info("line %d failed: %s", line.index + 1, error.message)
             record = _error_record(line.index, line.id, reason, status)
             return line.index, record, record, 0
@@ -315,7 +306,10 @@ async def run_job(
         await asyncio.gather(*tasks)
         complete = True
     except asyncio.CancelledError:
-        raise JobInterrupted(stats, options.output_path) from None
+        written = stats.skipped + stats.done
+        raise JobInterrupted(
+            f"interrupted after {written} lines written to {options.output_path}", stats
+        ) from None
     finally:
         for task in tasks + side_tasks:
             task.cancel()

@@ -18,14 +18,9 @@ from typing import Iterator, Optional
 
 import orjson
 
-from ..errors import MLPackError
+from ..errors import OutputError as OutputError  # defined in the error tree; re-exported
 from .reader import iter_lines
 
-
-class OutputError(MLPackError):
-    """The output cannot be written, or a resume does not match the job."""
-
-    status = 400
 
 
 @dataclass
