@@ -10,7 +10,7 @@ from typing import Iterable, Optional
 from ..engine.registry import ModelEntry
 
 REQUEST_FILE = "request.json"
-_WILDCARDS = {"0.0.0.0", "::", "", "127.0.0.1", "::1"}
+_WILDCARDS = {"0.0.0.0", "::", ""}
 
 
 def ready_hint(entries: Iterable[ModelEntry], host: str, port: int) -> Optional[str]:
@@ -23,7 +23,8 @@ def ready_hint(entries: Iterable[ModelEntry], host: str, port: int) -> Optional[
     if not entries or any(entry.state.value != "READY" for entry in entries):
         return None
     first = entries[0]
-    address = f"localhost:{port}" if host in _WILDCARDS else f"{host}:{port}"
+    shown = "localhost" if host in _WILDCARDS else f"[{host}]" if ":" in host else host
+    address = f"{shown}:{port}"
     base = f"curl -s {address}/v2/models/{first.name}"
     request = Path(first.settings.folder) / REQUEST_FILE if first.settings.folder else None
     if request is not None and request.is_file():
