@@ -1,4 +1,5 @@
 # The two quick-start commands: `make run` serves examples/iris, `make test` runs every test.
+# `make check` runs the rules: ruff (pinned rules), ruff format, mypy --strict, import contracts.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -7,7 +8,7 @@ PYTEST_ARGS ?=
 RUN_ARGS ?=
 INSTALLED := $(VENV)/.installed-sklearn
 
-.PHONY: run test install install-test bench clean
+.PHONY: run test check install install-test install-check bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +25,9 @@ install-test: $(PY)
 	PYTHONWARNINGS="ignore:Editable installation" $(PY) -m pip install --quiet --upgrade pip
 	PYTHONWARNINGS="ignore:Editable installation" $(PY) -m pip install --quiet -e '.[test]'
 
+install-check: $(PY)
+	PYTHONWARNINGS="ignore:Editable installation" $(PY) -m pip install --quiet -e '.[test,check]'
+
 examples/iris/model.joblib: | $(INSTALLED)
 	$(PY) examples/iris/train.py
 
@@ -31,8 +35,18 @@ examples/iris/model.joblib: | $(INSTALLED)
 run: $(INSTALLED) examples/iris/model.joblib
 	OPENBLAS_NUM_THREADS=1 $(VENV)/bin/mlpack start examples/iris $(RUN_ARGS)
 
+LINTED := mlpack runtimes tests benchmarks examples
+TYPED := mlpack runtimes/sklearn/mlpack_sklearn runtimes/xgboost/mlpack_xgboost \
+	runtimes/lightgbm/mlpack_lightgbm runtimes/onnx/mlpack_onnx
+
 test: install-test
-	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadfile --durations=15 $(PYTEST_ARGS)
+
+check: install-check
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
+	$(VENV)/bin/mypy --strict $(TYPED)
+	$(VENV)/bin/lint-imports
 
 bench: install-test
 	$(PY) -m benchmarks.iris_rest

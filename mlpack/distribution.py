@@ -14,7 +14,6 @@ import shlex
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Optional
 from urllib.parse import unquote, urlparse
 
 from ._version import __version__
@@ -29,7 +28,7 @@ _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 class ForeignRequirement:
     """One requirements line that would install the unrelated ``mlpack`` library."""
 
-    path: Optional[Path]
+    path: Path | None
     line_number: int
     line: str
 
@@ -39,7 +38,7 @@ def normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def foreign_requirements(text: str, path: Optional[Path] = None) -> list[ForeignRequirement]:
+def foreign_requirements(text: str, path: Path | None = None) -> list[ForeignRequirement]:
     """Lines of a requirements file that name ``mlpack`` from the index (not a direct URL)."""
     found = []
     for number, raw in enumerate(text.splitlines(), start=1):
@@ -78,11 +77,11 @@ def install_source() -> str:
     return shlex.quote(f"{DISTRIBUTION}=={__version__}")
 
 
-def _checkout_root() -> Optional[Path]:
+def _checkout_root() -> Path | None:
     """The source tree this mlpack runs from or was installed from, if it is a local folder."""
     url = _direct_url()
     if url is not None:
-        parsed = urlparse(url.get("url", ""))
+        parsed = urlparse(str(url.get("url", "")))
         if parsed.scheme == "file" and "dir_info" in url:
             folder = Path(unquote(parsed.path))
             if _is_checkout(folder):
@@ -93,10 +92,11 @@ def _checkout_root() -> Optional[Path]:
 
 def _installed_editable() -> bool:
     url = _direct_url()
-    return bool(url and url.get("dir_info", {}).get("editable"))
+    dir_info = url.get("dir_info") if url else None
+    return isinstance(dir_info, dict) and bool(dir_info.get("editable"))
 
 
-def _direct_url() -> Optional[dict[str, object]]:
+def _direct_url() -> dict[str, object] | None:
     """PEP 610's ``direct_url.json`` of the installed distribution (None from an index)."""
     try:
         text = metadata.distribution(DISTRIBUTION).read_text("direct_url.json")

@@ -8,7 +8,7 @@ import signal
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -59,7 +59,7 @@ def infer(
         ),
     ],
     url: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option(
             "-u",
             "--url",
@@ -70,7 +70,7 @@ def infer(
         ),
     ] = None,
     model_version: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--model-version", envvar=_env("MODEL_VERSION"), help="Model version."),
     ] = None,
     workers: Annotated[
@@ -121,7 +121,7 @@ def infer(
         typer.Option("-t", "--transport", envvar=_env("TRANSPORT"), help="rest or grpc."),
     ] = TransportName.rest,
     request_headers: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option(
             "-H",
             "--request-headers",
@@ -168,7 +168,7 @@ def infer(
         bool, typer.Option("--overwrite", help="Start again over an unfinished job.")
     ] = False,
     progress: Annotated[
-        Optional[bool],
+        bool | None,
         typer.Option("--progress/--no-progress", help="Progress bar (default: on a terminal)."),
     ] = None,
     verbose: Annotated[

@@ -6,9 +6,10 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Literal, Optional, Protocol, Sequence
+from typing import Any, Literal, Protocol
 
 import orjson
 
@@ -32,8 +33,8 @@ class InferClient(Protocol):
         model_name: str,
         request: dict[str, Any],
         *,
-        model_version: Optional[str] = None,
-        headers: Optional[dict[str, str]] = None,
+        model_version: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> dict[str, Any]: ...
 
     async def aclose(self) -> None: ...
@@ -47,7 +48,7 @@ class InferOptions:
     model_name: str
     input_path: Path
     output_path: Path
-    model_version: Optional[str] = None
+    model_version: str | None = None
     workers: int = 10
     retries: int = DEFAULT_RETRIES
     retry_for: float = DEFAULT_RETRY_FOR
@@ -95,7 +96,7 @@ def _record(payload: dict[str, Any]) -> bytes:
 
 
 def _error_record(
-    index: int, request_id: Optional[str], reason: str, status: Optional[int] = None
+    index: int, request_id: str | None, reason: str, status: int | None = None
 ) -> bytes:
     payload: dict[str, Any] = {"id": request_id, "line": index + 1, "error": reason}
     if status is not None:
@@ -104,7 +105,7 @@ def _error_record(
 
 
 # (line index, output record, error record or None, rows answered)
-Result = tuple[int, bytes, Optional[bytes], int]
+Result = tuple[int, bytes, bytes | None, int]
 
 
 class Writer(Protocol):
@@ -114,9 +115,9 @@ class Writer(Protocol):
     errors_before: int
 
     @property
-    def lines_to_send(self) -> Optional[int]: ...
+    def lines_to_send(self) -> int | None: ...
     def input_lines(self, input_path: Path) -> Iterator[tuple[int, bytes]]: ...
-    def put(self, index: int, record: bytes, error: Optional[bytes] = None) -> None: ...
+    def put(self, index: int, record: bytes, error: bytes | None = None) -> None: ...
     def drain(self) -> int: ...
     def close(self, complete: bool = False) -> None: ...
 
@@ -148,7 +149,7 @@ class _Job:
         self.batch_size = max(1, options.batch_size)
         workers = max(1, options.workers)
         self.workers = workers
-        self.queue: asyncio.Queue[Optional[list[Line]]] = asyncio.Queue(maxsize=workers)
+        self.queue: asyncio.Queue[list[Line] | None] = asyncio.Queue(maxsize=workers)
         # Lines read but not yet written: bounds memory whatever the file size.
         self.window = asyncio.Semaphore(max(64, 4 * workers * self.batch_size))
 
@@ -241,7 +242,7 @@ class _Job:
     async def _send(self, request: dict[str, Any], *, merged: bool) -> dict[str, Any]:
         options = self.options
         attempt = 0
-        first_failure: Optional[float] = None
+        first_failure: float | None = None
         while True:
             client = self.endpoints.pick()
             try:
@@ -268,7 +269,7 @@ class _Job:
 
 
 async def run_job(
-    options: InferOptions, reporter: Optional[Reporter] = None, tick: float = 0.25
+    options: InferOptions, reporter: Reporter | None = None, tick: float = 0.25
 ) -> JobStats:
     """Run a job to the end; raises ``JobInterrupted`` if cancelled (after saving progress)."""
     reporter = reporter or NullReporter()

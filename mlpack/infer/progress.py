@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Optional, Protocol, TextIO
+from typing import Any, Protocol, TextIO
 
 
 @dataclass
@@ -17,7 +17,7 @@ class JobStats:
     ``failed_before`` of them are error records.
     """
 
-    total: Optional[int] = None
+    total: int | None = None
     skipped: int = 0
     failed_before: int = 0
     ok: int = 0
@@ -25,7 +25,7 @@ class JobStats:
     rows: int = 0
     retries: int = 0
     started: float = field(default_factory=time.monotonic)
-    finished: Optional[float] = None
+    finished: float | None = None
 
     @property
     def done(self) -> int:

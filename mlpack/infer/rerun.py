@@ -1,4 +1,4 @@
-"""``--retry-failed``: send again only the lines whose records are errors, and replace them in place.
+"""``--retry-failed``: send again only the lines whose records are errors; replace them in place.
 
 The error sidecar (``OUT.errors.jsonl``) lists the failed lines. Their new records go to a
 scratch file in input order; when every one has an answer, the output is rewritten in one
@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import bisect
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Iterator, Optional
+from typing import IO
 
 import orjson
 
@@ -60,7 +61,9 @@ class FailedLinesWriter:
         if checkpoint is None or not output.exists():
             raise OutputError(f"{output} holds no earlier job to retry (no checkpoint next to it)")
         if checkpoint.input != str(input_path.resolve()):
-            raise OutputError(f"{output} was written for input {checkpoint.input}, not {input_path}")
+            raise OutputError(
+                f"{output} was written for input {checkpoint.input}, not {input_path}"
+            )
         if not checkpoint.complete:
             raise OutputError(
                 f"{output} holds an unfinished job ({checkpoint.lines} lines written): "
@@ -71,16 +74,17 @@ class FailedLinesWriter:
         self.start = 0
         self.errors_before = 0
         self._position = 0
-        self._pending: dict[int, tuple[bytes, Optional[bytes]]] = {}
+        self._pending: dict[int, tuple[bytes, bytes | None]] = {}
         self._scratch_path = output.with_name(output.name + ".retry.tmp")
-        self._scratch: IO[bytes] = open(self._scratch_path, "wb")
+        # Open for the writer's lifetime; ``close`` closes it.
+        self._scratch: IO[bytes] = open(self._scratch_path, "wb")  # noqa: SIM115
 
     @property
     def lines_buffered(self) -> int:
         return len(self._pending)
 
     @property
-    def lines_to_send(self) -> Optional[int]:
+    def lines_to_send(self) -> int | None:
         return len(self.failed)
 
     def input_lines(self, input_path: Path) -> Iterator[tuple[int, bytes]]:
@@ -95,7 +99,7 @@ class FailedLinesWriter:
             if position < len(self.failed) and self.failed[position] == index:
                 yield index, raw
 
-    def put(self, index: int, record: bytes, error: Optional[bytes] = None) -> None:
+    def put(self, index: int, record: bytes, error: bytes | None = None) -> None:
         self._pending[index] = (record, error)
 
     def drain(self) -> int:

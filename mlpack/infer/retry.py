@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Generic, Optional, Sequence, TypeVar
+from typing import Generic, TypeVar
 
 from ..client.errors import UNAVAILABLE_STATUSES, ClientError, ServerError, TransportError
 
@@ -40,8 +41,8 @@ class RetryPolicy:
     base: float = 0.1
     cap: float = 5.0
 
-    def delay(self, attempt: int, retry_after: Optional[float] = None) -> float:
-        """Seconds before retry ``attempt`` (1-based): half to all of the backoff, or Retry-After."""
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds before retry ``attempt`` (1-based): half to all of the backoff, or more."""
         backoff = min(self.cap, self.base * 2 ** min(attempt - 1, 30))
         jittered = random.uniform(backoff / 2, backoff)
         if retry_after is not None:
@@ -50,7 +51,7 @@ class RetryPolicy:
 
     def next_delay(
         self, error: ClientError, attempt: int, failing_for: float, *, merged: bool = False
-    ) -> Optional[float]:
+    ) -> float | None:
         """Seconds to wait before retry ``attempt`` (1-based), or None to give up.
 
         ``failing_for``: seconds since the request first failed. A merged batch is retried

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import shlex
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Optional
 
 from ..engine.registry import ModelEntry
 
@@ -13,7 +13,7 @@ REQUEST_FILE = "request.json"
 _WILDCARDS = {"0.0.0.0", "::", ""}
 
 
-def ready_hint(entries: Iterable[ModelEntry], host: str, port: int) -> Optional[str]:
+def ready_hint(entries: Iterable[ModelEntry], host: str, port: int) -> str | None:
     """``ready: try curl ...`` when every model is READY (None otherwise or with no models).
 
     The example sends the model's ``request.json`` when its folder has one (as ``mlpack init``
@@ -29,8 +29,7 @@ def ready_hint(entries: Iterable[ModelEntry], host: str, port: int) -> Optional[
     request = Path(first.settings.folder) / REQUEST_FILE if first.settings.folder else None
     if request is not None and request.is_file():
         command = (
-            f"{base}/infer -H 'Content-Type: application/json' "
-            f"-d @{shlex.quote(_shown(request))}"
+            f"{base}/infer -H 'Content-Type: application/json' -d @{shlex.quote(_shown(request))}"
         )
     else:
         command = base

@@ -33,7 +33,11 @@ def _clean_environment() -> dict[str, str]:
 def _bash(script: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         ["bash", "-c", f"set -e\n{script}"],
-        cwd=cwd, env=_clean_environment(), capture_output=True, text=True, timeout=900,
+        cwd=cwd,
+        env=_clean_environment(),
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert result.returncode == 0, f"{script}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result
@@ -41,9 +45,19 @@ def _bash(script: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def _installed(venv: Path) -> set[str]:
     listing = subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pip", "list", "--format", "json",
-         "--disable-pip-version-check"],
-        capture_output=True, text=True, check=True, env=_clean_environment(),
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "pip",
+            "list",
+            "--format",
+            "json",
+            "--disable-pip-version-check",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=_clean_environment(),
     )
     return {normalise(item["name"]) for item in json.loads(listing.stdout)}
 
@@ -57,8 +71,11 @@ def test_readme_setup_in_a_clean_venv_installs_no_foreign_mlpack(tmp_path: Path)
     activate = f". '{venv}/bin/activate'"
 
     setup = files["README.md"].split("## 1. Set up", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
-    pip_lines = [line.split("  #", 1)[0].strip() for line in setup.splitlines()
-                 if line.strip().startswith("pip install")]
+    pip_lines = [
+        line.split("  #", 1)[0].strip()
+        for line in setup.splitlines()
+        if line.strip().startswith("pip install")
+    ]
     tool, requirements = pip_lines
     assert requirements == "pip install -r requirements.txt pytest"
 

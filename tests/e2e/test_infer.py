@@ -6,13 +6,13 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -369,29 +369,9 @@ def _start_on(folder: Path, log_dir: Path, previous: RunningServer) -> RunningSe
         helpers.free_ports = original  # type: ignore[assignment]
 
 
-def _grpc_serving(server: RunningServer) -> bool:
-    try:
-        import grpc
-
-        from mlpack.proto import inference_pb2, inference_pb2_grpc
-    except ImportError:
-        return False
-    with socket.socket() as sock:
-        if sock.connect_ex(("127.0.0.1", server.grpc_port)) != 0:
-            return False
-    with grpc.insecure_channel(server.grpc_address) as channel:
-        try:
-            stub = inference_pb2_grpc.GRPCInferenceServiceStub(channel)
-            return bool(stub.ServerLive(inference_pb2.ServerLiveRequest(), timeout=2).live)
-        except grpc.RpcError:
-            return False
-
-
 def test_grpc_transport_gives_the_same_output_as_rest(
     infer_server: RunningServer, tmp_path: Path
 ) -> None:
-    if not _grpc_serving(infer_server):
-        pytest.skip("mlpack start has no gRPC transport yet (no ServerLive on its gRPC port)")
     rows = values(80)
     inp = write_requests(tmp_path / "in.jsonl", rows)
     rest = run_infer([_address(infer_server)], "echo", inp, tmp_path / "rest.jsonl", "-s", "8")
@@ -408,7 +388,9 @@ def test_binary_data_gives_the_same_output_as_json(
     rows = values(60)
     inp = write_requests(tmp_path / "in.jsonl", rows)
     plain = run_infer([_address(infer_server)], "echo", inp, tmp_path / "json.jsonl", "-s", "4")
-    binary = run_infer([_address(infer_server)], "echo", inp, tmp_path / "bin.jsonl", "-s", "4", "-b")
+    binary = run_infer(
+        [_address(infer_server)], "echo", inp, tmp_path / "bin.jsonl", "-s", "4", "-b"
+    )
     assert plain.returncode == 0 and binary.returncode == 0, plain.stderr + binary.stderr
     assert (tmp_path / "json.jsonl").read_bytes() == (tmp_path / "bin.jsonl").read_bytes()
 
@@ -418,7 +400,9 @@ def _gate_calls(server: RunningServer) -> int:
     import httpx
 
     stats = httpx.get(f"{server.url}/v2/models/gate/stats", timeout=10).json()["model_stats"][0]
-    return int(stats["inference_stats"]["success"]["count"] + stats["inference_stats"]["fail"]["count"])
+    return int(
+        stats["inference_stats"]["success"]["count"] + stats["inference_stats"]["fail"]["count"]
+    )
 
 
 def test_resume_fails_while_error_records_remain_and_retry_failed_fixes_them_in_place(
@@ -458,9 +442,13 @@ def test_resume_fails_while_error_records_remain_and_retry_failed_fixes_them_in_
 
 def test_retry_failed_needs_a_finished_job(infer_server: RunningServer, tmp_path: Path) -> None:
     inp = write_requests(tmp_path / "in.jsonl", values(5))
-    result = run_infer([_address(infer_server)], "gate", inp, tmp_path / "none.jsonl", "--retry-failed")
+    result = run_infer(
+        [_address(infer_server)], "gate", inp, tmp_path / "none.jsonl", "--retry-failed"
+    )
     assert result.returncode == 2 and "no earlier job" in result.stderr
-    both = run_infer([_address(infer_server)], "gate", inp, tmp_path / "x.jsonl", "--retry-failed", "--resume")
+    both = run_infer(
+        [_address(infer_server)], "gate", inp, tmp_path / "x.jsonl", "--retry-failed", "--resume"
+    )
     assert both.returncode == 2 and "cannot be combined" in both.stderr
 
 
@@ -470,13 +458,18 @@ def test_grpc_unencodable_lines_become_error_records_like_rest(
     rows = values(30)
     inp = write_requests(tmp_path / "in.jsonl", rows)
     lines = inp.read_text().splitlines()
-    bad = {4: {"name": "x", "shape": [2], "datatype": "FP64", "data": [1.0]},
-           12: {"name": "x", "shape": [1], "datatype": "INT8", "data": [1000]},
-           20: {"name": "x", "shape": [1], "datatype": "FP64", "data": ["text"]}}
+    bad = {
+        4: {"name": "x", "shape": [2], "datatype": "FP64", "data": [1.0]},
+        12: {"name": "x", "shape": [1], "datatype": "INT8", "data": [1000]},
+        20: {"name": "x", "shape": [1], "datatype": "FP64", "data": ["text"]},
+    }
     for index, tensor in bad.items():
         lines[index] = json.dumps({"inputs": [tensor]})
     inp.write_text("\n".join(lines) + "\n")
-    for transport, address in (("rest", _address(infer_server)), ("grpc", infer_server.grpc_address)):
+    for transport, address in (
+        ("rest", _address(infer_server)),
+        ("grpc", infer_server.grpc_address),
+    ):
         out = tmp_path / f"{transport}.jsonl"
         result = run_infer([address], "echo", inp, out, "-t", transport, "-s", "4")
         assert result.returncode == 1, result.stderr

@@ -1,4 +1,4 @@
-"""The quick start talks: once every model is READY, `mlpack start` prints a curl line that works."""
+"""The quick start talks: once every model is READY, `mlpack start` prints a working curl."""
 
 from __future__ import annotations
 
@@ -35,8 +35,9 @@ def test_ready_line_appears_once_ready_and_its_curl_answers(tmp_path: Path) -> N
         command = ready_lines[0].split("try  ", 1)[1]
         assert command.startswith(f"curl -s 127.0.0.1:{server.http_port}/v2/models/iris/infer")
         # Run it as printed, from the server's working directory (a path with a space).
-        result = subprocess.run(["bash", "-c", command], cwd=tmp_path, capture_output=True,
-                                text=True, timeout=60)
+        result = subprocess.run(
+            ["bash", "-c", command], cwd=tmp_path, capture_output=True, text=True, timeout=60
+        )
         answer = json.loads(result.stdout)
         assert answer["outputs"][0]["data"] == [0], result.stdout + result.stderr
     finally:

@@ -33,7 +33,9 @@ def test_pyproject_license_is_an_spdx_string_setuptools_reads_without_warnings()
     setuptools = pytest.importorskip("setuptools", minversion="77")
     from setuptools.config.pyprojecttoml import apply_configuration
 
-    assert tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["license"] == "Apache-2.0"
+    assert (
+        tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["license"] == "Apache-2.0"
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         distribution = apply_configuration(setuptools.Distribution(), REPO / "pyproject.toml")
@@ -63,13 +65,18 @@ def test_generated_requirements_never_name_mlpack_or_pytest(template: str) -> No
     files = scaffold.render_project(scaffold.ProjectOptions(template=template, name="m"))
     requirements = files["requirements.txt"]
     assert foreign_requirements(requirements) == []
-    names = [line.split("[")[0].split("=")[0].strip() for line in requirements.splitlines()
-             if line.strip() and not line.startswith("#")]
+    names = [
+        line.split("[")[0].split("=")[0].strip()
+        for line in requirements.splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     assert "mlpack" not in names and "pytest" not in names and names
 
 
 def test_generated_readme_installs_the_tool_from_where_it_is_and_pytest() -> None:
-    readme = scaffold.render_project(scaffold.ProjectOptions(template="custom", name="m"))["README.md"]
+    readme = scaffold.render_project(scaffold.ProjectOptions(template="custom", name="m"))[
+        "README.md"
+    ]
     setup = readme.split("## 1. Set up", 1)[1].split("```", 2)[1]
     assert f"pip install {install_source()}" in setup
     assert "pip install -r requirements.txt pytest" in setup
@@ -110,4 +117,3 @@ def test_env_pack_refuses_a_requirement_on_mlpack(tmp_path: Path) -> None:
     result = CliRunner().invoke(create_app(), ["env", "pack", str(project)])
     assert result.exit_code == 1 and "unrelated C++ library" in result.output
     assert not (project / "environment.tar.gz").exists()
-

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from mlpack import scaffold
-from mlpack.packaging.plan import plan_image
 from mlpack.packaging.image import write_context
+from mlpack.packaging.plan import plan_image
 
 INFER_LEFTOVERS = [
     "responses.jsonl",

@@ -55,7 +55,9 @@ def test_out_of_range_port_in_settings_json_is_a_usage_error(tmp_path: Path) -> 
 
 def test_next_steps_quote_the_folder_and_install_pytest(tmp_path: Path) -> None:
     target = tmp_path / "my model"
-    result = runner.invoke(create_app(), ["init", str(target), "--template", "custom", "--no-input"])
+    result = runner.invoke(
+        create_app(), ["init", str(target), "--template", "custom", "--no-input"]
+    )
     assert result.exit_code == 0, result.output
     assert f"cd '{target}'" in result.output
     steps = [line.strip() for line in result.output.splitlines()]
@@ -63,7 +65,9 @@ def test_next_steps_quote_the_folder_and_install_pytest(tmp_path: Path) -> None:
 
 
 def test_init_t_is_the_old_spelling_of_template(tmp_path: Path) -> None:
-    result = runner.invoke(create_app(), ["init", str(tmp_path / "p"), "-t", "sklearn", "--no-input"])
+    result = runner.invoke(
+        create_app(), ["init", str(tmp_path / "p"), "-t", "sklearn", "--no-input"]
+    )
     assert result.exit_code == 0, result.output
     assert "use --template" in result.output
     settings = json.loads((tmp_path / "p" / "model-settings.json").read_text())
@@ -74,7 +78,13 @@ def test_init_t_is_the_old_spelling_of_template(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("size", "shown"),
-    [(0, "0 B"), (812, "812 B"), (4_200, "4.20 kB"), (51_300_000, "51.3 MB"), (2_400_000_000, "2.40 GB")],
+    [
+        (0, "0 B"),
+        (812, "812 B"),
+        (4_200, "4.20 kB"),
+        (51_300_000, "51.3 MB"),
+        (2_400_000_000, "2.40 GB"),
+    ],
 )
 def test_human_size(size: int, shown: str) -> None:
     assert human_size(size) == shown

@@ -35,7 +35,16 @@ def test_default_url_follows_the_transport(
     (tmp_path / "in.jsonl").write_text("{}\n")
     result = CliRunner().invoke(
         create_app(),
-        ["infer", "-m", "m", "-i", str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "o.jsonl"), *args],
+        [
+            "infer",
+            "-m",
+            "m",
+            "-i",
+            str(tmp_path / "in.jsonl"),
+            "-o",
+            str(tmp_path / "o.jsonl"),
+            *args,
+        ],
     )
     assert result.exit_code == 0, result.output
     assert seen[0].urls == urls

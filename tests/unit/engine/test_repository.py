@@ -25,7 +25,11 @@ def test_a_model_folder_called_envs_is_served(tmp_path: Path) -> None:
 def test_python_environments_are_never_searched(tmp_path: Path) -> None:
     """A venv, a conda prefix or an unpacked tarball can hold a stray model-settings.json."""
     _model(tmp_path / "iris", "iris")
-    for folder, mark in (("venv1", "pyvenv.cfg"), ("conda1", "conda-meta"), ("store/abc", ".mlpack-environment.json")):
+    for folder, mark in (
+        ("venv1", "pyvenv.cfg"),
+        ("conda1", "conda-meta"),
+        ("store/abc", ".mlpack-environment.json"),
+    ):
         _model(tmp_path / folder / "lib" / "pkg", f"stray-{mark}")
         if mark == "conda-meta":
             (tmp_path / folder / mark).mkdir()

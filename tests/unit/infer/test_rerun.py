@@ -1,4 +1,4 @@
-"""``FailedLinesWriter``: which lines are re-sent, and the output rewritten only when all answered."""
+"""``FailedLinesWriter``: which lines are re-sent; the output is rewritten once all are answered."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ def _ok(index: int) -> bytes:
 
 
 def _error(index: int) -> bytes:
-    return json.dumps({"id": f"line-{index + 1}", "line": index + 1, "error": "boom"}).encode() + b"\n"
+    return (
+        json.dumps({"id": f"line-{index + 1}", "line": index + 1, "error": "boom"}).encode() + b"\n"
+    )
 
 
 @pytest.fixture

@@ -30,7 +30,9 @@ def test_endpoints_avoid_a_failing_server() -> None:
     assert "a" in {endpoints.pick() for _ in range(2)}
 
 
-def _retries_until_give_up(policy: RetryPolicy, error: ServerError | TransportError) -> tuple[int, float]:
+def _retries_until_give_up(
+    policy: RetryPolicy, error: ServerError | TransportError
+) -> tuple[int, float]:
     """Walk the policy as the job does (no sleeping): retries made and time they span."""
     attempt, failing_for = 0, 0.0
     while True:
@@ -54,7 +56,9 @@ def test_answered_errors_are_bounded_by_the_count_and_the_budget() -> None:
     assert _retries_until_give_up(RetryPolicy(retries=3), ServerError(500, "model failed"))[0] == 3
     assert _retries_until_give_up(RetryPolicy(retries=0), ServerError(500, "model failed"))[0] == 0
     assert _retries_until_give_up(RetryPolicy(), ServerError(400, "bad"))[0] == 0
-    retries, span = _retries_until_give_up(RetryPolicy(retries=1000, retry_for=2.0), ServerError(500, "x"))
+    retries, span = _retries_until_give_up(
+        RetryPolicy(retries=1000, retry_for=2.0), ServerError(500, "x")
+    )
     assert span <= 2.0 and retries < 1000
     assert _retries_until_give_up(RetryPolicy(retry_for=0), TransportError("refused"))[0] == 0
 

@@ -18,7 +18,12 @@ class GateModel(MLModel):
         if first in refused:
             raise ValueError(f"value {first} refused by refuse.json")
         return InferenceResponse(
-            model_name=self.name, id=payload.id,
-            outputs=[ResponseOutput(name=i.name, shape=list(a.shape), datatype=i.datatype,
-                                    data=ndarray_to_data(a)) for i, a in zip(payload.inputs, arrays)],
+            model_name=self.name,
+            id=payload.id,
+            outputs=[
+                ResponseOutput(
+                    name=i.name, shape=list(a.shape), datatype=i.datatype, data=ndarray_to_data(a)
+                )
+                for i, a in zip(payload.inputs, arrays, strict=True)
+            ],
         )
