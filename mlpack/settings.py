@@ -72,8 +72,8 @@ class Settings(BaseSettings):
     debug: bool = False
     # Loopback only by default; images made by ``mlpack build`` set 0.0.0.0 explicitly.
     host: str = "127.0.0.1"
-    http_port: int = 8080
-    grpc_port: int = 8081
+    http_port: int = Field(default=8080, ge=0, le=65535)  # 0: any free port
+    grpc_port: int = Field(default=8081, ge=0, le=65535)  # 0: any free port
     root_path: str = ""
     server_name: str = "mlpack"
     server_version: str = Field(default_factory=lambda: _package_version())
@@ -87,7 +87,7 @@ class Settings(BaseSettings):
     environment_max_files: int = Field(default=100_000, gt=0)
     environment_max_path_length: int = Field(default=1024, gt=0)
     environment_max_ratio: float = Field(default=200.0, gt=0)
-    metrics_port: int = 8082
+    metrics_port: int = Field(default=8082, ge=0, le=65535)  # 0: any free port
     metrics_endpoint: str | None = "/metrics"
     metrics_rest_server_prefix: str = "rest_server"
     metrics_dir: str | None = None
