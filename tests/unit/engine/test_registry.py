@@ -165,14 +165,16 @@ async def test_load_by_name_rescans_only_when_allowed(tmp_path: Any, rescan: boo
 
     known = tmp_path / "known"
     known.mkdir()
-    (known / "model-settings.json").write_text(json.dumps({"name": "known", "implementation": "x.Y"}))
+    known_settings = {"name": "known", "implementation": "x.Y"}
+    (known / "model-settings.json").write_text(json.dumps(known_settings))
     registry = ModelRegistry(lambda s: FakeRunner(s), repository_root=tmp_path)
     registry.rescan = rescan
     registry.add(ModelSettings.resolve(known / "model-settings.json"))
     await registry.load("known")  # a model known at start reloads either way
     dropped = tmp_path / "dropped"
     dropped.mkdir()
-    (dropped / "model-settings.json").write_text(json.dumps({"name": "dropped", "implementation": "x.Y"}))
+    dropped_settings = {"name": "dropped", "implementation": "x.Y"}
+    (dropped / "model-settings.json").write_text(json.dumps(dropped_settings))
     if rescan:
         await registry.load("dropped")
         assert registry.get_ready("dropped", None)
