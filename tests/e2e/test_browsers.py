@@ -136,3 +136,66 @@ def test_settings_are_documented_with_their_defaults() -> None:
     ]
     for name in names:
         assert f"`{name}`" in readme, name
+
+
+PAGE = """<!doctype html><title>start</title><script>
+fetch("%s/v2/repository/models/echo/unload", {
+  method: "POST", mode: "no-cors", headers: {"Content-Type": "text/plain"}, body: "{}"
+}).then(() => { document.title = "sent"; }, () => { document.title = "failed"; });
+</script>"""
+
+
+def _refused_posts(server: RunningServer) -> float:
+    """How many POSTs the REST metrics counted with status 403."""
+    text = httpx.get(f"http://127.0.0.1:{server.metrics_port}/metrics").text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("rest_server_requests_total{")
+        and 'status_code="403"' in line
+        and 'method="POST"' in line
+    )
+
+
+def test_a_real_browser_cannot_unload_a_model_from_another_site(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    """Headless Chromium loads a page from another origin that posts text/plain (no preflight)."""
+    import functools
+    import http.server
+    import subprocess
+    import threading
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("no chromium on this machine (the CI installs Debian's)")
+    (tmp_path / "page.html").write_text(PAGE % server.url)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    site = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=site.serve_forever, daemon=True)
+    thread.start()
+    before = _refused_posts(server)
+    try:
+        page = f"http://127.0.0.1:{site.server_address[1]}/page.html"
+        result = subprocess.run(
+            [
+                chromium,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                f"--user-data-dir={tmp_path / 'profile'}",
+                "--virtual-time-budget=10000",
+                "--dump-dom",
+                page,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        site.shutdown()
+        site.server_close()
+    assert "<title>sent</title>" in result.stdout, result.stdout + result.stderr
+    assert _refused_posts(server) == before + 1  # the browser's POST arrived and got a 403
+    assert _ready(server)
