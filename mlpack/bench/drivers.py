@@ -294,7 +294,11 @@ class GrpcDriver:
             ("grpc.max_receive_message_length", self.max_message_length),
         ]
         channel = grpc.aio.insecure_channel(self.target, options=options)
-        await channel.channel_ready()
+        try:
+            await asyncio.wait_for(channel.channel_ready(), self.timeout)
+        except asyncio.TimeoutError:
+            await channel.close()
+            raise ConnectionError(f"gRPC {self.target}: not reachable in {self.timeout:g} s") from None
         # No (de)serializers: requests and responses pass through as raw bytes.
         method = channel.unary_unary(self.method)
         return _GrpcConnection(channel, method, self.timeout)
