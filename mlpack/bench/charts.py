@@ -81,6 +81,7 @@ def line_chart(
     dashed: Optional[Sequence[bool]] = None,
     colors: Optional[Sequence[int]] = None,
     legend: Optional[Sequence[str]] = None,
+    ticks_at_values: bool = False,
 ) -> str:
     """Lines with markers, one per series, on shared linear (or log-x) axes.
 
@@ -95,6 +96,9 @@ def line_chart(
     fx = (lambda v: math.log10(max(v, 1e-9))) if log_x else (lambda v: v)
     xs = [fx(x) for x, _ in points]
     x_lo, x_hi = min(xs), max(xs)
+    if not log_x and not ticks_at_values:
+        x_ticks = _nice_ticks(0.0, x_hi)
+        x_lo, x_hi = 0.0, x_ticks[-1]
     if x_hi == x_lo:
         x_lo, x_hi = x_lo - 1, x_hi + 1
     y_ticks = _nice_ticks(0.0, max(y for _, y in points) * 1.05 or 1.0)
@@ -111,12 +115,8 @@ def line_chart(
         y = py(tick)
         svg.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e5e5e5"/>')
         svg.append(f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11">{_fmt(tick)}</text>')
-    x_values = sorted({x for x, _ in points})
-    if log_x or len(x_values) <= 8:
-        x_ticks = x_values
-    else:
-        x_ticks = _nice_ticks(min(x_values), max(x_values))
-        x_ticks = [t for t in x_ticks if x_lo <= fx(t) <= x_hi]
+    if log_x or ticks_at_values:
+        x_ticks = sorted({x for x, _ in points})
     for tick in x_ticks:
         x = px(tick)
         svg.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP + plot_h}" y2="{TOP + plot_h + 4}" stroke="#333"/>')
@@ -124,7 +124,7 @@ def line_chart(
     svg.append(f'<path d="M{LEFT} {TOP}V{TOP + plot_h}H{WIDTH - RIGHT}" fill="none" stroke="#333"/>')
     for i, (name, pts) in enumerate(series):
         color = PALETTE[(colors[i] if colors else i) % len(PALETTE)]
-        ordered = sorted(pts)
+        ordered = list(pts)  # in the order given (the load order)
         if not ordered:
             continue
         dash = ' stroke-dasharray="5 4"' if dashed and dashed[i] else ""

@@ -63,7 +63,7 @@ def _plots(document: dict[str, Any]) -> list[tuple[str, str]]:
         line_chart(
             f"Latency percentiles vs {load_label} (p50 dashed)",
             pct_series, load_label, "latency (ms)", log_x=log_x, dashed=dashed,
-            colors=colors, legend=list(by_series),
+            colors=colors, legend=list(by_series), ticks_at_values=True,
         ),
     ))
     bars = [

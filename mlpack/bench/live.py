@@ -7,6 +7,7 @@ from typing import Any, Optional
 
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -48,8 +49,8 @@ class LiveView:
         if not self.enabled:
             c = result["client"]
             self.console.print(
-                f"{series_key(result)} {_load(result['config'])}: {c['rps']:,.0f} req/s "
-                f"p50 {c['p50_ms']:.2f} ms p99 {c['p99_ms']:.2f} ms errors {c['errors']}"
+                markup=False, *[f"{series_key(result)} {_load(result['config'])}: {c['rps']:,.0f} req/s "
+                f"p50 {c['p50_ms']:.2f} ms p99 {c['p99_ms']:.2f} ms errors {c['errors']}"]
             )
 
     def _render(self) -> Group:
@@ -60,7 +61,7 @@ class LiveView:
         for r in self.results:
             c, s = r["client"], r.get("server")
             table.add_row(
-                series_key(r), _load(r["config"]), f"{c['rps']:,.0f}", f"{c['rows_per_s']:,.0f}",
+                escape(series_key(r)), _load(r["config"]), f"{c['rps']:,.0f}", f"{c['rows_per_s']:,.0f}",
                 f"{c['p50_ms']:.2f}", f"{c['p99_ms']:.2f}",
                 f"{s['queue_ms']:.2f}" if s else "–", f"{s['compute_ms']:.2f}" if s else "–",
                 f"{s['avg_batch']:.1f}" if s else "–", str(c["errors"]),
@@ -70,7 +71,7 @@ class LiveView:
         if progress is not None and progress.phase != "idle":
             elapsed = max(time.perf_counter() - progress.started_at, 1e-9)
             parts.append(Text(
-                f"▶ {self.label}  {progress.phase}: {progress.completed} done, "
+                f"▶ {escape(self.label)}  {progress.phase}: {progress.completed} done, "
                 f"{progress.errors} errors, {progress.completed / elapsed:,.0f} req/s",
                 style="bold cyan",
             ))

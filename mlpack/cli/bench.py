@@ -123,8 +123,11 @@ def bench(
         with bench_errors():
             spec = load_experiment(experiment)
             document = asyncio.run(run_experiment(spec, progress=progress))
-        _write_outputs(document, json_path or spec.output("json"), markdown_path or spec.output("markdown"),
-                       html_path or spec.output("html"), open_report)
+        _write_outputs(
+            document, json_path or spec.output_path("json"),
+            markdown_path or spec.output_path("markdown"), html_path or spec.output_path("html"),
+            open_report,
+        )
         return
     if not model_name:
         _usage("give the model: -m/--model-name (or an --experiment file, or --compare A B)")
