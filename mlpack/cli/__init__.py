@@ -37,7 +37,7 @@ def create_app() -> typer.Typer:
     ) -> None:
         """mlpack: from a model folder to a production V2 inference service."""
 
-    from . import bench, build, env, infer, init, start
+    from . import bench, build, env, infer, init, start, tune
 
     init.register(app)
     start.register(app)
@@ -45,6 +45,7 @@ def create_app() -> typer.Typer:
     build.register(app)
     env.register(app)
     bench.register(app)
+    tune.register(app)
     return app
 
 
