@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     metrics_dir: Optional[str] = None
     grpc_max_message_length: Optional[int] = None
     cors_settings: Optional[CORSSettings] = None
+    # Live dashboard at /v2/dashboard (per-model throughput, latency, batches, queues).
+    dashboard_enabled: bool = True
     use_structured_logging: bool = False
     logging_settings: Optional[Any] = None
     access_log: bool = False

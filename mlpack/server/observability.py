@@ -17,6 +17,7 @@ from ..engine.registry import ModelRegistry
 from ..engine.stats import InferenceObserver, ObserverGroup, StatsRecorder
 from ..errors import MLPackError
 from ..settings import Settings
+from .dashboard import DashboardEndpoints, DashboardRecorder
 from .docs import DocsEndpoints
 from .logging import banner_lines
 from .metrics import ASGIApp, MetricsFolder, ServerMetrics, build_metrics_app
@@ -36,6 +37,7 @@ class Observability:
         self.stats = StatsRecorder()
         self.metrics: Optional[ServerMetrics] = None
         self.metrics_folder: Optional[MetricsFolder] = None
+        self.dashboard: Optional[DashboardRecorder] = None
 
     @property
     def metrics_enabled(self) -> bool:
@@ -44,6 +46,9 @@ class Observability:
     def start(self) -> InferenceObserver:
         """Prepare the metrics folder (before any worker spawns); return the registry's observer."""
         observers: list[InferenceObserver] = [self.stats]
+        if self.settings.dashboard_enabled:
+            self.dashboard = DashboardRecorder(self.settings.parallel_workers)
+            observers.append(self.dashboard)
         if self.metrics_enabled:
             self.metrics_folder = MetricsFolder(self.settings.metrics_dir).prepare()
             self.metrics = ServerMetrics(self.settings.metrics_rest_server_prefix)
@@ -61,10 +66,13 @@ class Observability:
         docs = DocsEndpoints(registry, self.settings.server_name, self.settings.server_version)
         stats = _StatsEndpoint(registry, self.stats)
         model = "/v2/models/{model_name}"
-        return docs.routes() + [
+        routes = docs.routes() + [
             Route(model + "/stats", stats.endpoint, methods=["GET"]),
             Route(model + "/versions/{model_version}/stats", stats.endpoint, methods=["GET"]),
         ]
+        if self.dashboard is not None:
+            routes += DashboardEndpoints(self.dashboard, self.settings.server_name).routes()
+        return routes
 
     def wrap(self, app: Any) -> ASGIApp:
         """Add CORS (when configured) and REST metrics (when enabled) around the REST app."""

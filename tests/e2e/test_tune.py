@@ -38,7 +38,7 @@ def test_tune_finds_the_known_best_with_a_third_of_the_grid(tmp_path: Path) -> N
     folder = tmp_path / "costly"
     shutil.copytree(ASSETS / "bench" / "costly", folder)
     out = tmp_path / "tune.json"
-    result = run_tune(str(folder), "--slo-p99", "2s", "-c", "8", *SPACE, "-d", "1", "-w", "0.3",
+    result = run_tune(str(folder), "--slo-p99", "2s", "-c", "8", *SPACE, "-d", "2", "-w", "0.5",
                       "--json", str(out), "--write")
     assert result.returncode == 0, result.stderr + result.stdout
     report = json.loads(out.read_text())
