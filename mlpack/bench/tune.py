@@ -192,21 +192,45 @@ def results_table(found: SearchResult, slo_p99_ms: float) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _set_keys(text: str, values: dict[str, Any]) -> str:
+    """Set top-level keys of a JSON object's text, keeping the rest of its formatting."""
+    import re
+
+    data = json.loads(text) if text.strip() else {}
+    if not isinstance(data, dict):
+        raise TuneError("a settings file must hold a JSON object")
+    if not text.strip():
+        return json.dumps(values, indent=2) + "\n"
+    for key, value in values.items():
+        encoded = json.dumps(value)
+        pattern = re.compile(r'(^\s*"' + re.escape(key) + r'"\s*:\s*)([^,\n{}\[\]]+?)(\s*,?\s*$)', re.M)
+        if key in data and pattern.search(text):
+            text = pattern.sub(lambda m: m.group(1) + encoded + m.group(3), text, count=1)
+        elif key in data:  # an unusual layout: rewrite the whole file
+            data.update(values)
+            return json.dumps(data, indent=2) + "\n"
+        else:
+            end = text.rstrip().rfind("}")
+            body = text[:end].rstrip()
+            sep = "," if body.rstrip().endswith(("}", "]", '"')) or body[-1:].isalnum() else ""
+            text = f'{body}{sep}\n  "{key}": {encoded}\n' + text[end:]
+    if json.loads(text) != {**data, **values}:  # never write something that reads differently
+        return json.dumps({**data, **values}, indent=2) + "\n"
+    return text
+
+
 def write_settings(folder: Path, model: str, trial: Trial) -> str:
     """Apply ``trial``'s settings to the real folder; return the unified diff of what changed."""
     server, model_values = split_settings(dict(trial.config))
     diffs = []
     targets: list[tuple[Path, dict[str, Any]]] = []
-    files = _model_files(folder, model)
     if model_values:
-        targets += [(path, model_values) for path in files]
+        targets += [(path, model_values) for path in _model_files(folder, model)]
     if server:
         targets.append((folder / SETTINGS_FILE, server))
     for path, values in targets:
         before = path.read_text() if path.is_file() else ""
-        data = json.loads(before) if before.strip() else {}
-        data.update(values)
-        after = json.dumps(data, indent=2) + "\n"
+        after = _set_keys(before, values)
         if after != before:
             path.write_text(after)
             diffs.append("".join(difflib.unified_diff(

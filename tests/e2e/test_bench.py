@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -14,7 +11,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.helpers.server import ASSETS, RunningServer, checkout_pythonpath, start_server
+from tests.helpers.bench import run_bench
+from tests.helpers.server import ASSETS, RunningServer, start_server
 
 pytestmark = pytest.mark.e2e
 
@@ -26,14 +24,6 @@ def rows_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSer
     running = start_server(tmp / "rows", tmp)
     yield running
     running.stop()
-
-
-def run_bench(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": checkout_pythonpath(os.environ.get("PYTHONPATH", ""))}
-    return subprocess.run(
-        [sys.executable, "-m", "mlpack", "bench", "--no-progress", *args],
-        capture_output=True, text=True, env=env, timeout=240, cwd=cwd,
-    )
 
 
 def server_counts(server: RunningServer) -> dict[str, float]:

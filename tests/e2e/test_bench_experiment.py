@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_bench import run_bench
+from tests.helpers.bench import run_bench
 from tests.helpers.browser import colours_in, near, read_png, screenshot
 from tests.helpers.server import ASSETS, REPO
 

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.helpers.server import ASSETS, checkout_pythonpath
+from tests.helpers.bench import run_mlpack
+from tests.helpers.server import ASSETS
 
 pytestmark = pytest.mark.e2e
 
@@ -29,9 +28,7 @@ def rows_per_s(batch_size: int, in_flight: int = 8) -> float:
 
 
 def run_tune(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": checkout_pythonpath(os.environ.get("PYTHONPATH", ""))}
-    return subprocess.run([sys.executable, "-m", "mlpack", "tune", *args],
-                          capture_output=True, text=True, env=env, timeout=300)
+    return run_mlpack("tune", *args)
 
 
 def test_tune_finds_the_known_best_with_a_third_of_the_grid(tmp_path: Path) -> None:
