@@ -10,8 +10,18 @@ import math
 from html import escape
 from typing import Optional, Sequence
 
-PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
-           "#17becf", "#7f7f7f", "#bcbd22")
+PALETTE = (
+    "#1f77b4",
+    "#d62728",
+    "#2ca02c",
+    "#ff7f0e",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#17becf",
+    "#7f7f7f",
+    "#bcbd22",
+)
 WIDTH, HEIGHT = 600, 340
 LEFT, RIGHT, TOP, BOTTOM = 64, 16, 28, 84  # margins: legend sits under the x axis
 
@@ -25,7 +35,7 @@ def _nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     magnitude = 10 ** math.floor(math.log10(raw))
     step = min((m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw), default=raw)
     start = math.floor(low / step) * step
-    ticks = []
+    ticks: list[float] = []
     value = start
     while value <= high + step * 0.5 and len(ticks) < 20:
         ticks.append(round(value, 10))
@@ -62,7 +72,9 @@ def _legend(names: Sequence[str], y0: float, max_rows: int = 2) -> list[str]:
         width = 22 + 6.6 * len(label)
         if x + width > WIDTH - RIGHT and x > LEFT:
             if row == max_rows:
-                out.append(f'<text x="{x:.1f}" y="{y:.1f}" font-size="11">+{len(names) - i} more</text>')
+                out.append(
+                    f'<text x="{x:.1f}" y="{y:.1f}" font-size="11">+{len(names) - i} more</text>'
+                )
                 break
             x, y, row = float(LEFT), y + 15, row + 1
         color = PALETTE[i % len(PALETTE)]
@@ -113,15 +125,28 @@ def line_chart(
 
     for tick in y_ticks:
         y = py(tick)
-        svg.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e5e5e5"/>')
-        svg.append(f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11">{_fmt(tick)}</text>')
+        svg.append(
+            f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e5e5e5"/>'
+        )
+        svg.append(
+            f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11">'
+            f"{_fmt(tick)}</text>"
+        )
     if log_x or ticks_at_values:
         x_ticks = sorted({x for x, _ in points})
     for tick in x_ticks:
         x = px(tick)
-        svg.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP + plot_h}" y2="{TOP + plot_h + 4}" stroke="#333"/>')
-        svg.append(f'<text x="{x:.1f}" y="{TOP + plot_h + 16}" text-anchor="middle" font-size="11">{_fmt(tick)}</text>')
-    svg.append(f'<path d="M{LEFT} {TOP}V{TOP + plot_h}H{WIDTH - RIGHT}" fill="none" stroke="#333"/>')
+        svg.append(
+            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP + plot_h}" y2="{TOP + plot_h + 4}" '
+            'stroke="#333"/>'
+        )
+        svg.append(
+            f'<text x="{x:.1f}" y="{TOP + plot_h + 16}" text-anchor="middle" font-size="11">'
+            f"{_fmt(tick)}</text>"
+        )
+    svg.append(
+        f'<path d="M{LEFT} {TOP}V{TOP + plot_h}H{WIDTH - RIGHT}" fill="none" stroke="#333"/>'
+    )
     for i, (name, pts) in enumerate(series):
         color = PALETTE[(colors[i] if colors else i) % len(PALETTE)]
         ordered = list(pts)  # in the order given (the load order)
@@ -129,7 +154,9 @@ def line_chart(
             continue
         dash = ' stroke-dasharray="5 4"' if dashed and dashed[i] else ""
         path = "M" + " L".join(f"{px(x):.1f} {py(y):.1f}" for x, y in ordered)
-        svg.append(f'<path class="series" d="{path}" fill="none" stroke="{color}" stroke-width="2"{dash}/>')
+        svg.append(
+            f'<path class="series" d="{path}" fill="none" stroke="{color}" stroke-width="2"{dash}/>'
+        )
         for x, y in ordered:
             svg.append(
                 f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3.5" fill="{color}">'
@@ -152,13 +179,18 @@ def stacked_bars(
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     for tick in y_ticks:
         y = TOP + plot_h - tick / y_hi * plot_h
-        svg.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e5e5e5"/>')
-        svg.append(f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11">{_fmt(tick)}</text>')
+        svg.append(
+            f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e5e5e5"/>'
+        )
+        svg.append(
+            f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11">'
+            f"{_fmt(tick)}</text>"
+        )
     slot = plot_w / len(bars)
     width = max(2.0, min(40.0, slot * 0.7))
     for i, (label, values) in enumerate(bars):
         x = LEFT + slot * i + (slot - width) / 2
-        base = TOP + plot_h
+        base = float(TOP + plot_h)
         for j, value in enumerate(values):
             h = value / y_hi * plot_h
             color = PALETTE[j % len(PALETTE)]
@@ -173,6 +205,8 @@ def stacked_bars(
                 f'<text x="{x + width / 2:.1f}" y="{TOP + plot_h + 14}" text-anchor="middle" '
                 f'font-size="10">{i + 1}</text>'
             )
-    svg.append(f'<path d="M{LEFT} {TOP}V{TOP + plot_h}H{WIDTH - RIGHT}" fill="none" stroke="#333"/>')
+    svg.append(
+        f'<path d="M{LEFT} {TOP}V{TOP + plot_h}H{WIDTH - RIGHT}" fill="none" stroke="#333"/>'
+    )
     svg.extend(_legend(stacks, HEIGHT - BOTTOM + 54))
     return "".join(svg) + "</svg>"

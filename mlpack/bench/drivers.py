@@ -274,7 +274,7 @@ class _GrpcConnection:
 
 @dataclasses.dataclass(frozen=True)
 class GrpcDriver:
-    """gRPC driver sending pre-serialized protobuf bytes; one channel (TCP connection) per `Connection`."""
+    """gRPC driver sending pre-serialized protobuf bytes; one channel (TCP connection) each."""
 
     target: str
     method: str = GRPC_MODEL_INFER
@@ -298,7 +298,9 @@ class GrpcDriver:
             await asyncio.wait_for(channel.channel_ready(), self.timeout)
         except asyncio.TimeoutError:
             await channel.close()
-            raise ConnectionError(f"gRPC {self.target}: not reachable in {self.timeout:g} s") from None
+            raise ConnectionError(
+                f"gRPC {self.target}: not reachable in {self.timeout:g} s"
+            ) from None
         # No (de)serializers: requests and responses pass through as raw bytes.
         method = channel.unary_unary(self.method)
         return _GrpcConnection(channel, method, self.timeout)

@@ -55,7 +55,9 @@ class Matrix(_Strict):
     concurrency: list[int] = Field(default_factory=lambda: [1])
     rate: list[float] = Field(default_factory=list)
     rows: list[int] = Field(default_factory=lambda: [1])
-    server: Union[list[dict[str, Any]], dict[str, list[Any]]] = Field(default_factory=lambda: [{}])
+    server: Union[list[dict[str, Any]], dict[str, list[Any]]] = Field(
+        default_factory=lambda: [dict[str, Any]()]
+    )
 
     @field_validator("concurrency", "rows", "rate")
     @classmethod
@@ -93,7 +95,7 @@ class Experiment(_Strict):
     output: dict[Literal["json", "markdown", "html"], Path] = Field(default_factory=dict)
 
     def output_path(self, kind: str) -> Optional[Path]:
-        return self.output.get(kind)  # type: ignore[call-overload]
+        return {str(k): v for k, v in self.output.items()}.get(kind)
 
 
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -111,8 +113,10 @@ def _resolve_paths(raw: dict[str, Any], base_dir: Path) -> dict[str, Any]:
         if isinstance(raw.get(key), str):
             raw[key] = str((base_dir / raw[key]).resolve())
     if isinstance(raw.get("output"), dict):
-        raw["output"] = {k: str((base_dir / v).resolve()) if isinstance(v, str) else v
-                         for k, v in raw["output"].items()}
+        raw["output"] = {
+            k: str((base_dir / v).resolve()) if isinstance(v, str) else v
+            for k, v in raw["output"].items()
+        }
     return raw
 
 
@@ -157,8 +161,11 @@ def load_experiment(paths: list[Path]) -> Experiment:
         raise ExperimentError("'matrix.server' needs 'folder': settings apply to servers it starts")
     for values in sets:
         split_settings(values)  # unknown names fail before anything starts
-    count = len(sets) * len(spec.matrix.transport) * len(spec.matrix.rows) * len(
-        spec.matrix.rate or spec.matrix.concurrency
+    count = (
+        len(sets)
+        * len(spec.matrix.transport)
+        * len(spec.matrix.rows)
+        * len(spec.matrix.rate or spec.matrix.concurrency)
     )
     if count > MAX_POINTS:
         raise ExperimentError(f"the matrix has {count} points; at most {MAX_POINTS}")
@@ -176,8 +183,12 @@ async def run_experiment(spec: Experiment, progress: bool = True) -> dict[str, A
     with LiveView(enabled=progress) as view:
         for settings in spec.matrix.server_sets():
             points = expand_points(
-                spec.matrix.transport, spec.matrix.concurrency, spec.matrix.rows,
-                spec.matrix.rate, server=settings, **common,
+                spec.matrix.transport,
+                spec.matrix.concurrency,
+                spec.matrix.rows,
+                spec.matrix.rate,
+                server=settings,
+                **common,
             )
             if spec.target is not None:
                 url = normalise_url(spec.target.url)
@@ -188,7 +199,10 @@ async def run_experiment(spec: Experiment, progress: bool = True) -> dict[str, A
             server, model_values = split_settings(settings)
             async with local_server(spec.folder, server, model_values, spec.model) as process:
                 target = Target(
-                    process.base_url, spec.model, process.grpc_target, spec.model_version,
+                    process.base_url,
+                    spec.model,
+                    process.grpc_target,
+                    spec.model_version,
                     process.proc.pid if spec.local else None,
                 )
                 results += await run_points(target, points, source, view)

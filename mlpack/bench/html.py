@@ -16,8 +16,10 @@ from .charts import line_chart, stacked_bars
 from .report import _load, series_key
 
 _CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#222;background:#fafafa}
-header{height:64px;box-sizing:border-box;overflow:hidden;padding:12px 24px;background:#123;color:#fff}
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#222;
+ background:#fafafa}
+header{height:64px;box-sizing:border-box;overflow:hidden;padding:12px 24px;background:#123;
+ color:#fff}
 header h1{margin:0;font-size:20px} header p{margin:4px 0 0;font-size:13px;color:#cde}
 main{padding:16px 24px}
 .plots{display:flex;flex-wrap:wrap;gap:16px;width:1232px}
@@ -46,26 +48,40 @@ def _plots(document: dict[str, Any]) -> list[tuple[str, str]]:
         (name, [(r["client"]["rps"], r["client"]["p99_ms"]) for r in rs])
         for name, rs in by_series.items()
     ]
-    plots = [(
-        "throughput-latency",
-        line_chart("Throughput vs p99 latency", curve, "throughput (req/s)", "p99 latency (ms)"),
-    )]
+    plots = [
+        (
+            "throughput-latency",
+            line_chart(
+                "Throughput vs p99 latency", curve, "throughput (req/s)", "p99 latency (ms)"
+            ),
+        )
+    ]
     pct_series, dashed, colors = [], [], []
     for index, (name, rs) in enumerate(by_series.items()):
         for key, is_dashed in (("p50_ms", True), ("p99_ms", False)):
-            pct_series.append((f"{name} {key[:3]}", [(_load_value(r), r["client"][key]) for r in rs]))
+            pct_series.append(
+                (f"{name} {key[:3]}", [(_load_value(r), r["client"][key]) for r in rs])
+            )
             dashed.append(is_dashed)
             colors.append(index)
     loads = {_load_value(r) for r in results}
     log_x = len(loads) > 2 and max(loads) / max(min(loads), 1e-9) >= 8
-    plots.append((
-        "latency-percentiles",
-        line_chart(
-            f"Latency percentiles vs {load_label} (p50 dashed)",
-            pct_series, load_label, "latency (ms)", log_x=log_x, dashed=dashed,
-            colors=colors, legend=list(by_series), ticks_at_values=True,
-        ),
-    ))
+    plots.append(
+        (
+            "latency-percentiles",
+            line_chart(
+                f"Latency percentiles vs {load_label} (p50 dashed)",
+                pct_series,
+                load_label,
+                "latency (ms)",
+                log_x=log_x,
+                dashed=dashed,
+                colors=colors,
+                legend=list(by_series),
+                ticks_at_values=True,
+            ),
+        )
+    )
     bars = [
         (
             f"{series_key(r)} {_load(r['config'])}",
@@ -73,29 +89,55 @@ def _plots(document: dict[str, Any]) -> list[tuple[str, str]]:
         )
         for r in results
     ]
-    plots.append((
-        "queue-compute",
-        stacked_bars(
-            "Server time per request: queue vs compute (bars numbered as the table)",
-            bars, ["queue", "compute"], "ms",
-        ),
-    ))
+    plots.append(
+        (
+            "queue-compute",
+            stacked_bars(
+                "Server time per request: queue vs compute (bars numbered as the table)",
+                bars,
+                ["queue", "compute"],
+                "ms",
+            ),
+        )
+    )
     return plots
 
 
 def _table(document: dict[str, Any]) -> str:
-    head = ("#", "configuration", "load", "req/s", "rows/s", "p50", "p90", "p95", "p99", "max",
-            "queue", "compute", "batch", "server CPU", "RSS MiB", "errors")
+    head = (
+        "#",
+        "configuration",
+        "load",
+        "req/s",
+        "rows/s",
+        "p50",
+        "p90",
+        "p95",
+        "p99",
+        "max",
+        "queue",
+        "compute",
+        "batch",
+        "server CPU",
+        "RSS MiB",
+        "errors",
+    )
     rows = ["<tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr>"]
     for number, r in enumerate(document["results"], 1):
         c, s, p = r["client"], r.get("server"), r.get("process")
         errors = ", ".join(f"{k}: {v}" for k, v in sorted(c["error_kinds"].items()))
         cells = [
-            str(number), escape(series_key(r)), escape(_load(r["config"])), f"{c['rps']:,.0f}",
+            str(number),
+            escape(series_key(r)),
+            escape(_load(r["config"])),
+            f"{c['rps']:,.0f}",
             f"{c['rows_per_s']:,.0f}",
             *(f"{c[k]:.2f}" for k in ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms")),
-            *((f"{s['queue_ms']:.2f}", f"{s['compute_ms']:.2f}", f"{s['avg_batch']:.1f}")
-              if s else ("–", "–", "–")),
+            *(
+                (f"{s['queue_ms']:.2f}", f"{s['compute_ms']:.2f}", f"{s['avg_batch']:.1f}")
+                if s
+                else ("–", "–", "–")
+            ),
             f"{p['cpu_cores']:.2f}" if p else "–",
             f"{p['rss_mib_peak']:.0f}" if p else "–",
             f'<span class="errors">{escape(errors)}</span>' if errors else "0",
@@ -114,7 +156,7 @@ def render_html(document: dict[str, Any]) -> str:
         f'<figure class="plot" id="plot-{name}">{svg}</figure>' for name, svg in _plots(document)
     )
     return (
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f"<title>{title}</title><style>{_CSS}</style></head><body>"
         f"<header><h1>{title}</h1><p>{subtitle}</p></header>"
         f'<main><section class="plots">{figures}</section>{_table(document)}</main>'

@@ -29,8 +29,12 @@ class LiveView:
 
     def __enter__(self) -> LiveView:
         if self.enabled:
-            self._live = Live(get_renderable=self._render, console=self.console,
-                              refresh_per_second=4, transient=False)
+            self._live = Live(
+                get_renderable=self._render,
+                console=self.console,
+                refresh_per_second=4,
+                transient=False,
+            )
             self._live.__enter__()
         return self
 
@@ -49,30 +53,51 @@ class LiveView:
         if not self.enabled:
             c = result["client"]
             self.console.print(
-                markup=False, *[f"{series_key(result)} {_load(result['config'])}: {c['rps']:,.0f} req/s "
-                f"p50 {c['p50_ms']:.2f} ms p99 {c['p99_ms']:.2f} ms errors {c['errors']}"]
+                markup=False,
+                *[
+                    f"{series_key(result)} {_load(result['config'])}: {c['rps']:,.0f} req/s "
+                    f"p50 {c['p50_ms']:.2f} ms p99 {c['p99_ms']:.2f} ms errors {c['errors']}"
+                ],
             )
 
     def _render(self) -> Group:
         table = Table(title="mlpack bench", expand=False)
-        for column in ("configuration", "load", "req/s", "rows/s", "p50 ms", "p99 ms",
-                       "queue ms", "compute ms", "batch", "errors"):
+        for column in (
+            "configuration",
+            "load",
+            "req/s",
+            "rows/s",
+            "p50 ms",
+            "p99 ms",
+            "queue ms",
+            "compute ms",
+            "batch",
+            "errors",
+        ):
             table.add_column(column, justify="left" if column == "configuration" else "right")
         for r in self.results:
             c, s = r["client"], r.get("server")
             table.add_row(
-                escape(series_key(r)), _load(r["config"]), f"{c['rps']:,.0f}", f"{c['rows_per_s']:,.0f}",
-                f"{c['p50_ms']:.2f}", f"{c['p99_ms']:.2f}",
-                f"{s['queue_ms']:.2f}" if s else "–", f"{s['compute_ms']:.2f}" if s else "–",
-                f"{s['avg_batch']:.1f}" if s else "–", str(c["errors"]),
+                escape(series_key(r)),
+                _load(r["config"]),
+                f"{c['rps']:,.0f}",
+                f"{c['rows_per_s']:,.0f}",
+                f"{c['p50_ms']:.2f}",
+                f"{c['p99_ms']:.2f}",
+                f"{s['queue_ms']:.2f}" if s else "–",
+                f"{s['compute_ms']:.2f}" if s else "–",
+                f"{s['avg_batch']:.1f}" if s else "–",
+                str(c["errors"]),
             )
         parts: list[Any] = [table]
         progress = self.progress
         if progress is not None and progress.phase != "idle":
             elapsed = max(time.perf_counter() - progress.started_at, 1e-9)
-            parts.append(Text(
-                f"▶ {escape(self.label)}  {progress.phase}: {progress.completed} done, "
-                f"{progress.errors} errors, {progress.completed / elapsed:,.0f} req/s",
-                style="bold cyan",
-            ))
+            parts.append(
+                Text(
+                    f"▶ {escape(self.label)}  {progress.phase}: {progress.completed} done, "
+                    f"{progress.errors} errors, {progress.completed / elapsed:,.0f} req/s",
+                    style="bold cyan",
+                )
+            )
         return Group(*parts)

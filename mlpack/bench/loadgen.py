@@ -29,9 +29,11 @@ import math
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Optional, Union
+from typing import Any, Optional, TypeVar, Union
 
 from .drivers import Connection, Driver, GrpcDriver, HttpDriver
+
+T = TypeVar("T")
 
 __all__ = [
     "Body",
@@ -104,7 +106,8 @@ class LoadResult:
         return (
             f"{mode} n={self.requests} err={self.errors} "
             f"{self.rps:,.0f} req/s  {self.rows_per_s:,.0f} rows/s  p50 {self.p50_ms:.2f} ms  "
-            f"p90 {self.p90_ms:.2f} ms  p99 {self.p99_ms:.2f} ms  loadgen CPU {self.loadgen_cpu:.0%}"
+            f"p90 {self.p90_ms:.2f} ms  p99 {self.p99_ms:.2f} ms  "
+            f"loadgen CPU {self.loadgen_cpu:.0%}"
         )
 
 
@@ -175,7 +178,9 @@ class _Run:
         self.progress.errors += 1
 
 
-async def _send(driver: Driver, conn: Optional[Connection], payload: Any) -> tuple[Optional[Connection], Optional[str]]:
+async def _send(
+    driver: Driver, conn: Optional[Connection], payload: Any
+) -> tuple[Optional[Connection], Optional[str]]:
     """Send on ``conn`` (connecting first when None); a broken connection comes back as None."""
     try:
         if conn is None:
@@ -238,9 +243,7 @@ async def _open_one(driver: Driver, run: _Run, pool: _Pool, index: int, due_ns: 
         run.error(err, done)
 
 
-async def _open_loop(
-    driver: Driver, run: _Run, pool: _Pool, rate: float, count: int
-) -> int:
+async def _open_loop(driver: Driver, run: _Run, pool: _Pool, rate: float, count: int) -> int:
     """Schedule ``count`` requests ``1/rate`` apart from now; return how many were sent."""
     perf_ns = time.perf_counter_ns
     interval_ns = 1e9 / rate
@@ -267,9 +270,7 @@ async def _open_loop(
     return sent
 
 
-def _summarise(
-    run: _Run, concurrency: int, wall0: float, wall1: float, cpu: float
-) -> LoadResult:
+def _summarise(run: _Run, concurrency: int, wall0: float, wall1: float, cpu: float) -> LoadResult:
     lat_ms = sorted(ns / 1e6 for ns in run.latencies_ns)
     n_ok = len(lat_ms)
     end = max(run.last_done, wall0)
@@ -421,3 +422,21 @@ def install_uvloop() -> bool:
         return False
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     return True
+
+
+def run(main: Awaitable[T], transports: Sequence[str] = ("rest",)) -> T:
+    """Run ``main`` on a fresh event loop: uvloop (lower client CPU) unless gRPC is used.
+
+    grpc.aio needs the default asyncio loop; the choice is local to this call (no global
+    event-loop policy is changed).
+    """
+    factory: Optional[Callable[[], asyncio.AbstractEventLoop]] = None
+    if "grpc" not in transports:
+        try:
+            import uvloop
+
+            factory = uvloop.new_event_loop
+        except ImportError:
+            pass
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(main)  # type: ignore[arg-type]

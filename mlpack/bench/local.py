@@ -76,7 +76,10 @@ def write_model_settings(root: Path, model: Optional[str], values: dict[str, Any
 
 
 def prepare_copy(
-    folder: Path, workdir: Path, server: dict[str, Any], model_values: dict[str, Any],
+    folder: Path,
+    workdir: Path,
+    server: dict[str, Any],
+    model_values: dict[str, Any],
     model: Optional[str],
 ) -> Path:
     """Copy ``folder`` into ``workdir/models`` and apply the settings; return the copy."""
@@ -101,12 +104,17 @@ async def reload_model(url: str, model: str) -> None:
             f"{url}/v2/repository/models/{model}/load", timeout=LOAD_TIMEOUT
         )
     if response.status_code != 200:
-        raise LocalServerError(f"reloading {model!r} failed: HTTP {response.status_code}: {response.text}")
+        raise LocalServerError(
+            f"reloading {model!r} failed: HTTP {response.status_code}: {response.text}"
+        )
 
 
 @contextlib.asynccontextmanager
 async def local_server(
-    folder: Path, server: dict[str, Any], model_values: dict[str, Any], model: Optional[str],
+    folder: Path,
+    server: dict[str, Any],
+    model_values: dict[str, Any],
+    model: Optional[str],
 ) -> AsyncIterator[ServerProcess]:
     """``mlpack start`` on a settings-applied copy of ``folder``; stopped and removed after."""
     workdir = Path(tempfile.mkdtemp(prefix="mlpack-bench-"))

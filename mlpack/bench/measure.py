@@ -14,10 +14,10 @@ from urllib.parse import quote
 import httpx
 
 from .drivers import GrpcDriver, HttpDriver
+from .errors import BenchError
 from .loadgen import LoadProgress, run_load
 from .payloads import encode
 from .server_stats import ProcessSampler, fetch_stats, stats_delta
-from .errors import BenchError
 
 
 class TargetError(BenchError):

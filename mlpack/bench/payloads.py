@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Optional, Sequence
 
-from .loadgen import Body
 from .errors import BenchError
+from .loadgen import Body
 
 Transport = Literal["rest", "rest-binary", "grpc"]
 TRANSPORTS: tuple[str, ...] = ("rest", "rest-binary", "grpc")
@@ -64,7 +64,7 @@ def specs_from_metadata(
         )
     specs = []
     for tensor in inputs:
-        shape = tuple(shapes.pop(tensor["name"], None) or tensor.get("shape") or (-1,))
+        shape = tuple(shapes.pop(tensor["name"], ()) or tensor.get("shape") or (-1,))
         if any(d < 0 for d in shape[1:]) or any(d == 0 for d in shape):
             raise PayloadError(
                 f"input {tensor['name']!r} of {name!r} has shape {list(shape)}: only the first "
@@ -107,7 +107,9 @@ def generate_requests(
             if size > MAX_ELEMENTS:
                 raise PayloadError(f"input {spec.name!r}: {size} elements is over {MAX_ELEMENTS}")
             data = _values(spec.datatype, size, rng)
-            inputs.append({"name": spec.name, "shape": shape, "datatype": spec.datatype, "data": data})
+            inputs.append(
+                {"name": spec.name, "shape": shape, "datatype": spec.datatype, "data": data}
+            )
         requests.append({"inputs": inputs})
     return requests
 

@@ -14,9 +14,9 @@ import http.client
 import os
 import shutil
 import signal
-import sys
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -261,9 +261,17 @@ def start_mlpack(
     ports = free_ports(3)
     prefix = list(argv_prefix) if argv_prefix else [sys.executable, "-m", "mlpack"]
     argv = [
-        *prefix, "start", str(folder), "--host", "127.0.0.1",
-        "--http-port", str(ports[0]), "--grpc-port", str(ports[1]),
-        "--metrics-port", str(ports[2]),
+        *prefix,
+        "start",
+        str(folder),
+        "--host",
+        "127.0.0.1",
+        "--http-port",
+        str(ports[0]),
+        "--grpc-port",
+        str(ports[1]),
+        "--metrics-port",
+        str(ports[2]),
     ]
     return spawn("mlpack", argv, workdir, ports, env, ready_timeout=ready_timeout, settle=settle)
 

@@ -11,6 +11,7 @@ import json
 import platform
 from pathlib import Path
 from typing import Any, Optional, Sequence
+
 from .errors import BenchError
 
 KIND = "mlpack-bench"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Optional, Sequence
+from typing import Any, Awaitable, Callable, Mapping, Optional, Sequence
 
 Config = tuple[tuple[str, Any], ...]
 
@@ -69,16 +69,16 @@ class SearchResult:
     measurements: int
 
 
-def grid_size(space: dict[str, Sequence[Any]]) -> int:
+def grid_size(space: Mapping[str, Sequence[Any]]) -> int:
     return math.prod(len(values) for values in space.values())
 
 
-def _config(space: dict[str, Sequence[Any]], index: dict[str, int]) -> Config:
+def _config(space: Mapping[str, Sequence[Any]], index: dict[str, int]) -> Config:
     return tuple((name, space[name][index[name]]) for name in space)
 
 
 async def coordinate_search(
-    space: dict[str, Sequence[Any]],
+    space: Mapping[str, Sequence[Any]],
     evaluate: Evaluate,
     slo_p99_ms: float,
     budget: int,
@@ -147,9 +147,12 @@ def pareto(trials: Sequence[Trial]) -> list[Trial]:
     """Trials no other trial beats on both throughput (higher) and p99 (lower), errors excluded."""
     clean = [t for t in trials if t.errors == 0]
     front = [
-        t for t in clean
+        t
+        for t in clean
         if not any(
-            o is not t and o.throughput >= t.throughput and o.p99_ms <= t.p99_ms
+            o is not t
+            and o.throughput >= t.throughput
+            and o.p99_ms <= t.p99_ms
             and (o.throughput > t.throughput or o.p99_ms < t.p99_ms)
             for o in clean
         )

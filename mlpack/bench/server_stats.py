@@ -55,20 +55,22 @@ async def fetch_stats(
         entries = response.json().get("model_stats") or []
     except ValueError:
         return None
-    total = {"inference_count": 0, "execution_count": 0, "success": [0, 0], "fail": [0, 0],
-             "queue": [0, 0], "compute_infer": [0, 0]}
+    counts = {"inference_count": 0, "execution_count": 0}
+    durations = {key: [0, 0] for key in ("success", "fail", "queue", "compute_infer")}
     for entry in entries:
-        total["inference_count"] += int(entry.get("inference_count", 0))
-        total["execution_count"] += int(entry.get("execution_count", 0))
+        for key in counts:
+            counts[key] += int(entry.get(key, 0))
         stats = entry.get("inference_stats", {})
-        for key in ("success", "fail", "queue", "compute_infer"):
+        for key, pair in durations.items():
             part = stats.get(key, {})
-            total[key][0] += int(part.get("count", 0))
-            total[key][1] += int(part.get("ns", 0))
-    return total
+            pair[0] += int(part.get("count", 0))
+            pair[1] += int(part.get("ns", 0))
+    return {**counts, **durations}
 
 
-def stats_delta(before: Optional[dict[str, Any]], after: Optional[dict[str, Any]]) -> Optional[ServerSplit]:
+def stats_delta(
+    before: Optional[dict[str, Any]], after: Optional[dict[str, Any]]
+) -> Optional[ServerSplit]:
     """What happened between two ``fetch_stats`` readings."""
     if before is None or after is None:
         return None

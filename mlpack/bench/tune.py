@@ -17,7 +17,12 @@ from typing import Any, Optional, Sequence
 
 from .errors import BenchError
 from .local import (
-    SETTINGS_FILE, _model_files, local_server, reload_model, split_settings, write_model_settings,
+    SETTINGS_FILE,
+    _model_files,
+    local_server,
+    reload_model,
+    split_settings,
+    write_model_settings,
 )
 from .measure import Point, Target, measure
 from .processes import ServerProcess
@@ -58,7 +63,9 @@ def parse_space(values: Sequence[str]) -> dict[str, list[Any]]:
     for value in values:
         name, sep, items = value.partition("=")
         if not sep or not name or not items:
-            raise TuneError(f"--space {value!r}: expected NAME=V1,V2,... (e.g. max_batch_size=1,8,32)")
+            raise TuneError(
+                f"--space {value!r}: expected NAME=V1,V2,... (e.g. max_batch_size=1,8,32)"
+            )
         try:
             parsed = [json.loads(v) for v in items.split(",") if v.strip()]
         except json.JSONDecodeError:
@@ -95,7 +102,9 @@ def model_name_in(folder: Path, name: Optional[str]) -> str:
             raise TuneError(f"{path}: cannot read it: {error}") from None
     if name is not None:
         if name not in names:
-            raise TuneError(f"no model {name!r} below {folder} (found: {', '.join(names) or 'none'})")
+            raise TuneError(
+                f"no model {name!r} below {folder} (found: {', '.join(names) or 'none'})"
+            )
         return name
     if len(names) != 1:
         raise TuneError(
@@ -147,8 +156,12 @@ async def run_tune(options: TuneOptions) -> tuple[SearchResult, int]:
         if options.rows not in cache:
             cache[options.rows] = await options.source.requests(target, options.rows)
         point = Point(
-            options.transport, options.concurrency, options.rows, rate=options.rate,
-            duration=options.duration * (2 if rung else 1), warmup=options.warmup,
+            options.transport,
+            options.concurrency,
+            options.rows,
+            rate=options.rate,
+            duration=options.duration * (2 if rung else 1),
+            warmup=options.warmup,
             server=dict(config),
         )
         result = await measure(target, point, cache[options.rows])
@@ -158,7 +171,11 @@ async def run_tune(options: TuneOptions) -> tuple[SearchResult, int]:
     try:
         start = _current_settings(options)
         found = await coordinate_search(
-            options.space, evaluate, options.slo_p99_ms, budget, start=start,
+            options.space,
+            evaluate,
+            options.slo_p99_ms,
+            budget,
+            start=start,
             objective="latency" if options.rate else "throughput",
         )
     finally:
@@ -180,13 +197,16 @@ def _current_settings(options: TuneOptions) -> dict[str, Any]:
 def results_table(found: SearchResult, slo_p99_ms: float) -> str:
     """Markdown: every measured configuration, best first, with Pareto and SLO marks."""
     front = {id(t) for t in pareto(found.trials)}
-    lines = ["| # | settings | rows/s | p99 ms | errors | meets SLO | Pareto | runs |",
-             "|--:|---|--:|--:|--:|:-:|:-:|--:|"]
+    lines = [
+        "| # | settings | rows/s | p99 ms | errors | meets SLO | Pareto | runs |",
+        "|--:|---|--:|--:|--:|:-:|:-:|--:|",
+    ]
     for i, trial in enumerate(found.trials, 1):
         settings = ", ".join(f"{k}={v}" for k, v in trial.config)
         lines.append(
             f"| {i} | {settings} | {trial.throughput:,.0f} | {trial.p99_ms:.1f} | {trial.errors} "
-            f"| {'yes' if trial.feasible(slo_p99_ms) else 'no'} | {'*' if id(trial) in front else ''} "
+            f"| {'yes' if trial.feasible(slo_p99_ms) else 'no'} "
+            f"| {'*' if id(trial) in front else ''} "
             f"| {len(trial.measurements)} |"
         )
     return "\n".join(lines) + "\n"
@@ -203,7 +223,9 @@ def _set_keys(text: str, values: dict[str, Any]) -> str:
         return json.dumps(values, indent=2) + "\n"
     for key, value in values.items():
         encoded = json.dumps(value)
-        pattern = re.compile(r'(^\s*"' + re.escape(key) + r'"\s*:\s*)([^,\n{}\[\]]+?)(\s*,?\s*$)', re.M)
+        pattern = re.compile(
+            r'(^\s*"' + re.escape(key) + r'"\s*:\s*)([^,\n{}\[\]]+?)(\s*,?\s*$)', re.M
+        )
         if key in data and pattern.search(text):
             text = pattern.sub(lambda m: m.group(1) + encoded + m.group(3), text, count=1)
         elif key in data:  # an unusual layout: rewrite the whole file
@@ -233,9 +255,13 @@ def write_settings(folder: Path, model: str, trial: Trial) -> str:
         after = _set_keys(before, values)
         if after != before:
             path.write_text(after)
-            diffs.append("".join(difflib.unified_diff(
-                before.splitlines(True), after.splitlines(True), str(path), str(path)
-            )))
+            diffs.append(
+                "".join(
+                    difflib.unified_diff(
+                        before.splitlines(True), after.splitlines(True), str(path), str(path)
+                    )
+                )
+            )
     return "\n".join(diffs)
 
 
@@ -248,4 +274,3 @@ def trial_summary(trial: Trial) -> dict[str, Any]:
         "runs": len(trial.measurements),
         "server": [m.extra.get("server") for m in trial.measurements],
     }
-

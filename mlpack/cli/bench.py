@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from pathlib import Path
-from typing import Annotated, Any, Iterator, Optional
+from typing import Annotated, Any, Iterator, NoReturn, Optional
 from urllib.parse import urlsplit
 
 import typer
@@ -34,7 +33,7 @@ def _numbers(values: list[str], kind: type, flag: str) -> list[Any]:
     return out
 
 
-def _usage(message: str) -> None:
+def _usage(message: str) -> NoReturn:
     typer.secho(f"Error: {message}", err=True, fg=typer.colors.RED)
     raise typer.Exit(USAGE_ERROR)
 
@@ -60,11 +59,15 @@ def bench(
     model_name: Annotated[
         Optional[str], typer.Option("-m", "--model-name", help="Model to load-test.")
     ] = None,
-    url: Annotated[str, typer.Option("-u", "--url", help="REST address (host:port).")] = "localhost:8080",
+    url: Annotated[
+        str, typer.Option("-u", "--url", help="REST address (host:port).")
+    ] = "localhost:8080",
     grpc_url: Annotated[
         Optional[str], typer.Option("--grpc-url", help="gRPC host:port (default: REST port + 1).")
     ] = None,
-    model_version: Annotated[Optional[str], typer.Option("--model-version", help="Model version.")] = None,
+    model_version: Annotated[
+        Optional[str], typer.Option("--model-version", help="Model version.")
+    ] = None,
     transport: Annotated[
         list[str], typer.Option("-t", "--transport", help="rest, rest-binary or grpc (repeatable).")
     ] = ["rest"],  # noqa: B006 (Typer needs a list default)
@@ -79,30 +82,51 @@ def bench(
     rows: Annotated[
         list[str], typer.Option("-b", "--rows", help="Rows (batch items) per request, e.g. 1,8.")
     ] = ["1"],  # noqa: B006
-    duration: Annotated[float, typer.Option("-d", "--duration", help="Measured seconds per point.")] = 10.0,
+    duration: Annotated[
+        float, typer.Option("-d", "--duration", help="Measured seconds per point.")
+    ] = 10.0,
     requests: Annotated[
-        Optional[int], typer.Option("-n", "--requests", min=1, help="Requests per point instead of -d.")
+        Optional[int],
+        typer.Option("-n", "--requests", min=1, help="Requests per point instead of -d."),
     ] = None,
-    warmup: Annotated[float, typer.Option("-w", "--warmup", min=0, help="Warm-up seconds per point.")] = 1.0,
+    warmup: Annotated[
+        float, typer.Option("-w", "--warmup", min=0, help="Warm-up seconds per point.")
+    ] = 1.0,
     shape: Annotated[
-        list[str], typer.Option("--shape", help="Input shape NAME=D1,D2 (fills -1 dims; repeatable).")
+        list[str],
+        typer.Option("--shape", help="Input shape NAME=D1,D2 (fills -1 dims; repeatable)."),
     ] = [],  # noqa: B006
     data: Annotated[
-        Optional[Path], typer.Option("--data", help="JSONL file of V2 requests instead of generated data.")
+        Optional[Path],
+        typer.Option("--data", help="JSONL file of V2 requests instead of generated data."),
     ] = None,
     local: Annotated[
         bool, typer.Option("--local", help="Also sample the (local) server's CPU and RSS.")
     ] = False,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for each answer.")] = 30.0,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds to wait for each answer.")
+    ] = 30.0,
     experiment: Annotated[
-        list[Path], typer.Option("-e", "--experiment", help="Experiment YAML (repeat: later overrides earlier).")
+        list[Path],
+        typer.Option(
+            "-e", "--experiment", help="Experiment YAML (repeat: later overrides earlier)."
+        ),
     ] = [],  # noqa: B006
-    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write results as JSON.")] = None,
-    markdown_path: Annotated[Optional[Path], typer.Option("--markdown", help="Write a Markdown table.")] = None,
-    html_path: Annotated[Optional[Path], typer.Option("--html", help="Write the HTML report.")] = None,
-    open_report: Annotated[bool, typer.Option("--open", help="Open the HTML report in a browser.")] = False,
+    json_path: Annotated[
+        Optional[Path], typer.Option("--json", help="Write results as JSON.")
+    ] = None,
+    markdown_path: Annotated[
+        Optional[Path], typer.Option("--markdown", help="Write a Markdown table.")
+    ] = None,
+    html_path: Annotated[
+        Optional[Path], typer.Option("--html", help="Write the HTML report.")
+    ] = None,
+    open_report: Annotated[
+        bool, typer.Option("--open", help="Open the HTML report in a browser.")
+    ] = False,
     compare: Annotated[
-        Optional[tuple[Path, Path]], typer.Option("--compare", help="Print ratios b/a of two JSON results.")
+        Optional[tuple[Path, Path]],
+        typer.Option("--compare", help="Print ratios b/a of two JSON results."),
     ] = None,
     progress: Annotated[
         bool, typer.Option("--progress/--no-progress", help="Live view (default: on a terminal).")
@@ -110,6 +134,7 @@ def bench(
 ) -> None:
     """Measure a V2 server: throughput, latency percentiles, errors and the server-side split."""
     from ..bench import report
+    from ..bench.loadgen import run
 
     if compare is not None:
         with bench_errors():
@@ -122,14 +147,16 @@ def bench(
 
         with bench_errors():
             spec = load_experiment(experiment)
-            document = asyncio.run(run_experiment(spec, progress=progress))
+            document = run(run_experiment(spec, progress=progress), spec.matrix.transport)
         _write_outputs(
-            document, json_path or spec.output_path("json"),
-            markdown_path or spec.output_path("markdown"), html_path or spec.output_path("html"),
+            document,
+            json_path or spec.output_path("json"),
+            markdown_path or spec.output_path("markdown"),
+            html_path or spec.output_path("html"),
             open_report,
         )
         return
-    if not model_name:
+    if model_name is None:
         _usage("give the model: -m/--model-name (or an --experiment file, or --compare A B)")
     for name in transport:
         if name not in ("rest", "rest-binary", "grpc"):
@@ -156,18 +183,25 @@ def bench(
             _numbers(concurrency, int, "--concurrency"),
             _numbers(rows, int, "--rows"),
             _numbers(rate, float, "--rate"),
-            duration=duration, requests=requests, warmup=warmup, timeout=timeout,
+            duration=duration,
+            requests=requests,
+            warmup=warmup,
+            timeout=timeout,
         )
         with LiveView(enabled=progress) as view:
-            results = asyncio.run(run_points(target, points, source, view))
-    document = report.make_document(results, f"mlpack bench: {model_name} at {base}",
-                                    target={"url": base, "model": model_name})
+            results = run(run_points(target, points, source, view), transport)
+    document = report.make_document(
+        results, f"mlpack bench: {model_name} at {base}", target={"url": base, "model": model_name}
+    )
     _write_outputs(document, json_path, markdown_path, html_path, open_report)
 
 
 def _write_outputs(
-    document: dict[str, Any], json_path: Optional[Path], markdown_path: Optional[Path],
-    html_path: Optional[Path], open_report: bool,
+    document: dict[str, Any],
+    json_path: Optional[Path],
+    markdown_path: Optional[Path],
+    html_path: Optional[Path],
+    open_report: bool,
 ) -> None:
     from ..bench import report
     from ..bench.html import write_html
@@ -185,7 +219,11 @@ def _write_outputs(
         path = html_path or Path("mlpack-bench.html")
         write_html(document, path, open_browser=open_report)
         typer.echo(f"HTML: {path}")
-    failed = [r["label"] for r in document["results"] if r["client"]["requests"] == r["client"]["errors"]]
+    failed = [
+        r["label"] for r in document["results"] if r["client"]["requests"] == r["client"]["errors"]
+    ]
     if failed:
-        typer.secho(f"Error: every request failed at {', '.join(failed)}", err=True, fg=typer.colors.RED)
+        typer.secho(
+            f"Error: every request failed at {', '.join(failed)}", err=True, fg=typer.colors.RED
+        )
         raise typer.Exit(1)

@@ -94,8 +94,10 @@ class DashboardRecorder:
         now = int(self._clock())
         start = now - max(1, min(window, WINDOW_S)) + 1
         with self._lock:
-            copies = {key: [b for b in buckets if b.second >= start]
-                      for key, buckets in self._series.items()}
+            copies = {
+                key: [b for b in buckets if b.second >= start]
+                for key, buckets in self._series.items()
+            }
         # The charts span from the first second with data (a young server shows what it has).
         first = min((b[0].second for b in copies.values() if b), default=now)
         start = max(start, min(first, now - 9))
@@ -112,7 +114,9 @@ class DashboardRecorder:
                 series["errors"].append(b.errors if b else 0)
                 series["p50_ms"].append(_pct(lat, 50))
                 series["p99_ms"].append(_pct(lat, 99))
-                series["batch"].append(b.batched_requests / b.executions if b and b.executions else None)
+                series["batch"].append(
+                    b.batched_requests / b.executions if b and b.executions else None
+                )
                 series["queue"].append(b.queue_max if b else 0)
                 series["busy"].append(min(1.0, b.busy_s / self.workers) if b else 0.0)
             models.append({"name": name, "version": version, "series": series})
@@ -145,7 +149,9 @@ class DashboardEndpoints:
         try:
             window = int(raw)
         except ValueError:
-            return JSONResponse({"error": f"window must be whole seconds, got {raw!r}"}, status_code=400)
+            return JSONResponse(
+                {"error": f"window must be whole seconds, got {raw!r}"}, status_code=400
+            )
         if not 1 <= window <= WINDOW_S:
             return JSONResponse({"error": f"window must be 1..{WINDOW_S} seconds"}, status_code=400)
         return JSONResponse(self.recorder.snapshot(window), headers={"Cache-Control": "no-store"})

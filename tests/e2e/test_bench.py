@@ -47,12 +47,31 @@ def delta(after: dict[str, float], before: dict[str, float]) -> dict[str, float]
 
 
 @pytest.mark.parametrize("transport", ["rest", "rest-binary", "grpc"])
-def test_counts_match_the_server(rows_server: RunningServer, tmp_path: Path, transport: str) -> None:
+def test_counts_match_the_server(
+    rows_server: RunningServer, tmp_path: Path, transport: str
+) -> None:
     out = tmp_path / "result.json"
     before = server_counts(rows_server)
     result = run_bench(
-        "-m", "rows", "-u", rows_server.url, "--grpc-url", rows_server.grpc_address,
-        "-t", transport, "-c", "2,4", "-b", "3", "-n", "40", "-w", "0", "--local", "--json", str(out),
+        "-m",
+        "rows",
+        "-u",
+        rows_server.url,
+        "--grpc-url",
+        rows_server.grpc_address,
+        "-t",
+        transport,
+        "-c",
+        "2,4",
+        "-b",
+        "3",
+        "-n",
+        "40",
+        "-w",
+        "0",
+        "--local",
+        "--json",
+        str(out),
     )
     assert result.returncode == 0, result.stderr + result.stdout
     seen = delta(server_counts(rows_server), before)
@@ -73,7 +92,9 @@ def test_counts_match_the_server(rows_server: RunningServer, tmp_path: Path, tra
 def test_warmup_is_not_counted(rows_server: RunningServer, tmp_path: Path) -> None:
     out = tmp_path / "result.json"
     before = server_counts(rows_server)
-    result = run_bench("-m", "rows", "-u", rows_server.url, "-n", "25", "-w", "0.5", "--json", str(out))
+    result = run_bench(
+        "-m", "rows", "-u", rows_server.url, "-n", "25", "-w", "0.5", "--json", str(out)
+    )
     assert result.returncode == 0, result.stderr
     seen = delta(server_counts(rows_server), before)
     point = json.loads(out.read_text())["results"][0]
@@ -85,8 +106,20 @@ def test_open_loop_keeps_the_rate(rows_server: RunningServer, tmp_path: Path) ->
     out = tmp_path / "result.json"
     before = server_counts(rows_server)
     result = run_bench(
-        "-m", "rows", "-u", rows_server.url, "--rate", "150", "-c", "16", "-d", "1.2", "-w", "0",
-        "--json", str(out),
+        "-m",
+        "rows",
+        "-u",
+        rows_server.url,
+        "--rate",
+        "150",
+        "-c",
+        "16",
+        "-d",
+        "1.2",
+        "-w",
+        "0",
+        "--json",
+        str(out),
     )
     assert result.returncode == 0, result.stderr
     seen = delta(server_counts(rows_server), before)
@@ -113,13 +146,26 @@ def test_bad_input_is_a_clear_error(rows_server: RunningServer, tmp_path: Path) 
 
 def test_jsonl_data_and_compare(rows_server: RunningServer, tmp_path: Path) -> None:
     data = tmp_path / "requests.jsonl"
-    request: dict[str, Any] = {"inputs": [{"name": "x", "shape": [2, 3], "datatype": "FP32",
-                                           "data": [1, 2, 3, 4, 5, 6]}]}
+    request: dict[str, Any] = {
+        "inputs": [{"name": "x", "shape": [2, 3], "datatype": "FP32", "data": [1, 2, 3, 4, 5, 6]}]
+    }
     data.write_text(json.dumps(request) + "\n")
     a, b = tmp_path / "a.json", tmp_path / "b.json"
     for path in (a, b):
-        result = run_bench("-m", "rows", "-u", rows_server.url, "-n", "10", "-w", "0",
-                           "--data", str(data), "--json", str(path))
+        result = run_bench(
+            "-m",
+            "rows",
+            "-u",
+            rows_server.url,
+            "-n",
+            "10",
+            "-w",
+            "0",
+            "--data",
+            str(data),
+            "--json",
+            str(path),
+        )
         assert result.returncode == 0, result.stderr
         assert json.loads(path.read_text())["results"][0]["client"]["rows"] == 20
     compared = run_bench("--compare", str(a), str(b))

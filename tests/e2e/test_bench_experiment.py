@@ -1,4 +1,4 @@
-"""An experiment file end to end: local servers per settings set, JSON/Markdown/HTML, real browser."""
+"""An experiment file end to end: local servers per settings set, JSON/Markdown/HTML, browser."""
 
 from __future__ import annotations
 
@@ -18,7 +18,11 @@ pytestmark = pytest.mark.e2e
 # Where the report's plots are on a 1280-wide window (mlpack/bench/html.py fixes the layout:
 # 64 px header, 16 px gaps, 600x340 figures with a 1 px border; charts.py: the plot area
 # sits 64 px from the left and 28 px from the top of a figure, 520 x 228 px).
-FIGURES = {"throughput-latency": (24, 80), "latency-percentiles": (642, 80), "queue-compute": (24, 438)}
+FIGURES = {
+    "throughput-latency": (24, 80),
+    "latency-percentiles": (642, 80),
+    "queue-compute": (24, 438),
+}
 BLUE, RED = "#1f77b4", "#d62728"  # the first two series (and queue, compute)
 
 
@@ -29,15 +33,18 @@ def plot_box(name: str) -> tuple[int, int, int, int]:
 
 def test_experiment_matrix_end_to_end(tmp_path: Path) -> None:
     shutil.copytree(ASSETS / "bench" / "rows", tmp_path / "rows")
-    (tmp_path / "base.yaml").write_text(textwrap.dedent("""\
+    (tmp_path / "base.yaml").write_text(
+        textwrap.dedent("""\
         model: rows
         folder: rows
         requests: 40
         warmup: 0
         matrix:
           concurrency: [1, 2, 4]
-    """))
-    (tmp_path / "exp.yaml").write_text(textwrap.dedent("""\
+    """)
+    )
+    (tmp_path / "exp.yaml").write_text(
+        textwrap.dedent("""\
         extends: base.yaml
         title: rows model, batching off and on
         matrix:
@@ -46,14 +53,17 @@ def test_experiment_matrix_end_to_end(tmp_path: Path) -> None:
             - {}
             - {max_batch_size: 8, max_batch_time: 0.002}
         output: {json: out/results.json, markdown: out/results.md, html: out/report.html}
-    """))
+    """)
+    )
     result = run_bench("--experiment", str(tmp_path / "exp.yaml"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr + result.stdout
     document = json.loads((tmp_path / "out" / "results.json").read_text())
     assert document["title"] == "rows model, batching off and on"
     results = document["results"]
     assert [(r["config"]["server"], r["config"]["concurrency"]) for r in results] == [
-        ({}, 1), ({}, 2), ({}, 4),
+        ({}, 1),
+        ({}, 2),
+        ({}, 4),
         ({"max_batch_size": 8, "max_batch_time": 0.002}, 1),
         ({"max_batch_size": 8, "max_batch_time": 0.002}, 2),
         ({"max_batch_size": 8, "max_batch_time": 0.002}, 4),

@@ -30,8 +30,22 @@ def test_dashboard_renders_live_charts_offline(tmp_path: Path) -> None:
     server = start_server(tmp_path / "rows", tmp_path)
     try:
         # Traffic over about three seconds (open loop), so every series has a line.
-        result = run_bench("-m", "rows", "-u", server.url, "--rate", "100", "-c", "4", "-b", "2",
-                           "-n", "300", "-w", "0")
+        result = run_bench(
+            "-m",
+            "rows",
+            "-u",
+            server.url,
+            "--rate",
+            "100",
+            "-c",
+            "4",
+            "-b",
+            "2",
+            "-n",
+            "300",
+            "-w",
+            "0",
+        )
         assert result.returncode == 0, result.stderr
         data = httpx.get(server.url + "/v2/dashboard/data.json?window=60", timeout=10).json()
         (model,) = data["models"]

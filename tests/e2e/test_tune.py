@@ -35,8 +35,21 @@ def test_tune_finds_the_known_best_with_a_third_of_the_grid(tmp_path: Path) -> N
     folder = tmp_path / "costly"
     shutil.copytree(ASSETS / "bench" / "costly", folder)
     out = tmp_path / "tune.json"
-    result = run_tune(str(folder), "--slo-p99", "2s", "-c", "8", *SPACE, "-d", "2", "-w", "0.5",
-                      "--json", str(out), "--write")
+    result = run_tune(
+        str(folder),
+        "--slo-p99",
+        "2s",
+        "-c",
+        "8",
+        *SPACE,
+        "-d",
+        "2",
+        "-w",
+        "0.5",
+        "--json",
+        str(out),
+        "--write",
+    )
     assert result.returncode == 0, result.stderr + result.stdout
     report = json.loads(out.read_text())
     why = result.stdout + json.dumps(report["trials"], indent=1)
@@ -63,7 +76,20 @@ def test_tune_errors_are_clear(tmp_path: Path) -> None:
     other = run_tune(str(folder), "--slo-p99", "25ms", "-m", "nope")
     assert other.returncode == 1 and "no model 'nope'" in other.stderr
     # Nothing can meet 1 ms (a call takes 20 ms): exit 1, the closest shown first.
-    none = run_tune(str(folder), "--slo-p99", "1ms", "-c", "2", "--space", "max_batch_size=1,4",
-                    "--budget", "1", "-d", "0.5", "-w", "0")
+    none = run_tune(
+        str(folder),
+        "--slo-p99",
+        "1ms",
+        "-c",
+        "2",
+        "--space",
+        "max_batch_size=1,4",
+        "--budget",
+        "1",
+        "-d",
+        "0.5",
+        "-w",
+        "0",
+    )
     assert none.returncode == 1 and "No setting met p99 <= 1 ms" in none.stderr
     assert "| 1 | max_batch_size=" in none.stdout

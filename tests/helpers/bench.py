@@ -10,12 +10,18 @@ from pathlib import Path
 from tests.helpers.server import checkout_pythonpath
 
 
-def run_mlpack(command: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run_mlpack(
+    command: str, *args: str, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": checkout_pythonpath(os.environ.get("PYTHONPATH", ""))}
     extra = ["--no-progress"] if command == "bench" else []
     return subprocess.run(
         [sys.executable, "-m", "mlpack", command, *extra, *args],
-        capture_output=True, text=True, env=env, timeout=300, cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=cwd,
     )
 
 

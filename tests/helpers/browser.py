@@ -31,20 +31,32 @@ class Shot:
     page_requests: list[str]  # URLs the page itself asked for (not the browser's own traffic)
 
 
-def screenshot(tmp_path: Path, url: str, width: int = 1280, height: int = 900,
-               budget_ms: int = 8000) -> Shot:
+def screenshot(
+    tmp_path: Path, url: str, width: int = 1280, height: int = 900, budget_ms: int = 8000
+) -> Shot:
     """Load ``url`` headless (outside names do not resolve), screenshot it, list its requests."""
     profile = tmp_path / f"profile-{time.monotonic_ns()}"
     png = tmp_path / f"shot-{time.monotonic_ns()}.png"
     netlog = tmp_path / f"net-{time.monotonic_ns()}.json"
     command = [
-        chromium_or_skip(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-        "--no-first-run", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--disable-dev-shm-usage", "--hide-scrollbars",
+        chromium_or_skip(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--hide-scrollbars",
         "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-        f"--user-data-dir={profile}", f"--log-net-log={netlog}",
-        f"--virtual-time-budget={budget_ms}", f"--window-size={width},{height}",
-        f"--screenshot={png}", url,
+        f"--user-data-dir={profile}",
+        f"--log-net-log={netlog}",
+        f"--virtual-time-budget={budget_ms}",
+        f"--window-size={width},{height}",
+        f"--screenshot={png}",
+        url,
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and png.exists(), result.stderr[-2000:]
@@ -113,7 +125,9 @@ def read_png(path: Path) -> tuple[int, int, list[bytes]]:
     return width, height, rows
 
 
-def colours_in(rows: list[bytes], box: tuple[int, int, int, int]) -> dict[tuple[int, int, int], int]:
+def colours_in(
+    rows: list[bytes], box: tuple[int, int, int, int]
+) -> dict[tuple[int, int, int], int]:
     """Pixel counts per RGB colour inside ``box`` = (x, y, width, height)."""
     x0, y0, w, h = box
     counts: dict[tuple[int, int, int], int] = {}

@@ -318,6 +318,10 @@ def test_open_loop_drops_past_its_backlog() -> None:
 
 def test_bad_arguments() -> None:
     driver = HttpDriver("127.0.0.1", 9, "/x")
-    for kwargs in ({"rate": 0.0, "requests": 1}, {"requests": 0}, {"concurrency": 0, "requests": 1}):
+    for kwargs in (
+        {"rate": 0.0, "requests": 1},
+        {"requests": 0},
+        {"concurrency": 0, "requests": 1},
+    ):
         with pytest.raises(ValueError):
             asyncio.run(run_load(driver, [b"{}"], **kwargs))  # type: ignore[arg-type]

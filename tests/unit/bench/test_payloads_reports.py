@@ -12,14 +12,22 @@ from mlpack.bench import charts, report
 from mlpack.bench.experiment import ExperimentError, load_experiment
 from mlpack.bench.html import render_html
 from mlpack.bench.payloads import (
-    PayloadError, encode, generate_requests, parse_shapes, rows_of, specs_from_metadata,
+    PayloadError,
+    encode,
+    generate_requests,
+    parse_shapes,
+    rows_of,
+    specs_from_metadata,
 )
 from mlpack.client.binary import HEADER_LENGTH
 
-METADATA = {"name": "m", "inputs": [
-    {"name": "x", "datatype": "FP32", "shape": [-1, 3]},
-    {"name": "s", "datatype": "BYTES", "shape": [-1]},
-]}
+METADATA = {
+    "name": "m",
+    "inputs": [
+        {"name": "x", "datatype": "FP32", "shape": [-1, 3]},
+        {"name": "s", "datatype": "BYTES", "shape": [-1]},
+    ],
+}
 
 
 def test_generated_requests_follow_metadata_and_rows() -> None:
@@ -51,7 +59,7 @@ def test_each_transport_encodes_the_same_request() -> None:
     rest = encode(request, "rest", "m")
     assert json.loads(rest.data) == request and rest.rows == 2 and rest.headers == ()
     binary = encode(request, "rest-binary", "m")
-    (name, length), = binary.headers
+    ((name, length),) = binary.headers
     assert name == HEADER_LENGTH
     header = json.loads(binary.data[: int(length)])
     assert header["inputs"][0]["parameters"]["binary_data_size"] == 2 * 3 * 4
@@ -66,15 +74,31 @@ def test_each_transport_encodes_the_same_request() -> None:
 
 
 def _result(transport: str, c: int, rps: float, server: dict[str, Any] | None) -> dict[str, Any]:
-    client = {"rps": rps, "rows_per_s": rps, "p50_ms": 1.0, "p90_ms": 2.0, "p95_ms": 2.5,
-              "p99_ms": 3.0 + c, "max_ms": 9.0, "errors": 0, "error_kinds": {}, "requests": 10}
+    client = {
+        "rps": rps,
+        "rows_per_s": rps,
+        "p50_ms": 1.0,
+        "p90_ms": 2.0,
+        "p95_ms": 2.5,
+        "p99_ms": 3.0 + c,
+        "max_ms": 9.0,
+        "errors": 0,
+        "error_kinds": {},
+        "requests": 10,
+    }
     config = {"transport": transport, "concurrency": c, "rows": 1, "rate": None, "server": {}}
     return {"label": "x", "config": config, "client": client, "server": server, "process": None}
 
 
 def test_markdown_html_and_compare() -> None:
-    split = {"requests": 10, "failures": 0, "executions": 5, "avg_batch": 2.0,
-             "queue_ms": 0.5, "compute_ms": 1.5}
+    split = {
+        "requests": 10,
+        "failures": 0,
+        "executions": 5,
+        "avg_batch": 2.0,
+        "queue_ms": 0.5,
+        "compute_ms": 1.5,
+    }
     a = report.make_document([_result("rest", 1, 100, split), _result("grpc", 1, 50, None)], "A")
     b = report.make_document([_result("rest", 1, 150, split)], "B")
     table = report.markdown_table(a)
@@ -113,7 +137,8 @@ def test_experiment_files_merge_and_validate(tmp_path: Path) -> None:
     assert spec.duration == 3 and spec.matrix.concurrency == [1, 2]
     assert spec.matrix.transport == ["grpc"]
     (tmp_path / "cross.yaml").write_text(
-        "model: m\nfolder: .\nmatrix:\n  server: {max_batch_size: [1, 8], parallel_workers: [0, 2]}\n"
+        "model: m\nfolder: .\nmatrix:\n"
+        "  server: {max_batch_size: [1, 8], parallel_workers: [0, 2]}\n"
     )
     assert len(load_experiment([tmp_path / "cross.yaml"]).matrix.server_sets()) == 4
     (tmp_path / "loop.yaml").write_text("extends: loop.yaml\n")

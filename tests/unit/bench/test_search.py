@@ -17,8 +17,9 @@ SPACE: dict[str, list[Any]] = {
 }
 
 
-def landscape(peak_batch: int, slo_cut: int | None = None, noise: float = 0.0, seed: int = 0
-              ) -> Callable[[Config, int], Any]:
+def landscape(
+    peak_batch: int, slo_cut: int | None = None, noise: float = 0.0, seed: int = 0
+) -> Callable[[Config, int], Any]:
     """Throughput peaks at ``peak_batch``; p99 grows with the batch; workers help a little."""
     rng = random.Random(seed)
 
@@ -39,8 +40,12 @@ def true_value(config: Config, peak: int, slo: float) -> float:
     b = c["max_batch_size"]
     if 2.0 * b + 100 * c["max_batch_time"] > slo:
         return 0.0
-    return 1000.0 * min(b, peak) / (1 + 0.5 * max(0, b - peak)) * (
-        1 + 0.1 * c["parallel_workers"] - 2 * c["max_batch_time"])
+    return (
+        1000.0
+        * min(b, peak)
+        / (1 + 0.5 * max(0, b - peak))
+        * (1 + 0.1 * c["parallel_workers"] - 2 * c["max_batch_time"])
+    )
 
 
 def best_in_grid(peak: int, slo: float) -> float:
@@ -79,7 +84,9 @@ def test_budget_of_one_and_pareto() -> None:
     found = asyncio.run(coordinate_search(SPACE, landscape(8), 1000.0, 20))
     front = pareto(found.trials)
     assert front and all(
-        not (o.throughput > t.throughput and o.p99_ms < t.p99_ms) for t in front for o in found.trials
+        not (o.throughput > t.throughput and o.p99_ms < t.p99_ms)
+        for t in front
+        for o in found.trials
     )
     with pytest.raises(ValueError):
         asyncio.run(coordinate_search(SPACE, landscape(8), 1000.0, 0))

@@ -6,7 +6,12 @@ import httpx
 from starlette.applications import Starlette
 
 from mlpack.engine.stats import InferEvent, InferTiming
-from mlpack.server.dashboard import SAMPLES_PER_SECOND, WINDOW_S, DashboardEndpoints, DashboardRecorder
+from mlpack.server.dashboard import (
+    SAMPLES_PER_SECOND,
+    WINDOW_S,
+    DashboardEndpoints,
+    DashboardRecorder,
+)
 
 
 class Clock:
@@ -17,10 +22,17 @@ class Clock:
         return self.now
 
 
-def event(duration: float, batch: int = 1, first: bool = True, ok: bool = True,
-          queue: float = 0.0, depth: int = 0) -> InferEvent:
-    timing = InferTiming(queue_wait=queue, batch_size=batch, executions=1 if first else 0,
-                         batch_queue=depth)
+def event(
+    duration: float,
+    batch: int = 1,
+    first: bool = True,
+    ok: bool = True,
+    queue: float = 0.0,
+    depth: int = 0,
+) -> InferEvent:
+    timing = InferTiming(
+        queue_wait=queue, batch_size=batch, executions=1 if first else 0, batch_queue=depth
+    )
     return InferEvent("m", "v1", ok, duration, timing)
 
 
@@ -71,7 +83,8 @@ async def test_endpoints() -> None:
     recorder.on_infer(event(0.003))
     app = Starlette(routes=DashboardEndpoints(recorder, "<srv>").routes())
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://test"  # type: ignore[arg-type]
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://test",  # type: ignore[arg-type]
     ) as client:
         await _check_endpoints(client)
 

@@ -27,5 +27,7 @@ class CostlyModel(MLModel):
         time.sleep(self.call_s + self.row_s * max(0, len(x) - self.free_rows))
         return InferenceResponse(
             model_name=self.name,
-            outputs=[ResponseOutput(name="y", shape=list(x.shape), datatype="FP32", data=x.reshape(-1))],
+            outputs=[
+                ResponseOutput(name="y", shape=list(x.shape), datatype="FP32", data=x.reshape(-1))
+            ],
         )
