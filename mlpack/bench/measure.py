@@ -132,6 +132,8 @@ async def measure(
             )
         except OSError as error:
             raise TargetError(f"cannot connect for {point.transport}: {error}") from None
+        except ValueError as error:  # the load generator refuses the point's numbers
+            raise TargetError(f"{point.label()}: {error}") from None
         process = await sampler.stop() if sampler is not None else None
         after = await fetch_stats(client, target.url, target.model, target.version)
     split = stats_delta(before.get("stats"), after)

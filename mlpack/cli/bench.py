@@ -83,7 +83,7 @@ def bench(
         list[str], typer.Option("-b", "--rows", help="Rows (batch items) per request, e.g. 1,8.")
     ] = ["1"],  # noqa: B006
     duration: Annotated[
-        float, typer.Option("-d", "--duration", help="Measured seconds per point.")
+        float, typer.Option("-d", "--duration", min=0.001, help="Measured seconds per point.")
     ] = 10.0,
     requests: Annotated[
         Optional[int],
@@ -104,7 +104,7 @@ def bench(
         bool, typer.Option("--local", help="Also sample the (local) server's CPU and RSS.")
     ] = False,
     timeout: Annotated[
-        float, typer.Option("--timeout", help="Seconds to wait for each answer.")
+        float, typer.Option("--timeout", min=0.001, help="Seconds to wait for each answer.")
     ] = 30.0,
     experiment: Annotated[
         list[Path],
