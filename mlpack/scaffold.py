@@ -19,9 +19,8 @@ from typing import Any
 
 from ._version import __version__
 from .errors import ScaffoldError as ScaffoldError  # defined in the error tree; re-exported
-from .templating import template_environment, template_root
+from .templating import INIT_FOLDER, template_environment, template_root
 
-INIT_FOLDER = "init"
 COMMON = "_common"
 METADATA_FILE = "template.json"
 DEFAULT_TEMPLATE = "custom"
@@ -109,7 +108,7 @@ def render_project(options: ProjectOptions) -> dict[str, str]:
     """The generated project: relative path → file content (nothing is written)."""
     template = get_template(options.template)
     check_name(options.name)
-    environment = template_environment(INIT_FOLDER)
+    environment = template_environment()
     context = {
         "name": options.name,
         "template": template.name,

@@ -43,7 +43,7 @@ def test_every_status_is_an_int_code(error: errors.MLPackError) -> None:
 
 
 def test_old_import_paths_still_work() -> None:
-    from mlpack.build.envs import BuildError
+    from mlpack.environments.pack import BuildError
     from mlpack.client.errors import ClientError, ServerError, Timeout, TransportError
     from mlpack.environments import InvalidEnvironment
     from mlpack.infer.batching import SplitError
