@@ -1,9 +1,9 @@
 """The search behind ``mlpack tune``: line searches along each setting, then a halving re-measure.
 
 Settings are ordered value lists (``max_batch_size: 1, 2, 4, …``), so the search walks
-them instead of trying the whole grid: from a middle starting point it steps along one
-setting at a time while the score improves by more than ``tolerance`` (rightwards first,
-left only when right does not help), passes over every setting until nothing moves, and
+them instead of trying the whole grid: from a middle starting point it probes both
+neighbours along one setting, walks on from the better one while the score improves by
+more than ``tolerance``, passes over every setting until nothing moves, and
 then spends what is left of the budget re-measuring the best third of what it saw
 (successive halving's last rung) so one lucky measurement does not win. Every call of
 ``evaluate`` counts against ``budget``; results are cached, so no configuration is measured
@@ -117,19 +117,29 @@ async def coordinate_search(
     while moved and used < budget:
         moved = False
         for name in sorted(space, key=lambda n: -len(space[n])):
+            # Probe both neighbours, then walk on from the better one while it keeps improving
+            # (a small noisy gain one way must not hide a large one the other way).
+            probes = []
             for step in (1, -1):
                 probe = dict(index)
-                stepped = False
-                while 0 <= probe[name] + step < len(space[name]):
-                    probe[name] += step
+                probe[name] += step
+                if 0 <= probe[name] < len(space[name]):
                     score = await score_of(probe)
-                    if not better(score, current):
-                        break
-                    assert score is not None
-                    index, current, stepped = dict(probe), score, True
-                if stepped:
-                    moved = True
-                    break  # found the better direction: no need to look the other way
+                    if better(score, current):
+                        assert score is not None
+                        probes.append((score, step, probe))
+            if not probes:
+                continue
+            current, step, index = max(probes, key=lambda p: p[0])
+            moved = True
+            while 0 <= index[name] + step < len(space[name]):
+                probe = dict(index)
+                probe[name] += step
+                score = await score_of(probe)
+                if not better(score, current):
+                    break
+                assert score is not None
+                index, current = probe, score
     # Last rung: re-measure the best third (at least the best two) while the budget lasts.
     ranked = sorted(trials.values(), key=lambda t: t.score(slo_p99_ms, objective), reverse=True)
     finalists = ranked[: max(2, math.ceil(len(ranked) / 3))]

@@ -55,20 +55,16 @@ class DashboardRecorder:
         self._random = random.Random(0)
 
     def on_infer(self, event: InferEvent) -> None:
-        second = int(self._clock())
         key = (event.model_name, event.model_version)
         timing = event.timing
         with self._lock:
+            second = int(self._clock())
             buckets = self._series.get(key)
             if buckets is None:
                 if len(self._series) >= MAX_MODELS:
                     return
                 buckets = self._series[key] = []
-            if not buckets or buckets[-1].second != second:
-                buckets.append(_Bucket(second))
-                while buckets and buckets[0].second <= second - WINDOW_S:
-                    buckets.pop(0)
-            bucket = buckets[-1]
+            bucket = self._bucket(buckets, second)
             bucket.requests += 1
             if not event.ok:
                 bucket.errors += 1
@@ -87,6 +83,16 @@ class DashboardRecorder:
                 slot = self._random.randrange(bucket.seen)
                 if slot < SAMPLES_PER_SECOND:
                     bucket.latencies[slot] = latency_ms
+
+    @staticmethod
+    def _bucket(buckets: list[_Bucket], second: int) -> _Bucket:
+        """The bucket of ``second`` (a clock that steps back lands in the newest bucket)."""
+        if buckets and buckets[-1].second >= second:
+            return buckets[-1]
+        buckets.append(_Bucket(second))
+        while buckets[0].second <= second - WINDOW_S:
+            buckets.pop(0)
+        return buckets[-1]
 
     def snapshot(self, window: int = WINDOW_S) -> dict[str, Any]:
         """Per-second series for every model version over the last ``window`` seconds

@@ -29,7 +29,7 @@ def test_dashboard_renders_live_charts_offline(tmp_path: Path) -> None:
     shutil.copytree(ASSETS / "bench" / "rows", tmp_path / "rows")
     server = start_server(tmp_path / "rows", tmp_path)
     try:
-        # Traffic over about three seconds (open loop), so every series has a line.
+        # Traffic over about four seconds (open loop), so every series has a line.
         result = run_bench(
             "-m",
             "rows",
@@ -42,14 +42,15 @@ def test_dashboard_renders_live_charts_offline(tmp_path: Path) -> None:
             "-b",
             "2",
             "-n",
-            "300",
+            "400",
             "-w",
             "0",
         )
         assert result.returncode == 0, result.stderr
         data = httpx.get(server.url + "/v2/dashboard/data.json?window=60", timeout=10).json()
         (model,) = data["models"]
-        assert sum(model["series"]["rps"]) == 300  # the same requests the stats endpoint counts
+        # The same requests the stats endpoint counts.
+        assert sum(model["series"]["rps"]) == 400, data
         shot = screenshot(tmp_path, server.url + "/v2/dashboard", width=1280, height=480)
         local = f"http://127.0.0.1:{server.http_port}/"
         assert any(u.startswith(local + "v2/dashboard/data.json") for u in shot.page_requests)
@@ -60,7 +61,8 @@ def test_dashboard_renders_live_charts_offline(tmp_path: Path) -> None:
         _, _, rows = read_png(shot.png)
         for name, ((x, y), colour) in CANVASES.items():
             counts = colours_in(rows, (x + 44, y + 22, 400 - 54, 180 - 44))  # inside the axes
-            assert near(counts, colour, 30) > 150, f"{name}: no {colour} line drawn"
+            # Legends sit above this box: any pixel of the colour here is the line.
+            assert near(counts, colour, 30) > 40, f"{name}: no {colour} line drawn"
         empty = colours_in(rows, (840 + 44, 280 + 22, 300, 130))  # no sixth chart there
         assert all(near(empty, c, 30) == 0 for _, c in CANVASES.values())
     finally:

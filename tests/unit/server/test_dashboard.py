@@ -66,6 +66,16 @@ def test_young_server_shows_what_it_has() -> None:
     assert snap["now"] - snap["start"] == 30 and snap["models"][0]["series"]["rps"][0] == 1
 
 
+def test_a_clock_stepping_back_loses_nothing() -> None:
+    clock = Clock()
+    recorder = DashboardRecorder(clock=clock)
+    recorder.on_infer(event(0.001))
+    clock.now -= 1  # e.g. another thread read the time just before the second ticked
+    recorder.on_infer(event(0.001))
+    clock.now += 1
+    assert sum(recorder.snapshot(window=10)["models"][0]["series"]["rps"]) == 2
+
+
 def test_memory_is_bounded() -> None:
     clock = Clock()
     recorder = DashboardRecorder(clock=clock)
