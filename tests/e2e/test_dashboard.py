@@ -38,7 +38,7 @@ def test_dashboard_renders_live_charts_offline(tmp_path: Path) -> None:
             "--rate",
             "100",
             "-c",
-            "4",
+            "16",
             "-b",
             "2",
             "-n",
@@ -49,8 +49,12 @@ def test_dashboard_renders_live_charts_offline(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stderr
         data = httpx.get(server.url + "/v2/dashboard/data.json?window=60", timeout=10).json()
         (model,) = data["models"]
-        # The same requests the stats endpoint counts.
-        assert sum(model["series"]["rps"]) == 400, data
+        # The same requests the stats endpoint counts (on a busy machine the open loop may drop
+        # a few it could not send in time; those never reach the server).
+        stats = httpx.get(server.url + "/v2/models/rows/stats", timeout=10).json()
+        inference = stats["model_stats"][0]["inference_stats"]
+        served = inference["success"]["count"] + inference["fail"]["count"]
+        assert 300 < served <= 400 and sum(model["series"]["rps"]) == served, data
         shot = screenshot(tmp_path, server.url + "/v2/dashboard", width=1280, height=480)
         local = f"http://127.0.0.1:{server.http_port}/"
         assert any(u.startswith(local + "v2/dashboard/data.json") for u in shot.page_requests)
