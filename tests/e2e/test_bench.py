@@ -113,7 +113,7 @@ def test_open_loop_keeps_the_rate(rows_server: RunningServer, tmp_path: Path) ->
         "--rate",
         "150",
         "-c",
-        "16",
+        "48",  # room for 4 x 48 requests waiting: only a stall of over a second drops any
         "-d",
         "1.2",
         "-w",
