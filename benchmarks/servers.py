@@ -42,7 +42,7 @@ def start_mlserver(
     ready_timeout: float = 120.0,
     settle: float = 1.0,
 ) -> ServerProcess:
-    """Start `mlserver start` on a temp copy of `model_repo` with a settings.json holding free ports."""
+    """Start `mlserver start` on a temp copy of `model_repo` (settings.json: free ports)."""
     workdir = _copy_repository(model_repo, "mlserver")
     ports = free_ports(3)
     settings: dict[str, object] = {

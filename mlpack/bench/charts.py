@@ -7,8 +7,8 @@ no network and no plotting library.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from html import escape
-from typing import Optional, Sequence
 
 PALETTE = (
     "#1f77b4",
@@ -68,7 +68,7 @@ def _frame(title: str, x_label: str, y_label: str) -> list[str]:
 def _legend(names: Sequence[str], y0: float, max_rows: int = 2) -> list[str]:
     out, x, y, row = [], float(LEFT), y0, 1
     for i, name in enumerate(names):
-        label = name if len(name) <= 48 else name[:47] + "…"
+        label = name if len(name) <= 48 else name[:47] + "..."
         width = 22 + 6.6 * len(label)
         if x + width > WIDTH - RIGHT and x > LEFT:
             if row == max_rows:
@@ -90,15 +90,15 @@ def line_chart(
     x_label: str,
     y_label: str,
     log_x: bool = False,
-    dashed: Optional[Sequence[bool]] = None,
-    colors: Optional[Sequence[int]] = None,
-    legend: Optional[Sequence[str]] = None,
+    dashed: Sequence[bool] | None = None,
+    colors: Sequence[int] | None = None,
+    legend: Sequence[str] | None = None,
     ticks_at_values: bool = False,
 ) -> str:
     """Lines with markers, one per series, on shared linear (or log-x) axes.
 
     ``colors`` gives each series a palette index (default: its own); ``legend`` the names
-    shown for palette indices 0, 1, … (default: the series names).
+    shown for palette indices 0, 1, ... (default: the series names).
     """
     points = [p for _, pts in series for p in pts]
     svg = _frame(title, x_label, y_label)

@@ -10,12 +10,13 @@ grpcio channel (no generated stubs needed on the hot path).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from collections.abc import Sequence
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-__all__ = ["Connection", "Driver", "GrpcDriver", "HttpDriver", "GRPC_MODEL_INFER"]
+__all__ = ["GRPC_MODEL_INFER", "Connection", "Driver", "GrpcDriver", "HttpDriver"]
 
 Headers = Sequence[tuple[str, str]]
 
@@ -266,10 +267,8 @@ class _GrpcConnection:
 
     def close(self) -> None:
         # grpc.aio channels close asynchronously; schedule it on the running loop.
-        try:
+        with contextlib.suppress(RuntimeError):
             asyncio.get_running_loop().create_task(self._channel.close())
-        except RuntimeError:
-            pass
 
 
 @dataclasses.dataclass(frozen=True)
@@ -296,7 +295,7 @@ class GrpcDriver:
         channel = grpc.aio.insecure_channel(self.target, options=options)
         try:
             await asyncio.wait_for(channel.channel_ready(), self.timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             await channel.close()
             raise ConnectionError(
                 f"gRPC {self.target}: not reachable in {self.timeout:g} s"

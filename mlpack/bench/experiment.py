@@ -1,4 +1,4 @@
-"""Experiment files (YAML): a matrix of transports × concurrency (or rate) × rows × server settings.
+"""Experiment files (YAML): a matrix of transports x concurrency (or rate) x rows x server settings.
 
 ::
 
@@ -6,7 +6,7 @@
     title: iris, two settings
     model: iris
     folder: ./iris              # start a local `mlpack start` per server-settings combination
-    # target: {url: localhost:8080, grpc: localhost:8081}   # …or measure a running server
+    # target: {url: localhost:8080, grpc: localhost:8081}   # ...or measure a running server
     duration: 5                 # or requests: 2000
     warmup: 1
     matrix:
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -55,7 +55,7 @@ class Matrix(_Strict):
     concurrency: list[int] = Field(default_factory=lambda: [1])
     rate: list[float] = Field(default_factory=list)
     rows: list[int] = Field(default_factory=lambda: [1])
-    server: Union[list[dict[str, Any]], dict[str, list[Any]]] = Field(
+    server: list[dict[str, Any]] | dict[str, list[Any]] = Field(
         default_factory=lambda: [dict[str, Any]()]
     )
 
@@ -70,31 +70,34 @@ class Matrix(_Strict):
         if isinstance(self.server, list):
             return self.server or [{}]
         keys = list(self.server)
-        return [dict(zip(keys, combo)) for combo in itertools.product(*self.server.values())]
+        return [
+            dict(zip(keys, combo, strict=True))
+            for combo in itertools.product(*self.server.values())
+        ]
 
 
 class TargetSpec(_Strict):
     url: str
-    grpc: Optional[str] = None
+    grpc: str | None = None
 
 
 class Experiment(_Strict):
     title: str = "mlpack bench experiment"
     model: str
-    model_version: Optional[str] = None
-    folder: Optional[Path] = None
-    target: Optional[TargetSpec] = None
-    data: Optional[Path] = None
+    model_version: str | None = None
+    folder: Path | None = None
+    target: TargetSpec | None = None
+    data: Path | None = None
     shapes: dict[str, list[int]] = Field(default_factory=dict)
-    duration: Optional[float] = Field(default=10.0, gt=0)
-    requests: Optional[int] = Field(default=None, ge=1)
+    duration: float | None = Field(default=10.0, gt=0)
+    requests: int | None = Field(default=None, ge=1)
     warmup: float = Field(default=1.0, ge=0)
     timeout: float = Field(default=30.0, gt=0)
     local: bool = True
     matrix: Matrix = Field(default_factory=Matrix)
     output: dict[Literal["json", "markdown", "html"], Path] = Field(default_factory=dict)
 
-    def output_path(self, kind: str) -> Optional[Path]:
+    def output_path(self, kind: str) -> Path | None:
         return {str(k): v for k, v in self.output.items()}.get(kind)
 
 
@@ -176,9 +179,12 @@ async def run_experiment(spec: Experiment, progress: bool = True) -> dict[str, A
     """Run every point of the matrix; a local server per server-settings combination."""
     shapes = {k: tuple(v) for k, v in spec.shapes.items()}
     source = RequestSource(data=spec.data, shapes=shapes)
-    common: dict[str, Any] = dict(
-        duration=spec.duration, requests=spec.requests, warmup=spec.warmup, timeout=spec.timeout
-    )
+    common: dict[str, Any] = {
+        "duration": spec.duration,
+        "requests": spec.requests,
+        "warmup": spec.warmup,
+        "timeout": spec.timeout,
+    }
     results: list[dict[str, Any]] = []
     with LiveView(enabled=progress) as view:
         for settings in spec.matrix.server_sets():

@@ -136,10 +136,10 @@ def _table(document: dict[str, Any]) -> str:
             *(
                 (f"{s['queue_ms']:.2f}", f"{s['compute_ms']:.2f}", f"{s['avg_batch']:.1f}")
                 if s
-                else ("–", "–", "–")
+                else ("-", "-", "-")
             ),
-            f"{p['cpu_cores']:.2f}" if p else "–",
-            f"{p['rss_mib_peak']:.0f}" if p else "–",
+            f"{p['cpu_cores']:.2f}" if p else "-",
+            f"{p['rss_mib_peak']:.0f}" if p else "-",
             f'<span class="errors">{escape(errors)}</span>' if errors else "0",
         ]
         rows.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Optional
+from typing import Any
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -18,14 +18,14 @@ from .report import _load, series_key
 class LiveView:
     """A table of finished measurements plus a status line for the one running."""
 
-    def __init__(self, console: Optional[Console] = None, enabled: bool = True) -> None:
+    def __init__(self, console: Console | None = None, enabled: bool = True) -> None:
         self.console = console or Console(stderr=True)
         self.enabled = enabled and self.console.is_terminal
         self.results: list[dict[str, Any]] = []
         self.label = ""
-        self.progress: Optional[LoadProgress] = None
+        self.progress: LoadProgress | None = None
         self.total = 0
-        self._live: Optional[Live] = None
+        self._live: Live | None = None
 
     def __enter__(self) -> LiveView:
         if self.enabled:
@@ -52,13 +52,11 @@ class LiveView:
         self.progress = None
         if not self.enabled:
             c = result["client"]
-            self.console.print(
-                markup=False,
-                *[
-                    f"{series_key(result)} {_load(result['config'])}: {c['rps']:,.0f} req/s "
-                    f"p50 {c['p50_ms']:.2f} ms p99 {c['p99_ms']:.2f} ms errors {c['errors']}"
-                ],
+            line = (
+                f"{series_key(result)} {_load(result['config'])}: {c['rps']:,.0f} req/s "
+                f"p50 {c['p50_ms']:.2f} ms p99 {c['p99_ms']:.2f} ms errors {c['errors']}"
             )
+            self.console.print(line, markup=False)
 
     def _render(self) -> Group:
         table = Table(title="mlpack bench", expand=False)
@@ -84,9 +82,9 @@ class LiveView:
                 f"{c['rows_per_s']:,.0f}",
                 f"{c['p50_ms']:.2f}",
                 f"{c['p99_ms']:.2f}",
-                f"{s['queue_ms']:.2f}" if s else "–",
-                f"{s['compute_ms']:.2f}" if s else "–",
-                f"{s['avg_batch']:.1f}" if s else "–",
+                f"{s['queue_ms']:.2f}" if s else "-",
+                f"{s['compute_ms']:.2f}" if s else "-",
+                f"{s['avg_batch']:.1f}" if s else "-",
                 str(c["errors"]),
             )
         parts: list[Any] = [table]

@@ -29,7 +29,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Optional, TypeVar, Union
+from typing import Any, TypeVar
 
 from .drivers import Connection, Driver, GrpcDriver, HttpDriver
 
@@ -93,7 +93,7 @@ class LoadResult:
     rows_per_s: float = 0.0
     error_kinds: dict[str, int] = dataclasses.field(default_factory=dict)
     mode: str = "closed"
-    rate: Optional[float] = None  # open loop: requests per second asked for
+    rate: float | None = None  # open loop: requests per second asked for
     scheduled: int = 0  # open loop: requests due in the measured window
     sent: int = 0  # requests actually sent in the measured window
     send_lag_p99_ms: float = 0.0  # open loop: how late sends left against their schedule
@@ -120,7 +120,7 @@ def percentile(sorted_values: Sequence[float], pct: float) -> float:
 
 
 def error_kind(message: str) -> str:
-    """A short kind for an error description: ``HTTP 503``, ``gRPC UNAVAILABLE``, ``timeout``…"""
+    """A short kind for an error description: ``HTTP 503``, ``gRPC UNAVAILABLE``, ``timeout``..."""
     if message.startswith(("HTTP ", "gRPC ")):
         return message.split(":", 1)[0]
     if "timed out" in message:
@@ -134,7 +134,7 @@ class _Run:
     """Shared state of one phase: the ticket counter, the clock and the samples."""
 
     def __init__(
-        self, payloads: list[Any], rows: list[int], total: Optional[int], progress: LoadProgress
+        self, payloads: list[Any], rows: list[int], total: int | None, progress: LoadProgress
     ) -> None:
         self.payloads = payloads
         self.rows = rows
@@ -179,8 +179,8 @@ class _Run:
 
 
 async def _send(
-    driver: Driver, conn: Optional[Connection], payload: Any
-) -> tuple[Optional[Connection], Optional[str]]:
+    driver: Driver, conn: Connection | None, payload: Any
+) -> tuple[Connection | None, str | None]:
     """Send on ``conn`` (connecting first when None); a broken connection comes back as None."""
     try:
         if conn is None:
@@ -192,7 +192,7 @@ async def _send(
         return None, f"{type(exc).__name__}: {exc}"
 
 
-async def _closed_worker(driver: Driver, run: _Run, conn: Optional[Connection]) -> None:
+async def _closed_worker(driver: Driver, run: _Run, conn: Connection | None) -> None:
     perf_ns = time.perf_counter_ns
     try:
         while run.take():
@@ -216,19 +216,19 @@ class _Pool:
 
     def __init__(self, driver: Driver, conns: list[Connection], limit: int) -> None:
         self.driver = driver
-        self.idle: asyncio.Queue[Optional[Connection]] = asyncio.Queue()
+        self.idle: asyncio.Queue[Connection | None] = asyncio.Queue()
         for conn in conns:
             self.idle.put_nowait(conn)
         self.opened = len(conns)
         self.limit = limit
 
-    async def acquire(self) -> Optional[Connection]:
+    async def acquire(self) -> Connection | None:
         if self.idle.empty() and self.opened < self.limit:
             self.opened += 1
             return None  # the sender connects (errors are counted like any other)
         return await self.idle.get()
 
-    def release(self, conn: Optional[Connection]) -> None:
+    def release(self, conn: Connection | None) -> None:
         self.idle.put_nowait(conn)  # None: a broken slot, reconnected by its next user
 
 
@@ -304,9 +304,9 @@ async def _phase(
     payloads: list[Any],
     rows: list[int],
     concurrency: int,
-    duration: Optional[float],
-    requests: Optional[int],
-    rate: Optional[float],
+    duration: float | None,
+    requests: int | None,
+    rate: float | None,
     progress: LoadProgress,
 ) -> tuple[LoadResult, list[Connection]]:
     run = _Run(payloads, rows, requests, progress)
@@ -351,14 +351,14 @@ async def _phase(
 
 async def run_load(
     driver: Driver,
-    bodies: Sequence[Union[bytes, Body]],
+    bodies: Sequence[bytes | Body],
     concurrency: int = 1,
-    duration: Optional[float] = 10.0,
-    requests: Optional[int] = None,
+    duration: float | None = 10.0,
+    requests: int | None = None,
     warmup: float = 0.0,
-    rate: Optional[float] = None,
-    progress: Optional[LoadProgress] = None,
-    on_measure: Optional[Callable[[], Awaitable[None]]] = None,
+    rate: float | None = None,
+    progress: LoadProgress | None = None,
+    on_measure: Callable[[], Awaitable[None]] | None = None,
 ) -> LoadResult:
     """Drive ``driver`` closed-loop (or open-loop at ``rate``) and summarise the measured phase.
 
@@ -430,7 +430,7 @@ def run(main: Awaitable[T], transports: Sequence[str] = ("rest",)) -> T:
     grpc.aio needs the default asyncio loop; the choice is local to this call (no global
     event-loop policy is changed).
     """
-    factory: Optional[Callable[[], asyncio.AbstractEventLoop]] = None
+    factory: Callable[[], asyncio.AbstractEventLoop] | None = None
     if "grpc" not in transports:
         try:
             import uvloop

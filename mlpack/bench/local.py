@@ -13,8 +13,9 @@ import contextlib
 import json
 import shutil
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator, Optional
+from typing import Any
 
 import httpx
 
@@ -49,7 +50,7 @@ def split_settings(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, An
     return server, model
 
 
-def _model_files(root: Path, model: Optional[str]) -> list[Path]:
+def _model_files(root: Path, model: str | None) -> list[Path]:
     files = sorted(root.rglob(MODEL_SETTINGS_FILE))
     if model is None:
         return files
@@ -64,7 +65,7 @@ def _model_files(root: Path, model: Optional[str]) -> list[Path]:
     return chosen
 
 
-def write_model_settings(root: Path, model: Optional[str], values: dict[str, Any]) -> None:
+def write_model_settings(root: Path, model: str | None, values: dict[str, Any]) -> None:
     """Merge ``values`` into the copy's model-settings.json of ``model`` (every model if None)."""
     files = _model_files(root, model)
     if not files:
@@ -80,7 +81,7 @@ def prepare_copy(
     workdir: Path,
     server: dict[str, Any],
     model_values: dict[str, Any],
-    model: Optional[str],
+    model: str | None,
 ) -> Path:
     """Copy ``folder`` into ``workdir/models`` and apply the settings; return the copy."""
     if not folder.is_dir():
@@ -114,7 +115,7 @@ async def local_server(
     folder: Path,
     server: dict[str, Any],
     model_values: dict[str, Any],
-    model: Optional[str],
+    model: str | None,
 ) -> AsyncIterator[ServerProcess]:
     """``mlpack start`` on a settings-applied copy of ``folder``; stopped and removed after."""
     workdir = Path(tempfile.mkdtemp(prefix="mlpack-bench-"))

@@ -7,8 +7,9 @@ for a local server, samples its CPU and RSS. The result is a plain dict (JSON-re
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -30,9 +31,9 @@ class Target:
 
     url: str
     model: str
-    grpc: Optional[str] = None
-    version: Optional[str] = None
-    pid: Optional[int] = None
+    grpc: str | None = None
+    version: str | None = None
+    pid: int | None = None
 
 
 @dataclass(frozen=True)
@@ -42,9 +43,9 @@ class Point:
     transport: str = "rest"
     concurrency: int = 1
     rows: int = 1
-    rate: Optional[float] = None
-    duration: Optional[float] = 10.0
-    requests: Optional[int] = None
+    rate: float | None = None
+    duration: float | None = 10.0
+    requests: int | None = None
     warmup: float = 0.0
     timeout: float = 30.0
     server: dict[str, Any] = field(default_factory=dict)  # settings the server ran with
@@ -104,7 +105,7 @@ async def measure(
     target: Target,
     point: Point,
     requests: Sequence[dict[str, Any]],
-    progress: Optional[LoadProgress] = None,
+    progress: LoadProgress | None = None,
 ) -> dict[str, Any]:
     """Run ``point`` against ``target`` sending ``requests`` (V2 dicts) round-robin."""
     bodies = [encode(r, point.transport, target.model, target.version) for r in requests]

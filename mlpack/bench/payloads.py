@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Optional, Sequence
+from typing import Any, Literal
 
 from .errors import BenchError
 from .loadgen import Body
@@ -51,7 +52,7 @@ def parse_shapes(values: Sequence[str]) -> dict[str, tuple[int, ...]]:
 
 
 def specs_from_metadata(
-    metadata: dict[str, Any], shapes: Optional[dict[str, tuple[int, ...]]] = None
+    metadata: dict[str, Any], shapes: dict[str, tuple[int, ...]] | None = None
 ) -> list[TensorSpec]:
     """The inputs a model declares in its metadata, with ``--shape`` overrides applied."""
     shapes = dict(shapes or {})
@@ -145,9 +146,7 @@ def rows_of(request: dict[str, Any]) -> int:
     return int(shape[0]) if shape else 1
 
 
-def encode(
-    request: dict[str, Any], transport: str, model: str, version: Optional[str] = None
-) -> Body:
+def encode(request: dict[str, Any], transport: str, model: str, version: str | None = None) -> Body:
     """The bytes (and headers) ``transport`` sends for ``request``."""
     rows = rows_of(request)
     if transport == "rest":

@@ -20,7 +20,6 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Optional
 
 READY_PATH = "/v2/health/ready"
 _LIVE: set[ServerProcess] = set()
@@ -139,10 +138,8 @@ class ServerProcess:
             pids = process_tree(self.proc.pid)
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
             for pid in pids:  # children that left the group (setsid) still belong to us
@@ -252,8 +249,8 @@ def spawn(
 def start_mlpack(
     folder: Path,
     workdir: Path,
-    argv_prefix: Optional[Sequence[str]] = None,
-    env: Optional[dict[str, str]] = None,
+    argv_prefix: Sequence[str] | None = None,
+    env: dict[str, str] | None = None,
     ready_timeout: float = 120.0,
     settle: float = 0.0,
 ) -> ServerProcess:
@@ -301,7 +298,7 @@ def _listening_inodes(port: int) -> set[str]:
     return inodes
 
 
-def pid_listening_on(port: int) -> Optional[int]:
+def pid_listening_on(port: int) -> int | None:
     """The PID of the local process listening on TCP ``port`` (None when not found or not ours)."""
     inodes = _listening_inodes(port)
     if not inodes:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import platform
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 from .errors import BenchError
 
@@ -29,7 +30,7 @@ def make_document(results: Sequence[dict[str, Any]], title: str, **extra: Any) -
         "kind": KIND,
         "version": VERSION,
         "title": title,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "mlpack": __version__,
         "host": {"python": platform.python_version(), "machine": platform.machine()},
         **extra,
@@ -91,7 +92,7 @@ def markdown_table(document: dict[str, Any]) -> str:
         split = (
             [_ms(server["queue_ms"]), _ms(server["compute_ms"]), f"{server['avg_batch']:.1f}"]
             if server
-            else ["–", "–", "–"]
+            else ["-", "-", "-"]
         )
         cells = [
             series_key(result),
@@ -139,9 +140,9 @@ def compare(a: dict[str, Any], b: dict[str, Any]) -> tuple[str, list[dict[str, A
     return "\n".join(lines) + "\n", rows
 
 
-def _ratio(b: float, a: float) -> Optional[float]:
+def _ratio(b: float, a: float) -> float | None:
     return b / a if a else None
 
 
-def _fmt(value: Optional[float]) -> str:
-    return "–" if value is None else f"{value:.2f}x"
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"

@@ -1,6 +1,6 @@
 """The search behind ``mlpack tune``: line searches along each setting, then a halving re-measure.
 
-Settings are ordered value lists (``max_batch_size: 1, 2, 4, …``), so the search walks
+Settings are ordered value lists (``max_batch_size: 1, 2, 4, ...``), so the search walks
 them instead of trying the whole grid: from a middle starting point it probes both
 neighbours along one setting, walks on from the better one while the score improves by
 more than ``tolerance``, passes over every setting until nothing moves, and
@@ -13,8 +13,9 @@ twice by the walk.
 from __future__ import annotations
 
 import math
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Mapping, Optional, Sequence
+from typing import Any
 
 Config = tuple[tuple[str, Any], ...]
 
@@ -65,7 +66,7 @@ Evaluate = Callable[[Config, int], Awaitable[Measurement]]  # (config, rung) →
 @dataclass
 class SearchResult:
     trials: list[Trial]
-    best: Optional[Trial]
+    best: Trial | None
     measurements: int
 
 
@@ -77,80 +78,109 @@ def _config(space: Mapping[str, Sequence[Any]], index: dict[str, int]) -> Config
     return tuple((name, space[name][index[name]]) for name in space)
 
 
+class _Walk:
+    """The state of one search: measured trials, the budget spent, where the walk stands."""
+
+    def __init__(
+        self,
+        space: Mapping[str, Sequence[Any]],
+        evaluate: Evaluate,
+        slo_p99_ms: float,
+        budget: int,
+        tolerance: float,
+        objective: str,
+    ) -> None:
+        self.space, self.evaluate, self.budget = space, evaluate, budget
+        self.slo, self.tolerance, self.objective = slo_p99_ms, tolerance, objective
+        self.trials: dict[Config, Trial] = {}
+        self.used = 0
+        self.index: dict[str, int] = {}
+        self.current = 0.0
+
+    def score(self, trial: Trial) -> float:
+        return trial.score(self.slo, self.objective)
+
+    async def score_of(self, index: dict[str, int]) -> float | None:
+        """The index's score, measuring it first if new (None: out of budget)."""
+        config = _config(self.space, index)
+        if config not in self.trials:
+            if self.used >= self.budget:
+                return None
+            self.used += 1
+            self.trials[config] = Trial(config, [await self.evaluate(config, 0)])
+        return self.score(self.trials[config])
+
+    def better(self, new: float | None, old: float) -> bool:
+        if new is None:
+            return False
+        return new > old + self.tolerance * abs(old) if old > 0 else new > old
+
+    async def neighbour(self, name: str, step: int) -> tuple[float, dict[str, int]] | None:
+        """The neighbour ``step`` along ``name`` when it beats the current score."""
+        probe = dict(self.index)
+        probe[name] += step
+        if not 0 <= probe[name] < len(self.space[name]):
+            return None
+        score = await self.score_of(probe)
+        if score is None or not self.better(score, self.current):
+            return None
+        return score, probe
+
+    async def line(self, name: str) -> bool:
+        """Probe both neighbours along ``name``, then walk on from the better one while it
+        keeps improving (a small noisy gain one way must not hide a large one the other
+        way); return whether the walk moved."""
+        found = []
+        for step in (1, -1):
+            hit = await self.neighbour(name, step)
+            if hit is not None:
+                found.append((hit[0], step, hit[1]))
+        if not found:
+            return False
+        self.current, step, self.index = max(found, key=lambda f: f[0])
+        while (hit := await self.neighbour(name, step)) is not None:
+            self.current, self.index = hit
+        return True
+
+    async def finish(self) -> None:
+        """Last rung: re-measure the best third (at least two) while the budget lasts."""
+        ranked = sorted(self.trials.values(), key=self.score, reverse=True)
+        for trial in ranked[: max(2, math.ceil(len(ranked) / 3))]:
+            if self.used >= self.budget:
+                break
+            self.used += 1
+            trial.measurements.append(await self.evaluate(trial.config, 1))
+
+
 async def coordinate_search(
     space: Mapping[str, Sequence[Any]],
     evaluate: Evaluate,
     slo_p99_ms: float,
     budget: int,
-    start: Optional[dict[str, Any]] = None,
+    start: dict[str, Any] | None = None,
     tolerance: float = 0.03,
     objective: str = "throughput",
 ) -> SearchResult:
     """Search ``space`` with at most ``budget`` calls of ``evaluate``."""
     if budget < 1:
         raise ValueError("the budget must allow at least one measurement")
-    trials: dict[Config, Trial] = {}
-    used = 0
-
-    async def score_of(index: dict[str, int]) -> Optional[float]:
-        nonlocal used
-        config = _config(space, index)
-        if config not in trials:
-            if used >= budget:
-                return None
-            used += 1
-            trials[config] = Trial(config, [await evaluate(config, 0)])
-        return trials[config].score(slo_p99_ms, objective)
-
-    def better(new: Optional[float], old: float) -> bool:
-        if new is None:
-            return False
-        return new > old + tolerance * abs(old) if old > 0 else new > old
-
-    index = {name: len(values) // 2 for name, values in space.items()}
+    walk = _Walk(space, evaluate, slo_p99_ms, budget, tolerance, objective)
+    walk.index = {name: len(values) // 2 for name, values in space.items()}
     for name, value in (start or {}).items():
         if name in space and value in space[name]:
-            index[name] = list(space[name]).index(value)
-    current = await score_of(index)
-    assert current is not None
+            walk.index[name] = list(space[name]).index(value)
+    first = await walk.score_of(walk.index)
+    assert first is not None
+    walk.current = first
     moved = True
-    while moved and used < budget:
+    while moved and walk.used < budget:
         moved = False
         for name in sorted(space, key=lambda n: -len(space[n])):
-            # Probe both neighbours, then walk on from the better one while it keeps improving
-            # (a small noisy gain one way must not hide a large one the other way).
-            probes = []
-            for step in (1, -1):
-                probe = dict(index)
-                probe[name] += step
-                if 0 <= probe[name] < len(space[name]):
-                    score = await score_of(probe)
-                    if better(score, current):
-                        assert score is not None
-                        probes.append((score, step, probe))
-            if not probes:
-                continue
-            current, step, index = max(probes, key=lambda p: p[0])
-            moved = True
-            while 0 <= index[name] + step < len(space[name]):
-                probe = dict(index)
-                probe[name] += step
-                score = await score_of(probe)
-                if not better(score, current):
-                    break
-                assert score is not None
-                index, current = probe, score
-    # Last rung: re-measure the best third (at least the best two) while the budget lasts.
-    ranked = sorted(trials.values(), key=lambda t: t.score(slo_p99_ms, objective), reverse=True)
-    finalists = ranked[: max(2, math.ceil(len(ranked) / 3))]
-    for trial in finalists:
-        if used >= budget:
-            break
-        used += 1
-        trial.measurements.append(await evaluate(trial.config, 1))
-    ranked = sorted(trials.values(), key=lambda t: t.score(slo_p99_ms, objective), reverse=True)
+            moved = await walk.line(name) or moved
+    await walk.finish()
+    ranked = sorted(walk.trials.values(), key=walk.score, reverse=True)
     best = ranked[0] if ranked and ranked[0].feasible(slo_p99_ms) else None
-    return SearchResult(ranked, best, used)
+    return SearchResult(ranked, best, walk.used)
 
 
 def pareto(trials: Sequence[Trial]) -> list[Trial]:

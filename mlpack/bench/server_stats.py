@@ -10,9 +10,10 @@ give ``None``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Optional
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -39,8 +40,8 @@ class ServerSplit:
 
 
 async def fetch_stats(
-    client: httpx.AsyncClient, base_url: str, model: str, version: Optional[str] = None
-) -> Optional[dict[str, Any]]:
+    client: httpx.AsyncClient, base_url: str, model: str, version: str | None = None
+) -> dict[str, Any] | None:
     """The model's stats entry (summed over versions), or None when the server has no endpoint."""
     path = f"{base_url}/v2/models/{quote(model, safe='')}"
     if version:
@@ -68,9 +69,7 @@ async def fetch_stats(
     return {**counts, **durations}
 
 
-def stats_delta(
-    before: Optional[dict[str, Any]], after: Optional[dict[str, Any]]
-) -> Optional[ServerSplit]:
+def stats_delta(before: dict[str, Any] | None, after: dict[str, Any] | None) -> ServerSplit | None:
     """What happened between two ``fetch_stats`` readings."""
     if before is None or after is None:
         return None
@@ -98,7 +97,7 @@ class ProcessSampler:
         self.peak_rss_mib = 0.0
         self._cpu0 = 0.0
         self._wall0 = 0.0
-        self._task: Optional[asyncio.Task[None]] = None
+        self._task: asyncio.Task[None] | None = None
 
     def _rss_mib(self) -> float:
         from .processes import _status_kib
@@ -118,10 +117,8 @@ class ProcessSampler:
     async def stop(self) -> dict[str, float]:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
         self.peak_rss_mib = max(self.peak_rss_mib, self._rss_mib())
         wall = max(time.perf_counter() - self._wall0, 1e-9)
         cpu = tree_cpu_seconds(self.pid) - self._cpu0

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 from .live import LiveView
 from .loadgen import LoadProgress
@@ -16,8 +17,8 @@ from .payloads import generate_requests, read_jsonl, specs_from_metadata
 class RequestSource:
     """Where request data comes from: a JSONL file, or generated from the model's metadata."""
 
-    data: Optional[Path] = None
-    shapes: Optional[dict[str, tuple[int, ...]]] = None
+    data: Path | None = None
+    shapes: dict[str, tuple[int, ...]] | None = None
 
     async def requests(self, target: Target, rows: int) -> list[dict[str, Any]]:
         if self.data is not None:
@@ -33,7 +34,7 @@ def expand_points(
     rates: Sequence[float] = (),
     **common: Any,
 ) -> list[Point]:
-    """The cross product transports × rows × (rates or concurrency levels)."""
+    """The cross product transports x rows x (rates or concurrency levels)."""
     points = []
     for transport in transports:
         for r in rows:
@@ -49,7 +50,7 @@ async def run_points(
     target: Target,
     points: Sequence[Point],
     source: RequestSource,
-    view: Optional[LiveView] = None,
+    view: LiveView | None = None,
 ) -> list[dict[str, Any]]:
     """Measure each point in order; the request data is made once per rows value."""
     cache: dict[int, list[dict[str, Any]]] = {}

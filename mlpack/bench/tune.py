@@ -1,6 +1,6 @@
 """``mlpack tune``: measure settings on local servers, search for the best under a p99 objective.
 
-Model settings (``max_batch_size``, ``max_batch_time``, …) change by rewriting the local
+Model settings (``max_batch_size``, ``max_batch_time``, ...) change by rewriting the local
 copy's ``model-settings.json`` and reloading the model; server settings
 (``parallel_workers``) by restarting the local server. Each measurement is one
 ``mlpack bench`` point (``measure.measure``) at the target concurrency or rate.
@@ -11,9 +11,11 @@ from __future__ import annotations
 import contextlib
 import difflib
 import json
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 from .errors import BenchError
 from .local import (
@@ -82,16 +84,16 @@ class TuneOptions:
     slo_p99_ms: float
     space: dict[str, list[Any]] = field(default_factory=lambda: dict(DEFAULT_SPACE))
     concurrency: int = 16
-    rate: Optional[float] = None
+    rate: float | None = None
     rows: int = 1
     transport: str = "rest"
     duration: float = 3.0
     warmup: float = 0.5
-    budget: Optional[int] = None
+    budget: int | None = None
     source: RequestSource = field(default_factory=RequestSource)
 
 
-def model_name_in(folder: Path, name: Optional[str]) -> str:
+def model_name_in(folder: Path, name: str | None) -> str:
     """The model to tune: ``name``, or the only model below ``folder``."""
     files = _model_files(folder, None)
     names = []
@@ -119,8 +121,8 @@ class _Servers:
     def __init__(self, options: TuneOptions) -> None:
         self.options = options
         self.stack = contextlib.AsyncExitStack()
-        self.server_key: Optional[tuple[tuple[str, Any], ...]] = None
-        self.process: Optional[ServerProcess] = None
+        self.server_key: tuple[tuple[str, Any], ...] | None = None
+        self.process: ServerProcess | None = None
         self.model_values: dict[str, Any] = {}
 
     async def ready_for(self, config: Config) -> ServerProcess:
@@ -212,10 +214,13 @@ def results_table(found: SearchResult, slo_p99_ms: float) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _keep_around(value: str) -> Callable[[re.Match[str]], str]:
+    """A regex replacement that swaps group 2 for ``value``, keeping groups 1 and 3."""
+    return lambda match: match.group(1) + value + match.group(3)
+
+
 def _set_keys(text: str, values: dict[str, Any]) -> str:
     """Set top-level keys of a JSON object's text, keeping the rest of its formatting."""
-    import re
-
     data = json.loads(text) if text.strip() else {}
     if not isinstance(data, dict):
         raise TuneError("a settings file must hold a JSON object")
@@ -227,7 +232,7 @@ def _set_keys(text: str, values: dict[str, Any]) -> str:
             r'(^\s*"' + re.escape(key) + r'"\s*:\s*)([^,\n{}\[\]]+?)(\s*,?\s*$)', re.M
         )
         if key in data and pattern.search(text):
-            text = pattern.sub(lambda m: m.group(1) + encoded + m.group(3), text, count=1)
+            text = pattern.sub(_keep_around(encoded), text, count=1)
         elif key in data:  # an unusual layout: rewrite the whole file
             data.update(values)
             return json.dumps(data, indent=2) + "\n"

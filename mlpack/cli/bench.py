@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, Iterator, NoReturn, Optional
+from typing import Annotated, Any, NoReturn
 from urllib.parse import urlsplit
 
 import typer
@@ -57,16 +58,16 @@ def default_grpc(url: str) -> str:
 
 def bench(
     model_name: Annotated[
-        Optional[str], typer.Option("-m", "--model-name", help="Model to load-test.")
+        str | None, typer.Option("-m", "--model-name", help="Model to load-test.")
     ] = None,
     url: Annotated[
         str, typer.Option("-u", "--url", help="REST address (host:port).")
     ] = "localhost:8080",
     grpc_url: Annotated[
-        Optional[str], typer.Option("--grpc-url", help="gRPC host:port (default: REST port + 1).")
+        str | None, typer.Option("--grpc-url", help="gRPC host:port (default: REST port + 1).")
     ] = None,
     model_version: Annotated[
-        Optional[str], typer.Option("--model-version", help="Model version.")
+        str | None, typer.Option("--model-version", help="Model version.")
     ] = None,
     transport: Annotated[
         list[str], typer.Option("-t", "--transport", help="rest, rest-binary or grpc (repeatable).")
@@ -86,7 +87,7 @@ def bench(
         float, typer.Option("-d", "--duration", min=0.001, help="Measured seconds per point.")
     ] = 10.0,
     requests: Annotated[
-        Optional[int],
+        int | None,
         typer.Option("-n", "--requests", min=1, help="Requests per point instead of -d."),
     ] = None,
     warmup: Annotated[
@@ -97,7 +98,7 @@ def bench(
         typer.Option("--shape", help="Input shape NAME=D1,D2 (fills -1 dims; repeatable)."),
     ] = [],  # noqa: B006
     data: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--data", help="JSONL file of V2 requests instead of generated data."),
     ] = None,
     local: Annotated[
@@ -112,20 +113,16 @@ def bench(
             "-e", "--experiment", help="Experiment YAML (repeat: later overrides earlier)."
         ),
     ] = [],  # noqa: B006
-    json_path: Annotated[
-        Optional[Path], typer.Option("--json", help="Write results as JSON.")
-    ] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write results as JSON.")] = None,
     markdown_path: Annotated[
-        Optional[Path], typer.Option("--markdown", help="Write a Markdown table.")
+        Path | None, typer.Option("--markdown", help="Write a Markdown table.")
     ] = None,
-    html_path: Annotated[
-        Optional[Path], typer.Option("--html", help="Write the HTML report.")
-    ] = None,
+    html_path: Annotated[Path | None, typer.Option("--html", help="Write the HTML report.")] = None,
     open_report: Annotated[
         bool, typer.Option("--open", help="Open the HTML report in a browser.")
     ] = False,
     compare: Annotated[
-        Optional[tuple[Path, Path]],
+        tuple[Path, Path] | None,
         typer.Option("--compare", help="Print ratios b/a of two JSON results."),
     ] = None,
     progress: Annotated[
@@ -198,9 +195,9 @@ def bench(
 
 def _write_outputs(
     document: dict[str, Any],
-    json_path: Optional[Path],
-    markdown_path: Optional[Path],
-    html_path: Optional[Path],
+    json_path: Path | None,
+    markdown_path: Path | None,
+    html_path: Path | None,
     open_report: bool,
 ) -> None:
     from ..bench import report

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -21,14 +21,14 @@ def tune(
         str, typer.Option("--slo-p99", help="Latency objective for p99, e.g. 25ms.")
     ],
     model_name: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("-m", "--model-name", help="Model to tune (default: the only one)."),
     ] = None,
     concurrency: Annotated[
         int, typer.Option("-c", "--concurrency", min=1, help="Target requests in flight.")
     ] = 16,
     rate: Annotated[
-        Optional[float],
+        float | None,
         typer.Option("--rate", min=0.001, help="Target rate instead (open loop, req/s)."),
     ] = None,
     rows: Annotated[int, typer.Option("-b", "--rows", min=1, help="Rows per request.")] = 1,
@@ -42,7 +42,7 @@ def tune(
         ),
     ] = [],  # noqa: B006
     budget: Annotated[
-        Optional[int],
+        int | None,
         typer.Option("--budget", min=1, help="Most measurements (default: a third of the grid)."),
     ] = None,
     duration: Annotated[
@@ -54,14 +54,12 @@ def tune(
     shape: Annotated[
         list[str], typer.Option("--shape", help="Input shape NAME=D1,D2 (fills -1 dims).")
     ] = [],  # noqa: B006
-    data: Annotated[
-        Optional[Path], typer.Option("--data", help="JSONL file of V2 requests.")
-    ] = None,
+    data: Annotated[Path | None, typer.Option("--data", help="JSONL file of V2 requests.")] = None,
     write: Annotated[
         bool, typer.Option("--write", help="Write the recommendation into the folder's settings.")
     ] = False,
     json_path: Annotated[
-        Optional[Path], typer.Option("--json", help="Write every trial as JSON.")
+        Path | None, typer.Option("--json", help="Write every trial as JSON.")
     ] = None,
 ) -> None:
     """Search batching and worker settings for the most throughput that meets a p99 objective."""

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -110,7 +110,7 @@ class DashboardRecorder:
         models = []
         for (name, version), buckets in sorted(copies.items()):
             by_second = {b.second: b for b in buckets}
-            series: dict[str, list[Optional[float]]] = {
+            series: dict[str, list[float | None]] = {
                 k: [] for k in ("rps", "errors", "p50_ms", "p99_ms", "batch", "queue", "busy")
             }
             for second in range(start, now + 1):
@@ -129,7 +129,7 @@ class DashboardRecorder:
         return {"now": now, "start": start, "workers": self.workers, "models": models}
 
 
-def _pct(values: list[float], pct: float) -> Optional[float]:
+def _pct(values: list[float], pct: float) -> float | None:
     if not values:
         return None
     return values[max(0, min(len(values), math.ceil(pct / 100 * len(values))) - 1)]

@@ -142,5 +142,7 @@ def near(counts: dict[tuple[int, int, int], int], colour: str, tolerance: int = 
     """Pixels within ``tolerance`` (per channel) of a ``#rrggbb`` colour."""
     target = tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
     return sum(
-        n for rgb, n in counts.items() if all(abs(a - b) <= tolerance for a, b in zip(rgb, target))
+        n
+        for rgb, n in counts.items()
+        if all(abs(a - b) <= tolerance for a, b in zip(rgb, target, strict=True))
     )

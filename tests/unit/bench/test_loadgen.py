@@ -267,7 +267,7 @@ def test_rows_and_error_kinds() -> None:
     async def scenario(driver: HttpDriver, state: _Server) -> LoadResult:
         return await run_load(driver, bodies, concurrency=1, requests=8)
 
-    result, state = asyncio.run(_with_server(handler, scenario))
+    result, _ = asyncio.run(_with_server(handler, scenario))
     assert result.errors == 2 and result.error_kinds == {"HTTP 503": 2}
     # Requests 4 and 8 (both r=5 bodies) failed: four r=2 and two r=5 bodies succeeded.
     assert result.rows == 4 * 2 + 2 * 5
@@ -308,7 +308,7 @@ def test_open_loop_drops_past_its_backlog() -> None:
         finally:
             await task
 
-    result, state = asyncio.run(_with_server(handler, scenario))
+    result, _ = asyncio.run(_with_server(handler, scenario))
     # One connection, at most 4 waiting for it: everything past that is dropped, not queued.
     assert result.scheduled == 20
     assert result.error_kinds.get("dropped", 0) == 20 - result.sent
@@ -322,5 +322,5 @@ def test_bad_arguments() -> None:
         {"requests": 0},
         {"concurrency": 0, "requests": 1},
     ):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="must be"):
             asyncio.run(run_load(driver, [b"{}"], **kwargs))  # type: ignore[arg-type]

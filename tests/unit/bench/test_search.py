@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -51,7 +52,9 @@ def true_value(config: Config, peak: int, slo: float) -> float:
 def best_in_grid(peak: int, slo: float) -> float:
     import itertools
 
-    configs = [tuple(zip(SPACE, values)) for values in itertools.product(*SPACE.values())]
+    configs = [
+        tuple(zip(SPACE, values, strict=True)) for values in itertools.product(*SPACE.values())
+    ]
     return max(true_value(c, peak, slo) for c in configs)
 
 
@@ -88,7 +91,7 @@ def test_budget_of_one_and_pareto() -> None:
         for t in front
         for o in found.trials
     )
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="budget"):
         asyncio.run(coordinate_search(SPACE, landscape(8), 1000.0, 0))
 
 
