@@ -280,13 +280,15 @@ def test_open_loop_sends_what_it_scheduled() -> None:
         return _response(200, b"{}")
 
     async def scenario(driver: HttpDriver, state: _Server) -> LoadResult:
-        return await run_load(driver, [b"{}"], concurrency=8, duration=0.5, rate=200)
+        # 32 connections may hold 4 x 32 waiting requests: more than the 100 scheduled, so
+        # nothing can be dropped however slowly a busy machine runs the server.
+        return await run_load(driver, [b"{}"], concurrency=32, duration=0.5, rate=200)
 
     result, state = asyncio.run(_with_server(handler, scenario))
     assert result.mode == "open" and result.rate == 200
     assert result.scheduled == 100 and result.sent == 100 and result.requests == 100
     assert result.errors == 0 and state.count == 100
-    assert 2 <= state.connections <= 8  # bounded by concurrency
+    assert 2 <= state.connections <= 32  # bounded by concurrency
     assert result.p50_ms >= 20  # latency counted from the scheduled time
 
 
