@@ -69,7 +69,7 @@ def raw_to_array(
             datatype,
             (
                 f"{where} has {len(raw)} bytes but shape {list(shape)} needs {expected} "
-                f"({count} elements of {dtype.itemsize} bytes)"
+                f"({count} elements × {dtype.itemsize} bytes)"  # noqa: RUF001
             ),
         )
     if datatype is Datatype.BOOL:
