@@ -93,6 +93,8 @@ class Settings(BaseSettings):
     metrics_dir: str | None = None
     grpc_max_message_length: int | None = None
     cors_settings: CORSSettings | None = None
+    # Live dashboard at /v2/dashboard (per-model throughput, latency, batches, queues).
+    dashboard_enabled: bool = True
     use_structured_logging: bool = False
     logging_settings: Any | None = None
     access_log: bool = False
