@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import InvalidSettings
@@ -37,6 +37,26 @@ class CORSSettings(BaseModel):
     max_age: int = 600
 
 
+class AuthSettings(BaseModel):
+    """Static API keys in two scopes; authentication is on as soon as any key is set.
+
+    Data-plane keys allow inference, metadata, docs and stats; control-plane keys allow
+    those and the repository API (index, load, unload). Health routes stay open.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    data_plane_tokens: list[SecretStr] = Field(default_factory=list)
+    control_plane_tokens: list[SecretStr] = Field(default_factory=list)
+    # Files with one key per line (blank lines and '#' comments ignored), e.g. mounted secrets.
+    data_plane_tokens_file: str | None = None
+    control_plane_tokens_file: str | None = None
+    # Where the key travels: "authorization" takes "Bearer KEY"; any other header the bare key.
+    header: str = "authorization"
+    # The metrics port asks for a key (either scope) too.
+    metrics_requires_token: bool = False
+
+
 class Settings(BaseSettings):
     """Server-wide settings (``settings.json`` / ``MLPACK_*``)."""
 
@@ -50,7 +70,8 @@ class Settings(BaseSettings):
     )
 
     debug: bool = False
-    host: str = "0.0.0.0"
+    # Loopback only by default; images made by ``mlpack build`` set 0.0.0.0 explicitly.
+    host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)  # 0: any free port
     grpc_port: int = Field(default=8081, ge=0, le=65535)  # 0: any free port
     root_path: str = ""
@@ -61,6 +82,11 @@ class Settings(BaseSettings):
     parallel_workers: int = Field(default=0, ge=0)
     parallel_workers_timeout: float = Field(default=5.0, gt=0)
     environments_dir: str | None = None
+    # Bounds on what one environment tarball may unpack to (see mlpack.environments.extract).
+    environment_max_bytes: int = Field(default=8 << 30, gt=0)
+    environment_max_files: int = Field(default=100_000, gt=0)
+    environment_max_path_length: int = Field(default=1024, gt=0)
+    environment_max_ratio: float = Field(default=200.0, gt=0)
     metrics_port: int = Field(default=8082, ge=0, le=65535)  # 0: any free port
     metrics_endpoint: str | None = "/metrics"
     metrics_rest_server_prefix: str = "rest_server"
@@ -72,6 +98,23 @@ class Settings(BaseSettings):
     use_structured_logging: bool = False
     logging_settings: Any | None = None
     access_log: bool = False
+    # Who may call what (server/auth.py): API keys in two scopes; off when no key is set.
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    # The repository API: "on", "read_only" (index only) or "off" (every route 403).
+    control_plane: Literal["on", "read_only", "off"] = "on"
+    # Loading a model by name re-scans model_repository_root for folders added after start.
+    repository_rescan: bool = False
+    # TLS for REST and gRPC (server/tls.py): PEM chain and key; a client CA turns on mutual TLS.
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    tls_client_ca_file: str | None = None
+    # Seconds between checks for changed certificate files (SIGHUP reloads at once).
+    tls_reload_interval: float = Field(default=10.0, gt=0)
+    # What a client learns when a model raises: "message" (its own words, never a traceback)
+    # or "generic" (a fixed sentence and an error id; the message goes to the log).
+    model_error_detail: Literal["message", "generic"] = "message"
+    # Host headers the REST and metrics ports accept (Starlette patterns; None: any).
+    trusted_hosts: list[str] | None = None
     # How long a graceful shutdown waits for in-flight requests.
     graceful_timeout: float = Field(default=30.0, ge=0)
 

@@ -21,7 +21,9 @@ def start(
             help="A model folder, or a folder of model folders (with an optional settings.json)."
         ),
     ] = Path("."),
-    host: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Interface to listen on (default 127.0.0.1; 0.0.0.0: all).")
+    ] = None,
     http_port: Annotated[
         int | None, typer.Option(min=0, max=65535, help="REST port (default 8080).")
     ] = None,

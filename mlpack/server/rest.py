@@ -224,7 +224,8 @@ class InferFastPath:
                 try:
                     response = await match[0].endpoint(Request(scope, receive))
                 except Exception as error:
-                    response = error_response(error, scope["path"])
+                    generic = getattr(self.app.state, "generic_model_errors", False)
+                    response = error_response(error, scope["path"], generic)
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
