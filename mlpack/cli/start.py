@@ -26,11 +26,20 @@ def start(
         Optional[int], typer.Option(help="Inference worker processes (0: in the server process).")
     ] = None,
     debug: Annotated[Optional[bool], typer.Option("--debug/--no-debug", help="Verbose logs.")] = None,
+    model_from_env: Annotated[
+        bool,
+        typer.Option(
+            "--model-from-env",
+            envvar="MLPACK_ENV_MODEL",
+            help="Serve the single model described by MLPACK_MODEL_* (or MLSERVER_MODEL_*) "
+            "even when FOLDER holds model-settings.json files (used anyway when it holds none).",
+        ),
+    ] = False,
 ) -> None:
     """Serve FOLDER over the Open Inference Protocol (REST and gRPC)."""
     from ..engine.repository import discover_models
     from ..server.app import MLPackServer, run_server
-    from ..settings import SETTINGS_FILENAME, Settings
+    from ..settings import SETTINGS_FILENAME, ModelSettings, Settings
 
     if not folder.is_dir():
         typer.secho(f"Error: {folder} is not a folder", err=True, fg=typer.colors.RED)
@@ -58,15 +67,34 @@ def start(
             structured=settings.use_structured_logging,
             logging_settings=_relative_to(folder, settings.logging_settings),
         )
+    _log_notices(settings.notices)
     root = (folder / settings.model_repository_root).resolve()
-    models, problems = discover_models(root)
+    models, problems = ([], []) if model_from_env else discover_models(root)
     if not models and not problems:
-        typer.secho(f"Error: no model-settings.json found below {root}", err=True, fg=typer.colors.RED)
-        raise typer.Exit(USAGE_ERROR)
+        with exit_on_error(USAGE_ERROR):
+            from_env = ModelSettings.from_environment(folder)
+        if from_env is None:
+            typer.secho(
+                f"Error: no model-settings.json found below {root}, and no MLPACK_MODEL_IMPLEMENTATION "
+                "(or MLSERVER_MODEL_IMPLEMENTATION) describes a model",
+                err=True,
+                fg=typer.colors.RED,
+            )
+            raise typer.Exit(USAGE_ERROR)
+        models = [from_env]
+    for model in models:
+        _log_notices(model.notices)
     server = MLPackServer(settings, models, repository_root=root)
     with exit_on_error(STARTUP_FAILURE):
         run_server(server)
 
+
+def _log_notices(notices: list[tuple[int, str]]) -> None:
+    import logging
+
+    logger = logging.getLogger("mlpack.settings")
+    for level, message in notices:
+        logger.log(level, "%s", message)
 
 
 def _relative_to(folder: Path, logging_settings: Any) -> Any:

@@ -95,6 +95,8 @@ class ModelRegistry:
         self.observer = observer
         self._models: dict[str, dict[Optional[str], ModelEntry]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        # Set at shutdown: readiness answers false while requests are still served.
+        self.draining = False
 
     # -- lookup -------------------------------------------------------------------
     def entries(self) -> list[ModelEntry]:
@@ -127,8 +129,8 @@ class ModelRegistry:
         return entry
 
     def is_ready(self) -> bool:
-        """True when every model meant to load at startup is ready."""
-        return all(
+        """True when every model meant to load at startup is ready (and not draining)."""
+        return not self.draining and all(
             entry.state is State.READY for entry in self.entries() if entry.load_at_startup
         )
 

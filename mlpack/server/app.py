@@ -1,8 +1,9 @@
 """Assemble the engine and transports from settings; own start and stop order.
 
 Start: bind every port → serve REST and gRPC (live, not yet ready) → load models
-concurrently → ready. Stop (SIGTERM/SIGINT): stop accepting and let in-flight requests
-finish on both transports (``graceful_timeout``) → unload models.
+concurrently → ready. Stop (SIGTERM/SIGINT): not ready, still serving for ``drain_delay``
+(``drain_before_stop``) → stop accepting and let in-flight requests finish on both
+transports (``graceful_timeout``) → unload models.
 """
 
 from __future__ import annotations
@@ -156,6 +157,8 @@ class MLPackServer:
             loading = asyncio.create_task(self._load_models())
             stop_task = asyncio.create_task(self._stop.wait())
             await asyncio.wait({rest_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+            if stop_task.done():
+                await self.drain_before_stop(rest_task)
             logger.info("shutting down: finishing in-flight requests")
             self._uvicorn.should_exit = True
             await asyncio.gather(rest_task, grpc_transport.stop(settings.graceful_timeout))
@@ -169,6 +172,20 @@ class MLPackServer:
                 await self.pool.close()
             await self.environment_pools.close()
             logger.info("stopped")
+
+    async def drain_before_stop(self, rest_task: "asyncio.Task[None]") -> None:
+        """Shutdown step 1: readiness goes false at once; keep serving for ``drain_delay``.
+
+        Load balancers and Kubernetes endpoints keep routing to a terminating process for
+        a few seconds; requests that arrive meanwhile are still served on both transports.
+        A second signal does not shorten the delay; the REST server ending does.
+        """
+        self.registry.draining = True
+        delay = self.settings.drain_delay or 0.0
+        if delay <= 0:
+            return
+        logger.info("draining: readiness is false, still serving for %.1fs", delay)
+        await asyncio.wait({rest_task}, timeout=delay)
 
     async def _load_models(self) -> None:
         if self.pool is not None:  # engine: start workers before loading models
