@@ -111,6 +111,8 @@ class Settings(BaseSettings):
     # requests are still served, so load balancers stop routing here first. None: 0, or
     # KUBERNETES_DRAIN_DELAY inside a Kubernetes pod.
     drain_delay: Optional[float] = Field(default=None, ge=0)
+    # Model code may `import mlserver` (mlpack.compat) when MLServer itself is not installed.
+    mlserver_compat: bool = True
 
     # (level, message) lines about aliases and unsupported settings, logged by the CLI.
     _notices: list[tuple[int, str]] = PrivateAttr(default_factory=list)

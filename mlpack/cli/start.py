@@ -68,6 +68,12 @@ def start(
             logging_settings=_relative_to(folder, settings.logging_settings),
         )
     _log_notices(settings.notices)
+    import os
+
+    from ..compat import COMPAT_ENV, install_mlserver_compat
+
+    os.environ[COMPAT_ENV] = "1" if settings.mlserver_compat else "0"  # worker processes inherit it
+    install_mlserver_compat()  # here too: errors of mlserver.errors cross back from workers
     root = (folder / settings.model_repository_root).resolve()
     models, problems = ([], []) if model_from_env else discover_models(root)
     if not models and not problems:

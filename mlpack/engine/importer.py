@@ -17,6 +17,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from ..compat import install_mlserver_compat
 from ..errors import ModelLoadError
 
 # MLServer implementation names → mlpack's built-in runtimes.
@@ -33,6 +34,7 @@ _import_lock = threading.Lock()
 def import_implementation(implementation: str, folder: str | None) -> type[Any]:
     """Return the class named by ``implementation``, importing from ``folder`` first."""
     implementation = IMPLEMENTATION_ALIASES.get(implementation, implementation)
+    install_mlserver_compat()  # `import mlserver` in model code, unless off or MLServer is installed
     module_path, _, attribute = implementation.rpartition(".")
     if not module_path or not attribute:
         raise ModelLoadError(

@@ -1,0 +1,1 @@
+"""Shim packages named as MLServer's; imported only through ``mlpack.compat``'s finder."""
