@@ -24,6 +24,7 @@ from ..engine.workers.pool import WorkerPool
 from ..engine.workers.environments import EnvironmentPools, EnvironmentRunner, has_environment
 from ..engine.workers.runner import worker_runner_factory
 from ..settings import ModelSettings, Settings
+from .autoscaling import AutoscalingCollector
 from .observability import Observability
 from .coalescing import CoalescingHttpToolsProtocol
 from .rest import InferFastPath, build_rest_app
@@ -145,6 +146,9 @@ class MLPackServer:
         logger.info("gRPC listening on %s:%s", settings.host, grpc_transport.port)
         # -- end gRPC
         rest_task = asyncio.create_task(self._uvicorn.serve(sockets=[http_socket]))
+        observability.extra_collectors.append(
+            AutoscalingCollector(self.registry, self.pool, self.environment_pools)
+        )
         metrics = _metrics_server(observability, metrics_socket)
         metrics_task = None
         if metrics is not None and metrics_socket is not None:

@@ -36,6 +36,8 @@ class Observability:
         self.stats = StatsRecorder()
         self.metrics: Optional[ServerMetrics] = None
         self.metrics_folder: Optional[MetricsFolder] = None
+        # More scrape-time collectors (e.g. server/autoscaling.py), added before metrics_app().
+        self.extra_collectors: list[Any] = []
 
     @property
     def metrics_enabled(self) -> bool:
@@ -90,7 +92,8 @@ class Observability:
         ):
             return None
         return build_metrics_app(
-            self.metrics_folder, self.settings.metrics_endpoint, self.metrics.families
+            self.metrics_folder, self.settings.metrics_endpoint, self.metrics.families,
+            *self.extra_collectors,
         )
 
     def banner(self, registry: ModelRegistry, listeners: list[tuple[str, str]]) -> None:
