@@ -37,13 +37,14 @@ def create_app() -> typer.Typer:
     ) -> None:
         """mlpack: from a model folder to a production V2 inference service."""
 
-    from . import build, env, infer, init, start
+    from . import build, deploy, env, infer, init, start
 
     init.register(app)
     start.register(app)
     infer.register(app)
     build.register(app)
     env.register(app)
+    deploy.register(app)
     return app
 
 
