@@ -32,7 +32,8 @@ def start(
             "--model-from-env",
             envvar="MLPACK_ENV_MODEL",
             help="Serve the single model described by MLPACK_MODEL_* (or MLSERVER_MODEL_*) "
-            "even when FOLDER holds model-settings.json files (used anyway when it holds none).",
+            "even when FOLDER holds model-settings.json files (done anyway when FOLDER holds none, "
+            "or when the environment gives both the implementation and the URI).",
         ),
     ] = False,
 ) -> None:
@@ -75,11 +76,23 @@ def start(
     os.environ[COMPAT_ENV] = "1" if settings.mlserver_compat else "0"  # worker processes inherit it
     install_mlserver_compat()  # here too: errors of mlserver.errors cross back from workers
     root = (folder / settings.model_repository_root).resolve()
-    models, problems = ([], []) if model_from_env else discover_models(root)
+    with exit_on_error(USAGE_ERROR):
+        env_model = ModelSettings.from_environment(folder)
+    # A model the environment describes fully (implementation and uri: KServe's way) replaces
+    # the folder's models, so any mlpack image is a drop-in for KServe's MLServer runtime.
+    if model_from_env or (env_model is not None and env_model.parameters.uri):
+        if env_model is None:
+            typer.secho(
+                "Error: --model-from-env needs MLPACK_MODEL_IMPLEMENTATION (or MLSERVER_MODEL_IMPLEMENTATION)",
+                err=True,
+                fg=typer.colors.RED,
+            )
+            raise typer.Exit(USAGE_ERROR)
+        models, problems = [env_model], []
+    else:
+        models, problems = discover_models(root)
     if not models and not problems:
-        with exit_on_error(USAGE_ERROR):
-            from_env = ModelSettings.from_environment(folder)
-        if from_env is None:
+        if env_model is None:
             typer.secho(
                 f"Error: no model-settings.json found below {root}, and no MLPACK_MODEL_IMPLEMENTATION "
                 "(or MLSERVER_MODEL_IMPLEMENTATION) describes a model",
@@ -87,9 +100,12 @@ def start(
                 fg=typer.colors.RED,
             )
             raise typer.Exit(USAGE_ERROR)
-        models = [from_env]
+        models = [env_model]
     for model in models:
         _log_notices(model.notices)
+    if env_model is not None and models == [env_model]:
+        _log_notices([(20, f"serving model '{env_model.name}' ({env_model.implementation}) described by the "
+                           f"environment, artefact at {env_model.parameters.uri or 'the model folder'}")])
     server = MLPackServer(settings, models, repository_root=root)
     with exit_on_error(STARTUP_FAILURE):
         run_server(server)

@@ -149,7 +149,7 @@ class MLPackServer:
         observability.extra_collectors.append(
             AutoscalingCollector(self.registry, self.pool, self.environment_pools)
         )
-        metrics = _metrics_server(observability, metrics_socket)
+        metrics = _metrics_server(observability, metrics_socket, settings.access_log)
         metrics_task = None
         if metrics is not None and metrics_socket is not None:
             metrics_task = asyncio.create_task(metrics.serve(sockets=[metrics_socket]))
@@ -242,14 +242,18 @@ def _listeners(
 
 
 def _metrics_server(
-    observability: Observability, sock: Optional[socket.socket]
+    observability: Observability, sock: Optional[socket.socket], access_log: bool = False
 ) -> Optional[_EmbeddedUvicorn]:
-    """The metrics endpoint's own uvicorn server (None when metrics are disabled)."""
+    """The metrics endpoint's own uvicorn server (None when metrics are disabled).
+
+    ``access_log`` must match the REST server's: uvicorn's ``access_log=False`` silences the
+    process-wide ``uvicorn.access`` logger, which would switch the REST access log off too.
+    """
     app = observability.metrics_app()
     if app is None or sock is None:
         return None
     config = uvicorn.Config(
-        app, lifespan="off", http="httptools", access_log=False, log_config=None, server_header=False
+        app, lifespan="off", http="httptools", access_log=access_log, log_config=None, server_header=False
     )
     return _EmbeddedUvicorn(config)
 
