@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 
-def resolve_model_uri(uri: Optional[str], folder: Optional[str], defaults: Sequence[str] = ()) -> Path:
+def resolve_model_uri(
+    uri: Optional[str], folder: Optional[str], defaults: Sequence[str] = ()
+) -> Path:
     """The artefact's path, without checking that it exists (except to choose in a folder).
 
     A relative ``uri`` is taken from ``folder`` (the model's folder). With no ``uri`` the

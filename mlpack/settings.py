@@ -37,23 +37,27 @@ ALIAS_PREFIX, MODEL_ALIAS_PREFIX = "MLSERVER_", "MLSERVER_MODEL_"
 KUBERNETES_DRAIN_DELAY = 5.0
 
 # MLServer settings mlpack does not implement → what mlpack does instead (one warning each).
+_SCANS = "mlpack scans model_repository_root for model-settings.json files"
+_NO_KAFKA = "there is no Kafka transport; use REST or gRPC, or `mlpack infer` for batch jobs"
+_NO_CACHE = "responses are not cached; every request runs the model"
+_SHARED_POOL = "models share the default worker pool unless they name an environment"
 MLSERVER_ONLY_SETTINGS: dict[str, str] = {
-    "model_repository_implementation": "mlpack scans model_repository_root for model-settings.json files",
-    "model_repository_implementation_args": "mlpack scans model_repository_root for model-settings.json files",
+    "model_repository_implementation": _SCANS,
+    "model_repository_implementation_args": _SCANS,
     "extensions": "server extensions are not loaded; run extra logic in the model's predict",
-    "kafka_enabled": "there is no Kafka transport; use REST or gRPC, or `mlpack infer` for batch jobs",
-    "kafka_servers": "there is no Kafka transport; use REST or gRPC, or `mlpack infer` for batch jobs",
-    "kafka_topic_input": "there is no Kafka transport; use REST or gRPC, or `mlpack infer` for batch jobs",
-    "kafka_topic_output": "there is no Kafka transport; use REST or gRPC, or `mlpack infer` for batch jobs",
-    "tracing_server": "no OpenTelemetry spans are exported; use the Prometheus metrics and access logs",
-    "cache_enabled": "responses are not cached; every request runs the model",
-    "cache_size": "responses are not cached; every request runs the model",
+    "kafka_enabled": _NO_KAFKA,
+    "kafka_servers": _NO_KAFKA,
+    "kafka_topic_input": _NO_KAFKA,
+    "kafka_topic_output": _NO_KAFKA,
+    "tracing_server": "no OpenTelemetry spans are exported; use the metrics and access logs",
+    "cache_enabled": _NO_CACHE,
+    "cache_size": _NO_CACHE,
     "gzip_enabled": "responses are not compressed; let the ingress or proxy compress them",
 }
 MLSERVER_ONLY_MODEL_SETTINGS: dict[str, str] = {
-    "inference_pool_gid": "models share the default worker pool unless they name an environment",
-    "autogenerate_inference_pool_gid": "models share the default worker pool unless they name an environment",
-    "cache_enabled": "responses are not cached; every request runs the model",
+    "inference_pool_gid": _SHARED_POOL,
+    "autogenerate_inference_pool_gid": _SHARED_POOL,
+    "cache_enabled": _NO_CACHE,
     "parallel_workers": "worker processes are a server setting (parallel_workers)",
 }
 
@@ -128,22 +132,29 @@ class Settings(BaseSettings):
         overrides: dict[str, Any] | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> "Settings":
-        """Build settings: CLI ``overrides`` > ``MLPACK_*`` > ``MLSERVER_*`` > ``settings_file`` > defaults."""
+        """Build settings: CLI ``overrides`` > ``MLPACK_*`` > ``MLSERVER_*`` > ``settings_file``
+        > defaults."""
         environ = os.environ if environ is None else environ
         file_values = _read_json(settings_file) if settings_file else {}
-        notices = _unsupported(file_values, cls.model_fields, MLSERVER_ONLY_SETTINGS, str(settings_file))
+        notices = _unsupported(
+            file_values, cls.model_fields, MLSERVER_ONLY_SETTINGS, str(settings_file)
+        )
         for key in [k for k in file_values if k not in cls.model_fields]:
             del file_values[key]
         try:
             from_env = cls()
             env_values = {name: getattr(from_env, name) for name in from_env.model_fields_set}
-            alias_values = _alias_values(cls, environ, ALIAS_PREFIX, ENV_PREFIX, env_values, notices)
+            alias_values = _alias_values(
+                cls, environ, ALIAS_PREFIX, ENV_PREFIX, env_values, notices
+            )
             merged = {**file_values, **alias_values, **env_values, **(overrides or {})}
             settings = cls.model_validate(merged)
         except ValidationError as error:
             raise InvalidSettings(_describe(error, settings_file)) from None
         if settings.drain_delay is None:
-            settings.drain_delay = KUBERNETES_DRAIN_DELAY if "KUBERNETES_SERVICE_HOST" in environ else 0.0
+            settings.drain_delay = (
+                KUBERNETES_DRAIN_DELAY if "KUBERNETES_SERVICE_HOST" in environ else 0.0
+            )
         settings._notices = notices
         return settings
 
@@ -235,42 +246,60 @@ class ModelSettings(BaseSettings):
             if key in values:
                 continue
             values[key] = value
-            notices.append((logging.INFO, f"{MODEL_ALIAS_PREFIX}{key.upper()} used as {MODEL_ENV_PREFIX}{key.upper()}"))
+            notices.append(
+                (
+                    logging.INFO,
+                    f"{MODEL_ALIAS_PREFIX}{key.upper()} used as {MODEL_ENV_PREFIX}{key.upper()}",
+                )
+            )
         if not values.get("implementation"):
             return None
         parameters: dict[str, Any] = {}
         for key in list(values):
             if key in ModelParameters.model_fields:
                 raw = values.pop(key)
-                parameters[key] = _json_value(raw, f"{MODEL_ENV_PREFIX}{key.upper()}") if key == "extra" else raw
+                parameters[key] = (
+                    _json_value(raw, f"{MODEL_ENV_PREFIX}{key.upper()}") if key == "extra" else raw
+                )
         fields = {key for key in ModelSettings.model_fields if key not in ("folder", "parameters")}
-        notices += _unsupported(values, fields | {"parameters"}, MLSERVER_ONLY_MODEL_SETTINGS, "environment")
+        notices += _unsupported(
+            values, fields | {"parameters"}, MLSERVER_ONLY_MODEL_SETTINGS, "environment"
+        )
         kept: dict[str, Any] = {}
         for key, raw in values.items():
             if key in fields:
                 complex_field = key in ("versions", "inputs", "outputs")
-                kept[key] = _json_value(raw, f"{MODEL_ENV_PREFIX}{key.upper()}") if complex_field else raw
+                kept[key] = (
+                    _json_value(raw, f"{MODEL_ENV_PREFIX}{key.upper()}") if complex_field else raw
+                )
         if "parameters" in values:
-            parameters = {**_json_value(values["parameters"], f"{MODEL_ENV_PREFIX}PARAMETERS"), **parameters}
+            parameters = {
+                **_json_value(values["parameters"], f"{MODEL_ENV_PREFIX}PARAMETERS"),
+                **parameters,
+            }
         try:
             settings = cls.model_validate({**kept, "parameters": parameters})
         except ValidationError as error:
-            raise InvalidSettings(_describe(error, None).replace("settings:", "model from environment:", 1)) from None
+            raise InvalidSettings(
+                _describe(error, None).replace("settings:", "model from environment:", 1)
+            ) from None
         folder = Path(folder).resolve()
         if not settings.name:
             uri = settings.parameters.uri
-            settings.name = Path(uri).stem if uri and Path(uri).stem not in ("", "models") else "model"
+            settings.name = (
+                Path(uri).stem if uri and Path(uri).stem not in ("", "models") else "model"
+            )
         settings.folder = str(folder)
         settings._notices = notices
         return settings
 
 
 def _prefixed(environ: Mapping[str, str], prefix: str) -> dict[str, str]:
-    """``PREFIX_SOME_FIELD=v`` → ``{"some_field": "v"}`` (nested ``__`` names are left to pydantic)."""
+    """``PREFIX_SOME_FIELD=v`` → ``{"some_field": "v"}`` (nested ``__`` names are skipped)."""
     found: dict[str, str] = {}
     for name, value in environ.items():
         if name.upper().startswith(prefix) and "__" not in name:
-            key = name[len(prefix):].lower()
+            key = name[len(prefix) :].lower()
             if prefix == ALIAS_PREFIX and key.startswith("model_"):
                 continue  # MLSERVER_MODEL_* belong to the model
             if prefix == ENV_PREFIX and key.startswith(("model_", "env_model")):
@@ -311,8 +340,11 @@ def _unsupported(
             continue
         if key in mlserver_only:
             notices.append(
-                (logging.WARNING, f"{source}: MLServer setting '{key}' is not supported by mlpack "
-                 f"and is ignored: {mlserver_only[key]}")
+                (
+                    logging.WARNING,
+                    f"{source}: MLServer setting '{key}' is not supported by mlpack "
+                    f"and is ignored: {mlserver_only[key]}",
+                )
             )
         else:
             notices.append((logging.WARNING, f"{source}: unknown setting '{key}' is ignored"))
@@ -327,8 +359,11 @@ def _model_notices(values: Mapping[str, Any], source: str) -> list[tuple[int, st
         for key in sorted(parameters):
             if key in MLSERVER_ONLY_MODEL_SETTINGS:
                 notices.append(
-                    (logging.WARNING, f"{source}: MLServer setting 'parameters.{key}' is not supported "
-                     f"by mlpack and is ignored: {MLSERVER_ONLY_MODEL_SETTINGS[key]}")
+                    (
+                        logging.WARNING,
+                        f"{source}: MLServer setting 'parameters.{key}' is not supported "
+                        f"by mlpack and is ignored: {MLSERVER_ONLY_MODEL_SETTINGS[key]}",
+                    )
                 )
     return notices
 
@@ -356,7 +391,8 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def _describe(error: ValidationError, source: Path | None) -> str:
     problems = "; ".join(
-        f"{'.'.join(str(p) for p in item['loc']) or 'value'}: {item['msg']}" for item in error.errors()
+        f"{'.'.join(str(p) for p in item['loc']) or 'value'}: {item['msg']}"
+        for item in error.errors()
     )
     return f"{source or 'settings'}: {problems}"
 

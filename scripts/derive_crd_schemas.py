@@ -28,7 +28,9 @@ def derive(crd: dict[str, Any], version: str, source: str) -> dict[str, Any]:
     properties["apiVersion"] = {"type": "string", "enum": [f"{spec['group']}/{version}"]}
     properties["kind"] = {"type": "string", "enum": [spec["names"]["kind"]]}
     schema["properties"] = properties
-    schema["required"] = sorted(set(schema.get("required", [])) | {"apiVersion", "kind", "metadata"})
+    schema["required"] = sorted(
+        set(schema.get("required", [])) | {"apiVersion", "kind", "metadata"}
+    )
     return {"$schema": "http://json-schema.org/draft-07/schema#", "$comment": source, **schema}
 
 

@@ -15,27 +15,47 @@ def register(app: typer.Typer) -> None:
 
 
 def deploy(
-    folder: Annotated[Path, typer.Argument(help="The served folder (as for `mlpack start` / `mlpack build`).")] = Path("."),
-    target: Annotated[str, typer.Option("--target", "-T", help="kubernetes, kserve or knative.")] = "kubernetes",
-    image: Annotated[Optional[str], typer.Option("--image", "-i", help="The image `mlpack build` made.")] = None,
-    name: Annotated[Optional[str], typer.Option(help="Object name (default: the model's name).")] = None,
-    namespace: Annotated[Optional[str], typer.Option("--namespace", "-n", help="Namespace of the objects.")] = None,
+    folder: Annotated[
+        Path, typer.Argument(help="The served folder (as for `mlpack start` / `mlpack build`).")
+    ] = Path("."),
+    target: Annotated[
+        str, typer.Option("--target", "-T", help="kubernetes, kserve or knative.")
+    ] = "kubernetes",
+    image: Annotated[
+        Optional[str], typer.Option("--image", "-i", help="The image `mlpack build` made.")
+    ] = None,
+    name: Annotated[
+        Optional[str], typer.Option(help="Object name (default: the model's name).")
+    ] = None,
+    namespace: Annotated[
+        Optional[str], typer.Option("--namespace", "-n", help="Namespace of the objects.")
+    ] = None,
     values_file: Annotated[
-        Optional[Path], typer.Option("--values", "-f", help="YAML/JSON values file (flags win over it).")
+        Optional[Path],
+        typer.Option("--values", "-f", help="YAML/JSON values file (flags win over it)."),
     ] = None,
     replicas: Annotated[Optional[int], typer.Option(help="Replicas (kubernetes).")] = None,
     min_replicas: Annotated[Optional[int], typer.Option(help="Autoscaler minimum.")] = None,
     max_replicas: Annotated[Optional[int], typer.Option(help="Autoscaler maximum.")] = None,
     scale_on: Annotated[
-        Optional[str], typer.Option(help="HPA signal: cpu, or in_flight (per-pod model_requests_in_flight).")
+        Optional[str],
+        typer.Option(help="HPA signal: cpu, or in_flight (per-pod model_requests_in_flight)."),
     ] = None,
-    keda: Annotated[Optional[bool], typer.Option("--keda/--no-keda", help="A KEDA ScaledObject instead of an HPA.")] = None,
-    storage_uri: Annotated[Optional[str], typer.Option(help="KServe storageUri of the model artefact.")] = None,
+    keda: Annotated[
+        Optional[bool],
+        typer.Option("--keda/--no-keda", help="A KEDA ScaledObject instead of an HPA."),
+    ] = None,
+    storage_uri: Annotated[
+        Optional[str], typer.Option(help="KServe storageUri of the model artefact.")
+    ] = None,
     implementation: Annotated[
         Optional[str], typer.Option(help="Model class when the model comes from storage_uri.")
     ] = None,
     output: Annotated[
-        Optional[Path], typer.Option("--output", "-o", help="Write one file per object into this folder (default: stdout).")
+        Optional[Path],
+        typer.Option(
+            "--output", "-o", help="Write one file per object into this folder (default: stdout)."
+        ),
     ] = None,
 ) -> None:
     """Render Kubernetes, KServe or Knative manifests for FOLDER's image (no cluster needed)."""
@@ -43,19 +63,39 @@ def deploy(
     from ..deploy.render import write_folder
 
     if target not in TARGETS:
-        typer.secho(f"Error: --target must be one of {', '.join(TARGETS)}, got {target!r}", err=True, fg=typer.colors.RED)
+        typer.secho(
+            f"Error: --target must be one of {', '.join(TARGETS)}, got {target!r}",
+            err=True,
+            fg=typer.colors.RED,
+        )
         raise typer.Exit(USAGE_ERROR)
     if scale_on is not None and scale_on not in ("cpu", "in_flight"):
-        typer.secho(f"Error: --scale-on must be cpu or in_flight, got {scale_on!r}", err=True, fg=typer.colors.RED)
+        typer.secho(
+            f"Error: --scale-on must be cpu or in_flight, got {scale_on!r}",
+            err=True,
+            fg=typer.colors.RED,
+        )
         raise typer.Exit(USAGE_ERROR)
     if not folder.is_dir():
         typer.secho(f"Error: {folder} is not a folder", err=True, fg=typer.colors.RED)
         raise typer.Exit(USAGE_ERROR)
-    autoscaling = {k: v for k, v in {"min_replicas": min_replicas, "max_replicas": max_replicas,
-                                     "metric": scale_on, "keda": keda}.items() if v is not None}
+    autoscaling = {
+        k: v
+        for k, v in {
+            "min_replicas": min_replicas,
+            "max_replicas": max_replicas,
+            "metric": scale_on,
+            "keda": keda,
+        }.items()
+        if v is not None
+    }
     flags: dict[str, Any] = {
-        "name": name, "image": image, "namespace": namespace, "replicas": replicas,
-        "storage_uri": storage_uri, "implementation": implementation,
+        "name": name,
+        "image": image,
+        "namespace": namespace,
+        "replicas": replicas,
+        "storage_uri": storage_uri,
+        "implementation": implementation,
         "autoscaling": autoscaling or None,
     }
     with exit_on_error(USAGE_ERROR):

@@ -83,7 +83,8 @@ def start(
     if model_from_env or (env_model is not None and env_model.parameters.uri):
         if env_model is None:
             typer.secho(
-                "Error: --model-from-env needs MLPACK_MODEL_IMPLEMENTATION (or MLSERVER_MODEL_IMPLEMENTATION)",
+                "Error: --model-from-env needs MLPACK_MODEL_IMPLEMENTATION "
+                "(or MLSERVER_MODEL_IMPLEMENTATION)",
                 err=True,
                 fg=typer.colors.RED,
             )
@@ -94,8 +95,8 @@ def start(
     if not models and not problems:
         if env_model is None:
             typer.secho(
-                f"Error: no model-settings.json found below {root}, and no MLPACK_MODEL_IMPLEMENTATION "
-                "(or MLSERVER_MODEL_IMPLEMENTATION) describes a model",
+                f"Error: no model-settings.json found below {root}, and no "
+                "MLPACK_MODEL_IMPLEMENTATION (or MLSERVER_MODEL_IMPLEMENTATION) describes a model",
                 err=True,
                 fg=typer.colors.RED,
             )
@@ -104,8 +105,9 @@ def start(
     for model in models:
         _log_notices(model.notices)
     if env_model is not None and models == [env_model]:
-        _log_notices([(20, f"serving model '{env_model.name}' ({env_model.implementation}) described by the "
-                           f"environment, artefact at {env_model.parameters.uri or 'the model folder'}")])
+        where = env_model.parameters.uri or "the model folder"
+        _log_notices([(20, f"serving model '{env_model.name}' ({env_model.implementation}) "
+                           f"described by the environment, artefact at {where}")])
     server = MLPackServer(settings, models, repository_root=root)
     with exit_on_error(STARTUP_FAILURE):
         run_server(server)

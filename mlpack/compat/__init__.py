@@ -87,7 +87,10 @@ class MLServerCompatFinder(importlib.abc.MetaPathFinder):
     """Finds ``mlserver`` and ``mlserver_*`` runtimes when nothing else does."""
 
     def find_spec(
-        self, fullname: str, path: Optional[Sequence[str]] = None, target: Optional[ModuleType] = None
+        self,
+        fullname: str,
+        path: Optional[Sequence[str]] = None,
+        target: Optional[ModuleType] = None,
     ) -> Optional[importlib.machinery.ModuleSpec]:
         if "." in fullname or not fullname.startswith("mlserver"):
             return None  # submodules of the shim are found through its __path__
@@ -122,7 +125,9 @@ def _mlserver_shaped(value: object, module_name: str) -> object:
             wrappers[method] = _awaitable(function)
     if not wrappers:
         return value
-    return type(value.__name__, (value,), {**wrappers, "__module__": module_name, "__doc__": value.__doc__})
+    return type(
+        value.__name__, (value,), {**wrappers, "__module__": module_name, "__doc__": value.__doc__}
+    )
 
 
 def _awaitable(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -144,7 +149,9 @@ class _AliasLoader(importlib.abc.Loader):
 
     def exec_module(self, module: ModuleType) -> None:
         target = importlib.import_module(self.target)
-        names = getattr(target, "__all__", None) or [n for n in vars(target) if not n.startswith("_")]
+        names = getattr(target, "__all__", None) or [
+            n for n in vars(target) if not n.startswith("_")
+        ]
         for name in names:
             setattr(module, name, _mlserver_shaped(getattr(target, name), module.__name__))
         module.__all__ = list(names)  # type: ignore[attr-defined]

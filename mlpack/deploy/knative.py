@@ -15,7 +15,11 @@ def knative_service(values: DeployValues) -> Manifest:
     container: dict[str, Any] = {
         "name": "model-server",
         "image": values.image,
-        "env": [{"name": "MLPACK_HTTP_PORT", "value": str(values.http_port)}, *env, *model_env(values)],
+        "env": [
+            {"name": "MLPACK_HTTP_PORT", "value": str(values.http_port)},
+            *env,
+            *model_env(values),
+        ],
         "ports": [{"name": "http1", "containerPort": values.http_port}],
         "readinessProbe": {"httpGet": {"path": "/v2/health/ready"}, "periodSeconds": 2},
         "livenessProbe": {"httpGet": {"path": "/v2/health/live"}, "periodSeconds": 10},

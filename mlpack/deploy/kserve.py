@@ -25,10 +25,15 @@ def cluster_serving_runtime(values: DeployValues) -> Manifest:
     return {
         "apiVersion": "serving.kserve.io/v1alpha1",
         "kind": "ClusterServingRuntime",
-        "metadata": {"name": runtime_name(values), "labels": values.common_labels("serving-runtime")},
+        "metadata": {
+            "name": runtime_name(values),
+            "labels": values.common_labels("serving-runtime"),
+        },
         "spec": {
-            "annotations": {"prometheus.kserve.io/port": str(values.metrics_port),
-                            "prometheus.kserve.io/path": "/metrics"},
+            "annotations": {
+                "prometheus.kserve.io/port": str(values.metrics_port),
+                "prometheus.kserve.io/path": "/metrics",
+            },
             "supportedModelFormats": [
                 {"name": name, "version": version, "autoSelect": name != "mlpack", "priority": 1}
                 for name, version in formats
@@ -40,8 +45,9 @@ def cluster_serving_runtime(values: DeployValues) -> Manifest:
                     "name": "kserve-container",
                     "image": values.image,
                     "env": values.server_env(),
-                    "ports": [{"containerPort": values.http_port, "name": "http1",
-                               "protocol": "TCP"}],
+                    "ports": [
+                        {"containerPort": values.http_port, "name": "http1", "protocol": "TCP"}
+                    ],
                     **probes(values, named_port=False),
                     "resources": resources(values),
                     "securityContext": container_security(),
@@ -68,7 +74,10 @@ def inference_service(values: DeployValues) -> Manifest:
     if values.implementation:
         env.append({"name": "MLPACK_MODEL_IMPLEMENTATION", "value": values.implementation})
     model["env"] = env
-    metadata: dict[str, Any] = {"name": values.name, "labels": values.common_labels("inference-service")}
+    metadata: dict[str, Any] = {
+        "name": values.name,
+        "labels": values.common_labels("inference-service"),
+    }
     if values.namespace:
         metadata["namespace"] = values.namespace
     scaling = values.autoscaling

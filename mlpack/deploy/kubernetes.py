@@ -27,12 +27,24 @@ def probes(values: DeployValues, named_port: bool = True) -> dict[str, Any]:
         return {"path": path, "port": port}
 
     return {
-        "readinessProbe": {"httpGet": http_get("/v2/health/ready"), "periodSeconds": 2,
-                           "timeoutSeconds": 2, "failureThreshold": 1},
-        "livenessProbe": {"httpGet": http_get("/v2/health/live"), "periodSeconds": 10,
-                          "timeoutSeconds": 5, "failureThreshold": 3},
-        "startupProbe": {"httpGet": http_get("/v2/health/live"), "periodSeconds": 2,
-                         "timeoutSeconds": 2, "failureThreshold": 150},
+        "readinessProbe": {
+            "httpGet": http_get("/v2/health/ready"),
+            "periodSeconds": 2,
+            "timeoutSeconds": 2,
+            "failureThreshold": 1,
+        },
+        "livenessProbe": {
+            "httpGet": http_get("/v2/health/live"),
+            "periodSeconds": 10,
+            "timeoutSeconds": 5,
+            "failureThreshold": 3,
+        },
+        "startupProbe": {
+            "httpGet": http_get("/v2/health/live"),
+            "periodSeconds": 2,
+            "timeoutSeconds": 2,
+            "failureThreshold": 150,
+        },
     }
 
 
@@ -89,7 +101,10 @@ def deployment(values: DeployValues) -> Manifest:
         "spec": {
             "replicas": values.replicas,
             "selector": {"matchLabels": values.selector_labels()},
-            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+            },
             "template": {
                 "metadata": {
                     "labels": values.common_labels(),
@@ -101,7 +116,10 @@ def deployment(values: DeployValues) -> Manifest:
                 },
                 "spec": {
                     "terminationGracePeriodSeconds": values.termination_grace_seconds,
-                    "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
                     "automountServiceAccountToken": False,
                     "containers": [container],
                     "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}],
@@ -120,12 +138,27 @@ def service(values: DeployValues) -> Manifest:
             "type": "ClusterIP",
             "selector": values.selector_labels(),
             "ports": [
-                {"name": "http", "port": values.http_port, "targetPort": "http", "protocol": "TCP",
-                 "appProtocol": "http"},
-                {"name": "grpc", "port": values.grpc_port, "targetPort": "grpc", "protocol": "TCP",
-                 "appProtocol": "kubernetes.io/h2c"},
-                {"name": "metrics", "port": values.metrics_port, "targetPort": "metrics",
-                 "protocol": "TCP", "appProtocol": "http"},
+                {
+                    "name": "http",
+                    "port": values.http_port,
+                    "targetPort": "http",
+                    "protocol": "TCP",
+                    "appProtocol": "http",
+                },
+                {
+                    "name": "grpc",
+                    "port": values.grpc_port,
+                    "targetPort": "grpc",
+                    "protocol": "TCP",
+                    "appProtocol": "kubernetes.io/h2c",
+                },
+                {
+                    "name": "metrics",
+                    "port": values.metrics_port,
+                    "targetPort": "metrics",
+                    "protocol": "TCP",
+                    "appProtocol": "http",
+                },
             ],
         },
     }
@@ -145,15 +178,22 @@ def horizontal_pod_autoscaler(values: DeployValues) -> Manifest:
     if scaling.metric == "cpu":
         metric: dict[str, Any] = {
             "type": "Resource",
-            "resource": {"name": "cpu", "target": {"type": "Utilization",
-                                                   "averageUtilization": scaling.target_cpu_utilization}},
+            "resource": {
+                "name": "cpu",
+                "target": {
+                    "type": "Utilization",
+                    "averageUtilization": scaling.target_cpu_utilization,
+                },
+            },
         }
     else:
         metric = {
             "type": "Pods",
             "pods": {
-                "metric": {"name": IN_FLIGHT_METRIC,
-                           "selector": {"matchLabels": {"model_name": values.model_name}}},
+                "metric": {
+                    "name": IN_FLIGHT_METRIC,
+                    "selector": {"matchLabels": {"model_name": values.model_name}},
+                },
                 "target": {"type": "AverageValue", "averageValue": f"{scaling.target_in_flight:g}"},
             },
         }
@@ -203,5 +243,7 @@ def scaled_object(values: DeployValues) -> Manifest:
 
 
 def render(values: DeployValues) -> list[Manifest]:
-    autoscaler = scaled_object(values) if values.autoscaling.keda else horizontal_pod_autoscaler(values)
+    autoscaler = (
+        scaled_object(values) if values.autoscaling.keda else horizontal_pod_autoscaler(values)
+    )
     return [deployment(values), service(values), pod_disruption_budget(values), autoscaler]

@@ -32,7 +32,9 @@ def write_folder(manifests: list[dict[str, Any]], folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for index, manifest in enumerate(manifests, 1):
-        path = folder / f"{index:02d}-{manifest['kind'].lower()}-{manifest['metadata']['name']}.yaml"
+        path = (
+            folder / f"{index:02d}-{manifest['kind'].lower()}-{manifest['metadata']['name']}.yaml"
+        )
         path.write_text(to_yaml([manifest]), encoding="utf-8")
         written.append(path)
     return written

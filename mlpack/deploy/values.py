@@ -172,7 +172,8 @@ def load_values(
         return DeployValues.model_validate(merged)
     except ValidationError as error:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in item['loc']) or 'value'}: {item['msg']}" for item in error.errors()
+            f"{'.'.join(str(p) for p in item['loc']) or 'value'}: {item['msg']}"
+            for item in error.errors()
         )
         raise InvalidSettings(f"deploy values: {problems}") from None
 

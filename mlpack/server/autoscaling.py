@@ -48,8 +48,12 @@ class AutoscalingCollector:
         from prometheus_client.core import GaugeMetricFamily
 
         labels = ["model_name", "model_version"]
-        in_flight = GaugeMetricFamily(IN_FLIGHT, "Requests accepted for the model and not yet answered.", labels=labels)
-        waiting = GaugeMetricFamily(WAITING, "Requests accepted for the model and not yet started.", labels=labels)
+        in_flight = GaugeMetricFamily(
+            IN_FLIGHT, "Requests accepted for the model and not yet answered.", labels=labels
+        )
+        waiting = GaugeMetricFamily(
+            WAITING, "Requests accepted for the model and not yet started.", labels=labels
+        )
         pools = self._pools()
         pool_waiting_by_model: dict[str, int] = {}
         for _, pool in pools:
@@ -64,8 +68,12 @@ class AutoscalingCollector:
             waiting.add_metric(values, queued + pool_waiting_by_model.get(entry.name, 0))
         yield in_flight
         yield waiting
-        busy = GaugeMetricFamily(POOL_BUSY, "Share of the pool's live workers with work in hand.", labels=["pool"])
-        pool_waiting = GaugeMetricFamily(POOL_WAITING, "Requests waiting for a worker slot.", labels=["pool"])
+        busy = GaugeMetricFamily(
+            POOL_BUSY, "Share of the pool's live workers with work in hand.", labels=["pool"]
+        )
+        pool_waiting = GaugeMetricFamily(
+            POOL_WAITING, "Requests waiting for a worker slot.", labels=["pool"]
+        )
         for name, pool in pools:
             alive = [worker for worker in pool.workers if worker.alive]
             working = sum(1 for worker in alive if worker.in_flight > 0)

@@ -33,7 +33,9 @@ def test_in_flight_waiting_and_busy_gauges(tmp_path: Path) -> None:
 
     def call() -> None:
         body = {"inputs": [{"name": "s", "shape": [1], "datatype": "FP64", "data": [release]}]}
-        statuses.append(httpx.post(f"{server.url}/v2/models/slow/infer", json=body, timeout=120).status_code)
+        statuses.append(
+            httpx.post(f"{server.url}/v2/models/slow/infer", json=body, timeout=120).status_code
+        )
 
     try:
         idle = httpx.get(metrics_url, timeout=30).text

@@ -76,17 +76,21 @@ def mounted_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def kserve_environment(tag: str) -> dict[str, str]:
     """The container env as KServe assembles it: the rendered runtime's variables, then the
     ones KServe sets for an MLServer-style runtime (model name, URI, implementation)."""
-    values = load_values(None, {}, {"image": tag, "model_name": MODEL, "name": "linear", "drain_delay": 6})
+    values = load_values(
+        None, {}, {"image": tag, "model_name": MODEL, "name": "linear", "drain_delay": 6}
+    )
     runtime, _ = render_manifests(values, "kserve")
     env = {item["name"]: item["value"] for item in runtime["spec"]["containers"][0]["env"]}
-    env.update({
-        "MLSERVER_MODEL_IMPLEMENTATION": "models.LinearModel",
-        "MLSERVER_MODEL_NAME": MODEL,
-        "MLSERVER_MODEL_URI": "/mnt/models",
-        "MLSERVER_HTTP_PORT": "8080",
-        "MLSERVER_GRPC_PORT": "9000",
-        "MLPACK_ACCESS_LOG": "true",
-    })
+    env.update(
+        {
+            "MLSERVER_MODEL_IMPLEMENTATION": "models.LinearModel",
+            "MLSERVER_MODEL_NAME": MODEL,
+            "MLSERVER_MODEL_URI": "/mnt/models",
+            "MLSERVER_HTTP_PORT": "8080",
+            "MLSERVER_GRPC_PORT": "9000",
+            "MLPACK_ACCESS_LOG": "true",
+        }
+    )
     return env
 
 
@@ -96,15 +100,35 @@ class Replica:
     def __init__(self, tag: str, mounted: Path) -> None:
         self.http, self.grpc, self.metrics = free_ports(3)
         self.name = f"mlpack-kserve-{uuid.uuid4().hex[:8]}"
-        env_args = [arg for key, value in kserve_environment(tag).items() for arg in ("-e", f"{key}={value}")]
+        env_args = [
+            arg
+            for key, value in kserve_environment(tag).items()
+            for arg in ("-e", f"{key}={value}")
+        ]
         _docker(
-            "run", "-d", "--name", self.name,
-            "--user", "12345:0", "--read-only", "--tmpfs", "/tmp:rw,size=64m",
-            "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-            "-v", f"{mounted}:/mnt/models:ro",
-            "-p", f"127.0.0.1:{self.http}:8080", "-p", f"127.0.0.1:{self.grpc}:9000",
-            "-p", f"127.0.0.1:{self.metrics}:8082",
-            *env_args, tag,
+            "run",
+            "-d",
+            "--name",
+            self.name,
+            "--user",
+            "12345:0",
+            "--read-only",
+            "--tmpfs",
+            "/tmp:rw,size=64m",
+            "--cap-drop",
+            "ALL",
+            "--security-opt",
+            "no-new-privileges",
+            "-v",
+            f"{mounted}:/mnt/models:ro",
+            "-p",
+            f"127.0.0.1:{self.http}:8080",
+            "-p",
+            f"127.0.0.1:{self.grpc}:9000",
+            "-p",
+            f"127.0.0.1:{self.metrics}:8082",
+            *env_args,
+            tag,
         )
 
     @property
@@ -124,7 +148,9 @@ class Replica:
         raise AssertionError(f"{self.name} never became ready:\n{self.logs()}")
 
     def running(self) -> bool:
-        state = _docker("inspect", "-f", "{{.State.Running}}", self.name, check=False).stdout.strip()
+        state = _docker(
+            "inspect", "-f", "{{.State.Running}}", self.name, check=False
+        ).stdout.strip()
         return state == "true"
 
     def exit_code(self) -> int:
@@ -140,7 +166,11 @@ class Replica:
 
     def served(self) -> int:
         """Successful inference requests in this replica's access log."""
-        return sum(1 for line in self.logs().splitlines() if f"POST /v2/models/{MODEL}/infer" in line and '" 200' in line)
+        return sum(
+            1
+            for line in self.logs().splitlines()
+            if f"POST /v2/models/{MODEL}/infer" in line and '" 200' in line
+        )
 
     def remove(self) -> None:
         _docker("rm", "-f", self.name, check=False)
@@ -193,7 +223,9 @@ def grpc_client(address: str, mode: str, stop_file: Path) -> subprocess.Popen[st
     """tritonclient in its own process (its protobufs never meet mlpack's)."""
     return subprocess.Popen(
         [sys.executable, "-c", GRPC_CLIENT, address, MODEL, str(stop_file), mode],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -220,7 +252,9 @@ class RestLoad:
                     return
                 try:
                     response = client.post(f"/v2/models/{MODEL}/infer", json=BODY)
-                    good = response.status_code == 200 and response.json()["outputs"][0]["data"] == [EXPECTED]
+                    good = response.status_code == 200 and response.json()["outputs"][0][
+                        "data"
+                    ] == [EXPECTED]
                     problem = "" if good else f"{response.status_code} {response.text[:200]}"
                 except httpx.HTTPError as error:
                     problem = repr(error)
@@ -258,7 +292,9 @@ def test_kserve_container_contract_and_sigterm_drain(start_replica: Any, tmp_pat
     assert httpx.get(f"{replica.url}/v2/health/live").status_code == 200
     response = httpx.post(f"{replica.url}/v2/models/{MODEL}/infer", json=BODY, timeout=30)
     assert response.status_code == 200, response.text
-    assert response.json()["outputs"][0]["data"] == [EXPECTED]  # the mounted weights, not the image's
+    assert response.json()["outputs"][0]["data"] == [
+        EXPECTED
+    ]  # the mounted weights, not the image's
     once = grpc_client(f"127.0.0.1:{replica.grpc}", "once", tmp_path / "never")
     out, err = once.communicate(timeout=120)
     assert once.returncode == 0, err
@@ -293,7 +329,9 @@ def test_kserve_container_contract_and_sigterm_drain(start_replica: Any, tmp_pat
     grpc_result = json.loads(out)
     exit_code = replica.wait_exit()
     log = replica.logs()
-    print(f"\nREST ok {load.ok} (after SIGTERM {served_after_sigterm}), gRPC ok {grpc_result['ok']}")
+    print(
+        f"\nREST ok {load.ok} (after SIGTERM {served_after_sigterm}), gRPC ok {grpc_result['ok']}"
+    )
     assert statuses[-1] == 503, statuses[-20:]
     assert load.failed == [], load.failed[:5]
     assert grpc_result["failed"] == [] and grpc_result["ok"] > 0, grpc_result
@@ -327,7 +365,9 @@ backend replicas
 """
 
 
-def test_two_replicas_behind_haproxy_lose_nothing_when_one_stops(start_replica: Any, tmp_path: Path) -> None:
+def test_two_replicas_behind_haproxy_lose_nothing_when_one_stops(
+    start_replica: Any, tmp_path: Path
+) -> None:
     haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
     if not Path(haproxy).exists():
         pytest.fail("haproxy is not installed (.ci/run installs Debian's package)")
@@ -335,20 +375,23 @@ def test_two_replicas_behind_haproxy_lose_nothing_when_one_stops(start_replica: 
     first.wait_ready()
     second.wait_ready()
     (port,) = free_ports(1)
-    servers = "\n".join(
-        f"    server {r.name} 127.0.0.1:{r.http} check" for r in (first, second)
-    )
+    servers = "\n".join(f"    server {r.name} 127.0.0.1:{r.http} check" for r in (first, second))
     config = tmp_path / "haproxy.cfg"
     config.write_text(HAPROXY_CONFIG.format(port=port, servers=servers))
     check = subprocess.run([haproxy, "-c", "-f", str(config)], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
     proxy_log = open(tmp_path / "haproxy.log", "wb")
-    proxy = subprocess.Popen([haproxy, "-db", "-f", str(config)], stdout=proxy_log, stderr=subprocess.STDOUT)
+    proxy = subprocess.Popen(
+        [haproxy, "-db", "-f", str(config)], stdout=proxy_log, stderr=subprocess.STDOUT
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         for _ in range(600):  # both servers up in HAProxy's view (rise 2)
             try:
-                ok = httpx.post(f"{url}/v2/models/{MODEL}/infer", json=BODY, timeout=10).status_code == 200
+                ok = (
+                    httpx.post(f"{url}/v2/models/{MODEL}/infer", json=BODY, timeout=10).status_code
+                    == 200
+                )
             except httpx.TransportError:
                 ok = False
             if ok and first.served() > 0 and second.served() > 0:
@@ -370,7 +413,9 @@ def test_two_replicas_behind_haproxy_lose_nothing_when_one_stops(start_replica: 
         proxy.terminate()
         proxy.wait(30)
         proxy_log.close()
-    print(f"\nthrough HAProxy: ok {load.ok}; replica 1 served {first.served()}, replica 2 {second.served()}")
+    print(
+        f"\nthrough HAProxy: ok {load.ok}; replica 1 served {first.served()}, replica 2 {second.served()}"
+    )
     assert load.failed == [], load.failed[:5]
     assert load.ok >= 200
     # Server-side: the two access logs account for every success the clients saw.

@@ -27,8 +27,16 @@ def train_iris(destination: Path) -> None:
     joblib.dump(LogisticRegression(max_iter=500).fit(features, labels), destination)
 
 
-IRIS_ROWS = {"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP64",
-                         "data": [5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3]}]}
+IRIS_ROWS = {
+    "inputs": [
+        {
+            "name": "x",
+            "shape": [2, 4],
+            "datatype": "FP64",
+            "data": [5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3],
+        }
+    ]
+}
 
 
 def test_sklearn_model_from_mlserver_variables_and_a_folder_uri(tmp_path: Path) -> None:
@@ -61,8 +69,11 @@ def test_no_model_anywhere_names_both_ways(tmp_path: Path) -> None:
     from tests.helpers.server import checkout_pythonpath
 
     result = subprocess.run(
-        [sys.executable, "-m", "mlpack", "start", str(tmp_path)], capture_output=True, text=True,
-        env={**os.environ, "PYTHONPATH": checkout_pythonpath()}, timeout=120,
+        [sys.executable, "-m", "mlpack", "start", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": checkout_pythonpath()},
+        timeout=120,
     )
     assert result.returncode == 2
     assert "MLSERVER_MODEL_IMPLEMENTATION" in result.stderr
@@ -73,15 +84,20 @@ def test_sigterm_drain_keeps_serving_while_not_ready(tmp_path: Path) -> None:
     app = tmp_path / "app"
     app.mkdir()
     shutil.copy(ASSETS / "models" / "slow" / "models.py", app / "models.py")
-    env = {"MLPACK_MODEL_IMPLEMENTATION": "models.SlowModel", "MLPACK_MODEL_NAME": "slow",
-           "MLPACK_DRAIN_DELAY": "6"}
+    env = {
+        "MLPACK_MODEL_IMPLEMENTATION": "models.SlowModel",
+        "MLPACK_MODEL_NAME": "slow",
+        "MLPACK_DRAIN_DELAY": "6",
+    }
     server = start_server(app, tmp_path, env=env)
     results: dict[str, Any] = {}
 
     def slow_request() -> None:
         body = {"inputs": [{"name": "s", "shape": [1], "datatype": "FP64", "data": [8.0]}]}
         try:
-            results["slow"] = httpx.post(f"{server.url}/v2/models/slow/infer", json=body, timeout=120).status_code
+            results["slow"] = httpx.post(
+                f"{server.url}/v2/models/slow/infer", json=body, timeout=120
+            ).status_code
         except httpx.HTTPError as error:
             results["slow"] = repr(error)
 

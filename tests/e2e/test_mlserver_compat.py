@@ -36,17 +36,32 @@ def test_mlserver_documentation_models_serve_unchanged(
             assert response.status_code == 200, response.text
             assert response.json()["outputs"][0]["data"] == [0, 2]
             # decode_args with a List[str] and an np.ndarray argument
-            body = {"inputs": [
-                {"name": "questions", "shape": [2], "datatype": "BYTES", "data": ["abc", "hello"],
-                 "parameters": {"content_type": "str"}},
-                {"name": "weights", "shape": [2], "datatype": "FP64", "data": [1.0, 0.5]},
-            ]}
+            body = {
+                "inputs": [
+                    {
+                        "name": "questions",
+                        "shape": [2],
+                        "datatype": "BYTES",
+                        "data": ["abc", "hello"],
+                        "parameters": {"content_type": "str"},
+                    },
+                    {"name": "weights", "shape": [2], "datatype": "FP64", "data": [1.0, 0.5]},
+                ]
+            }
             response = client.post("/v2/models/questions/infer", json=body)
             assert response.status_code == 200, response.text
             assert response.json()["outputs"][0]["data"] == [6.0, 5.0]
             # StringCodec, types.Parameters, mlserver.errors → a 400 with the model's message
-            hello = {"inputs": [{"name": "json", "shape": [1], "datatype": "BYTES",
-                                 "data": [json.dumps({"name": "KServe"})]}]}
+            hello = {
+                "inputs": [
+                    {
+                        "name": "json",
+                        "shape": [1],
+                        "datatype": "BYTES",
+                        "data": [json.dumps({"name": "KServe"})],
+                    }
+                ]
+            }
             response = client.post("/v2/models/json-hello/infer", json=hello)
             assert response.status_code == 200, response.text
             greeting = json.loads(response.json()["outputs"][0]["data"][0])
@@ -65,10 +80,14 @@ def test_mlserver_documentation_models_serve_unchanged(
     assert "questions model loaded with scale 2" in server.log()
 
 
-def test_compat_turned_off_gives_the_plain_import_error(mlserver_models: Path, tmp_path: Path) -> None:
+def test_compat_turned_off_gives_the_plain_import_error(
+    mlserver_models: Path, tmp_path: Path
+) -> None:
     for name in ("questions", "sklearn_subclass", "iris_custom"):
         shutil.rmtree(mlserver_models / name)
-    server = start_server(mlserver_models, tmp_path, env={"MLPACK_MLSERVER_COMPAT": "0"}, wait_ready=False)
+    server = start_server(
+        mlserver_models, tmp_path, env={"MLPACK_MLSERVER_COMPAT": "0"}, wait_ready=False
+    )
     try:
         response = httpx.get(f"{server.url}/v2/models/json-hello/ready", timeout=30)
         for _ in range(600):

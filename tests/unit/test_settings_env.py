@@ -37,7 +37,9 @@ def test_mlserver_server_variables_are_aliases(monkeypatch: pytest.MonkeyPatch) 
     assert messages(settings.notices, logging.WARNING) == []
 
 
-def test_mlpack_wins_over_mlserver_and_mlserver_over_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_mlpack_wins_over_mlserver_and_mlserver_over_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     settings_file = tmp_path / "settings.json"
     settings_file.write_text(json.dumps({"grpc_port": 1001, "metrics_port": 1002}))
     monkeypatch.setenv("MLSERVER_GRPC_PORT", "9000")
@@ -47,7 +49,9 @@ def test_mlpack_wins_over_mlserver_and_mlserver_over_file(tmp_path: Path, monkey
     settings = Settings.resolve(settings_file)
     assert settings.grpc_port == 7000
     assert settings.metrics_port == 9002
-    assert settings.cors_settings is not None and settings.cors_settings.allow_origins == ["https://a.example"]
+    assert settings.cors_settings is not None and settings.cors_settings.allow_origins == [
+        "https://a.example"
+    ]
     infos = messages(settings.notices, logging.INFO)
     assert not any("GRPC_PORT" in line for line in infos)  # the alias lost: nothing to say
 
@@ -58,16 +62,22 @@ def test_bad_alias_value_is_a_settings_error(monkeypatch: pytest.MonkeyPatch) ->
         Settings.resolve(None)
 
 
-def test_mlserver_only_settings_warn_once_each(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_mlserver_only_settings_warn_once_each(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     settings_file = tmp_path / "settings.json"
-    settings_file.write_text(json.dumps({"gzip_enabled": True, "tracing_server": "otel:4317", "no_such": 1}))
+    settings_file.write_text(
+        json.dumps({"gzip_enabled": True, "tracing_server": "otel:4317", "no_such": 1})
+    )
     monkeypatch.setenv("MLSERVER_KAFKA_ENABLED", "true")
     monkeypatch.setenv("MLSERVER_CACHE_ENABLED", "true")
     settings = Settings.resolve(settings_file)
     warnings = messages(settings.notices, logging.WARNING)
     assert len(warnings) == 5, warnings
-    by_field = {field: [w for w in warnings if f"'{field}'" in w] for field in
-                ("gzip_enabled", "tracing_server", "no_such", "kafka_enabled", "cache_enabled")}
+    by_field = {
+        field: [w for w in warnings if f"'{field}'" in w]
+        for field in ("gzip_enabled", "tracing_server", "no_such", "kafka_enabled", "cache_enabled")
+    }
     assert all(len(found) == 1 for found in by_field.values()), by_field
     assert "compress" in by_field["gzip_enabled"][0]  # says what mlpack does instead
     assert "Kafka" in by_field["kafka_enabled"][0]
@@ -80,7 +90,10 @@ def test_model_from_kserve_environment(tmp_path: Path, monkeypatch: pytest.Monke
     model = ModelSettings.from_environment(tmp_path)
     assert model is not None
     assert (model.name, model.implementation, model.parameters.uri) == (
-        "iris", "mlserver_sklearn.SKLearnModel", "/mnt/models")
+        "iris",
+        "mlserver_sklearn.SKLearnModel",
+        "/mnt/models",
+    )
     assert model.folder == str(tmp_path.resolve())
     assert "MLSERVER_MODEL_URI used as MLPACK_MODEL_URI" in messages(model.notices, logging.INFO)
 
@@ -116,13 +129,22 @@ def test_bad_environment_model_is_a_settings_error(tmp_path: Path) -> None:
     with pytest.raises(InvalidSettings, match="max_batch_size"):
         ModelSettings.from_environment(tmp_path, environ)
     with pytest.raises(InvalidSettings, match="MLPACK_MODEL_INPUTS"):
-        ModelSettings.from_environment(tmp_path, {"MLPACK_MODEL_IMPLEMENTATION": "a.B", "MLPACK_MODEL_INPUTS": "[x"})
+        ModelSettings.from_environment(
+            tmp_path, {"MLPACK_MODEL_IMPLEMENTATION": "a.B", "MLPACK_MODEL_INPUTS": "[x"}
+        )
 
 
 def test_model_settings_file_warns_about_mlserver_only_fields(tmp_path: Path) -> None:
     path = tmp_path / "model-settings.json"
-    path.write_text(json.dumps({"implementation": "a.B", "inference_pool_gid": "g",
-                                "parameters": {"uri": "m.joblib", "autogenerate_inference_pool_gid": True}}))
+    path.write_text(
+        json.dumps(
+            {
+                "implementation": "a.B",
+                "inference_pool_gid": "g",
+                "parameters": {"uri": "m.joblib", "autogenerate_inference_pool_gid": True},
+            }
+        )
+    )
     model = ModelSettings.resolve(path)
     warnings = messages(model.notices, logging.WARNING)
     assert len(warnings) == 2
@@ -134,7 +156,12 @@ def test_drain_delay_defaults_to_kubernetes_value_inside_a_pod() -> None:
     assert Settings.resolve(None, environ={}).drain_delay == 0.0
     pod = Settings.resolve(None, environ={"KUBERNETES_SERVICE_HOST": "10.0.0.1"})
     assert pod.drain_delay == KUBERNETES_DRAIN_DELAY
-    assert Settings.resolve(None, {"drain_delay": 1.5}, environ={"KUBERNETES_SERVICE_HOST": "x"}).drain_delay == 1.5
+    assert (
+        Settings.resolve(
+            None, {"drain_delay": 1.5}, environ={"KUBERNETES_SERVICE_HOST": "x"}
+        ).drain_delay
+        == 1.5
+    )
 
 
 def test_folder_uri_finds_the_well_known_file(tmp_path: Path) -> None:

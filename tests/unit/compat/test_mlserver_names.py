@@ -42,7 +42,10 @@ def test_mlserver_names_resolve_to_mlpack() -> None:
 
     assert MLModel is mlpack.MLModel
     assert types.InferenceRequest is mlpack.types.InferenceRequest
-    assert NumpyCodec is mlpack.codecs.NumpyCodec and NumpyRequestCodec is mlpack.codecs.NumpyRequestCodec
+    assert (
+        NumpyCodec is mlpack.codecs.NumpyCodec
+        and NumpyRequestCodec is mlpack.codecs.NumpyRequestCodec
+    )
     assert decode_args is mlpack.codecs.decode_args and PandasCodec.ContentType == "pd"
     assert CompatModelSettings is ModelSettings
     assert issubclass(MLServerError, mlpack.errors.MLPackError)
@@ -75,7 +78,9 @@ def test_turned_off_installs_nothing() -> None:
         importlib.import_module("mlserver")
 
 
-def test_a_real_mlserver_installation_is_never_shadowed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_real_mlserver_installation_is_never_shadowed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real = tmp_path / "site" / "mlserver"
     real.mkdir(parents=True)
     (real / "__init__.py").write_text("REAL = True\n")
@@ -103,8 +108,11 @@ def test_errors_keep_statuses_and_pickle() -> None:
     from mlserver.errors import InferenceError, InvalidModelURI, MLServerError, ModelNotFound
 
     for error, status in [
-        (MLServerError("x"), 400), (MLServerError("x", status_code=418), 418),
-        (InferenceError("bad"), 400), (ModelNotFound("m", "2"), 404), (InvalidModelURI("m", "/x"), 422),
+        (MLServerError("x"), 400),
+        (MLServerError("x", status_code=418), 418),
+        (InferenceError("bad"), 400),
+        (ModelNotFound("m", "2"), 404),
+        (InvalidModelURI("m", "/x"), 422),
     ]:
         assert error.status == status and error.status_code == status
         copy = pickle.loads(pickle.dumps(error))
@@ -120,11 +128,20 @@ async def test_get_model_uri_as_in_mlserver(tmp_path: Path) -> None:
     (tmp_path / "m" / "model.joblib").write_bytes(b"x")
 
     def settings(uri: str | None) -> ModelSettings:
-        return ModelSettings(name="m", implementation="a.B", folder=str(tmp_path), parameters=ModelParameters(uri=uri))
+        return ModelSettings(
+            name="m",
+            implementation="a.B",
+            folder=str(tmp_path),
+            parameters=ModelParameters(uri=uri),
+        )
 
-    assert await get_model_uri(settings("./m"), wellknown_filenames=["model.joblib"]) == str(tmp_path / "m" / "model.joblib")
+    assert await get_model_uri(settings("./m"), wellknown_filenames=["model.joblib"]) == str(
+        tmp_path / "m" / "model.joblib"
+    )
     assert await get_model_uri(settings("./m")) == str(tmp_path / "m")
-    assert await get_model_uri(settings(str(tmp_path / "m" / "model.joblib"))) == str(tmp_path / "m" / "model.joblib")
+    assert await get_model_uri(settings(str(tmp_path / "m" / "model.joblib"))) == str(
+        tmp_path / "m" / "model.joblib"
+    )
     assert await get_model_uri(settings("s3://bucket/model")) == "s3://bucket/model"
     with pytest.raises(InvalidModelURI):
         await get_model_uri(settings(None))

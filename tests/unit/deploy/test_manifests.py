@@ -72,17 +72,33 @@ def validate_knative(manifest: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     "target, overrides, kinds",
     [
-        ("kubernetes", {}, ["Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler"]),
-        ("kubernetes", {"autoscaling": {"metric": "in_flight"}, "namespace": "models"},
-         ["Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler"]),
-        ("kubernetes", {"autoscaling": {"keda": True}}, ["Deployment", "Service", "PodDisruptionBudget", "ScaledObject"]),
+        (
+            "kubernetes",
+            {},
+            ["Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler"],
+        ),
+        (
+            "kubernetes",
+            {"autoscaling": {"metric": "in_flight"}, "namespace": "models"},
+            ["Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler"],
+        ),
+        (
+            "kubernetes",
+            {"autoscaling": {"keda": True}},
+            ["Deployment", "Service", "PodDisruptionBudget", "ScaledObject"],
+        ),
         ("kserve", {}, ["ClusterServingRuntime", "InferenceService"]),
-        ("kserve", {"storage_uri": "s3://bucket/iris", "implementation": "mlpack_sklearn.SKLearnModel"},
-         ["ClusterServingRuntime", "InferenceService"]),
+        (
+            "kserve",
+            {"storage_uri": "s3://bucket/iris", "implementation": "mlpack_sklearn.SKLearnModel"},
+            ["ClusterServingRuntime", "InferenceService"],
+        ),
         ("knative", {"implementation": "mlpack_xgboost.XGBoostModel"}, ["Service"]),
     ],
 )
-def test_every_rendered_manifest_validates(target: str, overrides: dict[str, Any], kinds: list[str]) -> None:
+def test_every_rendered_manifest_validates(
+    target: str, overrides: dict[str, Any], kinds: list[str]
+) -> None:
     manifests = render_manifests(values(**overrides), target)
     assert [m["kind"] for m in manifests] == kinds
     # Through YAML and back, as kubectl would read it.
@@ -97,13 +113,34 @@ def test_every_rendered_manifest_validates(target: str, overrides: dict[str, Any
     "target, break_it",
     [
         ("kubernetes", lambda ms: ms[0]["spec"].__setitem__("replicas", "two")),
-        ("kubernetes", lambda ms: ms[0]["spec"]["template"]["spec"]["containers"][0].__setitem__("imagePullPolcy", "Always")),
+        (
+            "kubernetes",
+            lambda ms: ms[0]["spec"]["template"]["spec"]["containers"][0].__setitem__(
+                "imagePullPolcy", "Always"
+            ),
+        ),
         ("kubernetes", lambda ms: ms[1]["spec"]["ports"][0].pop("port")),
         ("kubernetes", lambda ms: ms[3]["spec"].pop("scaleTargetRef")),
-        ("kserve", lambda ms: ms[0]["spec"]["supportedModelFormats"][0].__setitem__("autoSelect", "yes")),
-        ("kserve", lambda ms: ms[1]["spec"]["predictor"]["model"].__setitem__("modelFormat", {"version": "1"})),
-        ("kserve", lambda ms: ms[1]["spec"]["predictor"]["model"]["env"][0].__setitem__("value", 5)),
-        ("kserve", lambda ms: ms[0]["spec"]["containers"][0]["ports"][0].__setitem__("containerPort", "8080")),
+        (
+            "kserve",
+            lambda ms: ms[0]["spec"]["supportedModelFormats"][0].__setitem__("autoSelect", "yes"),
+        ),
+        (
+            "kserve",
+            lambda ms: ms[1]["spec"]["predictor"]["model"].__setitem__(
+                "modelFormat", {"version": "1"}
+            ),
+        ),
+        (
+            "kserve",
+            lambda ms: ms[1]["spec"]["predictor"]["model"]["env"][0].__setitem__("value", 5),
+        ),
+        (
+            "kserve",
+            lambda ms: ms[0]["spec"]["containers"][0]["ports"][0].__setitem__(
+                "containerPort", "8080"
+            ),
+        ),
     ],
 )
 def test_a_broken_manifest_fails_validation(target: str, break_it: Any) -> None:
@@ -126,12 +163,16 @@ def test_deployment_follows_the_container_contract() -> None:
     deployment, service, pdb, hpa = render_manifests(rendered, "kubernetes")
     pod = deployment["spec"]["template"]
     container = pod["spec"]["containers"][0]
-    assert deployment["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    assert (
+        deployment["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    )
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
     assert pdb["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
     security = container["securityContext"]
     assert security["readOnlyRootFilesystem"] and security["runAsNonRoot"]
-    assert security["capabilities"] == {"drop": ["ALL"]} and not security["allowPrivilegeEscalation"]
+    assert (
+        security["capabilities"] == {"drop": ["ALL"]} and not security["allowPrivilegeEscalation"]
+    )
     assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
     env = {item["name"]: item["value"] for item in container["env"]}
     assert env["MLPACK_DRAIN_DELAY"] == "7" and env["MLPACK_GRACEFUL_TIMEOUT"] == "20"
@@ -147,7 +188,9 @@ def test_deployment_follows_the_container_contract() -> None:
 
 def test_autoscalers_use_the_gauge_the_server_exports() -> None:
     assert IN_FLIGHT_METRIC == IN_FLIGHT
-    hpa = render_manifests(values(autoscaling={"metric": "in_flight", "target_in_flight": 3}), "kubernetes")[3]
+    hpa = render_manifests(
+        values(autoscaling={"metric": "in_flight", "target_in_flight": 3}), "kubernetes"
+    )[3]
     metric = hpa["spec"]["metrics"][0]["pods"]
     assert metric["metric"]["name"] == IN_FLIGHT and metric["target"]["averageValue"] == "3"
     keda = render_manifests(values(namespace="ml", autoscaling={"keda": True}), "kubernetes")[3]
@@ -156,22 +199,43 @@ def test_autoscalers_use_the_gauge_the_server_exports() -> None:
 
 
 def test_kserve_runtime_declares_builtin_formats_and_both_protocols() -> None:
-    runtime, isvc = render_manifests(values(storage_uri="gs://b/m", implementation="mlserver_xgboost.XGBoostModel"), "kserve")
+    runtime, isvc = render_manifests(
+        values(storage_uri="gs://b/m", implementation="mlserver_xgboost.XGBoostModel"), "kserve"
+    )
     formats = {(f["name"], f["version"]) for f in runtime["spec"]["supportedModelFormats"]}
-    assert {("sklearn", "1"), ("xgboost", "2"), ("lightgbm", "4"), ("onnx", "1"), ("mlpack", "1")} <= formats
+    assert {
+        ("sklearn", "1"),
+        ("xgboost", "2"),
+        ("lightgbm", "4"),
+        ("onnx", "1"),
+        ("mlpack", "1"),
+    } <= formats
     assert runtime["spec"]["protocolVersions"] == ["v2", "grpc-v2"]
     model = isvc["spec"]["predictor"]["model"]
-    assert model["modelFormat"] == {"name": "xgboost", "version": "2"} and model["runtime"] == runtime["metadata"]["name"]
+    assert (
+        model["modelFormat"] == {"name": "xgboost", "version": "2"}
+        and model["runtime"] == runtime["metadata"]["name"]
+    )
     env = {item["name"]: item["value"] for item in model["env"]}
     assert env["MLPACK_MODEL_URI"] == "/mnt/models" and env["MLPACK_ENV_MODEL"] == "1"
 
 
 def test_values_file_below_flags_and_clear_errors(tmp_path: Path) -> None:
     values_file = tmp_path / "values.yaml"
-    values_file.write_text("image: from-file:1\nreplicas: 3\nautoscaling:\n  max_replicas: 4\n  metric: in_flight\n")
-    merged = load_values(values_file, {"model_name": "My_Model"}, {"image": "from-flag:2", "autoscaling": {"min_replicas": 1}})
+    values_file.write_text(
+        "image: from-file:1\nreplicas: 3\nautoscaling:\n  max_replicas: 4\n  metric: in_flight\n"
+    )
+    merged = load_values(
+        values_file,
+        {"model_name": "My_Model"},
+        {"image": "from-flag:2", "autoscaling": {"min_replicas": 1}},
+    )
     assert (merged.image, merged.replicas, merged.name) == ("from-flag:2", 3, "my-model")
-    assert (merged.autoscaling.min_replicas, merged.autoscaling.max_replicas, merged.autoscaling.metric) == (1, 4, "in_flight")
+    assert (
+        merged.autoscaling.min_replicas,
+        merged.autoscaling.max_replicas,
+        merged.autoscaling.metric,
+    ) == (1, 4, "in_flight")
     with pytest.raises(InvalidSettings, match="not a valid Kubernetes name"):
         load_values(None, {}, {"image": "x", "model_name": "m", "name": "Bad_Name"})
     with pytest.raises(InvalidSettings, match="image"):
@@ -187,10 +251,14 @@ def test_values_file_below_flags_and_clear_errors(tmp_path: Path) -> None:
 def test_cli_renders_from_the_project_folder(tmp_path: Path) -> None:
     project = tmp_path / "project"
     project.mkdir()
-    (project / "model-settings.json").write_text(json.dumps({"name": "iris", "implementation": "mlpack_sklearn.SKLearnModel"}))
+    (project / "model-settings.json").write_text(
+        json.dumps({"name": "iris", "implementation": "mlpack_sklearn.SKLearnModel"})
+    )
     (project / "settings.json").write_text(json.dumps({"graceful_timeout": 12, "drain_delay": 3}))
     runner = CliRunner()
-    result = runner.invoke(create_app(), ["deploy", str(project), "--image", "img:1", "--target", "kserve"])
+    result = runner.invoke(
+        create_app(), ["deploy", str(project), "--image", "img:1", "--target", "kserve"]
+    )
     assert result.exit_code == 0, result.output
     runtime, isvc = list(yaml.safe_load_all(result.output))
     assert isvc["metadata"]["name"] == "iris"
@@ -201,11 +269,16 @@ def test_cli_renders_from_the_project_folder(tmp_path: Path) -> None:
     result = runner.invoke(create_app(), ["deploy", str(project), "-i", "img:1", "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == [
-        "01-deployment-iris.yaml", "02-service-iris.yaml", "03-poddisruptionbudget-iris.yaml",
-        "04-horizontalpodautoscaler-iris.yaml"]
+        "01-deployment-iris.yaml",
+        "02-service-iris.yaml",
+        "03-poddisruptionbudget-iris.yaml",
+        "04-horizontalpodautoscaler-iris.yaml",
+    ]
     for path in out.iterdir():
         validate(yaml.safe_load(path.read_text()))
-    result = runner.invoke(create_app(), ["deploy", str(project), "-i", "img:1", "--target", "swarm"])
+    result = runner.invoke(
+        create_app(), ["deploy", str(project), "-i", "img:1", "--target", "swarm"]
+    )
     assert result.exit_code == 2 and "kubernetes, kserve, knative" in result.output
     result = runner.invoke(create_app(), ["deploy", str(project)])
     assert result.exit_code == 2 and "image" in result.output

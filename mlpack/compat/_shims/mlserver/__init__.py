@@ -8,5 +8,16 @@ from mlpack.settings import ModelSettings, Settings
 from . import codecs, errors, settings, types, utils
 
 __mlpack_compat__ = True
-__all__ = ["__version__", "MLModel", "Settings", "ModelSettings", "register", "log",
-           "codecs", "errors", "settings", "types", "utils"]
+__all__ = [
+    "__version__",
+    "MLModel",
+    "Settings",
+    "ModelSettings",
+    "register",
+    "log",
+    "codecs",
+    "errors",
+    "settings",
+    "types",
+    "utils",
+]

@@ -26,7 +26,9 @@ def _which(name: str, version: Optional[str]) -> str:
 class InvalidModelURI(MLServerError):
     def __init__(self, name: str, model_uri: Optional[str] = None) -> None:
         where = f" ({model_uri})" if model_uri else ""
-        super().__init__(f"Invalid URI specified for model {name}{where}", HTTPStatus.UNPROCESSABLE_ENTITY)
+        super().__init__(
+            f"Invalid URI specified for model {name}{where}", HTTPStatus.UNPROCESSABLE_ENTITY
+        )
 
 
 class ModelNotFound(MLServerError):
@@ -49,5 +51,11 @@ class ModelParametersMissing(MLServerError):
         super().__init__(f"Parameters missing for model {model_name}", HTTPStatus.BAD_REQUEST)
 
 
-__all__ = ["MLServerError", "InvalidModelURI", "ModelNotFound", "ModelNotReady", "InferenceError",
-           "ModelParametersMissing"]
+__all__ = [
+    "MLServerError",
+    "InvalidModelURI",
+    "ModelNotFound",
+    "ModelNotReady",
+    "InferenceError",
+    "ModelParametersMissing",
+]

@@ -3,4 +3,4 @@
 from mlpack.codecs.datetime import DatetimeCodec
 
 __mlpack_compat__ = True
-__all__ = ['DatetimeCodec']
+__all__ = ["DatetimeCodec"]

@@ -3,4 +3,4 @@
 from mlpack.codecs.numpy import NumpyCodec, NumpyRequestCodec
 
 __mlpack_compat__ = True
-__all__ = ['NumpyCodec', 'NumpyRequestCodec']
+__all__ = ["NumpyCodec", "NumpyRequestCodec"]

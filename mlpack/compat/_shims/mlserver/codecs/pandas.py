@@ -3,4 +3,4 @@
 from mlpack.codecs.pandas import PandasCodec
 
 __mlpack_compat__ = True
-__all__ = ['PandasCodec']
+__all__ = ["PandasCodec"]

@@ -3,4 +3,4 @@
 from mlpack.codecs.string import StringCodec, StringRequestCodec
 
 __mlpack_compat__ = True
-__all__ = ['StringCodec', 'StringRequestCodec']
+__all__ = ["StringCodec", "StringRequestCodec"]
