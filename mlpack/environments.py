@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Iterator, Optional
 
-from .errors import ModelLoadError
+from .errors import InvalidEnvironment as InvalidEnvironment  # in the error tree; re-exported
 
 logger = logging.getLogger("mlpack.environments")
 
@@ -45,9 +45,6 @@ MARKER = ".mlpack-environment.json"
 VENV_MANIFEST = "mlpack-venv.json"
 _MARKER_FORMAT = 1
 
-
-class InvalidEnvironment(ModelLoadError):
-    """An environment cannot be unpacked or used."""
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ._version import __version__
-from .errors import MLPackError
+from .errors import ScaffoldError as ScaffoldError  # defined in the error tree; re-exported
 from .templating import template_environment, template_root
 
 INIT_FOLDER = "init"
@@ -30,9 +30,6 @@ DEFAULT_MAX_BATCH_SIZE = 32
 DEFAULT_MAX_BATCH_TIME = 0.005
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
-
-class ScaffoldError(MLPackError):
-    """``mlpack init`` cannot create the project (unknown template, bad name, folder in use)."""
 
 
 @dataclass(frozen=True)

@@ -28,16 +28,13 @@ from pathlib import Path
 from typing import Optional
 
 from ..environments import VENV_MANIFEST
-from ..errors import MLPackError
+from ..errors import BuildError as BuildError  # defined in the error tree; re-exported
 
 REQUIREMENTS_FILES = ("requirements.txt",)
 CONDA_FILES = ("environment.yml", "environment.yaml", "conda.yaml", "conda.yml")
 TARBALL_FILES = ("environment.tar.gz",)
 CONDA_TOOLS = ("micromamba", "mamba", "conda")
 
-
-class BuildError(MLPackError):
-    """An image or environment could not be built."""
 
 
 def python_tag() -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any, Iterator, Optional
 
 from ..engine.registry import ModelRegistry
-from ..engine.workers.environments import EnvironmentPools
+from ..engine.workers.interpreters import EnvironmentPools
 from ..engine.workers.pool import WorkerPool
 
 IN_FLIGHT = "model_requests_in_flight"

@@ -1,1 +1,0 @@
-"""Shim packages named as MLServer's; imported only through ``mlpack.compat``'s finder."""
