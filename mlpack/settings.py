@@ -53,6 +53,8 @@ MLSERVER_ONLY_SETTINGS: dict[str, str] = {
     "cache_enabled": _NO_CACHE,
     "cache_size": _NO_CACHE,
     "gzip_enabled": "responses are not compressed; let the ingress or proxy compress them",
+    "models_dir": "the model folder is `mlpack start FOLDER`'s argument (or MLPACK_MODEL_URI)",
+    "env_tarball": "give each model its environment (parameters.environment_tarball)",
 }
 MLSERVER_ONLY_MODEL_SETTINGS: dict[str, str] = {
     "inference_pool_gid": _SHARED_POOL,
