@@ -7,23 +7,18 @@ file stands for that file.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 
-def resolve_model_uri(
-    uri: Optional[str], folder: Optional[str], defaults: Sequence[str] = ()
-) -> Path:
+def resolve_model_uri(uri: str | None, folder: str | None, defaults: Sequence[str] = ()) -> Path:
     """The artefact's path, without checking that it exists (except to choose in a folder).
 
     A relative ``uri`` is taken from ``folder`` (the model's folder). With no ``uri`` the
     first existing of ``defaults`` in ``folder`` is chosen (else the first default).
     """
     base = Path(folder) if folder else Path(".")
-    if uri:
-        path = Path(uri) if Path(uri).is_absolute() else base / uri
-    else:
-        path = base
+    path = (Path(uri) if Path(uri).is_absolute() else base / uri) if uri else base
     if path.is_dir() and (defaults or uri):
         return _pick_in_folder(path, defaults, single_file=bool(uri))
     return path

@@ -17,8 +17,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
@@ -117,7 +117,7 @@ class Settings(BaseSettings):
     # Seconds between SIGTERM and closing the listeners: readiness answers 503 at once while
     # requests are still served, so load balancers stop routing here first. None: 0, or
     # KUBERNETES_DRAIN_DELAY inside a Kubernetes pod.
-    drain_delay: Optional[float] = Field(default=None, ge=0)
+    drain_delay: float | None = Field(default=None, ge=0)
     # Model code may `import mlserver` (mlpack.compat) when MLServer itself is not installed.
     mlserver_compat: bool = True
 
@@ -241,7 +241,7 @@ class ModelSettings(BaseSettings):
     @classmethod
     def from_environment(
         cls, folder: Path, environ: Mapping[str, str] | None = None
-    ) -> Optional["ModelSettings"]:
+    ) -> ModelSettings | None:
         """The single model described by ``MLPACK_MODEL_*`` / ``MLSERVER_MODEL_*`` alone.
 
         KServe's way: ``implementation`` and ``name`` from the environment, ``uri`` pointing

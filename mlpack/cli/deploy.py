@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -22,37 +22,37 @@ def deploy(
         str, typer.Option("--target", "-T", help="kubernetes, kserve or knative.")
     ] = "kubernetes",
     image: Annotated[
-        Optional[str], typer.Option("--image", "-i", help="The image `mlpack build` made.")
+        str | None, typer.Option("--image", "-i", help="The image `mlpack build` made.")
     ] = None,
     name: Annotated[
-        Optional[str], typer.Option(help="Object name (default: the model's name).")
+        str | None, typer.Option(help="Object name (default: the model's name).")
     ] = None,
     namespace: Annotated[
-        Optional[str], typer.Option("--namespace", "-n", help="Namespace of the objects.")
+        str | None, typer.Option("--namespace", "-n", help="Namespace of the objects.")
     ] = None,
     values_file: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--values", "-f", help="YAML/JSON values file (flags win over it)."),
     ] = None,
-    replicas: Annotated[Optional[int], typer.Option(help="Replicas (kubernetes).")] = None,
-    min_replicas: Annotated[Optional[int], typer.Option(help="Autoscaler minimum.")] = None,
-    max_replicas: Annotated[Optional[int], typer.Option(help="Autoscaler maximum.")] = None,
+    replicas: Annotated[int | None, typer.Option(help="Replicas (kubernetes).")] = None,
+    min_replicas: Annotated[int | None, typer.Option(help="Autoscaler minimum.")] = None,
+    max_replicas: Annotated[int | None, typer.Option(help="Autoscaler maximum.")] = None,
     scale_on: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(help="HPA signal: cpu, or in_flight (per-pod model_requests_in_flight)."),
     ] = None,
     keda: Annotated[
-        Optional[bool],
+        bool | None,
         typer.Option("--keda/--no-keda", help="A KEDA ScaledObject instead of an HPA."),
     ] = None,
     storage_uri: Annotated[
-        Optional[str], typer.Option(help="KServe storageUri of the model artefact.")
+        str | None, typer.Option(help="KServe storageUri of the model artefact.")
     ] = None,
     implementation: Annotated[
-        Optional[str], typer.Option(help="Model class when the model comes from storage_uri.")
+        str | None, typer.Option(help="Model class when the model comes from storage_uri.")
     ] = None,
     output: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option(
             "--output", "-o", help="Write one file per object into this folder (default: stdout)."
         ),

@@ -43,7 +43,7 @@ def start(
     ] = False,
 ) -> None:
     """Serve FOLDER over the Open Inference Protocol (REST and gRPC)."""
-    from ..engine.repository import discover_models
+    from ..engine.repository import SettingsProblem, discover_models
     from ..server.app import MLPackServer, run_server
     from ..settings import SETTINGS_FILENAME, ModelSettings, Settings
 
@@ -94,7 +94,8 @@ def start(
                 fg=typer.colors.RED,
             )
             raise typer.Exit(USAGE_ERROR)
-        models, problems = [env_model], []
+        models: list[ModelSettings] = [env_model]
+        problems: list[SettingsProblem] = []  # nothing is read from files
     else:
         models, problems = discover_models(root)
     if not models and not problems:
@@ -111,8 +112,15 @@ def start(
         _log_notices(model.notices)
     if env_model is not None and models == [env_model]:
         where = env_model.parameters.uri or "the model folder"
-        _log_notices([(20, f"serving model '{env_model.name}' ({env_model.implementation}) "
-                           f"described by the environment, artefact at {where}")])
+        _log_notices(
+            [
+                (
+                    20,
+                    f"serving model '{env_model.name}' ({env_model.implementation}) "
+                    f"described by the environment, artefact at {where}",
+                )
+            ]
+        )
     server = MLPackServer(settings, models, repository_root=root)
     with exit_on_error(STARTUP_FAILURE):
         run_server(server)

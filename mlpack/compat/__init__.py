@@ -18,9 +18,10 @@ import importlib.util
 import inspect
 import os
 import sys
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any
 
 SHIMS_DIR = str(Path(__file__).resolve().parent / "_shims")
 COMPAT_ENV = "MLPACK_MLSERVER_COMPAT"
@@ -44,7 +45,7 @@ def compat_enabled(environ: Mapping[str, str]) -> bool:
     return environ.get(COMPAT_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
-def install_mlserver_compat(environ: Optional[Mapping[str, str]] = None) -> bool:
+def install_mlserver_compat(environ: Mapping[str, str] | None = None) -> bool:
     """Append the finder (once) unless turned off; True when it is installed."""
     if not compat_enabled(os.environ if environ is None else environ):
         return False
@@ -70,7 +71,7 @@ def real_mlserver_installed() -> bool:
     return _find_elsewhere("mlserver") is not None
 
 
-def _find_elsewhere(name: str) -> Optional[importlib.machinery.ModuleSpec]:
+def _find_elsewhere(name: str) -> importlib.machinery.ModuleSpec | None:
     for finder in sys.meta_path:
         if isinstance(finder, MLServerCompatFinder):
             continue
@@ -89,9 +90,9 @@ class MLServerCompatFinder(importlib.abc.MetaPathFinder):
     def find_spec(
         self,
         fullname: str,
-        path: Optional[Sequence[str]] = None,
-        target: Optional[ModuleType] = None,
-    ) -> Optional[importlib.machinery.ModuleSpec]:
+        path: Sequence[str] | None = None,
+        target: ModuleType | None = None,
+    ) -> importlib.machinery.ModuleSpec | None:
         if "." in fullname or not fullname.startswith("mlserver"):
             return None  # submodules of the shim are found through its __path__
         if real_mlserver_installed():
@@ -144,7 +145,7 @@ class _AliasLoader(importlib.abc.Loader):
     def __init__(self, target: str) -> None:
         self.target = target
 
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> Optional[ModuleType]:
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
         return None
 
     def exec_module(self, module: ModuleType) -> None:

@@ -21,7 +21,7 @@ def runtime_name(values: DeployValues) -> str:
 
 
 def cluster_serving_runtime(values: DeployValues) -> Manifest:
-    formats = sorted(set(RUNTIME_FORMATS.values())) + [CUSTOM_FORMAT]
+    formats = [*sorted(set(RUNTIME_FORMATS.values())), CUSTOM_FORMAT]
     return {
         "apiVersion": "serving.kserve.io/v1alpha1",
         "kind": "ClusterServingRuntime",

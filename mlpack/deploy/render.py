@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from . import knative, kserve, kubernetes
 from .values import DeployValues
@@ -24,7 +25,8 @@ def to_yaml(manifests: list[dict[str, Any]]) -> str:
     """One YAML stream (``---`` between documents), keys in the order they were built."""
     import yaml
 
-    return yaml.safe_dump_all(manifests, sort_keys=False, default_flow_style=False)
+    text: str = yaml.safe_dump_all(manifests, sort_keys=False, default_flow_style=False)
+    return text
 
 
 def write_folder(manifests: list[dict[str, Any]], folder: Path) -> list[Path]:

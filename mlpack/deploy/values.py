@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -36,8 +36,8 @@ class Resources(BaseModel):
 
     cpu_request: str = "500m"
     memory_request: str = "512Mi"
-    cpu_limit: Optional[str] = None
-    memory_limit: Optional[str] = "1Gi"
+    cpu_limit: str | None = None
+    memory_limit: str | None = "1Gi"
 
 
 class Autoscaling(BaseModel):
@@ -64,24 +64,24 @@ class DeployValues(BaseModel):
 
     name: str
     image: str
-    namespace: Optional[str] = None
+    namespace: str | None = None
     model_name: str
     # Import path of the model class (e.g. mlpack_sklearn.SKLearnModel); None: the image's
     # own model-settings.json decides.
-    implementation: Optional[str] = None
+    implementation: str | None = None
     # The implementation in the image's own model-settings.json (read from the project);
     # decides the KServe model format when ``implementation`` is not given.
-    baked_implementation: Optional[str] = None
+    baked_implementation: str | None = None
     # KServe: where the model artefact is (s3://, gs://, pvc://...); KServe mounts it at
     # /mnt/models and the server builds the model from the environment.
-    storage_uri: Optional[str] = None
+    storage_uri: str | None = None
     replicas: int = Field(default=2, ge=1)
     http_port: int = Field(default=8080, ge=1, le=65535)
     grpc_port: int = Field(default=9000, ge=1, le=65535)
     metrics_port: int = Field(default=8082, ge=1, le=65535)
     drain_delay: float = Field(default=5.0, ge=0)
     graceful_timeout: float = Field(default=30.0, ge=0)
-    parallel_workers: Optional[int] = Field(default=None, ge=0)
+    parallel_workers: int | None = Field(default=None, ge=0)
     resources: Resources = Field(default_factory=Resources)
     autoscaling: Autoscaling = Field(default_factory=Autoscaling)
     # Knative: requests one pod takes at once (containerConcurrency), and the autoscaler's target.
@@ -110,7 +110,7 @@ class DeployValues(BaseModel):
     @property
     def termination_grace_seconds(self) -> int:
         """Drain delay + graceful timeout + a margin for unloading models."""
-        return int(math.ceil(self.drain_delay + self.graceful_timeout + 5))
+        return math.ceil(self.drain_delay + self.graceful_timeout + 5)
 
     def common_labels(self, component: str = "model-server") -> dict[str, str]:
         labels = {
@@ -147,7 +147,7 @@ def _label_value(value: str) -> str:
 
 
 def load_values(
-    values_file: Optional[Path], project: dict[str, Any], flags: dict[str, Any]
+    values_file: Path | None, project: dict[str, Any], flags: dict[str, Any]
 ) -> DeployValues:
     """Merge ``project`` (from the model folder) < values file < ``flags``; validate once."""
     from_file: dict[str, Any] = {}

@@ -162,7 +162,7 @@ class MLPackServer:
             await self.runners.close()  # engine: workers stop last
             logger.info("stopped")
 
-    async def drain_before_stop(self, rest_task: "asyncio.Task[None]") -> None:
+    async def drain_before_stop(self, rest_task: asyncio.Task[None]) -> None:
         """Shutdown step 1: readiness goes false at once; keep serving for ``drain_delay``.
 
         Load balancers and Kubernetes endpoints keep routing to a terminating process for
@@ -226,7 +226,12 @@ def _metrics_server(
     if app is None or sock is None:
         return None
     config = uvicorn.Config(
-        app, lifespan="off", http="httptools", access_log=access_log, log_config=None, server_header=False
+        app,
+        lifespan="off",
+        http="httptools",
+        access_log=access_log,
+        log_config=None,
+        server_header=False,
     )
     return _EmbeddedUvicorn(config)
 

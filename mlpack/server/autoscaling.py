@@ -13,7 +13,8 @@ Read from the engine's own state at scrape time (nothing on the hot path):
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Optional
+from collections.abc import Iterator
+from typing import Any
 
 from ..engine.registry import ModelRegistry
 from ..engine.workers.interpreters import EnvironmentPools
@@ -31,8 +32,8 @@ class AutoscalingCollector:
     def __init__(
         self,
         registry: ModelRegistry,
-        pool: Optional[WorkerPool] = None,
-        environment_pools: Optional[EnvironmentPools] = None,
+        pool: WorkerPool | None = None,
+        environment_pools: EnvironmentPools | None = None,
     ) -> None:
         self.registry = registry
         self.pool = pool

@@ -91,7 +91,9 @@ class Observability:
         ):
             return None
         return build_metrics_app(
-            self.metrics_folder, self.settings.metrics_endpoint, self.metrics.families,
+            self.metrics_folder,
+            self.settings.metrics_endpoint,
+            self.metrics.families,
             *self.extra_collectors,
         )
 

@@ -11,16 +11,15 @@ results and the servers' access logs, never from timings.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -28,21 +27,24 @@ import pytest
 from mlpack.deploy import load_values, render_manifests
 from tests.conftest import free_ports
 from tests.e2e.test_build import BASE_IMAGE, _build, _docker, docker_ready  # noqa: F401
-from tests.helpers.server import ASSETS, REPO
+from tests.helpers.server import ASSETS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.timeout(900)]
 
 MODEL = "linear-isvc"
 MOUNTED_WEIGHTS = [2.0, 0.5, 1.5]  # differ from the image's own weights.json (all 1.0)
 ROW = [1.0, 2.0, 3.0]
-EXPECTED = sum(w * x for w, x in zip(MOUNTED_WEIGHTS, ROW))
+EXPECTED = sum(w * x for w, x in zip(MOUNTED_WEIGHTS, ROW, strict=False))
 BODY = {"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP64", "data": ROW}]}
 
 
 @pytest.fixture(scope="module")
-def image(docker_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def image(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """The project in tests/assets/kserve_project built once (its server layers are shared
     with the other Docker tests' images through the engine's layer cache)."""
+    request.getfixturevalue("docker_ready")  # test_build.py's: skip or fail without an engine
     work = tmp_path_factory.mktemp("kserve-build")
     folder = work / "project"
     shutil.copytree(ASSETS / "kserve_project", folder)
@@ -211,7 +213,8 @@ for _ in range(100000):
             open(stop_file + ".started", "w").close()
         if mode == "once":
             print(json.dumps({"ok": ok, "failed": failed, "score": result.tolist(),
-                              "live": client.is_server_live(), "ready": client.is_model_ready(model)}))
+                              "live": client.is_server_live(),
+                              "ready": client.is_model_ready(model)}))
             sys.exit(0)
     except Exception as error:
         failed.append(repr(error)[:300])
@@ -264,7 +267,7 @@ class RestLoad:
                     else:
                         self.ok += 1
 
-    def start(self) -> "RestLoad":
+    def start(self) -> RestLoad:
         for thread in self._threads:
             thread.start()
         return self
@@ -380,10 +383,10 @@ def test_two_replicas_behind_haproxy_lose_nothing_when_one_stops(
     config.write_text(HAPROXY_CONFIG.format(port=port, servers=servers))
     check = subprocess.run([haproxy, "-c", "-f", str(config)], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
-    proxy_log = open(tmp_path / "haproxy.log", "wb")
-    proxy = subprocess.Popen(
-        [haproxy, "-db", "-f", str(config)], stdout=proxy_log, stderr=subprocess.STDOUT
-    )
+    with open(tmp_path / "haproxy.log", "wb") as proxy_log:
+        proxy = subprocess.Popen(
+            [haproxy, "-db", "-f", str(config)], stdout=proxy_log, stderr=subprocess.STDOUT
+        )
     try:
         url = f"http://127.0.0.1:{port}"
         for _ in range(600):  # both servers up in HAProxy's view (rise 2)
@@ -412,10 +415,8 @@ def test_two_replicas_behind_haproxy_lose_nothing_when_one_stops(
     finally:
         proxy.terminate()
         proxy.wait(30)
-        proxy_log.close()
-    print(
-        f"\nthrough HAProxy: ok {load.ok}; replica 1 served {first.served()}, replica 2 {second.served()}"
-    )
+    served = (first.served(), second.served())
+    print(f"\nthrough HAProxy: ok {load.ok}; replicas served {served}")
     assert load.failed == [], load.failed[:5]
     assert load.ok >= 200
     # Server-side: the two access logs account for every success the clients saw.

@@ -6,14 +6,14 @@ import importlib
 import inspect
 import pickle
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from mlpack.compat import (
-    MLServerCompatFinder,
     RUNTIME_PACKAGES,
+    MLServerCompatFinder,
     install_mlserver_compat,
     real_mlserver_installed,
     uninstall_mlserver_compat,

@@ -9,14 +9,14 @@ from . import codecs, errors, settings, types, utils
 
 __mlpack_compat__ = True
 __all__ = [
-    "__version__",
     "MLModel",
-    "Settings",
     "ModelSettings",
-    "register",
-    "log",
+    "Settings",
+    "__version__",
     "codecs",
     "errors",
+    "log",
+    "register",
     "settings",
     "types",
     "utils",

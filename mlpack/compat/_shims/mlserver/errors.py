@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Optional
 
 from mlpack.errors import MLPackError
 
@@ -19,12 +18,12 @@ class MLServerError(MLPackError):
         self.status_code = status_code
 
 
-def _which(name: str, version: Optional[str]) -> str:
+def _which(name: str, version: str | None) -> str:
     return f"Model {name}" + (f" with version {version}" if version else "")
 
 
 class InvalidModelURI(MLServerError):
-    def __init__(self, name: str, model_uri: Optional[str] = None) -> None:
+    def __init__(self, name: str, model_uri: str | None = None) -> None:
         where = f" ({model_uri})" if model_uri else ""
         super().__init__(
             f"Invalid URI specified for model {name}{where}", HTTPStatus.UNPROCESSABLE_ENTITY
@@ -32,12 +31,12 @@ class InvalidModelURI(MLServerError):
 
 
 class ModelNotFound(MLServerError):
-    def __init__(self, name: str, version: Optional[str] = None) -> None:
+    def __init__(self, name: str, version: str | None = None) -> None:
         super().__init__(f"{_which(name, version)} not found", HTTPStatus.NOT_FOUND)
 
 
 class ModelNotReady(MLServerError):
-    def __init__(self, name: str, version: Optional[str] = None) -> None:
+    def __init__(self, name: str, version: str | None = None) -> None:
         super().__init__(f"{_which(name, version)} is not ready yet.", HTTPStatus.BAD_REQUEST)
 
 
@@ -52,10 +51,10 @@ class ModelParametersMissing(MLServerError):
 
 
 __all__ = [
-    "MLServerError",
+    "InferenceError",
     "InvalidModelURI",
+    "MLServerError",
     "ModelNotFound",
     "ModelNotReady",
-    "InferenceError",
     "ModelParametersMissing",
 ]

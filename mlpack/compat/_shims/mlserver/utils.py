@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import urllib.parse
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from mlpack.settings import ModelSettings
 

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from mlpack.codecs import *  # noqa: F401,F403
+from mlpack.codecs import *  # noqa: F403
 from mlpack.codecs import __all__ as _names
 from mlpack.errors import InvalidRequest as CodecError
 
