@@ -26,7 +26,7 @@ import pytest
 
 from mlpack.deploy import load_values, render_manifests
 from tests.conftest import free_ports
-from tests.e2e.test_build import BASE_IMAGE, _build, _docker, docker_ready  # noqa: F401
+from tests.e2e.test_build import RUN_LABEL, _build, _docker, docker_ready  # noqa: F401
 from tests.helpers.server import ASSETS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.timeout(900)]
@@ -42,27 +42,20 @@ BODY = {"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP64", "data": RO
 def image(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    """The project in tests/assets/kserve_project built once (its server layers are shared
-    with the other Docker tests' images through the engine's layer cache)."""
+    """The project in tests/assets/kserve_project built once, labelled as this run's."""
     request.getfixturevalue("docker_ready")  # test_build.py's: skip or fail without an engine
     work = tmp_path_factory.mktemp("kserve-build")
     folder = work / "project"
     shutil.copytree(ASSETS / "kserve_project", folder)
-    tag = f"mlpack-test-kserve:{uuid.uuid4().hex[:8]}"
+    run = uuid.uuid4().hex[:8]
+    tag = f"mlpack-test-kserve:{run}"
     try:
-        for attempt in range(3):
-            try:
-                _build(folder, tag, work)
-                break
-            except AssertionError as error:
-                # test_build.py's clean-up prunes untagged environment-stage images; when it
-                # runs beside this build (pytest -n 2) it can remove this build's stage mid-way.
-                if "No such image" not in str(error) or attempt == 2:
-                    raise
+        _build(folder, tag, work, run)
         yield tag
     finally:
-        # Only the tag: the untagged stage image is left to test_build.py's prune.
         _docker("image", "rm", "-f", tag, check=False)
+        # What is left of this run only (test_build.py's run label; never another run's).
+        _docker("image", "prune", "-f", "--filter", f"label={RUN_LABEL}={run}", check=False)
 
 
 @pytest.fixture(scope="module")
