@@ -98,6 +98,8 @@ class ModelRegistry:
         self.observer = observer
         self._models: dict[str, dict[Optional[str], ModelEntry]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        # Set at shutdown: readiness answers false while requests are still served.
+        self.draining = False
 
     # -- lookup -------------------------------------------------------------------
     def entries(self) -> list[ModelEntry]:
@@ -141,8 +143,9 @@ class ModelRegistry:
 
     def is_ready(self) -> bool:
         """True when every model meant to be serving is ready (a model unloaded through the
-        API is not: unloading on purpose does not take the whole server out of service)."""
-        return all(
+        API is not: unloading on purpose does not take the whole server out of service), and
+        the server is not draining for shutdown."""
+        return not self.draining and all(
             entry.state is State.READY for entry in self.entries() if entry.load_at_startup
         )
 

@@ -1,8 +1,9 @@
 """Assemble the engine and transports from settings; own start and stop order.
 
 Start: bind every port → serve REST and gRPC (live, not yet ready) → load models
-concurrently → ready. Stop (SIGTERM/SIGINT): stop accepting and let in-flight requests
-finish on both transports (``graceful_timeout``) → unload models.
+concurrently → ready. Stop (SIGTERM/SIGINT): not ready, still serving for ``drain_delay``
+(``drain_before_stop``) → stop accepting and let in-flight requests finish on both
+transports (``graceful_timeout``) → unload models.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ..errors import InvalidSettings
 from ..settings import ModelSettings, Settings
 from .auth import AccessPolicy, describe_access
 from .guards import inner_guards, metrics_guards, outer_guards
+from .autoscaling import AutoscalingCollector
 from .observability import Observability
 from .hints import ready_hint
 from .coalescing import CoalescingHttpToolsProtocol
@@ -165,7 +167,10 @@ class MLPackServer:
         logger.info("gRPC listening on %s:%s", settings.host, grpc_transport.port)
         # -- end gRPC
         rest_task = asyncio.create_task(self._uvicorn.serve(sockets=[http_socket]))
-        metrics = _metrics_server(observability, metrics_socket, policy)
+        observability.extra_collectors.append(
+            AutoscalingCollector(self.registry, self.runners.pool, self.runners.environment_pools)
+        )
+        metrics = _metrics_server(observability, metrics_socket, policy, settings.access_log)
         metrics_task = None
         if metrics is not None and metrics_socket is not None:
             metrics_task = asyncio.create_task(metrics.serve(sockets=[metrics_socket]))
@@ -185,6 +190,8 @@ class MLPackServer:
             loading = asyncio.create_task(self._load_models())
             stop_task = asyncio.create_task(self._stop.wait())
             await asyncio.wait({rest_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+            if stop_task.done():
+                await self.drain_before_stop(rest_task)
             logger.info("shutting down: finishing in-flight requests")
             self._uvicorn.should_exit = True
             await asyncio.gather(rest_task, grpc_transport.stop(settings.graceful_timeout))
@@ -209,6 +216,20 @@ class MLPackServer:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, tls.reload, True)
         return asyncio.create_task(tls.watch(self.settings.tls_reload_interval))
+
+    async def drain_before_stop(self, rest_task: asyncio.Task[None]) -> None:
+        """Shutdown step 1: readiness goes false at once; keep serving for ``drain_delay``.
+
+        Load balancers and Kubernetes endpoints keep routing to a terminating process for
+        a few seconds; requests that arrive meanwhile are still served on both transports.
+        A second signal does not shorten the delay; the REST server ending does.
+        """
+        self.registry.draining = True
+        delay = self.settings.drain_delay or 0.0
+        if delay <= 0:
+            return
+        logger.info("draining: readiness is false, still serving for %.1fs", delay)
+        await asyncio.wait({rest_task}, timeout=delay)
 
     async def _load_models(self) -> None:
         await self.runners.start()  # engine: start workers before loading models
@@ -272,16 +293,28 @@ def _grpc_interceptors(policy: AccessPolicy) -> list[Any]:
 
 
 def _metrics_server(
-    observability: Observability, sock: Optional[socket.socket], policy: Optional[AccessPolicy] = None
+    observability: Observability,
+    sock: Optional[socket.socket],
+    policy: Optional[AccessPolicy] = None,
+    access_log: bool = False,
 ) -> Optional[_EmbeddedUvicorn]:
-    """The metrics endpoint's own uvicorn server (None when metrics are disabled)."""
+    """The metrics endpoint's own uvicorn server (None when metrics are disabled).
+
+    ``access_log`` must match the REST server's: uvicorn's ``access_log=False`` silences the
+    process-wide ``uvicorn.access`` logger, which would switch the REST access log off too.
+    """
     app = observability.metrics_app()
     if app is None or sock is None:
         return None
     if policy is not None:
         app = metrics_guards(app, observability.settings, policy)
     config = uvicorn.Config(
-        app, lifespan="off", http="httptools", access_log=False, log_config=None, server_header=False
+        app,
+        lifespan="off",
+        http="httptools",
+        access_log=access_log,
+        log_config=None,
+        server_header=False,
     )
     return _EmbeddedUvicorn(config)
 

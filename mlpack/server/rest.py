@@ -39,7 +39,14 @@ class JSONBytesResponse(Response):
     media_type = JSON
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+        return orjson.dumps(content, default=_json_default, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def _json_default(value: Any) -> Any:
+    """``bytes`` a model put in a BYTES output go out as UTF-8 text (as MLServer sends them)."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8")
+    raise TypeError(f"Type is not JSON serializable: {type(value).__name__}")
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]

@@ -173,6 +173,10 @@ class EnvironmentPools:
         self._pools: dict[Path, WorkerPool] = {}
         self._lock = asyncio.Lock()
 
+    def pools(self) -> list[tuple[str, WorkerPool]]:
+        """Each started environment's pool, named by its folder (for gauges)."""
+        return [(root.name, pool) for root, pool in self._pools.items()]
+
     async def pool_for(self, settings: ModelSettings) -> WorkerPool:
         """The started pool for ``settings``' environment (unpacking it first if needed)."""
         parameters = settings.parameters
