@@ -18,7 +18,7 @@ from tests.conftest import free_ports
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 REPO = Path(__file__).resolve().parents[2]
-RUNTIMES = ("sklearn", "xgboost", "lightgbm", "onnx")
+RUNTIMES = ("sklearn", "xgboost", "lightgbm", "onnx", "mlflow", "huggingface")
 
 
 def checkout_pythonpath(existing: str = "") -> str:
