@@ -22,11 +22,12 @@ ANSWERS = {
     "xgboost": ("predict", [1, 0]),
     "lightgbm": ("predict", [1, 0]),
     "onnx": ("label", [1, 0]),
+    "mlflow": ("output-0", [1, 0]),
 }
 
 # What each template's train.py and runtime import (all in the `test` extra).
 NEEDS = {"sklearn": ["sklearn"], "xgboost": ["xgboost"], "lightgbm": ["lightgbm"],
-         "onnx": ["onnxruntime", "skl2onnx"]}
+         "onnx": ["onnxruntime", "skl2onnx"], "mlflow": ["mlflow", "sklearn", "skops"]}
 
 
 def _run(command: list[str], cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:

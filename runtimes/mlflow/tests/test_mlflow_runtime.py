@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 
 mlflow = pytest.importorskip("mlflow")
+# MLflow asks model authors for type hints on predict() when it loads their pyfunc.
+pytestmark = pytest.mark.filterwarnings("ignore:.*Add type hints:UserWarning")
 pytest.importorskip("sklearn")
 pd = pytest.importorskip("pandas")
 
@@ -23,6 +25,8 @@ from mlpack.errors import InvalidRequest, ModelLoadError
 from mlpack.settings import ModelSettings
 from mlpack.types import InferenceRequest
 
+# Listed, so MLflow does not load each model in a subprocess to guess them (slow).
+REQUIREMENTS = ["scikit-learn", "pandas"]
 IRIS_COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 
 # A custom pyfunc, saved as "models from code" so the server process needs no test module.
@@ -84,7 +88,8 @@ def save_iris(folder: Path) -> Any:
         import mlflow.sklearn
 
         mlflow.sklearn.save_model(
-            classifier, str(folder), signature=infer_signature(frame, classifier.predict(frame))
+            classifier, str(folder), signature=infer_signature(frame, classifier.predict(frame)),
+            pip_requirements=REQUIREMENTS,
         )
     finally:
         context.__exit__(None, None, None)
@@ -105,7 +110,7 @@ def save_scorer(folder: Path, code_dir: Path) -> None:
     context = _quietly()
     try:
         mlflow.pyfunc.save_model(str(folder), python_model=str(code_dir / "scorer.py"),
-                                 signature=signature)
+                                 signature=signature, pip_requirements=REQUIREMENTS)
     finally:
         context.__exit__(None, None, None)
 
@@ -130,7 +135,7 @@ def save_tensors(folder: Path, code_dir: Path, as_dict: bool) -> None:
     context = _quietly()
     try:
         mlflow.pyfunc.save_model(str(folder), python_model=str(code_dir / "tensors.py"),
-                                 signature=signature)
+                                 signature=signature, pip_requirements=REQUIREMENTS)
     finally:
         context.__exit__(None, None, None)
 
@@ -252,3 +257,67 @@ def test_settings_declared_metadata_wins(iris_folder: tuple[Path, Any, Any]) -> 
     assert [t.name for t in model.outputs] == ["predict"]
     body = json.loads(model.settings.model_dump_json())
     assert body["parameters"]["content_type"] == "pd"
+
+
+@pytest.mark.e2e
+def test_served_end_to_end_over_rest_and_grpc(tmp_path: Path) -> None:
+    """A real ``mlpack start`` serves an mlflow.sklearn model and a custom pyfunc."""
+    import httpx
+    import tritonclient.grpc as triton_grpc
+
+    from tests.helpers.server import start_server
+
+    root = tmp_path / "models"
+    classifier, frame = save_iris(root / "iris")
+    save_scorer(root / "scorer", tmp_path / "code")
+    for name in ("iris", "scorer"):
+        (root / name / "model-settings.json").write_text(
+            json.dumps({"name": name, "implementation": "mlpack_mlflow.MLflowModel"}))
+    server = start_server(root, tmp_path, timeout=180)
+    try:
+        metadata = httpx.get(f"{server.url}/v2/models/iris", timeout=30).json()
+        assert [i["name"] for i in metadata["inputs"]] == IRIS_COLUMNS
+        assert metadata["parameters"]["content_type"] == "pd"
+        rows = frame.iloc[::25]
+        body = {"inputs": [{"name": c, "shape": [len(rows)], "datatype": "FP64",
+                            "data": rows[c].tolist()} for c in IRIS_COLUMNS]}
+        answer = httpx.post(f"{server.url}/v2/models/iris/infer", json=body, timeout=30)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["outputs"][0]["data"] == classifier.predict(rows).tolist()
+
+        body["inputs"] = body["inputs"][:3]
+        refused = httpx.post(f"{server.url}/v2/models/iris/infer", json=body, timeout=30)
+        assert refused.status_code == 400 and "petal_width" in refused.json()["error"]
+
+        scored = httpx.post(f"{server.url}/v2/models/scorer/infer", timeout=30, json={
+            "parameters": {"scale": 10.0},
+            "inputs": [{"name": "a", "shape": [1], "datatype": "FP64", "data": [0.5]},
+                       {"name": "b", "shape": [1], "datatype": "INT64", "data": [1]},
+                       {"name": "name", "shape": [1], "datatype": "BYTES", "data": ["ok"]}]})
+        assert scored.status_code == 200, scored.text
+        outputs = {o["name"]: o["data"] for o in scored.json()["outputs"]}
+        assert outputs == {"total": [15.0], "label": ["OK"]}
+
+        client = triton_grpc.InferenceServerClient(server.grpc_address)
+        try:
+            inputs = []
+            for column in IRIS_COLUMNS:
+                tensor = triton_grpc.InferInput(column, [len(rows)], "FP64")
+                tensor.set_data_from_numpy(rows[column].to_numpy(dtype=np.float64))
+                inputs.append(tensor)
+            result = client.infer("iris", inputs)
+            assert result.as_numpy("output-0").reshape(-1).tolist() == classifier.predict(rows).tolist()
+            text = triton_grpc.InferInput("name", [1], "BYTES")
+            text.set_data_from_numpy(np.array([b"grpc"], dtype=object))
+            numbers = []
+            for column, datatype, value in (("a", "FP64", np.float64), ("b", "INT64", np.int64)):
+                tensor = triton_grpc.InferInput(column, [1], datatype)
+                tensor.set_data_from_numpy(np.array([2], dtype=value))
+                numbers.append(tensor)
+            result = client.infer("scorer", [*numbers, text])
+            assert result.as_numpy("total").reshape(-1).tolist() == [4.0]
+            assert result.as_numpy("label").reshape(-1).tolist() == [b"GRPC"]
+        finally:
+            client.close()
+    finally:
+        server.stop()

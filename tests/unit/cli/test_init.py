@@ -18,7 +18,7 @@ def test_list_shows_every_template_with_a_description() -> None:
     result = runner.invoke(create_app(), ["init", "--list"])
     assert result.exit_code == 0
     lines = result.output.splitlines()
-    assert [line.split()[0] for line in lines] == ["custom", "lightgbm", "onnx", "sklearn", "xgboost"]
+    assert [line.split()[0] for line in lines] == ["custom", "lightgbm", "mlflow", "onnx", "sklearn", "xgboost"]
     assert all(len(line.split()) > 3 for line in lines)
 
 
