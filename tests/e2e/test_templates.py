@@ -23,11 +23,13 @@ ANSWERS = {
     "lightgbm": ("predict", [1, 0]),
     "onnx": ("label", [1, 0]),
     "mlflow": ("output-0", [1, 0]),
+    "huggingface": ("label", ["positive", "negative"]),
 }
 
 # What each template's train.py and runtime import (all in the `test` extra).
 NEEDS = {"sklearn": ["sklearn"], "xgboost": ["xgboost"], "lightgbm": ["lightgbm"],
-         "onnx": ["onnxruntime", "skl2onnx"], "mlflow": ["mlflow", "sklearn", "skops"]}
+         "onnx": ["onnxruntime", "skl2onnx"], "mlflow": ["mlflow", "sklearn", "skops"],
+         "huggingface": ["torch", "transformers", "tokenizers"]}
 
 
 def _run(command: list[str], cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:

@@ -221,6 +221,15 @@ def test_served_end_to_end_with_batching_over_rest_and_grpc(
             answers = list(pool.map(classify, texts))
         assert [a["label"] for a in answers] == [e["label"] for e in expected]
         assert [a["score"] for a in answers] == pytest.approx([e["score"] for e in expected], abs=1e-5)
+        # The batcher ran the pipeline on lists: every request was counted in some execution.
+        from prometheus_client.parser import text_string_to_metric_families
+
+        metrics = httpx.get(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=30).text
+        batches = {s.name: s.value for f in text_string_to_metric_families(metrics)
+                   for s in f.samples if s.labels.get("model_name") == "classifier"
+                   and s.name.startswith("model_infer_batch_size")}
+        assert batches["model_infer_batch_size_sum"] == len(texts)
+        assert 1 <= batches["model_infer_batch_size_count"] <= len(texts)
 
         generated = httpx.post(f"{server.url}/v2/models/generator/infer", timeout=60, json={
             "parameters": {"max_new_tokens": 3, "do_sample": False},

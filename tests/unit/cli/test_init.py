@@ -18,7 +18,7 @@ def test_list_shows_every_template_with_a_description() -> None:
     result = runner.invoke(create_app(), ["init", "--list"])
     assert result.exit_code == 0
     lines = result.output.splitlines()
-    assert [line.split()[0] for line in lines] == ["custom", "lightgbm", "mlflow", "onnx", "sklearn", "xgboost"]
+    assert [line.split()[0] for line in lines] == ["custom", "huggingface", "lightgbm", "mlflow", "onnx", "sklearn", "xgboost"]
     assert all(len(line.split()) > 3 for line in lines)
 
 
@@ -51,7 +51,7 @@ def test_prompts_on_a_tty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     # An unknown template is asked again.
     result = runner.invoke(create_app(), ["init", str(tmp_path / "q")], input="fraud\ntf\nxgboost\ny\n")
     assert result.exit_code == 0, result.output
-    assert "Model name [q]" in result.output and "Template (custom, lightgbm, " in result.output
+    assert "Model name [q]" in result.output and "Template (custom, huggingface, lightgbm, " in result.output
     assert "'tf' is not one of" in result.output
     settings = json.loads((tmp_path / "q" / "model-settings.json").read_text())
     assert settings["name"] == "fraud" and settings["max_batch_size"] == 32
