@@ -24,7 +24,7 @@ def _marker_text(requirements: tuple[str, ...] = REQUIREMENTS) -> str:
 def ensure_mlserver(
     venv_dir: Path = VENV_DIR, quiet: bool = True, requirements: tuple[str, ...] = REQUIREMENTS
 ) -> Path:
-    """Return the path of ``mlserver`` in ``venv_dir``, installing ``requirements`` first if needed."""
+    """The path of ``mlserver`` in ``venv_dir``, installing ``requirements`` first if needed."""
     exe = venv_dir / "bin" / "mlserver"
     marker = venv_dir / _MARKER
     if exe.exists() and marker.exists() and marker.read_text() == _marker_text(requirements):

@@ -38,7 +38,10 @@ def train(destination: Path = HERE / "model") -> Path:
             pipeline,
             str(destination),
             signature=infer_signature(features, pipeline.predict(features)),
-            pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"skops=={skops.__version__}"],
+            pip_requirements=[
+                f"scikit-learn=={sklearn.__version__}",
+                f"skops=={skops.__version__}",
+            ],
         )
     return destination
 

@@ -20,8 +20,13 @@ from .settings import HuggingFaceSettings
 CONFIG_FILE = "config.json"
 # A folder holds a tokenizer when it has one of these (fast, slow/BPE, sentencepiece).
 TOKENIZER_FILES = (
-    "tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "spiece.model",
-    "tokenizer.model", "sentencepiece.bpe.model",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+    "vocab.json",
+    "spiece.model",
+    "tokenizer.model",
+    "sentencepiece.bpe.model",
 )
 # Architecture name ending → pipeline task, for folders whose settings name no task.
 _ARCHITECTURE_TASKS = (
@@ -44,11 +49,16 @@ def go_offline() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 
-def model_folder(model_name: str, base: Path, uri: Optional[str], pretrained: Optional[str]) -> Path:
+def model_folder(
+    model_name: str, base: Path, uri: Optional[str], pretrained: Optional[str]
+) -> Path:
     """The folder to load: ``pretrained_model``, else ``parameters.uri``, else the model's own."""
     location = pretrained or uri
-    folder = (base / location) if location and not Path(location).is_absolute() else Path(
-        location or base)
+    folder = (
+        (base / location)
+        if location and not Path(location).is_absolute()
+        else Path(location or base)
+    )
     if not folder.is_dir():
         raise ModelLoadError(
             f"model '{model_name}': {folder} is not a folder; mlpack loads Hugging Face models "
@@ -89,7 +99,10 @@ def infer_task(model_name: str, folder: Path) -> str:
 
 
 def build_pipeline(
-    model_name: str, folder: Path, tokenizer_folder: Path, task: str,
+    model_name: str,
+    folder: Path,
+    tokenizer_folder: Path,
+    task: str,
     settings: HuggingFaceSettings,
 ) -> Any:
     """Load the model and tokenizer from disk and wrap them in the task's pipeline."""
@@ -99,7 +112,10 @@ def build_pipeline(
 
 
 def _build(
-    model_name: str, folder: Path, tokenizer_folder: Path, task: str,
+    model_name: str,
+    folder: Path,
+    tokenizer_folder: Path,
+    task: str,
     settings: HuggingFaceSettings,
 ) -> Any:
     from transformers import AutoTokenizer, pipeline
@@ -115,15 +131,17 @@ def _build(
     _set_threads(settings)
     try:
         model = model_classes[0].from_pretrained(str(folder), local_files_only=True)
-        tokenizer = AutoTokenizer.from_pretrained(
-            str(tokenizer_folder), local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_folder), local_files_only=True)
     except (OSError, ValueError) as error:
         raise ModelLoadError(
             f"model '{model_name}': cannot load '{task}' model from {folder} "
             f"(tokenizer from {tokenizer_folder}): {error}"
         ) from None
     return pipeline(
-        task, model=model, tokenizer=tokenizer, device=settings.torch_device,
+        task,
+        model=model,
+        tokenizer=tokenizer,
+        device=settings.torch_device,
     )
 
 

@@ -26,8 +26,15 @@ def answers_to_outputs(answers: list[Any]) -> list[ResponseOutput]:
         if keys and all(list(r) == keys and all(_scalar(v) for v in r.values()) for r in records):
             return [_column(key, [r[key] for r in records]) for key in keys]
     texts = [json.dumps(answer, default=_plain) for answer in answers]
-    return [ResponseOutput(name=GENERIC_OUTPUT, datatype=Datatype.BYTES, shape=[len(texts), 1],
-                           data=texts, parameters=Parameters(content_type="str"))]
+    return [
+        ResponseOutput(
+            name=GENERIC_OUTPUT,
+            datatype=Datatype.BYTES,
+            shape=[len(texts), 1],
+            data=texts,
+            parameters=Parameters(content_type="str"),
+        )
+    ]
 
 
 def _single(answer: Any) -> Any:
@@ -42,8 +49,13 @@ def _scalar(value: Any) -> bool:
 def _column(name: str, values: list[Any]) -> ResponseOutput:
     shape = [len(values), 1]
     if all(isinstance(v, str) for v in values):
-        return ResponseOutput(name=name, datatype=Datatype.BYTES, shape=shape, data=values,
-                              parameters=Parameters(content_type="str"))
+        return ResponseOutput(
+            name=name,
+            datatype=Datatype.BYTES,
+            shape=shape,
+            data=values,
+            parameters=Parameters(content_type="str"),
+        )
     array = np.asarray(values)
     if array.dtype.kind == "f":
         array = array.astype(np.float64)

@@ -32,8 +32,9 @@ _GENERATION_OPTIONS: dict[str, Callable[[Any], bool]] = {
     "temperature": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0,
     "top_k": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
     "top_p": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 1,
-    "repetition_penalty": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
-    and v > 0,
+    "repetition_penalty": lambda v: (
+        isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+    ),
 }
 _FULL_TEXT_OPTION = {"return_full_text": lambda v: isinstance(v, bool)}
 _TASK_OUTPUTS = {
@@ -58,10 +59,12 @@ class HuggingFaceModel(MLModel):
         self._hf: HuggingFaceSettings = read_settings(self.name, self.settings.parameters.extra)
         base = Path(self.settings.folder) if self.settings.folder else Path(".")
         folder = model_folder(
-            self.name, base, self.settings.parameters.uri, self._hf.pretrained_model)
+            self.name, base, self.settings.parameters.uri, self._hf.pretrained_model
+        )
         tokenizer_folder = check_tokenizer_folder(
-            self.name, base / self._hf.pretrained_tokenizer if self._hf.pretrained_tokenizer
-            else folder)
+            self.name,
+            base / self._hf.pretrained_tokenizer if self._hf.pretrained_tokenizer else folder,
+        )
         self._task = self._hf.full_task or infer_task(self.name, folder)
         self._pipeline = build_pipeline(self.name, folder, tokenizer_folder, self._task, self._hf)
         self._generates = self._task.startswith(GENERATION_TASKS)
@@ -70,17 +73,26 @@ class HuggingFaceModel(MLModel):
             self._pipeline.tokenizer.padding_side = "left"
         config = self._pipeline.model.config
         self._max_positions = getattr(config, "max_position_embeddings", None) or getattr(
-            config, "n_positions", None)
+            config, "n_positions", None
+        )
         self._declare_metadata()
         return True
 
     def _declare_metadata(self) -> None:
         if not self.inputs:
-            self.inputs = [MetadataTensor(name=INPUT_NAME, datatype=Datatype.BYTES, shape=[-1],
-                                          parameters=Parameters(content_type="str"))]
+            self.inputs = [
+                MetadataTensor(
+                    name=INPUT_NAME,
+                    datatype=Datatype.BYTES,
+                    shape=[-1],
+                    parameters=Parameters(content_type="str"),
+                )
+            ]
         if not self.outputs:
-            self.outputs = [MetadataTensor(name=name, datatype=datatype, shape=[-1, 1])
-                            for name, datatype in _TASK_OUTPUTS.get(self._task, [])]
+            self.outputs = [
+                MetadataTensor(name=name, datatype=datatype, shape=[-1, 1])
+                for name, datatype in _TASK_OUTPUTS.get(self._task, [])
+            ]
 
     async def unload(self) -> bool:
         self._pipeline = None
@@ -98,7 +110,8 @@ class HuggingFaceModel(MLModel):
             options["batch_size"] = self._hf.batch_size
         answers = self._pipeline(texts, **options)
         return InferenceResponse(
-            model_name=self.name, model_version=self.version, outputs=answers_to_outputs(answers))
+            model_name=self.name, model_version=self.version, outputs=answers_to_outputs(answers)
+        )
 
     def _texts(self, payload: InferenceRequest) -> list[str]:
         if len(payload.inputs) != 1:
@@ -109,12 +122,15 @@ class HuggingFaceModel(MLModel):
         tensor = payload.inputs[0]
         if tensor.datatype is not Datatype.BYTES:
             raise InvalidRequest(
-                f"input '{tensor.name}': model '{self.name}' expects BYTES, got {tensor.datatype.value}"
+                f"input '{tensor.name}': model '{self.name}' expects BYTES, "
+                f"got {tensor.datatype.value}"
             )
         texts = []
         for value in tensor_as_ndarray(tensor).reshape(-1):
             try:
-                text = value.decode("utf-8") if isinstance(value, (bytes, np.bytes_)) else str(value)
+                text = (
+                    value.decode("utf-8") if isinstance(value, (bytes, np.bytes_)) else str(value)
+                )
             except UnicodeDecodeError:
                 raise InvalidRequest(f"input '{tensor.name}': texts must be UTF-8") from None
             texts.append(text)
@@ -134,10 +150,14 @@ class HuggingFaceModel(MLModel):
             if value is None:
                 continue
             if not check(value):
-                raise InvalidRequest(f"model '{self.name}': parameter {name}={value!r} is not valid")
+                raise InvalidRequest(
+                    f"model '{self.name}': parameter {name}={value!r} is not valid"
+                )
             options[name] = value
         limit = self._hf.max_new_tokens_limit
-        options.setdefault("max_new_tokens", self._hf.max_new_tokens or min(DEFAULT_MAX_NEW_TOKENS, limit))
+        options.setdefault(
+            "max_new_tokens", self._hf.max_new_tokens or min(DEFAULT_MAX_NEW_TOKENS, limit)
+        )
         if options["max_new_tokens"] > limit:
             raise InvalidRequest(
                 f"model '{self.name}': max_new_tokens {options['max_new_tokens']} is above this "

@@ -15,8 +15,17 @@ from mlpack.errors import ModelLoadError
 
 DEFAULT_MAX_NEW_TOKENS_LIMIT = 512
 _KNOWN = {
-    "task", "task_suffix", "pretrained_model", "pretrained_tokenizer", "device", "batch_size",
-    "inter_op_threads", "intra_op_threads", "framework", "optimum_model", "max_new_tokens",
+    "task",
+    "task_suffix",
+    "pretrained_model",
+    "pretrained_tokenizer",
+    "device",
+    "batch_size",
+    "inter_op_threads",
+    "intra_op_threads",
+    "framework",
+    "optimum_model",
+    "max_new_tokens",
     "max_new_tokens_limit",
 }
 
@@ -63,11 +72,17 @@ def read_settings(model_name: str, extra: Optional[dict[str, Any]]) -> HuggingFa
         raise ModelLoadError(
             f"model '{model_name}': framework '{framework}' is not supported (only 'pt', PyTorch)"
         )
-    for name in ("batch_size", "inter_op_threads", "intra_op_threads", "max_new_tokens",
-                 "max_new_tokens_limit"):
+    for name in (
+        "batch_size",
+        "inter_op_threads",
+        "intra_op_threads",
+        "max_new_tokens",
+        "max_new_tokens_limit",
+    ):
         value = extra.get(name)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool)
-                                  or value < 1):
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or value < 1
+        ):
             raise ModelLoadError(
                 f"model '{model_name}': parameters.extra.{name} must be a positive integer, "
                 f"got {value!r}"

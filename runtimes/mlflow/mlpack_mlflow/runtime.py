@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import warnings
 from typing import Any, Optional
@@ -51,6 +52,11 @@ def _pyfunc() -> Any:
     return mlflow.pyfunc
 
 
+def _plain_text(message: Warning | str) -> str:
+    """A warning's text without MLflow's terminal colour codes."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", str(message))
+
+
 class MLflowModel(MLModel):
     """An MLflow model loaded with ``mlflow.pyfunc.load_model``.
 
@@ -70,11 +76,16 @@ class MLflowModel(MLModel):
             )
         pyfunc = _pyfunc()
         try:
-            self._model = pyfunc.load_model(str(folder))
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                self._model = pyfunc.load_model(str(folder))
         except Exception as error:  # noqa: BLE001 - any loader failure is a load error
             raise ModelLoadError(
                 f"model '{self.name}': MLflow cannot load {folder}: {error}"
             ) from error
+        for warning in caught:
+            # MLflow's advice to model authors (type hints, version mismatches) goes to the log.
+            logger.warning("model '%s': MLflow: %s", self.name, _plain_text(warning.message))
         self._folder = folder
         self._read_signature(self._model.metadata.signature)
         return True
@@ -179,4 +190,3 @@ def _output(name: str, value: Any) -> ResponseOutput:
     if array.ndim == 0:
         array = array.reshape(1)
     return array_output(name, array)
-

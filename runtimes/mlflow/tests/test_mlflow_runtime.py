@@ -50,7 +50,7 @@ SCORER_CODE = textwrap.dedent('''
 ''')
 
 # A tensor-signature pyfunc: one tensor in → row sums; a dict of two tensors → their product.
-TENSOR_CODE = textwrap.dedent('''
+TENSOR_CODE = textwrap.dedent("""
     import mlflow
     import numpy as np
 
@@ -63,7 +63,7 @@ TENSOR_CODE = textwrap.dedent('''
 
 
     mlflow.models.set_model(Tensors())
-''')
+""")
 
 
 def _quietly() -> Any:
@@ -88,7 +88,9 @@ def save_iris(folder: Path) -> Any:
         import mlflow.sklearn
 
         mlflow.sklearn.save_model(
-            classifier, str(folder), signature=infer_signature(frame, classifier.predict(frame)),
+            classifier,
+            str(folder),
+            signature=infer_signature(frame, classifier.predict(frame)),
             pip_requirements=REQUIREMENTS,
         )
     finally:
@@ -109,8 +111,12 @@ def save_scorer(folder: Path, code_dir: Path) -> None:
     )
     context = _quietly()
     try:
-        mlflow.pyfunc.save_model(str(folder), python_model=str(code_dir / "scorer.py"),
-                                 signature=signature, pip_requirements=REQUIREMENTS)
+        mlflow.pyfunc.save_model(
+            str(folder),
+            python_model=str(code_dir / "scorer.py"),
+            signature=signature,
+            pip_requirements=REQUIREMENTS,
+        )
     finally:
         context.__exit__(None, None, None)
 
@@ -134,8 +140,12 @@ def save_tensors(folder: Path, code_dir: Path, as_dict: bool) -> None:
         )
     context = _quietly()
     try:
-        mlflow.pyfunc.save_model(str(folder), python_model=str(code_dir / "tensors.py"),
-                                 signature=signature, pip_requirements=REQUIREMENTS)
+        mlflow.pyfunc.save_model(
+            str(folder),
+            python_model=str(code_dir / "tensors.py"),
+            signature=signature,
+            pip_requirements=REQUIREMENTS,
+        )
     finally:
         context.__exit__(None, None, None)
 
@@ -150,9 +160,14 @@ def _columns_request(frame: Any, **parameters: Any) -> InferenceRequest:
     inputs = []
     for column in frame.columns:
         values = frame[column].tolist()
-        datatype = "BYTES" if isinstance(values[0], str) else (
-            "INT64" if isinstance(values[0], int) else "FP64")
-        inputs.append({"name": column, "shape": [len(values)], "datatype": datatype, "data": values})
+        datatype = (
+            "BYTES"
+            if isinstance(values[0], str)
+            else ("INT64" if isinstance(values[0], int) else "FP64")
+        )
+        inputs.append(
+            {"name": column, "shape": [len(values)], "datatype": datatype, "data": values}
+        )
     body: dict[str, Any] = {"inputs": inputs}
     if parameters:
         body["parameters"] = parameters
@@ -174,7 +189,8 @@ def test_sklearn_model_metadata_and_predictions(iris_folder: tuple[Path, Any, An
     folder, classifier, frame = iris_folder
     model = _load(folder)
     assert [(t.name, t.datatype.value, t.shape) for t in model.inputs] == [
-        (name, "FP64", [-1]) for name in IRIS_COLUMNS]
+        (name, "FP64", [-1]) for name in IRIS_COLUMNS
+    ]
     assert [(t.name, t.datatype.value) for t in model.outputs] == [("output-0", "INT64")]
     assert model.settings.parameters.content_type == "pd"
     rows = frame.iloc[::40]
@@ -203,7 +219,9 @@ def test_custom_pyfunc_columns_strings_and_params(tmp_path: Path) -> None:
     model = _load(tmp_path / "scorer")
     by_name = {t.name: t for t in model.inputs}
     assert (by_name["b"].datatype.value, by_name["name"].datatype.value) == ("INT64", "BYTES")
-    assert by_name["name"].parameters is not None and by_name["name"].parameters.content_type == "str"
+    assert (
+        by_name["name"].parameters is not None and by_name["name"].parameters.content_type == "str"
+    )
     assert [t.name for t in model.outputs] == ["total", "label"]
     frame = pd.DataFrame({"a": [1.5, 2.0], "b": [2, 3], "name": ["x", "héllo"]})
     outputs = {o.name: o for o in model.predict(_columns_request(frame)).outputs}
@@ -216,26 +234,45 @@ def test_custom_pyfunc_columns_strings_and_params(tmp_path: Path) -> None:
 def test_tensor_signatures_single_and_dict(tmp_path: Path) -> None:
     save_tensors(tmp_path / "single", tmp_path / "code1", as_dict=False)
     model = _load(tmp_path / "single")
-    assert [(t.name, t.datatype.value, t.shape) for t in model.inputs] == [("input-0", "FP32", [-1, 3])]
+    assert [(t.name, t.datatype.value, t.shape) for t in model.inputs] == [
+        ("input-0", "FP32", [-1, 3])
+    ]
     assert model.settings.parameters.content_type == "np"
-    request = InferenceRequest.model_validate({"inputs": [
-        {"name": "anything", "shape": [2, 3], "datatype": "FP32", "data": [1, 2, 3, 4, 5, 6]}]})
+    request = InferenceRequest.model_validate(
+        {
+            "inputs": [
+                {
+                    "name": "anything",
+                    "shape": [2, 3],
+                    "datatype": "FP32",
+                    "data": [1, 2, 3, 4, 5, 6],
+                }
+            ]
+        }
+    )
     [output] = model.predict(request).outputs
     assert (output.name, output.data) == ("output-0", [6.0, 15.0])
 
     save_tensors(tmp_path / "dict", tmp_path / "code2", as_dict=True)
     model = _load(tmp_path / "dict")
     assert model.settings.parameters.content_type == "dict"
-    request = InferenceRequest.model_validate({"inputs": [
-        {"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [2, 3]},
-        {"name": "y", "shape": [1, 2], "datatype": "FP32", "data": [4, 5]}]})
+    request = InferenceRequest.model_validate(
+        {
+            "inputs": [
+                {"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [2, 3]},
+                {"name": "y", "shape": [1, 2], "datatype": "FP32", "data": [4, 5]},
+            ]
+        }
+    )
     [output] = model.predict(request).outputs
     assert (output.name, output.shape, output.data) == ("product", [1, 2], [8.0, 15.0])
     with pytest.raises(InvalidRequest, match=r"missing input\(s\) 'y'"):
         model.predict(InferenceRequest.model_validate({"inputs": [request.inputs[0]]}))
 
 
-def test_uri_and_load_errors_name_the_folder(tmp_path: Path, iris_folder: tuple[Path, Any, Any]) -> None:
+def test_uri_and_load_errors_name_the_folder(
+    tmp_path: Path, iris_folder: tuple[Path, Any, Any]
+) -> None:
     folder, _, _ = iris_folder
     holder = tmp_path / "holder"
     holder.mkdir()
@@ -272,15 +309,20 @@ def test_served_end_to_end_over_rest_and_grpc(tmp_path: Path) -> None:
     save_scorer(root / "scorer", tmp_path / "code")
     for name in ("iris", "scorer"):
         (root / name / "model-settings.json").write_text(
-            json.dumps({"name": name, "implementation": "mlpack_mlflow.MLflowModel"}))
+            json.dumps({"name": name, "implementation": "mlpack_mlflow.MLflowModel"})
+        )
     server = start_server(root, tmp_path, timeout=180)
     try:
         metadata = httpx.get(f"{server.url}/v2/models/iris", timeout=30).json()
         assert [i["name"] for i in metadata["inputs"]] == IRIS_COLUMNS
         assert metadata["parameters"]["content_type"] == "pd"
         rows = frame.iloc[::25]
-        body = {"inputs": [{"name": c, "shape": [len(rows)], "datatype": "FP64",
-                            "data": rows[c].tolist()} for c in IRIS_COLUMNS]}
+        body = {
+            "inputs": [
+                {"name": c, "shape": [len(rows)], "datatype": "FP64", "data": rows[c].tolist()}
+                for c in IRIS_COLUMNS
+            ]
+        }
         answer = httpx.post(f"{server.url}/v2/models/iris/infer", json=body, timeout=30)
         assert answer.status_code == 200, answer.text
         assert answer.json()["outputs"][0]["data"] == classifier.predict(rows).tolist()
@@ -289,11 +331,18 @@ def test_served_end_to_end_over_rest_and_grpc(tmp_path: Path) -> None:
         refused = httpx.post(f"{server.url}/v2/models/iris/infer", json=body, timeout=30)
         assert refused.status_code == 400 and "petal_width" in refused.json()["error"]
 
-        scored = httpx.post(f"{server.url}/v2/models/scorer/infer", timeout=30, json={
-            "parameters": {"scale": 10.0},
-            "inputs": [{"name": "a", "shape": [1], "datatype": "FP64", "data": [0.5]},
-                       {"name": "b", "shape": [1], "datatype": "INT64", "data": [1]},
-                       {"name": "name", "shape": [1], "datatype": "BYTES", "data": ["ok"]}]})
+        scored = httpx.post(
+            f"{server.url}/v2/models/scorer/infer",
+            timeout=30,
+            json={
+                "parameters": {"scale": 10.0},
+                "inputs": [
+                    {"name": "a", "shape": [1], "datatype": "FP64", "data": [0.5]},
+                    {"name": "b", "shape": [1], "datatype": "INT64", "data": [1]},
+                    {"name": "name", "shape": [1], "datatype": "BYTES", "data": ["ok"]},
+                ],
+            },
+        )
         assert scored.status_code == 200, scored.text
         outputs = {o["name"]: o["data"] for o in scored.json()["outputs"]}
         assert outputs == {"total": [15.0], "label": ["OK"]}
@@ -306,7 +355,10 @@ def test_served_end_to_end_over_rest_and_grpc(tmp_path: Path) -> None:
                 tensor.set_data_from_numpy(rows[column].to_numpy(dtype=np.float64))
                 inputs.append(tensor)
             result = client.infer("iris", inputs)
-            assert result.as_numpy("output-0").reshape(-1).tolist() == classifier.predict(rows).tolist()
+            assert (
+                result.as_numpy("output-0").reshape(-1).tolist()
+                == classifier.predict(rows).tolist()
+            )
             text = triton_grpc.InferInput("name", [1], "BYTES")
             text.set_data_from_numpy(np.array([b"grpc"], dtype=object))
             numbers = []

@@ -22,8 +22,9 @@ def test_request_has_one_column_per_signature_input() -> None:
 @pytest.mark.e2e
 def test_mlpack_side_runs_and_answers(tmp_path: Path) -> None:
     output = tmp_path / "result.json"
-    code = mlflow_iris.main(["--only", "mlpack", "-d", "0.5", "-r", "1", "-c", "1", "-w", "0",
-                             "-o", str(output)])
+    code = mlflow_iris.main(
+        ["--only", "mlpack", "-d", "0.5", "-r", "1", "-c", "1", "-w", "0", "-o", str(output)]
+    )
     assert code == 0
     report = json.loads(output.read_text())
     run = report["results"]["mlpack"]["c1"]
