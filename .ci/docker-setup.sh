@@ -184,7 +184,7 @@ debian_mirror() {
                 /^Enabled:[[:space:]]*no/ { enabled = 0 }'
         )
     fi
-    echo "${m:-http://deb.debian.org/debian}"
+    echo "$m"
 }
 
 image_current() {
@@ -198,6 +198,7 @@ build_rootfs_tarball() {
     ensure_pkgs debootstrap:debootstrap
     local mirror root t
     mirror=$(debian_mirror)
+    [ -n "$mirror" ] || die "no Debian mirror serving '$SUITE main' found in /etc/apt/sources.list{,.d/*.list,.d/*.sources}; set MLPACK_DEBIAN_MIRROR to your mirror's URL"
     mkdir -p "$CACHE_DIR/base" "$DEB_CACHE"
     root=$(mktemp -d "$CACHE_DIR/base/rootfs.XXXXXX")
     # mktemp makes it 0700, and the tarball's "./" entry becomes the image's

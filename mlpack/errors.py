@@ -1,12 +1,15 @@
-"""The mlpack exception tree.
+"""The mlpack exception tree: every exception mlpack raises on purpose is drawn here.
 
-Every error a user can cause carries the HTTP status it maps to; transports
-translate statuses in one place each (REST: ``{"error": msg}``, gRPC: a status code).
-This module imports nothing web- or gRPC-related.
+Every error carries the HTTP status it maps to; transports translate statuses in one
+place each (REST: ``server/error_handlers.py``, ``{"error": msg}`` and ``Retry-After``
+on every 503; gRPC: ``server/grpc.py``, a status code). The CLI prints the message and
+exits non-zero. This module imports nothing web- or gRPC-related, and every error
+survives pickling (errors cross the worker-process boundary).
 
     MLPackError (500)
     ├── InvalidRequest (400)            bad JSON, bad tensors, unknown outputs
-    │   └── InvalidSettings (400)       settings files that do not validate
+    │   ├── InvalidSettings (400)       settings files that do not validate
+    │   └── InvalidLine (400)           a batch-job input line that is not a usable request
     ├── ModelNotFound (404)             unknown model or version
     ├── ModelNotReady (503)             known but not ready (loading, failed, unloaded)
     ├── Overloaded (503)                queue full; carries ``retry_after``
@@ -15,12 +18,30 @@ This module imports nothing web- or gRPC-related.
     ├── ResourceExhausted (413)         a message beyond the configured size
     ├── ModelError (500)                the model's own code raised
     ├── WorkerError (503)               a worker process died with the request in flight
-    └── ModelLoadError (500)            a model could not be loaded
+    ├── ModelLoadError (500)            a model could not be loaded
+    │   └── InvalidEnvironment (500)    a model's environment cannot be unpacked or used
+    ├── PortInUse (500)                 a port the server needs is taken
+    ├── BuildError (500)                an image or environment could not be built
+    ├── ScaffoldError (500)             ``mlpack init`` cannot create the project
+    ├── ClientError (500)               a V2 client's request failed (``mlpack.client``)
+    │   ├── TransportError (500)        no answer: refused, reset, TLS, protocol
+    │   │   └── Timeout (500)           no answer in time
+    │   └── ServerError (its status)    the server answered with an error status
+    ├── SplitError (500)                a batch job's merged response cannot be split back
+    ├── OutputError (400)               a batch job's output cannot be written or resumed
+    └── JobInterrupted (130)            a batch job was stopped before every line was written
+
+Classes defined here are also importable from the module that raises them (e.g.
+``mlpack.client.errors.ServerError``, ``mlpack.server.sockets.PortInUse``).
 """
 
 from __future__ import annotations
 
 from http import HTTPStatus
+from typing import Any, Optional
+
+# Statuses a client may send again: overload, throttling and server-side failures.
+RETRYABLE_STATUSES = frozenset({408, 429}) | frozenset(range(500, 600))
 
 
 class MLPackError(Exception):
@@ -52,6 +73,15 @@ class InvalidRequest(MLPackError):
 
 class InvalidSettings(InvalidRequest):
     """A settings file or value does not validate."""
+
+
+class InvalidLine(InvalidRequest):
+    """A batch-job input line that is not a usable inference request; ``reason`` says why."""
+
+    def __init__(self, reason: str, request_id: Optional[str] = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.request_id = request_id
 
 
 class ModelNotFound(MLPackError):
@@ -116,3 +146,73 @@ class ModelLoadError(MLPackError):
     """A model could not be loaded."""
 
     status = HTTPStatus.INTERNAL_SERVER_ERROR
+
+
+class InvalidEnvironment(ModelLoadError):
+    """An environment cannot be unpacked or used."""
+
+
+class PortInUse(MLPackError):
+    """A port the server needs is already taken."""
+
+
+class BuildError(MLPackError):
+    """An image or environment could not be built."""
+
+
+class ScaffoldError(MLPackError):
+    """``mlpack init`` cannot create the project (unknown template, bad name, folder in use)."""
+
+
+class ClientError(MLPackError):
+    """A request to an inference server failed."""
+
+    retryable: bool = False
+    retry_after: Optional[float] = None
+
+
+class TransportError(ClientError):
+    """The server could not be reached or the connection broke."""
+
+    retryable = True
+
+
+class Timeout(TransportError):
+    """The server did not answer in time."""
+
+
+class ServerError(ClientError):
+    """The server answered with a non-2xx status; ``status`` and ``retry_after`` tell why."""
+
+    def __init__(self, status: int, message: str, retry_after: Optional[float] = None) -> None:
+        super().__init__(f"{status}: {message}")
+        self.status = status
+        self.reason = message
+        self.retry_after = retry_after
+
+    @property
+    def retryable(self) -> bool:  # type: ignore[override]
+        return self.status in RETRYABLE_STATUSES
+
+
+class SplitError(MLPackError):
+    """A batch job's merged response cannot be split back per request."""
+
+
+class OutputError(MLPackError):
+    """A batch job's output cannot be written, or a resume does not match the job."""
+
+    status = HTTPStatus.BAD_REQUEST
+
+
+class JobInterrupted(MLPackError):
+    """A batch job was stopped (Ctrl-C or SIGTERM) before every line was written.
+
+    ``stats`` holds the job's figures so far (``mlpack.infer.job.JobStats``).
+    """
+
+    status = 130
+
+    def __init__(self, message: str, stats: Any = None) -> None:
+        super().__init__(message)
+        self.stats = stats

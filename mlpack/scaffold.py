@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from ._version import __version__
-from .errors import MLPackError
-from .templating import template_environment, template_root
+from .errors import ScaffoldError as ScaffoldError  # defined in the error tree; re-exported
+from .templating import INIT_FOLDER, template_environment, template_root
 
-INIT_FOLDER = "init"
 COMMON = "_common"
 METADATA_FILE = "template.json"
 DEFAULT_TEMPLATE = "custom"
@@ -30,9 +29,6 @@ DEFAULT_MAX_BATCH_SIZE = 32
 DEFAULT_MAX_BATCH_TIME = 0.005
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
-
-class ScaffoldError(MLPackError):
-    """``mlpack init`` cannot create the project (unknown template, bad name, folder in use)."""
 
 
 @dataclass(frozen=True)
@@ -112,7 +108,7 @@ def render_project(options: ProjectOptions) -> dict[str, str]:
     """The generated project: relative path → file content (nothing is written)."""
     template = get_template(options.template)
     check_name(options.name)
-    environment = template_environment(INIT_FOLDER)
+    environment = template_environment()
     context = {
         "name": options.name,
         "template": template.name,

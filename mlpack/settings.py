@@ -88,6 +88,16 @@ class Settings(BaseSettings):
             raise InvalidSettings(_describe(error, settings_file)) from None
 
 
+    @classmethod
+    def from_file(cls, settings_file: Path | None) -> "Settings":
+        """``settings_file`` over defaults, without the environment (what an image bakes in)."""
+        file_values = _read_json(settings_file) if settings_file else {}
+        try:
+            return cls.model_validate(file_values)
+        except ValidationError as error:
+            raise InvalidSettings(_describe(error, settings_file)) from None
+
+
 class ModelParameters(BaseModel):
     """``parameters`` of a model: where its artefact is, its version, its defaults."""
 
@@ -145,6 +155,11 @@ class ModelSettings(BaseSettings):
             settings.name = folder.name
         settings.folder = str(folder)
         return settings
+
+
+def read_settings_file(path: Path) -> dict[str, Any]:
+    """The JSON object a settings file holds, as written (for tools that rewrite the file)."""
+    return _read_json(path)
 
 
 def _read_json(path: Path) -> dict[str, Any]:

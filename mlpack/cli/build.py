@@ -29,7 +29,8 @@ def dockerfile(
     base_image: Annotated[Optional[str], typer.Option(help="Base image (Python 3.11 with venv).")] = None,
 ) -> None:
     """Write the Dockerfile `mlpack build` uses into FOLDER, to read or customise."""
-    from ..build.dockerfile import DEFAULT_BASE_IMAGE, plan_image, render_dockerfile, render_dockerignore
+    from ..packaging.dockerfile import render_dockerfile, render_dockerignore
+    from ..packaging.plan import DEFAULT_BASE_IMAGE, plan_image
 
     _check_folder(folder)
     with exit_on_error():
@@ -57,8 +58,8 @@ def build(
     ] = None,
 ) -> None:
     """Build a Docker image serving FOLDER; everything it installs is prepared on this host."""
-    from ..build.dockerfile import DEFAULT_BASE_IMAGE, plan_image
-    from ..build.image import build_image
+    from ..packaging.image import build_image
+    from ..packaging.plan import DEFAULT_BASE_IMAGE, plan_image
 
     _check_folder(folder)
     if not tag:

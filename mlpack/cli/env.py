@@ -24,7 +24,8 @@ def pack(
     ] = None,
 ) -> None:
     """Pack FOLDER's environment into a relocatable tarball (parameters.environment_tarball)."""
-    from ..build.envs import CONDA_FILES, REQUIREMENTS_FILES, pack_conda, pack_requirements
+    from ..environments.files import CONDA_FILES, REQUIREMENTS_FILES
+    from ..environments.pack import pack_conda, pack_requirements
 
     output = output or folder / "environment.tar.gz"
     requirements = [folder / n for n in REQUIREMENTS_FILES if (folder / n).is_file()]
@@ -47,11 +48,15 @@ def pack(
 def unpack(
     tarball: Annotated[Path, typer.Argument(help="An environment tarball (conda-pack or mlpack env pack).")],
     environments_dir: Annotated[Path, typer.Option(help="Where environments are unpacked.")] = Path(".mlpack/envs"),
+    name: Annotated[
+        Optional[str],
+        typer.Option(help="Folder name inside ENVIRONMENTS_DIR (default: the tarball's sha256)."),
+    ] = None,
 ) -> None:
     """Unpack TARBALL once into ENVIRONMENTS_DIR (as `mlpack start` does) and print its path."""
     from ..environments import check_python_version, unpack_environment
 
     with exit_on_error():
-        environment = unpack_environment(tarball.resolve(), environments_dir.resolve())
+        environment = unpack_environment(tarball.resolve(), environments_dir.resolve(), name)
         check_python_version(environment.python)
     typer.echo(str(environment.root))

@@ -1,4 +1,4 @@
-"""Errors raised by the V2 clients.
+"""Errors raised by the V2 clients (their classes live in the tree in ``mlpack.errors``).
 
 MLPackError
 └── ClientError                   anything that went wrong talking to a server
@@ -11,43 +11,14 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ..errors import MLPackError
+from ..errors import RETRYABLE_STATUSES as RETRYABLE_STATUSES
+from ..errors import ClientError as ClientError
+from ..errors import ServerError as ServerError
+from ..errors import Timeout as Timeout
+from ..errors import TransportError as TransportError
 
-# Statuses worth sending again: overload, throttling and server-side failures.
-RETRYABLE_STATUSES = frozenset({408, 429}) | frozenset(range(500, 600))
 # Statuses that say "this server, not this request": try another server first.
 UNAVAILABLE_STATUSES = frozenset({502, 503, 504})
-
-
-class ClientError(MLPackError):
-    """A request to an inference server failed."""
-
-    retryable: bool = False
-    retry_after: Optional[float] = None
-
-
-class TransportError(ClientError):
-    """The server could not be reached or the connection broke."""
-
-    retryable = True
-
-
-class Timeout(TransportError):
-    """The server did not answer in time."""
-
-
-class ServerError(ClientError):
-    """The server answered with a non-2xx status; ``status`` and ``retry_after`` tell why."""
-
-    def __init__(self, status: int, message: str, retry_after: Optional[float] = None) -> None:
-        super().__init__(f"{status}: {message}")
-        self.status = status
-        self.reason = message
-        self.retry_after = retry_after
-
-    @property
-    def retryable(self) -> bool:  # type: ignore[override]
-        return self.status in RETRYABLE_STATUSES
 
 
 def parse_retry_after(value: Optional[str]) -> Optional[float]:

@@ -35,17 +35,12 @@ class ServingInfo:
     queue_wait: float = 0.0
 
     def attach(self, response: InferenceResponse) -> None:
-        """Report as response parameters and as HTTP headers."""
+        """Report as response parameters (transports may also send them as headers)."""
         wait_ms = round(self.queue_wait * 1000, 3)
         parameters = response.parameters or Parameters()
         setattr(parameters, "batch_size", self.batch_size)
         setattr(parameters, "batch_requests", self.batch_requests)
         setattr(parameters, "queue_wait_ms", wait_ms)
-        headers = dict(parameters.headers or {})
-        headers["x-mlpack-batch-size"] = str(self.batch_size)
-        headers["x-mlpack-batch-requests"] = str(self.batch_requests)
-        headers["x-mlpack-queue-wait-ms"] = str(wait_ms)
-        parameters.headers = headers
         response.parameters = parameters
 
 
@@ -218,6 +213,8 @@ class AdaptiveBatcher:
 
 class BatchingRunner:
     """A ``ModelRunner`` whose predictions go through an ``AdaptiveBatcher``."""
+
+    queues = True  # requests wait in the batcher's queue before compute
 
     def __init__(
         self, runner: ModelRunner, max_batch_size: int, max_batch_time: float, max_queue_size: int

@@ -10,7 +10,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 from ..codecs.tensors import validate_inputs
 from ..errors import (
@@ -29,15 +29,13 @@ from ..types import (
     RepositoryIndexResponseItem,
     State,
 )
-from .batching import BatchingRunner, ServingInfo, predict_reporting
+from .batching import ServingInfo, predict_reporting
+from .placement import RunnerFactory, RunnerPlacement
 from .repository import discover_models
-from .runner import LocalRunner, ModelRunner
+from .runner import ModelRunner
 from .stats import InferEvent, InferenceObserver, close_timing, open_timing
 
 logger = logging.getLogger("mlpack.registry")
-
-RunnerFactory = Callable[[ModelSettings], ModelRunner]
-
 
 def version_sort_key(version: Optional[str]) -> tuple[int, tuple[object, ...]]:
     """Order versions so the newest sorts last: numeric parts compare as numbers."""
@@ -61,6 +59,7 @@ class ModelEntry:
     runner: Optional[ModelRunner] = None
     metadata: Optional[MetadataModelResponse] = None
     in_flight: int = 0
+    queues: bool = False  # requests wait in a queue (batching) before they are computed
     idle: asyncio.Event = field(default_factory=asyncio.Event)
     load_at_startup: bool = True
     _outputs: frozenset[str] = frozenset()
@@ -79,18 +78,19 @@ class ModelRegistry:
     """Knows every model version, loads and unloads them, and routes inference.
 
     Parameters:
-        runner_factory: builds the runner for a model (in-process thread or worker pool).
+        runner_factory: builds the runner for a model (default: ``RunnerPlacement()``,
+            in-process threads with batching where a model asks for it).
         repository_root: folder re-scanned when a model is loaded by name.
         observer: told about every inference request once it finishes (metrics, stats).
     """
 
     def __init__(
         self,
-        runner_factory: RunnerFactory = LocalRunner,
+        runner_factory: Optional[RunnerFactory] = None,
         repository_root: Optional[Path] = None,
         observer: Optional[InferenceObserver] = None,
     ) -> None:
-        self._runner_factory = runner_factory
+        self._runner_factory = runner_factory or RunnerPlacement()
         self._repository_root = repository_root
         self.observer = observer
         self._models: dict[str, dict[Optional[str], ModelEntry]] = {}
@@ -125,6 +125,16 @@ class ModelRegistry:
             detail = f": {entry.reason}" if entry.reason else ""
             raise ModelNotReady(f"{what} is not ready ({entry.state.value}){detail}")
         return entry
+
+    def ready(self, name: str, version: Optional[str] = None) -> bool:
+        """Whether ``name`` (``version``) can serve now (raises ``ModelNotFound``)."""
+        entry = self.get(name, version)
+        return entry.state is State.READY and entry.runner is not None
+
+    def queues(self, name: str, version: Optional[str] = None) -> bool:
+        """Whether requests to ``name`` wait in a queue before compute (so a caller who
+        leaves meanwhile is worth noticing); raises ``ModelNotFound``."""
+        return self.get(name, version).queues
 
     def is_ready(self) -> bool:
         """True when every model meant to load at startup is ready."""
@@ -193,10 +203,6 @@ class ModelRegistry:
         runner: Optional[ModelRunner] = None
         try:
             runner = self._runner_factory(settings)
-            if settings.max_batch_size > 1:
-                runner = BatchingRunner(
-                    runner, settings.max_batch_size, settings.max_batch_time, settings.max_queue_size
-                )
             metadata = await runner.load()
         except BaseException as error:
             reason = error.message if isinstance(error, MLPackError) else repr(error)
@@ -224,6 +230,7 @@ class ModelRegistry:
         self, entry: ModelEntry, runner: ModelRunner, metadata: MetadataModelResponse
     ) -> None:
         entry.runner, entry.metadata = runner, metadata
+        entry.queues = bool(getattr(runner, "queues", False))
         entry._outputs = frozenset(t.name for t in metadata.outputs or [])
         entry._inputs = {t.name: t for t in metadata.inputs or []}
         entry.state, entry.reason = State.READY, ""

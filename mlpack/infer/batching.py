@@ -8,10 +8,7 @@ from typing import Any, Hashable, Optional, Sequence
 import orjson
 
 from ..codecs.tensors import flatten
-
-
-class SplitError(Exception):
-    """A merged response cannot be split back per request."""
+from ..errors import SplitError as SplitError  # defined in the error tree; re-exported
 
 
 def merge_key(request: dict[str, Any]) -> Optional[Hashable]:

@@ -13,7 +13,7 @@ from typing import Any, Literal, Optional, Protocol, Sequence
 import orjson
 
 from ..client.errors import ClientError, ServerError
-from ..errors import MLPackError
+from ..errors import JobInterrupted as JobInterrupted  # in the error tree; re-exported
 from .batching import SplitError, merge, merge_key, rows_of, split
 from .output import OrderedWriter
 from .progress import JobStats, NullReporter, Reporter
@@ -23,18 +23,6 @@ from .retry import Endpoints, RetryPolicy, blames_server
 logger = logging.getLogger("mlpack.infer")
 
 Transport = Literal["rest", "grpc"]
-
-
-class JobInterrupted(MLPackError):
-    """The job was stopped (Ctrl-C or SIGTERM) before every line was written."""
-
-    status = 130
-
-    def __init__(self, stats: JobStats, output: Path) -> None:
-        super().__init__(
-            f"interrupted after {stats.skipped + stats.done} lines written to {output}"
-        )
-        self.stats = stats
 
 
 class InferClient(Protocol):
@@ -278,7 +266,10 @@ async def run_job(
         await asyncio.gather(*tasks)
         complete = True
     except asyncio.CancelledError:
-        raise JobInterrupted(stats, options.output_path) from None
+        written = stats.skipped + stats.done
+        raise JobInterrupted(
+            f"interrupted after {written} lines written to {options.output_path}", stats
+        ) from None
     finally:
         for task in tasks + side_tasks:
             task.cancel()

@@ -18,13 +18,8 @@ from typing import Optional
 
 import orjson
 
-from ..errors import MLPackError
+from ..errors import OutputError as OutputError  # defined in the error tree; re-exported
 
-
-class OutputError(MLPackError):
-    """The output cannot be written, or a resume does not match the job."""
-
-    status = 400
 
 
 @dataclass

@@ -8,18 +8,10 @@ from typing import Any, Iterator, Optional
 
 import orjson
 
+from ..errors import InvalidLine as InvalidLine  # defined in the error tree; re-exported
 from ..types import Datatype
 
 _DATATYPES = frozenset(d.value for d in Datatype)
-
-
-class InvalidLine(Exception):
-    """A line that is not a usable inference request; ``reason`` says why."""
-
-    def __init__(self, reason: str, request_id: Optional[str] = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.request_id = request_id
 
 
 @dataclass

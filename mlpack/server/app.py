@@ -17,11 +17,8 @@ from typing import Any, Iterator, Optional
 
 import uvicorn
 
-from ..engine.registry import ModelRegistry, RunnerFactory
-from ..engine.runner import LocalRunner, ModelRunner
-from ..engine.workers.pool import WorkerPool
-from ..engine.workers.environments import EnvironmentPools, EnvironmentRunner, has_environment
-from ..engine.workers.runner import worker_runner_factory
+from ..engine.placement import RunnerPlacement
+from ..engine.registry import ModelRegistry
 from ..settings import ModelSettings, Settings
 from .observability import Observability
 from .coalescing import CoalescingHttpToolsProtocol
@@ -59,24 +56,14 @@ class MLPackServer:
     ) -> None:
         self.settings = settings
         self.models = models
-        # engine: parallel_workers > 0 runs inference in a shared pool of worker processes.
-        self.pool: Optional[WorkerPool] = None
-        runner_factory: RunnerFactory = LocalRunner
-        if settings.parallel_workers > 0:
-            self.pool = WorkerPool(
-                settings.parallel_workers, stop_timeout=settings.parallel_workers_timeout
-            )
-            runner_factory = worker_runner_factory(self.pool)
-        # Models with their own environment run in workers of that environment's Python.
+        # engine: where each model runs (threads, worker pools, environment pools).
         environments_dir = Path(settings.environments_dir) if settings.environments_dir else (
             (repository_root or Path.cwd()) / ".mlpack" / "envs"
         )
-        self.environment_pools = EnvironmentPools(
-            environments_dir, settings.parallel_workers, settings.parallel_workers_timeout
+        self.runners = RunnerPlacement(
+            settings.parallel_workers, settings.parallel_workers_timeout, environments_dir
         )
-        self.registry = ModelRegistry(
-            with_environments(runner_factory, self.environment_pools), repository_root=repository_root
-        )
+        self.registry = ModelRegistry(self.runners, repository_root=repository_root)
         self.observability = Observability(settings)
         self._stop = asyncio.Event()
         self._listeners: list[tuple[str, str]] = []
@@ -165,14 +152,11 @@ class MLPackServer:
             loading.cancel()
             stop_task.cancel()
             await self.registry.close()
-            if self.pool is not None:  # engine: workers stop last
-                await self.pool.close()
-            await self.environment_pools.close()
+            await self.runners.close()  # engine: workers stop last
             logger.info("stopped")
 
     async def _load_models(self) -> None:
-        if self.pool is not None:  # engine: start workers before loading models
-            await self.pool.start()
+        await self.runners.start()  # engine: start workers before loading models
         if self.settings.load_models_at_startup:
             await self.registry.load_all(self.models)
         ready = sum(1 for e in self.registry.entries() if e.state.value == "READY")
@@ -195,17 +179,6 @@ class MLPackServer:
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
-
-
-def with_environments(default: RunnerFactory, pools: EnvironmentPools) -> RunnerFactory:
-    """Route models that name an environment to its pool; the rest to ``default``."""
-
-    def factory(settings: ModelSettings) -> ModelRunner:
-        if has_environment(settings):
-            return EnvironmentRunner(settings, pools)
-        return default(settings)
-
-    return factory
 
 
 def _listeners(

@@ -20,7 +20,6 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from ..engine.registry import ModelRegistry
-from ..errors import MLPackError
 from ..types import MetadataModelResponse
 from .openapi import dataplane_document, model_document
 
@@ -101,10 +100,7 @@ class DocsEndpoints:
 
     async def model_page(self, request: Request) -> Response:
         name, version = _model_path(request)
-        try:
-            self.registry.get(name, version)
-        except MLPackError as error:
-            return _error(error)
+        self.registry.get(name, version)  # an unknown model answers 404 (error_handlers)
         root = _root(request)
         base = f"{root}/v2/models/{name}" + (f"/versions/{version}" if version else "")
         title = f"{name} {version or ''}".strip()
@@ -114,10 +110,7 @@ class DocsEndpoints:
 
     async def model_json(self, request: Request) -> Response:
         name, version = _model_path(request)
-        try:
-            metadata = self._metadata(name, version)
-        except MLPackError as error:
-            return _error(error)
+        metadata = self._metadata(name, version)
         return JSONResponse(model_document(metadata, version, self.server_version, _root(request)))
 
     async def static(self, request: Request) -> Response:
@@ -159,7 +152,3 @@ def _root(request: Request) -> str:
 
 def _model_path(request: Request) -> tuple[str, Optional[str]]:
     return request.path_params["model_name"], request.path_params.get("model_version")
-
-
-def _error(error: MLPackError) -> Response:
-    return JSONResponse({"error": error.message}, status_code=int(error.status))

@@ -22,8 +22,8 @@ from ..errors import DeadlineExceeded, MLPackError, ModelNotFound, ResourceExhau
 from ..proto import convert
 from ..proto import inference_pb2 as pb
 from ..proto import inference_pb2_grpc as pb_grpc
-from ..types import MetadataServerResponse, Parameters, RepositoryIndexResponse, State
-from .headers import response_headers
+from ..types import MetadataServerResponse, Parameters, RepositoryIndexResponse
+from .headers import outgoing_headers, response_headers
 from .sockets import PortInUse
 
 logger = logging.getLogger("mlpack.grpc")
@@ -173,8 +173,9 @@ class InferenceServicer(_Observed, pb_grpc.GRPCInferenceServiceServicer):
     async def ModelReady(
         self, request: pb.ModelReadyRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelReadyResponse:
-        entry = self.registry.get(request.name, _version(request.version))  # unknown: NOT_FOUND
-        return pb.ModelReadyResponse(ready=entry.state is State.READY and entry.runner is not None)
+        # An unknown model is NOT_FOUND; a known one answers whether it can serve.
+        ready = self.registry.ready(request.name, _version(request.version))
+        return pb.ModelReadyResponse(ready=ready)
 
     @_handles_errors
     async def ModelMetadata(
@@ -201,9 +202,10 @@ class InferenceServicer(_Observed, pb_grpc.GRPCInferenceServiceServicer):
         response = await self.registry.infer(
             request.model_name, _version(request.model_version), inference_request
         )
-        returned = response.parameters.headers if response.parameters is not None else None
-        if returned:
-            context.set_trailing_metadata(_metadata(returned))
+        if response.parameters is not None:
+            returned = outgoing_headers(response.parameters)
+            if returned is not None:
+                context.set_trailing_metadata(_metadata(returned))
         # tritonclient's as_numpy reads raw contents only: answer raw to raw requests.
         message = convert.types_to_model_infer_response(
             response, raw=bool(request.raw_input_contents)

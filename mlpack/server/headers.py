@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 from urllib.parse import quote
+
+from ..types import Parameters
 
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 # Headers the transport owns; a model may not override them.
@@ -27,3 +29,30 @@ def response_headers(headers: Mapping[str, Any]) -> dict[str, str]:
             continue
         safe[name] = safe_header_value(value)
     return safe
+
+
+# How the engine's serving info (response parameters) travels as headers on both transports.
+_SERVING_HEADERS = (
+    ("batch_size", "x-mlpack-batch-size"),
+    ("batch_requests", "x-mlpack-batch-requests"),
+    ("queue_wait_ms", "x-mlpack-queue-wait-ms"),
+)
+
+
+def outgoing_headers(parameters: Parameters) -> Optional[dict[str, Any]]:
+    """Headers a response carries: the model's own, then serving info (None: no headers).
+
+    The model's ``parameters.headers`` are taken out of ``parameters``: they travel as
+    headers (or gRPC metadata), not in the body.
+    """
+    headers = parameters.headers
+    extra = parameters.__pydantic_extra__
+    if extra and "queue_wait_ms" in extra:  # serving info (the model's serving_info setting)
+        headers = dict(headers or {})
+        for key, name in _SERVING_HEADERS:
+            if key in extra:
+                headers[name] = str(extra[key])
+    if not headers:
+        return None
+    parameters.headers = None
+    return headers

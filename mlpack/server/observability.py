@@ -15,7 +15,6 @@ from starlette.routing import Route
 
 from ..engine.registry import ModelRegistry
 from ..engine.stats import InferenceObserver, ObserverGroup, StatsRecorder
-from ..errors import MLPackError
 from ..settings import Settings
 from .docs import DocsEndpoints
 from .logging import banner_lines
@@ -115,12 +114,10 @@ class _StatsEndpoint:
     async def endpoint(self, request: Request) -> Response:
         name = request.path_params["model_name"]
         version = request.path_params.get("model_version")
-        try:
-            if version is not None:
-                versions: list[Optional[str]] = [self.registry.get(name, version).version]
-            else:
-                self.registry.get(name)  # raises ModelNotFound
-                versions = [e.version for e in self.registry.entries() if e.name == name]
-        except MLPackError as error:
-            return JSONResponse({"error": error.message}, status_code=int(error.status))
+        # An unknown model or version raises ModelNotFound: 404 (error_handlers).
+        if version is not None:
+            versions: list[Optional[str]] = [self.registry.get(name, version).version]
+        else:
+            self.registry.get(name)
+            versions = [e.version for e in self.registry.entries() if e.name == name]
         return JSONResponse({"model_stats": [self.stats.get(name, v).as_dict() for v in versions]})

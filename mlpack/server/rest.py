@@ -1,7 +1,7 @@
 """REST transport: Open Inference Protocol routes on Starlette.
 
 Decoding and encoding live here; every route hands over to the registry.
-``MLPackError`` becomes ``{"error": message}`` with the error's status in one place.
+Errors become ``{"error": message}`` with their status in one place (``error_handlers``).
 """
 
 from __future__ import annotations
@@ -12,17 +12,17 @@ from typing import Any, Awaitable, Callable, Mapping, Optional
 import orjson
 from pydantic import ValidationError
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from ..engine.registry import ModelRegistry
-from ..errors import InvalidRequest, MLPackError, Overloaded
+from ..errors import InvalidRequest
 from ..types import InferenceRequest, InferenceResponse, MetadataServerResponse, Parameters
 from . import binary
 from .disconnect import unless_disconnected
-from .headers import response_headers
+from .error_handlers import EXCEPTION_HANDLERS, error_response, retry_after
+from .headers import outgoing_headers, response_headers
 from .validation import describe_validation_error
 
 logger = logging.getLogger("mlpack.rest")
@@ -40,28 +40,7 @@ class JSONBytesResponse(Response):
         return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
-def error_response(error: MLPackError) -> Response:
-    headers = None
-    if isinstance(error, Overloaded):
-        headers = {"Retry-After": str(max(1, round(error.retry_after)))}
-    return JSONBytesResponse({"error": error.message}, status_code=int(error.status), headers=headers)
-
-
 Endpoint = Callable[[Request], Awaitable[Response]]
-
-
-def _handles_errors(endpoint: Endpoint) -> Endpoint:
-    async def wrapper(request: Request) -> Response:
-        try:
-            return await endpoint(request)
-        except MLPackError as error:
-            return error_response(error)
-        except Exception as error:  # a bug: answer 500, keep serving, log the traceback
-            logger.exception("unhandled error on %s", request.url.path)
-            return JSONBytesResponse({"error": f"internal error: {error!r}"}, status_code=500)
-
-    wrapper.__name__ = endpoint.__name__
-    return wrapper
 
 
 class RestEndpoints:
@@ -82,7 +61,9 @@ class RestEndpoints:
 
     async def ready(self, request: Request) -> Response:
         ready = self.registry.is_ready()
-        return JSONBytesResponse({"ready": ready}, status_code=200 if ready else 503)
+        if ready:
+            return JSONBytesResponse({"ready": True})
+        return JSONBytesResponse({"ready": False}, status_code=503, headers=retry_after())
 
     # -- models ----------------------------------------------------------------------------
     async def model_metadata(self, request: Request) -> Response:
@@ -107,7 +88,7 @@ class RestEndpoints:
             binary.attach_inputs(inference_request, tensors)
         binary_outputs = binary.requested_binary_outputs(inference_request)
         _attach_headers(inference_request, request)
-        if self.registry.get(name, version).settings.max_batch_size > 1:
+        if self.registry.queues(name, version):
             # A queued request whose client has gone is dropped before compute.
             response = await unless_disconnected(
                 request, self.registry.infer(name, version, inference_request)
@@ -159,7 +140,7 @@ class RestEndpoints:
             ("/v2/repository/models/{model_name}/load", self.repository_load, ["POST"]),
             ("/v2/repository/models/{model_name}/unload", self.repository_unload, ["POST"]),
         ]
-        return [Route(path, _handles_errors(endpoint), methods=methods) for path, endpoint, methods in table]
+        return [Route(path, endpoint, methods=methods) for path, endpoint, methods in table]
 
 
 def _model_path(request: Request) -> tuple[str, Optional[str]]:
@@ -191,9 +172,10 @@ def encode_inference_response(
     """``InferenceResponse`` → JSON (binary outputs after it when asked for); headers the
     model set become HTTP headers."""
     extra_headers = None
-    if response.parameters is not None and response.parameters.headers:
-        extra_headers = response_headers(response.parameters.headers)
-        response.parameters.headers = None
+    if response.parameters is not None:
+        headers = outgoing_headers(response.parameters)
+        if headers is not None:
+            extra_headers = response_headers(headers)
     chunks = binary.detach_outputs(response, binary_outputs) if binary_outputs else None
     body = response.model_dump(exclude_none=True)
     if body.get("parameters") == {}:
@@ -203,20 +185,13 @@ def encode_inference_response(
     return JSONBytesResponse(body, headers=extra_headers)
 
 
-async def _not_found(request: Request, exc: Exception) -> Response:
-    status = exc.status_code if isinstance(exc, HTTPException) else 500
-    detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
-    if status == 404:
-        detail = f"no route for {request.method} {request.url.path}"
-    return JSONBytesResponse({"error": detail}, status_code=status)
-
-
 class InferFastPath:
     """Sends ``POST /v2/models/{m}[/versions/{v}]/infer`` straight to its endpoint.
 
-    The infer endpoint already turns every error into a JSON response, so Starlette's
-    router and exception middleware only add cost on the hottest route; every other
-    request goes through ``app`` as usual. ``scope["route"]`` is set like the router would.
+    Starlette's router and exception middleware only add cost on the hottest route, so
+    errors here go through the same ``error_response`` the app's handlers use; every
+    other request goes through ``app`` as usual. ``scope["route"]`` is set like the
+    router would.
     """
 
     def __init__(self, app: Starlette) -> None:
@@ -230,7 +205,10 @@ class InferFastPath:
             match = self._match(scope)
             if match is not None:
                 scope["route"], scope["path_params"] = match
-                response = await match[0].endpoint(Request(scope, receive))
+                try:
+                    response = await match[0].endpoint(Request(scope, receive))
+                except Exception as error:
+                    response = error_response(error, scope["path"])
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
@@ -261,7 +239,7 @@ def build_rest_app(
     endpoints = RestEndpoints(registry, server_name, server_version)
     app = Starlette(
         routes=endpoints.routes() + list(extra_routes or []),
-        exception_handlers={HTTPException: _not_found, 404: _not_found, 405: _not_found},
+        exception_handlers=dict(EXCEPTION_HANDLERS),
     )
     app.state.endpoints = endpoints
     app.state.root_path = root_path

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import socket
 
-from ..errors import MLPackError
+from ..errors import PortInUse as PortInUse  # defined in the error tree; re-exported
 
-
-class PortInUse(MLPackError):
-    """A port the server needs is already taken."""
 
 
 def bind_socket(host: str, port: int, what: str) -> socket.socket:

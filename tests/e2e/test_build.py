@@ -159,3 +159,49 @@ def test_code_change_reuses_environment_layers(built: dict[str, Any]) -> None:
     )
     # Only the model-code layer differs.
     assert first[:-1] == second[:-1] and first[-1] != second[-1]
+
+
+def test_build_uses_the_rendered_dockerfile_for_a_packed_environment(
+    docker_ready: None, tmp_path: Path
+) -> None:
+    """A packed environment (as conda ones arrive) is unpacked where the image copies it
+    from, and the Dockerfile built is the one `mlpack dockerfile` writes."""
+    from typer.testing import CliRunner
+
+    from mlpack.cli import create_app
+    from mlpack.packaging.image import build_image
+    from mlpack.packaging.plan import plan_image
+
+    folder = tmp_path / "packed"
+    shutil.copytree(EXAMPLE, folder)
+    old = folder / "table_old"
+    environment = {**os.environ, "PYTHONPATH": str(REPO)}
+    packed = subprocess.run(
+        [sys.executable, "-m", "mlpack", "env", "pack", str(old), "-o", str(old / "environment.tar.gz")],
+        capture_output=True, text=True, env=environment, timeout=600,
+    )
+    assert packed.returncode == 0, packed.stderr
+    (old / "requirements.txt").unlink()
+    result = CliRunner().invoke(create_app(), ["dockerfile", str(folder), "--base-image", BASE_IMAGE])
+    assert result.exit_code == 0, result.output
+    rendered = (folder / "Dockerfile").read_text()
+    (folder / "Dockerfile").unlink()
+    plan = plan_image(folder, BASE_IMAGE)
+    assert [e.kind for e in plan.environments] == ["requirements", "tarball"]
+    tag = f"mlpack-test-packed:{uuid.uuid4().hex[:8]}"
+    log: list[str] = []
+    try:
+        built = build_image(plan, tag, log.append)
+        assert built.dockerfile == rendered
+        name, port = _run(tag)
+        try:
+            _wait_ready(name, port)
+            outputs = _infer(port, "table-old")
+            assert outputs["tabulate_version"] == "0.8.10"
+            assert outputs["python"] == "/opt/mlpack/envs/table_old/bin/python"
+        finally:
+            _docker("stop", "-t", "10", name, check=False)
+    finally:
+        (tmp_path / "build.log").write_text("\n".join(log))
+        _docker("image", "rm", "-f", tag, check=False)
+        _docker("image", "prune", "-f", "--filter", "label=io.mlpack.stage=environments", check=False)

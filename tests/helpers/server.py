@@ -14,16 +14,17 @@ from typing import Any, Optional
 
 import httpx
 
+from mlpack.environments.runtimes import BUILTIN_RUNTIMES
 from tests.conftest import free_ports
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 REPO = Path(__file__).resolve().parents[2]
-RUNTIMES = ("sklearn", "xgboost", "lightgbm", "onnx", "mlflow", "huggingface")
+RUNTIMES = tuple(runtime.folder for runtime in BUILTIN_RUNTIMES)
 
 
-def checkout_pythonpath(existing: str = "") -> str:
-    """PYTHONPATH that imports this checkout and its built-in runtimes first."""
-    paths = [str(REPO), *(str(REPO / "runtimes" / name) for name in RUNTIMES)]
+def checkout_pythonpath(existing: str = "", runtimes: bool = True) -> str:
+    """PYTHONPATH that imports this checkout (and, with ``runtimes``, its built-in runtimes) first."""
+    paths = [str(REPO), *(str(REPO / "runtimes" / name) for name in (RUNTIMES if runtimes else ()))]
     return os.pathsep.join([*paths, existing]).rstrip(os.pathsep)
 
 
@@ -69,15 +70,20 @@ def start_server(
     wait_ready: bool = True,
     timeout: float = 60,
     args: tuple[str, ...] = (),
+    runtimes_on_path: bool = True,
 ) -> RunningServer:
-    """Start ``mlpack start folder`` on free ports and wait until it answers (or is ready)."""
+    """Start ``mlpack start folder`` on free ports and wait until it answers (or is ready).
+
+    With ``runtimes_on_path=False`` the built-in runtimes are not put on PYTHONPATH: the
+    server finds them as an installed mlpack does (e.g. an editable install's finder).
+    """
     http_port, grpc_port, metrics_port = free_ports(3)
     if settings is not None:
         (folder / "settings.json").write_text(json.dumps(settings))
     log_path = log_dir / f"server-{http_port}.log"
     environment = {**os.environ, "OPENBLAS_NUM_THREADS": "1", **(env or {})}
     # Serve this checkout's code even when another checkout is pip-installed in editable mode.
-    environment["PYTHONPATH"] = checkout_pythonpath(environment.get("PYTHONPATH", ""))
+    environment["PYTHONPATH"] = checkout_pythonpath(environment.get("PYTHONPATH", ""), runtimes_on_path)
     command = [
         sys.executable, "-m", "mlpack", "start", str(folder),
         "--host", "127.0.0.1",

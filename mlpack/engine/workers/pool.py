@@ -38,6 +38,7 @@ from .worker import run_worker
 logger = logging.getLogger("mlpack.workers")
 
 WorkerTarget = Callable[..., None]
+_runner_ids = itertools.count(1)
 
 
 class _Worker(asyncio.Protocol):
@@ -350,3 +351,26 @@ class WorkerPool:
             worker.process.join(1)
         if worker.transport is not None:
             worker.transport.close()
+
+
+class WorkerRunner:
+    """A ``ModelRunner`` whose model lives in every process of a ``WorkerPool``."""
+
+    def __init__(self, settings: ModelSettings, pool: WorkerPool) -> None:
+        self.settings = settings
+        self.pool = pool
+        # Unique per runner, so a reload's new instance and the old one coexist in workers.
+        self.key = f"{settings.name}#{next(_runner_ids)}"
+
+    @property
+    def concurrency(self) -> int:
+        return self.pool.size
+
+    async def load(self) -> MetadataModelResponse:
+        return await self.pool.load(self.key, self.settings)
+
+    async def predict(self, request: InferenceRequest) -> InferenceResponse:
+        return await self.pool.predict(self.key, request)
+
+    async def unload(self) -> None:
+        await self.pool.unload(self.key)

@@ -8,7 +8,6 @@ requests have finished, and a worker exits on its own when the server's end clos
 from __future__ import annotations
 
 import asyncio
-import inspect
 import io
 import logging
 import os
@@ -19,6 +18,7 @@ from typing import Any, Callable, Optional
 
 from ...errors import MLPackError, ModelError, ModelNotFound
 from ...model import MLModel
+from ..invocation import build_and_load, predict_blocking, unload_model
 from .messages import (
     HEADER,
     LENGTH,
@@ -79,30 +79,19 @@ class _Models:
         self.models: dict[str, MLModel] = {}
 
     def handle(self, body: Any) -> Any:
-        from ..._context import model_scope
-        from ..runner import call_model, instantiate_model, load_model, predict_sync, predict_with
-
         if isinstance(body, Predict):
             model = self.models.get(body.key)
             if model is None:
                 raise ModelNotFound(body.key.rsplit("#", 1)[0])
-            request = unpack_request(body.request)
-            with model_scope(model.name, model.version):  # labels custom metrics and logs
-                if inspect.iscoroutinefunction(model.predict):
-                    response = self.loop.run_until_complete(predict_with(model, request))
-                else:  # a plain function needs no event loop turn
-                    response = predict_sync(model, request)
-            return pack_response(response)
+            return pack_response(predict_blocking(model, unpack_request(body.request), self.loop))
         if isinstance(body, LoadModel):
-            with model_scope(body.settings.name, body.settings.parameters.version):
-                model = instantiate_model(body.settings)
-                metadata = self.loop.run_until_complete(load_model(model))
+            model, metadata = self.loop.run_until_complete(build_and_load(body.settings))
             self.models[body.key] = model
             return metadata
         if isinstance(body, UnloadModel):
             model = self.models.pop(body.key, None)
             if model is not None:
-                self.loop.run_until_complete(call_model(model.unload))
+                self.loop.run_until_complete(unload_model(model))
             return None
         if isinstance(body, Ping):
             return os.getpid()

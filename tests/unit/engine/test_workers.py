@@ -15,8 +15,7 @@ from mlpack.codecs.tensors import validate_inputs
 from mlpack.engine.workers.messages import (
     Call, FrameDecoder, LoadModel, Ping, Predict, Reply, Stop, UnloadModel, encode_frame, pack_request, unpack_request,
 )
-from mlpack.engine.workers.pool import WorkerPool
-from mlpack.engine.workers.runner import WorkerRunner
+from mlpack.engine.workers.pool import WorkerPool, WorkerRunner
 from mlpack.errors import InvalidRequest, WorkerError
 from mlpack.settings import ModelSettings
 from mlpack.types import InferenceRequest

@@ -11,6 +11,7 @@ from hypothesis.extra import numpy as hnp
 
 from mlpack.codecs.tensors import DATATYPE_TO_DTYPE, decode_tensor
 from mlpack.errors import InvalidRequest, ModelError
+from mlpack.codecs.raw import array_to_raw
 from mlpack.proto import convert
 from mlpack.proto import inference_pb2 as pb
 from mlpack.types import (
@@ -123,7 +124,7 @@ def test_response_round_trip(tensor: tuple[Datatype, np.ndarray], raw: bool) -> 
 @pytest.mark.parametrize("datatype", NUMERIC)
 def test_raw_layout_is_little_endian(datatype: Datatype) -> None:
     array = np.arange(5).astype(DATATYPE_TO_DTYPE[datatype])
-    raw = convert.array_to_raw(array, datatype)
+    raw = array_to_raw(array, datatype)
     assert raw == array.astype(DATATYPE_TO_DTYPE[datatype].newbyteorder("<")).tobytes()
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from mlpack.codecs.tensors import DATATYPE_TO_DTYPE
 from mlpack.proto import convert
 from mlpack.proto import inference_pb2 as pb
 from mlpack.types import Datatype, InferenceResponse, ResponseOutput
@@ -93,7 +94,7 @@ def test_a_tritonclient_request_decodes() -> None:
 
 @pytest.mark.parametrize("datatype", [d for d in Datatype if d is not Datatype.BYTES])
 def test_a_raw_response_reads_back_in_tritonclient(datatype: Datatype) -> None:
-    dtype = np.dtype(convert.DATATYPE_TO_DTYPE[datatype])
+    dtype = np.dtype(DATATYPE_TO_DTYPE[datatype])
     values = np.arange(6).astype(dtype).reshape(3, 2)
     response = InferenceResponse(model_name="m", outputs=[
         ResponseOutput(name="y", shape=[3, 2], datatype=datatype, data=values),

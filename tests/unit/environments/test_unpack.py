@@ -156,3 +156,15 @@ def test_missing_tarball_and_folder(tmp_path: Path) -> None:
         resolve_environment("nope.tar.gz", None, tmp_path, tmp_path / "envs")
     with pytest.raises(InvalidEnvironment, match="not a folder"):
         resolve_environment(None, "nope", tmp_path, tmp_path / "envs")
+
+
+def test_unpacks_into_a_named_folder(tmp_path: Path) -> None:
+    tarball = _env_tarball(tmp_path / "env.tar.gz")
+    envs = tmp_path / "envs"
+    environment = unpack_environment(tarball, envs, "table_old")
+    assert environment.root == envs / "table_old" and environment.python.is_file()
+    assert verify_environment(environment.root, file_digest(tarball)) is None
+    assert unpack_environment(tarball, envs, "table_old").root == envs / "table_old"
+    for bad in ("", "..", "a/b"):
+        with pytest.raises(InvalidEnvironment, match="one path component"):
+            unpack_environment(tarball, envs, bad)

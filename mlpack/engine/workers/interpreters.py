@@ -37,18 +37,18 @@ from pathlib import Path
 from typing import Optional
 
 from ...environments import Environment, resolve_environment
+from ...environments.runtimes import runtime_packages
 from ...settings import ModelSettings
 from ...types import InferenceRequest, InferenceResponse, MetadataModelResponse
-from .pool import WorkerPool
-from .runner import WorkerRunner
+from .pool import WorkerPool, WorkerRunner
 
 _BOOT = (
     "import json, sys; sys.path.extend(json.loads(sys.argv[1])); "
-    "from mlpack.engine.workers.environments import child_main; "
+    "from mlpack.engine.workers.interpreters import child_main; "
     "child_main(int(sys.argv[2]), int(sys.argv[3]))"
 )
 # Top-level packages of the server that a worker needs: mlpack and built-in runtimes.
-_SHIMMED = ("mlpack", "mlpack_sklearn")
+_SHIMMED = ("mlpack", *runtime_packages())
 
 
 def worker_command(python: Path, shim_root: Path) -> tuple[list[str], dict[str, str]]:

@@ -1,0 +1,181 @@
+"""Invoking a model: build it, load it, call ``predict`` (sync or async), hop threads.
+
+The one home for how a model's own code is called. ``LocalRunner`` (a model thread in
+the server process) and the worker child (``engine.workers.worker``) both use it, so a
+model behaves the same wherever it runs: ``load``/``predict``/``unload`` may be plain
+functions or ``async def``, unexpected exceptions become ``ModelLoadError`` /
+``ModelError``, and ``predict`` must return an ``InferenceResponse``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+from typing import Any, Awaitable, Callable, TypeVar
+
+from .._context import model_scope
+from ..errors import MLPackError, ModelError, ModelLoadError
+from ..model import MLModel
+from ..settings import ModelSettings
+from ..types import InferenceRequest, InferenceResponse, MetadataModelResponse
+from .importer import import_implementation
+
+T = TypeVar("T")
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """A uvloop loop when uvloop is installed, else asyncio's default loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()  # type: ignore[no-any-return]
+
+
+def instantiate_model(settings: ModelSettings) -> MLModel:
+    """Import the model's class and build it (raises ``ModelLoadError``)."""
+    if not settings.implementation:
+        raise ModelLoadError(f"model '{settings.name}': settings have no 'implementation'")
+    cls = import_implementation(settings.implementation, settings.folder)
+    if not (isinstance(cls, type) and issubclass(cls, MLModel)):
+        raise ModelLoadError(
+            f"model '{settings.name}': '{settings.implementation}' "
+            "is not an mlpack.MLModel subclass"
+        )
+    return cls(settings)
+
+
+async def call_model(function: Callable[..., Any], *args: Any) -> Any:
+    """Call a model method that may be ``async def`` or a plain function."""
+    result = function(*args)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+async def load_model(model: MLModel) -> MetadataModelResponse:
+    """Run ``model.load()`` and return its metadata; failures become ``ModelLoadError``."""
+    try:
+        loaded = await call_model(model.load)
+    except MLPackError:
+        raise
+    except Exception as error:
+        raise ModelLoadError(f"model '{model.name}' failed to load: {error!r}") from error
+    if loaded is False:
+        raise ModelLoadError(f"model '{model.name}': load() returned False")
+    model.ready = True
+    metadata: MetadataModelResponse = await call_model(model.metadata)
+    return metadata
+
+
+async def build_and_load(settings: ModelSettings) -> tuple[MLModel, MetadataModelResponse]:
+    """Instantiate and load the model ``settings`` name, in its scope (metrics, logs)."""
+    with model_scope(settings.name, settings.parameters.version):
+        model = instantiate_model(settings)
+        return model, await load_model(model)
+
+
+async def predict_with(model: MLModel, request: InferenceRequest) -> InferenceResponse:
+    """Run ``model.predict`` and turn unexpected exceptions into ``ModelError``."""
+    try:
+        response = await call_model(model.predict, request)
+    except MLPackError:
+        raise
+    except Exception as error:
+        raise ModelError(f"model '{model.name}' failed: {error}") from error
+    return _checked(model, response)
+
+
+def predict_sync(model: MLModel, request: InferenceRequest) -> InferenceResponse:
+    """``predict_with`` for a model whose ``predict`` is a plain function (no event loop)."""
+    try:
+        response = model.predict(request)
+    except MLPackError:
+        raise
+    except Exception as error:
+        raise ModelError(f"model '{model.name}' failed: {error}") from error
+    return _checked(model, response)
+
+
+def predict_blocking(
+    model: MLModel, request: InferenceRequest, loop: asyncio.AbstractEventLoop
+) -> InferenceResponse:
+    """Run one prediction to completion from blocking code (a worker process)."""
+    with model_scope(model.name, model.version):  # labels custom metrics and logs
+        if inspect.iscoroutinefunction(model.predict):
+            return loop.run_until_complete(predict_with(model, request))
+        return predict_sync(model, request)  # a plain function needs no event loop turn
+
+
+async def unload_model(model: MLModel) -> None:
+    """Run ``model.unload()`` in the model's scope."""
+    with model_scope(model.name, model.version):
+        await call_model(model.unload)
+
+
+def _checked(model: MLModel, response: Any) -> InferenceResponse:
+    if not isinstance(response, InferenceResponse):
+        raise ModelError(
+            f"model '{model.name}': predict() returned {type(response).__name__}, "
+            "expected InferenceResponse"
+        )
+    return response
+
+
+class ModelThread:
+    """A thread running its own event loop, and the cheap hop onto it from another loop.
+
+    Parameters:
+        name: the thread's name (shown in tracebacks and profilers).
+    """
+
+    def __init__(self, name: str) -> None:
+        self._loop = new_event_loop()
+        self._thread = threading.Thread(target=self._run_loop, name=name, daemon=True)
+        self._thread.start()
+
+    def _run_loop(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_forever()
+        self._loop.close()
+
+    async def run(self, coroutine: Awaitable[T]) -> T:
+        """Run ``coroutine`` on the thread's loop and await its result here.
+
+        One callback each way and no ``concurrent.futures`` machinery: this hop is on
+        every request, so it is kept as cheap as a cross-thread handoff can be.
+        Cancelling the caller cancels the work on the thread too.
+        """
+        caller_loop = asyncio.get_running_loop()
+        result: asyncio.Future[T] = caller_loop.create_future()
+
+        def deliver(done: asyncio.Future[T]) -> None:
+            if result.cancelled():
+                return
+            if done.cancelled():
+                result.cancel()
+            elif (error := done.exception()) is not None:
+                result.set_exception(error)
+            else:
+                result.set_result(done.result())
+
+        tasks: list[asyncio.Future[T]] = []
+
+        def start() -> None:
+            task = asyncio.ensure_future(coroutine, loop=self._loop)
+            tasks.append(task)
+            task.add_done_callback(lambda done: caller_loop.call_soon_threadsafe(deliver, done))
+
+        self._loop.call_soon_threadsafe(start)
+        try:
+            return await result
+        except asyncio.CancelledError:
+            # The caller gave up (client gone, deadline): stop the model-side work too.
+            self._loop.call_soon_threadsafe(lambda: [task.cancel() for task in tasks])
+            raise
+
+    def stop(self) -> None:
+        """Stop the loop (the thread then closes it and ends)."""
+        if self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._loop.stop)

@@ -1,0 +1,72 @@
+"""Errors → HTTP responses: the one place the REST transport translates them.
+
+``error_response`` turns any exception into ``{"error": message}`` with the error's
+status; every 503 carries ``Retry-After``. The Starlette app registers
+``EXCEPTION_HANDLERS`` and the infer fast path (``rest.InferFastPath``) calls
+``error_response`` itself, so both answer the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Mapping
+
+import orjson
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..errors import MLPackError
+
+logger = logging.getLogger("mlpack.rest")
+
+JSON = "application/json"
+SERVICE_UNAVAILABLE = 503
+
+
+def retry_after(seconds: float = 1.0) -> dict[str, str]:
+    """The ``Retry-After`` header for a 503 (whole seconds, at least 1)."""
+    return {"Retry-After": str(max(1, round(seconds)))}
+
+
+def error_response(error: Exception, where: str = "") -> Response:
+    """``{"error": message}`` with the status ``error`` maps to (500 for a bug, logged)."""
+    if isinstance(error, MLPackError):
+        status, message = int(error.status), error.message
+    else:  # a bug: answer 500, keep serving, log the traceback
+        logger.error("unhandled error on %s", where, exc_info=error)
+        status, message = 500, f"internal error: {error!r}"
+    headers = None
+    if status == SERVICE_UNAVAILABLE:
+        headers = retry_after(getattr(error, "retry_after", None) or 1.0)
+    return Response(orjson.dumps({"error": message}), status, headers, media_type=JSON)
+
+
+async def _mlpack_error(request: Request, exc: Exception) -> Response:
+    return error_response(exc, request.url.path)
+
+
+async def _bug(request: Request, exc: Exception) -> Response:
+    """A bug in a route: answer 500; Starlette then re-raises so the server logs the traceback."""
+    message = f"internal error: {exc!r}"
+    return Response(orjson.dumps({"error": message}), 500, media_type=JSON)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own errors (no route, wrong method) in the same ``{"error": ...}`` shape."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
+    if status == 404:
+        detail = f"no route for {request.method} {request.url.path}"
+    headers = retry_after() if status == SERVICE_UNAVAILABLE else None
+    return Response(orjson.dumps({"error": detail}), status, headers, media_type=JSON)
+
+
+Handler = Callable[[Request, Exception], Any]
+EXCEPTION_HANDLERS: Mapping[Any, Handler] = {
+    MLPackError: _mlpack_error,
+    Exception: _bug,
+    HTTPException: _http_error,
+    404: _http_error,
+    405: _http_error,
+}
