@@ -307,9 +307,11 @@ def test_served_end_to_end_over_rest_and_grpc(tmp_path: Path) -> None:
     root = tmp_path / "models"
     classifier, frame = save_iris(root / "iris")
     save_scorer(root / "scorer", tmp_path / "code")
-    for name in ("iris", "scorer"):
+    # The scorer is named by MLServer's implementation string, which mlpack accepts as an alias.
+    implementations = {"iris": "mlpack_mlflow.MLflowModel", "scorer": "mlserver_mlflow.MLflowRuntime"}
+    for name, implementation in implementations.items():
         (root / name / "model-settings.json").write_text(
-            json.dumps({"name": name, "implementation": "mlpack_mlflow.MLflowModel"})
+            json.dumps({"name": name, "implementation": implementation})
         )
     server = start_server(root, tmp_path, timeout=180)
     try:
