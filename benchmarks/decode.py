@@ -11,11 +11,13 @@ both in alternating rounds in the same process, so machine noise hits both alike
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import statistics
 import time
+from collections.abc import Callable
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -27,8 +29,16 @@ def cases() -> dict[str, tuple[str, list[int], Any]]:
     return {
         "iris row FP64 [1,4]": ("FP64", [1, 4], [[5.1, 3.5, 1.4, 0.2]]),
         "FP32 1000": ("FP32", [1000], floats),
-        "FP32 nested [100,10]": ("FP32", [100, 10], [floats[i:i + 10] for i in range(0, 1000, 10)]),
-        "FP64 with nulls 1000": ("FP64", [1000], [None if i % 7 == 0 else f for i, f in enumerate(floats)]),
+        "FP32 nested [100,10]": (
+            "FP32",
+            [100, 10],
+            [floats[i : i + 10] for i in range(0, 1000, 10)],
+        ),
+        "FP64 with nulls 1000": (
+            "FP64",
+            [1000],
+            [None if i % 7 == 0 else f for i, f in enumerate(floats)],
+        ),
         "INT64 1000": ("INT64", [1000], list(range(1000))),
         "INT8 [100,10]": ("INT8", [100, 10], [[i % 100 for i in range(10)] for _ in range(100)]),
         "INT32 whole floats 1000": ("INT32", [1000], [float(i) for i in range(1000)]),
@@ -46,7 +56,7 @@ def _round(call: Callable[[], Any], calls: int) -> float:
 
 
 def _load(path: str) -> ModuleType:
-    """Another version of ``tensors.py``, imported inside ``mlpack.codecs`` (relative imports work)."""
+    """Another ``tensors.py``, imported inside ``mlpack.codecs`` (so relative imports work)."""
     spec = importlib.util.spec_from_file_location("mlpack.codecs._baseline_tensors", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -74,7 +84,8 @@ def main() -> None:
         for _ in range(options.rounds):
             for label, module in modules.items():
                 decode = module.decode_values
-                timings[label].append(_round(lambda: decode("x", kind, shape, data), options.calls))
+                call = functools.partial(decode, "x", kind, shape, data)
+                timings[label].append(_round(call, options.calls))
         cells = "".join(
             f"{statistics.median(t) * 1e6:16.2f}{min(t) * 1e6:14.2f}" for t in timings.values()
         )

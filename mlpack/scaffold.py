@@ -30,7 +30,6 @@ DEFAULT_MAX_BATCH_TIME = 0.005
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
-
 @dataclass(frozen=True)
 class ProjectTemplate:
     """One ``mlpack init`` template."""
@@ -64,15 +63,17 @@ def list_templates() -> list[ProjectTemplate]:
         if not metadata_file.is_file():
             continue
         metadata = json.loads(metadata_file.read_text(encoding="utf-8"))
-        templates.append(ProjectTemplate(
-            name=folder.name,
-            description=metadata["description"],
-            folder=folder,
-            request=metadata["request"],
-            answer=metadata["answer"],
-            artefact=metadata.get("artefact"),
-            train=bool(metadata.get("train", False)),
-        ))
+        templates.append(
+            ProjectTemplate(
+                name=folder.name,
+                description=metadata["description"],
+                folder=folder,
+                request=metadata["request"],
+                answer=metadata["answer"],
+                artefact=metadata.get("artefact"),
+                train=bool(metadata.get("train", False)),
+            )
+        )
     templates.sort(key=lambda t: (t.name != DEFAULT_TEMPLATE, t.name))
     return templates
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -18,9 +18,14 @@ def register(app: typer.Typer) -> None:
 
 
 def pack(
-    folder: Annotated[Path, typer.Argument(help="A model folder with requirements.txt or environment.yml.")],
+    folder: Annotated[
+        Path, typer.Argument(help="A model folder with requirements.txt or environment.yml.")
+    ],
     output: Annotated[
-        Optional[Path], typer.Option("-o", "--output", help="Tarball to write (default FOLDER/environment.tar.gz).")
+        Path | None,
+        typer.Option(
+            "-o", "--output", help="Tarball to write (default FOLDER/environment.tar.gz)."
+        ),
     ] = None,
 ) -> None:
     """Pack FOLDER's environment into a relocatable tarball (parameters.environment_tarball)."""
@@ -32,7 +37,9 @@ def pack(
     conda = [folder / n for n in CONDA_FILES if (folder / n).is_file()]
     if not requirements and not conda:
         typer.secho(
-            f"Error: {folder} has no {' / '.join(REQUIREMENTS_FILES + CONDA_FILES)}", err=True, fg=typer.colors.RED
+            f"Error: {folder} has no {' / '.join(REQUIREMENTS_FILES + CONDA_FILES)}",
+            err=True,
+            fg=typer.colors.RED,
         )
         raise typer.Exit(USAGE_ERROR)
     with exit_on_error():
@@ -42,14 +49,18 @@ def pack(
             written = pack_requirements(requirements[0], output)
     size = written.stat().st_size / 1e6
     typer.echo(f"packed {written} ({size:.1f} MB)")
-    typer.echo('use it with "parameters": {"environment_tarball": "%s"}' % written.name)
+    typer.echo(f'use it with "parameters": {{"environment_tarball": "{written.name}"}}')
 
 
 def unpack(
-    tarball: Annotated[Path, typer.Argument(help="An environment tarball (conda-pack or mlpack env pack).")],
-    environments_dir: Annotated[Path, typer.Option(help="Where environments are unpacked.")] = Path(".mlpack/envs"),
+    tarball: Annotated[
+        Path, typer.Argument(help="An environment tarball (conda-pack or mlpack env pack).")
+    ],
+    environments_dir: Annotated[Path, typer.Option(help="Where environments are unpacked.")] = Path(
+        ".mlpack/envs"
+    ),
     name: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(help="Folder name inside ENVIRONMENTS_DIR (default: the tarball's sha256)."),
     ] = None,
 ) -> None:

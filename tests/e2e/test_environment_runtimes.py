@@ -12,8 +12,8 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
@@ -23,7 +23,7 @@ from tests.helpers.server import REPO, RunningServer, start_server
 
 pytestmark = pytest.mark.e2e
 
-MODEL = '''
+MODEL = """
 import importlib
 import sys
 
@@ -43,7 +43,7 @@ class RuntimesModel(MLModel):
             ResponseOutput(name="python", shape=[1], datatype="BYTES", data=[sys.executable]),
         ]
         return InferenceResponse(model_name=self.name, outputs=outputs)
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -55,16 +55,36 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     (model / "models.py").write_text(MODEL)
     environment = {**os.environ, "PYTHONPATH": str(REPO)}
     packed = subprocess.run(
-        [sys.executable, "-m", "mlpack", "env", "pack", str(model), "-o", str(model / "env.tar.gz")],
-        capture_output=True, text=True, env=environment, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "mlpack",
+            "env",
+            "pack",
+            str(model),
+            "-o",
+            str(model / "env.tar.gz"),
+        ],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=600,
     )
     assert packed.returncode == 0, packed.stderr
-    (model / "model-settings.json").write_text(json.dumps({
-        "name": "runtimes", "implementation": "models.RuntimesModel",
-        "parameters": {"environment_tarball": "env.tar.gz"},
-    }))
+    (model / "model-settings.json").write_text(
+        json.dumps(
+            {
+                "name": "runtimes",
+                "implementation": "models.RuntimesModel",
+                "parameters": {"environment_tarball": "env.tar.gz"},
+            }
+        )
+    )
     running = start_server(
-        root, tmp_path_factory.mktemp("logs"), timeout=120, runtimes_on_path=False,
+        root,
+        tmp_path_factory.mktemp("logs"),
+        timeout=120,
+        runtimes_on_path=False,
         env={"PYTHONPATH": ""},
     )
     yield running
@@ -73,7 +93,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 
 def test_environment_worker_imports_every_builtin_runtime(server: RunningServer) -> None:
     names = [runtime.implementation for runtime in BUILTIN_RUNTIMES]
-    body = {"inputs": [{"name": "runtimes", "shape": [len(names)], "datatype": "BYTES", "data": names}]}
+    body = {
+        "inputs": [{"name": "runtimes", "shape": [len(names)], "datatype": "BYTES", "data": names}]
+    }
     response = httpx.post(server.url + "/v2/models/runtimes/infer", json=body, timeout=120)
     assert response.status_code == 200, response.text + server.log()[-3000:]
     outputs = {output["name"]: output["data"] for output in response.json()["outputs"]}

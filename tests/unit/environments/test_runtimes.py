@@ -27,8 +27,11 @@ def test_pyproject_packages_the_builtin_runtimes() -> None:
 
 
 def test_every_runtime_folder_is_listed_and_defines_its_class() -> None:
-    on_disk = sorted(p.name for p in (REPO / "runtimes").iterdir() if (p / "pyproject.toml").is_file()
-                     or any(p.glob("mlpack_*/__init__.py")))
+    on_disk = sorted(
+        p.name
+        for p in (REPO / "runtimes").iterdir()
+        if (p / "pyproject.toml").is_file() or any(p.glob("mlpack_*/__init__.py"))
+    )
     assert on_disk == sorted(runtime.folder for runtime in BUILTIN_RUNTIMES)
     for runtime in BUILTIN_RUNTIMES:
         package = REPO / "runtimes" / runtime.folder / runtime.package
@@ -36,13 +39,17 @@ def test_every_runtime_folder_is_listed_and_defines_its_class() -> None:
         for source in package.glob("*.py"):
             tree = ast.parse(source.read_text())
             defined |= {node.name for node in tree.body if isinstance(node, ast.ClassDef)}
-            defined |= {alias.asname or alias.name for node in tree.body
-                        if isinstance(node, ast.ImportFrom) for alias in node.names}
+            defined |= {
+                alias.asname or alias.name
+                for node in tree.body
+                if isinstance(node, ast.ImportFrom)
+                for alias in node.names
+            }
         assert runtime.model_class in defined, f"{package} does not define {runtime.model_class}"
 
 
 def test_consumers_derive_from_the_list() -> None:
     assert set(runtime_packages()) <= set(_SHIMMED)
-    assert IMPLEMENTATION_ALIASES == {
+    assert {
         runtime.mlserver_implementation: runtime.implementation for runtime in BUILTIN_RUNTIMES
-    }
+    } == IMPLEMENTATION_ALIASES

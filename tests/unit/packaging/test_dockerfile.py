@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from mlpack.cli import create_app
+from mlpack.environments.pack import BuildError, conda_tool, pack_conda
 from mlpack.packaging.dockerfile import render_dockerfile, render_dockerignore
 from mlpack.packaging.plan import plan_image
-from mlpack.environments.pack import BuildError, conda_tool, pack_conda
-from mlpack.cli import create_app
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "multi-env"
 
@@ -30,7 +30,10 @@ def folder(tmp_path: Path) -> Path:
 
 def test_plan_finds_models_and_their_environments(folder: Path) -> None:
     plan = plan_image(folder, "base:1")
-    assert [(m.name, m.folder) for m in plan.models] == [("table-new", "table_new"), ("table-old", "table_old")]
+    assert [(m.name, m.folder) for m in plan.models] == [
+        ("table-new", "table_new"),
+        ("table-old", "table_old"),
+    ]
     assert [(e.key, e.kind, e.prefix) for e in plan.environments] == [
         ("table_new", "requirements", "/opt/mlpack/envs/table_new"),
         ("table_old", "requirements", "/opt/mlpack/envs/table_old"),
@@ -49,10 +52,15 @@ def test_dockerfile_layers_and_runtime_contract(folder: Path) -> None:
     assert "/v2/health/ready" in text and "HEALTHCHECK" in text and "curl" not in text
     assert "useradd --uid 1000 --gid 0" in text and "chmod -R g=u" in text
     # Environments come before mlpack itself, and model code comes last.
-    position = {key: text.index(key) for key in (
-        ".mlpack-build/server/deps", ".mlpack-build/envs/table_old", ".mlpack-build/server/mlpack",
-        "COPY --chown=1000:0 models",
-    )}
+    position = {
+        key: text.index(key)
+        for key in (
+            ".mlpack-build/server/deps",
+            ".mlpack-build/envs/table_old",
+            ".mlpack-build/server/mlpack",
+            "COPY --chown=1000:0 models",
+        )
+    }
     assert list(position.values()) == sorted(position.values())
     assert "--no-index" in text and "pip download" not in text
 
@@ -108,7 +116,9 @@ def test_cli_usage_errors(folder: Path, tmp_path: Path) -> None:
     assert result.exit_code == 2 and "requirements.txt" in result.output
 
 
-def test_cli_build_without_engine_is_clear(folder: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_cli_build_without_engine_is_clear(
+    folder: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-docker.sock")
     result = CliRunner().invoke(create_app(), ["build", str(folder), "-t", "x:1"])
     assert result.exit_code == 1
@@ -117,7 +127,7 @@ def test_cli_build_without_engine_is_clear(folder: Path, monkeypatch: pytest.Mon
 
 def _packed_tarball(path: Path) -> Path:
     """A small packed environment whose bin/python runs this interpreter."""
-    script = f"#!/bin/sh\nexec {sys.executable} \"$@\"\n".encode()
+    script = f'#!/bin/sh\nexec {sys.executable} "$@"\n'.encode()
     with tarfile.open(path, "w:gz") as archive:
         info = tarfile.TarInfo("bin/python")
         info.size, info.mode = len(script), 0o755
@@ -161,7 +171,9 @@ def test_cli_dockerfile_is_the_one_build_sends(folder: Path, kind: str) -> None:
     assert written == _build_dockerfile(plan, None)
     assert [e.kind for e in plan.environments] == ["requirements", kind]
     made = set(re.findall(r"python3 -m venv --without-pip (\S+)", written))
-    made |= {f"{d}/{name}" for d, name in re.findall(r"--environments-dir (\S+) --name (\S+)", written)}
+    made |= {
+        f"{d}/{name}" for d, name in re.findall(r"--environments-dir (\S+) --name (\S+)", written)
+    }
     copied = set(re.findall(r"COPY --from=environments --chown=\S+ (\S+/envs/\S+) ", written))
     assert copied == made == {"/opt/mlpack/envs/table_new", "/opt/mlpack/envs/table_old"}
 
@@ -171,7 +183,8 @@ def test_env_unpack_names_its_folder(tmp_path: Path) -> None:
     tarball = _packed_tarball(tmp_path / "environment.tar.gz")
     envs = tmp_path / "envs"
     result = CliRunner().invoke(
-        create_app(), ["env", "unpack", str(tarball), "--environments-dir", str(envs), "--name", "table_old"]
+        create_app(),
+        ["env", "unpack", str(tarball), "--environments-dir", str(envs), "--name", "table_old"],
     )
     assert result.exit_code == 0, result.output
     assert result.output.strip() == str(envs / "table_old")
