@@ -54,7 +54,8 @@ def mlserver_requirements() -> tuple[str, ...]:
 def request_body() -> bytes:
     """One iris row, one FP64 tensor per signature column."""
     inputs = [
-        {"name": c, "shape": [1], "datatype": "FP64", "data": [v]} for c, v in zip(COLUMNS, ROW)
+        {"name": c, "shape": [1], "datatype": "FP64", "data": [v]}
+        for c, v in zip(COLUMNS, ROW, strict=True)
     ]
     return json.dumps({"inputs": inputs}, separators=(",", ":")).encode()
 
@@ -105,7 +106,7 @@ def _start(
         return servers.start_mlserver(
             mlserver_exe, repo, parallel_workers=workers, ready_timeout=300
         )
-    prefix, path_env = servers.mlpack_command()
+    _, path_env = servers.mlpack_command()
     runtime = str(servers.REPO_ROOT / "runtimes" / "mlflow")
     env = {"PYTHONPATH": os.pathsep.join([runtime, path_env["PYTHONPATH"]])}
     return servers.start_mlpack(repo, parallel_workers=workers, env=env, ready_timeout=300)

@@ -30,7 +30,15 @@ def test_template_root_is_the_repositorys_templates_folder() -> None:
 
 def test_list_templates_custom_first_with_descriptions() -> None:
     templates = scaffold.list_templates()
-    assert [t.name for t in templates] == ["custom", "huggingface", "lightgbm", "mlflow", "onnx", "sklearn", "xgboost"]
+    assert [t.name for t in templates] == [
+        "custom",
+        "huggingface",
+        "lightgbm",
+        "mlflow",
+        "onnx",
+        "sklearn",
+        "xgboost",
+    ]
     assert all(t.description and t.request and t.answer for t in templates)
 
 

@@ -7,11 +7,12 @@ file is a load error naming the folder, not a download.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from mlpack.errors import ModelLoadError
 
@@ -49,9 +50,7 @@ def go_offline() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 
-def model_folder(
-    model_name: str, base: Path, uri: Optional[str], pretrained: Optional[str]
-) -> Path:
+def model_folder(model_name: str, base: Path, uri: str | None, pretrained: str | None) -> Path:
     """The folder to load: ``pretrained_model``, else ``parameters.uri``, else the model's own."""
     location = pretrained or uri
     folder = (
@@ -137,7 +136,8 @@ def _build(
             f"model '{model_name}': cannot load '{task}' model from {folder} "
             f"(tokenizer from {tokenizer_folder}): {error}"
         ) from None
-    return pipeline(
+    build: Any = pipeline  # typed per literal task name; ours is only known at run time
+    return build(
         task,
         model=model,
         tokenizer=tokenizer,
@@ -151,7 +151,6 @@ def _set_threads(settings: HuggingFaceSettings) -> None:
     if settings.intra_op_threads:
         torch.set_num_threads(settings.intra_op_threads)
     if settings.inter_op_threads:
-        try:
+        # Settable once per process, before any parallel work.
+        with contextlib.suppress(RuntimeError):
             torch.set_num_interop_threads(settings.inter_op_threads)
-        except RuntimeError:
-            pass  # settable once per process, before any parallel work

@@ -9,7 +9,7 @@ they mean for ``mlserver-huggingface``; ``max_new_tokens`` (default for generati
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional, Union
+from typing import Any
 
 from mlpack.errors import ModelLoadError
 
@@ -34,19 +34,19 @@ _KNOWN = {
 class HuggingFaceSettings:
     """What ``parameters.extra`` asks of the runtime."""
 
-    task: Optional[str] = None
+    task: str | None = None
     task_suffix: str = ""
-    pretrained_model: Optional[str] = None
-    pretrained_tokenizer: Optional[str] = None
-    device: Union[int, str] = -1
-    batch_size: Optional[int] = None
-    inter_op_threads: Optional[int] = None
-    intra_op_threads: Optional[int] = None
-    max_new_tokens: Optional[int] = None
+    pretrained_model: str | None = None
+    pretrained_tokenizer: str | None = None
+    device: int | str = -1
+    batch_size: int | None = None
+    inter_op_threads: int | None = None
+    intra_op_threads: int | None = None
+    max_new_tokens: int | None = None
     max_new_tokens_limit: int = DEFAULT_MAX_NEW_TOKENS_LIMIT
 
     @property
-    def full_task(self) -> Optional[str]:
+    def full_task(self) -> str | None:
         return f"{self.task}{self.task_suffix}" if self.task else None
 
     @property
@@ -57,7 +57,7 @@ class HuggingFaceSettings:
         return self.device
 
 
-def read_settings(model_name: str, extra: Optional[dict[str, Any]]) -> HuggingFaceSettings:
+def read_settings(model_name: str, extra: dict[str, Any] | None) -> HuggingFaceSettings:
     """Check ``parameters.extra`` and turn it into settings (``ModelLoadError`` if wrong)."""
     extra = dict(extra or {})
     unknown = sorted(set(extra) - _KNOWN)

@@ -15,7 +15,8 @@ from mlpack.errors import ModelLoadError
 def test_flat_records_become_typed_columns() -> None:
     answers = [{"label": "a", "score": np.float32(0.5)}, {"label": "b", "score": 0.25}]
     label, score = answers_to_outputs(answers)
-    assert (label.name, label.datatype.value, label.shape, label.data) == ("label", "BYTES", [2, 1], ["a", "b"])
+    assert (label.name, label.datatype.value, label.shape) == ("label", "BYTES", [2, 1])
+    assert label.data == ["a", "b"]
     assert (score.name, score.datatype.value, score.data) == ("score", "FP64", [0.5, 0.25])
     [text] = answers_to_outputs([[{"generated_text": "x y"}], [{"generated_text": "z"}]])
     assert (text.name, text.data) == ("generated_text", ["x y", "z"])
@@ -36,5 +37,5 @@ def test_settings_use_mlserver_names_and_are_checked() -> None:
         read_settings("m", {"batch_size": 0})
     with pytest.raises(ModelLoadError, match="optimum_model is not supported"):
         read_settings("m", {"optimum_model": True})
-    with pytest.raises(ModelLoadError, match="max_new_tokens 600 is above max_new_tokens_limit 512"):
+    with pytest.raises(ModelLoadError, match="max_new_tokens 600 is above max_new_tokens_limit"):
         read_settings("m", {"max_new_tokens": 600})

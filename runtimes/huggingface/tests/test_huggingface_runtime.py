@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -115,9 +115,9 @@ def reference(task: str, folder: Path, texts: list[str], **options: Any) -> list
 
 
 @pytest.fixture(scope="module")
-def folders(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
+def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("hf")
-    yield {
+    return {
         "classifier": save_classifier(root / "classifier"),
         "generator": save_generator(root / "generator"),
     }
@@ -169,7 +169,7 @@ def test_text_generation_matches_transformers(folders: dict[str, Path]) -> None:
     assert output.name == "generated_text" and output.shape == [2, 1]
     expected = reference("text-generation", folder, texts, max_new_tokens=4, do_sample=False)
     assert output.data == [e["generated_text"] for e in expected]
-    assert all(text.startswith(prompt) for text, prompt in zip(output.data, texts))
+    assert all(text.startswith(prompt) for text, prompt in zip(output.data, texts, strict=True))
     assert output.data[0] != texts[0]  # tokens were generated
 
     with pytest.raises(InvalidRequest, match="max_new_tokens 9 is above this model's limit of 8"):
@@ -177,7 +177,7 @@ def test_text_generation_matches_transformers(folders: dict[str, Path]) -> None:
     with pytest.raises(InvalidRequest, match="parameter temperature=-1"):
         model.predict(_texts(texts, temperature=-1))
     long_prompt = " ".join(["great"] * 20)
-    with pytest.raises(InvalidRequest, match="text 1 has 20 tokens; .* 24 positions"):
+    with pytest.raises(InvalidRequest, match=r"text 1 has 20 tokens; .* 24 positions"):
         model.predict(_texts(["fine", long_prompt], max_new_tokens=5))
 
 
@@ -222,7 +222,7 @@ def test_load_errors_name_the_folder(tmp_path: Path, folders: dict[str, Path]) -
     config = json.loads((unknown / "config.json").read_text())
     config["architectures"] = ["SomethingElse"]
     (unknown / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ModelLoadError, match="set parameters.extra.task"):
+    with pytest.raises(ModelLoadError, match=r"set parameters\.extra\.task"):
         _load(unknown)
     with pytest.raises(ModelLoadError, match=r"unknown parameters.extra \['colour'\]"):
         _load(folders["classifier"], extra={"colour": "red"})

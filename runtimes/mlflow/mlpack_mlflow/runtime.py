@@ -6,7 +6,7 @@ import logging
 import re
 import sys
 import warnings
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -79,7 +79,7 @@ class MLflowModel(MLModel):
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 self._model = pyfunc.load_model(str(folder))
-        except Exception as error:  # noqa: BLE001 - any loader failure is a load error
+        except Exception as error:
             raise ModelLoadError(
                 f"model '{self.name}': MLflow cannot load {folder}: {error}"
             ) from error
@@ -133,7 +133,8 @@ class MLflowModel(MLModel):
                 result = self._model.predict(data)
         except MlflowException as error:
             # MLflow checks the input against the signature and says what does not fit.
-            if 400 <= error.get_http_status_code() < 500:
+            status: int = error.get_http_status_code()  # type: ignore[no-untyped-call,unused-ignore]
+            if 400 <= status < 500:
                 raise InvalidRequest(f"model '{self.name}': {error.message}") from None
             raise
         return InferenceResponse(
@@ -166,7 +167,7 @@ class MLflowModel(MLModel):
                 f"(its MLflow signature needs {self._required})"
             )
 
-    def _request_params(self, payload: InferenceRequest) -> Optional[dict[str, Any]]:
+    def _request_params(self, payload: InferenceRequest) -> dict[str, Any] | None:
         if not self._params or payload.parameters is None:
             return None
         given = {name: getattr(payload.parameters, name, None) for name in self._params}

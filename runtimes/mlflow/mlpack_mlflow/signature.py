@@ -8,7 +8,7 @@ and shape and are served with ``np``. Unnamed entries are called ``input-<i>`` a
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -19,7 +19,7 @@ INPUT_PREFIX = "input-"
 OUTPUT_PREFIX = "output-"
 
 # MLflow column type name → (protocol datatype, content type of the tensor).
-_COLUMN_TYPES: dict[str, tuple[Datatype, Optional[str]]] = {
+_COLUMN_TYPES: dict[str, tuple[Datatype, str | None]] = {
     "boolean": (Datatype.BOOL, None),
     "integer": (Datatype.INT32, None),
     "long": (Datatype.INT64, None),

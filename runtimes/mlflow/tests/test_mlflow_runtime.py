@@ -8,7 +8,7 @@ import shutil
 import textwrap
 import warnings
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -175,10 +175,10 @@ def _columns_request(frame: Any, **parameters: Any) -> InferenceRequest:
 
 
 @pytest.fixture(scope="module")
-def iris_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Any, Any]]:
+def iris_folder(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any, Any]:
     folder = tmp_path_factory.mktemp("iris") / "model"
     classifier, frame = save_iris(folder)
-    yield folder, classifier, frame
+    return folder, classifier, frame
 
 
 def test_alias_is_the_same_class() -> None:
@@ -308,7 +308,10 @@ def test_served_end_to_end_over_rest_and_grpc(tmp_path: Path) -> None:
     classifier, frame = save_iris(root / "iris")
     save_scorer(root / "scorer", tmp_path / "code")
     # The scorer is named by MLServer's implementation string, which mlpack accepts as an alias.
-    implementations = {"iris": "mlpack_mlflow.MLflowModel", "scorer": "mlserver_mlflow.MLflowRuntime"}
+    implementations = {
+        "iris": "mlpack_mlflow.MLflowModel",
+        "scorer": "mlserver_mlflow.MLflowRuntime",
+    }
     for name, implementation in implementations.items():
         (root / name / "model-settings.json").write_text(
             json.dumps({"name": name, "implementation": implementation})
