@@ -318,7 +318,7 @@ def test_served_end_to_end_over_rest_and_grpc(tmp_path: Path) -> None:
         )
     server = start_server(root, tmp_path, timeout=180)
     try:
-        metadata = httpx.get(f"{server.url}/v2/models/iris", timeout=30).json()
+        metadata = httpx.get(f"{server.url}/v2/models/iris", timeout=120).json()
         assert [i["name"] for i in metadata["inputs"]] == IRIS_COLUMNS
         assert metadata["parameters"]["content_type"] == "pd"
         rows = frame.iloc[::25]
@@ -328,17 +328,17 @@ def test_served_end_to_end_over_rest_and_grpc(tmp_path: Path) -> None:
                 for c in IRIS_COLUMNS
             ]
         }
-        answer = httpx.post(f"{server.url}/v2/models/iris/infer", json=body, timeout=30)
+        answer = httpx.post(f"{server.url}/v2/models/iris/infer", json=body, timeout=120)
         assert answer.status_code == 200, answer.text
         assert answer.json()["outputs"][0]["data"] == classifier.predict(rows).tolist()
 
         body["inputs"] = body["inputs"][:3]
-        refused = httpx.post(f"{server.url}/v2/models/iris/infer", json=body, timeout=30)
+        refused = httpx.post(f"{server.url}/v2/models/iris/infer", json=body, timeout=120)
         assert refused.status_code == 400 and "petal_width" in refused.json()["error"]
 
         scored = httpx.post(
             f"{server.url}/v2/models/scorer/infer",
-            timeout=30,
+            timeout=120,
             json={
                 "parameters": {"scale": 10.0},
                 "inputs": [
