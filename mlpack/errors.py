@@ -16,8 +16,12 @@ survives pickling (errors cross the worker-process boundary).
     ├── RequestCancelled (499)          the client went away before compute
     ├── DeadlineExceeded (504)          the client's deadline passed before compute
     ├── ResourceExhausted (413)         a message beyond the configured size
+    │   └── RequestTooLarge (413)       a REST body beyond ``max_request_size``
+    ├── HeadersTooLarge (431)           a REST request head beyond the header limits
     ├── ModelError (500)                the model's own code raised
     ├── WorkerError (503)               a worker process died with the request in flight
+    │   └── NoCapacity (503)            no worker can serve the model right now
+    ├── ShuttingDown (503)              the server stopped before the request was computed
     ├── ModelLoadError (500)            a model could not be loaded
     │   └── InvalidEnvironment (500)    a model's environment cannot be unpacked or used
     ├── PortInUse (500)                 a port the server needs is taken
@@ -130,6 +134,16 @@ class ResourceExhausted(MLPackError):
     status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
 
 
+class RequestTooLarge(ResourceExhausted):
+    """A REST request body is larger than ``max_request_size``."""
+
+
+class HeadersTooLarge(MLPackError):
+    """A REST request's head has too many or too large header fields."""
+
+    status = 431
+
+
 class ModelError(MLPackError):
     """The model's own code raised while serving a request."""
 
@@ -138,6 +152,20 @@ class ModelError(MLPackError):
 
 class WorkerError(MLPackError):
     """A worker process died while it held the request."""
+
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+
+
+class NoCapacity(WorkerError):
+    """No live worker can take the model's requests now (all dead, restarting, or hung)."""
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ShuttingDown(MLPackError):
+    """The server is stopping and did not compute the request; another replica can."""
 
     status = HTTPStatus.SERVICE_UNAVAILABLE
 

@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     access_log: bool = False
     # How long a graceful shutdown waits for in-flight requests.
     graceful_timeout: float = Field(default=30.0, ge=0)
+    # Seconds a request may take, queueing included, unless its model sets its own
+    # (None: no limit); past it the client gets 504 / DEADLINE_EXCEEDED.
+    inference_timeout: Optional[float] = Field(default=None, gt=0)
 
     @classmethod
     def resolve(
@@ -122,6 +125,8 @@ class ModelSettings(BaseSettings):
     max_batch_size: int = Field(default=0, ge=0)
     max_batch_time: float = Field(default=0.0, ge=0)
     max_queue_size: int = Field(default=1024, ge=1)
+    # Seconds a request to this model may take (None: the server's inference_timeout).
+    inference_timeout: Optional[float] = Field(default=None, gt=0)
     # Report batch size and queue wait in response parameters and x-mlpack-* headers.
     serving_info: bool = False
     warm_workers: bool = False

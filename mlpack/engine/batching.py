@@ -16,9 +16,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Hashable, Optional
 
-from ..errors import Overloaded
+from ..errors import DeadlineExceeded, Overloaded
 from ..settings import ModelSettings
 from ..types import InferenceRequest, InferenceResponse, MetadataModelResponse, Parameters
+from .deadlines import current_deadline, expired, reset_deadline, set_deadline
 from .merging import batch_key, count_rows, merge_requests, split_response
 from .runner import ModelRunner
 from .stats import InferTiming, current_timing
@@ -45,7 +46,7 @@ class ServingInfo:
 
 
 class _Pending:
-    __slots__ = ("request", "key", "rows", "future", "enqueued", "info", "timing")
+    __slots__ = ("request", "key", "rows", "future", "enqueued", "info", "timing", "deadline")
 
     def __init__(
         self,
@@ -58,6 +59,7 @@ class _Pending:
         self.request, self.key, self.rows, self.future, self.info = request, key, rows, future, info
         self.enqueued = time.perf_counter()
         self.timing: Optional[InferTiming] = None
+        self.deadline = current_deadline()
 
 
 class AdaptiveBatcher:
@@ -171,10 +173,24 @@ class AdaptiveBatcher:
 
     async def _run(self, batch: list[_Pending]) -> None:
         started = time.perf_counter()
+        token = None
         try:
+            batch = [item for item in batch if not item.future.done()]
+            for item in batch:  # expired work is not started
+                if expired(item.deadline):
+                    item.future.set_exception(
+                        DeadlineExceeded(
+                            f"model '{self.name}': the request's deadline passed before compute"
+                        )
+                    )
             batch = [item for item in batch if not item.future.done()]
             if not batch:
                 return
+            # The batch runs until its last member's deadline (none if any has none).
+            if all(item.deadline is not None for item in batch):
+                token = set_deadline(max(item.deadline for item in batch))  # type: ignore[type-var]
+            else:
+                token = set_deadline(None)
             rows = [item.rows or 0 for item in batch]
             for item in batch:
                 if item.info is not None:
@@ -202,6 +218,8 @@ class AdaptiveBatcher:
             if not isinstance(error, Exception):
                 raise
         finally:
+            if token is not None:
+                reset_deadline(token)
             self._busy -= 1
             self._dispatch()
 

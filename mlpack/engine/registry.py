@@ -29,6 +29,7 @@ from ..types import (
     RepositoryIndexResponseItem,
     State,
 )
+from . import deadlines
 from .batching import ServingInfo, predict_reporting
 from .placement import RunnerFactory, RunnerPlacement
 from .repository import discover_models
@@ -82,6 +83,8 @@ class ModelRegistry:
             in-process threads with batching where a model asks for it).
         repository_root: folder re-scanned when a model is loaded by name.
         observer: told about every inference request once it finishes (metrics, stats).
+        inference_timeout: seconds a request may take when its model sets no
+            ``inference_timeout`` of its own (None: no limit).
     """
 
     def __init__(
@@ -89,7 +92,9 @@ class ModelRegistry:
         runner_factory: Optional[RunnerFactory] = None,
         repository_root: Optional[Path] = None,
         observer: Optional[InferenceObserver] = None,
+        inference_timeout: Optional[float] = None,
     ) -> None:
+        self.inference_timeout = inference_timeout
         self._runner_factory = runner_factory or RunnerPlacement()
         self._repository_root = repository_root
         self.observer = observer
@@ -291,10 +296,40 @@ class ModelRegistry:
 
     # -- inference -------------------------------------------------------------------
     async def infer(
-        self, name: str, version: Optional[str], request: InferenceRequest
+        self,
+        name: str,
+        version: Optional[str],
+        request: InferenceRequest,
+        timeout: Optional[float] = None,
     ) -> InferenceResponse:
-        """Validate ``request``, run it on the model, and fill in the response envelope."""
+        """Validate ``request``, run it on the model, and fill in the response envelope.
+
+        ``timeout`` is the client's own deadline in seconds from now (gRPC deadline,
+        REST ``Inference-Timeout``); the earliest of it, the request's ``timeout``
+        parameter and the model's ``inference_timeout`` bounds the request (504 past it).
+        """
         entry = self.get_ready(name, version)
+        limit = entry.settings.inference_timeout
+        if limit is None:
+            limit = self.inference_timeout
+        now = time.monotonic()
+        deadline = deadlines.earliest(
+            deadlines.after(timeout, now),
+            deadlines.after(deadlines.timeout_parameter(request.parameters), now),
+            deadlines.after(limit, now),
+        )
+        if deadline is None:
+            return await self._observed(entry, request)
+        token = deadlines.set_deadline(deadline)
+        try:
+            async with asyncio.timeout(deadline - now):
+                return await self._observed(entry, request)
+        except TimeoutError:
+            raise deadlines.exceeded(entry.name) from None
+        finally:
+            deadlines.reset_deadline(token)
+
+    async def _observed(self, entry: ModelEntry, request: InferenceRequest) -> InferenceResponse:
         if self.observer is None:
             return await self._infer(entry, request)
         # -- observer seam: one event per request that reached a known model version --

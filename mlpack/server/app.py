@@ -63,7 +63,11 @@ class MLPackServer:
         self.runners = RunnerPlacement(
             settings.parallel_workers, settings.parallel_workers_timeout, environments_dir
         )
-        self.registry = ModelRegistry(self.runners, repository_root=repository_root)
+        self.registry = ModelRegistry(
+            self.runners,
+            repository_root=repository_root,
+            inference_timeout=settings.inference_timeout,
+        )
         self.observability = Observability(settings)
         self._stop = asyncio.Event()
         self._listeners: list[tuple[str, str]] = []

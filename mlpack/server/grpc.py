@@ -37,6 +37,7 @@ _STATUS_CODES: dict[int, grpc.StatusCode] = {
     400: grpc.StatusCode.INVALID_ARGUMENT,
     404: grpc.StatusCode.NOT_FOUND,
     413: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    431: grpc.StatusCode.RESOURCE_EXHAUSTED,
     499: grpc.StatusCode.CANCELLED,
     500: grpc.StatusCode.INTERNAL,
     503: grpc.StatusCode.UNAVAILABLE,
@@ -200,7 +201,7 @@ class InferenceServicer(_Observed, pb_grpc.GRPCInferenceServiceServicer):
         else:
             inference_request.parameters.headers = headers
         response = await self.registry.infer(
-            request.model_name, _version(request.model_version), inference_request
+            request.model_name, _version(request.model_version), inference_request, remaining
         )
         if response.parameters is not None:
             returned = outgoing_headers(response.parameters)

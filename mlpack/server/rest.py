@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..engine.registry import ModelRegistry
+from ..engine.deadlines import parse_timeout_header
 from ..errors import InvalidRequest
 from ..types import InferenceRequest, InferenceResponse, MetadataServerResponse, Parameters
 from . import binary
@@ -29,6 +30,8 @@ logger = logging.getLogger("mlpack.rest")
 
 JSON = "application/json"
 EXTENSIONS = ["model_repository", binary.EXTENSION]
+# The client's deadline for one inference request, in seconds (decimal), e.g. "2.5".
+TIMEOUT_HEADER = "inference-timeout"
 
 
 class JSONBytesResponse(Response):
@@ -88,13 +91,14 @@ class RestEndpoints:
             binary.attach_inputs(inference_request, tensors)
         binary_outputs = binary.requested_binary_outputs(inference_request)
         _attach_headers(inference_request, request)
-        if self.registry.queues(name, version):
+        timeout = parse_timeout_header(request.headers.get(TIMEOUT_HEADER))
+        queues = self.registry.queues(name, version)
+        work = self.registry.infer(name, version, inference_request, timeout)
+        if queues:
             # A queued request whose client has gone is dropped before compute.
-            response = await unless_disconnected(
-                request, self.registry.infer(name, version, inference_request)
-            )
+            response = await unless_disconnected(request, work)
         else:
-            response = await self.registry.infer(name, version, inference_request)
+            response = await work
         return encode_inference_response(response, binary_outputs)
 
     # -- repository extension ---------------------------------------------------------------------

@@ -356,6 +356,8 @@ class WorkerPool:
 class WorkerRunner:
     """A ``ModelRunner`` whose model lives in every process of a ``WorkerPool``."""
 
+    queues = True  # requests may wait for a free worker slot
+
     def __init__(self, settings: ModelSettings, pool: WorkerPool) -> None:
         self.settings = settings
         self.pool = pool
