@@ -248,6 +248,10 @@ class BatchingRunner:
             name=runner.settings.name,
         )
 
+    def has_capacity(self) -> bool:
+        check = getattr(self.runner, "has_capacity", None)
+        return True if check is None else bool(check())
+
     async def load(self) -> MetadataModelResponse:
         metadata = await self.runner.load()
         self.batcher.concurrency = max(1, getattr(self.runner, "concurrency", 1))

@@ -17,7 +17,7 @@ from ..settings import ModelSettings
 from .batching import BatchingRunner
 from .runner import LocalRunner, ModelRunner
 from .workers.interpreters import EnvironmentPools, EnvironmentRunner, has_environment
-from .workers.pool import WorkerPool, WorkerRunner
+from .workers.pool import PoolLimits, WorkerPool, WorkerRunner
 
 RunnerFactory = Callable[[ModelSettings], ModelRunner]
 
@@ -30,6 +30,7 @@ class RunnerPlacement:
         workers_timeout: how long stopping waits for a worker.
         environments_dir: where per-model environments are unpacked (None: models that
             name an environment run like any other model).
+        limits: queue bound, health pings, recycling and restart backoff of every pool.
     """
 
     def __init__(
@@ -37,14 +38,17 @@ class RunnerPlacement:
         parallel_workers: int = 0,
         workers_timeout: float = 5.0,
         environments_dir: Optional[Path] = None,
+        limits: PoolLimits = PoolLimits(),
     ) -> None:
         self.pool: Optional[WorkerPool] = None
         if parallel_workers > 0:
-            self.pool = WorkerPool(parallel_workers, stop_timeout=workers_timeout)
+            self.pool = WorkerPool(
+                parallel_workers, stop_timeout=workers_timeout, **limits.as_kwargs()
+            )
         self.environment_pools: Optional[EnvironmentPools] = None
         if environments_dir is not None:
             self.environment_pools = EnvironmentPools(
-                environments_dir, parallel_workers, workers_timeout
+                environments_dir, parallel_workers, workers_timeout, limits
             )
 
     def __call__(self, settings: ModelSettings) -> ModelRunner:

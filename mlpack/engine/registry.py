@@ -129,12 +129,20 @@ class ModelRegistry:
             what = f"model '{name}'" + (f" version '{version}'" if version else "")
             detail = f": {entry.reason}" if entry.reason else ""
             raise ModelNotReady(f"{what} is not ready ({entry.state.value}){detail}")
+        if not has_capacity(entry.runner):
+            what = f"model '{name}'" + (f" version '{version}'" if version else "")
+            raise ModelNotReady(
+                f"{what} is not ready: no worker process can run it right now "
+                "(a replacement is starting)"
+            )
         return entry
 
     def ready(self, name: str, version: Optional[str] = None) -> bool:
         """Whether ``name`` (``version``) can serve now (raises ``ModelNotFound``)."""
         entry = self.get(name, version)
-        return entry.state is State.READY and entry.runner is not None
+        return entry.state is State.READY and entry.runner is not None and has_capacity(
+            entry.runner
+        )
 
     def queues(self, name: str, version: Optional[str] = None) -> bool:
         """Whether requests to ``name`` wait in a queue before compute (so a caller who
@@ -144,7 +152,9 @@ class ModelRegistry:
     def is_ready(self) -> bool:
         """True when every model meant to load at startup is ready."""
         return all(
-            entry.state is State.READY for entry in self.entries() if entry.load_at_startup
+            entry.state is State.READY and has_capacity(entry.runner)
+            for entry in self.entries()
+            if entry.load_at_startup
         )
 
     def versions_of(self, name: str) -> list[str]:
@@ -363,6 +373,13 @@ class ModelRegistry:
         if info is not None:
             info.attach(response)
         return response
+
+
+def has_capacity(runner: Optional[ModelRunner]) -> bool:
+    """Whether ``runner`` can take requests now (a worker-backed runner may have none
+    while its workers are being replaced); runners without the notion always can."""
+    check = getattr(runner, "has_capacity", None)
+    return True if check is None else bool(check())
 
 
 def validate_request(entry: ModelEntry, request: InferenceRequest) -> None:

@@ -19,6 +19,7 @@ import uvicorn
 
 from ..engine.placement import RunnerPlacement
 from ..engine.registry import ModelRegistry
+from ..engine.workers.pool import PoolLimits
 from ..settings import ModelSettings, Settings
 from .observability import Observability
 from .coalescing import CoalescingHttpToolsProtocol
@@ -61,7 +62,10 @@ class MLPackServer:
             (repository_root or Path.cwd()) / ".mlpack" / "envs"
         )
         self.runners = RunnerPlacement(
-            settings.parallel_workers, settings.parallel_workers_timeout, environments_dir
+            settings.parallel_workers,
+            settings.parallel_workers_timeout,
+            environments_dir,
+            pool_limits(settings),
         )
         self.registry = ModelRegistry(
             self.runners,
@@ -183,6 +187,17 @@ class MLPackServer:
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
+
+
+def pool_limits(settings: Settings) -> PoolLimits:
+    """The worker pools' limits from the server's settings."""
+    return PoolLimits(
+        max_queue_size=settings.max_queue_size,
+        ping_interval=settings.worker_ping_interval,
+        ping_timeout=settings.worker_ping_timeout,
+        max_requests_per_worker=settings.max_requests_per_worker,
+        max_restart_backoff=settings.worker_max_restart_backoff,
+    )
 
 
 def _listeners(

@@ -39,7 +39,7 @@ from typing import Optional
 from ...environments import Environment, resolve_environment
 from ...settings import ModelSettings
 from ...types import InferenceRequest, InferenceResponse, MetadataModelResponse
-from .pool import WorkerPool, WorkerRunner
+from .pool import PoolLimits, WorkerPool, WorkerRunner
 
 _BOOT = (
     "import json, sys; sys.path.extend(json.loads(sys.argv[1])); "
@@ -127,7 +127,13 @@ class _PopenWorker:
         self._popen.kill()
 
 
-def environment_pool(environment: Environment, size: int, shim_root: Path, stop_timeout: float) -> WorkerPool:
+def environment_pool(
+    environment: Environment,
+    size: int,
+    shim_root: Path,
+    stop_timeout: float,
+    limits: PoolLimits = PoolLimits(),
+) -> WorkerPool:
     """A ``WorkerPool`` whose workers run ``environment``'s Python."""
     command, env = worker_command(environment.python, shim_root)
 
@@ -138,7 +144,7 @@ def environment_pool(environment: Environment, size: int, shim_root: Path, stop_
         )
         return _PopenWorker(popen)
 
-    return WorkerPool(size, stop_timeout=stop_timeout, start_process=start)
+    return WorkerPool(size, stop_timeout=stop_timeout, start_process=start, **limits.as_kwargs())
 
 
 def child_main(fd: int, worker_id: int) -> None:
@@ -157,7 +163,14 @@ class EnvironmentPools:
         stop_timeout: how long closing waits for workers.
     """
 
-    def __init__(self, environments_dir: Path, size: int = 1, stop_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        environments_dir: Path,
+        size: int = 1,
+        stop_timeout: float = 5.0,
+        limits: PoolLimits = PoolLimits(),
+    ) -> None:
+        self.limits = limits
         self.environments_dir = environments_dir
         self.size = max(1, size)
         self.stop_timeout = stop_timeout
@@ -178,7 +191,9 @@ class EnvironmentPools:
         async with self._lock:
             pool = self._pools.get(environment.root)
             if pool is None:
-                pool = environment_pool(environment, self.size, self.environments_dir, self.stop_timeout)
+                pool = environment_pool(
+                    environment, self.size, self.environments_dir, self.stop_timeout, self.limits
+                )
                 await pool.start()
                 self._pools[environment.root] = pool
             return pool
@@ -204,6 +219,11 @@ class EnvironmentRunner:
         pool = await self._pools.pool_for(self.settings)
         self._runner = WorkerRunner(self.settings, pool)
         return await self._runner.load()
+
+    queues = True  # requests may wait for a free worker slot
+
+    def has_capacity(self) -> bool:
+        return self._runner is None or self._runner.has_capacity()
 
     async def predict(self, request: InferenceRequest) -> InferenceResponse:
         assert self._runner is not None, "predict() before load()"

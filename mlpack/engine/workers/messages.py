@@ -49,10 +49,14 @@ class UnloadModel:
 
 @dataclass
 class Predict:
-    """Run the model under ``key`` on a request packed by ``pack_request``."""
+    """Run the model under ``key`` on a request packed by ``pack_request``.
+
+    ``deadline`` (``time.monotonic()``, system-wide on Linux): not started after it.
+    """
 
     key: str
     request: tuple[Any, ...]
+    deadline: Optional[float] = None
 
 
 @dataclass
@@ -198,7 +202,8 @@ _CALL_PREDICT, _REPLY_VALUE, _OTHER = 0, 1, 2
 
 def _to_wire(message: Any) -> tuple[Any, ...]:
     if type(message) is Call and type(message.body) is Predict:
-        return (_CALL_PREDICT, message.call_id, message.body.key, message.body.request)
+        body = message.body
+        return (_CALL_PREDICT, message.call_id, body.key, body.request, body.deadline)
     if type(message) is Reply and message.error is None:
         return (_REPLY_VALUE, message.call_id, message.value)
     return (_OTHER, message)
@@ -208,7 +213,7 @@ def from_wire(wire: tuple[Any, ...]) -> Any:
     """The message an unpickled frame holds (see ``_to_wire``)."""
     tag = wire[0]
     if tag == _CALL_PREDICT:
-        return Call(wire[1], Predict(wire[2], wire[3]))
+        return Call(wire[1], Predict(wire[2], wire[3], wire[4]))
     if tag == _REPLY_VALUE:
         return Reply(wire[1], wire[2])
     return wire[1]

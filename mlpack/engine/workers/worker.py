@@ -1,8 +1,10 @@
 """The worker process: a module-level entry point that loads models and runs predictions.
 
-Requests arrive one frame at a time on a socket and are answered in order. SIGINT
-and SIGTERM are ignored: the server stops its workers itself, after in-flight
-requests have finished, and a worker exits on its own when the server's end closes.
+Requests arrive one frame at a time on a socket. A reader thread answers pings at once
+(so the server can tell a busy worker from a hung or stopped one) and queues every other
+message for the main thread, which answers them in order. SIGINT and SIGTERM are
+ignored: the server stops its workers itself, after in-flight requests have finished,
+and a worker exits on its own when the server's end closes.
 """
 
 from __future__ import annotations
@@ -13,10 +15,13 @@ import logging
 import os
 import pickle
 import signal
+import queue
 import socket
+import threading
 from typing import Any, Callable, Optional
 
 from ...errors import MLPackError, ModelError, ModelNotFound
+from ..deadlines import check
 from ...model import MLModel
 from ..invocation import build_and_load, predict_blocking, unload_model
 from .messages import (
@@ -66,9 +71,30 @@ def receive(sock: io.BufferedIOBase) -> Any:
     return from_wire(pickle.loads(payload, buffers=buffers))
 
 
+_send_lock = threading.Lock()
+
+
 def send(sock: socket.socket, message: Any) -> None:
-    for chunk in encode_frame(message):
-        sock.sendall(chunk)
+    chunks = encode_frame(message)
+    with _send_lock:  # the reader thread answers pings while the main thread replies
+        for chunk in chunks:
+            sock.sendall(chunk)
+
+
+def _read_messages(stream: io.BufferedIOBase, sock: socket.socket, inbox: "queue.SimpleQueue[Any]") -> None:
+    """Reader thread: answer pings now, hand everything else to the main thread."""
+    while True:
+        message = receive(stream)
+        if isinstance(message, Call) and isinstance(message.body, Ping):
+            try:
+                send(sock, Reply(message.call_id, value=os.getpid()))
+            except OSError:
+                message = Stop()
+            else:
+                continue
+        inbox.put(message)
+        if isinstance(message, Stop) or not isinstance(message, Call):
+            return
 
 
 class _Models:
@@ -83,6 +109,7 @@ class _Models:
             model = self.models.get(body.key)
             if model is None:
                 raise ModelNotFound(body.key.rsplit("#", 1)[0])
+            check(body.deadline, model.name)  # expired while queued: not started
             return pack_response(predict_blocking(model, unpack_request(body.request), self.loop))
         if isinstance(body, LoadModel):
             model, metadata = self.loop.run_until_complete(build_and_load(body.settings))
@@ -121,8 +148,13 @@ def run_worker(sock: socket.socket, worker_id: int, on_start: Optional[Callable[
     models = _Models()
     sock.setblocking(True)
     stream = io.BufferedReader(socket.SocketIO(sock, "rb"), buffer_size=256 * 1024)
+    inbox: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
+    reader = threading.Thread(
+        target=_read_messages, args=(stream, sock, inbox), name="mlpack-worker-reader", daemon=True
+    )
+    reader.start()
     while True:
-        message = receive(stream)
+        message = inbox.get()
         if isinstance(message, Stop) or not isinstance(message, Call):
             break
         if isinstance(message.body, Stop):
