@@ -18,6 +18,7 @@ survives pickling (errors cross the worker-process boundary).
     ├── ResourceExhausted (413)         a message beyond the configured size
     │   └── RequestTooLarge (413)       a REST body beyond ``max_request_size``
     ├── HeadersTooLarge (431)           a REST request head beyond the header limits
+    ├── RequestTimeout (408)            a REST request head or body did not arrive in time
     ├── ModelError (500)                the model's own code raised
     ├── WorkerError (503)               a worker process died with the request in flight
     │   └── NoCapacity (503)            no worker can serve the model right now
@@ -41,8 +42,23 @@ Classes defined here are also importable from the module that raises them (e.g.
 
 from __future__ import annotations
 
+import traceback
 from http import HTTPStatus
 from typing import Any, Optional
+
+def release(error: BaseException) -> None:
+    """Let go of what a handled ``error`` keeps alive: the locals of every frame in its
+    traceback, and in those of its cause and context. A traceback otherwise holds the
+    request's decoded data until the cycle collector runs (frame -> local -> error ->
+    traceback -> frame). Call it once the error has been answered and logged."""
+    seen: set[int] = set()
+    current: Optional[BaseException] = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if current.__traceback__ is not None:
+            traceback.clear_frames(current.__traceback__)
+        current = current.__cause__ or current.__context__
+
 
 # Statuses a client may send again: overload, throttling and server-side failures.
 RETRYABLE_STATUSES = frozenset({408, 429}) | frozenset(range(500, 600))
@@ -142,6 +158,12 @@ class HeadersTooLarge(MLPackError):
     """A REST request's head has too many or too large header fields."""
 
     status = 431
+
+
+class RequestTimeout(MLPackError):
+    """A REST request's head or body did not arrive within its timeout."""
+
+    status = HTTPStatus.REQUEST_TIMEOUT
 
 
 class ModelError(MLPackError):

@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     access_log: bool = False
     # How long a graceful shutdown waits for in-flight requests.
     graceful_timeout: float = Field(default=30.0, ge=0)
+    # On SIGTERM, seconds readiness answers false while requests are still served, so
+    # load balancers stop routing here first. None: 0.
+    drain_delay: Optional[float] = Field(default=None, ge=0)
     # Seconds a request may take, queueing included, unless its model sets its own
     # (None: no limit); past it the client gets 504 / DEADLINE_EXCEEDED.
     inference_timeout: Optional[float] = Field(default=None, gt=0)

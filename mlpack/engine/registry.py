@@ -19,6 +19,7 @@ from ..errors import (
     ModelLoadError,
     ModelNotFound,
     ModelNotReady,
+    ShuttingDown,
 )
 from ..settings import ModelSettings
 from ..types import (
@@ -100,6 +101,11 @@ class ModelRegistry:
         self.observer = observer
         self._models: dict[str, dict[Optional[str], ModelEntry]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        # Set at shutdown: readiness answers false while requests are still served.
+        self.draining = False
+        # Inference calls in progress (their tasks), so shutdown's hard limit can end them.
+        self._calls: set[asyncio.Task[object]] = set()
+        self._aborting = False
 
     # -- lookup -------------------------------------------------------------------
     def entries(self) -> list[ModelEntry]:
@@ -150,8 +156,8 @@ class ModelRegistry:
         return self.get(name, version).queues
 
     def is_ready(self) -> bool:
-        """True when every model meant to load at startup is ready."""
-        return all(
+        """True when every model meant to load at startup is ready (and not draining)."""
+        return not self.draining and all(
             entry.state is State.READY and has_capacity(entry.runner)
             for entry in self.entries()
             if entry.load_at_startup
@@ -319,6 +325,35 @@ class ModelRegistry:
         parameter and the model's ``inference_timeout`` bounds the request (504 past it).
         """
         entry = self.get_ready(name, version)
+        task = asyncio.current_task()
+        if task is None or self._aborting:
+            return await self._bounded(entry, request, timeout)
+        self._calls.add(task)  # type: ignore[arg-type]
+        try:
+            return await self._bounded(entry, request, timeout)
+        except asyncio.CancelledError:
+            if not self._aborting:
+                raise
+            task.uncancel()
+            raise ShuttingDown(
+                f"model '{entry.name}': the server stopped before this request finished; "
+                "retry it"
+            ) from None
+        finally:
+            self._calls.discard(task)  # type: ignore[arg-type]
+
+    def abort_in_flight(self) -> int:
+        """Shutdown's hard limit: end every inference call still running or queued; each
+        answers 503 (``ShuttingDown``). Returns how many were ended."""
+        self._aborting = True
+        calls = [task for task in self._calls if not task.done()]
+        for task in calls:
+            task.cancel()
+        return len(calls)
+
+    async def _bounded(
+        self, entry: ModelEntry, request: InferenceRequest, timeout: Optional[float]
+    ) -> InferenceResponse:
         limit = entry.settings.inference_timeout
         if limit is None:
             limit = self.inference_timeout

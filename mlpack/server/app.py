@@ -1,8 +1,9 @@
 """Assemble the engine and transports from settings; own start and stop order.
 
 Start: bind every port → serve REST and gRPC (live, not yet ready) → load models
-concurrently → ready. Stop (SIGTERM/SIGINT): stop accepting and let in-flight requests
-finish on both transports (``graceful_timeout``) → unload models.
+concurrently → ready. Stop (SIGTERM/SIGINT): not ready, still serving for ``drain_delay``
+(``drain_before_stop``) → stop accepting and let in-flight requests finish on both
+transports (``graceful_timeout``; what is left then is answered 503) → unload models.
 """
 
 from __future__ import annotations
@@ -23,10 +24,14 @@ from ..engine.workers.pool import PoolLimits
 from ..settings import ModelSettings, Settings
 from .observability import Observability
 from .coalescing import CoalescingHttpToolsProtocol
+from .limits import HttpLimits, connection_capacity, limited_protocol, raise_open_file_limit
 from .rest import InferFastPath, build_rest_app
 from .sockets import bind_socket
 
 logger = logging.getLogger("mlpack.server")
+
+# Seconds between shutdown's hard limit (503 for what is left) and the transports' own.
+SHUTDOWN_MARGIN = 5.0
 
 
 class _EmbeddedUvicorn(uvicorn.Server):
@@ -109,14 +114,23 @@ class MLPackServer:
             root_path=settings.root_path,
             extra_routes=observability.routes(self.registry),
         )
+        open_files = raise_open_file_limit()
+        limits = http_limits(settings, open_files)
+        logger.info(
+            "open-file limit %d: up to %d REST connections, %d requests in flight",
+            open_files, limits.max_connections, limits.max_concurrent_requests,
+        )
         config = uvicorn.Config(
             observability.wrap(InferFastPath(app)),
             lifespan="off",
-            http=CoalescingHttpToolsProtocol,
+            http=limited_protocol(CoalescingHttpToolsProtocol, limits),
+            timeout_keep_alive=settings.timeout_keep_alive,  # type: ignore[arg-type]
             access_log=settings.access_log,
             log_config=None,
             root_path=settings.root_path,
-            timeout_graceful_shutdown=settings.graceful_timeout,
+            # Past graceful_timeout the registry ends what is left with 503s; uvicorn's
+            # own limit (which would answer 500) comes only after those are sent.
+            timeout_graceful_shutdown=settings.graceful_timeout + SHUTDOWN_MARGIN,
             server_header=False,
         )
         self._uvicorn = _EmbeddedUvicorn(config)
@@ -131,6 +145,7 @@ class MLPackServer:
                 settings.grpc_port,
                 settings.grpc_max_message_length,
                 call_metrics=observability.grpc_call_metrics(),
+                max_concurrent_rpcs=settings.max_concurrent_requests,
             )
         except BaseException:
             http_socket.close()
@@ -151,9 +166,15 @@ class MLPackServer:
             loading = asyncio.create_task(self._load_models())
             stop_task = asyncio.create_task(self._stop.wait())
             await asyncio.wait({rest_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+            if stop_task.done():
+                await self.drain_before_stop(rest_task)
             logger.info("shutting down: finishing in-flight requests")
             self._uvicorn.should_exit = True
-            await asyncio.gather(rest_task, grpc_transport.stop(settings.graceful_timeout))
+            hard_limit = asyncio.create_task(self._hard_limit(settings.graceful_timeout))
+            await asyncio.gather(
+                rest_task, grpc_transport.stop(settings.graceful_timeout + SHUTDOWN_MARGIN)
+            )
+            hard_limit.cancel()
             if metrics is not None and metrics_task is not None:
                 metrics.should_exit = True
                 await metrics_task
@@ -162,6 +183,28 @@ class MLPackServer:
             await self.registry.close()
             await self.runners.close()  # engine: workers stop last
             logger.info("stopped")
+
+    async def drain_before_stop(self, rest_task: "asyncio.Task[None]") -> None:
+        """Shutdown step 1: readiness goes false at once; keep serving for ``drain_delay``.
+
+        Load balancers and Kubernetes endpoints keep routing to a terminating process for
+        a few seconds; requests that arrive meanwhile are still served on both transports.
+        """
+        self.registry.draining = True
+        delay = self.settings.drain_delay or 0.0
+        if delay <= 0:
+            return
+        logger.info("draining: readiness is false, still serving for %.1fs", delay)
+        await asyncio.wait({rest_task}, timeout=delay)
+
+    async def _hard_limit(self, graceful_timeout: float) -> None:
+        """After ``graceful_timeout``, end what is still in flight with 503 + Retry-After."""
+        await asyncio.sleep(graceful_timeout)
+        ended = self.registry.abort_in_flight()
+        if ended:
+            logger.warning(
+                "graceful_timeout (%gs) reached: %d request(s) answered 503", graceful_timeout, ended
+            )
 
     async def _load_models(self) -> None:
         await self.runners.start()  # engine: start workers before loading models
@@ -187,6 +230,21 @@ class MLPackServer:
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
+
+
+def http_limits(settings: Settings, open_files: int) -> HttpLimits:
+    """The REST transport's limits from the server's settings and the open-file limit."""
+    capacity = connection_capacity(open_files)
+    return HttpLimits(
+        max_connections=min(settings.max_connections or capacity, capacity),
+        max_concurrent_requests=settings.max_concurrent_requests,
+        max_request_size=settings.max_request_size,
+        max_header_size=settings.max_header_size,
+        max_header_count=settings.max_header_count,
+        timeout_request_head=settings.timeout_request_head,
+        timeout_request_body=settings.timeout_request_body,
+        timeout_keep_alive=settings.timeout_keep_alive,
+    )
 
 
 def pool_limits(settings: Settings) -> PoolLimits:

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..errors import MLPackError
+from ..errors import MLPackError, release
 
 logger = logging.getLogger("mlpack.rest")
 
@@ -39,6 +39,7 @@ def error_response(error: Exception, where: str = "") -> Response:
     headers = None
     if status == SERVICE_UNAVAILABLE:
         headers = retry_after(getattr(error, "retry_after", None) or 1.0)
+    release(error)  # answered: the request's data goes now, not at the next gc cycle
     return Response(orjson.dumps({"error": message}), status, headers, media_type=JSON)
 
 

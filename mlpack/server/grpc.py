@@ -18,7 +18,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from ..engine.registry import ModelRegistry
-from ..errors import DeadlineExceeded, MLPackError, ModelNotFound, ResourceExhausted
+from ..errors import release, DeadlineExceeded, MLPackError, ModelNotFound, ResourceExhausted
 from ..proto import convert
 from ..proto import inference_pb2 as pb
 from ..proto import inference_pb2_grpc as pb_grpc
@@ -36,6 +36,7 @@ DEFAULT_MAX_MESSAGE_LENGTH = 256 * 1024 * 1024
 _STATUS_CODES: dict[int, grpc.StatusCode] = {
     400: grpc.StatusCode.INVALID_ARGUMENT,
     404: grpc.StatusCode.NOT_FOUND,
+    408: grpc.StatusCode.DEADLINE_EXCEEDED,
     413: grpc.StatusCode.RESOURCE_EXHAUSTED,
     431: grpc.StatusCode.RESOURCE_EXHAUSTED,
     499: grpc.StatusCode.CANCELLED,
@@ -83,12 +84,14 @@ def _handles_errors(handler: Handler[Response]) -> Handler[Response]:
         if metrics is not None:
             metrics.grpc_call_started(method)
         code = "OK"
+        failure: Optional[tuple[grpc.StatusCode, str]] = None
         try:
             return await handler(self, request, context)
         except MLPackError as error:
             status = status_code(error)
             code = status.name
-            await context.abort(status, error.message)
+            failure = (status, error.message)
+            release(error)  # the request's data goes now, not at the next gc cycle
         except asyncio.CancelledError:
             code = "CANCELLED"
             raise
@@ -99,10 +102,12 @@ def _handles_errors(handler: Handler[Response]) -> Handler[Response]:
         except Exception as error:  # a bug: answer INTERNAL, keep serving, log the traceback
             code = "INTERNAL"
             logger.exception("unhandled error in %s", method)
-            await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {error!r}")
+            failure = (grpc.StatusCode.INTERNAL, f"internal error: {error!r}")
+            release(error)
         finally:
             if metrics is not None:
                 metrics.grpc_call_handled(method, code)
+        await context.abort(*failure)
         raise AssertionError("unreachable")  # context.abort raises
 
     return wrapper
@@ -285,6 +290,7 @@ class GrpcTransport:
         host, port: where to listen (port 0 picks a free one; see ``port``).
         max_message_length: the send and receive limit in bytes (None: 256 MiB).
         call_metrics: where RPC counts go (e.g. ``ServerMetrics``; None: not counted).
+        max_concurrent_rpcs: most RPCs in flight (None: no limit).
     """
 
     def __init__(
@@ -295,6 +301,7 @@ class GrpcTransport:
         port: int,
         max_message_length: Optional[int] = None,
         call_metrics: Optional[CallMetrics] = None,
+        max_concurrent_rpcs: Optional[int] = None,
     ) -> None:
         limit = max_message_length or DEFAULT_MAX_MESSAGE_LENGTH
         self._health_task: Optional[asyncio.Task[None]] = None
@@ -304,7 +311,9 @@ class GrpcTransport:
                 ("grpc.max_receive_message_length", limit),
                 # Without this a second server could share the port instead of failing.
                 ("grpc.so_reuseport", 0),
-            ]
+            ],
+            # Beyond it gRPC answers RESOURCE_EXHAUSTED at once.
+            maximum_concurrent_rpcs=max_concurrent_rpcs,
         )
         pb_grpc.add_GRPCInferenceServiceServicer_to_server(  # type: ignore[no-untyped-call]
             InferenceServicer(registry, server_metadata, limit, call_metrics), self._server

@@ -6,6 +6,7 @@ Errors become ``{"error": message}`` with their status in one place (``error_han
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any, Awaitable, Callable, Mapping, Optional
 
@@ -30,6 +31,8 @@ logger = logging.getLogger("mlpack.rest")
 
 JSON = "application/json"
 EXTENSIONS = ["model_repository", binary.EXTENSION]
+# Bodies larger than this are decoded on a thread, off the event loop.
+OFF_LOOP_BODY_SIZE = 1024 * 1024
 # The client's deadline for one inference request, in seconds (decimal), e.g. "2.5".
 TIMEOUT_HEADER = "inference-timeout"
 
@@ -83,12 +86,13 @@ class RestEndpoints:
         name, version = _model_path(request)
         body = await request.body()
         header_length = request.headers.get(binary.HEADER)
-        if header_length is None:
-            inference_request = parse_inference_request(body)
-        else:  # binary tensor data extension (server/binary.py)
-            header, tensors = binary.split_body(body, header_length)
-            inference_request = parse_inference_request(header)
-            binary.attach_inputs(inference_request, tensors)
+        if len(body) > OFF_LOOP_BODY_SIZE:
+            # Decoding a big body takes long: do it on a thread so health checks and
+            # small requests keep being answered meanwhile.
+            inference_request = await asyncio.to_thread(decode_infer_body, body, header_length)
+        else:
+            inference_request = decode_infer_body(body, header_length)
+        del body
         binary_outputs = binary.requested_binary_outputs(inference_request)
         _attach_headers(inference_request, request)
         timeout = parse_timeout_header(request.headers.get(TIMEOUT_HEADER))
@@ -150,6 +154,16 @@ class RestEndpoints:
 def _model_path(request: Request) -> tuple[str, Optional[str]]:
     params = request.path_params
     return params["model_name"], params.get("model_version")
+
+
+def decode_infer_body(body: bytes, header_length: Optional[str]) -> InferenceRequest:
+    """An infer body (JSON, or JSON + binary tensors) → ``InferenceRequest``."""
+    if header_length is None:
+        return parse_inference_request(body)
+    header, tensors = binary.split_body(body, header_length)  # binary tensor data extension
+    inference_request = parse_inference_request(header)
+    binary.attach_inputs(inference_request, tensors)
+    return inference_request
 
 
 def parse_inference_request(body: bytes) -> InferenceRequest:
