@@ -69,6 +69,7 @@ def start_server(
     wait_ready: bool = True,
     timeout: float = 60,
     args: tuple[str, ...] = (),
+    launcher: tuple[str, ...] = ("-m", "mlpack"),
 ) -> RunningServer:
     """Start ``mlpack start folder`` on free ports and wait until it answers (or is ready)."""
     http_port, grpc_port, metrics_port = free_ports(3)
@@ -79,7 +80,7 @@ def start_server(
     # Serve this checkout's code even when another checkout is pip-installed in editable mode.
     environment["PYTHONPATH"] = checkout_pythonpath(environment.get("PYTHONPATH", ""))
     command = [
-        sys.executable, "-m", "mlpack", "start", str(folder),
+        sys.executable, *launcher, "start", str(folder),
         "--host", "127.0.0.1",
         "--http-port", str(http_port),
         "--grpc-port", str(grpc_port),

@@ -86,6 +86,7 @@ class _Worker(asyncio.Protocol):
         self.reserved = 0  # slots handed to waiting requests that have not called yet
         self.models: set[str] = set()
         self.keys: dict[int, str] = {}  # call id -> model key, for predictions in flight
+        self.key_calls: collections.Counter[str] = collections.Counter()  # by model, + reserved
         self.deadlines: dict[int, float] = {}  # call id -> deadline, for those that have one
         self.timers: dict[int, asyncio.TimerHandle] = {}  # hard limits (kill past them)
         self.pings: set[int] = set()  # call ids of pings (not counted as in flight)
@@ -108,6 +109,7 @@ class _Worker(asyncio.Protocol):
         key = self.keys.pop(call_id, None)
         if key is not None:
             self.counts[key] -= 1
+            self.key_calls[key] -= 1
         self.deadlines.pop(call_id, None)
         timer = self.timers.pop(call_id, None)
         if timer is not None:
@@ -166,6 +168,7 @@ class _Worker(asyncio.Protocol):
         if isinstance(body, Predict):
             self.keys[call_id] = body.key
             self.counts[body.key] += 1
+            self.key_calls[body.key] += 1
             if body.deadline is not None:
                 self.deadlines[call_id] = body.deadline
             if hard_limit is not None:
@@ -400,6 +403,7 @@ class WorkerPool:
                 still_waiting.append((key, future))
                 continue
             worker.reserved += 1
+            worker.key_calls[key] += 1
             self._reserved[key] += 1
             future.set_result(worker)
             if not self._has_free_slot():
@@ -426,12 +430,13 @@ class WorkerPool:
         )
 
     def model_cap(self, key: str) -> int:
-        """Most slots one model may hold at once: with several models in the pool, one
-        worker's worth is kept for the others, so a stuck model cannot take every worker."""
-        total = self.max_in_flight * max(1, len(self._workers))
-        if len(self._models) <= 1 or len(self._workers) <= 1:
-            return total
-        return total - self.max_in_flight
+        """Most workers one model may keep busy at once: with several models in the pool,
+        one worker is kept for the others, so a stuck model cannot take every worker (a
+        worker computes one request at a time, so the cap counts workers, not slots)."""
+        workers = len(self._workers)
+        if len(self._models) <= 1 or workers <= 1:
+            return max(1, workers)
+        return workers - 1
 
     # -- models -----------------------------------------------------------------------
     async def load(self, key: str, settings: ModelSettings) -> MetadataModelResponse:
@@ -464,13 +469,13 @@ class WorkerPool:
 
     # -- inference --------------------------------------------------------------------
     def _pick(self, key: str) -> Optional[_Worker]:
-        if self._counts[key] + self._reserved[key] >= self.model_cap(key):
-            return None
+        occupied = sum(1 for w in self._workers.values() if w.key_calls[key] > 0)
+        at_cap = occupied >= self.model_cap(key)
         best: Optional[_Worker] = None
         now = 0.0
         for worker in self._workers.values():
             if worker.alive and key in worker.models and worker.in_flight < self.max_in_flight:
-                if worker.retiring:
+                if worker.retiring or (at_cap and not worker.key_calls[key]):
                     continue
                 if worker.deadlines:  # busy past a deadline: maybe stuck, send nothing more
                     now = now or time.monotonic()
@@ -500,6 +505,7 @@ class WorkerPool:
         try:
             if reserved:
                 worker.reserved -= 1  # the call below holds the slot from here on
+                worker.key_calls[key] -= 1
                 self._reserved[key] -= 1
             check(deadline, key.rsplit("#", 1)[0])  # expired while waiting: not sent
             hard_limit = None
@@ -530,7 +536,9 @@ class WorkerPool:
                 return await future
         except (TimeoutError, asyncio.CancelledError) as error:
             if future.done() and not future.cancelled() and future.exception() is None:
-                future.result().reserved -= 1  # handed over just as we gave up: give it back
+                worker = future.result()  # handed over just as we gave up: give it back
+                worker.reserved -= 1
+                worker.key_calls[key] -= 1
                 self._reserved[key] -= 1
                 self._hand_over()
             else:

@@ -133,17 +133,18 @@ async def test_crash_looping_replacement_keeps_trying_and_capacity_comes_back(
 
 
 async def test_one_model_cannot_take_every_worker() -> None:
-    pool = WorkerPool(2, max_in_flight=1, ping_interval=0)
+    pool = WorkerPool(2, max_in_flight=2, ping_interval=0)
     await pool.start()
     try:
         slow = WorkerRunner(settings("slow"), pool)
         echo = WorkerRunner(settings("echo"), pool)
         await slow.load()
         await echo.load()
-        assert pool.model_cap(slow.key) == 1
-        stuck = [asyncio.ensure_future(slow.predict(request(600.0))) for _ in range(2)]
-        await until(lambda: pool._counts[slow.key] == 1 and len(pool._waiting) == 1)
-        # The second slow request waits; the other model still has a worker.
+        assert pool.model_cap(slow.key) == 1  # workers, not slots
+        stuck = [asyncio.ensure_future(slow.predict(request(600.0))) for _ in range(3)]
+        await until(lambda: pool._counts[slow.key] == 2 and len(pool._waiting) == 1)
+        assert sum(1 for w in pool.workers if w.key_calls[slow.key]) == 1
+        # The stuck model keeps to one worker; the other model still has one.
         assert list((await asyncio.wait_for(echo.predict(request(3.0)), SAFETY)).outputs[0].data) == [3.0]
         assert not any(call.done() for call in stuck)
         for call in stuck:
