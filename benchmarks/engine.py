@@ -51,7 +51,7 @@ _BASES = {
     ),
 }
 
-_MLP = '''
+_MLP = """
 import numpy as np
 from pathlib import Path
 
@@ -68,9 +68,9 @@ class MLP(MLModel):
         y = np.maximum(x @ self.w1, 0) @ self.w2
         return InferenceResponse(model_name=self.name, outputs=[
             ResponseOutput(name="y", shape=list(y.shape), datatype="FP32", data=data(y))])
-'''
+"""
 
-_BUSY = '''
+_BUSY = """
 
 ITERATIONS_PER_ROW = {iterations}  # ~2 ms of pure-Python work, calibrated by the harness
 
@@ -87,7 +87,7 @@ class Busy(MLModel):
         self._work(rows)
         return InferenceResponse(model_name=self.name, outputs=[
             ResponseOutput(name="y", shape=[rows], datatype="INT64", data=[1] * rows)])
-'''
+"""
 
 
 def busy_iterations(seconds: float = 0.002) -> int:
@@ -101,12 +101,14 @@ def busy_iterations(seconds: float = 0.002) -> int:
     for _ in range(3):  # the least-disturbed of three runs
         started, total = time.thread_time(), 0
         for _ in range(probe):
-            total += 1
+            total += 1  # noqa: SIM113 (the loop is the CPU work being timed)
         best = min(best, time.thread_time() - started)
     return max(1, round(probe * seconds / best))
 
 
-def _write_model(folder: Path, server: str, name: str, cls: str, code: str, **settings: Any) -> None:
+def _write_model(
+    folder: Path, server: str, name: str, cls: str, code: str, **settings: Any
+) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "models.py").write_text(_BASES[server] + code)
     (folder / "model-settings.json").write_text(
@@ -139,31 +141,46 @@ def _body(name: str, datatype: str, shape: list[int], values: list[Any]) -> byte
     ).encode()
 
 
-def _measure(server: servers.ServerProcess, model: str, body: bytes, concurrency: int,
-             duration: float) -> dict[str, Any]:
+def _measure(
+    server: servers.ServerProcess, model: str, body: bytes, concurrency: int, duration: float
+) -> dict[str, Any]:
     driver = loadgen.HttpDriver.from_url(f"{server.base_url}/v2/models/{model}/infer")
     cpu0 = servers.tree_cpu_seconds(server.proc.pid)
     asyncio.run(loadgen.run_load(driver, [body], concurrency=concurrency, duration=1.0))
-    result = asyncio.run(loadgen.run_load(driver, [body], concurrency=concurrency, duration=duration))
+    result = asyncio.run(
+        loadgen.run_load(driver, [body], concurrency=concurrency, duration=duration)
+    )
     row = result.to_dict()
     row["server_cpu_s"] = servers.tree_cpu_seconds(server.proc.pid) - cpu0
     return {k: row[k] for k in ("rps", "p50_ms", "p90_ms", "p99_ms", "errors", "loadgen_cpu")}
 
 
-def _start(server_name: str, repo: Path, mlserver_exe: Path,
-           workers: int | None) -> servers.ServerProcess:
+def _start(
+    server_name: str, repo: Path, mlserver_exe: Path, workers: int | None
+) -> servers.ServerProcess:
     if server_name == "mlpack":
         return servers.start_mlpack(repo, parallel_workers=workers, settle=0.2)
     return servers.start_mlserver(mlserver_exe, repo, parallel_workers=workers, settle=0.2)
 
 
 def _print_row(label: str, model: str, concurrency: int, row: dict[str, Any]) -> None:
-    print(f"  {label:24} {model:5} c={concurrency}: "
-          f"{row['rps']:8.1f} req/s  p50 {row['p50_ms']:.3f} ms  errors {row['errors']}", flush=True)
+    print(
+        f"  {label:24} {model:5} c={concurrency}: "
+        f"{row['rps']:8.1f} req/s  p50 {row['p50_ms']:.3f} ms  errors {row['errors']}",
+        flush=True,
+    )
 
 
-def _run(server_name: str, repo: Path, mlserver_exe: Path, workers: int | None, model: str,
-         body: bytes, concurrency: int, duration: float) -> dict[str, Any]:
+def _run(
+    server_name: str,
+    repo: Path,
+    mlserver_exe: Path,
+    workers: int | None,
+    model: str,
+    body: bytes,
+    concurrency: int,
+    duration: float,
+) -> dict[str, Any]:
     with servers.running(_start(server_name, repo, mlserver_exe, workers)) as server:
         row = _measure(server, model, body, concurrency, duration)
     _print_row(f"{server_name} workers={workers}", model, concurrency, row)
@@ -171,20 +188,29 @@ def _run(server_name: str, repo: Path, mlserver_exe: Path, workers: int | None, 
 
 
 @contextlib.contextmanager
-def _all_running(configs: dict[str, tuple[str, Path, int | None]],
-                 mlserver_exe: Path) -> Iterator[dict[str, servers.ServerProcess]]:
+def _all_running(
+    configs: dict[str, tuple[str, Path, int | None]], mlserver_exe: Path
+) -> Iterator[dict[str, servers.ServerProcess]]:
     """Start every configuration's server (label -> (server, repo, workers)); stop them all."""
     started: dict[str, servers.ServerProcess] = {}
     with contextlib.ExitStack() as stack:
         for label, (server_name, repo, workers) in configs.items():
             started[label] = stack.enter_context(
-                servers.running(_start(server_name, repo, mlserver_exe, workers)))
+                servers.running(_start(server_name, repo, mlserver_exe, workers))
+            )
         yield started
 
 
-def _rounds(configs: dict[str, tuple[str, Path, int | None]], mlserver_exe: Path, model: str,
-            body: bytes, concurrency: int, duration: float, rounds: int,
-            between: Any = None) -> list[dict[str, Any]]:
+def _rounds(
+    configs: dict[str, tuple[str, Path, int | None]],
+    mlserver_exe: Path,
+    model: str,
+    body: bytes,
+    concurrency: int,
+    duration: float,
+    rounds: int,
+    between: Any = None,
+) -> list[dict[str, Any]]:
     """Measure every configuration once per round, in turn; ``between()`` runs once per round."""
     results: list[dict[str, Any]] = []
     with _all_running(configs, mlserver_exe) as running:
@@ -246,38 +272,59 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for name in ("mlpack", "mlserver"):
                 repo = _mlp_repo(root, name, batching)
                 rows[f"{name}-batch-{'on' if batching else 'off'}"] = _run(
-                    name, repo, mlserver_exe, None, "mlp", body, 32, args.duration)
-        rows["ratio_mlpack_on_over_off"] = rows["mlpack-batch-on"]["rps"] / rows["mlpack-batch-off"]["rps"]
+                    name, repo, mlserver_exe, None, "mlp", body, 32, args.duration
+                )
+        rows["ratio_mlpack_on_over_off"] = (
+            rows["mlpack-batch-on"]["rps"] / rows["mlpack-batch-off"]["rps"]
+        )
         rows["ratio_mlpack_on_over_mlserver_on"] = (
-            rows["mlpack-batch-on"]["rps"] / rows["mlserver-batch-on"]["rps"])
+            rows["mlpack-batch-on"]["rps"] / rows["mlserver-batch-on"]["rps"]
+        )
         report["a_mlp_batching"] = rows
     if "b" in only:
         print("(b) pure Python, 2 ms CPU per row, c=8", flush=True)
         body = _body("x", "FP64", [1, 1], [1.0])
         iterations = busy_iterations()
         print(f"  {iterations:,} loop iterations per row (~2 ms here)", flush=True)
-        configs = {f"{name}-workers-{workers}": (name, _busy_repo(root, name, iterations), workers)
-                   for workers in (1, 2) for name in ("mlpack", "mlserver")}
-        results = _rounds(configs, mlserver_exe, "busy", body, 8, args.duration, args.rounds,
-                          between=parallel_ceiling)
+        configs = {
+            f"{name}-workers-{workers}": (name, _busy_repo(root, name, iterations), workers)
+            for workers in (1, 2)
+            for name in ("mlpack", "mlserver")
+        }
+        results = _rounds(
+            configs,
+            mlserver_exe,
+            "busy",
+            body,
+            8,
+            args.duration,
+            args.rounds,
+            between=parallel_ceiling,
+        )
         rows = {label: _medians(results, label) for label in configs}
-        rows["ratio_mlpack_2_over_1"] = _median_ratio(results, "mlpack-workers-2", "mlpack-workers-1")
+        rows["ratio_mlpack_2_over_1"] = _median_ratio(
+            results, "mlpack-workers-2", "mlpack-workers-1"
+        )
         rows["ratio_mlserver_2_over_1"] = _median_ratio(
-            results, "mlserver-workers-2", "mlserver-workers-1")
+            results, "mlserver-workers-2", "mlserver-workers-1"
+        )
         rows["ratio_machine_2_over_1"] = statistics.median(r["extra"] for r in results)
         report["b_worker_scaling"] = rows
     if "c" in only:
         print("(c) iris, c=1: the worker hop", flush=True)
         repos = models.write_iris_folders(root / "iris")
         body = models.iris_request_body()
-        configs = {f"mlpack-workers-{workers}": ("mlpack", repos["mlpack"], workers)
-                   for workers in (0, 1)}
+        configs = {
+            f"mlpack-workers-{workers}": ("mlpack", repos["mlpack"], workers) for workers in (0, 1)
+        }
         results = _rounds(configs, mlserver_exe, "iris", body, 1, args.duration, args.rounds)
         rows = {label: _medians(results, label) for label in configs}
         rows["mlserver-default"] = _run(
-            "mlserver", repos["mlserver"], mlserver_exe, None, "iris", body, 1, args.duration)
+            "mlserver", repos["mlserver"], mlserver_exe, None, "iris", body, 1, args.duration
+        )
         rows["hop_us_p50"] = 1000 * statistics.median(
-            r["mlpack-workers-1"]["p50_ms"] - r["mlpack-workers-0"]["p50_ms"] for r in results)
+            r["mlpack-workers-1"]["p50_ms"] - r["mlpack-workers-0"]["p50_ms"] for r in results
+        )
         report["c_worker_hop"] = rows
     return report
 
@@ -286,8 +333,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-d", "--duration", type=float, default=5.0, help="seconds per run")
     parser.add_argument("--only", default="a,b,c", help="scenarios to run, e.g. a,c")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="alternating measurement rounds for (b) and (c) (3)")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="alternating measurement rounds for (b) and (c) (3)"
+    )
     parser.add_argument("--mlserver-venv", type=Path, default=VENV_DIR)
     parser.add_argument("-o", "--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -295,8 +343,16 @@ def main(argv: list[str] | None = None) -> int:
     report = run(args)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2))
-    print(json.dumps({k: {kk: vv for kk, vv in v.items() if kk.startswith(("ratio", "hop"))}
-                      for k, v in report.items() if isinstance(v, dict)}, indent=2))
+    print(
+        json.dumps(
+            {
+                k: {kk: vv for kk, vv in v.items() if kk.startswith(("ratio", "hop"))}
+                for k, v in report.items()
+                if isinstance(v, dict)
+            },
+            indent=2,
+        )
+    )
     return 0
 
 

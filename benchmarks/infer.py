@@ -1,4 +1,6 @@
-"""Scenario: a batch job of N iris requests against one ``mlpack start``, ``mlpack infer`` vs ``mlserver infer``.
+"""Scenario: a batch job of N iris requests against one ``mlpack start``.
+
+``mlpack infer`` vs ``mlserver infer``.
 
 Both clients read the same JSONL file and send it to the same server with the same workers and
 batch size; rows/s is input lines / wall time of the whole command (interpreter start included).

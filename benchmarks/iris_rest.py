@@ -148,7 +148,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     server = servers.start_mlpack(repos[name], parallel_workers=args.mlpack_workers)
                 started[name] = server
                 print(
-                    f"{name}: ready in {server.start_s:.2f} s, idle RSS {server.idle_rss_mib:.0f} MiB"
+                    f"{name}: ready in {server.start_s:.2f} s,"
+                    f" idle RSS {server.idle_rss_mib:.0f} MiB"
                     f" (PSS {server.idle_pss_mib:.0f} MiB)",
                     flush=True,
                 )
@@ -165,7 +166,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         row = _measure(started[name], body, c, args.duration)
                         raw[name].setdefault(f"c{c}", []).append(row)
                         print(
-                            f"[{rep + 1}/{args.repeats}] {name:8} c={c:<3} {row['rps']:>8,.0f} req/s"
+                            f"[{rep + 1}/{args.repeats}] {name:8} c={c:<3}"
+                            f" {row['rps']:>8,.0f} req/s"
                             f"  p50 {row['p50_ms']:.2f} ms  p99 {row['p99_ms']:.2f} ms"
                             f"  server {row['server_cpu']:.2f} cores"
                             f"  loadgen {row['loadgen_cpu']:.1%}  err {row['errors']}",

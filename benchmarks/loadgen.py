@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import itertools
 import json
@@ -61,7 +62,7 @@ class Driver(Protocol):
     """Turns raw request bodies into prepared payloads and opens connections."""
 
     def prepare(self, body: bytes) -> Any:
-        """Encode one request body into whatever `Connection.send` takes (done once, off the hot path)."""
+        """Encode one request body into what `Connection.send` takes (once, off the hot path)."""
 
     async def connect(self) -> Connection:
         """Open a new connection."""
@@ -290,15 +291,13 @@ class _GrpcConnection:
 
     def close(self) -> None:
         # grpc.aio channels close asynchronously; schedule it on the running loop.
-        try:
+        with contextlib.suppress(RuntimeError):
             asyncio.get_running_loop().create_task(self._channel.close())
-        except RuntimeError:
-            pass
 
 
 @dataclasses.dataclass(frozen=True)
 class GrpcDriver:
-    """gRPC driver sending pre-serialized protobuf bytes; one channel (TCP connection) per `Connection`."""
+    """gRPC driver sending pre-serialized protobuf bytes; one channel (TCP) per `Connection`."""
 
     target: str
     method: str = GRPC_MODEL_INFER

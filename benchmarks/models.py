@@ -57,7 +57,7 @@ def write_iris_folder(folder: Path, server: str, joblib_path: Path | None = None
 
 
 def write_iris_folders(root: Path) -> dict[str, Path]:
-    """Train once and write `root/<server>/iris` for every server; return server → repository root."""
+    """Train once and write `root/<server>/iris` per server; return server → repository root."""
     joblib_path = train_iris(root / "iris.joblib")
     return {
         server: write_iris_folder(root / server / IRIS_NAME, server, joblib_path).parent

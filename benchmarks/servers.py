@@ -139,10 +139,8 @@ class ServerProcess:
             pids = process_tree(self.proc.pid)
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
             for pid in pids:  # children that left the group (setsid) still belong to us
@@ -261,7 +259,7 @@ def start_mlserver(
     ready_timeout: float = 120.0,
     settle: float = 1.0,
 ) -> ServerProcess:
-    """Start `mlserver start` on a temp copy of `model_repo` with a settings.json holding free ports."""
+    """Start `mlserver start` on a copy of `model_repo` with a settings.json holding free ports."""
     workdir = _copy_repository(model_repo, "mlserver")
     ports = free_ports(3)
     settings: dict[str, object] = {

@@ -5,25 +5,25 @@ Public names are imported lazily so ``import mlpack`` (and ``mlpack --help``) st
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import typing as _typing
 
 from ._version import __version__
 
-if TYPE_CHECKING:
-    from .model import MLModel
+if _typing.TYPE_CHECKING:
     from .custom_metrics import log, register
+    from .model import MLModel
     from .settings import ModelSettings, Settings
 
 __all__ = [
     "MLModel",
-    "Settings",
     "ModelSettings",
-    "register",
-    "log",
-    "types",
+    "Settings",
+    "__version__",
     "codecs",
     "errors",
-    "__version__",
+    "log",
+    "register",
+    "types",
 ]
 
 _LAZY = {
@@ -38,7 +38,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     try:
         module_name, attribute = _LAZY[name]
     except KeyError:

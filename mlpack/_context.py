@@ -7,8 +7,9 @@ the model's name and version. It lives at the bottom of the package and imports 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from contextvars import ContextVar
-from typing import Iterator, NamedTuple, Optional
+from typing import NamedTuple
 
 
 class ModelRef(NamedTuple):
@@ -18,16 +19,16 @@ class ModelRef(NamedTuple):
     version: str
 
 
-_current: ContextVar[Optional[ModelRef]] = ContextVar("mlpack_current_model", default=None)
+_current: ContextVar[ModelRef | None] = ContextVar("mlpack_current_model", default=None)
 
 
-def current_model() -> Optional[ModelRef]:
+def current_model() -> ModelRef | None:
     """The model whose ``load``/``predict`` is running in this context, if any."""
     return _current.get()
 
 
 @contextlib.contextmanager
-def model_scope(name: str, version: Optional[str]) -> Iterator[ModelRef]:
+def model_scope(name: str, version: str | None) -> Iterator[ModelRef]:
     """Mark the code run inside the block as belonging to model ``name``/``version``."""
     ref = ModelRef(name, version or "")
     token = _current.set(ref)

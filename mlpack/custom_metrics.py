@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 from ._context import current_model
 
@@ -21,12 +21,10 @@ LABELS = ("model_name", "model_version")
 _NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 
 _lock = threading.Lock()
-_metrics: dict[str, "Histogram"] = {}
+_metrics: dict[str, Histogram] = {}
 
 
-def register(
-    name: str, description: str = "", buckets: Optional[list[float]] = None
-) -> "Histogram":
+def register(name: str, description: str = "", buckets: list[float] | None = None) -> Histogram:
     """Declare a custom metric (a histogram); registering a name again returns the same one."""
     from prometheus_client import Histogram
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from .settings import ModelSettings
 from .types import (
@@ -41,7 +41,7 @@ class MLModel:
         return self._settings.name
 
     @property
-    def version(self) -> Optional[str]:
+    def version(self) -> str | None:
         return self._settings.parameters.version
 
     @property
@@ -101,7 +101,7 @@ class MLModel:
         return request_input.data
 
     def decode_request(self, inference_request: InferenceRequest, default_codec: Any = None) -> Any:
-        """Decode a whole request by its content type (request > model default > ``default_codec``)."""
+        """Decode a whole request by content type (request > model default > ``default_codec``)."""
         from .codecs import decode_inference_request
 
         decoded = decode_inference_request(

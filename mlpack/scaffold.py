@@ -19,9 +19,8 @@ from typing import Any
 
 from ._version import __version__
 from .errors import ScaffoldError as ScaffoldError  # defined in the error tree; re-exported
-from .templating import template_environment, template_root
+from .templating import INIT_FOLDER, template_environment, template_root
 
-INIT_FOLDER = "init"
 COMMON = "_common"
 METADATA_FILE = "template.json"
 DEFAULT_TEMPLATE = "custom"
@@ -29,7 +28,6 @@ DEFAULT_NAME = "my-model"
 DEFAULT_MAX_BATCH_SIZE = 32
 DEFAULT_MAX_BATCH_TIME = 0.005
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
 
 
 @dataclass(frozen=True)
@@ -65,15 +63,17 @@ def list_templates() -> list[ProjectTemplate]:
         if not metadata_file.is_file():
             continue
         metadata = json.loads(metadata_file.read_text(encoding="utf-8"))
-        templates.append(ProjectTemplate(
-            name=folder.name,
-            description=metadata["description"],
-            folder=folder,
-            request=metadata["request"],
-            answer=metadata["answer"],
-            artefact=metadata.get("artefact"),
-            train=bool(metadata.get("train", False)),
-        ))
+        templates.append(
+            ProjectTemplate(
+                name=folder.name,
+                description=metadata["description"],
+                folder=folder,
+                request=metadata["request"],
+                answer=metadata["answer"],
+                artefact=metadata.get("artefact"),
+                train=bool(metadata.get("train", False)),
+            )
+        )
     templates.sort(key=lambda t: (t.name != DEFAULT_TEMPLATE, t.name))
     return templates
 
@@ -109,7 +109,7 @@ def render_project(options: ProjectOptions) -> dict[str, str]:
     """The generated project: relative path → file content (nothing is written)."""
     template = get_template(options.template)
     check_name(options.name)
-    environment = template_environment(INIT_FOLDER)
+    environment = template_environment()
     context = {
         "name": options.name,
         "template": template.name,

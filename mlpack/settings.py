@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,7 +29,7 @@ class CORSSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     allow_origins: list[str] = Field(default_factory=list)
-    allow_origin_regex: Optional[str] = None
+    allow_origin_regex: str | None = None
     allow_credentials: bool = False
     allow_methods: list[str] = Field(default_factory=lambda: ["GET"])
     allow_headers: list[str] = Field(default_factory=list)
@@ -60,15 +60,15 @@ class Settings(BaseSettings):
     load_models_at_startup: bool = True
     parallel_workers: int = Field(default=0, ge=0)
     parallel_workers_timeout: float = Field(default=5.0, gt=0)
-    environments_dir: Optional[str] = None
+    environments_dir: str | None = None
     metrics_port: int = 8082
-    metrics_endpoint: Optional[str] = "/metrics"
+    metrics_endpoint: str | None = "/metrics"
     metrics_rest_server_prefix: str = "rest_server"
-    metrics_dir: Optional[str] = None
-    grpc_max_message_length: Optional[int] = None
-    cors_settings: Optional[CORSSettings] = None
+    metrics_dir: str | None = None
+    grpc_max_message_length: int | None = None
+    cors_settings: CORSSettings | None = None
     use_structured_logging: bool = False
-    logging_settings: Optional[Any] = None
+    logging_settings: Any | None = None
     access_log: bool = False
     # How long a graceful shutdown waits for in-flight requests.
     graceful_timeout: float = Field(default=30.0, ge=0)
@@ -103,7 +103,7 @@ class Settings(BaseSettings):
     @classmethod
     def resolve(
         cls, settings_file: Path | None = None, overrides: dict[str, Any] | None = None
-    ) -> "Settings":
+    ) -> Settings:
         """Build settings: CLI ``overrides`` > environment > ``settings_file`` > defaults."""
         file_values = _read_json(settings_file) if settings_file else {}
         try:
@@ -114,18 +114,27 @@ class Settings(BaseSettings):
         except ValidationError as error:
             raise InvalidSettings(_describe(error, settings_file)) from None
 
+    @classmethod
+    def from_file(cls, settings_file: Path | None) -> Settings:
+        """``settings_file`` over defaults, without the environment (what an image bakes in)."""
+        file_values = _read_json(settings_file) if settings_file else {}
+        try:
+            return cls.model_validate(file_values)
+        except ValidationError as error:
+            raise InvalidSettings(_describe(error, settings_file)) from None
+
 
 class ModelParameters(BaseModel):
     """``parameters`` of a model: where its artefact is, its version, its defaults."""
 
     model_config = ConfigDict(extra="allow", protected_namespaces=())
 
-    uri: Optional[str] = None
-    version: Optional[str] = None
-    environment_tarball: Optional[str] = None
-    environment_path: Optional[str] = None
-    content_type: Optional[str] = None
-    format: Optional[str] = None
+    uri: str | None = None
+    version: str | None = None
+    environment_tarball: str | None = None
+    environment_path: str | None = None
+    content_type: str | None = None
+    format: str | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -155,14 +164,14 @@ class ModelSettings(BaseSettings):
     serving_info: bool = False
     warm_workers: bool = False
     # Folder that holds model-settings.json; relative URIs resolve against it.
-    folder: Optional[str] = Field(default=None, exclude=True)
+    folder: str | None = Field(default=None, exclude=True)
 
     @property
-    def version(self) -> Optional[str]:
+    def version(self) -> str | None:
         return self.parameters.version
 
     @classmethod
-    def resolve(cls, settings_file: Path) -> "ModelSettings":
+    def resolve(cls, settings_file: Path) -> ModelSettings:
         """Read one ``model-settings.json``: file > environment > defaults (name: folder name)."""
         values = _read_json(settings_file)
         folder = settings_file.parent.resolve()
@@ -174,6 +183,11 @@ class ModelSettings(BaseSettings):
             settings.name = folder.name
         settings.folder = str(folder)
         return settings
+
+
+def read_settings_file(path: Path) -> dict[str, Any]:
+    """The JSON object a settings file holds, as written (for tools that rewrite the file)."""
+    return _read_json(path)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -190,7 +204,8 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def _describe(error: ValidationError, source: Path | None) -> str:
     problems = "; ".join(
-        f"{'.'.join(str(p) for p in item['loc']) or 'value'}: {item['msg']}" for item in error.errors()
+        f"{'.'.join(str(p) for p in item['loc']) or 'value'}: {item['msg']}"
+        for item in error.errors()
     )
     return f"{source or 'settings'}: {problems}"
 

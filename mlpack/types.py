@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 from enum import Enum
-from typing import Any, Optional, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, RootModel
 from pydantic_core import PydanticUndefined
@@ -49,7 +49,7 @@ class _Model(BaseModel):
         protected_namespaces=(), populate_by_name=True, use_enum_values=False, extra="ignore"
     )
 
-    def dict(self, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
+    def dict(self, **kwargs: Any) -> dict[str, Any]:
         """MLServer-style alias of ``model_dump`` that skips unset optional fields."""
         kwargs.setdefault("exclude_none", True)
         return self.model_dump(mode="json", **kwargs)
@@ -60,22 +60,22 @@ class Parameters(_Model):
 
     model_config = ConfigDict(extra="allow", protected_namespaces=())
 
-    content_type: Optional[str] = None
-    headers: Optional[dict[str, Any]] = None
+    content_type: str | None = None
+    headers: dict[str, Any] | None = None
 
 
 class MetadataTensor(_Model):
     name: str
     datatype: Datatype
     shape: list[int]
-    parameters: Optional[Parameters] = None
+    parameters: Parameters | None = None
 
 
 class RequestInput(_Model):
     name: str
     shape: list[int]
     datatype: Datatype
-    parameters: Optional[Parameters] = None
+    parameters: Parameters | None = None
     data: Any = None
 
     # The validated numpy array (or list of bytes for BYTES), filled once by
@@ -85,29 +85,29 @@ class RequestInput(_Model):
 
 class RequestOutput(_Model):
     name: str
-    parameters: Optional[Parameters] = None
+    parameters: Parameters | None = None
 
 
 class ResponseOutput(_Model):
     name: str
     shape: list[int]
     datatype: Datatype
-    parameters: Optional[Parameters] = None
+    parameters: Parameters | None = None
     data: Any = None
 
 
 class InferenceRequest(_Model):
-    id: Optional[str] = None
-    parameters: Optional[Parameters] = None
+    id: str | None = None
+    parameters: Parameters | None = None
     inputs: list[RequestInput]
-    outputs: Optional[list[RequestOutput]] = None
+    outputs: list[RequestOutput] | None = None
 
 
 class InferenceResponse(_Model):
     model_name: str
-    model_version: Optional[str] = None
-    id: Optional[str] = None
-    parameters: Optional[Parameters] = None
+    model_version: str | None = None
+    id: str | None = None
+    parameters: Parameters | None = None
     outputs: list[ResponseOutput]
 
 
@@ -123,11 +123,11 @@ class MetadataServerErrorResponse(_Model):
 
 class MetadataModelResponse(_Model):
     name: str
-    versions: Optional[list[str]] = None
+    versions: list[str] | None = None
     platform: str = ""
-    inputs: Optional[list[MetadataTensor]] = None
-    outputs: Optional[list[MetadataTensor]] = None
-    parameters: Optional[Parameters] = None
+    inputs: list[MetadataTensor] | None = None
+    outputs: list[MetadataTensor] | None = None
+    parameters: Parameters | None = None
 
 
 class MetadataModelErrorResponse(_Model):
@@ -135,16 +135,16 @@ class MetadataModelErrorResponse(_Model):
 
 
 class InferenceErrorResponse(_Model):
-    error: Optional[str] = None
+    error: str | None = None
 
 
 class RepositoryIndexRequest(_Model):
-    ready: Optional[bool] = None
+    ready: bool | None = None
 
 
 class RepositoryIndexResponseItem(_Model):
     name: str
-    version: Optional[str] = None
+    version: str | None = None
     state: State
     reason: str = ""
 
@@ -154,11 +154,11 @@ class RepositoryIndexResponse(RootModel[list[RepositoryIndexResponseItem]]):
 
 
 class RepositoryLoadErrorResponse(_Model):
-    error: Optional[str] = None
+    error: str | None = None
 
 
 class RepositoryUnloadErrorResponse(_Model):
-    error: Optional[str] = None
+    error: str | None = None
 
 
 # ---- trusted construction: hot paths build several of these per request ---------------------
@@ -221,22 +221,22 @@ def decoded_data(request_input: RequestInput) -> Any:
 
 __all__ = [
     "Datatype",
-    "State",
-    "Parameters",
+    "InferenceErrorResponse",
+    "InferenceRequest",
+    "InferenceResponse",
+    "MetadataModelErrorResponse",
+    "MetadataModelResponse",
+    "MetadataServerErrorResponse",
+    "MetadataServerResponse",
     "MetadataTensor",
+    "Parameters",
+    "RepositoryIndexRequest",
+    "RepositoryIndexResponse",
+    "RepositoryIndexResponseItem",
+    "RepositoryLoadErrorResponse",
+    "RepositoryUnloadErrorResponse",
     "RequestInput",
     "RequestOutput",
     "ResponseOutput",
-    "InferenceRequest",
-    "InferenceResponse",
-    "MetadataServerResponse",
-    "MetadataServerErrorResponse",
-    "MetadataModelResponse",
-    "MetadataModelErrorResponse",
-    "InferenceErrorResponse",
-    "RepositoryIndexRequest",
-    "RepositoryIndexResponseItem",
-    "RepositoryIndexResponse",
-    "RepositoryLoadErrorResponse",
-    "RepositoryUnloadErrorResponse",
+    "State",
 ]

@@ -26,7 +26,9 @@ def check(requests: Path, responses: Path, model: Path) -> list[str]:
     problems = []
     if len(request_lines) != len(response_lines):
         problems.append(f"{len(request_lines)} requests but {len(response_lines)} responses")
-    for number, (request_line, response_line) in enumerate(zip(request_lines, response_lines), 1):
+    for number, (request_line, response_line) in enumerate(
+        zip(request_lines, response_lines, strict=False), 1
+    ):
         request, response = json.loads(request_line), json.loads(response_line)
         if response.get("id") != request["id"]:
             problems.append(f"line {number}: id {response.get('id')!r}, expected {request['id']!r}")
@@ -54,7 +56,9 @@ def main() -> int:
     if problems:
         print(f"{len(problems)} problem(s)", file=sys.stderr)
         return 1
-    print(f"all {len(args.requests.read_text().splitlines())} responses present, in order and correct")
+    print(
+        f"all {len(args.requests.read_text().splitlines())} responses present, in order and correct"
+    )
     return 0
 
 

@@ -1,7 +1,7 @@
 """Write requests.jsonl: one V2 inference request per line, each with an id and 1-4 rows.
 
-    python make_requests.py            # 1000 requests
-    python make_requests.py -n 50 -o small.jsonl
+python make_requests.py            # 1000 requests
+python make_requests.py -n 50 -o small.jsonl
 """
 
 from __future__ import annotations
@@ -23,8 +23,14 @@ def make_requests(count: int, destination: Path, seed: int = 0) -> Path:
             rows = rng.uniform(LOW, HIGH, size=(int(rng.integers(1, 5)), 4)).round(1)
             request = {
                 "id": f"req-{index}",
-                "inputs": [{"name": "x", "shape": list(rows.shape), "datatype": "FP64",
-                            "data": rows.reshape(-1).tolist()}],
+                "inputs": [
+                    {
+                        "name": "x",
+                        "shape": list(rows.shape),
+                        "datatype": "FP64",
+                        "data": rows.reshape(-1).tolist(),
+                    }
+                ],
             }
             out.write(json.dumps(request) + "\n")
     return destination

@@ -47,7 +47,11 @@ async def load(url: str, model: str, requests: int, concurrency: int, seed: int 
     async def worker(client: httpx.AsyncClient) -> None:
         nonlocal wrong
         for index in pending:
-            body = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": rows[index].tolist()}]}
+            body = {
+                "inputs": [
+                    {"name": "x", "shape": [1, 4], "datatype": "FP64", "data": rows[index].tolist()}
+                ]
+            }
             response = await client.post(f"/v2/models/{model}/infer", json=body)
             response.raise_for_status()
             if response.json()["outputs"][0]["data"] != [int(expected[index])]:
@@ -63,7 +67,9 @@ async def load(url: str, model: str, requests: int, concurrency: int, seed: int 
 
 
 async def worker_warmup(client: httpx.AsyncClient, model: str) -> None:
-    body = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}]}
+    body = {
+        "inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}]
+    }
     (await client.post(f"/v2/models/{model}/infer", json=body)).raise_for_status()
 
 
@@ -73,15 +79,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", choices=MODELS, action="append", help="default: both")
     parser.add_argument("-n", "--requests", type=int, default=1000)
     parser.add_argument("-c", "--concurrency", type=int, default=32)
-    parser.add_argument("--min-gain", type=float, default=None,
-                        help="exit 1 unless forest-batched is at least this many times faster")
+    parser.add_argument(
+        "--min-gain",
+        type=float,
+        default=None,
+        help="exit 1 unless forest-batched is at least this many times faster",
+    )
     args = parser.parse_args(argv)
     results = {}
     for model in args.model or MODELS:
         result = asyncio.run(load(args.url, model, args.requests, args.concurrency))
         results[model] = result
-        print(f"{model:<15} {result.rate:8.0f} req/s  ({result.requests} requests, "
-              f"concurrency {args.concurrency}, {result.wrong} wrong answers)")
+        print(
+            f"{model:<15} {result.rate:8.0f} req/s  ({result.requests} requests, "
+            f"concurrency {args.concurrency}, {result.wrong} wrong answers)"
+        )
     if any(result.wrong for result in results.values()):
         return 1
     if len(results) == 2:

@@ -25,14 +25,17 @@ class SentimentModel(MLModel):
     async def load(self) -> bool:
         path = Path(self.settings.folder or ".") / (self.settings.parameters.uri or "lexicon.json")
         lexicon = json.loads(path.read_text(encoding="utf-8"))
-        self.weights = {word: 1 for word in lexicon["positive"]}
-        self.weights.update({word: -1 for word in lexicon["negative"]})
+        self.weights = dict.fromkeys(lexicon["positive"], 1)
+        self.weights.update(dict.fromkeys(lexicon["negative"], -1))
         return True
 
     @decode_args
     async def predict(self, text: list[str]) -> tuple[list[str], np.ndarray]:
         scores = np.array(
-            [sum(self.weights.get(word, 0) for word in _WORD.findall(line.lower())) for line in text],
+            [
+                sum(self.weights.get(word, 0) for word in _WORD.findall(line.lower()))
+                for line in text
+            ],
             dtype=np.int64,
         )
         labels = ["positive" if s > 0 else "negative" if s < 0 else "neutral" for s in scores]

@@ -6,7 +6,7 @@ inside the command that needs them, so ``mlpack --help`` stays fast.
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -22,7 +22,8 @@ def _version_callback(value: bool) -> None:
 def create_app() -> typer.Typer:
     app = typer.Typer(
         name="mlpack",
-        help="Serve, package and batch-run machine-learning models over the Open Inference Protocol.",
+        help="Serve, package and batch-run machine-learning models over the Open Inference"
+        " Protocol.",
         no_args_is_help=True,
         add_completion=False,
         pretty_exceptions_enable=False,
@@ -31,8 +32,10 @@ def create_app() -> typer.Typer:
     @app.callback()
     def root(
         version: Annotated[
-            Optional[bool],
-            typer.Option("--version", callback=_version_callback, is_eager=True, help="Show the version."),
+            bool | None,
+            typer.Option(
+                "--version", callback=_version_callback, is_eager=True, help="Show the version."
+            ),
         ] = None,
     ) -> None:
         """mlpack: from a model folder to a production V2 inference service."""

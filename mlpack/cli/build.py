@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -22,14 +22,19 @@ def _check_folder(folder: Path) -> None:
 
 
 def dockerfile(
-    folder: Annotated[Path, typer.Argument(help="The folder to serve (as for `mlpack start`).")] = Path("."),
+    folder: Annotated[
+        Path, typer.Argument(help="The folder to serve (as for `mlpack start`).")
+    ] = Path("."),
     include_dockerignore: Annotated[
         bool, typer.Option("-i", "--include-dockerignore", help="Also write a .dockerignore.")
     ] = False,
-    base_image: Annotated[Optional[str], typer.Option(help="Base image (Python 3.11 with venv).")] = None,
+    base_image: Annotated[
+        str | None, typer.Option(help="Base image (Python 3.11 with venv).")
+    ] = None,
 ) -> None:
     """Write the Dockerfile `mlpack build` uses into FOLDER, to read or customise."""
-    from ..build.dockerfile import DEFAULT_BASE_IMAGE, plan_image, render_dockerfile, render_dockerignore
+    from ..packaging.dockerfile import render_dockerfile, render_dockerignore
+    from ..packaging.plan import DEFAULT_BASE_IMAGE, plan_image
 
     _check_folder(folder)
     with exit_on_error():
@@ -39,26 +44,39 @@ def dockerfile(
         if include_dockerignore:
             (folder / ".dockerignore").write_text(render_dockerignore(plan))
             typer.echo(f"wrote {folder / '.dockerignore'}")
-    typer.echo(f"build it with: mlpack build {folder} -t IMAGE [--dockerfile {folder / 'Dockerfile'}]")
+    typer.echo(
+        f"build it with: mlpack build {folder} -t IMAGE [--dockerfile {folder / 'Dockerfile'}]"
+    )
 
 
 def build(
-    folder: Annotated[Path, typer.Argument(help="The folder to serve (as for `mlpack start`).")] = Path("."),
+    folder: Annotated[
+        Path, typer.Argument(help="The folder to serve (as for `mlpack start`).")
+    ] = Path("."),
     tag: Annotated[str, typer.Option("-t", "--tag", help="Image name and tag.")] = "",
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not use the engine's layer cache.")] = False,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Do not use the engine's layer cache.")
+    ] = False,
     base_image: Annotated[
-        Optional[str], typer.Option(help="Base image with Python 3.11 and venv (default python:3.11-slim-bookworm).")
+        str | None,
+        typer.Option(
+            help="Base image with Python 3.11 and venv (default python:3.11-slim-bookworm)."
+        ),
     ] = None,
     build_arg: Annotated[
-        Optional[list[str]], typer.Option("--build-arg", help="KEY=VALUE passed to the Dockerfile (repeatable).")
+        list[str] | None,
+        typer.Option("--build-arg", help="KEY=VALUE passed to the Dockerfile (repeatable)."),
     ] = None,
     dockerfile_path: Annotated[
-        Optional[Path], typer.Option("--dockerfile", help="Use this (customised) Dockerfile instead of rendering one.")
+        Path | None,
+        typer.Option(
+            "--dockerfile", help="Use this (customised) Dockerfile instead of rendering one."
+        ),
     ] = None,
 ) -> None:
     """Build a Docker image serving FOLDER; everything it installs is prepared on this host."""
-    from ..build.dockerfile import DEFAULT_BASE_IMAGE, plan_image
-    from ..build.image import build_image
+    from ..packaging.image import build_image
+    from ..packaging.plan import DEFAULT_BASE_IMAGE, plan_image
 
     _check_folder(folder)
     if not tag:
@@ -68,14 +86,19 @@ def build(
     for item in build_arg or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            typer.secho(f"Error: --build-arg expects KEY=VALUE, got {item!r}", err=True, fg=typer.colors.RED)
+            typer.secho(
+                f"Error: --build-arg expects KEY=VALUE, got {item!r}", err=True, fg=typer.colors.RED
+            )
             raise typer.Exit(USAGE_ERROR)
         arguments[key] = value
     with exit_on_error():
         plan = plan_image(folder, base_image or DEFAULT_BASE_IMAGE)
         text = dockerfile_path.read_text() if dockerfile_path else None
-        result = build_image(plan, tag, typer.echo, no_cache=no_cache, build_args=arguments, dockerfile=text)
+        result = build_image(
+            plan, tag, typer.echo, no_cache=no_cache, build_args=arguments, dockerfile=text
+        )
     typer.secho(
-        f"built {tag}: image {result.image_id}, {result.size / 1e6:.0f} MB, in {result.seconds:.1f}s",
+        f"built {tag}: image {result.image_id}, {result.size / 1e6:.0f} MB,"
+        f" in {result.seconds:.1f}s",
         fg=typer.colors.GREEN,
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -18,20 +18,28 @@ def register(app: typer.Typer) -> None:
 
 
 def pack(
-    folder: Annotated[Path, typer.Argument(help="A model folder with requirements.txt or environment.yml.")],
+    folder: Annotated[
+        Path, typer.Argument(help="A model folder with requirements.txt or environment.yml.")
+    ],
     output: Annotated[
-        Optional[Path], typer.Option("-o", "--output", help="Tarball to write (default FOLDER/environment.tar.gz).")
+        Path | None,
+        typer.Option(
+            "-o", "--output", help="Tarball to write (default FOLDER/environment.tar.gz)."
+        ),
     ] = None,
 ) -> None:
     """Pack FOLDER's environment into a relocatable tarball (parameters.environment_tarball)."""
-    from ..build.envs import CONDA_FILES, REQUIREMENTS_FILES, pack_conda, pack_requirements
+    from ..environments.files import CONDA_FILES, REQUIREMENTS_FILES
+    from ..environments.pack import pack_conda, pack_requirements
 
     output = output or folder / "environment.tar.gz"
     requirements = [folder / n for n in REQUIREMENTS_FILES if (folder / n).is_file()]
     conda = [folder / n for n in CONDA_FILES if (folder / n).is_file()]
     if not requirements and not conda:
         typer.secho(
-            f"Error: {folder} has no {' / '.join(REQUIREMENTS_FILES + CONDA_FILES)}", err=True, fg=typer.colors.RED
+            f"Error: {folder} has no {' / '.join(REQUIREMENTS_FILES + CONDA_FILES)}",
+            err=True,
+            fg=typer.colors.RED,
         )
         raise typer.Exit(USAGE_ERROR)
     with exit_on_error():
@@ -41,17 +49,25 @@ def pack(
             written = pack_requirements(requirements[0], output)
     size = written.stat().st_size / 1e6
     typer.echo(f"packed {written} ({size:.1f} MB)")
-    typer.echo('use it with "parameters": {"environment_tarball": "%s"}' % written.name)
+    typer.echo(f'use it with "parameters": {{"environment_tarball": "{written.name}"}}')
 
 
 def unpack(
-    tarball: Annotated[Path, typer.Argument(help="An environment tarball (conda-pack or mlpack env pack).")],
-    environments_dir: Annotated[Path, typer.Option(help="Where environments are unpacked.")] = Path(".mlpack/envs"),
+    tarball: Annotated[
+        Path, typer.Argument(help="An environment tarball (conda-pack or mlpack env pack).")
+    ],
+    environments_dir: Annotated[Path, typer.Option(help="Where environments are unpacked.")] = Path(
+        ".mlpack/envs"
+    ),
+    name: Annotated[
+        str | None,
+        typer.Option(help="Folder name inside ENVIRONMENTS_DIR (default: the tarball's sha256)."),
+    ] = None,
 ) -> None:
     """Unpack TARBALL once into ENVIRONMENTS_DIR (as `mlpack start` does) and print its path."""
     from ..environments import check_python_version, unpack_environment
 
     with exit_on_error():
-        environment = unpack_environment(tarball.resolve(), environments_dir.resolve())
+        environment = unpack_environment(tarball.resolve(), environments_dir.resolve(), name)
         check_python_version(environment.python)
     typer.echo(str(environment.root))

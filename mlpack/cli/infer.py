@@ -8,7 +8,7 @@ import signal
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -66,7 +66,7 @@ def infer(
         ),
     ] = ["localhost:8080"],  # noqa: B006 (Typer needs a list default)
     model_version: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--model-version", envvar=_env("MODEL_VERSION"), help="Model version."),
     ] = None,
     workers: Annotated[
@@ -107,7 +107,7 @@ def infer(
         typer.Option("-t", "--transport", envvar=_env("TRANSPORT"), help="rest or grpc."),
     ] = TransportName.rest,
     request_headers: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option(
             "-H",
             "--request-headers",
@@ -147,7 +147,7 @@ def infer(
         bool, typer.Option("--overwrite", help="Start again over an unfinished job.")
     ] = False,
     progress: Annotated[
-        Optional[bool],
+        bool | None,
         typer.Option("--progress/--no-progress", help="Progress bar (default: on a terminal)."),
     ] = None,
     verbose: Annotated[

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -17,21 +17,31 @@ def register(app: typer.Typer) -> None:
 
 def init(
     directory: Annotated[
-        Optional[Path], typer.Argument(help="Folder to create (default: ./NAME).", show_default=False)
+        Path | None, typer.Argument(help="Folder to create (default: ./NAME).", show_default=False)
     ] = None,
     template: Annotated[
-        Optional[str], typer.Option("--template", "-t", help="Template name (see --list).", show_default=False)
+        str | None,
+        typer.Option("--template", "-t", help="Template name (see --list).", show_default=False),
     ] = None,
     name: Annotated[
-        Optional[str], typer.Option(help="Model name (default: the folder's name).", show_default=False)
+        str | None,
+        typer.Option(help="Model name (default: the folder's name).", show_default=False),
     ] = None,
     batching: Annotated[
-        Optional[bool],
-        typer.Option("--batching/--no-batching", help="Turn on adaptive batching.", show_default=False),
+        bool | None,
+        typer.Option(
+            "--batching/--no-batching", help="Turn on adaptive batching.", show_default=False
+        ),
     ] = None,
-    no_input: Annotated[bool, typer.Option("--no-input", help="Ask nothing; use flags and defaults.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Write into a folder that is not empty.")] = False,
-    list_templates: Annotated[bool, typer.Option("--list", help="List the templates and exit.")] = False,
+    no_input: Annotated[
+        bool, typer.Option("--no-input", help="Ask nothing; use flags and defaults.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Write into a folder that is not empty.")
+    ] = False,
+    list_templates: Annotated[
+        bool, typer.Option("--list", help="List the templates and exit.")
+    ] = False,
 ) -> None:
     """Create a model project: settings, model code, requirements, a test, a README."""
     from .. import scaffold
@@ -44,7 +54,8 @@ def init(
     if interactive:
         if name is None:
             name = typer.prompt(
-                "Model name", default=scaffold.default_name(directory) if directory else scaffold.DEFAULT_NAME
+                "Model name",
+                default=scaffold.default_name(directory) if directory else scaffold.DEFAULT_NAME,
             )
         if template is None:
             template = _prompt_template([item.name for item in scaffold.list_templates()])
@@ -71,7 +82,9 @@ def _prompt_template(choices: list[str]) -> str:
         answer: str = typer.prompt(f"Template ({', '.join(choices)})", default=DEFAULT_TEMPLATE)
         if answer in choices:
             return answer
-        typer.secho(f"'{answer}' is not one of: {', '.join(choices)}", err=True, fg=typer.colors.RED)
+        typer.secho(
+            f"'{answer}' is not one of: {', '.join(choices)}", err=True, fg=typer.colors.RED
+        )
 
 
 def _print_next_steps(directory: Path, name: str, template: str, train: bool) -> None:

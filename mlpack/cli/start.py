@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -16,16 +16,21 @@ def register(app: typer.Typer) -> None:
 
 def start(
     folder: Annotated[
-        Path, typer.Argument(help="A model folder, or a folder of model folders (with an optional settings.json).")
+        Path,
+        typer.Argument(
+            help="A model folder, or a folder of model folders (with an optional settings.json)."
+        ),
     ] = Path("."),
-    host: Annotated[Optional[str], typer.Option(help="Interface to listen on.")] = None,
-    http_port: Annotated[Optional[int], typer.Option(help="REST port (default 8080).")] = None,
-    grpc_port: Annotated[Optional[int], typer.Option(help="gRPC port (default 8081).")] = None,
-    metrics_port: Annotated[Optional[int], typer.Option(help="Prometheus metrics port (default 8082).")] = None,
-    parallel_workers: Annotated[
-        Optional[int], typer.Option(help="Inference worker processes (0: in the server process).")
+    host: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
+    http_port: Annotated[int | None, typer.Option(help="REST port (default 8080).")] = None,
+    grpc_port: Annotated[int | None, typer.Option(help="gRPC port (default 8081).")] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Prometheus metrics port (default 8082).")
     ] = None,
-    debug: Annotated[Optional[bool], typer.Option("--debug/--no-debug", help="Verbose logs.")] = None,
+    parallel_workers: Annotated[
+        int | None, typer.Option(help="Inference worker processes (0: in the server process).")
+    ] = None,
+    debug: Annotated[bool | None, typer.Option("--debug/--no-debug", help="Verbose logs.")] = None,
 ) -> None:
     """Serve FOLDER over the Open Inference Protocol (REST and gRPC)."""
     from ..engine.repository import discover_models
@@ -61,12 +66,13 @@ def start(
     root = (folder / settings.model_repository_root).resolve()
     models, problems = discover_models(root)
     if not models and not problems:
-        typer.secho(f"Error: no model-settings.json found below {root}", err=True, fg=typer.colors.RED)
+        typer.secho(
+            f"Error: no model-settings.json found below {root}", err=True, fg=typer.colors.RED
+        )
         raise typer.Exit(USAGE_ERROR)
     server = MLPackServer(settings, models, repository_root=root)
     with exit_on_error(STARTUP_FAILURE):
         run_server(server)
-
 
 
 def _relative_to(folder: Path, logging_settings: Any) -> Any:

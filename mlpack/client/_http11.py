@@ -9,9 +9,9 @@ redirects, ``Content-Length`` or chunked responses.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import ssl
-from typing import Optional
 from urllib.parse import urlsplit
 
 import httptools
@@ -23,9 +23,9 @@ Response = tuple[int, dict[str, str], bytes]
 
 class _Connection(asyncio.Protocol):
     def __init__(self) -> None:
-        self.transport: Optional[asyncio.Transport] = None
+        self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
-        self.waiter: Optional[asyncio.Future[Response]] = None
+        self.waiter: asyncio.Future[Response] | None = None
         self.headers: dict[str, str] = {}
         self.body: list[bytes] = []
         self.closed = False
@@ -37,10 +37,8 @@ class _Connection(asyncio.Protocol):
         self.transport = transport
         sock = transport.get_extra_info("socket")
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
 
     def data_received(self, data: bytes) -> None:
         self.received = True
@@ -50,7 +48,7 @@ class _Connection(asyncio.Protocol):
             self._fail(TransportError(f"malformed HTTP response: {error}"))
             self.close()
 
-    def connection_lost(self, exc: Optional[Exception]) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._fail(TransportError(f"connection closed by the server{f': {exc}' if exc else ''}"))
 
@@ -96,7 +94,7 @@ class ConnectionPool:
         parts = urlsplit(url)
         self.host = parts.hostname or "localhost"
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
-        self.ssl: Optional[ssl.SSLContext] = None
+        self.ssl: ssl.SSLContext | None = None
         if parts.scheme == "https":
             self.ssl = ssl.create_default_context()
             if not verify:

@@ -2,37 +2,29 @@
 
 A request or response body is a JSON header followed by raw tensor bytes; the
 ``Inference-Header-Content-Length`` HTTP header gives the JSON header's length, and each
-binary tensor carries ``parameters.binary_data_size``. Numbers are little-endian; BYTES
-elements are each prefixed by a 4-byte little-endian length.
+binary tensor carries ``parameters.binary_data_size``. The raw layout is
+``mlpack.codecs.raw``'s (the server's own).
 """
 
 from __future__ import annotations
 
-import struct
 from typing import Any
 
-import numpy as np
 import orjson
 
-from ..codecs.tensors import DATATYPE_TO_DTYPE, flatten
+from ..codecs.raw import array_to_raw, raw_to_array
+from ..codecs.tensors import flatten
 from ..errors import InvalidRequest
 from ..types import Datatype
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
-_LENGTH = struct.Struct("<I")
 
 
 def _raw(datatype: Datatype, data: Any) -> bytes:
     flat = flatten(data) if isinstance(data, list) else [data]
     if datatype is Datatype.BYTES:
-        parts = []
-        for value in flat:
-            chunk = value.encode("utf-8") if isinstance(value, str) else bytes(value)
-            parts.append(_LENGTH.pack(len(chunk)))
-            parts.append(chunk)
-        return b"".join(parts)
-    dtype = DATATYPE_TO_DTYPE[datatype].newbyteorder("<")
-    return np.asarray(flat, dtype=dtype).tobytes()
+        flat = [value.encode("utf-8") if isinstance(value, str) else bytes(value) for value in flat]
+    return array_to_raw(flat, datatype)
 
 
 def encode_binary_request(request: dict[str, Any]) -> tuple[bytes, int]:
@@ -61,31 +53,22 @@ def encode_binary_request(request: dict[str, Any]) -> tuple[bytes, int]:
     return json_header + b"".join(chunks), len(json_header)
 
 
-def _decode_raw(name: str, datatype: Datatype, raw: bytes) -> list[Any]:
-    if datatype is Datatype.BYTES:
-        values: list[Any] = []
-        offset = 0
-        while offset < len(raw):
-            if offset + 4 > len(raw):
-                raise InvalidRequest(f"output '{name}': truncated BYTES length prefix")
-            (size,) = _LENGTH.unpack_from(raw, offset)
-            offset += 4
-            chunk = raw[offset : offset + size]
-            if len(chunk) != size:
-                raise InvalidRequest(f"output '{name}': truncated BYTES element")
-            offset += size
-            try:
-                values.append(chunk.decode("utf-8"))
-            except UnicodeDecodeError:
-                values.append(chunk.decode("latin-1"))
-        return values
-    dtype = DATATYPE_TO_DTYPE[datatype].newbyteorder("<")
-    if len(raw) % dtype.itemsize:
-        raise InvalidRequest(
-            f"output '{name}': {len(raw)} bytes is not a whole number of {datatype.value}"
-        )
-    result: list[Any] = np.frombuffer(raw, dtype=dtype).tolist()
-    return result
+def _decode_raw(output: dict[str, Any], raw: bytes) -> list[Any]:
+    """An output's raw bytes as JSON-like values (BYTES: text where it is UTF-8)."""
+    name = str(output.get("name", ""))
+    flat = raw_to_array(raw, Datatype(output["datatype"]), output.get("shape", []), name=name,
+                        role="output", where="binary data")
+    if isinstance(flat, list):
+        return [_text(value) for value in flat]
+    values: list[Any] = flat.tolist()
+    return values
+
+
+def _text(value: bytes) -> str:
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value.decode("latin-1")
 
 
 def decode_binary_response(body: bytes, header_length: int) -> dict[str, Any]:
@@ -105,7 +88,7 @@ def decode_binary_response(body: bytes, header_length: int) -> dict[str, Any]:
         if len(raw) != size:
             raise InvalidRequest(f"output '{output.get('name')}': binary data is truncated")
         offset += size
-        output["data"] = _decode_raw(output.get("name", ""), Datatype(output["datatype"]), raw)
+        output["data"] = _decode_raw(output, raw)
         if not parameters:
             output.pop("parameters", None)
     return response

@@ -9,8 +9,6 @@ MLPackError
 
 from __future__ import annotations
 
-from typing import Optional
-
 from ..errors import RETRYABLE_STATUSES as RETRYABLE_STATUSES
 from ..errors import ClientError as ClientError
 from ..errors import ServerError as ServerError
@@ -21,7 +19,7 @@ from ..errors import TransportError as TransportError
 UNAVAILABLE_STATUSES = frozenset({502, 503, 504})
 
 
-def parse_retry_after(value: Optional[str]) -> Optional[float]:
+def parse_retry_after(value: str | None) -> float | None:
     """Seconds from a ``Retry-After`` header (delta-seconds only; dates are ignored)."""
     if not value:
         return None

@@ -8,7 +8,8 @@ Speaks ``inference.GRPCInferenceService`` through the stubs and converters in
 from __future__ import annotations
 
 import contextlib
-from typing import Any, AsyncIterator, Mapping, Optional, Union
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 import grpc
 import numpy as np
@@ -24,7 +25,7 @@ from ..types import (
 )
 from .errors import ServerError, Timeout, TransportError
 
-Request = Union[InferenceRequest, Mapping[str, Any]]
+Request = InferenceRequest | Mapping[str, Any]
 
 # gRPC status → the HTTP status of the same meaning (the protocol's own mapping).
 _HTTP_STATUS = {
@@ -113,7 +114,7 @@ class AsyncGrpcClient:
         url: str,
         *,
         timeout: float = 60.0,
-        headers: Optional[Mapping[str, str]] = None,
+        headers: Mapping[str, str] | None = None,
         use_ssl: bool = False,
         binary: bool = True,
     ) -> None:
@@ -134,8 +135,8 @@ class AsyncGrpcClient:
         model_name: str,
         request: Request,
         *,
-        model_version: Optional[str] = None,
-        headers: Optional[Mapping[str, str]] = None,
+        model_version: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> InferenceResponse:
         """Send one inference request; return an ``InferenceResponse`` (data as flat arrays)."""
         typed = (
@@ -154,8 +155,8 @@ class AsyncGrpcClient:
         model_name: str,
         request: Request,
         *,
-        model_version: Optional[str] = None,
-        headers: Optional[Mapping[str, str]] = None,
+        model_version: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         """Send one inference request; return the response as its REST JSON dict."""
         response = await self.infer(
@@ -173,7 +174,7 @@ class AsyncGrpcClient:
             reply = await self._stub.ServerReady(pb.ServerReadyRequest(), timeout=self.timeout)
         return bool(reply.ready)
 
-    async def model_ready(self, model_name: str, model_version: Optional[str] = None) -> bool:
+    async def model_ready(self, model_name: str, model_version: str | None = None) -> bool:
         async with _map_grpc_errors(self.target):
             reply = await self._stub.ModelReady(
                 pb.ModelReadyRequest(name=model_name, version=model_version or ""),
@@ -189,7 +190,7 @@ class AsyncGrpcClient:
         return convert.server_metadata_from_pb(reply)
 
     async def model_metadata(
-        self, model_name: str, model_version: Optional[str] = None
+        self, model_name: str, model_version: str | None = None
     ) -> MetadataModelResponse:
         async with _map_grpc_errors(self.target):
             reply = await self._stub.ModelMetadata(

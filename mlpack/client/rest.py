@@ -1,14 +1,16 @@
 """REST clients for any Open Inference Protocol (V2) server: ``Client`` and ``AsyncClient``.
 
-Both keep connections alive (HTTP/1.1; ``AsyncClient`` on a lean httptools pool) and speak JSON, or the binary tensor extension
-with ``binary=True``. ``infer`` takes and returns ``mlpack.types``; ``infer_json`` takes
-and returns plain dicts, which is what batch jobs use to avoid model round trips.
+Both keep connections alive (HTTP/1.1; ``AsyncClient`` on a lean httptools pool) and speak
+JSON, or the binary tensor extension with ``binary=True``. ``infer`` takes and returns
+``mlpack.types``; ``infer_json`` takes and returns plain dicts, which is what batch jobs
+use to avoid model round trips.
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator, Mapping, Optional, Union
+from collections.abc import Iterator, Mapping
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -25,7 +27,7 @@ from ._http11 import ConnectionPool
 from .binary import HEADER_LENGTH, decode_binary_response, encode_binary_request
 from .errors import ServerError, Timeout, TransportError, parse_retry_after
 
-Request = Union[InferenceRequest, Mapping[str, Any]]
+Request = InferenceRequest | Mapping[str, Any]
 DEFAULT_TIMEOUT = 60.0
 
 
@@ -54,24 +56,24 @@ class _BaseClient:
         url: str,
         *,
         binary: bool = False,
-        headers: Optional[Mapping[str, str]] = None,
+        headers: Mapping[str, str] | None = None,
         use_ssl: bool = False,
     ) -> None:
         self.url = normalise_url(url, use_ssl)
         self.binary = binary
         self.headers = dict(headers or {})
 
-    def _infer_path(self, model_name: str, model_version: Optional[str]) -> str:
+    def _infer_path(self, model_name: str, model_version: str | None) -> str:
         path = f"{self.url}/v2/models/{quote(model_name, safe='')}"
         if model_version:
             path += f"/versions/{quote(model_version, safe='')}"
         return path + "/infer"
 
-    def _model_path(self, model_name: str, model_version: Optional[str]) -> str:
+    def _model_path(self, model_name: str, model_version: str | None) -> str:
         return self._infer_path(model_name, model_version)[: -len("/infer")]
 
     def _encode(
-        self, request: Request, headers: Optional[Mapping[str, str]]
+        self, request: Request, headers: Mapping[str, str] | None
     ) -> tuple[bytes, dict[str, str]]:
         payload = request.dict() if isinstance(request, InferenceRequest) else dict(request)
         merged = {**self.headers, **(headers or {})}
@@ -139,16 +141,16 @@ class AsyncClient(_BaseClient):
         url: str,
         *,
         timeout: float = DEFAULT_TIMEOUT,
-        headers: Optional[Mapping[str, str]] = None,
+        headers: Mapping[str, str] | None = None,
         binary: bool = False,
         use_ssl: bool = False,
         verify: bool = True,
         max_connections: int = 100,
-        transport: Optional[httpx.AsyncBaseTransport] = None,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         super().__init__(url, binary=binary, headers=headers, use_ssl=use_ssl)
-        self._pool: Optional[ConnectionPool] = None
-        self._http: Optional[httpx.AsyncClient] = None
+        self._pool: ConnectionPool | None = None
+        self._http: httpx.AsyncClient | None = None
         if transport is None:
             self._pool = ConnectionPool(
                 self.url, timeout=timeout, max_connections=max_connections, verify=verify
@@ -170,8 +172,8 @@ class AsyncClient(_BaseClient):
         model_name: str,
         request: Request,
         *,
-        model_version: Optional[str] = None,
-        headers: Optional[Mapping[str, str]] = None,
+        model_version: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         """Send one inference request; return the response as a dict (binary data decoded)."""
         body, merged = self._encode(request, headers)
@@ -183,8 +185,8 @@ class AsyncClient(_BaseClient):
         model_name: str,
         request: Request,
         *,
-        model_version: Optional[str] = None,
-        headers: Optional[Mapping[str, str]] = None,
+        model_version: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> InferenceResponse:
         """Send one inference request; return an ``InferenceResponse``."""
         payload = await self.infer_json(
@@ -203,14 +205,14 @@ class AsyncClient(_BaseClient):
     async def ready(self) -> bool:
         return (await self._get("/v2/health/ready"))[0] == 200
 
-    async def model_ready(self, model_name: str, model_version: Optional[str] = None) -> bool:
+    async def model_ready(self, model_name: str, model_version: str | None = None) -> bool:
         return (await self._get(self._model_path(model_name, model_version) + "/ready"))[0] == 200
 
     async def metadata(self) -> MetadataServerResponse:
         return MetadataServerResponse.model_validate(self._decode(await self._get("/v2")))
 
     async def model_metadata(
-        self, model_name: str, model_version: Optional[str] = None
+        self, model_name: str, model_version: str | None = None
     ) -> MetadataModelResponse:
         response = await self._get(self._model_path(model_name, model_version))
         return MetadataModelResponse.model_validate(self._decode(response))
@@ -229,19 +231,19 @@ class AsyncClient(_BaseClient):
 
 
 class Client(_BaseClient):
-    """A blocking V2 REST client with a keep-alive connection pool (parameters as ``AsyncClient``)."""
+    """A blocking V2 REST client with a keep-alive connection pool (parameters: ``AsyncClient``)."""
 
     def __init__(
         self,
         url: str,
         *,
         timeout: float = DEFAULT_TIMEOUT,
-        headers: Optional[Mapping[str, str]] = None,
+        headers: Mapping[str, str] | None = None,
         binary: bool = False,
         use_ssl: bool = False,
         verify: bool = True,
         max_connections: int = 10,
-        transport: Optional[httpx.BaseTransport] = None,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         super().__init__(url, binary=binary, headers=headers, use_ssl=use_ssl)
         limits = httpx.Limits(
@@ -256,8 +258,8 @@ class Client(_BaseClient):
         model_name: str,
         request: Request,
         *,
-        model_version: Optional[str] = None,
-        headers: Optional[Mapping[str, str]] = None,
+        model_version: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         """Send one inference request; return the response as a dict (binary data decoded)."""
         body, merged = self._encode(request, headers)
@@ -271,8 +273,8 @@ class Client(_BaseClient):
         model_name: str,
         request: Request,
         *,
-        model_version: Optional[str] = None,
-        headers: Optional[Mapping[str, str]] = None,
+        model_version: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> InferenceResponse:
         """Send one inference request; return an ``InferenceResponse``."""
         payload = self.infer_json(model_name, request, model_version=model_version, headers=headers)
@@ -290,14 +292,14 @@ class Client(_BaseClient):
     def ready(self) -> bool:
         return self._get("/v2/health/ready").status_code == 200
 
-    def model_ready(self, model_name: str, model_version: Optional[str] = None) -> bool:
+    def model_ready(self, model_name: str, model_version: str | None = None) -> bool:
         return self._get(self._model_path(model_name, model_version) + "/ready").status_code == 200
 
     def metadata(self) -> MetadataServerResponse:
         return MetadataServerResponse.model_validate(self._decode(_from_httpx(self._get("/v2"))))
 
     def model_metadata(
-        self, model_name: str, model_version: Optional[str] = None
+        self, model_name: str, model_version: str | None = None
     ) -> MetadataModelResponse:
         response = self._get(self._model_path(model_name, model_version))
         return MetadataModelResponse.model_validate(self._decode(_from_httpx(response)))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import types
 import typing
-from typing import Any, ClassVar, Optional, TypeVar, Union
+from typing import Any, ClassVar, TypeVar, Union
 
 from ..errors import InvalidRequest
 from ..types import (
@@ -64,7 +64,7 @@ class RequestCodec:
 
     @classmethod
     def encode_response(
-        cls, model_name: str, payload: Any, model_version: Optional[str] = None, **kwargs: Any
+        cls, model_name: str, payload: Any, model_version: str | None = None, **kwargs: Any
     ) -> InferenceResponse:
         raise NotImplementedError(f"{cls.__name__} cannot encode responses")
 
@@ -81,8 +81,8 @@ class RequestCodec:
         raise NotImplementedError(f"{cls.__name__} cannot decode requests")
 
 
-InputCodecLike = Union[type[InputCodec], InputCodec]
-RequestCodecLike = Union[type[RequestCodec], RequestCodec]
+InputCodecLike = type[InputCodec] | InputCodec
+RequestCodecLike = type[RequestCodec] | RequestCodec
 
 _InputT = TypeVar("_InputT", bound=InputCodecLike)
 _RequestT = TypeVar("_RequestT", bound=RequestCodecLike)
@@ -134,7 +134,7 @@ def register_request_codec(codec: _RequestT) -> _RequestT:
 
 def find_input_codec(
     content_type: str | None = None, payload: Any = None, type_hint: Any = None
-) -> Optional[InputCodecLike]:
+) -> InputCodecLike | None:
     """The input codec for a content type, else a type hint, else a payload; or None."""
     _ensure_builtin_codecs()
     return _input_codecs.find(content_type, payload, type_hint)  # type: ignore[no-any-return]
@@ -142,7 +142,7 @@ def find_input_codec(
 
 def find_request_codec(
     content_type: str | None = None, payload: Any = None, type_hint: Any = None
-) -> Optional[RequestCodecLike]:
+) -> RequestCodecLike | None:
     """The request codec for a content type, else a type hint, else a payload; or None."""
     _ensure_builtin_codecs()
     return _request_codecs.find(content_type, payload, type_hint)  # type: ignore[no-any-return]
@@ -191,7 +191,7 @@ def unwrap_optional(hint: Any) -> tuple[Any, bool]:
         if len(args) < len(typing.get_args(hint)):
             if len(args) == 1:
                 return args[0], True
-            return Union[tuple(args)], True
+            return Union[tuple(args)], True  # noqa: UP007 (built from a runtime tuple)
     return hint, False
 
 
@@ -214,14 +214,13 @@ def _ensure_builtin_codecs() -> None:
     from . import base64, datetime, numpy, pandas, string  # noqa: F401
 
 
-
 _InputCodec = InputCodec  # the attribute below shadows the class name in the class body
 
 
 class SingleInputRequestCodec(RequestCodec):
     """A request codec for requests and responses with exactly one tensor."""
 
-    InputCodec: ClassVar[Optional[type[_InputCodec]]] = None
+    InputCodec: ClassVar[type[_InputCodec] | None] = None
 
     @classmethod
     def _codec(cls) -> type[_InputCodec]:
@@ -235,7 +234,7 @@ class SingleInputRequestCodec(RequestCodec):
 
     @classmethod
     def encode_response(
-        cls, model_name: str, payload: Any, model_version: Optional[str] = None, **kwargs: Any
+        cls, model_name: str, payload: Any, model_version: str | None = None, **kwargs: Any
     ) -> InferenceResponse:
         output = cls._codec().encode_output(f"{DEFAULT_OUTPUT_PREFIX}1", payload, **kwargs)
         return InferenceResponse(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any, List
+from typing import Any
 
 from ..errors import InvalidRequest
 from .base import register_input_codec
@@ -16,7 +16,7 @@ class Base64Codec(BytesElementCodec):
     """BYTES tensors holding base64 text ⇄ ``list[bytes]``."""
 
     ContentType = "base64"
-    TypeHint = List[bytes]
+    TypeHint = list[bytes]
     ElementType = bytes
 
     @classmethod

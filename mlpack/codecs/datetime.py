@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, List
+from typing import Any
 
 from ..errors import InvalidRequest
 from .base import register_input_codec
@@ -15,7 +15,7 @@ class DatetimeCodec(BytesElementCodec):
     """BYTES tensors of ISO 8601 strings ⇄ ``list[datetime]``."""
 
     ContentType = "datetime"
-    TypeHint = List[datetime]
+    TypeHint = list[datetime]
     ElementType = datetime
 
     @classmethod

@@ -14,8 +14,9 @@ from __future__ import annotations
 import functools
 import inspect
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any
 
 from ..errors import InvalidRequest, ModelError
 from ..types import InferenceRequest, InferenceResponse, MetadataTensor, ResponseOutput
@@ -36,13 +37,13 @@ _MISSING = inspect.Parameter.empty
 @dataclass(frozen=True)
 class _Argument:
     name: str
-    input_codec: Optional[InputCodecLike]
-    request_codec: Optional[RequestCodecLike]
+    input_codec: InputCodecLike | None
+    request_codec: RequestCodecLike | None
     required: bool
     default: Any
 
 
-def _find_codecs(hint: Any) -> tuple[Optional[InputCodecLike], Optional[RequestCodecLike]]:
+def _find_codecs(hint: Any) -> tuple[InputCodecLike | None, RequestCodecLike | None]:
     for candidate in (hint, typing.get_origin(hint)):  # NDArray[...] → np.ndarray
         if candidate is None:
             continue
@@ -81,13 +82,15 @@ def _arguments(function: Callable[..., Any], hints: dict[str, Any]) -> list[_Arg
                     f"decode_args: parameter '{parameter.name}' of {function.__qualname__} "
                     f"has type {hint!r}, which no codec decodes"
                 )
-        arguments.append(_Argument(
-            name=parameter.name,
-            input_codec=input_codec,
-            request_codec=request_codec,
-            required=parameter.default is _MISSING and not optional,
-            default=None if parameter.default is _MISSING else parameter.default,
-        ))
+        arguments.append(
+            _Argument(
+                name=parameter.name,
+                input_codec=input_codec,
+                request_codec=request_codec,
+                required=parameter.default is _MISSING and not optional,
+                default=None if parameter.default is _MISSING else parameter.default,
+            )
+        )
     return arguments
 
 
@@ -170,8 +173,9 @@ def _encode_output(model: Any, index: int, payload: Any, hint: Any) -> list[Resp
     return [input_codec.encode_output(name, payload)]
 
 
-def _encode(model: Any, result: Any, return_hint: Any, request: InferenceRequest
-            ) -> InferenceResponse:
+def _encode(
+    model: Any, result: Any, return_hint: Any, request: InferenceRequest
+) -> InferenceResponse:
     if isinstance(result, InferenceResponse):
         return result
     is_tuple, hints = _output_hints(return_hint)
@@ -204,6 +208,7 @@ def decode_args(predict: Callable[..., Any]) -> Callable[..., Any]:
         return_hint = None
 
     if inspect.iscoroutinefunction(predict):
+
         @functools.wraps(predict)
         async def async_wrapper(self: Any, request: InferenceRequest) -> InferenceResponse:
             result = await predict(self, **_decode(self, arguments, request))

@@ -7,7 +7,7 @@ metadata's; a request's ``parameters.content_type`` wins over the model's defaul
 from __future__ import annotations
 
 import inspect
-from typing import Any, Optional
+from typing import Any
 
 from ..errors import InvalidRequest
 from ..types import (
@@ -31,19 +31,17 @@ from .base import (
 )
 
 
-def _own_content_type(parameters: Optional[Parameters]) -> str | None:
+def _own_content_type(parameters: Parameters | None) -> str | None:
     return parameters.content_type if parameters is not None else None
 
 
-def _metadata_content_type(
-    name: str, metadata: Optional[dict[str, MetadataTensor]]
-) -> str | None:
+def _metadata_content_type(name: str, metadata: dict[str, MetadataTensor] | None) -> str | None:
     tensor = (metadata or {}).get(name)
     return _own_content_type(tensor.parameters) if tensor is not None else None
 
 
 def decode_request_input(
-    request_input: RequestInput, metadata_inputs: Optional[dict[str, MetadataTensor]] = None
+    request_input: RequestInput, metadata_inputs: dict[str, MetadataTensor] | None = None
 ) -> Any | None:
     """Decode one input by its content type (its own, else the metadata's); None if it has none."""
     content_type = _own_content_type(request_input.parameters) or _metadata_content_type(
@@ -53,15 +51,16 @@ def decode_request_input(
         return None
     codec = find_input_codec(content_type=content_type)
     if codec is None:
-        raise content_type_error(f"input '{request_input.name}'", content_type,
-                                 input_content_types())
+        raise content_type_error(
+            f"input '{request_input.name}'", content_type, input_content_types()
+        )
     return codec.decode_input(request_input)
 
 
 def decode_inference_request(
     request: InferenceRequest,
     default_content_type: str | None = None,
-    metadata_inputs: Optional[dict[str, MetadataTensor]] = None,
+    metadata_inputs: dict[str, MetadataTensor] | None = None,
 ) -> Any | None:
     """Decode a whole request by its content type (its own, else the default); None if none."""
     content_type = _own_content_type(request.parameters) or default_content_type
@@ -85,10 +84,10 @@ def _accepts(function: Any, keyword: str) -> bool:
 
 def encode_response_output(
     payload: Any,
-    request_output: Optional[RequestOutput] = None,
-    metadata_outputs: Optional[dict[str, MetadataTensor]] = None,
-    name: Optional[str] = None,
-) -> Optional[ResponseOutput]:
+    request_output: RequestOutput | None = None,
+    metadata_outputs: dict[str, MetadataTensor] | None = None,
+    name: str | None = None,
+) -> ResponseOutput | None:
     """Encode one output: content type from the requested output, the metadata, or the payload.
 
     The name comes from ``request_output``, else ``name``, else ``output-0``.
@@ -115,10 +114,10 @@ def encode_response_output(
 def encode_inference_response(
     payload: Any,
     model_name: str,
-    model_version: Optional[str] = None,
-    content_type: Optional[str] = None,
+    model_version: str | None = None,
+    content_type: str | None = None,
     **kwargs: Any,
-) -> Optional[InferenceResponse]:
+) -> InferenceResponse | None:
     """Encode a whole response by content type, else by payload; None if no codec fits."""
     if content_type:
         codec = find_request_codec(content_type=content_type)
@@ -131,8 +130,9 @@ def encode_inference_response(
     return codec.encode_response(model_name, payload, model_version=model_version, **kwargs)
 
 
-def encode_request(payload: Any, content_type: Optional[str] = None, **kwargs: Any
-                   ) -> InferenceRequest:
+def encode_request(
+    payload: Any, content_type: str | None = None, **kwargs: Any
+) -> InferenceRequest:
     """Client side: build a request for a payload (request codecs first, then input codecs)."""
     request_codec = find_request_codec(content_type=content_type, payload=payload)
     if request_codec is not None:
@@ -151,8 +151,7 @@ def decode_response_output(output: ResponseOutput) -> Any:
     if content_type:
         codec = find_input_codec(content_type=content_type)
         if codec is None:
-            raise content_type_error(f"output '{output.name}'", content_type,
-                                     input_content_types())
+            raise content_type_error(f"output '{output.name}'", content_type, input_content_types())
         return codec.decode_output(output)
     fallback = "str" if output.datatype is Datatype.BYTES else "np"
     codec = find_input_codec(content_type=fallback)

@@ -6,7 +6,7 @@ only when this codec is used.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -71,7 +71,7 @@ def _text(value: Any) -> Any:
 
 
 def _content_type(
-    tensor: RequestInput | ResponseOutput, metadata: Optional[dict[str, MetadataTensor]]
+    tensor: RequestInput | ResponseOutput, metadata: dict[str, MetadataTensor] | None
 ) -> str | None:
     if tensor.parameters is not None and tensor.parameters.content_type:
         return tensor.parameters.content_type
@@ -83,8 +83,8 @@ def _content_type(
 
 def _frame(
     tensors: list[RequestInput] | list[ResponseOutput],
-    metadata: Optional[dict[str, MetadataTensor]],
-) -> "pd.DataFrame":
+    metadata: dict[str, MetadataTensor] | None,
+) -> pd.DataFrame:
     pd = _pandas()
     columns: dict[str, Any] = {}
     length: int | None = None
@@ -111,25 +111,42 @@ def _encode_series(name: str, series: Any, use_bytes: bool, output: bool) -> Any
     rows = len(values)
     if pd.api.types.is_datetime64_any_dtype(series.dtype):
         data = [v.isoformat() for v in series.dt.to_pydatetime()]
-        return kind(name=name, datatype=Datatype.BYTES, shape=[rows, 1],
-                    data=[d.encode() for d in data] if use_bytes else data,
-                    parameters=Parameters(content_type="datetime"))
+        return kind(
+            name=name,
+            datatype=Datatype.BYTES,
+            shape=[rows, 1],
+            data=[d.encode() for d in data] if use_bytes else data,
+            parameters=Parameters(content_type="datetime"),
+        )
     if series.dtype == object or pd.api.types.is_string_dtype(series.dtype):
         if all(isinstance(v, str) for v in values):
-            return kind(name=name, datatype=Datatype.BYTES, shape=[rows, 1],
-                        data=[v.encode() for v in values] if use_bytes else values,
-                        parameters=Parameters(content_type="str"))
+            return kind(
+                name=name,
+                datatype=Datatype.BYTES,
+                shape=[rows, 1],
+                data=[v.encode() for v in values] if use_bytes else values,
+                parameters=Parameters(content_type="str"),
+            )
         if all(isinstance(v, bytes) for v in values):
-            return kind(name=name, datatype=Datatype.BYTES, shape=[rows, 1],
-                        data=values if use_bytes else [_text(v) for v in values])
+            return kind(
+                name=name,
+                datatype=Datatype.BYTES,
+                shape=[rows, 1],
+                data=values if use_bytes else [_text(v) for v in values],
+            )
         if rows and all(isinstance(v, (list, tuple, np.ndarray)) for v in values):
             array = np.asarray([np.asarray(v) for v in values])
-            return kind(name=name, datatype=to_datatype(array.dtype),
-                        shape=[rows, *array.shape[1:]], data=ndarray_to_data(array))
+            return kind(
+                name=name,
+                datatype=to_datatype(array.dtype),
+                shape=[rows, *array.shape[1:]],
+                data=ndarray_to_data(array),
+            )
         raise InvalidRequest(f"column '{name}': cannot encode mixed values of dtype object")
     array = series.to_numpy()
-    return kind(name=name, datatype=to_datatype(array.dtype), shape=[rows, 1],
-                data=ndarray_to_data(array))
+    return kind(
+        name=name, datatype=to_datatype(array.dtype), shape=[rows, 1], data=ndarray_to_data(array)
+    )
 
 
 @register_request_codec
@@ -150,8 +167,8 @@ class PandasCodec(RequestCodec):
     def encode_response(
         cls,
         model_name: str,
-        payload: "pd.DataFrame",
-        model_version: Optional[str] = None,
+        payload: pd.DataFrame,
+        model_version: str | None = None,
         use_bytes: bool = False,
         **kwargs: Any,
     ) -> InferenceResponse:
@@ -167,12 +184,12 @@ class PandasCodec(RequestCodec):
         )
 
     @classmethod
-    def decode_response(cls, response: InferenceResponse) -> "pd.DataFrame":
+    def decode_response(cls, response: InferenceResponse) -> pd.DataFrame:
         return _frame(response.outputs, None)
 
     @classmethod
     def encode_request(
-        cls, payload: "pd.DataFrame", use_bytes: bool = True, **kwargs: Any
+        cls, payload: pd.DataFrame, use_bytes: bool = True, **kwargs: Any
     ) -> InferenceRequest:
         inputs = [
             _encode_series(str(name), payload[name], use_bytes, output=False)
@@ -184,7 +201,7 @@ class PandasCodec(RequestCodec):
     def decode_request(
         cls,
         request: InferenceRequest,
-        metadata_inputs: Optional[dict[str, MetadataTensor]] = None,
+        metadata_inputs: dict[str, MetadataTensor] | None = None,
         **kwargs: Any,
-    ) -> "pd.DataFrame":
+    ) -> pd.DataFrame:
         return _frame(request.inputs, metadata_inputs)

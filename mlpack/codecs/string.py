@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, List
+from typing import Any, ClassVar
 
 from ..errors import InvalidRequest
 from ..types import Datatype, Parameters, RequestInput, ResponseOutput, trusted
@@ -18,7 +18,11 @@ def _as_request_input(tensor: RequestInput | ResponseOutput) -> RequestInput:
     if isinstance(tensor, RequestInput):
         return tensor
     return trusted(
-        RequestInput, name=tensor.name, shape=tensor.shape, datatype=tensor.datatype, data=tensor.data
+        RequestInput,
+        name=tensor.name,
+        shape=tensor.shape,
+        datatype=tensor.datatype,
+        data=tensor.data,
     )
 
 
@@ -93,7 +97,9 @@ class BytesElementCodec(InputCodec):
 
     @classmethod
     def decode_input(cls, request_input: RequestInput) -> list[Any]:
-        return cls.decode_elements(request_input.name, bytes_elements(request_input, cls.ContentType))
+        return cls.decode_elements(
+            request_input.name, bytes_elements(request_input, cls.ContentType)
+        )
 
 
 @register_input_codec
@@ -101,7 +107,7 @@ class StringCodec(BytesElementCodec):
     """BYTES tensors ⇄ ``list[str]`` (UTF-8)."""
 
     ContentType = "str"
-    TypeHint = List[str]
+    TypeHint = list[str]
     ElementType = str
 
     @classmethod
@@ -119,4 +125,4 @@ class StringRequestCodec(SingleInputRequestCodec):
 
     InputCodec = StringCodec
     ContentType = StringCodec.ContentType
-    TypeHint = List[str]
+    TypeHint = list[str]

@@ -84,50 +84,79 @@ def _fail(name: str, datatype: Datatype, problem: str) -> InvalidRequest:
 
 
 def _numeric_array(name: str, datatype: Datatype, data: Any, count: int) -> np.ndarray:
-    """Convert JSON-decoded numbers to an array of ``datatype``, rejecting lossy values."""
-    dtype = DATATYPE_TO_DTYPE[datatype]
-    if isinstance(data, np.ndarray):
-        raw = data
-    else:
-        if not isinstance(data, list):
-            data = [data]
-        try:
-            raw = np.asarray(data)
-        except ValueError:
-            # Ragged nesting: fall back to the flat element list.
-            raw = np.asarray(flatten(data))
-    if raw.dtype == object and not isinstance(data, np.ndarray):
-        raw = np.asarray(flatten(data), dtype=object)
+    """Convert JSON-decoded numbers (or an array) to a flat array of ``datatype``.
+
+    Steps: read the values into numpy, check the element count, then convert with the
+    datatype family's own rules (booleans, floats, integers), rejecting lossy values.
+    """
+    from_json = not isinstance(data, np.ndarray)
+    if from_json and not isinstance(data, list):
+        data = [data]
+    raw = _json_array(data) if from_json else data
     if raw.size != count:
         raise _fail(name, datatype, f"shape implies {count} elements but data has {raw.size}")
-    if raw.dtype == dtype and isinstance(data, np.ndarray):
+    dtype = DATATYPE_TO_DTYPE[datatype]
+    if not from_json and raw.dtype == dtype:
         return raw.reshape(-1)  # already the datatype's own dtype: every value fits
-    kind = raw.dtype.kind
     if datatype is Datatype.BOOL:
-        if raw.size and kind != "b":
-            raise _fail(name, datatype, "values must be JSON booleans (true/false)")
-        return raw.astype(np.bool_, copy=False).reshape(-1)
-    if kind in "iuf" and not isinstance(data, np.ndarray) and _holds_bool(data):
+        return _bool_array(name, raw)
+    if from_json and raw.dtype.kind in "iuf" and _holds_bool(data):
         # numpy turned true/false into 1/0 alongside the numbers: never read a flag as a number.
         raise _fail(name, datatype, "values must be numbers, got a mix of numbers and booleans")
     if dtype.kind == "f":
-        if kind == "O":
-            # JSON null stands for NaN in floating point tensors.
-            flat = raw.reshape(-1)
-            if any(not (v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)))
-                   for v in flat):
-                raise _fail(name, datatype, "values must be numbers or null")
-            raw = np.array([np.nan if v is None else v for v in flat], dtype=np.float64)
-        elif raw.size and kind not in "iuf":
-            raise _fail(name, datatype, f"values must be numbers, got {_describe(raw)}")
-        with np.errstate(over="ignore", invalid="ignore"):
-            out = raw.astype(dtype, copy=False).reshape(-1)
-        if dtype.itemsize < 8 and raw.size and kind == "f":
-            overflow = np.isinf(out) & ~np.isinf(raw.reshape(-1))
-            if overflow.any():
-                raise _fail(name, datatype, f"value {_plain(raw.reshape(-1)[overflow][0])} is out of range")
-        return out
-    # Integer datatypes.
+        return _float_array(name, datatype, dtype, raw)
+    return _integer_array(name, datatype, dtype, raw, data)
+
+
+def _json_array(data: list[Any]) -> np.ndarray:
+    """A JSON list as numpy reads it (ragged or mixed nesting: the flat element list)."""
+    try:
+        raw = np.asarray(data)
+    except ValueError:  # ragged nesting
+        raw = np.asarray(flatten(data))
+    if raw.dtype == object:
+        raw = np.asarray(flatten(data), dtype=object)
+    return raw
+
+
+def _bool_array(name: str, raw: np.ndarray) -> np.ndarray:
+    if raw.size and raw.dtype.kind != "b":
+        raise _fail(name, Datatype.BOOL, "values must be JSON booleans (true/false)")
+    return raw.astype(np.bool_, copy=False).reshape(-1)
+
+
+def _float_array(
+    name: str, datatype: Datatype, dtype: np.dtype[Any], raw: np.ndarray
+) -> np.ndarray:
+    kind = raw.dtype.kind
+    if kind == "O":
+        raw = _nulls_as_nan(name, datatype, raw)
+    elif raw.size and kind not in "iuf":
+        raise _fail(name, datatype, f"values must be numbers, got {_describe(raw)}")
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = raw.astype(dtype, copy=False).reshape(-1)
+    if dtype.itemsize < 8 and raw.size and kind == "f":
+        overflow = np.isinf(out) & ~np.isinf(raw.reshape(-1))
+        if overflow.any():
+            bad = _plain(raw.reshape(-1)[overflow][0])
+            raise _fail(name, datatype, f"value {bad} is out of range")
+    return out
+
+
+def _nulls_as_nan(name: str, datatype: Datatype, raw: np.ndarray) -> np.ndarray:
+    """Numbers mixed with JSON null (which stands for NaN in floating point tensors)."""
+    flat = raw.reshape(-1)
+    if any(
+        not (v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))) for v in flat
+    ):
+        raise _fail(name, datatype, "values must be numbers or null")
+    return np.array([np.nan if v is None else v for v in flat], dtype=np.float64)
+
+
+def _integer_array(
+    name: str, datatype: Datatype, dtype: np.dtype[Any], raw: np.ndarray, data: Any
+) -> np.ndarray:
+    kind = raw.dtype.kind
     if raw.size and kind not in "iu":
         if kind not in "fO":
             raise _fail(name, datatype, f"values must be integers, got {_describe(raw)}")
@@ -136,13 +165,19 @@ def _numeric_array(name: str, datatype: Datatype, data: Any, count: int) -> np.n
         source = data.reshape(-1).tolist() if isinstance(data, np.ndarray) else flatten(data)
         return _exact_integers(name, datatype, source)
     if raw.size and raw.dtype != dtype:  # numpy chose the datatype's own dtype: all fit
-        info = np.iinfo(dtype)
-        flat = raw.reshape(-1)
-        low, high = flat.min(), flat.max()
-        if low < info.min or high > info.max:
-            bad = low if low < info.min else high
-            raise _fail(name, datatype, f"value {_plain(bad)} is out of range [{info.min}, {info.max}]")
+        _check_integer_range(name, datatype, dtype, raw)
     return raw.astype(dtype, copy=False).reshape(-1)
+
+
+def _check_integer_range(
+    name: str, datatype: Datatype, dtype: np.dtype[Any], raw: np.ndarray
+) -> None:
+    info = np.iinfo(dtype)
+    flat = raw.reshape(-1)
+    low, high = flat.min(), flat.max()
+    if low < info.min or high > info.max:
+        bad = low if low < info.min else high
+        raise _fail(name, datatype, f"value {_plain(bad)} is out of range [{info.min}, {info.max}]")
 
 
 def _holds_bool(data: list[Any]) -> bool:

@@ -17,15 +17,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from ..environments.runtimes import implementation_aliases
 from ..errors import ModelLoadError
 
 # MLServer implementation names → mlpack's built-in runtimes.
-IMPLEMENTATION_ALIASES = {
-    "mlserver_sklearn.SKLearnModel": "mlpack_sklearn.SKLearnModel",
-    "mlserver_xgboost.XGBoostModel": "mlpack_xgboost.XGBoostModel",
-    "mlserver_lightgbm.LightGBMModel": "mlpack_lightgbm.LightGBMModel",
-    "mlserver_onnx.OnnxModel": "mlpack_onnx.OnnxModel",
-}
+IMPLEMENTATION_ALIASES = implementation_aliases()
 
 _import_lock = threading.Lock()
 

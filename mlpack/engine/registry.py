@@ -63,6 +63,7 @@ class ModelEntry:
     in_flight: int = 0
     queues: bool = False  # requests wait in a queue (batching) before they are computed
     idle: asyncio.Event = field(default_factory=asyncio.Event)
+    # Counted by server readiness; an unload through the API clears it, a load sets it.
     load_at_startup: bool = True
     _outputs: frozenset[str] = frozenset()
     _inputs: dict[str, MetadataTensor] = field(default_factory=dict)
@@ -156,7 +157,9 @@ class ModelRegistry:
         return self.get(name, version).queues
 
     def is_ready(self) -> bool:
-        """True when every model meant to load at startup is ready (and not draining)."""
+        """True when every model meant to be serving is ready and can take requests (a
+        model unloaded through the API is not: unloading on purpose does not take the whole
+        server out of service), and the server is not draining."""
         return not self.draining and all(
             entry.state is State.READY and has_capacity(entry.runner)
             for entry in self.entries()
@@ -179,7 +182,7 @@ class ModelRegistry:
     def index(self, ready: Optional[bool] = None) -> list[RepositoryIndexResponseItem]:
         items = [
             RepositoryIndexResponseItem(
-                name=e.name, version=e.version, state=e.state, reason=e.reason
+                name=e.name, version=e.version or "", state=e.state, reason=e.reason
             )
             for e in sorted(self.entries(), key=lambda e: (e.name, version_sort_key(e.version)))
         ]
@@ -277,7 +280,9 @@ class ModelRegistry:
                 raise ModelNotFound(name)
             loaded: list[ModelEntry] = []
             for settings in settings_list:
-                loaded.append(await self.load_version(settings))
+                entry = await self.load_version(settings)
+                entry.load_at_startup = True
+                loaded.append(entry)
             return loaded
 
     def _settings_on_disk(self, name: str) -> list[ModelSettings]:
@@ -293,6 +298,7 @@ class ModelRegistry:
         async with self._lock(name):
             versions = self._versions(name)
             for entry in versions.values():
+                entry.load_at_startup = False
                 runner, entry.runner = entry.runner, None
                 if runner is None:
                     continue
@@ -470,8 +476,8 @@ def finish_response(
     response.model_name = entry.name
     if response.model_version is None:
         response.model_version = entry.version
-    if response.id is None:
-        response.id = request.id or str(uuid.uuid4())
+    if response.id is None:  # a given id (even "") is echoed; one is made only when absent
+        response.id = request.id if request.id is not None else str(uuid.uuid4())
     if request.outputs:
         wanted = [o.name for o in request.outputs]
         produced = {o.name: o for o in response.outputs}

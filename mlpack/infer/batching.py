@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Hashable, Optional, Sequence
+from collections.abc import Hashable, Sequence
+from typing import Any
 
 import orjson
 
@@ -11,7 +12,7 @@ from ..codecs.tensors import flatten
 from ..errors import SplitError as SplitError  # defined in the error tree; re-exported
 
 
-def merge_key(request: dict[str, Any]) -> Optional[Hashable]:
+def merge_key(request: dict[str, Any]) -> Hashable | None:
     """Requests with equal keys can be merged; None if this one cannot be merged at all."""
     inputs = request["inputs"]
     rows = {tuple(t["shape"][:1]) for t in inputs}

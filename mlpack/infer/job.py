@@ -6,9 +6,10 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional, Protocol, Sequence
+from typing import Any, Literal, Protocol
 
 import orjson
 
@@ -31,8 +32,8 @@ class InferClient(Protocol):
         model_name: str,
         request: dict[str, Any],
         *,
-        model_version: Optional[str] = None,
-        headers: Optional[dict[str, str]] = None,
+        model_version: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> dict[str, Any]: ...
 
     async def aclose(self) -> None: ...
@@ -46,7 +47,7 @@ class InferOptions:
     model_name: str
     input_path: Path
     output_path: Path
-    model_version: Optional[str] = None
+    model_version: str | None = None
     workers: int = 10
     retries: int = 3
     batch_size: int = 1
@@ -92,7 +93,7 @@ def _record(payload: dict[str, Any]) -> bytes:
 
 
 def _error_record(
-    index: int, request_id: Optional[str], reason: str, status: Optional[int] = None
+    index: int, request_id: str | None, reason: str, status: int | None = None
 ) -> bytes:
     payload: dict[str, Any] = {"id": request_id, "line": index + 1, "error": reason}
     if status is not None:
@@ -100,7 +101,7 @@ def _error_record(
     return _record(payload)
 
 
-Result = tuple[int, bytes, Optional[bytes]]
+Result = tuple[int, bytes, bytes | None]
 
 
 class _Job:
@@ -119,7 +120,7 @@ class _Job:
         self.batch_size = max(1, options.batch_size)
         workers = max(1, options.workers)
         self.workers = workers
-        self.queue: asyncio.Queue[Optional[list[Line]]] = asyncio.Queue(maxsize=workers)
+        self.queue: asyncio.Queue[list[Line] | None] = asyncio.Queue(maxsize=workers)
         # Lines read but not yet written: bounds memory whatever the file size.
         self.window = asyncio.Semaphore(max(64, 4 * workers * self.batch_size))
 
@@ -238,7 +239,7 @@ class _Job:
 
 
 async def run_job(
-    options: InferOptions, reporter: Optional[Reporter] = None, tick: float = 0.25
+    options: InferOptions, reporter: Reporter | None = None, tick: float = 0.25
 ) -> JobStats:
     """Run a job to the end; raises ``JobInterrupted`` if cancelled (after saving progress)."""
     reporter = reporter or NullReporter()

@@ -14,12 +14,10 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Optional
 
 import orjson
 
 from ..errors import OutputError as OutputError  # defined in the error tree; re-exported
-
 
 
 @dataclass
@@ -34,7 +32,7 @@ class Checkpoint:
     version: int = 1
 
     @classmethod
-    def read(cls, path: Path) -> Optional[Checkpoint]:
+    def read(cls, path: Path) -> Checkpoint | None:
         try:
             data = json.loads(path.read_text())
             return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
@@ -121,13 +119,14 @@ class OrderedWriter:
         self.output = output
         self.errors_path, self.checkpoint_path = sidecar_paths(output)
         self.checkpoint_interval = checkpoint_interval
-        self._pending: dict[int, tuple[bytes, Optional[bytes]]] = {}
+        self._pending: dict[int, tuple[bytes, bytes | None]] = {}
         self._last_checkpoint = 0.0
         self.checkpoint = self._prepare(str(input_path.resolve()), resume, overwrite)
         self.start = self.checkpoint.lines
         self.next_index = self.start
-        self._out = open(output, "ab")
-        self._errors = open(self.errors_path, "ab")
+        # Held open for the job's life and closed by close(): not a `with` block.
+        self._out = open(output, "ab")  # noqa: SIM115
+        self._errors = open(self.errors_path, "ab")  # noqa: SIM115
 
     def _prepare(self, input_path: str, resume: bool, overwrite: bool) -> Checkpoint:
         previous = Checkpoint.read(self.checkpoint_path)
@@ -167,11 +166,7 @@ class OrderedWriter:
         checkpoint.write(self.checkpoint_path)
         return checkpoint
 
-    @property
-    def lines_buffered(self) -> int:
-        return len(self._pending)
-
-    def put(self, index: int, record: bytes, error: Optional[bytes] = None) -> None:
+    def put(self, index: int, record: bytes, error: bytes | None = None) -> None:
         """Hand over the output record (and error record, if the line failed) of line ``index``."""
         self._pending[index] = (record, error)
 

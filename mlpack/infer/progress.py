@@ -5,20 +5,20 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Optional, Protocol, TextIO
+from typing import Any, Protocol, TextIO
 
 
 @dataclass
 class JobStats:
     """Counters of one run (lines resumed from an earlier run are ``skipped``)."""
 
-    total: Optional[int] = None
+    total: int | None = None
     skipped: int = 0
     ok: int = 0
     failed: int = 0
     retries: int = 0
     started: float = field(default_factory=time.monotonic)
-    finished: Optional[float] = None
+    finished: float | None = None
 
     @property
     def done(self) -> int:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import orjson
 
@@ -73,7 +74,7 @@ def parse_line(index: int, raw: bytes) -> Line:
     return Line(index, request, request_id)
 
 
-def _tensor_problem(tensor: Any) -> Optional[str]:
+def _tensor_problem(tensor: Any) -> str | None:
     if not isinstance(tensor, dict):
         return "must be an object"
     if not isinstance(tensor.get("name"), str):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Generic, Optional, Sequence, TypeVar
+from typing import Generic, TypeVar
 
 from ..client.errors import UNAVAILABLE_STATUSES, ClientError, ServerError, TransportError
 
@@ -20,7 +21,7 @@ class RetryPolicy:
     base: float = 0.1
     cap: float = 10.0
 
-    def delay(self, attempt: int, retry_after: Optional[float] = None) -> float:
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait before retry ``attempt`` (1-based): full jitter, at least Retry-After."""
         backoff = random.uniform(0, min(self.cap, self.base * 2 ** (attempt - 1)))
         if retry_after is not None:

@@ -3,30 +3,24 @@
 Server direction: ``model_infer_request_to_types`` and ``types_to_model_infer_response``.
 Client direction: ``model_infer_request_from_types`` and ``model_infer_response_to_types``.
 
-Tensor data comes in either as typed ``contents`` or as ``raw_*_contents``. Raw numeric
-data is read with ``np.frombuffer`` (little-endian, no copy beyond protobuf's own) and
-BYTES elements are 4-byte little-endian length-prefixed. A decoded input carries its flat
-array both as ``data`` and as the validator's cache, so ``decode_tensor`` does no more work.
+Tensor data comes in either as typed ``contents`` or as ``raw_*_contents``; the raw
+layout is ``mlpack.codecs.raw``'s (shared with the REST binary extension and the
+clients). A decoded input carries its flat array both as ``data`` and as the
+validator's cache, so ``decode_tensor`` does no more work.
 """
 
 from __future__ import annotations
 
 import json
-import struct
 from collections.abc import Mapping, MutableMapping, Sequence
 from typing import Any
 
 import numpy as np
 from pydantic import ValidationError
 
-from ..codecs.tensors import (
-    DATATYPE_TO_DTYPE,
-    check_shape,
-    decode_tensor,
-    decode_values,
-    element_count,
-)
-from ..errors import InvalidRequest, ModelError
+from ..codecs.raw import array_to_raw, flat_output, raw_to_array
+from ..codecs.tensors import check_shape, decode_tensor, decode_values
+from ..errors import InvalidRequest
 from ..types import (
     Datatype,
     InferenceRequest,
@@ -73,13 +67,6 @@ _WIRE_DTYPES: dict[str, np.dtype[Any]] = {
     "fp32_contents": np.dtype(np.float32),
     "fp64_contents": np.dtype(np.float64),
 }
-# Raw tensor data is little-endian whatever the host.
-_RAW_DTYPES: dict[Datatype, np.dtype[Any]] = {
-    datatype: dtype.newbyteorder("<")
-    for datatype, dtype in DATATYPE_TO_DTYPE.items()
-    if datatype is not Datatype.BYTES
-}
-_LENGTH = struct.Struct("<I")
 _INT64_MAX = 2**63 - 1
 _UINT64_MAX = 2**64 - 1
 # Parameters that travel as gRPC metadata, not in the message (the servicer handles them).
@@ -197,58 +184,6 @@ def _fail(role: str, name: str, datatype: Datatype, problem: str) -> InvalidRequ
     return InvalidRequest(f"{role} '{name}' ({datatype.value}): {problem}")
 
 
-def raw_to_array(
-    raw: bytes, datatype: Datatype, shape: Sequence[int], *, name: str = "?",
-    role: str = "input", where: str = "raw contents",
-) -> Any:
-    """Decode one raw contents entry: a flat read-only array over ``raw`` (BYTES: a list)."""
-    count = element_count(shape)
-    if datatype is Datatype.BYTES:
-        return _split_bytes(raw, count, name=name, role=role, where=where)
-    dtype = _RAW_DTYPES[datatype]
-    expected = count * dtype.itemsize
-    if len(raw) != expected:
-        raise _fail(role, name, datatype, (
-            f"{where} has {len(raw)} bytes but shape {list(shape)} needs {expected} "
-            f"({count} elements × {dtype.itemsize} bytes)"
-        ))
-    if datatype is Datatype.BOOL:
-        octets = np.frombuffer(raw, dtype=np.uint8)
-        if count and int(octets.max()) > 1:
-            raise _fail(role, name, datatype, f"{where} holds a byte other than 0 or 1")
-    array = np.frombuffer(raw, dtype=dtype)
-    if not array.dtype.isnative:  # big-endian host
-        array = array.astype(array.dtype.newbyteorder("="))
-    return array
-
-
-def _split_bytes(raw: bytes, count: int, *, name: str, role: str, where: str) -> list[bytes]:
-    elements: list[bytes] = []
-    size = len(raw)
-    position = 0
-    unpack = _LENGTH.unpack_from
-    while position < size:
-        if position + 4 > size:
-            raise _fail(role, name, Datatype.BYTES, (
-                f"{where} ends inside the length prefix of element {len(elements)} "
-                f"(offset {position}, {size - position} bytes left)"
-            ))
-        (length,) = unpack(raw, position)
-        start = position + 4
-        end = start + length
-        if end > size:
-            raise _fail(role, name, Datatype.BYTES, (
-                f"{where}: element {len(elements)} declares {length} bytes at offset {position} "
-                f"but only {size - start} remain"
-            ))
-        elements.append(raw[start:end])
-        position = end
-    if len(elements) != count:
-        raise _fail(role, name, Datatype.BYTES,
-                    f"{where} holds {len(elements)} elements but the shape implies {count}")
-    return elements
-
-
 def contents_to_data(
     contents: pb.InferTensorContents, datatype: Datatype, *, name: str = "?", role: str = "input"
 ) -> Any:
@@ -339,44 +274,6 @@ def model_infer_request_to_types(request: pb.ModelInferRequest) -> InferenceRequ
     )
 
 
-def _flat_output(output: ResponseOutput) -> Any:
-    """An output's data as a flat array of its datatype (BYTES: a list of bytes)."""
-    datatype = Datatype(output.datatype)
-    data = output.data
-    if (
-        isinstance(data, np.ndarray)
-        and datatype is not Datatype.BYTES
-        and data.dtype == DATATYPE_TO_DTYPE[datatype]
-    ):
-        if data.size != element_count(output.shape):
-            raise ModelError(
-                f"output '{output.name}' ({datatype.value}): shape {list(output.shape)} implies "
-                f"{element_count(output.shape)} elements but data has {data.size}"
-            )
-        return data.reshape(-1)
-    try:
-        flat = decode_values(output.name, datatype, output.shape, data)
-    except InvalidRequest as error:
-        # The validator speaks of inputs; here the model produced the tensor.
-        raise ModelError(error.message.replace("input '", "output '", 1)) from None
-    if datatype is Datatype.BYTES:
-        return [v.encode("utf-8") if isinstance(v, str) else v for v in flat]
-    return flat
-
-
-def array_to_raw(flat: Any, datatype: Datatype) -> bytes:
-    """Raw contents bytes for flat tensor data (little-endian; BYTES length-prefixed)."""
-    if datatype is Datatype.BYTES:
-        pack = _LENGTH.pack
-        return b"".join(part for value in flat for part in (pack(len(value)), value))
-    return np.ascontiguousarray(flat, dtype=_RAW_DTYPES[datatype]).tobytes()
-
-
-def output_to_raw(output: ResponseOutput) -> bytes:
-    """Raw bytes of a model's output (checked against its shape and datatype, as for gRPC)."""
-    return array_to_raw(_flat_output(output), Datatype(output.datatype))
-
-
 def _fill_contents(contents: pb.InferTensorContents, flat: Any, datatype: Datatype) -> None:
     field = CONTENTS_FIELDS[datatype]
     assert field is not None  # FP16 goes raw
@@ -416,7 +313,7 @@ def types_to_model_infer_response(
     transport. Data that does not match an output's shape or datatype raises ``ModelError``.
     """
     outputs = response.outputs
-    flats = [_flat_output(output) for output in outputs]
+    flats = [flat_output(output) for output in outputs]
     message = pb.ModelInferResponse(
         model_name=response.model_name,
         model_version=response.model_version or "",
@@ -571,7 +468,6 @@ def repository_index_from_pb(message: pb.RepositoryIndexResponse) -> RepositoryI
 __all__ = [
     "CONTENTS_FIELDS",
     "ParameterValue",
-    "array_to_raw",
     "contents_to_data",
     "infer_parameter_to_value",
     "model_infer_request_from_types",
@@ -579,10 +475,8 @@ __all__ = [
     "model_infer_response_to_types",
     "model_metadata_from_pb",
     "model_metadata_to_pb",
-    "output_to_raw",
     "parameters_from_pb",
     "parameters_to_pb",
-    "raw_to_array",
     "repository_index_from_pb",
     "repository_index_request_from_pb",
     "repository_index_to_pb",

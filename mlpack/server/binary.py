@@ -3,9 +3,8 @@
 A request body is a JSON inference request of ``Inference-Header-Content-Length`` bytes
 followed by the raw data of each input that carries ``parameters.binary_data_size``, in
 input order. Outputs are sent the same way when the request asks for it (request
-parameter ``binary_data_output`` or per-output ``binary_data``). Raw data is little-endian;
-BYTES elements are 4-byte little-endian length-prefixed. Raw decoding and encoding are
-``mlpack.proto.convert``'s, so REST binary and gRPC raw decode identically.
+parameter ``binary_data_output`` or per-output ``binary_data``). The raw layout is
+``mlpack.codecs.raw``'s, so REST binary and gRPC raw decode identically.
 """
 
 from __future__ import annotations
@@ -15,10 +14,10 @@ from typing import Any, Mapping, Optional
 import orjson
 from starlette.responses import Response
 
+from ..codecs.raw import output_to_raw, raw_to_array
 from ..codecs.tensors import check_shape
 from ..errors import InvalidRequest
-from ..proto.convert import output_to_raw, raw_to_array
-from ..types import Datatype, InferenceRequest, InferenceResponse, Parameters
+from ..types import InferenceRequest, InferenceResponse, Parameters
 
 HEADER = "inference-header-content-length"
 EXTENSION = "binary_tensor_data"
@@ -67,10 +66,8 @@ def attach_inputs(request: InferenceRequest, tail: memoryview) -> None:
                 "of binary data remain after the JSON header"
             )
         check_shape(name, request_input.shape)
-        chunk = tail[offset:offset + size]
-        raw = bytes(chunk) if request_input.datatype is Datatype.BYTES else chunk
-        flat = raw_to_array(raw, request_input.datatype, request_input.shape,  # type: ignore[arg-type]
-                            name=name, where="binary data")
+        flat = raw_to_array(tail[offset:offset + size], request_input.datatype,
+                            request_input.shape, name=name, where="binary data")
         request_input.data = flat
         request_input._decoded = flat
         offset += size

@@ -10,7 +10,7 @@ event-loop step and sends it with a single write on the next step.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -55,5 +55,5 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, writing each response with one system call."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
+        super().connection_made(cast(asyncio.Transport, transport))
         self.transport = _CoalescingTransport(self.transport, self.loop)  # type: ignore[assignment]

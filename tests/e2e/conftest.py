@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -24,10 +24,14 @@ def models_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(models_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+def server(
+    models_folder: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
     """One ``mlpack start`` serving every test model (``broken`` never becomes ready)."""
     running = start_server(models_folder, tmp_path_factory.mktemp("logs"), wait_ready=False)
-    import httpx, time
+    import time
+
+    import httpx
 
     # Ready stays false (the broken model): wait until the others are loaded instead.
     deadline = time.monotonic() + 60

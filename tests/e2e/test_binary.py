@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import struct
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import numpy as np
@@ -32,13 +33,17 @@ def _array(datatype: str, values: list[Any]) -> np.ndarray:
     return np.array(values, dtype=names.get(datatype, datatype.lower())).reshape(2, 2)
 
 
-def _binary_post(server: RunningServer, header: dict[str, Any], tail: bytes, model: str = "echo") -> httpx.Response:
+def _binary_post(
+    server: RunningServer, header: dict[str, Any], tail: bytes, model: str = "echo"
+) -> httpx.Response:
     json_part = orjson.dumps(header)
     return httpx.post(
         f"{server.url}/v2/models/{model}/infer",
         content=json_part + tail,
-        headers={"Inference-Header-Content-Length": str(len(json_part)),
-                 "Content-Type": "application/octet-stream"},
+        headers={
+            "Inference-Header-Content-Length": str(len(json_part)),
+            "Content-Type": "application/octet-stream",
+        },
     )
 
 
@@ -47,8 +52,11 @@ def test_server_metadata_advertises_the_extension(triton: Any) -> None:
 
 
 @pytest.mark.parametrize(("datatype", "values"), ALL_DATATYPES, ids=[d for d, _ in ALL_DATATYPES])
-@pytest.mark.parametrize(("binary_in", "binary_out"), [(True, True), (True, False), (False, True)],
-                         ids=["bin-bin", "bin-json", "json-bin"])
+@pytest.mark.parametrize(
+    ("binary_in", "binary_out"),
+    [(True, True), (True, False), (False, True)],
+    ids=["bin-bin", "bin-json", "json-bin"],
+)
 def test_tritonclient_http_binary_every_datatype(
     triton: Any, datatype: str, values: list[Any], binary_in: bool, binary_out: bool
 ) -> None:
@@ -57,8 +65,12 @@ def test_tritonclient_http_binary_every_datatype(
     array = _array(datatype, values)
     tensor = triton_http.InferInput("t", [2, 2], datatype)
     tensor.set_data_from_numpy(array, binary_data=binary_in)
-    result = triton.infer("echo", [tensor], request_id="b",
-                          outputs=[triton_http.InferRequestedOutput("t", binary_data=binary_out)])
+    result = triton.infer(
+        "echo",
+        [tensor],
+        request_id="b",
+        outputs=[triton_http.InferRequestedOutput("t", binary_data=binary_out)],
+    )
     output = result.get_output("t")
     assert ("binary_data_size" in output.get("parameters", {})) == binary_out
     got = result.as_numpy("t")
@@ -87,9 +99,18 @@ def test_mixed_binary_and_json_inputs_and_outputs(server: RunningServer) -> None
         "inputs": [
             {"name": "a", "shape": [2], "datatype": "INT32", "parameters": {"binary_data_size": 8}},
             {"name": "b", "shape": [2], "datatype": "FP32", "data": [1.5, 2.5]},
-            {"name": "c", "shape": [2], "datatype": "BYTES", "parameters": {"binary_data_size": 11}},
+            {
+                "name": "c",
+                "shape": [2],
+                "datatype": "BYTES",
+                "parameters": {"binary_data_size": 11},
+            },
         ],
-        "outputs": [{"name": "a"}, {"name": "b", "parameters": {"binary_data": True}}, {"name": "c"}],
+        "outputs": [
+            {"name": "a"},
+            {"name": "b", "parameters": {"binary_data": True}},
+            {"name": "c"},
+        ],
     }
     tail = struct.pack("<ii", 7, -7) + struct.pack("<I", 2) + b"hi" + struct.pack("<I", 1) + b"x"
     response = _binary_post(server, header, tail)
@@ -105,8 +126,10 @@ def test_mixed_binary_and_json_inputs_and_outputs(server: RunningServer) -> None
 def test_request_level_binary_output_with_per_output_opt_out(server: RunningServer) -> None:
     header = {
         "parameters": {"binary_data_output": True},
-        "inputs": [{"name": "a", "shape": [1], "datatype": "UINT16", "data": [513]},
-                   {"name": "b", "shape": [1], "datatype": "UINT16", "data": [1]}],
+        "inputs": [
+            {"name": "a", "shape": [1], "datatype": "UINT16", "data": [513]},
+            {"name": "b", "shape": [1], "datatype": "UINT16", "data": [1]},
+        ],
         "outputs": [{"name": "a"}, {"name": "b", "parameters": {"binary_data": False}}],
     }
     response = httpx.post(f"{server.url}/v2/models/echo/infer", json=header)
@@ -127,21 +150,112 @@ def test_plain_json_is_unchanged(server: RunningServer) -> None:
 BAD = [
     ("header length not a number", None, "abc", "must be an integer"),
     ("header length beyond the body", None, "99999", "but the body has"),
-    ("too few bytes", {"inputs": [{"name": "t", "shape": [4], "datatype": "FP32",
-                                   "parameters": {"binary_data_size": 16}}]}, b"\0" * 8, "only 8 bytes"),
-    ("size disagrees with shape", {"inputs": [{"name": "t", "shape": [4], "datatype": "FP32",
-                                               "parameters": {"binary_data_size": 8}}]}, b"\0" * 8,
-     "binary data has 8 bytes but shape [4] needs 16"),
-    ("left-over bytes", {"inputs": [{"name": "t", "shape": [1], "datatype": "INT8",
-                                     "parameters": {"binary_data_size": 1}}]}, b"\0\0", "1 bytes of binary data"),
-    ("both data and binary", {"inputs": [{"name": "t", "shape": [1], "datatype": "INT8", "data": [1],
-                                          "parameters": {"binary_data_size": 1}}]}, b"\0", "both 'data'"),
-    ("negative size", {"inputs": [{"name": "t", "shape": [1], "datatype": "INT8",
-                                   "parameters": {"binary_data_size": -1}}]}, b"", "non-negative integer"),
-    ("bad bytes prefix", {"inputs": [{"name": "t", "shape": [1], "datatype": "BYTES",
-                                      "parameters": {"binary_data_size": 6}}]}, b"\x09\0\0\0ab", "declares 9 bytes"),
-    ("bool not 0/1", {"inputs": [{"name": "t", "shape": [1], "datatype": "BOOL",
-                                  "parameters": {"binary_data_size": 1}}]}, b"\x02", "other than 0 or 1"),
+    (
+        "too few bytes",
+        {
+            "inputs": [
+                {
+                    "name": "t",
+                    "shape": [4],
+                    "datatype": "FP32",
+                    "parameters": {"binary_data_size": 16},
+                }
+            ]
+        },
+        b"\0" * 8,
+        "only 8 bytes",
+    ),
+    (
+        "size disagrees with shape",
+        {
+            "inputs": [
+                {
+                    "name": "t",
+                    "shape": [4],
+                    "datatype": "FP32",
+                    "parameters": {"binary_data_size": 8},
+                }
+            ]
+        },
+        b"\0" * 8,
+        "binary data has 8 bytes but shape [4] needs 16",
+    ),
+    (
+        "left-over bytes",
+        {
+            "inputs": [
+                {
+                    "name": "t",
+                    "shape": [1],
+                    "datatype": "INT8",
+                    "parameters": {"binary_data_size": 1},
+                }
+            ]
+        },
+        b"\0\0",
+        "1 bytes of binary data",
+    ),
+    (
+        "both data and binary",
+        {
+            "inputs": [
+                {
+                    "name": "t",
+                    "shape": [1],
+                    "datatype": "INT8",
+                    "data": [1],
+                    "parameters": {"binary_data_size": 1},
+                }
+            ]
+        },
+        b"\0",
+        "both 'data'",
+    ),
+    (
+        "negative size",
+        {
+            "inputs": [
+                {
+                    "name": "t",
+                    "shape": [1],
+                    "datatype": "INT8",
+                    "parameters": {"binary_data_size": -1},
+                }
+            ]
+        },
+        b"",
+        "non-negative integer",
+    ),
+    (
+        "bad bytes prefix",
+        {
+            "inputs": [
+                {
+                    "name": "t",
+                    "shape": [1],
+                    "datatype": "BYTES",
+                    "parameters": {"binary_data_size": 6},
+                }
+            ]
+        },
+        b"\x09\0\0\0ab",
+        "declares 9 bytes",
+    ),
+    (
+        "bool not 0/1",
+        {
+            "inputs": [
+                {
+                    "name": "t",
+                    "shape": [1],
+                    "datatype": "BOOL",
+                    "parameters": {"binary_data_size": 1},
+                }
+            ]
+        },
+        b"\x02",
+        "other than 0 or 1",
+    ),
 ]
 
 
@@ -150,8 +264,11 @@ def test_bad_binary_request_is_400(
     server: RunningServer, case: str, header: Any, tail: Any, message: str
 ) -> None:
     if header is None:  # a broken Inference-Header-Content-Length value
-        response = httpx.post(f"{server.url}/v2/models/echo/infer", content=b"{}",
-                              headers={"Inference-Header-Content-Length": tail})
+        response = httpx.post(
+            f"{server.url}/v2/models/echo/infer",
+            content=b"{}",
+            headers={"Inference-Header-Content-Length": tail},
+        )
     else:
         response = _binary_post(server, header, tail)
     assert response.status_code == 400, response.text

@@ -15,8 +15,9 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -28,10 +29,15 @@ pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.timeout(900)]
 
 BASE_IMAGE = os.environ.get("MLPACK_TEST_BASE_IMAGE", "mlpack-base:bookworm-py311")
 EXAMPLE = REPO / "examples" / "multi-env"
+RUN_LABEL = "io.mlpack.test-run"
 
 
-def _docker(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check, timeout=timeout)
+def _docker(
+    *args: str, check: bool = True, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["docker", *args], capture_output=True, text=True, check=check, timeout=timeout
+    )
 
 
 @pytest.fixture(scope="module")
@@ -51,12 +57,46 @@ def docker_ready() -> None:
         pytest.skip(problem)
 
 
-def _build(folder: Path, tag: str, log_dir: Path) -> tuple[float, str]:
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "runtimes" / "sklearn")])}
+def _mlpack(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    environment = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "runtimes" / "sklearn")]),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "mlpack", *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=timeout,
+    )
+
+
+def _scoped_dockerfile(folder: Path, run: str, log_dir: Path) -> Path:
+    """``mlpack dockerfile``'s output with this test run's label after each ``FROM``.
+
+    The Docker engine is shared (other test runs, other worktrees): the label gives this run
+    its own layer cache (a LABEL changes the cache key of every later step), and lets the
+    teardown prune only what this run made.
+    """
+    result = _mlpack("dockerfile", str(folder), "--base-image", BASE_IMAGE, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rendered = folder / "Dockerfile"
+    lines = []
+    for line in rendered.read_text().splitlines():
+        lines.append(line)
+        if line.startswith("FROM "):
+            lines.append(f'LABEL {RUN_LABEL}="{run}"')
+    rendered.unlink()  # not part of the build context
+    scoped = log_dir / f"Dockerfile-{run}"
+    scoped.write_text("\n".join(lines) + "\n")
+    return scoped
+
+
+def _build(folder: Path, tag: str, log_dir: Path, run: str) -> tuple[float, str]:
+    dockerfile = _scoped_dockerfile(folder, run, log_dir)
     started = time.perf_counter()
-    result = subprocess.run(
-        [sys.executable, "-m", "mlpack", "build", str(folder), "-t", tag, "--base-image", BASE_IMAGE],
-        capture_output=True, text=True, env=environment, timeout=900,
+    result = _mlpack(
+        "build", str(folder), "-t", tag, "--base-image", BASE_IMAGE, "--dockerfile", str(dockerfile)
     )
     seconds = time.perf_counter() - started
     (log_dir / f"build-{tag.replace(':', '-')}.log").write_text(result.stdout + result.stderr)
@@ -72,21 +112,33 @@ def built(docker_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Itera
     shutil.copytree(EXAMPLE, folder)
     suffix = uuid.uuid4().hex[:8]
     first_tag, second_tag = f"mlpack-test-multienv:{suffix}-a", f"mlpack-test-multienv:{suffix}-b"
-    info: dict[str, Any] = {"folder": folder, "tag": first_tag, "tags": [first_tag]}
+    stage_tag = f"mlpack-test-envstage:{suffix}"
+    info: dict[str, Any] = {"folder": folder, "tag": first_tag, "tags": [first_tag, stage_tag]}
     try:
-        info["first_seconds"], info["first_log"] = _build(folder, first_tag, work)
+        info["first_seconds"], info["first_log"] = _build(folder, first_tag, work, suffix)
+        # The environments stage is an untagged image, which any `docker image prune` on the
+        # shared engine may remove (and with it the cache the rebuild must reuse): tag it.
+        stage = _docker(
+            "images", "-q", "--filter", f"label={RUN_LABEL}={suffix}",
+            "--filter", "label=io.mlpack.stage=environments",
+        ).stdout.split()  # fmt: skip
+        assert len(stage) == 1, stage
+        _docker("tag", stage[0], stage_tag)
         models = folder / "table_old" / "models.py"
         models.write_text(models.read_text() + "\n# a code-only change\n")
         info["tags"].append(second_tag)
-        info["second_seconds"], info["second_log"] = _build(folder, second_tag, work)
+        info["second_seconds"], info["second_log"] = _build(folder, second_tag, work, suffix)
         info["second_tag"] = second_tag
-        print(f"\ncold build {info['first_seconds']:.1f}s, code-only rebuild {info['second_seconds']:.1f}s")
+        print(
+            f"\ncold build {info['first_seconds']:.1f}s,"
+            f" code-only rebuild {info['second_seconds']:.1f}s"
+        )
         yield info
     finally:
         for tag in info["tags"]:
             _docker("image", "rm", "-f", tag, check=False)
-        # The untagged image of the environments stage (labelled by the Dockerfile).
-        _docker("image", "prune", "-f", "--filter", "label=io.mlpack.stage=environments", check=False)
+        # What is left of this run only (never another run's images or cache).
+        _docker("image", "prune", "-f", "--filter", f"label={RUN_LABEL}={suffix}", check=False)
 
 
 def _run(tag: str, *args: str) -> tuple[str, int]:
@@ -148,8 +200,14 @@ def test_image_metadata(built: dict[str, Any]) -> None:
 def test_code_change_reuses_environment_layers(built: dict[str, Any]) -> None:
     log = built["second_log"]
     steps = log.split("Step ")[1:]
-    code_step = next(i for i, step in enumerate(steps) if " models /opt/mlpack/models" in step.split("\n", 1)[0])
-    cacheable = [s for s in steps[:code_step] if s.split("\n", 1)[0].split(" : ", 1)[-1].startswith(("RUN", "COPY"))]
+    code_step = next(
+        i for i, step in enumerate(steps) if " models /opt/mlpack/models" in step.split("\n", 1)[0]
+    )
+    cacheable = [
+        s
+        for s in steps[:code_step]
+        if s.split("\n", 1)[0].split(" : ", 1)[-1].startswith(("RUN", "COPY"))
+    ]
     assert len(cacheable) >= 9  # server deps, two environments, mlpack, user setup, copies
     for step in cacheable:
         assert "Using cache" in step, f"layer rebuilt after a code-only change:\n{step}"
@@ -159,3 +217,65 @@ def test_code_change_reuses_environment_layers(built: dict[str, Any]) -> None:
     )
     # Only the model-code layer differs.
     assert first[:-1] == second[:-1] and first[-1] != second[-1]
+
+
+def test_build_uses_the_rendered_dockerfile_for_a_packed_environment(
+    docker_ready: None, tmp_path: Path
+) -> None:
+    """A packed environment (as conda ones arrive) is unpacked where the image copies it
+    from, and the Dockerfile built is the one `mlpack dockerfile` writes."""
+    from typer.testing import CliRunner
+
+    from mlpack.cli import create_app
+    from mlpack.packaging.image import build_image
+    from mlpack.packaging.plan import plan_image
+
+    folder = tmp_path / "packed"
+    shutil.copytree(EXAMPLE, folder)
+    old = folder / "table_old"
+    environment = {**os.environ, "PYTHONPATH": str(REPO)}
+    packed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlpack",
+            "env",
+            "pack",
+            str(old),
+            "-o",
+            str(old / "environment.tar.gz"),
+        ],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=600,
+    )
+    assert packed.returncode == 0, packed.stderr
+    (old / "requirements.txt").unlink()
+    result = CliRunner().invoke(
+        create_app(), ["dockerfile", str(folder), "--base-image", BASE_IMAGE]
+    )
+    assert result.exit_code == 0, result.output
+    rendered = (folder / "Dockerfile").read_text()
+    (folder / "Dockerfile").unlink()
+    plan = plan_image(folder, BASE_IMAGE)
+    assert [e.kind for e in plan.environments] == ["requirements", "tarball"]
+    tag = f"mlpack-test-packed:{uuid.uuid4().hex[:8]}"
+    log: list[str] = []
+    try:
+        built = build_image(plan, tag, log.append)
+        assert built.dockerfile == rendered
+        name, port = _run(tag)
+        try:
+            _wait_ready(name, port)
+            outputs = _infer(port, "table-old")
+            assert outputs["tabulate_version"] == "0.8.10"
+            assert outputs["python"] == "/opt/mlpack/envs/table_old/bin/python"
+        finally:
+            _docker("stop", "-t", "10", name, check=False)
+    finally:
+        (tmp_path / "build.log").write_text("\n".join(log))
+        _docker("image", "rm", "-f", tag, check=False)
+        _docker(
+            "image", "prune", "-f", "--filter", "label=io.mlpack.stage=environments", check=False
+        )

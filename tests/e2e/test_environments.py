@@ -10,8 +10,8 @@ import subprocess
 import sys
 import tarfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
@@ -24,8 +24,13 @@ EXAMPLE = REPO / "examples" / "multi-env"
 
 
 def _mlpack(*args: str) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "runtimes" / "sklearn")])}
-    return subprocess.run([sys.executable, "-m", "mlpack", *args], capture_output=True, text=True, env=environment)
+    environment = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "runtimes" / "sklearn")]),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "mlpack", *args], capture_output=True, text=True, env=environment
+    )
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +46,9 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pass
     root = tmp_path_factory.mktemp("served")
     shutil.copytree(EXAMPLE / "table_old", root / "table_old")
-    result = _mlpack("env", "pack", str(root / "table_old"), "-o", str(root / "table_old" / "env.tar.gz"))
+    result = _mlpack(
+        "env", "pack", str(root / "table_old"), "-o", str(root / "table_old" / "env.tar.gz")
+    )
     assert result.returncode == 0, result.stderr
     assert "packed" in result.stdout
     settings = root / "table_old" / "model-settings.json"
@@ -52,8 +59,13 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     evil = root / "evil"
     shutil.copytree(EXAMPLE / "table_new", evil)
     (evil / "model-settings.json").write_text(
-        json.dumps({"name": "evil", "implementation": "models.TableModel",
-                    "parameters": {"environment_tarball": "env.tar.gz"}})
+        json.dumps(
+            {
+                "name": "evil",
+                "implementation": "models.TableModel",
+                "parameters": {"environment_tarball": "env.tar.gz"},
+            }
+        )
     )
     with tarfile.open(evil / "env.tar.gz", "w:gz") as archive:
         info = tarfile.TarInfo("../escaped.txt")
@@ -68,20 +80,26 @@ def server(
 ) -> Iterator[RunningServer]:
     """parallel_workers 0 and 2: either way an environment gets its own worker processes."""
     running = start_server(
-        folder, tmp_path_factory.mktemp("logs"), wait_ready=False,
+        folder,
+        tmp_path_factory.mktemp("logs"),
+        wait_ready=False,
         args=("--parallel-workers", str(request.param)),
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         index = httpx.post(running.url + "/v2/repository/index").json()
-        if len(index) == 2 and all(item["state"] not in ("LOADING", "UNAVAILABLE") or item["reason"] for item in index):
+        if len(index) == 2 and all(
+            item["state"] not in ("LOADING", "UNAVAILABLE") or item["reason"] for item in index
+        ):
             break
         time.sleep(0.1)
     yield running
     running.stop()
 
 
-def test_packed_environment_provides_a_package_the_server_lacks(server: RunningServer, folder: Path) -> None:
+def test_packed_environment_provides_a_package_the_server_lacks(
+    server: RunningServer, folder: Path
+) -> None:
     body = {"inputs": [{"name": "x", "shape": [1], "datatype": "INT64", "data": [7]}]}
     response = httpx.post(server.url + "/v2/models/table-old/infer", json=body, timeout=30)
     assert response.status_code == 200, server.log()
@@ -90,8 +108,12 @@ def test_packed_environment_provides_a_package_the_server_lacks(server: RunningS
     envs = folder / ".mlpack" / "envs"
     assert outputs["python"].startswith(str(envs))
     assert (Path(outputs["python"]).parents[1] / ".mlpack-environment.json").is_file()
-    pids = {httpx.post(server.url + "/v2/models/table-old/infer", json=body).json()["outputs"][3]["data"][0]
-            for _ in range(8)}
+    pids = {
+        httpx.post(server.url + "/v2/models/table-old/infer", json=body).json()["outputs"][3][
+            "data"
+        ][0]
+        for _ in range(8)
+    }
     assert server.process.pid not in {int(p) for p in pids}
 
 
@@ -99,11 +121,15 @@ def test_tarball_escaping_its_folder_is_refused(server: RunningServer, folder: P
     index = {item["name"]: item for item in httpx.post(server.url + "/v2/repository/index").json()}
     assert index["evil"]["state"] == "UNAVAILABLE"
     assert "leaves the environment" in index["evil"]["reason"]
-    assert not (folder / ".mlpack" / "escaped.txt").exists() and not (folder / "escaped.txt").exists()
+    assert (
+        not (folder / ".mlpack" / "escaped.txt").exists() and not (folder / "escaped.txt").exists()
+    )
     assert index["table-old"]["state"] == "READY"
 
 
-def test_restart_reuses_the_unpacked_environment(server: RunningServer, folder: Path, tmp_path: Path) -> None:
+def test_restart_reuses_the_unpacked_environment(
+    server: RunningServer, folder: Path, tmp_path: Path
+) -> None:
     envs = folder / ".mlpack" / "envs"
     unpacked = [p for p in envs.iterdir() if len(p.name) == 32]
     assert len(unpacked) == 1
@@ -112,7 +138,10 @@ def test_restart_reuses_the_unpacked_environment(server: RunningServer, folder: 
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            state = {i["name"]: i["state"] for i in httpx.post(second.url + "/v2/repository/index").json()}
+            state = {
+                i["name"]: i["state"]
+                for i in httpx.post(second.url + "/v2/repository/index").json()
+            }
             if state.get("table-old") == "READY":
                 break
             time.sleep(0.1)

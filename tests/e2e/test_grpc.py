@@ -10,8 +10,9 @@ import asyncio
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import grpc
 import httpx
@@ -61,15 +62,22 @@ def _code(call: Any) -> tuple[grpc.StatusCode, str]:
 def _array(datatype: str, values: list[Any]) -> np.ndarray:
     if datatype == "BYTES":
         return np.array([v.encode() for v in values], dtype=object).reshape(2, 2)
-    dtype = {"BOOL": np.bool_, "FP16": np.float16, "FP32": np.float32, "FP64": np.float64}.get(datatype)
+    dtype = {"BOOL": np.bool_, "FP16": np.float16, "FP32": np.float32, "FP64": np.float64}.get(
+        datatype
+    )
     dtype = dtype or np.dtype(datatype.lower())
     return np.array(values, dtype=dtype).reshape(2, 2)
 
 
-def _request(model: str, name: str, array: np.ndarray, datatype: str, raw: bool) -> pb.ModelInferRequest:
+def _request(
+    model: str, name: str, array: np.ndarray, datatype: str, raw: bool
+) -> pb.ModelInferRequest:
     data: Any = array.reshape(-1).tolist() if datatype != "BYTES" else list(array.reshape(-1))
-    request = InferenceRequest(inputs=[RequestInput(
-        name=name, shape=list(array.shape), datatype=Datatype(datatype), data=data)])
+    request = InferenceRequest(
+        inputs=[
+            RequestInput(name=name, shape=list(array.shape), datatype=Datatype(datatype), data=data)
+        ]
+    )
     return convert.model_infer_request_from_types(request, model, raw=raw)
 
 
@@ -103,17 +111,26 @@ def test_model_ready_and_metadata(stub: pb_grpc.GRPCInferenceServiceStub) -> Non
     metadata = stub.ModelMetadata(pb.ModelMetadataRequest(name="iris"))
     assert metadata.name == "iris" and list(metadata.versions) == ["v1"]
     assert {o.name for o in metadata.outputs} == {"predict", "predict_proba"}
-    assert stub.ModelMetadata(pb.ModelMetadataRequest(name="versioned")).versions == ["1", "2", "10"]
+    assert stub.ModelMetadata(pb.ModelMetadataRequest(name="versioned")).versions == [
+        "1",
+        "2",
+        "10",
+    ]
     code, _ = _code(lambda: stub.ModelMetadata(pb.ModelMetadataRequest(name="nope")))
     assert code is grpc.StatusCode.NOT_FOUND
     code, details = _code(lambda: stub.ModelMetadata(pb.ModelMetadataRequest(name="broken")))
     assert code is grpc.StatusCode.UNAVAILABLE and "not ready" in details
 
 
-def test_repository_index_load_unload(stub: pb_grpc.GRPCInferenceServiceStub, server: RunningServer) -> None:
+def test_repository_index_load_unload(
+    stub: pb_grpc.GRPCInferenceServiceStub, server: RunningServer
+) -> None:
     index = {m.name: m for m in stub.RepositoryIndex(pb.RepositoryIndexRequest()).models}
     assert index["iris"].state == "READY" and index["iris"].version == "v1"
-    assert index["broken"].state == "UNAVAILABLE" and "weights file is corrupt" in index["broken"].reason
+    assert (
+        index["broken"].state == "UNAVAILABLE"
+        and "weights file is corrupt" in index["broken"].reason
+    )
     ready = {m.name for m in stub.RepositoryIndex(pb.RepositoryIndexRequest(ready=True)).models}
     assert "iris" in ready and "broken" not in ready
     # Same states as over REST.
@@ -129,9 +146,13 @@ def test_repository_index_load_unload(stub: pb_grpc.GRPCInferenceServiceStub, se
     assert code is grpc.StatusCode.UNAVAILABLE
     stub.RepositoryModelLoad(pb.RepositoryModelLoadRequest(model_name="collide-b"))
     assert stub.ModelReady(pb.ModelReadyRequest(name="collide-b")).ready is True
-    code, details = _code(lambda: stub.RepositoryModelLoad(pb.RepositoryModelLoadRequest(model_name="ghost")))
+    code, details = _code(
+        lambda: stub.RepositoryModelLoad(pb.RepositoryModelLoadRequest(model_name="ghost"))
+    )
     assert code is grpc.StatusCode.NOT_FOUND and "ghost" in details
-    code, _ = _code(lambda: stub.RepositoryModelUnload(pb.RepositoryModelUnloadRequest(model_name="ghost")))
+    code, _ = _code(
+        lambda: stub.RepositoryModelUnload(pb.RepositoryModelUnloadRequest(model_name="ghost"))
+    )
     assert code is grpc.StatusCode.NOT_FOUND
 
 
@@ -140,7 +161,9 @@ def test_iris_over_plain_stubs(stub: pb_grpc.GRPCInferenceServiceStub) -> None:
     request = _request("iris", "x", features, "FP64", raw=False)
     request.id = "my-id"
     response = stub.ModelInfer(request)
-    assert response.model_name == "iris" and response.model_version == "v1" and response.id == "my-id"
+    assert (
+        response.model_name == "iris" and response.model_version == "v1" and response.id == "my-id"
+    )
     assert not response.raw_output_contents  # typed in, typed out
     assert list(response.outputs[0].contents.int64_contents) == [0, 2]
     raw = stub.ModelInfer(_request("iris", "x", features, "FP64", raw=True))
@@ -189,7 +212,9 @@ def test_nan_travels_as_nan(stub: pb_grpc.GRPCInferenceServiceStub) -> None:
     array = np.array([1.0, np.nan, -np.inf], dtype=np.float32)
     for raw in (True, False):
         response = stub.ModelInfer(_request("echo", "t", array, "FP32", raw=raw))
-        out = np.asarray(convert.model_infer_response_to_types(response).outputs[0].data, dtype=np.float32)
+        out = np.asarray(
+            convert.model_infer_response_to_types(response).outputs[0].data, dtype=np.float32
+        )
         assert _same(out, array)
 
 
@@ -216,7 +241,8 @@ def test_same_request_same_bits_over_every_transport(
         response = stub.ModelInfer(_request("echo", "t", array, datatype, raw=raw))
         out = convert.model_infer_response_to_types(response).outputs[0]
         results[f"grpc-{'raw' if raw else 'typed'}"] = np.asarray(
-            out.data, dtype=object if datatype == "BYTES" else array.dtype).reshape(array.shape)
+            out.data, dtype=object if datatype == "BYTES" else array.dtype
+        ).reshape(array.shape)
     client = triton_http.InferenceServerClient(f"127.0.0.1:{server.http_port}")
     try:
         for binary in (True, False):
@@ -226,7 +252,9 @@ def test_same_request_same_bits_over_every_transport(
             result = client.infer("echo", [tensor], outputs=wanted)
             got = result.as_numpy("t")
             if datatype == "BYTES" and not binary:  # JSON strings come back as str
-                got = np.array([v.encode() for v in got.reshape(-1)], dtype=object).reshape(got.shape)
+                got = np.array([v.encode() for v in got.reshape(-1)], dtype=object).reshape(
+                    got.shape
+                )
             results[f"rest-{'binary' if binary else 'json'}"] = got
     finally:
         client.close()
@@ -234,10 +262,14 @@ def test_same_request_same_bits_over_every_transport(
         assert _same(got, array), name
 
 
-def test_iris_parity_rest_and_grpc(server: RunningServer, stub: pb_grpc.GRPCInferenceServiceStub) -> None:
+def test_iris_parity_rest_and_grpc(
+    server: RunningServer, stub: pb_grpc.GRPCInferenceServiceStub
+) -> None:
     rows = [IRIS_ROW, [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]
-    body = {"inputs": [{"name": "x", "shape": [3, 4], "datatype": "FP64", "data": rows}],
-            "outputs": [{"name": "predict_proba"}]}
+    body = {
+        "inputs": [{"name": "x", "shape": [3, 4], "datatype": "FP64", "data": rows}],
+        "outputs": [{"name": "predict_proba"}],
+    }
     rest = httpx.post(server.url + "/v2/models/iris/infer", json=body).json()
     rest_proba = np.array(rest["outputs"][0]["data"], dtype=np.float64)
     request = _request("iris", "x", np.array(rows), "FP64", raw=True)
@@ -257,48 +289,147 @@ def _bad_requests() -> list[tuple[str, pb.ModelInferRequest, grpc.StatusCode, st
     tensor = pb.ModelInferRequest.InferInputTensor
     contents = pb.InferTensorContents
     return [
-        ("mixed raw and typed", _infer_message(
-            inputs=[tensor(name="a", datatype="INT32", shape=[1], contents=contents(int_contents=[1])),
-                    tensor(name="b", datatype="INT32", shape=[1])],
-            raw_input_contents=[b"\0\0\0\0"]), grpc.StatusCode.INVALID_ARGUMENT, "use one or the other"),
-        ("wrong raw count", _infer_message(
-            inputs=[tensor(name="a", datatype="INT32", shape=[1]), tensor(name="b", datatype="INT32", shape=[1])],
-            raw_input_contents=[b"\0\0\0\0"]), grpc.StatusCode.INVALID_ARGUMENT, "has 1 entries but there are 2"),
-        ("wrong typed field", _infer_message(
-            inputs=[tensor(name="a", datatype="FP32", shape=[1], contents=contents(fp64_contents=[1.0]))]),
-         grpc.StatusCode.INVALID_ARGUMENT, "FP32 tensors use fp32_contents"),
-        ("raw size mismatch", _infer_message(
-            inputs=[tensor(name="a", datatype="FP32", shape=[2])], raw_input_contents=[b"\0" * 4]),
-         grpc.StatusCode.INVALID_ARGUMENT, "has 4 bytes but shape [2] needs 8"),
-        ("typed count mismatch", _infer_message(
-            inputs=[tensor(name="a", datatype="INT32", shape=[3], contents=contents(int_contents=[1, 2]))]),
-         grpc.StatusCode.INVALID_ARGUMENT, "3 elements but data has 2"),
-        ("typed out of range", _infer_message(
-            inputs=[tensor(name="a", datatype="INT8", shape=[1], contents=contents(int_contents=[300]))]),
-         grpc.StatusCode.INVALID_ARGUMENT, "300 is out of range"),
-        ("bad bytes prefix", _infer_message(
-            inputs=[tensor(name="a", datatype="BYTES", shape=[1])], raw_input_contents=[b"\x09\0\0\0ab"]),
-         grpc.StatusCode.INVALID_ARGUMENT, "declares 9 bytes"),
-        ("unknown datatype", _infer_message(
-            inputs=[tensor(name="a", datatype="FP128", shape=[1])], raw_input_contents=[b"\0"]),
-         grpc.StatusCode.INVALID_ARGUMENT, "unknown datatype 'FP128'"),
-        ("negative dim", _infer_message(
-            inputs=[tensor(name="a", datatype="INT8", shape=[-1])], raw_input_contents=[b"\0"]),
-         grpc.StatusCode.INVALID_ARGUMENT, "negative"),
+        (
+            "mixed raw and typed",
+            _infer_message(
+                inputs=[
+                    tensor(
+                        name="a", datatype="INT32", shape=[1], contents=contents(int_contents=[1])
+                    ),
+                    tensor(name="b", datatype="INT32", shape=[1]),
+                ],
+                raw_input_contents=[b"\0\0\0\0"],
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "use one or the other",
+        ),
+        (
+            "wrong raw count",
+            _infer_message(
+                inputs=[
+                    tensor(name="a", datatype="INT32", shape=[1]),
+                    tensor(name="b", datatype="INT32", shape=[1]),
+                ],
+                raw_input_contents=[b"\0\0\0\0"],
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "has 1 entries but there are 2",
+        ),
+        (
+            "wrong typed field",
+            _infer_message(
+                inputs=[
+                    tensor(
+                        name="a", datatype="FP32", shape=[1], contents=contents(fp64_contents=[1.0])
+                    )
+                ]
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "FP32 tensors use fp32_contents",
+        ),
+        (
+            "raw size mismatch",
+            _infer_message(
+                inputs=[tensor(name="a", datatype="FP32", shape=[2])],
+                raw_input_contents=[b"\0" * 4],
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "has 4 bytes but shape [2] needs 8",
+        ),
+        (
+            "typed count mismatch",
+            _infer_message(
+                inputs=[
+                    tensor(
+                        name="a",
+                        datatype="INT32",
+                        shape=[3],
+                        contents=contents(int_contents=[1, 2]),
+                    )
+                ]
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "3 elements but data has 2",
+        ),
+        (
+            "typed out of range",
+            _infer_message(
+                inputs=[
+                    tensor(
+                        name="a", datatype="INT8", shape=[1], contents=contents(int_contents=[300])
+                    )
+                ]
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "300 is out of range",
+        ),
+        (
+            "bad bytes prefix",
+            _infer_message(
+                inputs=[tensor(name="a", datatype="BYTES", shape=[1])],
+                raw_input_contents=[b"\x09\0\0\0ab"],
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "declares 9 bytes",
+        ),
+        (
+            "unknown datatype",
+            _infer_message(
+                inputs=[tensor(name="a", datatype="FP128", shape=[1])], raw_input_contents=[b"\0"]
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "unknown datatype 'FP128'",
+        ),
+        (
+            "negative dim",
+            _infer_message(
+                inputs=[tensor(name="a", datatype="INT8", shape=[-1])], raw_input_contents=[b"\0"]
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "negative",
+        ),
         ("no inputs", _infer_message(), grpc.StatusCode.INVALID_ARGUMENT, "no inputs"),
-        ("unknown output", _infer_message(
-            inputs=[tensor(name="a", datatype="INT8", shape=[1])], raw_input_contents=[b"\0"],
-            outputs=[pb.ModelInferRequest.InferRequestedOutputTensor(name="zzz")]),
-         grpc.StatusCode.INVALID_ARGUMENT, "did not produce requested output(s): zzz"),
-        ("unknown model", pb.ModelInferRequest(
-            model_name="nope", inputs=[tensor(name="a", datatype="INT8", shape=[1])], raw_input_contents=[b"\0"]),
-         grpc.StatusCode.NOT_FOUND, "model 'nope' not found"),
-        ("unknown version", pb.ModelInferRequest(
-            model_name="echo", model_version="3", inputs=[tensor(name="a", datatype="INT8", shape=[1])],
-            raw_input_contents=[b"\0"]), grpc.StatusCode.NOT_FOUND, "version '3' not found"),
-        ("not ready", pb.ModelInferRequest(
-            model_name="broken", inputs=[tensor(name="a", datatype="INT8", shape=[1])], raw_input_contents=[b"\0"]),
-         grpc.StatusCode.UNAVAILABLE, "not ready"),
+        (
+            "unknown output",
+            _infer_message(
+                inputs=[tensor(name="a", datatype="INT8", shape=[1])],
+                raw_input_contents=[b"\0"],
+                outputs=[pb.ModelInferRequest.InferRequestedOutputTensor(name="zzz")],
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "did not produce requested output(s): zzz",
+        ),
+        (
+            "unknown model",
+            pb.ModelInferRequest(
+                model_name="nope",
+                inputs=[tensor(name="a", datatype="INT8", shape=[1])],
+                raw_input_contents=[b"\0"],
+            ),
+            grpc.StatusCode.NOT_FOUND,
+            "model 'nope' not found",
+        ),
+        (
+            "unknown version",
+            pb.ModelInferRequest(
+                model_name="echo",
+                model_version="3",
+                inputs=[tensor(name="a", datatype="INT8", shape=[1])],
+                raw_input_contents=[b"\0"],
+            ),
+            grpc.StatusCode.NOT_FOUND,
+            "version '3' not found",
+        ),
+        (
+            "not ready",
+            pb.ModelInferRequest(
+                model_name="broken",
+                inputs=[tensor(name="a", datatype="INT8", shape=[1])],
+                raw_input_contents=[b"\0"],
+            ),
+            grpc.StatusCode.UNAVAILABLE,
+            "not ready",
+        ),
     ]
 
 
@@ -307,8 +438,11 @@ BAD = _bad_requests()
 
 @pytest.mark.parametrize(("case", "request_", "code", "message"), BAD, ids=[b[0] for b in BAD])
 def test_bad_request_gets_precise_status(
-    stub: pb_grpc.GRPCInferenceServiceStub, case: str, request_: pb.ModelInferRequest,
-    code: grpc.StatusCode, message: str,
+    stub: pb_grpc.GRPCInferenceServiceStub,
+    case: str,
+    request_: pb.ModelInferRequest,
+    code: grpc.StatusCode,
+    message: str,
 ) -> None:
     got, details = _code(lambda: stub.ModelInfer(request_))
     assert got is code, details
@@ -326,7 +460,9 @@ def test_model_failure_is_internal_with_message(stub: pb_grpc.GRPCInferenceServi
     assert "the model refused this request" in caught.value.details()
 
 
-def test_metadata_reaches_model_and_headers_come_back(stub: pb_grpc.GRPCInferenceServiceStub) -> None:
+def test_metadata_reaches_model_and_headers_come_back(
+    stub: pb_grpc.GRPCInferenceServiceStub,
+) -> None:
     request = _request("headers", "a", np.array([1], dtype=np.int32), "INT32", raw=True)
     response, call = stub.ModelInfer.with_call(request, metadata=[("x-test-header", "hello")])
     value = response.raw_output_contents[0]
@@ -353,7 +489,9 @@ def test_500_concurrent_requests_each_get_their_own_answer(server: RunningServer
             aio_stub = pb_grpc.GRPCInferenceServiceStub(aio_channel)
 
             async def one(i: int) -> None:
-                request = _request("echo", "v", np.array([[i, -i]], dtype=np.int64), "INT64", raw=i % 2 == 0)
+                request = _request(
+                    "echo", "v", np.array([[i, -i]], dtype=np.int64), "INT64", raw=i % 2 == 0
+                )
                 request.id = f"req-{i}"
                 response = await aio_stub.ModelInfer(request, timeout=60)
                 assert response.id == f"req-{i}"
@@ -388,13 +526,16 @@ def small_limit_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run
     folder = tmp_path_factory.mktemp("limited")
     for name in ("echo", "total"):
         shutil.copytree(ASSETS / "models" / name, folder / name)
-    running = start_server(folder, tmp_path_factory.mktemp("logs"),
-                           settings={"grpc_max_message_length": 16 * MiB})
+    running = start_server(
+        folder, tmp_path_factory.mktemp("logs"), settings={"grpc_max_message_length": 16 * MiB}
+    )
     yield running
     running.stop()
 
 
-def test_64_mib_tensor_beyond_the_limit_is_resource_exhausted(small_limit_server: RunningServer) -> None:
+def test_64_mib_tensor_beyond_the_limit_is_resource_exhausted(
+    small_limit_server: RunningServer,
+) -> None:
     with grpc.insecure_channel(small_limit_server.grpc_address, options=CLIENT_OPTIONS) as opened:
         limited = pb_grpc.GRPCInferenceServiceStub(opened)
         with pytest.raises(grpc.RpcError) as caught:
@@ -432,15 +573,26 @@ def test_reflection_lists_and_describes_the_service(channel: grpc.Channel) -> No
     )
 
     database = ProtoReflectionDescriptorDatabase(channel)
-    assert {"inference.GRPCInferenceService", "grpc.health.v1.Health"} <= set(database.get_services())
+    assert {"inference.GRPCInferenceService", "grpc.health.v1.Health"} <= set(
+        database.get_services()
+    )
     service = DescriptorPool(database).FindServiceByName("inference.GRPCInferenceService")
     assert [m.name for m in service.methods] == [
-        "ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata",
-        "ModelInfer", "RepositoryIndex", "RepositoryModelLoad", "RepositoryModelUnload",
+        "ServerLive",
+        "ServerReady",
+        "ModelReady",
+        "ServerMetadata",
+        "ModelMetadata",
+        "ModelInfer",
+        "RepositoryIndex",
+        "RepositoryModelLoad",
+        "RepositoryModelUnload",
     ]
 
 
-def test_busy_grpc_port_is_a_clear_startup_error(small_limit_server: RunningServer, tmp_path: Path) -> None:
+def test_busy_grpc_port_is_a_clear_startup_error(
+    small_limit_server: RunningServer, tmp_path: Path
+) -> None:
     folder = tmp_path / "models"
     shutil.copytree(ASSETS / "models" / "echo", folder / "echo")
     from tests.conftest import free_ports
@@ -448,10 +600,26 @@ def test_busy_grpc_port_is_a_clear_startup_error(small_limit_server: RunningServ
 
     http_port, metrics_port = free_ports(2)
     result = subprocess.run(
-        [sys.executable, "-m", "mlpack", "start", str(folder), "--host", "127.0.0.1",
-         "--http-port", str(http_port), "--grpc-port", str(small_limit_server.grpc_port),
-         "--metrics-port", str(metrics_port)],
-        check=False, capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "mlpack",
+            "start",
+            str(folder),
+            "--host",
+            "127.0.0.1",
+            "--http-port",
+            str(http_port),
+            "--grpc-port",
+            str(small_limit_server.grpc_port),
+            "--metrics-port",
+            str(metrics_port),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "OPENBLAS_NUM_THREADS": "1"},
     )
     assert result.returncode == 3, result.stderr

@@ -6,12 +6,12 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -345,29 +345,9 @@ def _start_on(folder: Path, log_dir: Path, previous: RunningServer) -> RunningSe
         helpers.free_ports = original  # type: ignore[assignment]
 
 
-def _grpc_serving(server: RunningServer) -> bool:
-    try:
-        import grpc
-
-        from mlpack.proto import inference_pb2, inference_pb2_grpc
-    except ImportError:
-        return False
-    with socket.socket() as sock:
-        if sock.connect_ex(("127.0.0.1", server.grpc_port)) != 0:
-            return False
-    with grpc.insecure_channel(server.grpc_address) as channel:
-        try:
-            stub = inference_pb2_grpc.GRPCInferenceServiceStub(channel)
-            return bool(stub.ServerLive(inference_pb2.ServerLiveRequest(), timeout=2).live)
-        except grpc.RpcError:
-            return False
-
-
 def test_grpc_transport_gives_the_same_output_as_rest(
     infer_server: RunningServer, tmp_path: Path
 ) -> None:
-    if not _grpc_serving(infer_server):
-        pytest.skip("mlpack start has no gRPC transport yet (no ServerLive on its gRPC port)")
     rows = values(80)
     inp = write_requests(tmp_path / "in.jsonl", rows)
     rest = run_infer([_address(infer_server)], "echo", inp, tmp_path / "rest.jsonl", "-s", "8")
@@ -384,6 +364,8 @@ def test_binary_data_gives_the_same_output_as_json(
     rows = values(60)
     inp = write_requests(tmp_path / "in.jsonl", rows)
     plain = run_infer([_address(infer_server)], "echo", inp, tmp_path / "json.jsonl", "-s", "4")
-    binary = run_infer([_address(infer_server)], "echo", inp, tmp_path / "bin.jsonl", "-s", "4", "-b")
+    binary = run_infer(
+        [_address(infer_server)], "echo", inp, tmp_path / "bin.jsonl", "-s", "4", "-b"
+    )
     assert plain.returncode == 0 and binary.returncode == 0, plain.stderr + binary.stderr
     assert (tmp_path / "json.jsonl").read_bytes() == (tmp_path / "bin.jsonl").read_bytes()

@@ -6,6 +6,7 @@ import concurrent.futures
 import math
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -41,12 +42,17 @@ def test_iris_prediction_matches_sklearn(server: RunningServer) -> None:
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["model_name"] == "iris" and body["model_version"] == "v1"
-    assert body["outputs"] == [{"name": "predict", "shape": [2, 1], "datatype": "INT64", "data": [0, 2]}]
+    assert body["outputs"] == [
+        {"name": "predict", "shape": [2, 1], "datatype": "INT64", "data": [0, 2]}
+    ]
     assert body["id"]
 
 
 def test_requested_outputs_in_order(server: RunningServer) -> None:
-    request = {**iris_request([IRIS_ROW]), "outputs": [{"name": "predict_proba"}, {"name": "predict"}]}
+    request = {
+        **iris_request([IRIS_ROW]),
+        "outputs": [{"name": "predict_proba"}, {"name": "predict"}],
+    }
     body = infer(server, "iris", request).json()
     assert [o["name"] for o in body["outputs"]] == ["predict_proba", "predict"]
     assert body["outputs"][0]["shape"] == [1, 3]
@@ -60,13 +66,16 @@ def test_model_metadata_and_ready(server: RunningServer) -> None:
     assert httpx.get(server.url + "/v2/models/iris/versions/v1").json()["name"] == "iris"
     assert httpx.get(server.url + "/v2/models/iris/ready").status_code == 200
     assert httpx.get(server.url + "/v2/models/iris/versions/v1/ready").status_code == 200
-    assert httpx.get(server.url + "/v2/models/broken/ready").status_code == 503
+    assert httpx.get(server.url + "/v2/models/broken/ready").status_code == 400  # 4xx: false
     assert httpx.get(server.url + "/v2/models/nope/ready").status_code == 404
 
 
 def test_versions_route_to_newest_by_default(server: RunningServer) -> None:
     def version_of(path: str) -> str:
-        response = httpx.post(server.url + path, json={"inputs": [{"name": "a", "shape": [1], "datatype": "INT32", "data": [1]}]})
+        response = httpx.post(
+            server.url + path,
+            json={"inputs": [{"name": "a", "shape": [1], "datatype": "INT32", "data": [1]}]},
+        )
         assert response.status_code == 200, response.text
         return response.json()["outputs"][0]["data"][0]
 
@@ -114,9 +123,15 @@ ALL_DATATYPES = [
 
 
 @pytest.mark.parametrize(("datatype", "values"), ALL_DATATYPES)
-def test_every_datatype_round_trips(server: RunningServer, datatype: str, values: list[object]) -> None:
-    request = {"id": "rt", "inputs": [{"name": "t", "shape": [2, 2], "datatype": datatype,
-                                       "data": [values[:2], values[2:]]}]}
+def test_every_datatype_round_trips(
+    server: RunningServer, datatype: str, values: list[object]
+) -> None:
+    request = {
+        "id": "rt",
+        "inputs": [
+            {"name": "t", "shape": [2, 2], "datatype": datatype, "data": [values[:2], values[2:]]}
+        ],
+    }
     response = infer(server, "echo", request)
     assert response.status_code == 200, response.text
     output = response.json()["outputs"][0]
@@ -126,29 +141,88 @@ def test_every_datatype_round_trips(server: RunningServer, datatype: str, values
 
 
 def test_nan_travels_as_null(server: RunningServer) -> None:
-    request = {"inputs": [{"name": "t", "shape": [3], "datatype": "FP32", "data": [1.0, None, 2.0]}]}
+    request = {
+        "inputs": [{"name": "t", "shape": [3], "datatype": "FP32", "data": [1.0, None, 2.0]}]
+    }
     assert infer(server, "echo", request).json()["outputs"][0]["data"] == [1.0, None, 2.0]
 
 
 BAD_REQUESTS = [
     ("malformed JSON", b'{"inputs": [', 400, "not valid JSON"),
     ("empty body", b"", 400, "empty"),
-    ("unknown datatype", {"inputs": [{"name": "t", "shape": [1], "datatype": "FP128", "data": [1]}]}, 400, "input 't'"),
-    ("count mismatch", {"inputs": [{"name": "t", "shape": [2, 2], "datatype": "FP32", "data": [1, 2, 3]}]}, 400, "4 elements but data has 3"),
-    ("truncating float", {"inputs": [{"name": "t", "shape": [1], "datatype": "INT32", "data": [1.5]}]}, 400, "1.5 is not an integer"),
-    ("string bool", {"inputs": [{"name": "t", "shape": [1], "datatype": "BOOL", "data": ["false"]}]}, 400, "booleans"),
-    ("out of range", {"inputs": [{"name": "t", "shape": [1], "datatype": "INT8", "data": [300]}]}, 400, "300 is out of range"),
-    ("negative dim", {"inputs": [{"name": "t", "shape": [-1], "datatype": "INT8", "data": [1]}]}, 400, "negative"),
-    ("duplicate inputs", {"inputs": [{"name": "t", "shape": [1], "datatype": "INT8", "data": [1]}] * 2}, 400, "more than once"),
+    (
+        "unknown datatype",
+        {"inputs": [{"name": "t", "shape": [1], "datatype": "FP128", "data": [1]}]},
+        400,
+        "input 't'",
+    ),
+    (
+        "count mismatch",
+        {"inputs": [{"name": "t", "shape": [2, 2], "datatype": "FP32", "data": [1, 2, 3]}]},
+        400,
+        "4 elements but data has 3",
+    ),
+    (
+        "truncating float",
+        {"inputs": [{"name": "t", "shape": [1], "datatype": "INT32", "data": [1.5]}]},
+        400,
+        "1.5 is not an integer",
+    ),
+    (
+        "string bool",
+        {"inputs": [{"name": "t", "shape": [1], "datatype": "BOOL", "data": ["false"]}]},
+        400,
+        "booleans",
+    ),
+    (
+        "out of range",
+        {"inputs": [{"name": "t", "shape": [1], "datatype": "INT8", "data": [300]}]},
+        400,
+        "300 is out of range",
+    ),
+    (
+        "negative dim",
+        {"inputs": [{"name": "t", "shape": [-1], "datatype": "INT8", "data": [1]}]},
+        400,
+        "negative",
+    ),
+    (
+        "duplicate inputs",
+        {"inputs": [{"name": "t", "shape": [1], "datatype": "INT8", "data": [1]}] * 2},
+        400,
+        "more than once",
+    ),
     ("no inputs field", {"outputs": []}, 400, "inputs"),
-    ("string in numbers", {"inputs": [{"name": "t", "shape": [2], "datatype": "FP32", "data": [1, "x"]}]}, 400, "input 't'"),
-    ("number in bytes", {"inputs": [{"name": "t", "shape": [1], "datatype": "BYTES", "data": [5]}]}, 400, "strings"),
-    ("ragged nesting", {"inputs": [{"name": "t", "shape": [2, 2], "datatype": "FP32", "data": [[1, 2], [3]]}]}, 400, "input 't'"),
-    ("shape not a list", {"inputs": [{"name": "t", "shape": "2", "datatype": "FP32", "data": [1, 2]}]}, 400, "shape"),
+    (
+        "string in numbers",
+        {"inputs": [{"name": "t", "shape": [2], "datatype": "FP32", "data": [1, "x"]}]},
+        400,
+        "input 't'",
+    ),
+    (
+        "number in bytes",
+        {"inputs": [{"name": "t", "shape": [1], "datatype": "BYTES", "data": [5]}]},
+        400,
+        "strings",
+    ),
+    (
+        "ragged nesting",
+        {"inputs": [{"name": "t", "shape": [2, 2], "datatype": "FP32", "data": [[1, 2], [3]]}]},
+        400,
+        "input 't'",
+    ),
+    (
+        "shape not a list",
+        {"inputs": [{"name": "t", "shape": "2", "datatype": "FP32", "data": [1, 2]}]},
+        400,
+        "shape",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("case", "body", "status", "message"), BAD_REQUESTS, ids=[c[0] for c in BAD_REQUESTS])
+@pytest.mark.parametrize(
+    ("case", "body", "status", "message"), BAD_REQUESTS, ids=[c[0] for c in BAD_REQUESTS]
+)
 def test_bad_input_gets_clear_error_and_server_keeps_serving(
     server: RunningServer, case: str, body: object, status: int, message: str
 ) -> None:
@@ -163,13 +237,19 @@ def test_bad_input_gets_clear_error_and_server_keeps_serving(
 
 
 def test_unknown_requested_output_is_400(server: RunningServer) -> None:
-    response = infer(server, "iris", {**iris_request([IRIS_ROW]), "outputs": [{"name": "decision"}]})
+    response = infer(
+        server, "iris", {**iris_request([IRIS_ROW]), "outputs": [{"name": "decision"}]}
+    )
     assert response.status_code == 400 and "no output 'decision'" in response.json()["error"]
 
 
 def test_wrong_feature_count_is_400(server: RunningServer) -> None:
-    response = infer(server, "iris", iris_request([[1.0, 2.0, 3.0, 4.0]]) | {"inputs": [
-        {"name": "x", "shape": [1, 3], "datatype": "FP64", "data": [1, 2, 3]}]})
+    response = infer(
+        server,
+        "iris",
+        iris_request([[1.0, 2.0, 3.0, 4.0]])
+        | {"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP64", "data": [1, 2, 3]}]},
+    )
     assert response.status_code == 400 and "features" in response.json()["error"]
 
 
@@ -193,25 +273,43 @@ def test_headers_reach_model_and_come_back_safely(server: RunningServer) -> None
     assert response.status_code == 200, response.text
     assert response.json()["outputs"][0]["data"] == ["hello"]
     assert response.headers["x-echo"] == "hello"
-    assert "\n" not in response.headers["x-weird"] and response.headers["x-weird"].startswith("line")
+    assert "\n" not in response.headers["x-weird"] and response.headers["x-weird"].startswith(
+        "line"
+    )
     assert "headers" not in (response.json().get("parameters") or {})
 
 
-def test_slow_sync_model_does_not_block_health_or_other_models(server: RunningServer) -> None:
-    slow_request = {"inputs": [{"name": "s", "shape": [1], "datatype": "FP64", "data": [1.5]}]}
+def test_slow_sync_model_does_not_block_health_or_other_models(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    release = tmp_path / "release"
+    slow_request = {
+        "parameters": {"hold": str(release)},
+        "inputs": [{"name": "s", "shape": [1], "datatype": "FP64", "data": [120.0]}],
+    }
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         slow = pool.submit(infer, server, "slow", slow_request)
-        time.sleep(0.2)
-        started = time.monotonic()
-        assert httpx.get(server.url + "/v2/health/live").status_code == 200
-        assert infer(server, "iris", iris_request([IRIS_ROW])).status_code == 200
-        assert time.monotonic() - started < 1.0
-        assert slow.result().status_code == 200
+        try:
+            deadline = time.monotonic() + 60  # a bound for a hung server, not a criterion
+            while not (tmp_path / "release.started").exists():
+                assert time.monotonic() < deadline and not slow.done(), server.log()
+                time.sleep(0.01)
+            # The slow model holds its thread until released: everything below is answered
+            # while it is still computing, which is the behaviour under test.
+            assert httpx.get(server.url + "/v2/health/live").status_code == 200
+            assert infer(server, "iris", iris_request([IRIS_ROW])).status_code == 200
+            assert not slow.done()
+        finally:
+            release.touch()
+        assert slow.result(timeout=60).status_code == 200
 
 
 def test_500_concurrent_requests_each_get_their_own_answer(server: RunningServer) -> None:
     def one(i: int) -> tuple[int, dict[str, object]]:
-        request = {"id": f"req-{i}", "inputs": [{"name": "v", "shape": [1, 2], "datatype": "INT64", "data": [i, -i]}]}
+        request = {
+            "id": f"req-{i}",
+            "inputs": [{"name": "v", "shape": [1, 2], "datatype": "INT64", "data": [i, -i]}],
+        }
         return i, infer(server, "echo", request).json()
 
     limits = httpx.Limits(max_connections=100)
@@ -231,7 +329,9 @@ def test_reload_under_load_loses_no_request(server: RunningServer) -> None:
     def client(worker: int) -> None:
         with httpx.Client(timeout=30) as http:
             while not stop.is_set():
-                response = http.post(f"{server.url}/v2/models/iris/infer", json=iris_request([IRIS_ROW]))
+                response = http.post(
+                    f"{server.url}/v2/models/iris/infer", json=iris_request([IRIS_ROW])
+                )
                 if response.status_code != 200:
                     failures.append(response.text)
                 counts[worker] += 1
@@ -275,7 +375,9 @@ def test_tritonclient_http_talks_to_mlpack(server: RunningServer) -> None:
     features = np.array([IRIS_ROW], dtype=np.float64)
     tensor = triton.InferInput("x", list(features.shape), "FP64")
     tensor.set_data_from_numpy(features, binary_data=False)
-    result = client.infer("iris", [tensor], outputs=[triton.InferRequestedOutput("predict", binary_data=False)])
+    result = client.infer(
+        "iris", [tensor], outputs=[triton.InferRequestedOutput("predict", binary_data=False)]
+    )
     assert result.as_numpy("predict").reshape(-1).tolist() == [0]
     index = client.get_model_repository_index()
     assert {"iris", "echo"} <= {item["name"] for item in index}

@@ -1,4 +1,4 @@
-"""Every ``mlpack init`` template, end to end as its README says: generate, test, train, serve, infer."""
+"""Each ``mlpack init`` template end to end: generate, test, train, serve, infer."""
 
 from __future__ import annotations
 
@@ -25,15 +25,25 @@ ANSWERS = {
 }
 
 # What each template's train.py and runtime import (all in the `test` extra).
-NEEDS = {"sklearn": ["sklearn"], "xgboost": ["xgboost"], "lightgbm": ["lightgbm"],
-         "onnx": ["onnxruntime", "skl2onnx"]}
+NEEDS = {
+    "sklearn": ["sklearn"],
+    "xgboost": ["xgboost"],
+    "lightgbm": ["lightgbm"],
+    "onnx": ["onnxruntime", "skl2onnx"],
+}
 
 
 def _run(command: list[str], cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     environment = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
     environment["PYTHONPATH"] = checkout_pythonpath(environment.get("PYTHONPATH", ""))
     result = subprocess.run(
-        command, check=False, cwd=cwd, env=environment, capture_output=True, text=True, timeout=timeout
+        command,
+        check=False,
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     assert result.returncode == 0, f"{command} failed:\n{result.stdout}\n{result.stderr}"
     return result
@@ -45,7 +55,20 @@ def test_generated_project_tests_serves_and_answers(template: str, tmp_path: Pat
         pytest.importorskip(module)
     project = tmp_path / f"{template}-model"
     batching = ["--batching"] if template in ("custom", "sklearn") else []
-    _run([sys.executable, "-m", "mlpack", "init", str(project), "-t", template, "--no-input", *batching], tmp_path)
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "mlpack",
+            "init",
+            str(project),
+            "-t",
+            template,
+            "--no-input",
+            *batching,
+        ],
+        tmp_path,
+    )
     name = json.loads((project / "model-settings.json").read_text())["name"]
     assert name == f"{template}-model"
 

@@ -13,19 +13,17 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mlpack.cli import create_app
 from tests.helpers.server import REPO, RunningServer, checkout_pythonpath, start_server
 
 pytestmark = pytest.mark.e2e
 EXAMPLE = REPO / "examples" / "batch-infer"
 
 
-def _has_infer_command() -> bool:
-    return any(command.name == "infer" for command in create_app().registered_commands)
-
-
 def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, "PYTHONPATH": checkout_pythonpath(os.environ.get("PYTHONPATH", ""))}
+    environment = {
+        **os.environ,
+        "PYTHONPATH": checkout_pythonpath(os.environ.get("PYTHONPATH", "")),
+    }
     result = subprocess.run(
         command, check=False, cwd=cwd, env=environment, capture_output=True, text=True, timeout=180
     )
@@ -35,9 +33,12 @@ def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, RunningServer]]:
-    """The example folder after `python train.py`, `python make_requests.py -n 20`, `mlpack start model`."""
-    folder = shutil.copytree(EXAMPLE, tmp_path_factory.mktemp("example") / "batch-infer",
-                             ignore=shutil.ignore_patterns("*.joblib", "*.jsonl"))
+    """Example after `python train.py`, `python make_requests.py -n 20`, `mlpack start model`."""
+    folder = shutil.copytree(
+        EXAMPLE,
+        tmp_path_factory.mktemp("example") / "batch-infer",
+        ignore=shutil.ignore_patterns("*.joblib", "*.jsonl"),
+    )
     _run([sys.executable, "train.py"], folder)
     _run([sys.executable, "make_requests.py", "-n", "20"], folder)
     server = start_server(folder / "model", tmp_path_factory.mktemp("logs"))
@@ -46,25 +47,52 @@ def example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Ru
 
 
 def test_requests_file_is_served_and_checked(example: tuple[Path, RunningServer]) -> None:
-    """Every line of requests.jsonl is a valid request; check.py accepts the answers (and catches a gap)."""
+    """Each line of requests.jsonl is a valid request; check.py takes the answers, sees a gap."""
     folder, server = example
     responses = folder / "by-hand.jsonl"
     with httpx.Client(base_url=server.url, timeout=30) as client, responses.open("w") as out:
         for line in (folder / "requests.jsonl").read_text().splitlines():
-            response = client.post("/v2/models/iris/infer", content=line, headers={"Content-Type": "application/json"})
+            response = client.post(
+                "/v2/models/iris/infer", content=line, headers={"Content-Type": "application/json"}
+            )
             assert response.status_code == 200, response.text
             out.write(json.dumps(response.json()) + "\n")
     _run([sys.executable, "check.py", "--responses", str(responses)], folder)
     lines = responses.read_text().splitlines()
     responses.write_text("\n".join(lines[:-1]) + "\n")
-    failed = subprocess.run([sys.executable, "check.py", "--responses", str(responses)], check=False, cwd=folder,
-                            capture_output=True, text=True, timeout=60)
+    failed = subprocess.run(
+        [sys.executable, "check.py", "--responses", str(responses)],
+        check=False,
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert failed.returncode == 1 and "20 requests but 19 responses" in failed.stderr
 
 
-@pytest.mark.skipif(not _has_infer_command(), reason="`mlpack infer` is not in this build's CLI yet (issue 7)")
 def test_mlpack_infer_job(example: tuple[Path, RunningServer]) -> None:
     folder, server = example
-    _run([sys.executable, "-m", "mlpack", "infer", "-u", f"127.0.0.1:{server.http_port}", "-m", "iris",
-          "-i", "requests.jsonl", "-o", "responses.jsonl", "-w", "8"], folder)
-    assert "all 20 responses present, in order and correct" in _run([sys.executable, "check.py"], folder).stdout
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "mlpack",
+            "infer",
+            "-u",
+            f"127.0.0.1:{server.http_port}",
+            "-m",
+            "iris",
+            "-i",
+            "requests.jsonl",
+            "-o",
+            "responses.jsonl",
+            "-w",
+            "8",
+        ],
+        folder,
+    )
+    assert (
+        "all 20 responses present, in order and correct"
+        in _run([sys.executable, "check.py"], folder).stdout
+    )

@@ -22,8 +22,12 @@ EXAMPLE = REPO / "examples" / "batching"
 
 
 def test_load_test_gets_every_answer_right(tmp_path: Path) -> None:
-    folder = shutil.copytree(EXAMPLE, tmp_path / "batching", ignore=shutil.ignore_patterns("model.joblib"))
-    subprocess.run([sys.executable, "train.py"], cwd=folder, check=True, capture_output=True, timeout=120)
+    folder = shutil.copytree(
+        EXAMPLE, tmp_path / "batching", ignore=shutil.ignore_patterns("model.joblib")
+    )
+    subprocess.run(
+        [sys.executable, "train.py"], cwd=folder, check=True, capture_output=True, timeout=120
+    )
     server = start_server(folder / "models", tmp_path)
     try:
         for name in ("forest", "forest-batched"):
@@ -33,7 +37,11 @@ def test_load_test_gets_every_answer_right(tmp_path: Path) -> None:
         assert '"max_batch_size": 32' in settings
         result = subprocess.run(
             [sys.executable, "load_test.py", "--url", server.url, "-n", "32", "-c", "8"],
-            check=False, cwd=folder, capture_output=True, text=True, timeout=120,
+            check=False,
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=120,
             env={**os.environ, "OPENBLAS_NUM_THREADS": "1"},
         )
         assert result.returncode == 0, result.stdout + result.stderr

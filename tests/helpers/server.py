@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -10,20 +11,21 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import httpx
 
+from mlpack.environments.runtimes import BUILTIN_RUNTIMES
 from tests.conftest import free_ports
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 REPO = Path(__file__).resolve().parents[2]
-RUNTIMES = ("sklearn", "xgboost", "lightgbm", "onnx")
+RUNTIMES = tuple(runtime.folder for runtime in BUILTIN_RUNTIMES)
 
 
-def checkout_pythonpath(existing: str = "") -> str:
-    """PYTHONPATH that imports this checkout and its built-in runtimes first."""
-    paths = [str(REPO), *(str(REPO / "runtimes" / name) for name in RUNTIMES)]
+def checkout_pythonpath(existing: str = "", runtimes: bool = True) -> str:
+    """PYTHONPATH importing this checkout (and, with ``runtimes``, its built-in runtimes) first."""
+    paths = [str(REPO), *(str(REPO / "runtimes" / name) for name in (RUNTIMES if runtimes else ()))]
     return os.pathsep.join([*paths, existing]).rstrip(os.pathsep)
 
 
@@ -49,10 +51,8 @@ class RunningServer:
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         if self.process.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, sig)
-            except ProcessLookupError:
-                pass
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -64,33 +64,41 @@ class RunningServer:
 def start_server(
     folder: Path,
     log_dir: Path,
-    settings: Optional[dict[str, Any]] = None,
-    env: Optional[dict[str, str]] = None,
+    settings: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
     wait_ready: bool = True,
     timeout: float = 60,
     args: tuple[str, ...] = (),
     launcher: tuple[str, ...] = ("-m", "mlpack"),
+    runtimes_on_path: bool = True,
 ) -> RunningServer:
-    """Start ``mlpack start folder`` on free ports and wait until it answers (or is ready)."""
+    """Start ``mlpack start folder`` on free ports and wait until it answers (or is ready).
+
+    With ``runtimes_on_path=False`` the built-in runtimes are not put on PYTHONPATH: the
+    server finds them as an installed mlpack does (e.g. an editable install's finder).
+    """
     http_port, grpc_port, metrics_port = free_ports(3)
     if settings is not None:
         (folder / "settings.json").write_text(json.dumps(settings))
     log_path = log_dir / f"server-{http_port}.log"
     environment = {**os.environ, "OPENBLAS_NUM_THREADS": "1", **(env or {})}
     # Serve this checkout's code even when another checkout is pip-installed in editable mode.
-    environment["PYTHONPATH"] = checkout_pythonpath(environment.get("PYTHONPATH", ""))
+    environment["PYTHONPATH"] = checkout_pythonpath(
+        environment.get("PYTHONPATH", ""), runtimes_on_path
+    )
     command = [
-        sys.executable, *launcher, "start", str(folder),
-        "--host", "127.0.0.1",
-        "--http-port", str(http_port),
-        "--grpc-port", str(grpc_port),
-        "--metrics-port", str(metrics_port),
+    launcher: tuple[str, ...] = ("-m", "mlpack"),
+    runtimes_on_path: bool = True,
         *args,
     ]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env=environment,
-            start_new_session=True, cwd=str(log_dir),
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=environment,
+            start_new_session=True,
+            cwd=str(log_dir),
         )
     server = RunningServer(process, http_port, grpc_port, metrics_port, log_path)
     try:
@@ -107,11 +115,15 @@ def wait_for(server: RunningServer, ready: bool = True, timeout: float = 60) -> 
     with httpx.Client(timeout=2) as client:
         while time.monotonic() < deadline:
             if server.process.poll() is not None:
-                raise RuntimeError(f"server exited with {server.process.returncode}:\n{server.log()}")
+                raise RuntimeError(
+                    f"server exited with {server.process.returncode}:\n{server.log()}"
+                )
             try:
                 if client.get(server.url + path).status_code == 200:
                     return
             except httpx.TransportError:
                 pass
             time.sleep(0.05)
-    raise TimeoutError(f"server not {'ready' if ready else 'live'} after {timeout}s:\n{server.log()}")
+    raise TimeoutError(
+        f"server not {'ready' if ready else 'live'} after {timeout}s:\n{server.log()}"
+    )

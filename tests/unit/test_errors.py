@@ -16,8 +16,18 @@ IDS = [type(error).__name__ for error in ERRORS]
 def test_the_sweep_finds_the_whole_tree() -> None:
     names = {cls.__name__ for cls in error_classes()}
     # A few from every corner: server, engine, client, batch job, packaging, scaffold.
-    assert {"ModelNotFound", "PortInUse", "ServerError", "Timeout", "SplitError", "InvalidLine",
-            "JobInterrupted", "BuildError", "InvalidEnvironment", "ScaffoldError"} <= names
+    assert {
+        "ModelNotFound",
+        "PortInUse",
+        "ServerError",
+        "Timeout",
+        "SplitError",
+        "InvalidLine",
+        "JobInterrupted",
+        "BuildError",
+        "InvalidEnvironment",
+        "ScaffoldError",
+    } <= names
 
 
 @pytest.mark.parametrize("cls", error_classes(), ids=lambda cls: cls.__name__)
@@ -43,9 +53,9 @@ def test_every_status_is_an_int_code(error: errors.MLPackError) -> None:
 
 
 def test_old_import_paths_still_work() -> None:
-    from mlpack.build.envs import BuildError
     from mlpack.client.errors import ClientError, ServerError, Timeout, TransportError
     from mlpack.environments import InvalidEnvironment
+    from mlpack.environments.pack import BuildError
     from mlpack.infer.batching import SplitError
     from mlpack.infer.job import JobInterrupted
     from mlpack.infer.output import OutputError
@@ -53,8 +63,20 @@ def test_old_import_paths_still_work() -> None:
     from mlpack.scaffold import ScaffoldError
     from mlpack.server.sockets import PortInUse
 
-    moved = [BuildError, ClientError, ServerError, Timeout, TransportError, InvalidEnvironment,
-             SplitError, JobInterrupted, OutputError, InvalidLine, ScaffoldError, PortInUse]
+    moved = [
+        BuildError,
+        ClientError,
+        ServerError,
+        Timeout,
+        TransportError,
+        InvalidEnvironment,
+        SplitError,
+        JobInterrupted,
+        OutputError,
+        InvalidLine,
+        ScaffoldError,
+        PortInUse,
+    ]
     assert all(getattr(errors, cls.__name__) is cls for cls in moved)
 
 

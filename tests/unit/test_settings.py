@@ -14,8 +14,12 @@ def write(path: Path, values: object) -> Path:
     return path
 
 
-def test_precedence_cli_over_env_over_file_over_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    settings_file = write(tmp_path / "settings.json", {"http_port": 1000, "grpc_port": 1001, "metrics_port": 1002})
+def test_precedence_cli_over_env_over_file_over_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings_file = write(
+        tmp_path / "settings.json", {"http_port": 1000, "grpc_port": 1001, "metrics_port": 1002}
+    )
     monkeypatch.setenv("MLPACK_GRPC_PORT", "2001")
     monkeypatch.setenv("MLPACK_METRICS_PORT", "2002")
     settings = Settings.resolve(settings_file, {"metrics_port": 3002})
@@ -25,7 +29,9 @@ def test_precedence_cli_over_env_over_file_over_defaults(tmp_path: Path, monkeyp
     assert settings.parallel_workers == 0  # default
 
 
-def test_dotenv_is_read_below_real_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dotenv_is_read_below_real_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / ".env").write_text("MLPACK_HTTP_PORT=4000\nMLPACK_GRPC_PORT=4001\n")
     monkeypatch.setenv("MLPACK_GRPC_PORT", "5001")
@@ -63,12 +69,23 @@ def test_model_file_wins_over_environment(tmp_path: Path, monkeypatch: pytest.Mo
 
 def test_model_settings_keep_mlserver_field_names(tmp_path: Path) -> None:
     values = {
-        "name": "m", "implementation": "x.Y", "platform": "sklearn", "versions": ["1"],
+        "name": "m",
+        "implementation": "x.Y",
+        "platform": "sklearn",
+        "versions": ["1"],
         "inputs": [{"name": "a", "datatype": "FP32", "shape": [-1, 4]}],
         "outputs": [{"name": "b", "datatype": "INT64", "shape": [-1]}],
-        "parameters": {"uri": "./m.joblib", "version": "1", "content_type": "np",
-                       "environment_tarball": "env.tar.gz", "extra": {"k": 1}, "custom": True},
-        "max_batch_size": 8, "max_batch_time": 0.1, "warm_workers": True,
+        "parameters": {
+            "uri": "./m.joblib",
+            "version": "1",
+            "content_type": "np",
+            "environment_tarball": "env.tar.gz",
+            "extra": {"k": 1},
+            "custom": True,
+        },
+        "max_batch_size": 8,
+        "max_batch_time": 0.1,
+        "warm_workers": True,
     }
     settings = ModelSettings.resolve(write(tmp_path / "model-settings.json", values))
     assert settings.parameters.version == "1" and settings.parameters.extra == {"k": 1}

@@ -22,8 +22,16 @@ from mlpack.types import (
 CASES = [
     (RequestInput, {"name": "x", "shape": [1, 2], "datatype": Datatype.FP32, "data": [1.0, 2.0]}),
     (RequestOutput, {"name": "y"}),
-    (ResponseOutput, {"name": "y", "shape": [1], "datatype": Datatype.INT64, "data": [3],
-                      "parameters": Parameters(content_type="np")}),
+    (
+        ResponseOutput,
+        {
+            "name": "y",
+            "shape": [1],
+            "datatype": Datatype.INT64,
+            "data": [3],
+            "parameters": Parameters(content_type="np"),
+        },
+    ),
     (InferenceResponse, {"model_name": "m", "outputs": []}),
     (InferenceRequest, {"id": "r", "inputs": []}),
 ]

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Optional
 
 from ...environments import Environment, resolve_environment
+from ...environments.runtimes import runtime_packages
 from ...settings import ModelSettings
 from ...types import InferenceRequest, InferenceResponse, MetadataModelResponse
 from .pool import PoolLimits, WorkerPool, WorkerRunner
@@ -47,7 +48,7 @@ _BOOT = (
     "child_main(int(sys.argv[2]), int(sys.argv[3]))"
 )
 # Top-level packages of the server that a worker needs: mlpack and built-in runtimes.
-_SHIMMED = ("mlpack", "mlpack_sklearn")
+_SHIMMED = ("mlpack", *runtime_packages())
 
 
 def worker_command(python: Path, shim_root: Path) -> tuple[list[str], dict[str, str]]:

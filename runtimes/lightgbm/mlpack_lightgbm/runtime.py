@@ -52,7 +52,9 @@ class LightGBMModel(MLModel):
             predict_type = Datatype.INT64 if self._classifier else Datatype.FP64
             outputs = [MetadataTensor(name=PREDICT, datatype=predict_type, shape=[-1, 1])]
             if self._classifier:
-                outputs.append(MetadataTensor(name=PREDICT_PROBA, datatype=Datatype.FP64, shape=[-1, -1]))
+                outputs.append(
+                    MetadataTensor(name=PREDICT_PROBA, datatype=Datatype.FP64, shape=[-1, -1])
+                )
             self.outputs = outputs
         return True
 

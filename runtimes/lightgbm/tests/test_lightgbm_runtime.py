@@ -10,11 +10,10 @@ import pytest
 
 lgb = pytest.importorskip("lightgbm")
 
-from mlpack_lightgbm import LightGBMModel
-
 from mlpack.errors import InvalidRequest, ModelLoadError
 from mlpack.settings import ModelSettings
 from mlpack.types import InferenceRequest
+from mlpack_lightgbm import LightGBMModel
 
 RNG = np.random.default_rng(0)
 FEATURES = RNG.random((80, 3))
@@ -33,8 +32,16 @@ def _load(tmp_path: Path, booster: lgb.Booster, **settings: object) -> LightGBMM
 
 
 def _request(rows: np.ndarray, outputs: list[str] | None = None) -> InferenceRequest:
-    body: dict[str, object] = {"inputs": [{"name": "x", "shape": list(rows.shape), "datatype": "FP32",
-                                           "data": rows.reshape(-1).tolist()}]}
+    body: dict[str, object] = {
+        "inputs": [
+            {
+                "name": "x",
+                "shape": list(rows.shape),
+                "datatype": "FP32",
+                "data": rows.reshape(-1).tolist(),
+            }
+        ]
+    }
     if outputs:
         body["outputs"] = [{"name": name} for name in outputs]
     return InferenceRequest.model_validate(body)
@@ -59,8 +66,9 @@ def test_multiclass_matches_lgbmclassifier(tmp_path: Path) -> None:
     rows = FEATURES[:9].astype(np.float32)
     response = model.predict(_request(rows, ["predict", "predict_proba"]))
     assert response.outputs[0].data == classifier.predict(rows).tolist()
-    np.testing.assert_allclose(np.array(response.outputs[1].data).reshape(9, 3),
-                               classifier.predict_proba(rows), rtol=1e-6)
+    np.testing.assert_allclose(
+        np.array(response.outputs[1].data).reshape(9, 3), classifier.predict_proba(rows), rtol=1e-6
+    )
 
 
 def test_regressor_matches_lightgbm(tmp_path: Path) -> None:
@@ -76,5 +84,5 @@ def test_regressor_matches_lightgbm(tmp_path: Path) -> None:
 
 
 def test_missing_artefact(tmp_path: Path) -> None:
-    with pytest.raises(ModelLoadError, match="model.txt not found"):
+    with pytest.raises(ModelLoadError, match=r"model.txt not found"):
         asyncio.run(LightGBMModel(ModelSettings(name="lgb", folder=str(tmp_path))).load())

@@ -72,7 +72,9 @@ class OnnxModel(MLModel):
             str(path), sess_options=options, providers=["CPUExecutionProvider"]
         )
         inputs = [graph_tensor(node) for node in self._session.get_inputs()]
-        unsupported = [n.name for n, t in zip(self._session.get_inputs(), inputs) if t is None]
+        unsupported = [
+            n.name for n, t in zip(self._session.get_inputs(), inputs, strict=True) if t is None
+        ]
         if unsupported:
             raise ModelLoadError(
                 f"model '{self.name}': graph inputs {unsupported} are not tensors mlpack can send"
@@ -93,8 +95,10 @@ class OnnxModel(MLModel):
         return True
 
     def predict(self, payload: InferenceRequest) -> InferenceResponse:  # type: ignore[override]
-        feed = {request_input.name: self._as_feed(tensor_as_ndarray(request_input))
-                for request_input in payload.inputs}
+        feed = {
+            request_input.name: self._as_feed(tensor_as_ndarray(request_input))
+            for request_input in payload.inputs
+        }
         missing = [t.name for t in self.inputs if t.name not in feed]
         if missing:
             raise InvalidRequest(
@@ -102,7 +106,10 @@ class OnnxModel(MLModel):
             )
         names = requested_outputs(self, payload, self._output_names, self._default_outputs)
         results = self._session.run(names, feed)
-        outputs = [array_output(name, np.asarray(result)) for name, result in zip(names, results)]
+        outputs = [
+            array_output(name, np.asarray(result))
+            for name, result in zip(names, results, strict=True)
+        ]
         return InferenceResponse(model_name=self.name, model_version=self.version, outputs=outputs)
 
     @staticmethod
@@ -115,5 +122,3 @@ class OnnxModel(MLModel):
             ]
             return text
         return array
-
-

@@ -67,7 +67,9 @@ class XGBoostModel(MLModel):
             predict_type = Datatype.INT64 if self._classifier else Datatype.FP32
             outputs = [MetadataTensor(name=PREDICT, datatype=predict_type, shape=[-1, 1])]
             if PREDICT_PROBA in self._available:
-                outputs.append(MetadataTensor(name=PREDICT_PROBA, datatype=Datatype.FP32, shape=[-1, -1]))
+                outputs.append(
+                    MetadataTensor(name=PREDICT_PROBA, datatype=Datatype.FP32, shape=[-1, -1])
+                )
             self.outputs = outputs
         return True
 
@@ -92,5 +94,3 @@ class XGBoostModel(MLModel):
             result = raw
         shape = list(result.shape) if result.ndim > 1 else [result.shape[0], 1]
         return array_output(method, result, shape)
-
-

@@ -18,7 +18,13 @@ def test_list_shows_every_template_with_a_description() -> None:
     result = runner.invoke(create_app(), ["init", "--list"])
     assert result.exit_code == 0
     lines = result.output.splitlines()
-    assert [line.split()[0] for line in lines] == ["custom", "lightgbm", "onnx", "sklearn", "xgboost"]
+    assert [line.split()[0] for line in lines] == [
+        "custom",
+        "lightgbm",
+        "onnx",
+        "sklearn",
+        "xgboost",
+    ]
     assert all(len(line.split()) > 3 for line in lines)
 
 
@@ -32,14 +38,27 @@ def test_no_input_uses_flags_and_defaults(tmp_path: Path) -> None:
 
 
 def test_name_and_batching_flags(tmp_path: Path) -> None:
-    result = runner.invoke(create_app(), [
-        "init", str(tmp_path / "p"), "--template", "custom", "--name", "doubler", "--batching", "--no-input"])
+    result = runner.invoke(
+        create_app(),
+        [
+            "init",
+            str(tmp_path / "p"),
+            "--template",
+            "custom",
+            "--name",
+            "doubler",
+            "--batching",
+            "--no-input",
+        ],
+    )
     assert result.exit_code == 0, result.output
     settings = json.loads((tmp_path / "p" / "model-settings.json").read_text())
     assert settings["name"] == "doubler" and settings["max_batch_size"] == 32
 
 
-def test_without_a_folder_the_name_is_the_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_a_folder_the_name_is_the_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(create_app(), ["init", "--name", "scorer", "--no-input"])
     assert result.exit_code == 0, result.output
@@ -49,7 +68,9 @@ def test_without_a_folder_the_name_is_the_folder(tmp_path: Path, monkeypatch: py
 def test_prompts_on_a_tty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(init_command, "_stdin_is_tty", lambda: True)
     # An unknown template is asked again.
-    result = runner.invoke(create_app(), ["init", str(tmp_path / "q")], input="fraud\ntf\nxgboost\ny\n")
+    result = runner.invoke(
+        create_app(), ["init", str(tmp_path / "q")], input="fraud\ntf\nxgboost\ny\n"
+    )
     assert result.exit_code == 0, result.output
     assert "Model name [q]" in result.output and "Template (custom, lightgbm, " in result.output
     assert "'tf' is not one of" in result.output
@@ -72,11 +93,15 @@ def test_refuses_a_non_empty_folder_unless_forced(tmp_path: Path) -> None:
     assert not (tmp_path / "model-settings.json").exists()
     forced = runner.invoke(create_app(), ["init", str(tmp_path), "--no-input", "--force"])
     assert forced.exit_code == 0, forced.output
-    assert (tmp_path / "model-settings.json").is_file() and (tmp_path / "notes.txt").read_text() == "mine"
+    assert (tmp_path / "model-settings.json").is_file() and (
+        tmp_path / "notes.txt"
+    ).read_text() == "mine"
 
 
 def test_unknown_template_is_a_usage_error(tmp_path: Path) -> None:
-    result = runner.invoke(create_app(), ["init", str(tmp_path / "s"), "-t", "tensorflow", "--no-input"])
+    result = runner.invoke(
+        create_app(), ["init", str(tmp_path / "s"), "-t", "tensorflow", "--no-input"]
+    )
     assert result.exit_code == 2
     assert "unknown template 'tensorflow'" in result.output
     assert not (tmp_path / "s").exists()

@@ -25,7 +25,7 @@ def test_decodes_text_and_bytes_elements() -> None:
 
 def test_invalid_base64_names_input_and_element() -> None:
     request_input = RequestInput(name="img", shape=[2], datatype="BYTES", data=["aGk=", "!!"])
-    with pytest.raises(InvalidRequest, match="'img'.*element 1"):
+    with pytest.raises(InvalidRequest, match=r"'img'.*element 1"):
         Base64Codec.decode_input(request_input)
 
 

@@ -1,6 +1,6 @@
 import subprocess
 import sys
-from typing import Any, List
+from typing import Any, List  # noqa: UP035 (the legacy alias is what these tests feed the codecs)
 
 import numpy as np
 import pytest
@@ -38,7 +38,7 @@ def test_find_request_codec_by_content_type() -> None:
     assert find_request_codec(content_type="base64") is None
 
 
-@pytest.mark.parametrize("hint", [List[str], list[str]])
+@pytest.mark.parametrize("hint", [List[str], list[str]])  # noqa: UP006
 def test_list_hints_compare_equal(hint: Any) -> None:
     assert find_input_codec(type_hint=hint) is StringCodec
 
@@ -77,8 +77,9 @@ def test_register_custom_codec() -> None:
 
         @classmethod
         def encode_output(cls, name: str, payload: Any, **kwargs: Any) -> ResponseOutput:
-            return ResponseOutput(name=name, shape=[1], datatype=Datatype.BYTES,
-                                  data=[payload.upper()])
+            return ResponseOutput(
+                name=name, shape=[1], datatype=Datatype.BYTES, data=[payload.upper()]
+            )
 
     try:
         codec = find_input_codec(content_type="test-upper")
@@ -102,8 +103,12 @@ def test_importing_codecs_does_not_import_pandas() -> None:
         "c.find_request_codec(payload=[1.0])\n"
         "assert 'pandas' not in sys.modules, 'pandas was imported by a payload lookup'\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=str(__import__("pathlib").Path(__file__).parents[3]))
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=str(__import__("pathlib").Path(__file__).parents[3]),
+    )
     assert result.returncode == 0, result.stderr
 
 

@@ -1,4 +1,4 @@
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
@@ -19,13 +19,16 @@ def test_round_trip(payload: list[datetime]) -> None:
 
 
 def test_decodes_iso_strings() -> None:
-    request_input = RequestInput(name="t", shape=[2], datatype="BYTES",
-                                 data=["2024-02-29T12:30:00", "2024-01-01T00:00:00Z"])
+    request_input = RequestInput(
+        name="t", shape=[2], datatype="BYTES", data=["2024-02-29T12:30:00", "2024-01-01T00:00:00Z"]
+    )
     assert DatetimeCodec.decode_input(request_input) == [
-        datetime(2024, 2, 29, 12, 30), datetime(2024, 1, 1, tzinfo=timezone.utc)]
+        datetime(2024, 2, 29, 12, 30),
+        datetime(2024, 1, 1, tzinfo=UTC),
+    ]
 
 
 def test_invalid_datetime_names_input() -> None:
     request_input = RequestInput(name="when", shape=[1], datatype="BYTES", data=["yesterday"])
-    with pytest.raises(InvalidRequest, match="'when'.*'yesterday'"):
+    with pytest.raises(InvalidRequest, match=r"'when'.*'yesterday'"):
         DatetimeCodec.decode_input(request_input)

@@ -21,13 +21,17 @@ from mlpack.types import (
 
 
 def _meta(name: str, content_type: str) -> dict[str, MetadataTensor]:
-    return {name: MetadataTensor(name=name, datatype="BYTES", shape=[-1],
-                                 parameters={"content_type": content_type})}
+    return {
+        name: MetadataTensor(
+            name=name, datatype="BYTES", shape=[-1], parameters={"content_type": content_type}
+        )
+    }
 
 
 def test_input_content_type_wins_over_metadata() -> None:
-    request_input = RequestInput(name="x", shape=[1], datatype="BYTES", data=["aGk="],
-                                 parameters={"content_type": "str"})
+    request_input = RequestInput(
+        name="x", shape=[1], datatype="BYTES", data=["aGk="], parameters={"content_type": "str"}
+    )
     assert decode_request_input(request_input, _meta("x", "base64")) == ["aGk="]
 
 
@@ -39,16 +43,18 @@ def test_metadata_content_type_used_when_input_has_none() -> None:
 
 
 def test_unknown_input_content_type() -> None:
-    request_input = RequestInput(name="x", shape=[1], datatype="BYTES", data=["a"],
-                                 parameters={"content_type": "nope"})
-    with pytest.raises(InvalidRequest, match="input 'x'.*'nope'"):
+    request_input = RequestInput(
+        name="x", shape=[1], datatype="BYTES", data=["a"], parameters={"content_type": "nope"}
+    )
+    with pytest.raises(InvalidRequest, match=r"input 'x'.*'nope'"):
         decode_request_input(request_input, {})
 
 
 def _request(content_type: str | None) -> InferenceRequest:
     return InferenceRequest(
         parameters={"content_type": content_type} if content_type else None,
-        inputs=[{"name": "a", "shape": [2], "datatype": "BYTES", "data": ["1", "2"]}])
+        inputs=[{"name": "a", "shape": [2], "datatype": "BYTES", "data": ["1", "2"]}],
+    )
 
 
 def test_request_content_type_wins_over_default() -> None:
@@ -65,7 +71,7 @@ def test_request_level_pandas_sees_metadata() -> None:
 
 
 def test_unknown_request_content_type() -> None:
-    with pytest.raises(InvalidRequest, match="request.*'zzz'"):
+    with pytest.raises(InvalidRequest, match=r"request.*'zzz'"):
         decode_inference_request(_request("zzz"))
 
 
@@ -107,6 +113,11 @@ def test_client_decode_response_output() -> None:
     assert decode_response_output(text) == ["é"]
     raw = ResponseOutput(name="o", shape=[1], datatype=Datatype.BYTES, data=[b"\xff"])
     assert decode_response_output(raw).reshape(-1).tolist() == [b"\xff"]
-    tagged = ResponseOutput(name="o", shape=[1], datatype=Datatype.BYTES, data=["aGk="],
-                            parameters={"content_type": "base64"})
+    tagged = ResponseOutput(
+        name="o",
+        shape=[1],
+        datatype=Datatype.BYTES,
+        data=["aGk="],
+        parameters={"content_type": "base64"},
+    )
     assert decode_response_output(tagged) == [b"hi"]

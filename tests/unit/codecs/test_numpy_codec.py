@@ -94,7 +94,7 @@ def test_request_codec_round_trip() -> None:
 def test_request_codec_needs_exactly_one_input() -> None:
     tensor = {"shape": [1], "datatype": "FP32", "data": [1]}
     request = InferenceRequest(inputs=[{"name": "a", **tensor}, {"name": "b", **tensor}])
-    with pytest.raises(InvalidRequest, match="exactly one input.*'a', 'b'"):
+    with pytest.raises(InvalidRequest, match=r"exactly one input.*'a', 'b'"):
         NumpyRequestCodec.decode_request(request)
     with pytest.raises(InvalidRequest, match="exactly one output"):
         NumpyRequestCodec.decode_response(InferenceResponse(model_name="m", outputs=[]))

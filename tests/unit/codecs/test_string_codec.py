@@ -23,27 +23,30 @@ def test_encode_input_as_text() -> None:
 
 
 def test_nested_data_is_flattened_not_lost() -> None:
-    request_input = RequestInput(name="s", shape=[2, 2], datatype="BYTES",
-                                 data=[["a", "b"], ["c", "d"]])
+    request_input = RequestInput(
+        name="s", shape=[2, 2], datatype="BYTES", data=[["a", "b"], ["c", "d"]]
+    )
     assert StringCodec.decode_input(request_input) == ["a", "b", "c", "d"]
 
 
 def test_single_string_and_bytes() -> None:
     assert StringCodec.decode_input(
-        RequestInput(name="s", shape=[1], datatype="BYTES", data="hello")) == ["hello"]
+        RequestInput(name="s", shape=[1], datatype="BYTES", data="hello")
+    ) == ["hello"]
     assert StringCodec.decode_input(
-        RequestInput(name="s", shape=[2], datatype="BYTES", data=[b"h\xc3\xa9", "x"])) == ["hé", "x"]
+        RequestInput(name="s", shape=[2], datatype="BYTES", data=[b"h\xc3\xa9", "x"])
+    ) == ["hé", "x"]
 
 
 def test_invalid_utf8_names_input() -> None:
     request_input = RequestInput(name="txt", shape=[1], datatype="BYTES", data=[b"\xff"])
-    with pytest.raises(InvalidRequest, match="'txt'.*UTF-8"):
+    with pytest.raises(InvalidRequest, match=r"'txt'.*UTF-8"):
         StringCodec.decode_input(request_input)
 
 
 def test_wrong_datatype_names_input() -> None:
     request_input = RequestInput(name="txt", shape=[1], datatype="FP32", data=[1.0])
-    with pytest.raises(InvalidRequest, match="'txt'.*BYTES.*FP32"):
+    with pytest.raises(InvalidRequest, match=r"'txt'.*BYTES.*FP32"):
         StringCodec.decode_input(request_input)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-import numpy as np
 import pytest
 
 from mlpack.codecs.tensors import tensor_as_ndarray, validate_inputs
@@ -14,8 +13,19 @@ from mlpack.types import InferenceRequest, InferenceResponse, ResponseOutput
 
 
 def row_request(value: float, rows: int = 1, width: int = 2) -> InferenceRequest:
-    request = InferenceRequest.model_validate({"id": f"id-{value}", "inputs": [{
-        "name": "x", "datatype": "FP32", "shape": [rows, width], "data": [value] * (rows * width)}]})
+    request = InferenceRequest.model_validate(
+        {
+            "id": f"id-{value}",
+            "inputs": [
+                {
+                    "name": "x",
+                    "datatype": "FP32",
+                    "shape": [rows, width],
+                    "data": [value] * (rows * width),
+                }
+            ],
+        }
+    )
     validate_inputs(request.inputs)
     return request
 
@@ -36,13 +46,17 @@ class GatedModel:
         out = array.sum(axis=1)
         if self.wrong_rows:
             out = out[:-1]
-        return InferenceResponse(model_name="m", outputs=[
-            ResponseOutput(name="y", shape=[len(out)], datatype="FP32", data=out)])
+        return InferenceResponse(
+            model_name="m",
+            outputs=[ResponseOutput(name="y", shape=[len(out)], datatype="FP32", data=out)],
+        )
 
 
 async def test_lone_request_is_dispatched_without_waiting_the_window() -> None:
     model = GatedModel()
-    batcher = AdaptiveBatcher(model.predict, max_batch_size=8, max_batch_time=10.0, max_queue_size=10)
+    batcher = AdaptiveBatcher(
+        model.predict, max_batch_size=8, max_batch_time=10.0, max_queue_size=10
+    )
     response = await asyncio.wait_for(batcher.predict(row_request(1.0)), timeout=1.0)
     assert response.outputs[0].data.tolist() == [2.0]
 
@@ -50,19 +64,27 @@ async def test_lone_request_is_dispatched_without_waiting_the_window() -> None:
 async def test_requests_arriving_while_busy_are_merged_and_split_in_order() -> None:
     model = GatedModel()
     model.gate = asyncio.Event()
-    batcher = AdaptiveBatcher(model.predict, max_batch_size=4, max_batch_time=1.0, max_queue_size=10)
+    batcher = AdaptiveBatcher(
+        model.predict, max_batch_size=4, max_batch_time=1.0, max_queue_size=10
+    )
     first = asyncio.create_task(batcher.predict(row_request(0.0)))
     await asyncio.sleep(0)
     infos = [ServingInfo() for _ in range(5)]
-    rest = [asyncio.create_task(batcher.predict(row_request(float(v), rows=1 + v % 2), infos[v - 1]))
-            for v in range(1, 6)]
+    rest = [
+        asyncio.create_task(batcher.predict(row_request(float(v), rows=1 + v % 2), infos[v - 1]))
+        for v in range(1, 6)
+    ]
     await asyncio.sleep(0.01)
     assert model.batches == [1] and batcher.queued == 5
     model.gate.set()
     results = await asyncio.gather(first, *rest)
     # Rows per request: 2,1,2,1,2; batches never pass 4 rows.
-    assert model.batches[0] == 1 and max(model.batches) <= 4 and sum(model.batches) == 1 + 2 + 1 + 2 + 1 + 2
-    for value, response in zip(range(1, 6), results[1:]):
+    assert (
+        model.batches[0] == 1
+        and max(model.batches) <= 4
+        and sum(model.batches) == 1 + 2 + 1 + 2 + 1 + 2
+    )
+    for value, response in zip(range(1, 6), results[1:], strict=True):
         rows = 1 + value % 2
         assert response.outputs[0].shape == [rows]
         assert response.outputs[0].data.tolist() == [2.0 * value] * rows
@@ -84,7 +106,9 @@ async def test_queue_overflow_raises_overloaded() -> None:
 async def test_cancelled_request_is_dropped_before_compute() -> None:
     model = GatedModel()
     model.gate = asyncio.Event()
-    batcher = AdaptiveBatcher(model.predict, max_batch_size=8, max_batch_time=0.0, max_queue_size=10)
+    batcher = AdaptiveBatcher(
+        model.predict, max_batch_size=8, max_batch_time=0.0, max_queue_size=10
+    )
     running = asyncio.create_task(batcher.predict(row_request(1.0)))
     await asyncio.sleep(0)
     gone = asyncio.create_task(batcher.predict(row_request(2.0, rows=3)))
@@ -100,7 +124,9 @@ async def test_cancelled_request_is_dropped_before_compute() -> None:
 async def test_wrong_row_count_fails_every_caller_of_the_batch() -> None:
     model = GatedModel()
     model.gate = asyncio.Event()
-    batcher = AdaptiveBatcher(model.predict, max_batch_size=8, max_batch_time=0.0, max_queue_size=10)
+    batcher = AdaptiveBatcher(
+        model.predict, max_batch_size=8, max_batch_time=0.0, max_queue_size=10
+    )
     first = asyncio.create_task(batcher.predict(row_request(1.0)))
     await asyncio.sleep(0)
     model.wrong_rows = True
@@ -116,8 +142,9 @@ async def test_wrong_row_count_fails_every_caller_of_the_batch() -> None:
 async def test_with_several_slots_a_free_slot_waits_for_a_fuller_batch() -> None:
     model = GatedModel()
     model.gate = asyncio.Event()
-    batcher = AdaptiveBatcher(model.predict, max_batch_size=3, max_batch_time=0.05,
-                              max_queue_size=10, concurrency=2)
+    batcher = AdaptiveBatcher(
+        model.predict, max_batch_size=3, max_batch_time=0.05, max_queue_size=10, concurrency=2
+    )
     busy = asyncio.create_task(batcher.predict(row_request(0.0)))
     await asyncio.sleep(0)
     waiting = [asyncio.create_task(batcher.predict(row_request(float(v)))) for v in range(1, 4)]

@@ -6,7 +6,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mlpack.codecs.tensors import tensor_as_ndarray, validate_inputs
 from mlpack.engine.merging import batch_key, count_rows, merge_requests, split_response
@@ -35,23 +36,35 @@ def batch(draw: Any) -> tuple[list[InferenceRequest], list[dict[str, Any]]]:
         (f"in{i}", draw(st.sampled_from(DATATYPES)), draw(st.lists(st.integers(1, 3), max_size=2)))
         for i in range(n_inputs)
     ]
-    outputs = draw(st.one_of(st.none(), st.lists(st.sampled_from(["a", "b"]), unique=True, min_size=1)))
+    outputs = draw(
+        st.one_of(st.none(), st.lists(st.sampled_from(["a", "b"]), unique=True, min_size=1))
+    )
     requests = []
     for index in range(draw(st.integers(1, 5))):
         rows = draw(st.integers(0, 4))
         inputs = []
         for name, datatype, trailing in specs:
             shape = [rows, *trailing]
-            inputs.append({"name": name, "datatype": datatype, "shape": shape,
-                           "data": _values(datatype, int(np.prod(shape)), draw)})
+            inputs.append(
+                {
+                    "name": name,
+                    "datatype": datatype,
+                    "shape": shape,
+                    "data": _values(datatype, int(np.prod(shape)), draw),
+                }
+            )
         parameters = draw(st.one_of(st.none(), st.fixed_dictionaries({"tag": st.integers(0, 9)})))
-        request = InferenceRequest.model_validate({
-            "id": f"r{index}", "inputs": inputs, "parameters": parameters,
-            "outputs": None if outputs is None else [{"name": o} for o in outputs],
-        })
+        request = InferenceRequest.model_validate(
+            {
+                "id": f"r{index}",
+                "inputs": inputs,
+                "parameters": parameters,
+                "outputs": None if outputs is None else [{"name": o} for o in outputs],
+            }
+        )
         validate_inputs(request.inputs)
         requests.append(request)
-    return requests, [dict(zip(["name", "datatype", "trailing"], s)) for s in specs]
+    return requests, [dict(zip(["name", "datatype", "trailing"], s, strict=True)) for s in specs]
 
 
 def _echo(request: InferenceRequest) -> InferenceResponse:
@@ -59,9 +72,16 @@ def _echo(request: InferenceRequest) -> InferenceResponse:
     outputs = []
     for request_input in request.inputs:
         array = tensor_as_ndarray(request_input)
-        outputs.append(ResponseOutput(name=request_input.name, shape=list(array.shape),
-                                      datatype=request_input.datatype,
-                                      data=array.reshape(-1).tolist() if request_input.datatype.value == "BYTES" else array.reshape(-1)))
+        outputs.append(
+            ResponseOutput(
+                name=request_input.name,
+                shape=list(array.shape),
+                datatype=request_input.datatype,
+                data=array.reshape(-1).tolist()
+                if request_input.datatype.value == "BYTES"
+                else array.reshape(-1),
+            )
+        )
     parameters = None
     if request.parameters is not None:
         parameters = request.parameters.model_dump(exclude_none=True)
@@ -80,8 +100,8 @@ def test_every_caller_gets_exactly_its_rows(case: tuple[list[InferenceRequest], 
     assert merged.outputs == requests[0].outputs
     responses = split_response(_echo(merged), rows, "m")  # type: ignore[arg-type]
     assert len(responses) == len(requests)
-    for request, response in zip(requests, responses):
-        for request_input, output in zip(request.inputs, response.outputs):
+    for request, response in zip(requests, responses, strict=True):
+        for request_input, output in zip(request.inputs, response.outputs, strict=True):
             assert output.name == request_input.name and output.shape == request_input.shape
             expected = tensor_as_ndarray(request_input)
             got = tensor_as_ndarray(output)
@@ -91,11 +111,23 @@ def test_every_caller_gets_exactly_its_rows(case: tuple[list[InferenceRequest], 
         assert got_tag == tag
 
 
-def _request(shape: list[int], datatype: str = "FP32", content_type: str | None = None) -> InferenceRequest:
+def _request(
+    shape: list[int], datatype: str = "FP32", content_type: str | None = None
+) -> InferenceRequest:
     parameters = {"content_type": content_type} if content_type else None
-    request = InferenceRequest.model_validate({"inputs": [{
-        "name": "x", "datatype": datatype, "shape": shape, "parameters": parameters,
-        "data": [1] * int(np.prod(shape))}]})
+    request = InferenceRequest.model_validate(
+        {
+            "inputs": [
+                {
+                    "name": "x",
+                    "datatype": datatype,
+                    "shape": shape,
+                    "parameters": parameters,
+                    "data": [1] * int(np.prod(shape)),
+                }
+            ]
+        }
+    )
     validate_inputs(request.inputs)
     return request
 
@@ -113,7 +145,9 @@ def test_only_compatible_requests_share_a_key() -> None:
 
 
 def test_wrong_row_count_fails_the_whole_batch() -> None:
-    response = InferenceResponse(model_name="m", outputs=[
-        ResponseOutput(name="y", shape=[2], datatype="FP32", data=[1.0, 2.0])])
+    response = InferenceResponse(
+        model_name="m",
+        outputs=[ResponseOutput(name="y", shape=[2], datatype="FP32", data=[1.0, 2.0])],
+    )
     with pytest.raises(ModelError, match="batch of 3 rows"):
         split_response(response, [1, 2], "m")

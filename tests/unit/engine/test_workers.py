@@ -13,7 +13,17 @@ import pytest
 
 from mlpack.codecs.tensors import validate_inputs
 from mlpack.engine.workers.messages import (
-    Call, FrameDecoder, LoadModel, Ping, Predict, Reply, Stop, UnloadModel, encode_frame, pack_request, unpack_request,
+    Call,
+    FrameDecoder,
+    LoadModel,
+    Ping,
+    Predict,
+    Reply,
+    Stop,
+    UnloadModel,
+    encode_frame,
+    pack_request,
+    unpack_request,
 )
 from mlpack.engine.workers.pool import WorkerPool, WorkerRunner
 from mlpack.errors import NoCapacity, InvalidRequest, WorkerError
@@ -23,8 +33,12 @@ from tests.helpers.server import ASSETS
 
 
 def request(values: list[float], slow: bool = False) -> InferenceRequest:
-    inference = InferenceRequest.model_validate({"id": "r1", "inputs": [{
-        "name": "x", "datatype": "FP64", "shape": [len(values)], "data": values}]})
+    inference = InferenceRequest.model_validate(
+        {
+            "id": "r1",
+            "inputs": [{"name": "x", "datatype": "FP64", "shape": [len(values)], "data": values}],
+        }
+    )
     validate_inputs(inference.inputs)
     return inference
 
@@ -33,13 +47,20 @@ def model_settings(name: str) -> ModelSettings:
     return ModelSettings.resolve(ASSETS / "models" / name / "model-settings.json")
 
 
-@pytest.mark.parametrize("message", [
-    LoadModel("echo#1", ModelSettings(name="echo", implementation="models.EchoModel", folder="/x")),
-    UnloadModel("echo#1"), Ping(), Stop(),
-    Predict("echo#1", pack_request(request([1.0, 2.0]))),
-    Reply(3, error=WorkerError("worker 1 died")),
-    Reply(4, value={"a": np.arange(5)}),
-])
+@pytest.mark.parametrize(
+    "message",
+    [
+        LoadModel(
+            "echo#1", ModelSettings(name="echo", implementation="models.EchoModel", folder="/x")
+        ),
+        UnloadModel("echo#1"),
+        Ping(),
+        Stop(),
+        Predict("echo#1", pack_request(request([1.0, 2.0]))),
+        Reply(3, error=WorkerError("worker 1 died")),
+        Reply(4, value={"a": np.arange(5)}),
+    ],
+)
 def test_messages_survive_pickling_and_framing(message: object) -> None:
     assert type(pickle.loads(pickle.dumps(message))) is type(message)
     frame = b"".join(bytes(chunk) for chunk in encode_frame(Call(7, message)))
@@ -70,17 +91,24 @@ async def test_pool_serves_survives_sigkill_and_stops() -> None:
         response = await echo.predict(request([1.0, 2.0]))
         assert list(response.outputs[0].data) == [1.0, 2.0]
         with pytest.raises(InvalidRequest, match="values must be strings"):
-            await echo.predict(InferenceRequest.model_validate({"inputs": [{
-                "name": "x", "datatype": "BYTES", "shape": [1], "data": [1]}]}))
+            await echo.predict(
+                InferenceRequest.model_validate(
+                    {"inputs": [{"name": "x", "datatype": "BYTES", "shape": [1], "data": [1]}]}
+                )
+            )
         # Kill the worker while it holds a request: the request fails fast, a replacement serves.
-        held = asyncio.create_task(slow.predict(request([5.0])))
-        await asyncio.sleep(0.3)
+        # The slow call would take 60 s: failing with the pool's own error (long before the
+        # 30 s hang guard) is the evidence that the death, not the call, ended it.
+        held = asyncio.create_task(slow.predict(request([60.0])))
+        for _ in range(3000):  # gate: the worker holds the request
+            if pool.workers[0].in_flight:
+                break
+            await asyncio.sleep(0.01)
+        assert pool.workers[0].in_flight == 1
         pid = pool.workers[0].process.pid
         os.kill(pid, signal.SIGKILL)
-        started = time.monotonic()
         with pytest.raises(WorkerError, match="exited while serving"):
-            await asyncio.wait_for(held, 3)
-        assert time.monotonic() - started < 2
+            await asyncio.wait_for(held, 30)
         # Until the replacement runs, requests fail at once with 503 (no capacity), never wait.
         for _ in range(600):
             try:
@@ -133,49 +161,80 @@ def test_packed_requests_and_responses_round_trip_exactly() -> None:
     from mlpack.engine.workers.messages import pack_response, unpack_response
     from mlpack.types import InferenceResponse
 
-    original = InferenceRequest.model_validate({
-        "id": "r9", "parameters": {"content_type": "np", "custom": [1, 2]},
-        "inputs": [
-            {"name": "x", "datatype": "INT16", "shape": [2, 2], "data": [[1, 2], [3, 4]]},
-            {"name": "s", "datatype": "BYTES", "shape": [1], "data": ["héllo"],
-             "parameters": {"content_type": "str"}},
-        ],
-        "outputs": [{"name": "y", "parameters": {"binary_data": True}}],
-    })
+    original = InferenceRequest.model_validate(
+        {
+            "id": "r9",
+            "parameters": {"content_type": "np", "custom": [1, 2]},
+            "inputs": [
+                {"name": "x", "datatype": "INT16", "shape": [2, 2], "data": [[1, 2], [3, 4]]},
+                {
+                    "name": "s",
+                    "datatype": "BYTES",
+                    "shape": [1],
+                    "data": ["héllo"],
+                    "parameters": {"content_type": "str"},
+                },
+            ],
+            "outputs": [{"name": "y", "parameters": {"binary_data": True}}],
+        }
+    )
     validate_inputs(original.inputs)
     copy = unpack_request(pickle.loads(pickle.dumps(pack_request(original), protocol=5)))
-    assert copy.model_dump() == {**original.model_dump(), "inputs": [
-        {**original.inputs[0].model_dump(), "data": copy.inputs[0].data},
-        original.inputs[1].model_dump()]}
-    assert copy.inputs[0]._decoded.dtype == np.int16 and copy.inputs[0]._decoded.tolist() == [1, 2, 3, 4]
+    assert copy.model_dump() == {
+        **original.model_dump(),
+        "inputs": [
+            {**original.inputs[0].model_dump(), "data": copy.inputs[0].data},
+            original.inputs[1].model_dump(),
+        ],
+    }
+    assert copy.inputs[0]._decoded.dtype == np.int16 and copy.inputs[0]._decoded.tolist() == [
+        1,
+        2,
+        3,
+        4,
+    ]
     assert copy.parameters.custom == [1, 2] and copy.outputs[0].parameters.binary_data is True
 
-    unvalidated = InferenceRequest.model_validate({"inputs": [
-        {"name": "b", "datatype": "BYTES", "shape": [1], "data": [1]}]})
-    assert unpack_request(pack_request(unvalidated)).inputs[0]._decoded is None  # checked again later
+    unvalidated = InferenceRequest.model_validate(
+        {"inputs": [{"name": "b", "datatype": "BYTES", "shape": [1], "data": [1]}]}
+    )
+    assert (
+        unpack_request(pack_request(unvalidated)).inputs[0]._decoded is None
+    )  # checked again later
 
-    response = InferenceResponse.model_validate({
-        "model_name": "m", "model_version": "2", "id": "r9", "parameters": {"headers": {"a": "b"}},
-        "outputs": [{"name": "y", "shape": [2], "datatype": "FP32", "data": [0.5, 1.5]}]})
+    response = InferenceResponse.model_validate(
+        {
+            "model_name": "m",
+            "model_version": "2",
+            "id": "r9",
+            "parameters": {"headers": {"a": "b"}},
+            "outputs": [{"name": "y", "shape": [2], "datatype": "FP32", "data": [0.5, 1.5]}],
+        }
+    )
     back = unpack_response(pickle.loads(pickle.dumps(pack_response(response), protocol=5)))
     assert back.model_dump() == response.model_dump()
 
 
-@pytest.mark.parametrize("array", [
-    np.array([[1.5, np.nan], [-0.0, np.inf]]),
-    np.array([True, False, True]),
-    np.arange(6, dtype=np.uint64).reshape(2, 3) * np.uint64(2**61),
-    np.array([1.5, 2.5], dtype=np.float16),
-    np.array(["2024-01-02T03:04:05"], dtype="datetime64[ns]"),
-    np.arange(12, dtype=">i4").reshape(3, 4)[:, 1:3],  # big-endian, not contiguous
-    np.array([b"ab", b"", "é".encode()], dtype=object),
-])
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.array([[1.5, np.nan], [-0.0, np.inf]]),
+        np.array([True, False, True]),
+        np.arange(6, dtype=np.uint64).reshape(2, 3) * np.uint64(2**61),
+        np.array([1.5, 2.5], dtype=np.float16),
+        np.array(["2024-01-02T03:04:05"], dtype="datetime64[ns]"),
+        np.arange(12, dtype=">i4").reshape(3, 4)[:, 1:3],  # big-endian, not contiguous
+        np.array([b"ab", b"", "é".encode()], dtype=object),
+    ],
+)
 def test_small_arrays_cross_with_their_dtype_shape_and_values(array: np.ndarray) -> None:
     from mlpack.engine.workers.messages import pack_response, unpack_response
     from mlpack.types import InferenceResponse, ResponseOutput
 
-    response = InferenceResponse(model_name="m", outputs=[
-        ResponseOutput(name="y", shape=list(array.shape), datatype="BYTES", data=array)])
+    response = InferenceResponse(
+        model_name="m",
+        outputs=[ResponseOutput(name="y", shape=list(array.shape), datatype="BYTES", data=array)],
+    )
     frame = b"".join(bytes(c) for c in encode_frame(Reply(1, value=pack_response(response))))
     back = unpack_response(FrameDecoder().feed(frame)[0].value).outputs[0].data
     assert isinstance(back, np.ndarray) and back.dtype == array.dtype and back.shape == array.shape

@@ -6,7 +6,7 @@ import asyncio
 import json
 import random
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import pytest
 
@@ -29,8 +29,8 @@ class FakeServer:
         model_name: str,
         request: dict[str, Any],
         *,
-        model_version: Optional[str] = None,
-        headers: Optional[dict[str, str]] = None,
+        model_version: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         if self.dead:
             raise TransportError(f"{self.url}: refused")

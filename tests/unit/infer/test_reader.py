@@ -14,7 +14,7 @@ def test_parse_line_generates_ids_and_keeps_given_ones() -> None:
 
 
 @pytest.mark.parametrize(
-    "raw, reason",
+    ("raw", "reason"),
     [
         (b"", "empty line"),
         (b"{oops", "not valid JSON"),

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from mlpack.codecs.raw import array_to_raw
 from mlpack.codecs.tensors import DATATYPE_TO_DTYPE, decode_tensor
 from mlpack.errors import InvalidRequest, ModelError
 from mlpack.proto import convert
@@ -36,7 +37,9 @@ shapes = hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4)
 
 
 @st.composite
-def tensors(draw: Any, datatypes: tuple[Datatype, ...] = tuple(Datatype)) -> tuple[Datatype, np.ndarray]:
+def tensors(
+    draw: Any, datatypes: tuple[Datatype, ...] = tuple(Datatype)
+) -> tuple[Datatype, np.ndarray]:
     datatype = draw(st.sampled_from(datatypes))
     shape = draw(shapes)
     if datatype is Datatype.BYTES:
@@ -86,9 +89,16 @@ def test_request_round_trip(tensor: tuple[Datatype, np.ndarray], raw: bool) -> N
     request = InferenceRequest(
         id="r1",
         parameters=Parameters(content_type="np"),
-        inputs=[RequestInput(name="x", shape=list(array.shape), datatype=datatype,
-                             data=array.reshape(-1) if datatype is not Datatype.BYTES
-                             else list(array.reshape(-1)))],
+        inputs=[
+            RequestInput(
+                name="x",
+                shape=list(array.shape),
+                datatype=datatype,
+                data=array.reshape(-1)
+                if datatype is not Datatype.BYTES
+                else list(array.reshape(-1)),
+            )
+        ],
         outputs=[RequestOutput(name="y", parameters=Parameters(content_type="np"))],
     )
     message = _wire(convert.model_infer_request_from_types(request, "m", raw=raw))
@@ -108,7 +118,9 @@ def test_request_round_trip(tensor: tuple[Datatype, np.ndarray], raw: bool) -> N
 def test_response_round_trip(tensor: tuple[Datatype, np.ndarray], raw: bool) -> None:
     datatype, array = tensor
     response = InferenceResponse(
-        model_name="m", model_version="2", id="r1",
+        model_name="m",
+        model_version="2",
+        id="r1",
         outputs=[ResponseOutput(name="y", shape=list(array.shape), datatype=datatype, data=array)],
     )
     message = _wire(convert.types_to_model_infer_response(response, raw=raw))
@@ -123,22 +135,28 @@ def test_response_round_trip(tensor: tuple[Datatype, np.ndarray], raw: bool) -> 
 @pytest.mark.parametrize("datatype", NUMERIC)
 def test_raw_layout_is_little_endian(datatype: Datatype) -> None:
     array = np.arange(5).astype(DATATYPE_TO_DTYPE[datatype])
-    raw = convert.array_to_raw(array, datatype)
+    raw = array_to_raw(array, datatype)
     assert raw == array.astype(DATATYPE_TO_DTYPE[datatype].newbyteorder("<")).tobytes()
 
 
 def test_float_specials_survive_typed_contents() -> None:
     values = np.array([np.nan, -0.0, np.inf, -np.inf, 1e-45], dtype=np.float32)
-    response = InferenceResponse(model_name="m", outputs=[
-        ResponseOutput(name="y", shape=[5], datatype=Datatype.FP32, data=values)])
+    response = InferenceResponse(
+        model_name="m",
+        outputs=[ResponseOutput(name="y", shape=[5], datatype=Datatype.FP32, data=values)],
+    )
     message = _wire(convert.types_to_model_infer_response(response, raw=False))
     assert len(message.outputs[0].contents.fp32_contents) == 5
     assert_same(convert.model_infer_response_to_types(message).outputs[0].data, values)
 
 
 def test_string_outputs_are_utf8() -> None:
-    response = InferenceResponse(model_name="m", outputs=[
-        ResponseOutput(name="y", shape=[2], datatype=Datatype.BYTES, data=["hé", b"\xff"])])
+    response = InferenceResponse(
+        model_name="m",
+        outputs=[
+            ResponseOutput(name="y", shape=[2], datatype=Datatype.BYTES, data=["hé", b"\xff"])
+        ],
+    )
     typed = convert.types_to_model_infer_response(response, raw=False)
     assert list(typed.outputs[0].contents.bytes_contents) == ["hé".encode(), b"\xff"]
     raw = convert.types_to_model_infer_response(response, raw=True)
@@ -146,39 +164,57 @@ def test_string_outputs_are_utf8() -> None:
 
 
 def test_response_json_style_data_and_nan_null() -> None:
-    response = InferenceResponse(model_name="m", outputs=[
-        ResponseOutput(name="y", shape=[2, 2], datatype=Datatype.FP64,
-                       data=[[1.5, None], [float("nan"), 2]])])
+    response = InferenceResponse(
+        model_name="m",
+        outputs=[
+            ResponseOutput(
+                name="y",
+                shape=[2, 2],
+                datatype=Datatype.FP64,
+                data=[[1.5, None], [float("nan"), 2]],
+            )
+        ],
+    )
     message = convert.types_to_model_infer_response(response, raw=True)
     flat = np.frombuffer(message.raw_output_contents[0], dtype="<f8")
     assert flat[0] == 1.5 and np.isnan(flat[1]) and np.isnan(flat[2]) and flat[3] == 2
 
 
 def test_fp16_response_is_raw_even_when_typed_is_asked() -> None:
-    response = InferenceResponse(model_name="m", outputs=[
-        ResponseOutput(name="a", shape=[1], datatype=Datatype.INT32, data=[7]),
-        ResponseOutput(name="b", shape=[1], datatype=Datatype.FP16, data=[0.5]),
-    ])
+    response = InferenceResponse(
+        model_name="m",
+        outputs=[
+            ResponseOutput(name="a", shape=[1], datatype=Datatype.INT32, data=[7]),
+            ResponseOutput(name="b", shape=[1], datatype=Datatype.FP16, data=[0.5]),
+        ],
+    )
     message = convert.types_to_model_infer_response(response, raw=False)
     assert len(message.raw_output_contents) == 2
     assert not message.outputs[0].HasField("contents")
 
 
 def test_response_data_that_does_not_match_the_shape_is_a_model_error() -> None:
-    response = InferenceResponse(model_name="m", outputs=[
-        ResponseOutput(name="y", shape=[3], datatype=Datatype.FP32,
-                       data=np.zeros(2, dtype=np.float32))])
-    with pytest.raises(ModelError, match="output 'y' .*3 elements but data has 2"):
+    response = InferenceResponse(
+        model_name="m",
+        outputs=[
+            ResponseOutput(
+                name="y", shape=[3], datatype=Datatype.FP32, data=np.zeros(2, dtype=np.float32)
+            )
+        ],
+    )
+    with pytest.raises(ModelError, match=r"output 'y' .*3 elements but data has 2"):
         convert.types_to_model_infer_response(response, raw=True)
     response.outputs[0].data = [1, 2]
-    with pytest.raises(ModelError, match="output 'y' .*3 elements but data has 2"):
+    with pytest.raises(ModelError, match=r"output 'y' .*3 elements but data has 2"):
         convert.types_to_model_infer_response(response, raw=True)
 
 
 def test_headers_stay_out_of_the_message() -> None:
     response = InferenceResponse(
-        model_name="m", outputs=[],
-        parameters=Parameters(content_type="np", headers={"x-a": "1"}, extra_flag=True))
+        model_name="m",
+        outputs=[],
+        parameters=Parameters(content_type="np", headers={"x-a": "1"}, extra_flag=True),
+    )
     message = convert.types_to_model_infer_response(response)
     assert dict(message.parameters) == {
         "content_type": pb.InferParameter(string_param="np"),
@@ -206,8 +242,9 @@ def test_raw_decoding_is_a_view_not_a_python_list() -> None:
 # ---- rejections ---------------------------------------------------------------------------
 
 
-def _request(*tensors: tuple[str, str, list[int]], raw: list[bytes] | None = None
-             ) -> pb.ModelInferRequest:
+def _request(
+    *tensors: tuple[str, str, list[int]], raw: list[bytes] | None = None
+) -> pb.ModelInferRequest:
     message = pb.ModelInferRequest(model_name="m")
     for name, datatype, shape in tensors:
         message.inputs.add(name=name, datatype=datatype, shape=shape)
@@ -231,18 +268,24 @@ def test_rejects_wrong_number_of_raw_entries() -> None:
     _rejects(message, r"raw_input_contents has 1 entries but there are 2 inputs \('a', 'b'\)")
 
 
-@pytest.mark.parametrize(("datatype", "field", "expected"), [
-    ("INT8", "fp32_contents", "int_contents"),
-    ("UINT64", "int64_contents", "uint64_contents"),
-    ("FP64", "fp32_contents", "fp64_contents"),
-    ("BYTES", "int_contents", "bytes_contents"),
-    ("BOOL", "uint_contents", "bool_contents"),
-])
+@pytest.mark.parametrize(
+    ("datatype", "field", "expected"),
+    [
+        ("INT8", "fp32_contents", "int_contents"),
+        ("UINT64", "int64_contents", "uint64_contents"),
+        ("FP64", "fp32_contents", "fp64_contents"),
+        ("BYTES", "int_contents", "bytes_contents"),
+        ("BOOL", "uint_contents", "bool_contents"),
+    ],
+)
 def test_rejects_values_in_the_wrong_typed_field(datatype: str, field: str, expected: str) -> None:
     message = _request(("x", datatype, [1]))
     getattr(message.inputs[0].contents, field).append(1)
-    _rejects(message, rf"input 'x' \({datatype}\): values are in {field} but {datatype} "
-                      rf"tensors use {expected}")
+    _rejects(
+        message,
+        rf"input 'x' \({datatype}\): values are in {field} but {datatype} "
+        rf"tensors use {expected}",
+    )
 
 
 def test_rejects_typed_fp16() -> None:
@@ -251,38 +294,50 @@ def test_rejects_typed_fp16() -> None:
     _rejects(message, r"input 'h' \(FP16\): FP16 has no typed contents field .*raw_input_contents")
 
 
-@pytest.mark.parametrize(("datatype", "size"), [("FP32", 23), ("FP32", 25), ("INT64", 0),
-                                                ("BOOL", 7), ("FP16", 24)])
+@pytest.mark.parametrize(
+    ("datatype", "size"), [("FP32", 23), ("FP32", 25), ("INT64", 0), ("BOOL", 7), ("FP16", 24)]
+)
 def test_rejects_raw_length_not_matching_shape(datatype: str, size: int) -> None:
     message = _request(("x", datatype, [2, 3]), raw=[b"\0" * size])
-    _rejects(message, rf"input 'x' \({datatype}\): raw_input_contents\[0\] has {size} bytes but "
-                      rf"shape \[2, 3\] needs \d+ \(6 elements × \d bytes\)")
+    _rejects(
+        message,
+        rf"input 'x' \({datatype}\): raw_input_contents\[0\] has {size} bytes but "
+        rf"shape \[2, 3\] needs \d+ \(6 elements × \d bytes\)",  # noqa: RUF001 (the server writes this sign)
+    )
 
 
 def test_rejects_bytes_length_prefix_past_the_buffer() -> None:
     raw = struct.pack("<I", 2) + b"ok" + struct.pack("<I", 10) + b"short"
-    _rejects(_request(("s", "BYTES", [2]), raw=[raw]),
-             r"input 's' \(BYTES\): raw_input_contents\[0\]: element 1 declares 10 bytes at "
-             r"offset 6 but only 5 remain")
+    _rejects(
+        _request(("s", "BYTES", [2]), raw=[raw]),
+        r"input 's' \(BYTES\): raw_input_contents\[0\]: element 1 declares 10 bytes at "
+        r"offset 6 but only 5 remain",
+    )
 
 
 def test_rejects_bytes_truncated_length_prefix() -> None:
     raw = struct.pack("<I", 1) + b"a" + b"\x01\x00"
-    _rejects(_request(("s", "BYTES", [2]), raw=[raw]),
-             r"input 's' \(BYTES\): raw_input_contents\[0\] ends inside the length prefix of "
-             r"element 1")
+    _rejects(
+        _request(("s", "BYTES", [2]), raw=[raw]),
+        r"input 's' \(BYTES\): raw_input_contents\[0\] ends inside the length prefix of "
+        r"element 1",
+    )
 
 
 def test_rejects_bytes_element_count() -> None:
     raw = struct.pack("<I", 1) + b"a"
-    _rejects(_request(("s", "BYTES", [3]), raw=[raw]),
-             r"input 's' \(BYTES\): raw_input_contents\[0\] holds 1 elements but the shape "
-             r"implies 3")
+    _rejects(
+        _request(("s", "BYTES", [3]), raw=[raw]),
+        r"input 's' \(BYTES\): raw_input_contents\[0\] holds 1 elements but the shape "
+        r"implies 3",
+    )
 
 
 def test_rejects_raw_bool_bytes_other_than_0_and_1() -> None:
-    _rejects(_request(("b", "BOOL", [2]), raw=[b"\x01\x02"]),
-             r"input 'b' \(BOOL\): raw_input_contents\[0\] holds a byte other than 0 or 1")
+    _rejects(
+        _request(("b", "BOOL", [2]), raw=[b"\x01\x02"]),
+        r"input 'b' \(BOOL\): raw_input_contents\[0\] holds a byte other than 0 or 1",
+    )
 
 
 def test_rejects_typed_values_out_of_range() -> None:
@@ -311,11 +366,19 @@ def test_rejects_ill_typed_parameters() -> None:
 # ---- parameters ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("value", "choice"), [
-    (True, "bool_param"), (-(2**63), "int64_param"), (2**63 - 1, "int64_param"),
-    (2**64 - 1, "uint64_param"), (0.25, "double_param"), ("np", "string_param"),
-    (np.int32(4), "int64_param"), (np.float32(0.5), "double_param"),
-])
+@pytest.mark.parametrize(
+    ("value", "choice"),
+    [
+        (True, "bool_param"),
+        (-(2**63), "int64_param"),
+        (2**63 - 1, "int64_param"),
+        (2**64 - 1, "uint64_param"),
+        (0.25, "double_param"),
+        ("np", "string_param"),
+        (np.int32(4), "int64_param"),
+        (np.float32(0.5), "double_param"),
+    ],
+)
 def test_parameter_values_round_trip(value: Any, choice: str) -> None:
     parameter = _wire(convert.value_to_infer_parameter(value))
     assert parameter.WhichOneof("parameter_choice") == choice
@@ -325,7 +388,9 @@ def test_parameter_values_round_trip(value: Any, choice: str) -> None:
 def test_parameter_edge_cases() -> None:
     assert convert.infer_parameter_to_value(pb.InferParameter()) is None
     assert convert.value_to_infer_parameter({"a": [1]}).string_param == '{"a": [1]}'
-    with pytest.raises(InvalidRequest, match="parameter 'big': integer .* does not fit in 64 bits"):
+    with pytest.raises(
+        InvalidRequest, match=r"parameter 'big': integer .* does not fit in 64 bits"
+    ):
         convert.value_to_infer_parameter(2**64, key="big")
     with pytest.raises(InvalidRequest, match="parameter 'o': a object cannot be sent"):
         convert.value_to_infer_parameter(object(), key="o")
@@ -343,15 +408,27 @@ def test_repository_parameters() -> None:
 
 
 def test_server_metadata_round_trip() -> None:
-    metadata = MetadataServerResponse(name="mlpack", version="0.1.0", extensions=["model_repository"])
-    assert convert.server_metadata_from_pb(_wire(convert.server_metadata_to_pb(metadata))) == metadata
+    metadata = MetadataServerResponse(
+        name="mlpack", version="0.1.0", extensions=["model_repository"]
+    )
+    assert (
+        convert.server_metadata_from_pb(_wire(convert.server_metadata_to_pb(metadata))) == metadata
+    )
 
 
 def test_model_metadata_round_trip() -> None:
     metadata = MetadataModelResponse(
-        name="iris", versions=["1", "2"], platform="sklearn",
-        inputs=[MetadataTensor(name="x", datatype=Datatype.FP32, shape=[-1, 4],
-                               parameters=Parameters(content_type="np"))],
+        name="iris",
+        versions=["1", "2"],
+        platform="sklearn",
+        inputs=[
+            MetadataTensor(
+                name="x",
+                datatype=Datatype.FP32,
+                shape=[-1, 4],
+                parameters=Parameters(content_type="np"),
+            )
+        ],
         outputs=[MetadataTensor(name="y", datatype=Datatype.INT64, shape=[-1])],
         parameters=Parameters(content_type="pd"),
     )
@@ -363,11 +440,19 @@ def test_model_metadata_round_trip() -> None:
 
 
 def test_repository_index_round_trip() -> None:
-    index = RepositoryIndexResponse([
-        RepositoryIndexResponseItem(name=f"m{i}", version="1" if i else None, state=state,
-                                    reason="boom" if state is State.UNAVAILABLE else "")
-        for i, state in enumerate([State.READY, State.UNAVAILABLE, State.LOADING, State.UNLOADING])
-    ])
+    index = RepositoryIndexResponse(
+        [
+            RepositoryIndexResponseItem(
+                name=f"m{i}",
+                version="1" if i else None,
+                state=state,
+                reason="boom" if state is State.UNAVAILABLE else "",
+            )
+            for i, state in enumerate(
+                [State.READY, State.UNAVAILABLE, State.LOADING, State.UNLOADING]
+            )
+        ]
+    )
     message = _wire(convert.repository_index_to_pb(index))
     assert [m.state for m in message.models] == ["READY", "UNAVAILABLE", "LOADING", "UNLOADING"]
     assert convert.repository_index_from_pb(message) == index

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from mlpack.codecs.tensors import DATATYPE_TO_DTYPE
 from mlpack.proto import convert
 from mlpack.proto import inference_pb2 as pb
 from mlpack.types import Datatype, InferenceResponse, ResponseOutput
@@ -21,21 +22,37 @@ triton_utils = pytest.importorskip("tritonclient.grpc._utils")
 
 ROOT = Path(__file__).resolve().parents[3]
 RPCS = [
-    "ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata", "ModelInfer",
-    "RepositoryIndex", "RepositoryModelLoad", "RepositoryModelUnload",
+    "ServerLive",
+    "ServerReady",
+    "ModelReady",
+    "ServerMetadata",
+    "ModelMetadata",
+    "ModelInfer",
+    "RepositoryIndex",
+    "RepositoryModelLoad",
+    "RepositoryModelUnload",
 ]
 # Fields mlpack adds on top of Triton's service (MLServer uses the same numbers).
-EXTENSIONS = {("inference.ModelMetadataResponse", 6),
-              ("inference.ModelMetadataResponse.TensorMetadata", 4)}
-EXTENSION_ENTRIES = {"inference.ModelMetadataResponse.ParametersEntry",
-                     "inference.ModelMetadataResponse.TensorMetadata.ParametersEntry"}
+EXTENSIONS = {
+    ("inference.ModelMetadataResponse", 6),
+    ("inference.ModelMetadataResponse.TensorMetadata", 4),
+}
+EXTENSION_ENTRIES = {
+    "inference.ModelMetadataResponse.ParametersEntry",
+    "inference.ModelMetadataResponse.TensorMetadata.ParametersEntry",
+}
 
 
 def _fields(descriptor: Any) -> dict[tuple[str, int], tuple[str, int, bool, str]]:
     found = {}
     for field in descriptor.fields:
         kind = field.message_type.full_name if field.message_type else ""
-        found[(descriptor.full_name, field.number)] = (field.name, field.type, field.is_repeated, kind)
+        found[(descriptor.full_name, field.number)] = (
+            field.name,
+            field.type,
+            field.is_repeated,
+            kind,
+        )
     for nested in descriptor.nested_types:
         found.update(_fields(nested))
     return found
@@ -48,17 +65,22 @@ def test_service_and_messages_match_tritonclient_on_the_wire() -> None:
     assert [m.name for m in ours.methods] == RPCS
     for method in ours.methods:
         other = theirs.methods_by_name[method.name]
-        for mine, theirs_type in ((method.input_type, other.input_type),
-                                  (method.output_type, other.output_type)):
+        for mine, theirs_type in (
+            (method.input_type, other.input_type),
+            (method.output_type, other.output_type),
+        ):
             assert mine.full_name == theirs_type.full_name
     for name, descriptor in pb.DESCRIPTOR.message_types_by_name.items():
         mine = _fields(descriptor)
         expected = _fields(triton_pb.DESCRIPTOR.message_types_by_name[name])
-        assert {k: v for k, v in mine.items() 
-                if k not in EXTENSIONS and k[0] not in EXTENSION_ENTRIES} == expected, name
+        assert {
+            k: v for k, v in mine.items() if k not in EXTENSIONS and k[0] not in EXTENSION_ENTRIES
+        } == expected, name
     oneof = pb.InferParameter.DESCRIPTOR.oneofs_by_name["parameter_choice"]
     assert [f.name for f in oneof.fields] == [
-        f.name for f in triton_pb.InferParameter.DESCRIPTOR.oneofs_by_name["parameter_choice"].fields]
+        f.name
+        for f in triton_pb.InferParameter.DESCRIPTOR.oneofs_by_name["parameter_choice"].fields
+    ]
 
 
 def test_both_sets_of_messages_live_in_one_process() -> None:
@@ -77,11 +99,21 @@ def test_a_tritonclient_request_decodes() -> None:
     h.set_data_from_numpy(np.array([0.5, np.nan], dtype=np.float16))
     y = tritonclient_grpc.InferRequestedOutput("y")
     message = triton_utils._get_inference_request(
-        model_name="m", inputs=[x, s, h], model_version="1", request_id="r",
-        outputs=[y], sequence_id=0, sequence_start=False, sequence_end=False, priority=0,
-        timeout=None, parameters={"content_type": "np", "limit": 3})
+        model_name="m",
+        inputs=[x, s, h],
+        model_version="1",
+        request_id="r",
+        outputs=[y],
+        sequence_id=0,
+        sequence_start=False,
+        sequence_end=False,
+        priority=0,
+        timeout=None,
+        parameters={"content_type": "np", "limit": 3},
+    )
     request = convert.model_infer_request_to_types(
-        pb.ModelInferRequest.FromString(message.SerializeToString()))
+        pb.ModelInferRequest.FromString(message.SerializeToString())
+    )
     assert request.id == "r" and request.parameters is not None
     assert request.parameters.content_type == "np" and request.parameters.limit == 3  # type: ignore[attr-defined]
     assert [o.name for o in request.outputs or []] == ["y"]
@@ -93,24 +125,30 @@ def test_a_tritonclient_request_decodes() -> None:
 
 @pytest.mark.parametrize("datatype", [d for d in Datatype if d is not Datatype.BYTES])
 def test_a_raw_response_reads_back_in_tritonclient(datatype: Datatype) -> None:
-    dtype = np.dtype(convert.DATATYPE_TO_DTYPE[datatype])
+    dtype = np.dtype(DATATYPE_TO_DTYPE[datatype])
     values = np.arange(6).astype(dtype).reshape(3, 2)
-    response = InferenceResponse(model_name="m", outputs=[
-        ResponseOutput(name="y", shape=[3, 2], datatype=datatype, data=values),
-        ResponseOutput(name="s", shape=[1], datatype=Datatype.BYTES, data=["hé"]),
-    ])
+    response = InferenceResponse(
+        model_name="m",
+        outputs=[
+            ResponseOutput(name="y", shape=[3, 2], datatype=datatype, data=values),
+            ResponseOutput(name="s", shape=[1], datatype=Datatype.BYTES, data=["hé"]),
+        ],
+    )
     message = convert.types_to_model_infer_response(response, raw=True)
     result = tritonclient_grpc.InferResult(
-        triton_pb.ModelInferResponse.FromString(message.SerializeToString()))
+        triton_pb.ModelInferResponse.FromString(message.SerializeToString())
+    )
     out = result.as_numpy("y")
     assert out.dtype == dtype and out.tobytes() == values.tobytes() and out.shape == (3, 2)
     assert list(result.as_numpy("s")) == ["hé".encode()]
 
 
 def test_proto_package_imports_nothing_heavy() -> None:
-    code = ("import sys, mlpack.proto; "
-            "heavy = {'numpy', 'grpc', 'google.protobuf'} & set(sys.modules); "
-            "assert not heavy, heavy")
+    code = (
+        "import sys, mlpack.proto; "
+        "heavy = {'numpy', 'grpc', 'google.protobuf'} & set(sys.modules); "
+        "assert not heavy, heavy"
+    )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
 
 
@@ -119,6 +157,11 @@ def test_proto_package_imports_nothing_heavy() -> None:
     reason="the checked-in code comes from the pinned grpcio-tools",
 )
 def test_generated_code_is_up_to_date() -> None:
-    result = subprocess.run([sys.executable, "scripts/gen_proto.py", "--check"], cwd=ROOT,
-                            capture_output=True, check=False, text=True)
+    result = subprocess.run(
+        [sys.executable, "scripts/gen_proto.py", "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        check=False,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr

@@ -13,8 +13,8 @@ from starlette.routing import Route
 from mlpack import errors
 from mlpack.engine.registry import ModelRegistry
 from mlpack.server.error_handlers import error_response
-from mlpack.server.rest import InferFastPath, build_rest_app
 from mlpack.server.observability import Observability
+from mlpack.server.rest import InferFastPath, build_rest_app
 from mlpack.settings import ModelSettings, Settings
 from mlpack.types import InferenceRequest, InferenceResponse, MetadataModelResponse
 from tests.helpers.errors import samples
@@ -71,7 +71,7 @@ def registry() -> ModelRegistry:
 
 
 async def test_router_and_fast_path_answer_alike(registry: ModelRegistry) -> None:
-    extra = Observability(Settings()).routes(registry) + [Route("/bug", _fails)]
+    extra = [*Observability(Settings()).routes(registry), Route("/bug", _fails)]
     app = build_rest_app(registry, extra_routes=extra)
     fast = InferFastPath(app)
     registry.add(ModelSettings(name="m", implementation="x.Y"))  # known, not loaded
@@ -82,7 +82,8 @@ async def test_router_and_fast_path_answer_alike(registry: ModelRegistry) -> Non
         missing = await _call(target, "POST", "/v2/models/nope/infer", json=BODY)
         assert missing.status_code == 404 and missing.json() == {"error": "model 'nope' not found"}
     ready = await _call(fast, "GET", "/v2/models/m/ready")
-    assert ready.status_code == 503 and ready.headers["retry-after"] == "1"
+    # Known but not ready: 400 (the protocol's "4xx indicates false"), not an outage.
+    assert ready.status_code == 400 and ready.json()["ready"] is False
     health = await _call(fast, "GET", "/v2/health/ready")
     assert health.status_code == 503 and health.headers["retry-after"] == "1"
     for tail in ("docs/dataplane.json", "docs", "stats"):
@@ -102,8 +103,12 @@ async def test_errors_raised_while_serving_go_through_the_same_function(
     await registry.load_version(ModelSettings(name="m", implementation="x.Y"))
     runner = registry.get("m").runner
     assert isinstance(runner, _Runner)
-    for error in (errors.Overloaded("full", retry_after=2.0), errors.WorkerError("died"),
-                  RuntimeError("a bug"), errors.InvalidRequest("bad")):
+    for error in (
+        errors.Overloaded("full", retry_after=2.0),
+        errors.WorkerError("died"),
+        RuntimeError("a bug"),
+        errors.InvalidRequest("bad"),
+    ):
         runner.error = error
         for target in (app, fast):
             response = await _call(target, "POST", "/v2/models/m/infer", json=BODY)

@@ -15,6 +15,7 @@ EXPECTED = {
     404: grpc.StatusCode.NOT_FOUND,
     408: grpc.StatusCode.DEADLINE_EXCEEDED,
     413: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    415: grpc.StatusCode.INVALID_ARGUMENT,
     431: grpc.StatusCode.RESOURCE_EXHAUSTED,
     499: grpc.StatusCode.CANCELLED,
     500: grpc.StatusCode.INTERNAL,
@@ -32,10 +33,19 @@ def test_every_error_maps_to_a_status(error: errors.MLPackError) -> None:
 
 
 def test_model_headers_become_safe_metadata() -> None:
-    metadata = dict(_metadata({
-        "X-Echo": "hi", "x-weird": "a\r\nb é", "bad name": "x", "grpc-status": "0",
-        "content-type": "x", "x-data-bin": "y", "te": "x",
-    }))
+    metadata = dict(
+        _metadata(
+            {
+                "X-Echo": "hi",
+                "x-weird": "a\r\nb é",
+                "bad name": "x",
+                "grpc-status": "0",
+                "content-type": "x",
+                "x-data-bin": "y",
+                "te": "x",
+            }
+        )
+    )
     assert metadata["x-echo"] == "hi"
     assert "\n" not in metadata["x-weird"] and "\r" not in metadata["x-weird"]
     assert set(metadata) == {"x-echo", "x-weird"}

@@ -16,7 +16,9 @@ def test_serving_info_travels_as_parameters_and_becomes_headers_at_the_transport
     assert (extra["batch_size"], extra["batch_requests"], extra["queue_wait_ms"]) == (6, 3, 2.1)
     assert parameters.headers == {"x-own": "1"}  # the engine wrote no header names
     assert outgoing_headers(parameters) == {
-        "x-own": "1", "x-mlpack-batch-size": "6", "x-mlpack-batch-requests": "3",
+        "x-own": "1",
+        "x-mlpack-batch-size": "6",
+        "x-mlpack-batch-requests": "3",
         "x-mlpack-queue-wait-ms": "2.1",
     }
     assert parameters.headers is None  # headers leave the body

@@ -18,7 +18,12 @@ class FlakyModel(MLModel):
             raise ModelNotReady("model 'flaky' is overloaded, try again")
         arrays = [tensor_as_ndarray(i) for i in payload.inputs]
         return InferenceResponse(
-            model_name=self.name, id=payload.id,
-            outputs=[ResponseOutput(name=i.name, shape=list(a.shape), datatype=i.datatype,
-                                    data=ndarray_to_data(a)) for i, a in zip(payload.inputs, arrays)],
+            model_name=self.name,
+            id=payload.id,
+            outputs=[
+                ResponseOutput(
+                    name=i.name, shape=list(a.shape), datatype=i.datatype, data=ndarray_to_data(a)
+                )
+                for i, a in zip(payload.inputs, arrays, strict=True)
+            ],
         )

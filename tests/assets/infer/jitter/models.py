@@ -1,4 +1,4 @@
-"""Echoes its inputs after a delay that depends on the first value (0-12 ms), so answers overtake."""
+"""Echoes its inputs after a delay set by the first value (0-12 ms), so answers overtake."""
 
 import asyncio
 
@@ -13,7 +13,12 @@ class JitterModel(MLModel):
         first = float(arrays[0].reshape(-1)[0]) if arrays[0].size else 0.0
         await asyncio.sleep((int(abs(first) * 7) % 7) * 0.002)
         return InferenceResponse(
-            model_name=self.name, id=payload.id,
-            outputs=[ResponseOutput(name=i.name, shape=list(a.shape), datatype=i.datatype,
-                                    data=ndarray_to_data(a)) for i, a in zip(payload.inputs, arrays)],
+            model_name=self.name,
+            id=payload.id,
+            outputs=[
+                ResponseOutput(
+                    name=i.name, shape=list(a.shape), datatype=i.datatype, data=ndarray_to_data(a)
+                )
+                for i, a in zip(payload.inputs, arrays, strict=True)
+            ],
         )

@@ -11,7 +11,14 @@ class PickyModel(MLModel):
         if (array < 0).any():
             raise ValueError(f"negative value {array.min()} refused")
         return InferenceResponse(
-            model_name=self.name, id=payload.id,
-            outputs=[ResponseOutput(name="doubled", shape=list(array.shape), datatype="FP64",
-                                    data=(array * 2).reshape(-1).tolist())],
+            model_name=self.name,
+            id=payload.id,
+            outputs=[
+                ResponseOutput(
+                    name="doubled",
+                    shape=list(array.shape),
+                    datatype="FP64",
+                    data=(array * 2).reshape(-1).tolist(),
+                )
+            ],
         )

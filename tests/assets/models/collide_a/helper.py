@@ -1,1 +1,1 @@
-VALUE = 'a'
+VALUE = "a"

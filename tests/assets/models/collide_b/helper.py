@@ -1,1 +1,1 @@
-VALUE = 'b'
+VALUE = "b"

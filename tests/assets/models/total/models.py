@@ -1,4 +1,4 @@
-"""Answers with the element count and integer sum of its first input: a small reply to a big request."""
+"""Answers with the element count and integer sum of its first input (small reply, big request)."""
 
 import numpy as np
 
@@ -13,6 +13,7 @@ class TotalModel(MLModel):
         total = int(array.sum(dtype=np.uint64))
         return InferenceResponse(
             model_name=self.name,
-            outputs=[ResponseOutput(name="total", shape=[2], datatype="UINT64",
-                                    data=[array.size, total])],
+            outputs=[
+                ResponseOutput(name="total", shape=[2], datatype="UINT64", data=[array.size, total])
+            ],
         )

@@ -31,6 +31,11 @@ class DocumentedModel(MLModel):
         return InferenceResponse(
             model_name=self.name,
             outputs=[
-                ResponseOutput(name="petal_total", shape=list(total.shape), datatype="FP64", data=total.tolist())
+                ResponseOutput(
+                    name="petal_total",
+                    shape=list(total.shape),
+                    datatype="FP64",
+                    data=total.tolist(),
+                )
             ],
         )

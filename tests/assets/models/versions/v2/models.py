@@ -6,5 +6,7 @@ class VersionModel(MLModel):
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
         return InferenceResponse(
             model_name=self.name,
-            outputs=[ResponseOutput(name="version", shape=[1], datatype="BYTES", data=[self.version])],
+            outputs=[
+                ResponseOutput(name="version", shape=[1], datatype="BYTES", data=[self.version])
+            ],
         )

@@ -1,9 +1,5 @@
-"""Environments for images and for ``mlpack start``: requirements files and conda files.
+"""Packing environments: requirements files and conda files → tarballs.
 
-* ``requirements.txt``: wheels are made on the host (``pip wheel``: downloads wheels,
-  builds sdists) into the build context; the image builds a venv from them with
-  ``--no-index``, so the engine needs no network. Wheels are cached on the host per
-  requirements file, so a rebuild does not resolve again.
 * ``environment.yml`` / ``conda.yaml``: created with conda, mamba or micromamba and
   packed with conda-pack; without one of those this fails up front, saying so.
 * ``pack_requirements``: a relocatable tarball of a venv for ``mlpack start``. A venv
@@ -11,12 +7,11 @@
   absolute paths), so the tarball carries ``lib/`` and scripts but no interpreter
   links, plus ``mlpack-venv.json`` (Python version, original prefix); unpacking
   recreates the links for the server's Python and rewrites shebangs
-  (``mlpack.environments.relocate_venv``).
+  (``mlpack.environments.unpack.relocate_venv``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -25,26 +20,15 @@ import sys
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import Optional
 
-from ..environments import VENV_MANIFEST
 from ..errors import BuildError as BuildError  # defined in the error tree; re-exported
+from .unpack import VENV_MANIFEST
 
-REQUIREMENTS_FILES = ("requirements.txt",)
-CONDA_FILES = ("environment.yml", "environment.yaml", "conda.yaml", "conda.yml")
-TARBALL_FILES = ("environment.tar.gz",)
 CONDA_TOOLS = ("micromamba", "mamba", "conda")
-
 
 
 def python_tag() -> str:
     return "%d.%d" % sys.version_info[:2]
-
-
-def cache_dir() -> Path:
-    """Where wheels made on the host are kept between builds."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "mlpack"
 
 
 def run_pip(arguments: list[str], what: str) -> None:
@@ -54,32 +38,6 @@ def run_pip(arguments: list[str], what: str) -> None:
     if result.returncode != 0:
         detail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-15:])
         raise BuildError(f"{what} failed (pip {' '.join(arguments[:1])}):\n{detail}")
-
-
-def wheels_for(requirements: Path, destination: Path) -> Path:
-    """Wheels for every requirement in ``requirements`` (cached), copied into ``destination``."""
-    text = requirements.read_text()
-    key = hashlib.sha256(f"{python_tag()}|{sys.platform}|{text}".encode()).hexdigest()[:20]
-    cached = cache_dir() / "wheels" / key
-    if not (cached / ".complete").is_file():
-        staging = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=_ensure(cache_dir() / "wheels")))
-        try:
-            lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
-            if lines:
-                run_pip(
-                    ["wheel", "--quiet", "-r", str(requirements), "--wheel-dir", str(staging)],
-                    f"making wheels for {requirements}",
-                )
-            (staging / ".complete").write_text(text)
-            shutil.rmtree(cached, ignore_errors=True)
-            os.rename(staging, cached)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-    destination.mkdir(parents=True, exist_ok=True)
-    for wheel in sorted(cached.glob("*.whl")):
-        _link_or_copy(wheel, destination / wheel.name)
-    return destination
 
 
 def conda_tool() -> str:
@@ -147,25 +105,3 @@ def _is_interpreter_link(relative: Path) -> bool:
     if relative == Path("pyvenv.cfg"):
         return True
     return relative.parent == Path("bin") and relative.name.startswith("python")
-
-
-def find_environment_file(folder: Path) -> Optional[Path]:
-    """The environment description a model folder brings (first match wins)."""
-    for name in (*TARBALL_FILES, *REQUIREMENTS_FILES, *CONDA_FILES):
-        if (folder / name).is_file():
-            return folder / name
-    return None
-
-
-def _ensure(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def _link_or_copy(source: Path, target: Path) -> None:
-    if target.exists():
-        return
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)

@@ -21,7 +21,9 @@ from mlpack.environments import (
 )
 
 
-def _tarball(path: Path, members: list[tarfile.TarInfo], payloads: dict[str, bytes] | None = None) -> Path:
+def _tarball(
+    path: Path, members: list[tarfile.TarInfo], payloads: dict[str, bytes] | None = None
+) -> Path:
     payloads = payloads or {}
     with tarfile.open(path, "w:gz") as archive:
         for info in members:
@@ -47,7 +49,7 @@ def _link(name: str, target: str, hard: bool = False) -> tarfile.TarInfo:
 
 def _env_tarball(path: Path, extra: bytes = b"") -> Path:
     """A minimal environment whose bin/python is a link to this interpreter... via a script."""
-    script = f"#!/bin/sh\nexec {sys.executable} \"$@\"\n".encode()
+    script = f'#!/bin/sh\nexec {sys.executable} "$@"\n'.encode()
     return _tarball(
         path,
         [_file("bin/python", 0o755), _file("lib/data.txt"), _link("bin/python3", "python")],
@@ -81,7 +83,7 @@ def test_resolve_checks_python_and_relative_paths(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "member, message",
+    ("member", "message"),
     [
         (_file("/etc/evil"), "absolute path"),
         (_file("lib/../../evil"), "leaves the environment"),
@@ -156,3 +158,15 @@ def test_missing_tarball_and_folder(tmp_path: Path) -> None:
         resolve_environment("nope.tar.gz", None, tmp_path, tmp_path / "envs")
     with pytest.raises(InvalidEnvironment, match="not a folder"):
         resolve_environment(None, "nope", tmp_path, tmp_path / "envs")
+
+
+def test_unpacks_into_a_named_folder(tmp_path: Path) -> None:
+    tarball = _env_tarball(tmp_path / "env.tar.gz")
+    envs = tmp_path / "envs"
+    environment = unpack_environment(tarball, envs, "table_old")
+    assert environment.root == envs / "table_old" and environment.python.is_file()
+    assert verify_environment(environment.root, file_digest(tarball)) is None
+    assert unpack_environment(tarball, envs, "table_old").root == envs / "table_old"
+    for bad in ("", "..", "a/b"):
+        with pytest.raises(InvalidEnvironment, match="one path component"):
+            unpack_environment(tarball, envs, bad)

@@ -4,14 +4,17 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mlpack.codecs.tensors import decode_tensor, tensor_as_ndarray, to_datatype, validate_inputs
 from mlpack.errors import InvalidRequest
 from mlpack.types import Datatype, RequestInput
 
 
-def tensor(datatype: str, data: object, shape: list[int] | None = None, name: str = "x") -> RequestInput:
+def tensor(
+    datatype: str, data: object, shape: list[int] | None = None, name: str = "x"
+) -> RequestInput:
     if shape is None:
         shape = [len(data)] if isinstance(data, list) else [1]
     return RequestInput(name=name, shape=shape, datatype=datatype, data=data)
@@ -36,7 +39,9 @@ def tensor(datatype: str, data: object, shape: list[int] | None = None, name: st
         ("FP64", [[1.0], [True]], "mix of numbers and booleans"),
     ],
 )
-def test_values_that_do_not_fit_are_rejected_naming_the_input(datatype: str, data: list[object], message: str) -> None:
+def test_values_that_do_not_fit_are_rejected_naming_the_input(
+    datatype: str, data: list[object], message: str
+) -> None:
     with pytest.raises(InvalidRequest) as error:
         decode_tensor(tensor(datatype, data, name="feature"))
     assert message in error.value.message and "'feature'" in error.value.message
@@ -73,7 +78,12 @@ def test_big_unsigned_values_stay_exact_next_to_small_ones() -> None:
 
 
 def test_nested_bytes_decode_to_every_string() -> None:
-    assert decode_tensor(tensor("BYTES", [["a", "b"], ["c", ""]], shape=[2, 2])) == ["a", "b", "c", ""]
+    assert decode_tensor(tensor("BYTES", [["a", "b"], ["c", ""]], shape=[2, 2])) == [
+        "a",
+        "b",
+        "c",
+        "",
+    ]
 
 
 def test_decoded_value_is_cached() -> None:

@@ -8,13 +8,21 @@ import pytest
 from mlpack.engine.registry import ModelRegistry, version_sort_key
 from mlpack.errors import InvalidRequest, ModelNotFound, ModelNotReady
 from mlpack.settings import ModelSettings
-from mlpack.types import InferenceRequest, InferenceResponse, MetadataModelResponse, MetadataTensor, State
+from mlpack.types import (
+    InferenceRequest,
+    InferenceResponse,
+    MetadataModelResponse,
+    MetadataTensor,
+    State,
+)
 
 
 class FakeRunner:
     """A runner whose load and predict are controlled by the test."""
 
-    def __init__(self, settings: ModelSettings, gate: asyncio.Event | None = None, fail: bool = False) -> None:
+    def __init__(
+        self, settings: ModelSettings, gate: asyncio.Event | None = None, fail: bool = False
+    ) -> None:
         self.settings = settings
         self.gate = gate
         self.fail = fail
@@ -25,10 +33,22 @@ class FakeRunner:
             await self.gate.wait()
         if self.fail:
             raise RuntimeError("cannot load")
-        return MetadataModelResponse(name=self.settings.name, outputs=[MetadataTensor(name="y", datatype="FP32", shape=[-1])])
+        return MetadataModelResponse(
+            name=self.settings.name, outputs=[MetadataTensor(name="y", datatype="FP32", shape=[-1])]
+        )
 
     async def predict(self, request: InferenceRequest) -> InferenceResponse:
-        return InferenceResponse(model_name="x", outputs=[{"name": "y", "shape": [1], "datatype": "FP32", "data": [self.settings.parameters.version or 0]}])
+        return InferenceResponse(
+            model_name="x",
+            outputs=[
+                {
+                    "name": "y",
+                    "shape": [1],
+                    "datatype": "FP32",
+                    "data": [self.settings.parameters.version or 0],
+                }
+            ],
+        )
 
     async def unload(self) -> None:
         self.unloaded = True
@@ -39,7 +59,9 @@ def settings(name: str, version: str | None = None) -> ModelSettings:
 
 
 def request(**kwargs: Any) -> InferenceRequest:
-    return InferenceRequest(inputs=[{"name": "a", "shape": [1], "datatype": "FP32", "data": [1]}], **kwargs)
+    return InferenceRequest(
+        inputs=[{"name": "a", "shape": [1], "datatype": "FP32", "data": [1]}], **kwargs
+    )
 
 
 def test_version_ordering_is_numeric_aware() -> None:
@@ -109,3 +131,28 @@ async def test_unload_keeps_model_listed_as_unavailable() -> None:
     await registry.unload("m")
     item = registry.index()[0]
     assert item.state is State.UNAVAILABLE and item.reason == "unloaded"
+
+
+async def test_given_id_is_echoed_even_empty_and_made_only_when_absent() -> None:
+    registry = ModelRegistry(runner_factory=FakeRunner)
+    await registry.load_all([settings("m")])
+    assert (await registry.infer("m", None, request(id=""))).id == ""
+    assert (await registry.infer("m", None, request(id="x"))).id == "x"
+    assert (await registry.infer("m", None, request())).id
+
+
+async def test_index_gives_unversioned_models_an_empty_version() -> None:
+    registry = ModelRegistry(runner_factory=FakeRunner)
+    await registry.load_all([settings("m"), settings("v", "2")])
+    assert [(item.name, item.version) for item in registry.index()] == [("m", ""), ("v", "2")]
+
+
+async def test_unload_on_purpose_keeps_server_ready_and_load_counts_again() -> None:
+    registry = ModelRegistry(runner_factory=FakeRunner)
+    await registry.load_all([settings("a"), settings("b")])
+    await registry.unload("a")
+    assert registry.is_ready()
+    with pytest.raises(ModelNotReady):
+        registry.get_ready("a")
+    await registry.load("a")
+    assert registry.is_ready() and registry.get_ready("a")

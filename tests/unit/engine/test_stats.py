@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from mlpack.engine.stats import InferEvent, InferTiming, StatsRecorder, close_timing, current_timing, open_timing
+from mlpack.engine.stats import (
+    InferEvent,
+    InferTiming,
+    StatsRecorder,
+    close_timing,
+    current_timing,
+    open_timing,
+)
 
 
 def test_counts_and_durations() -> None:

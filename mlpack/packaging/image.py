@@ -28,10 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
-from .._version import __version__
-from ..settings import MODEL_SETTINGS_FILENAME
-from .dockerfile import ImagePlan, render_dockerfile, render_dockerignore
-from .envs import BuildError, cache_dir, pack_conda, python_tag, run_pip, wheels_for
+from ..environments.pack import BuildError, pack_conda
+from ..settings import MODEL_SETTINGS_FILENAME, read_settings_file
+from .dockerfile import render_dockerfile, render_dockerignore
+from .plan import ImagePlan
+from .wheels import cache_dir, link_or_copy, wheels_for
 
 Echo = Callable[[str], None]
 _SOURCE_PARTS = ("mlpack", "runtimes", "templates", "pyproject.toml", "README.md")
@@ -47,6 +48,7 @@ class BuildResult:
     size: int
     seconds: float
     log: list[str] = field(default_factory=list)
+    dockerfile: str = ""  # the Dockerfile the engine built
 
 
 def mlpack_source() -> Path:
@@ -143,7 +145,10 @@ def _requires_dist(wheel: Path) -> str:
 
 
 def stage(plan: ImagePlan, staging: Path, echo: Echo) -> None:
-    """Make wheels and environments on the host, under ``staging`` (.mlpack-build/)."""
+    """Make wheels and environments on the host, under ``staging`` (.mlpack-build/).
+
+    Only files are made: the plan (and so the Dockerfile) is already final.
+    """
     started = time.perf_counter()
     echo("preparing mlpack wheel")
     wheel = mlpack_wheel(staging / "server" / "mlpack")
@@ -158,11 +163,9 @@ def stage(plan: ImagePlan, staging: Path, echo: Echo) -> None:
             wheels_for(env.source, target / "wheels")
         elif env.kind == "conda":
             pack_conda(env.source, target / "environment.tar.gz")
-            from ..environments import file_digest
-
-            env.digest = file_digest(target / "environment.tar.gz")
         else:
-            _hardlink(env.source, target / "environment.tar.gz")
+            (target / "environment.tar.gz").unlink(missing_ok=True)
+            link_or_copy(env.source, target / "environment.tar.gz")
     echo(f"context prepared in {time.perf_counter() - started:.1f}s")
 
 
@@ -202,7 +205,7 @@ def _environment_paths(plan: ImagePlan) -> dict[str, bytes]:
         if model.environment is None:
             continue
         relative = MODEL_SETTINGS_FILENAME if model.folder == "." else f"{model.folder}/{MODEL_SETTINGS_FILENAME}"
-        values = json.loads((plan.folder / relative).read_text())
+        values = read_settings_file(plan.folder / relative)
         parameters = values.setdefault("parameters", {})
         parameters.pop("environment_tarball", None)
         parameters["environment_path"] = model.environment.prefix
@@ -222,14 +225,6 @@ def _add_bytes(archive: tarfile.TarFile, name: str, data: bytes, mode: int = 0o6
     info = tarfile.TarInfo(name)
     info.size, info.mode, info.mtime = len(data), mode, int(_SOURCE_DATE_EPOCH)
     archive.addfile(info, io.BytesIO(data))
-
-
-def _hardlink(source: Path, target: Path) -> None:
-    target.unlink(missing_ok=True)
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
 
 
 def docker_client() -> Any:
@@ -304,7 +299,7 @@ def _build(
     with tempfile.TemporaryDirectory(prefix="mlpack-build-") as scratch:
         staging = Path(scratch) / "stage"
         stage(plan, staging, echo)
-        text = dockerfile if dockerfile is not None else render_dockerfile(plan)
+        text = _build_dockerfile(plan, dockerfile)
         context_path = Path(scratch) / "context.tar"
         with open(context_path, "wb") as stream:
             write_context(plan, staging, text, stream)
@@ -328,7 +323,12 @@ def _build(
         except (OSError, RequestException, ProtocolError) as error:
             raise BuildError(f"lost the connection to the Docker engine while building {tag}: {error}") from None
     seconds = time.perf_counter() - started
-    return BuildResult(image.id, int(image.attrs.get("Size", 0)), seconds, log)
+    return BuildResult(image.id, int(image.attrs.get("Size", 0)), seconds, log, text)
+
+
+def _build_dockerfile(plan: ImagePlan, custom: Optional[str]) -> str:
+    """The Dockerfile a build sends: the user's, or the one `mlpack dockerfile` writes."""
+    return custom if custom is not None else render_dockerfile(plan)
 
 
 def _lines(text: str) -> Iterable[str]:

@@ -2,7 +2,8 @@
 
 A model names its environment in ``parameters.environment_tarball`` (made by conda-pack
 or ``mlpack env pack``) or ``parameters.environment_path`` (an unpacked environment).
-Tarballs are unpacked once into ``environments_dir/<sha256 of the tarball>``:
+Tarballs are unpacked once into ``environments_dir/<sha256 of the tarball>`` (or a folder
+name the caller gives, as image builds do):
 
 1. members are checked before anything is written: no absolute paths, no ``..``, no
    links pointing outside the environment, no devices;
@@ -36,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Iterator, Optional
 
-from .errors import InvalidEnvironment as InvalidEnvironment  # in the error tree; re-exported
+from ..errors import InvalidEnvironment as InvalidEnvironment  # in the error tree; re-exported
 
 logger = logging.getLogger("mlpack.environments")
 
@@ -111,14 +112,22 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def unpack_environment(tarball: Path, environments_dir: Path) -> Environment:
-    """Unpack ``tarball`` into ``environments_dir`` once (safely, atomically) and return it."""
+def unpack_environment(
+    tarball: Path, environments_dir: Path, name: Optional[str] = None
+) -> Environment:
+    """Unpack ``tarball`` into ``environments_dir`` once (safely, atomically) and return it.
+
+    The folder is ``name``, or else the first 32 hex digits of the tarball's sha256.
+    """
     if not tarball.is_file():
         raise InvalidEnvironment(f"environment_tarball {tarball}: no such file")
+    if name is not None and (not name or name in (".", "..") or "/" in name or "\\" in name):
+        raise InvalidEnvironment(f"environment folder name {name!r} must be one path component")
     digest = file_digest(tarball)
     environments_dir.mkdir(parents=True, exist_ok=True)
-    target = environments_dir / digest[:32]
-    with _locked(environments_dir / f".{digest[:32]}.lock"):
+    folder = name or digest[:32]
+    target = environments_dir / folder
+    with _locked(environments_dir / f".{folder}.lock"):
         problem = verify_environment(target, digest) if target.exists() else None
         if target.exists() and problem is None:
             logger.debug("reusing environment %s", target)

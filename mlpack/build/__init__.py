@@ -1,1 +1,0 @@
-"""Packaging: Dockerfiles, images and environments (imported only by the CLI)."""
