@@ -30,8 +30,9 @@ import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 from benchmarks import servers
 from benchmarks.loadgen import percentile
@@ -42,7 +43,7 @@ SERVERS = ("mlpack", "mlserver")
 MODEL = "sleeper"
 RSS_CAP_MIB = 6 * 1024  # a server's tree beyond this is stopped (the machine is shared)
 
-_MLPACK_MODEL = '''
+_MLPACK_MODEL = """
 import time
 from mlpack import MLModel
 from mlpack.types import InferenceResponse, ResponseOutput
@@ -53,8 +54,8 @@ class Sleeper(MLModel):
         time.sleep(seconds)
         return InferenceResponse(model_name=self.name, outputs=[
             ResponseOutput(name="slept", shape=[1], datatype="FP64", data=[seconds])])
-'''
-_MLSERVER_MODEL = '''
+"""
+_MLSERVER_MODEL = """
 import time
 from mlserver import MLModel
 from mlserver.codecs import NumpyCodec
@@ -66,10 +67,10 @@ class Sleeper(MLModel):
         time.sleep(seconds)  # blocking, like a plain-function model
         return InferenceResponse(model_name=self.name, outputs=[
             ResponseOutput(name="slept", shape=[1], datatype="FP64", data=[seconds])])
-'''
+"""
 
 
-def write_models(root: Path, queue_limit: Optional[int]) -> dict[str, Path]:
+def write_models(root: Path, queue_limit: int | None) -> dict[str, Path]:
     """``root/<server>/sleeper`` for each server; mlpack's with ``max_queue_size``."""
     folders = {}
     for server, source in (("mlpack", _MLPACK_MODEL), ("mlserver", _MLSERVER_MODEL)):
@@ -85,8 +86,9 @@ def write_models(root: Path, queue_limit: Optional[int]) -> dict[str, Path]:
 
 
 def body(seconds: float) -> bytes:
-    return json.dumps({"inputs": [
-        {"name": "x", "datatype": "FP64", "shape": [1], "data": [seconds]}]}).encode()
+    return json.dumps(
+        {"inputs": [{"name": "x", "datatype": "FP64", "shape": [1], "data": [seconds]}]}
+    ).encode()
 
 
 # -- a small HTTP/1.1 client (one request per connection is enough here) ---------------------
@@ -98,8 +100,9 @@ async def post(port: int, payload: bytes, timeout: float = 120.0) -> int:
             try:
                 writer.write(
                     f"POST /v2/models/{MODEL}/infer HTTP/1.1\r\nHost: x\r\n"
-                    f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
-                    .encode() + payload
+                    "Content-Type: application/json\r\n"
+                    f"Content-Length: {len(payload)}\r\n\r\n".encode()
+                    + payload
                 )
                 head = await reader.readuntil(b"\r\n\r\n")
                 status = int(head.split(b" ", 2)[1])
@@ -111,8 +114,13 @@ async def post(port: int, payload: bytes, timeout: float = 120.0) -> int:
                 return status
             finally:
                 writer.close()
-    except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError,
-            ValueError):
+    except (
+        OSError,
+        asyncio.IncompleteReadError,
+        asyncio.LimitOverrunError,
+        TimeoutError,
+        ValueError,
+    ):
         return 0
 
 
@@ -129,8 +137,12 @@ async def burst(port: int, count: int = 20, seconds: float = 0.25) -> dict[str, 
     statuses = await asyncio.gather(*(one() for _ in range(count)))
     arrivals.sort()
     return {
-        "ok": statuses.count(200), "count": count, "compute_s": seconds,
-        "first_s": arrivals[0], "median_s": statistics.median(arrivals), "last_s": arrivals[-1],
+        "ok": statuses.count(200),
+        "count": count,
+        "compute_s": seconds,
+        "first_s": arrivals[0],
+        "median_s": statistics.median(arrivals),
+        "last_s": arrivals[-1],
     }
 
 
@@ -163,7 +175,9 @@ async def overload(port: int, duration: float, seconds: float = 0.01) -> dict[st
         await asyncio.gather(*tasks)
     latencies.sort()
     return {
-        "offered_rps": rate, "sent": sent, "ok": statuses.get(200, 0),
+        "offered_rps": rate,
+        "sent": sent,
+        "ok": statuses.get(200, 0),
         "refused_503": statuses.get(503, 0),
         "failed": sum(n for status, n in statuses.items() if status not in (200, 503)),
         "p50_ms": percentile(latencies, 50) * 1000 if latencies else None,
@@ -171,13 +185,19 @@ async def overload(port: int, duration: float, seconds: float = 0.01) -> dict[st
     }
 
 
-async def sigterm(server: servers.ServerProcess, count: int = 12, seconds: float = 0.5) -> dict[str, Any]:
+async def sigterm(
+    server: servers.ServerProcess, count: int = 12, seconds: float = 0.5
+) -> dict[str, Any]:
     calls = [asyncio.ensure_future(post(server.http_port, body(seconds))) for _ in range(count)]
     await asyncio.sleep(seconds / 2)  # every request sent, the first one computing
     os.killpg(server.proc.pid, signal.SIGTERM)
     statuses = await asyncio.gather(*calls)
-    return {"count": count, "ok": statuses.count(200), "lost": count - statuses.count(200),
-            "statuses": sorted(set(statuses))}
+    return {
+        "count": count,
+        "ok": statuses.count(200),
+        "lost": count - statuses.count(200),
+        "statuses": sorted(set(statuses)),
+    }
 
 
 def big_body(server: servers.ServerProcess, size_mb: int = 200) -> dict[str, Any]:
@@ -205,7 +225,8 @@ def big_body(server: servers.ServerProcess, size_mb: int = 200) -> dict[str, Any
             length = len(head) + values * 4 - 1 + len(b"]}]}")
             sock.sendall(
                 f"POST /v2/models/{MODEL}/infer HTTP/1.1\r\nHost: x\r\nContent-Type: "
-                f"application/json\r\nContent-Length: {length}\r\n\r\n".encode() + head
+                f"application/json\r\nContent-Length: {length}\r\n\r\n".encode()
+                + head
             )
             chunk = b"0.5," * (256 * 1024)
             try:
@@ -226,12 +247,17 @@ def big_body(server: servers.ServerProcess, size_mb: int = 200) -> dict[str, Any
     finally:
         done.set()
         sampler.join()
-    return {"size_mb": size_mb, "status": status, "idle_rss_mib": idle, "peak_rss_mib": peak[0],
-            "peak_over_idle": peak[0] / idle if idle else None}
+    return {
+        "size_mb": size_mb,
+        "status": status,
+        "idle_rss_mib": idle,
+        "peak_rss_mib": peak[0],
+        "peak_over_idle": peak[0] / idle if idle else None,
+    }
 
 
 # -- driver ------------------------------------------------------------------------------------
-def _start(name: str, folder: Path, mlserver_exe: Optional[Path]) -> servers.ServerProcess:
+def _start(name: str, folder: Path, mlserver_exe: Path | None) -> servers.ServerProcess:
     if name == "mlpack":
         return servers.start_mlpack(folder)
     assert mlserver_exe is not None
@@ -247,8 +273,7 @@ def run(names: tuple[str, ...], duration: float) -> dict[str, Any]:
         for name in names:
             scenarios: list[tuple[str, Path, Callable[[servers.ServerProcess], Any]]] = [
                 ("burst", plain[name], lambda s: asyncio.run(burst(s.http_port))),
-                ("overload", limited[name],
-                 lambda s: asyncio.run(overload(s.http_port, duration))),
+                ("overload", limited[name], lambda s: asyncio.run(overload(s.http_port, duration))),
                 ("big_body", plain[name], big_body),
                 ("sigterm", plain[name], lambda s: asyncio.run(sigterm(s))),
             ]
@@ -262,16 +287,30 @@ def run(names: tuple[str, ...], duration: float) -> dict[str, Any]:
 
 def table(results: dict[str, Any]) -> str:
     rows = [
-        ("burst: first / median / last answer (s)", "burst",
-         lambda r: f"{r['first_s']:.2f} / {r['median_s']:.2f} / {r['last_s']:.2f}"),
-        ("overload 2x: ok / 503 / failed", "overload",
-         lambda r: f"{r['ok']} / {r['refused_503']} / {r['failed']}"),
-        ("overload 2x: p50 / p99 of ok (ms)", "overload",
-         lambda r: f"{r['p50_ms'] or 0:.0f} / {r['p99_ms'] or 0:.0f}"),
+        (
+            "burst: first / median / last answer (s)",
+            "burst",
+            lambda r: f"{r['first_s']:.2f} / {r['median_s']:.2f} / {r['last_s']:.2f}",
+        ),
+        (
+            "overload 2x: ok / 503 / failed",
+            "overload",
+            lambda r: f"{r['ok']} / {r['refused_503']} / {r['failed']}",
+        ),
+        (
+            "overload 2x: p50 / p99 of ok (ms)",
+            "overload",
+            lambda r: f"{r['p50_ms'] or 0:.0f} / {r['p99_ms'] or 0:.0f}",
+        ),
         ("SIGTERM, 12 in flight: answered 200", "sigterm", lambda r: f"{r['ok']} of {r['count']}"),
-        ("200 MB body: status, peak/idle RSS", "big_body",
-         lambda r: f"{r['status'] or 'none'}, {r['peak_rss_mib']:.0f}/{r['idle_rss_mib']:.0f} MiB"
-                   f" ({r['peak_over_idle']:.2f}x)"),
+        (
+            "200 MB body: status, peak/idle RSS",
+            "big_body",
+            lambda r: (
+                f"{r['status'] or 'none'}, {r['peak_rss_mib']:.0f}/{r['idle_rss_mib']:.0f} MiB"
+                f" ({r['peak_over_idle']:.2f}x)"
+            ),
+        ),
     ]
     names = list(results)
     lines = ["| scenario | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
@@ -286,7 +325,7 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=SERVERS)
     parser.add_argument("-d", "--duration", type=float, default=10.0, help="overload seconds")

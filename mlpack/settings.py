@@ -74,10 +74,10 @@ class Settings(BaseSettings):
     graceful_timeout: float = Field(default=30.0, ge=0)
     # On SIGTERM, seconds readiness answers false while requests are still served, so
     # load balancers stop routing here first. None: 0.
-    drain_delay: Optional[float] = Field(default=None, ge=0)
+    drain_delay: float | None = Field(default=None, ge=0)
     # Seconds a request may take, queueing included, unless its model sets its own
     # (None: no limit); past it the client gets 504 / DEADLINE_EXCEEDED.
-    inference_timeout: Optional[float] = Field(default=None, gt=0)
+    inference_timeout: float | None = Field(default=None, gt=0)
     # -- limits under load (see README "Limits and timeouts") --------------------------------
     # Requests waiting for a worker process (parallel_workers > 0); beyond: 503 + Retry-After.
     max_queue_size: int = Field(default=4096, ge=1)
@@ -89,7 +89,7 @@ class Settings(BaseSettings):
     # Longest wait between attempts to start a replacement worker (never gives up).
     worker_max_restart_backoff: float = Field(default=30.0, gt=0)
     # REST: open connections (None: from the open-file limit) and requests in flight at once.
-    max_connections: Optional[int] = Field(default=None, ge=1)
+    max_connections: int | None = Field(default=None, ge=1)
     max_concurrent_requests: int = Field(default=4096, ge=1)
     # REST: largest request body (64 MiB), request head (64 KiB) and header count.
     max_request_size: int = Field(default=64 * 1024 * 1024, ge=1)
@@ -159,7 +159,7 @@ class ModelSettings(BaseSettings):
     max_batch_time: float = Field(default=0.0, ge=0)
     max_queue_size: int = Field(default=1024, ge=1)
     # Seconds a request to this model may take (None: the server's inference_timeout).
-    inference_timeout: Optional[float] = Field(default=None, gt=0)
+    inference_timeout: float | None = Field(default=None, gt=0)
     # Report batch size and queue wait in response parameters and x-mlpack-* headers.
     serving_info: bool = False
     warm_workers: bool = False

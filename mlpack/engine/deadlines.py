@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from contextvars import ContextVar, Token
-from typing import Any, Optional
+from typing import Any
 
 from ..errors import DeadlineExceeded, InvalidRequest
 
@@ -19,57 +19,57 @@ from ..errors import DeadlineExceeded, InvalidRequest
 TIMEOUT_PARAMETER = "timeout"
 
 
-_deadline: ContextVar[Optional[float]] = ContextVar("mlpack_deadline", default=None)
+_deadline: ContextVar[float | None] = ContextVar("mlpack_deadline", default=None)
 
 
-def current_deadline() -> Optional[float]:
+def current_deadline() -> float | None:
     """The deadline of the request being dispatched in this context (None: none)."""
     return _deadline.get()
 
 
-def set_deadline(deadline: Optional[float]) -> Token[Optional[float]]:
+def set_deadline(deadline: float | None) -> Token[float | None]:
     return _deadline.set(deadline)
 
 
-def reset_deadline(token: Token[Optional[float]]) -> None:
+def reset_deadline(token: Token[float | None]) -> None:
     _deadline.reset(token)
 
 
-def earliest(*deadlines: Optional[float]) -> Optional[float]:
+def earliest(*deadlines: float | None) -> float | None:
     """The earliest of the given deadlines (None: no deadline)."""
     known = [d for d in deadlines if d is not None]
     return min(known) if known else None
 
 
-def after(seconds: Optional[float], now: Optional[float] = None) -> Optional[float]:
+def after(seconds: float | None, now: float | None = None) -> float | None:
     """The deadline ``seconds`` from ``now`` (None or a non-positive value: none)."""
     if seconds is None or seconds <= 0:
         return None
     return (time.monotonic() if now is None else now) + seconds
 
 
-def remaining(deadline: Optional[float]) -> Optional[float]:
+def remaining(deadline: float | None) -> float | None:
     """Seconds left before ``deadline`` (None: no deadline); may be negative."""
     return None if deadline is None else deadline - time.monotonic()
 
 
-def expired(deadline: Optional[float]) -> bool:
+def expired(deadline: float | None) -> bool:
     return deadline is not None and time.monotonic() >= deadline
 
 
-def check(deadline: Optional[float], model: str) -> None:
+def check(deadline: float | None, model: str) -> None:
     """Raise ``DeadlineExceeded`` when ``deadline`` has passed (call before starting work)."""
     if expired(deadline):
         raise DeadlineExceeded(f"model '{model}': the request's deadline passed before compute")
 
 
-def exceeded(model: str, timeout: Optional[float] = None) -> DeadlineExceeded:
+def exceeded(model: str, timeout: float | None = None) -> DeadlineExceeded:
     """The error for a request still running at its deadline."""
     detail = f" ({timeout:g}s)" if timeout is not None else ""
     return DeadlineExceeded(f"model '{model}': no answer within the request's deadline{detail}")
 
 
-def parse_timeout_header(value: Optional[str]) -> Optional[float]:
+def parse_timeout_header(value: str | None) -> float | None:
     """The REST ``Inference-Timeout`` header (seconds, decimal) → seconds (None: absent)."""
     if value is None:
         return None
@@ -84,7 +84,7 @@ def parse_timeout_header(value: Optional[str]) -> Optional[float]:
     return seconds
 
 
-def timeout_parameter(parameters: Any) -> Optional[float]:
+def timeout_parameter(parameters: Any) -> float | None:
     """Triton's ``timeout`` request parameter (microseconds) → seconds (None: absent or 0)."""
     if parameters is None:
         return None

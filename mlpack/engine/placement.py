@@ -17,7 +17,7 @@ from ..settings import ModelSettings
 from .batching import BatchingRunner
 from .runner import LocalRunner, ModelRunner
 from .workers.interpreters import EnvironmentPools, EnvironmentRunner, has_environment
-from .workers.pool import PoolLimits, WorkerPool, WorkerRunner
+from .workers.pool import DEFAULT_POOL_LIMITS, PoolLimits, WorkerPool, WorkerRunner
 
 RunnerFactory = Callable[[ModelSettings], ModelRunner]
 
@@ -38,7 +38,7 @@ class RunnerPlacement:
         parallel_workers: int = 0,
         workers_timeout: float = 5.0,
         environments_dir: Optional[Path] = None,
-        limits: PoolLimits = PoolLimits(),
+        limits: PoolLimits = DEFAULT_POOL_LIMITS,
     ) -> None:
         self.pool: Optional[WorkerPool] = None
         if parallel_workers > 0:

@@ -334,7 +334,7 @@ class ModelRegistry:
         task = asyncio.current_task()
         if task is None or self._aborting:
             return await self._bounded(entry, request, timeout)
-        self._calls.add(task)  # type: ignore[arg-type]
+        self._calls.add(task)
         try:
             return await self._bounded(entry, request, timeout)
         except asyncio.CancelledError:
@@ -346,7 +346,7 @@ class ModelRegistry:
                 "retry it"
             ) from None
         finally:
-            self._calls.discard(task)  # type: ignore[arg-type]
+            self._calls.discard(task)
 
     def abort_in_flight(self) -> int:
         """Shutdown's hard limit: end every inference call still running or queued; each

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -94,149 +94,173 @@ _REASONS = {
 }
 
 
+class _LimitedMixin:
+    """Enforces ``limits`` on an httptools protocol (mixed in before it by
+    ``limited_protocol``; every hook calls the protocol's own)."""
+
+    limits: HttpLimits
+    # Provided by uvicorn's HttpToolsProtocol.
+    connections: Any
+    tasks: Any
+    transport: Any
+    loop: Any
+    cycle: Any
+    headers: Any
+    timeout_keep_alive_task: Any
+    timeout_keep_alive_handler: Any
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._timer: asyncio.TimerHandle | None = None
+        self._head_bytes = 0
+        self._head_fields = 0
+        self._body_bytes = 0
+        self._refused = False
+
+    # -- connections ----------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
+        if len(self.connections) > self.limits.max_connections:
+            self._refused = True
+            self._refuse(
+                Overloaded(
+                    f"the server holds its maximum of {self.limits.max_connections} connections; "
+                    "retry later"
+                )
+            )
+            return
+        # Idle before the first request: uvicorn's keep-alive timer, which it cancels
+        # as soon as data arrives.
+        self.timeout_keep_alive_task = self.loop.call_later(
+            self.limits.timeout_keep_alive, self.timeout_keep_alive_handler
+        )
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_timer()
+        super().connection_lost(exc)  # type: ignore[misc]
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        super().data_received(data)  # type: ignore[misc]
+
+    def _refuse(self, error: MLPackError) -> None:
+        self._cancel_timer()
+        self._refused = True
+        if not self.transport.is_closing():
+            self.transport.write(http_response_bytes(error))
+            self.transport.close()
+
+    # -- timers --------------------------------------------------------------------
+    def _arm(self, seconds: float, what: str) -> None:
+        self._cancel_timer()
+        self._timer = self.loop.call_later(seconds, self._timed_out, what)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _timed_out(self, what: str) -> None:
+        self._timer = None
+        if self.transport.is_closing():
+            return
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete and what == "body":
+            # The app is reading this body: closing tells it the client is gone.
+            self._refused = True
+            self.transport.close()
+            return
+        self._refuse(RequestTimeout(f"the request {what} was not received in time"))
+
+    # -- parser callbacks ------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        super().on_message_begin()  # type: ignore[misc]
+        self._head_bytes = self._head_fields = self._body_bytes = 0
+        self._arm(self.limits.timeout_request_head, "head")
+
+    def on_url(self, url: bytes) -> None:
+        self._head_bytes += len(url)
+        if self._head_bytes > self.limits.max_header_size:
+            return self._refuse(
+                HeadersTooLarge(
+                    f"the request line and headers exceed {self.limits.max_header_size} bytes"
+                )
+            )
+        super().on_url(url)  # type: ignore[misc]
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._refused:
+            return
+        self._head_bytes += len(name) + len(value) + 4
+        self._head_fields += 1
+        if self._head_bytes > self.limits.max_header_size:
+            return self._refuse(
+                HeadersTooLarge(
+                    f"the request headers exceed {self.limits.max_header_size} bytes "
+                    "(max_header_size)"
+                )
+            )
+        if self._head_fields > self.limits.max_header_count:
+            return self._refuse(
+                HeadersTooLarge(
+                    f"the request has more than {self.limits.max_header_count} header fields "
+                    "(max_header_count)"
+                )
+            )
+        super().on_header(name, value)  # type: ignore[misc]
+
+    def on_headers_complete(self) -> None:
+        if self._refused:
+            return
+        self._cancel_timer()
+        declared = _content_length(self.headers)
+        if declared is not None and declared > self.limits.max_request_size:
+            return self._refuse(_too_large(declared, self.limits.max_request_size))
+        if len(self.tasks) >= self.limits.max_concurrent_requests:
+            return self._refuse(
+                Overloaded(
+                    f"the server has {len(self.tasks)} requests in flight "
+                    f"(max_concurrent_requests {self.limits.max_concurrent_requests}); retry later"
+                )
+            )
+        super().on_headers_complete()  # type: ignore[misc]
+        if declared or _chunked(self.headers):
+            self._arm(self.limits.timeout_request_body, "body")
+
+    def on_body(self, body: bytes) -> None:
+        if self._refused:
+            return
+        self._body_bytes += len(body)
+        if self._body_bytes > self.limits.max_request_size:
+            cycle = self.cycle
+            if cycle is not None:
+                cycle.disconnected = True
+                cycle.message_event.set()
+            return self._refuse(_too_large(None, self.limits.max_request_size))
+        super().on_body(body)  # type: ignore[misc]
+
+    def on_message_complete(self) -> None:
+        if self._refused:
+            return
+        self._cancel_timer()
+        super().on_message_complete()  # type: ignore[misc]
+
+
 def limited_protocol(base: type[HttpToolsProtocol], limits: HttpLimits) -> type[HttpToolsProtocol]:
     """A subclass of ``base`` (an httptools protocol) enforcing ``limits``."""
-
-    class LimitedProtocol(base):  # type: ignore[valid-type, misc]
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self._timer: Optional[asyncio.TimerHandle] = None
-            self._head_bytes = 0
-            self._head_fields = 0
-            self._body_bytes = 0
-            self._refused = False
-
-        # -- connections ----------------------------------------------------------------
-        def connection_made(self, transport: asyncio.BaseTransport) -> None:
-            super().connection_made(transport)
-            if len(self.connections) > limits.max_connections:
-                self._refused = True
-                self._refuse(Overloaded(
-                    f"the server holds its maximum of {limits.max_connections} connections; "
-                    "retry later"
-                ))
-                return
-            # Idle before the first request: uvicorn's keep-alive timer, which it cancels
-            # as soon as data arrives.
-            self.timeout_keep_alive_task = self.loop.call_later(
-                limits.timeout_keep_alive, self.timeout_keep_alive_handler
-            )
-
-        def connection_lost(self, exc: Optional[Exception]) -> None:
-            self._cancel_timer()
-            super().connection_lost(exc)
-
-        def data_received(self, data: bytes) -> None:
-            if self._refused:
-                return
-            super().data_received(data)
-
-        def _refuse(self, error: MLPackError) -> None:
-            self._cancel_timer()
-            self._refused = True
-            if not self.transport.is_closing():
-                self.transport.write(http_response_bytes(error))
-                self.transport.close()
-
-        # -- timers --------------------------------------------------------------------
-        def _arm(self, seconds: float, what: str) -> None:
-            self._cancel_timer()
-            self._timer = self.loop.call_later(seconds, self._timed_out, what)
-
-        def _cancel_timer(self) -> None:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-
-        def _timed_out(self, what: str) -> None:
-            self._timer = None
-            if self.transport.is_closing():
-                return
-            cycle = self.cycle
-            if cycle is not None and not cycle.response_complete and what == "body":
-                # The app is reading this body: closing tells it the client is gone.
-                self._refused = True
-                self.transport.close()
-                return
-            self._refuse(RequestTimeout(f"the request {what} was not received in time"))
-
-        # -- parser callbacks ------------------------------------------------------------
-        def on_message_begin(self) -> None:
-            super().on_message_begin()
-            self._head_bytes = self._head_fields = self._body_bytes = 0
-            self._arm(limits.timeout_request_head, "head")
-
-        def on_url(self, url: bytes) -> None:
-            self._head_bytes += len(url)
-            if self._head_bytes > limits.max_header_size:
-                return self._refuse(HeadersTooLarge(
-                    f"the request line and headers exceed {limits.max_header_size} bytes"
-                ))
-            super().on_url(url)
-
-        def on_header(self, name: bytes, value: bytes) -> None:
-            if self._refused:
-                return
-            self._head_bytes += len(name) + len(value) + 4
-            self._head_fields += 1
-            if self._head_bytes > limits.max_header_size:
-                return self._refuse(HeadersTooLarge(
-                    f"the request headers exceed {limits.max_header_size} bytes "
-                    "(max_header_size)"
-                ))
-            if self._head_fields > limits.max_header_count:
-                return self._refuse(HeadersTooLarge(
-                    f"the request has more than {limits.max_header_count} header fields "
-                    "(max_header_count)"
-                ))
-            super().on_header(name, value)
-
-        def on_headers_complete(self) -> None:
-            if self._refused:
-                return
-            self._cancel_timer()
-            declared = _content_length(self.headers)
-            if declared is not None and declared > limits.max_request_size:
-                return self._refuse(_too_large(declared, limits.max_request_size))
-            if len(self.tasks) >= limits.max_concurrent_requests:
-                return self._refuse(Overloaded(
-                    f"the server has {len(self.tasks)} requests in flight "
-                    f"(max_concurrent_requests {limits.max_concurrent_requests}); retry later"
-                ))
-            super().on_headers_complete()
-            if declared or _chunked(self.headers):
-                self._arm(limits.timeout_request_body, "body")
-
-        def on_body(self, body: bytes) -> None:
-            if self._refused:
-                return
-            self._body_bytes += len(body)
-            if self._body_bytes > limits.max_request_size:
-                cycle = self.cycle
-                if cycle is not None:
-                    cycle.disconnected = True
-                    cycle.message_event.set()
-                return self._refuse(_too_large(None, limits.max_request_size))
-            super().on_body(body)
-
-        def on_message_complete(self) -> None:
-            if self._refused:
-                return
-            self._cancel_timer()
-            super().on_message_complete()
-
-    LimitedProtocol.__name__ = LimitedProtocol.__qualname__ = f"Limited{base.__name__}"
-    return LimitedProtocol
+    name = f"Limited{base.__name__}"
+    return type(name, (_LimitedMixin, base), {"limits": limits})
 
 
-def _too_large(size: Optional[int], limit: int) -> RequestTooLarge:
+def _too_large(size: int | None, limit: int) -> RequestTooLarge:
     what = f"{size} bytes" if size is not None else f"over {limit} bytes"
     return RequestTooLarge(
         f"the request body is {what}; the limit is {limit} bytes (max_request_size)"
     )
 
 
-def _content_length(headers: list[tuple[bytes, bytes]]) -> Optional[int]:
+def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
     for name, value in headers:
         if name == b"content-length":
             try:
@@ -247,4 +271,6 @@ def _content_length(headers: list[tuple[bytes, bytes]]) -> Optional[int]:
 
 
 def _chunked(headers: list[tuple[bytes, bytes]]) -> bool:
-    return any(name == b"transfer-encoding" and b"chunked" in value.lower() for name, value in headers)
+    return any(
+        name == b"transfer-encoding" and b"chunked" in value.lower() for name, value in headers
+    )

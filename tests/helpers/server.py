@@ -87,8 +87,18 @@ def start_server(
         environment.get("PYTHONPATH", ""), runtimes_on_path
     )
     command = [
-    launcher: tuple[str, ...] = ("-m", "mlpack"),
-    runtimes_on_path: bool = True,
+        sys.executable,
+        *launcher,
+        "start",
+        str(folder),
+        "--host",
+        "127.0.0.1",
+        "--http-port",
+        str(http_port),
+        "--grpc-port",
+        str(grpc_port),
+        "--metrics-port",
+        str(metrics_port),
         *args,
     ]
     with open(log_path, "wb") as log:

@@ -40,7 +40,7 @@ from ...environments import Environment, resolve_environment
 from ...environments.runtimes import runtime_packages
 from ...settings import ModelSettings
 from ...types import InferenceRequest, InferenceResponse, MetadataModelResponse
-from .pool import PoolLimits, WorkerPool, WorkerRunner
+from .pool import DEFAULT_POOL_LIMITS, PoolLimits, WorkerPool, WorkerRunner
 
 _BOOT = (
     "import json, sys; sys.path.extend(json.loads(sys.argv[1])); "
@@ -133,7 +133,7 @@ def environment_pool(
     size: int,
     shim_root: Path,
     stop_timeout: float,
-    limits: PoolLimits = PoolLimits(),
+    limits: PoolLimits = DEFAULT_POOL_LIMITS,
 ) -> WorkerPool:
     """A ``WorkerPool`` whose workers run ``environment``'s Python."""
     command, env = worker_command(environment.python, shim_root)
@@ -169,7 +169,7 @@ class EnvironmentPools:
         environments_dir: Path,
         size: int = 1,
         stop_timeout: float = 5.0,
-        limits: PoolLimits = PoolLimits(),
+        limits: PoolLimits = DEFAULT_POOL_LIMITS,
     ) -> None:
         self.limits = limits
         self.environments_dir = environments_dir

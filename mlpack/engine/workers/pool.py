@@ -57,6 +57,9 @@ class PoolLimits:
 
     def as_kwargs(self) -> dict[str, Any]:
         return asdict(self)
+
+
+DEFAULT_POOL_LIMITS = PoolLimits()
 _runner_ids = itertools.count(1)
 
 

@@ -7,8 +7,9 @@ import asyncio
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import pytest
 
@@ -145,7 +146,9 @@ async def test_one_model_cannot_take_every_worker() -> None:
         await until(lambda: pool._counts[slow.key] == 2 and len(pool._waiting) == 1)
         assert sum(1 for w in pool.workers if w.key_calls[slow.key]) == 1
         # The stuck model keeps to one worker; the other model still has one.
-        assert list((await asyncio.wait_for(echo.predict(request(3.0)), SAFETY)).outputs[0].data) == [3.0]
+        assert list(
+            (await asyncio.wait_for(echo.predict(request(3.0)), SAFETY)).outputs[0].data
+        ) == [3.0]
         assert not any(call.done() for call in stuck)
         for call in stuck:
             call.cancel()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -27,9 +27,9 @@ GATE_WAIT = 30  # a safety net for a broken build, never an assertion
 class GatedModel(MLModel):
     """Request ``i`` blocks until the test opens gate ``i``; counts what it computed."""
 
-    gates: dict[int, threading.Event] = {}
-    entered: threading.Event = threading.Event()  # set when request 0 starts
-    computed: list[int] = []
+    gates: ClassVar[dict[int, threading.Event]] = {}
+    entered: ClassVar[threading.Event] = threading.Event()  # set when request 0 starts
+    computed: ClassVar[list[int]] = []
 
     def predict(self, payload: InferenceRequest) -> InferenceResponse:  # type: ignore[override]
         index = int(payload.inputs[0].data[0])  # type: ignore[index, arg-type]
