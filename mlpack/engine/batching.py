@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Hashable, Optional
@@ -145,6 +146,11 @@ class AdaptiveBatcher:
             task = asyncio.get_running_loop().create_task(self._run(batch))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+            # Every caller of a dispatched batch gone: stop it too (a worker skips it
+            # if it has not started).
+            abandon = functools.partial(_abandon_if_all_gone, batch, task)
+            for item in batch:
+                item.future.add_done_callback(abandon)
 
     def _rows_for(self, key: Hashable) -> int:
         return sum(item.rows or 0 for item in self._queue if item.key == key and not item.future.done())
@@ -227,6 +233,13 @@ class AdaptiveBatcher:
         """Wait for running batches to finish."""
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _abandon_if_all_gone(
+    batch: list[_Pending], task: asyncio.Task[None], _: object = None
+) -> None:
+    if not task.done() and all(item.future.cancelled() for item in batch):
+        task.cancel()
 
 
 class BatchingRunner:

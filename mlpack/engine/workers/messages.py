@@ -65,6 +65,13 @@ class Ping:
 
 
 @dataclass
+class Cancel:
+    """The caller of call ``call_id`` gave up: do not start it (sent without a reply)."""
+
+    call_id: int
+
+
+@dataclass
 class Stop:
     pass
 

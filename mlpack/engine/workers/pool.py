@@ -27,6 +27,7 @@ from ...settings import ModelSettings
 from ...types import InferenceRequest, InferenceResponse, MetadataModelResponse
 from .messages import (
     Call,
+    Cancel,
     FrameDecoder,
     LoadModel,
     Ping,
@@ -180,7 +181,13 @@ class _Worker(asyncio.Protocol):
         elif isinstance(body, Ping):
             self.pings.add(call_id)
         self.transport.writelines(encode_frame(Call(call_id, body)))
-        return await future  # cancelled: the entry stays until the worker's reply
+        try:
+            return await future  # cancelled: the entry stays until the worker's reply
+        except asyncio.CancelledError:
+            if isinstance(body, Predict) and call_id in self.pending and self.alive:
+                # Not started yet? Then the worker skips it (and answers at once).
+                self.transport.writelines(encode_frame(Call(next(self._ids), Cancel(call_id))))
+            raise
 
     def _overran(self, call_id: int) -> None:
         if call_id in self.pending and self.alive:

@@ -20,7 +20,7 @@ import socket
 import threading
 from typing import Any, Callable, Optional
 
-from ...errors import MLPackError, ModelError, ModelNotFound
+from ...errors import MLPackError, ModelError, ModelNotFound, RequestCancelled
 from ..deadlines import check
 from ...model import MLModel
 from ..invocation import build_and_load, predict_blocking, unload_model
@@ -28,6 +28,7 @@ from .messages import (
     HEADER,
     LENGTH,
     Call,
+    Cancel,
     LoadModel,
     Ping,
     Predict,
@@ -81,10 +82,18 @@ def send(sock: socket.socket, message: Any) -> None:
             sock.sendall(chunk)
 
 
-def _read_messages(stream: io.BufferedIOBase, sock: socket.socket, inbox: "queue.SimpleQueue[Any]") -> None:
-    """Reader thread: answer pings now, hand everything else to the main thread."""
+def _read_messages(
+    stream: io.BufferedIOBase,
+    sock: socket.socket,
+    inbox: queue.SimpleQueue[Any],
+    cancelled: set[int],
+) -> None:
+    """Reader thread: answer pings now, note cancellations, hand the rest to the main thread."""
     while True:
         message = receive(stream)
+        if isinstance(message, Call) and isinstance(message.body, Cancel):
+            cancelled.add(message.body.call_id)
+            continue
         if isinstance(message, Call) and isinstance(message.body, Ping):
             try:
                 send(sock, Reply(message.call_id, value=os.getpid()))
@@ -148,9 +157,13 @@ def run_worker(sock: socket.socket, worker_id: int, on_start: Optional[Callable[
     models = _Models()
     sock.setblocking(True)
     stream = io.BufferedReader(socket.SocketIO(sock, "rb"), buffer_size=256 * 1024)
-    inbox: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
+    inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    cancelled: set[int] = set()  # calls whose caller gave up before they started
     reader = threading.Thread(
-        target=_read_messages, args=(stream, sock, inbox), name="mlpack-worker-reader", daemon=True
+        target=_read_messages,
+        args=(stream, sock, inbox, cancelled),
+        name="mlpack-worker-reader",
+        daemon=True,
     )
     reader.start()
     while True:
@@ -160,10 +173,16 @@ def run_worker(sock: socket.socket, worker_id: int, on_start: Optional[Callable[
         if isinstance(message.body, Stop):
             send(sock, Reply(message.call_id))
             break
-        try:
-            reply = Reply(message.call_id, value=models.handle(message.body))
-        except BaseException as error:  # every failure goes back to the caller
-            reply = Reply(message.call_id, error=_picklable(error))
+        if message.call_id in cancelled:  # the caller left while this call was queued here
+            cancelled.discard(message.call_id)
+            reply = Reply(message.call_id, error=RequestCancelled("the caller gave up"))
+        else:
+            try:
+                reply = Reply(message.call_id, value=models.handle(message.body))
+            except BaseException as error:  # every failure goes back to the caller
+                reply = Reply(message.call_id, error=_picklable(error))
+        if cancelled:  # a cancellation that came too late names an answered call: forget it
+            cancelled.difference_update([i for i in cancelled if i <= message.call_id])
         try:
             send(sock, reply)
         except (BrokenPipeError, ConnectionResetError):
