@@ -13,10 +13,10 @@ import time
 from typing import Protocol
 
 from .._context import model_scope
+from ..errors import Overloaded
 from ..model import MLModel
 from ..settings import ModelSettings
 from ..types import InferenceRequest, InferenceResponse, MetadataModelResponse
-from ..errors import Overloaded, ShuttingDown
 from .deadlines import check, current_deadline
 from .invocation import ModelThread, build_and_load, predict_with, unload_model
 from .stats import current_timing
@@ -51,7 +51,6 @@ class LocalRunner:
         self._submitted = 0
         self._started = 0
         self.backlog = 0  # predictions submitted and not yet answered (the caller's loop)
-        self.stopping = False  # set at shutdown's hard limit: queued work is refused (503)
         self._thread = ModelThread(f"mlpack-model-{settings.name}")
 
     async def load(self) -> MetadataModelResponse:
@@ -71,8 +70,6 @@ class LocalRunner:
                 f"(max_queue_size {self.settings.max_queue_size}); retry later",
                 retry_after=1.0,
             )
-        if self.stopping:
-            raise ShuttingDown(f"model '{model.name}': the server is stopping; retry elsewhere")
         timing = current_timing()
         deadline = current_deadline()
         submitted = time.perf_counter()
@@ -82,10 +79,6 @@ class LocalRunner:
 
         def guard() -> None:  # on the model thread, just before the work starts
             self._started += 1
-            if self.stopping:
-                raise ShuttingDown(
-                    f"model '{model.name}': the server stopped before this request was computed"
-                )
             check(deadline, model.name)
 
         async def _predict() -> InferenceResponse:

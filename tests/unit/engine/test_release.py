@@ -16,6 +16,7 @@ import pytest
 
 from mlpack import MLModel
 from mlpack.engine import deadlines
+from mlpack.engine.registry import ModelRegistry
 from mlpack.engine.runner import LocalRunner
 from mlpack.errors import DeadlineExceeded, Overloaded, ShuttingDown
 from mlpack.settings import ModelSettings
@@ -123,14 +124,24 @@ async def test_queue_is_bounded(runner: LocalRunner) -> None:
     assert 99 not in GatedModel.computed and runner.backlog == 0
 
 
-async def test_stopping_refuses_queued_work_with_503(runner: LocalRunner) -> None:
-    GatedModel.gates = {0: threading.Event()}
-    first = asyncio.ensure_future(runner.predict(request(0)))
-    queued = asyncio.ensure_future(runner.predict(request(1)))
-    assert await asyncio.to_thread(GatedModel.entered.wait, GATE_WAIT)
-    runner.stopping = True
-    GatedModel.gates[0].set()
-    assert (await asyncio.wait_for(first, GATE_WAIT)).id == "0"
-    with pytest.raises(ShuttingDown):
-        await asyncio.wait_for(queued, GATE_WAIT)
-    assert GatedModel.computed == [0]
+async def test_shutdown_hard_limit_answers_running_and_queued_work_with_503() -> None:
+    GatedModel.gates = {0: threading.Event(), 1: threading.Event()}
+    GatedModel.computed = []
+    GatedModel.entered = threading.Event()
+    registry = ModelRegistry()
+    settings = ModelSettings(name="gated", implementation=f"{__name__}.GatedModel")
+    await registry.load_all([settings])
+    try:
+        running = asyncio.ensure_future(registry.infer("gated", None, request(0)))
+        queued = asyncio.ensure_future(registry.infer("gated", None, request(1)))
+        assert await asyncio.to_thread(GatedModel.entered.wait, GATE_WAIT)
+        assert registry.abort_in_flight() == 2
+        for call in (running, queued):
+            with pytest.raises(ShuttingDown) as raised:
+                await asyncio.wait_for(call, GATE_WAIT)
+            assert raised.value.status == 503
+        GatedModel.gates[0].set()
+        GatedModel.gates[1].set()
+    finally:
+        await registry.close()
+    assert GatedModel.computed in ([], [0])  # request 1 never started
