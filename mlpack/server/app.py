@@ -23,6 +23,7 @@ from ..engine.registry import ModelRegistry
 from ..engine.workers.pool import PoolLimits
 from ..settings import ModelSettings, Settings
 from .observability import Observability
+from .hints import ready_hint
 from .coalescing import CoalescingHttpToolsProtocol
 from .limits import HttpLimits, connection_capacity, limited_protocol, raise_open_file_limit
 from .rest import InferFastPath, build_rest_app
@@ -80,6 +81,7 @@ class MLPackServer:
         self.observability = Observability(settings)
         self._stop = asyncio.Event()
         self._listeners: list[tuple[str, str]] = []
+        self._http_port = 0
         self._uvicorn: Optional[_EmbeddedUvicorn] = None
 
     def request_stop(self) -> None:
@@ -158,6 +160,7 @@ class MLPackServer:
         metrics_task = None
         if metrics is not None and metrics_socket is not None:
             metrics_task = asyncio.create_task(metrics.serve(sockets=[metrics_socket]))
+        self._http_port = int(http_socket.getsockname()[1])
         self._listeners = _listeners(settings, http_socket, metrics_socket if metrics else None)
         self._listeners.insert(1, ("gRPC", f"{settings.host}:{grpc_transport.port}"))
         with self._signals():
@@ -213,6 +216,9 @@ class MLPackServer:
         ready = sum(1 for e in self.registry.entries() if e.state.value == "READY")
         logger.info("%d of %d model(s) ready", ready, len(self.registry.entries()))
         self.observability.banner(self.registry, self._listeners)
+        hint = ready_hint(self.registry.entries(), self.settings.host, self._http_port)
+        if hint is not None:
+            logger.info("%s", hint)
 
     @contextlib.contextmanager
     def _signals(self) -> Iterator[None]:
