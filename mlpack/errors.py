@@ -47,7 +47,8 @@ from __future__ import annotations
 
 import traceback
 from http import HTTPStatus
-from typing import Any, Optional
+from typing import Any
+
 
 def release(error: BaseException) -> None:
     """Let go of what a handled ``error`` keeps alive: the locals of every frame in its
@@ -55,7 +56,7 @@ def release(error: BaseException) -> None:
     request's decoded data until the cycle collector runs (frame -> local -> error ->
     traceback -> frame). Call it once the error has been answered and logged."""
     seen: set[int] = set()
-    current: Optional[BaseException] = error
+    current: BaseException | None = error
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         if current.__traceback__ is not None:
@@ -101,7 +102,7 @@ class InvalidSettings(InvalidRequest):
 class InvalidLine(InvalidRequest):
     """A batch-job input line that is not a usable inference request; ``reason`` says why."""
 
-    def __init__(self, reason: str, request_id: Optional[str] = None) -> None:
+    def __init__(self, reason: str, request_id: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.request_id = request_id
@@ -233,7 +234,7 @@ class ClientError(MLPackError):
     """A request to an inference server failed."""
 
     retryable: bool = False
-    retry_after: Optional[float] = None
+    retry_after: float | None = None
 
 
 class TransportError(ClientError):
@@ -259,7 +260,7 @@ class UnsendableRequest(ClientError):
 class ServerError(ClientError):
     """The server answered with a non-2xx status; ``status`` and ``retry_after`` tell why."""
 
-    def __init__(self, status: int, message: str, retry_after: Optional[float] = None) -> None:
+    def __init__(self, status: int, message: str, retry_after: float | None = None) -> None:
         super().__init__(f"{status}: {message}")
         self.status = status
         self.reason = message

@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
-from typing import Any, Callable, Coroutine, Optional, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 from .._context import model_scope
 from ..errors import MLPackError, ModelError, ModelLoadError
@@ -30,7 +31,7 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
         import uvloop
     except ImportError:
         return asyncio.new_event_loop()
-    return uvloop.new_event_loop()  # type: ignore[no-any-return]
+    return uvloop.new_event_loop()
 
 
 def instantiate_model(settings: ModelSettings) -> MLModel:
@@ -131,7 +132,7 @@ class _Call:
     def __init__(self) -> None:
         self.abandoned = False  # the caller stopped waiting
         self.started = False  # the model thread began the work
-        self.task: Optional[asyncio.Task[None]] = None
+        self.task: asyncio.Task[None] | None = None
 
     def cancel(self) -> None:  # on the model thread
         if self.started and self.task is not None and not self.task.done():
@@ -156,7 +157,7 @@ class ModelThread:
         self._loop.close()
 
     async def run(
-        self, coroutine: Coroutine[Any, Any, T], guard: Optional[Callable[[], None]] = None
+        self, coroutine: Coroutine[Any, Any, T], guard: Callable[[], None] | None = None
     ) -> T:
         """Run ``coroutine`` on the thread's loop and await its result here.
 
@@ -173,7 +174,7 @@ class ModelThread:
         result: asyncio.Future[T] = caller_loop.create_future()
         call = _Call()
 
-        def deliver(value: Any, error: Optional[BaseException]) -> None:
+        def deliver(value: Any, error: BaseException | None) -> None:
             if result.done():
                 return
             if error is None:
@@ -185,7 +186,7 @@ class ModelThread:
 
         async def guarded() -> None:
             value: Any = None
-            error: Optional[BaseException] = None
+            error: BaseException | None = None
             try:
                 if call.abandoned:
                     coroutine.close()

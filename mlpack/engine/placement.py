@@ -10,8 +10,8 @@ server's settings) and owns the pools it starts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 from ..settings import ModelSettings
 from .batching import BatchingRunner
@@ -37,15 +37,15 @@ class RunnerPlacement:
         self,
         parallel_workers: int = 0,
         workers_timeout: float = 5.0,
-        environments_dir: Optional[Path] = None,
+        environments_dir: Path | None = None,
         limits: PoolLimits = DEFAULT_POOL_LIMITS,
     ) -> None:
-        self.pool: Optional[WorkerPool] = None
+        self.pool: WorkerPool | None = None
         if parallel_workers > 0:
             self.pool = WorkerPool(
                 parallel_workers, stop_timeout=workers_timeout, **limits.as_kwargs()
             )
-        self.environment_pools: Optional[EnvironmentPools] = None
+        self.environment_pools: EnvironmentPools | None = None
         if environments_dir is not None:
             self.environment_pools = EnvironmentPools(
                 environments_dir, parallel_workers, workers_timeout, limits

@@ -10,7 +10,6 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 from ..codecs.tensors import validate_inputs
 from ..errors import (
@@ -35,11 +34,12 @@ from .batching import ServingInfo, predict_reporting
 from .placement import RunnerFactory, RunnerPlacement
 from .repository import discover_models
 from .runner import ModelRunner
-from .stats import InferEvent, InferenceObserver, close_timing, open_timing
+from .stats import InferenceObserver, InferEvent, close_timing, open_timing
 
 logger = logging.getLogger("mlpack.registry")
 
-def version_sort_key(version: Optional[str]) -> tuple[int, tuple[object, ...]]:
+
+def version_sort_key(version: str | None) -> tuple[int, tuple[object, ...]]:
     """Order versions so the newest sorts last: numeric parts compare as numbers."""
     if version is None:
         return (0, ())
@@ -58,8 +58,8 @@ class ModelEntry:
     settings: ModelSettings
     state: State = State.UNAVAILABLE
     reason: str = ""
-    runner: Optional[ModelRunner] = None
-    metadata: Optional[MetadataModelResponse] = None
+    runner: ModelRunner | None = None
+    metadata: MetadataModelResponse | None = None
     in_flight: int = 0
     queues: bool = False  # requests wait in a queue (batching) before they are computed
     idle: asyncio.Event = field(default_factory=asyncio.Event)
@@ -73,7 +73,7 @@ class ModelEntry:
         return self.settings.name
 
     @property
-    def version(self) -> Optional[str]:
+    def version(self) -> str | None:
         return self.settings.parameters.version
 
 
@@ -91,16 +91,16 @@ class ModelRegistry:
 
     def __init__(
         self,
-        runner_factory: Optional[RunnerFactory] = None,
-        repository_root: Optional[Path] = None,
-        observer: Optional[InferenceObserver] = None,
-        inference_timeout: Optional[float] = None,
+        runner_factory: RunnerFactory | None = None,
+        repository_root: Path | None = None,
+        observer: InferenceObserver | None = None,
+        inference_timeout: float | None = None,
     ) -> None:
         self.inference_timeout = inference_timeout
         self._runner_factory = runner_factory or RunnerPlacement()
         self._repository_root = repository_root
         self.observer = observer
-        self._models: dict[str, dict[Optional[str], ModelEntry]] = {}
+        self._models: dict[str, dict[str | None, ModelEntry]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         # Set at shutdown: readiness answers false while requests are still served.
         self.draining = False
@@ -112,13 +112,13 @@ class ModelRegistry:
     def entries(self) -> list[ModelEntry]:
         return [entry for versions in self._models.values() for entry in versions.values()]
 
-    def _versions(self, name: str) -> dict[Optional[str], ModelEntry]:
+    def _versions(self, name: str) -> dict[str | None, ModelEntry]:
         versions = self._models.get(name)
         if not versions:
             raise ModelNotFound(name)
         return versions
 
-    def get(self, name: str, version: Optional[str] = None) -> ModelEntry:
+    def get(self, name: str, version: str | None = None) -> ModelEntry:
         """The entry for ``name`` (newest version when ``version`` is None)."""
         versions = self._versions(name)
         if version is not None:
@@ -130,7 +130,7 @@ class ModelRegistry:
         candidates = ready or list(versions.values())
         return max(candidates, key=lambda e: version_sort_key(e.version))
 
-    def get_ready(self, name: str, version: Optional[str] = None) -> ModelEntry:
+    def get_ready(self, name: str, version: str | None = None) -> ModelEntry:
         entry = self.get(name, version)
         if entry.state is not State.READY or entry.runner is None:
             what = f"model '{name}'" + (f" version '{version}'" if version else "")
@@ -144,14 +144,14 @@ class ModelRegistry:
             )
         return entry
 
-    def ready(self, name: str, version: Optional[str] = None) -> bool:
+    def ready(self, name: str, version: str | None = None) -> bool:
         """Whether ``name`` (``version``) can serve now (raises ``ModelNotFound``)."""
         entry = self.get(name, version)
-        return entry.state is State.READY and entry.runner is not None and has_capacity(
-            entry.runner
+        return (
+            entry.state is State.READY and entry.runner is not None and has_capacity(entry.runner)
         )
 
-    def queues(self, name: str, version: Optional[str] = None) -> bool:
+    def queues(self, name: str, version: str | None = None) -> bool:
         """Whether requests to ``name`` wait in a queue before compute (so a caller who
         leaves meanwhile is worth noticing); raises ``ModelNotFound``."""
         return self.get(name, version).queues
@@ -170,7 +170,7 @@ class ModelRegistry:
         versions = [v for v in self._versions(name) if v is not None]
         return sorted(versions, key=version_sort_key)
 
-    async def metadata(self, name: str, version: Optional[str] = None) -> MetadataModelResponse:
+    async def metadata(self, name: str, version: str | None = None) -> MetadataModelResponse:
         entry = self.get_ready(name, version)
         assert entry.metadata is not None
         metadata = entry.metadata.model_copy()
@@ -179,7 +179,7 @@ class ModelRegistry:
             metadata.versions = self.versions_of(name)
         return metadata
 
-    def index(self, ready: Optional[bool] = None) -> list[RepositoryIndexResponseItem]:
+    def index(self, ready: bool | None = None) -> list[RepositoryIndexResponseItem]:
         items = [
             RepositoryIndexResponseItem(
                 name=e.name, version=e.version or "", state=e.state, reason=e.reason
@@ -224,7 +224,7 @@ class ModelRegistry:
         if previous_runner is None:
             entry.state, entry.reason = State.LOADING, ""
         started = time.perf_counter()
-        runner: Optional[ModelRunner] = None
+        runner: ModelRunner | None = None
         try:
             runner = self._runner_factory(settings)
             metadata = await runner.load()
@@ -237,7 +237,9 @@ class ModelRegistry:
             if isinstance(error, MLPackError):
                 raise
             if isinstance(error, Exception):
-                raise ModelLoadError(f"model '{settings.name}' failed to load: {error!r}") from error
+                raise ModelLoadError(
+                    f"model '{settings.name}' failed to load: {error!r}"
+                ) from error
             raise
         self._install(entry, runner, metadata)
         logger.info(
@@ -320,9 +322,9 @@ class ModelRegistry:
     async def infer(
         self,
         name: str,
-        version: Optional[str],
+        version: str | None,
         request: InferenceRequest,
-        timeout: Optional[float] = None,
+        timeout: float | None = None,
     ) -> InferenceResponse:
         """Validate ``request``, run it on the model, and fill in the response envelope.
 
@@ -342,8 +344,7 @@ class ModelRegistry:
                 raise
             task.uncancel()
             raise ShuttingDown(
-                f"model '{entry.name}': the server stopped before this request finished; "
-                "retry it"
+                f"model '{entry.name}': the server stopped before this request finished; retry it"
             ) from None
         finally:
             self._calls.discard(task)
@@ -358,7 +359,7 @@ class ModelRegistry:
         return len(calls)
 
     async def _bounded(
-        self, entry: ModelEntry, request: InferenceRequest, timeout: Optional[float]
+        self, entry: ModelEntry, request: InferenceRequest, timeout: float | None
     ) -> InferenceResponse:
         limit = entry.settings.inference_timeout
         if limit is None:
@@ -393,7 +394,9 @@ class ModelRegistry:
         finally:
             close_timing(token)
             duration = time.perf_counter() - started
-            self.observer.on_infer(InferEvent(entry.name, entry.version or "", ok, duration, timing))
+            self.observer.on_infer(
+                InferEvent(entry.name, entry.version or "", ok, duration, timing)
+            )
 
     async def _infer(self, entry: ModelEntry, request: InferenceRequest) -> InferenceResponse:
         validate_request(entry, request)
@@ -416,7 +419,7 @@ class ModelRegistry:
         return response
 
 
-def has_capacity(runner: Optional[ModelRunner]) -> bool:
+def has_capacity(runner: ModelRunner | None) -> bool:
     """Whether ``runner`` can take requests now (a worker-backed runner may have none
     while its workers are being replaced); runners without the notion always can."""
     check = getattr(runner, "has_capacity", None)
@@ -466,7 +469,7 @@ def _shape_matches(expected: list[int], actual: list[int]) -> bool:
     if len(expected) != len(actual):
         # A declared [N] also accepts [N, 1]-style batches of one feature, and vice versa.
         return False
-    return all(e < 0 or e == a for e, a in zip(expected, actual))
+    return all(e < 0 or e == a for e, a in zip(expected, actual, strict=False))
 
 
 def finish_response(

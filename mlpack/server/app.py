@@ -13,8 +13,9 @@ import contextlib
 import logging
 import signal
 import socket
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import uvicorn
 
@@ -22,10 +23,10 @@ from ..engine.placement import RunnerPlacement
 from ..engine.registry import ModelRegistry
 from ..engine.workers.pool import PoolLimits
 from ..settings import ModelSettings, Settings
-from .observability import Observability
-from .hints import ready_hint
 from .coalescing import CoalescingHttpToolsProtocol
+from .hints import ready_hint
 from .limits import HttpLimits, connection_capacity, limited_protocol, raise_open_file_limit
+from .observability import Observability
 from .rest import InferFastPath, build_rest_app
 from .sockets import bind_socket
 
@@ -59,13 +60,15 @@ class MLPackServer:
         self,
         settings: Settings,
         models: list[ModelSettings],
-        repository_root: Optional[Path] = None,
+        repository_root: Path | None = None,
     ) -> None:
         self.settings = settings
         self.models = models
         # engine: where each model runs (threads, worker pools, environment pools).
-        environments_dir = Path(settings.environments_dir) if settings.environments_dir else (
-            (repository_root or Path.cwd()) / ".mlpack" / "envs"
+        environments_dir = (
+            Path(settings.environments_dir)
+            if settings.environments_dir
+            else ((repository_root or Path.cwd()) / ".mlpack" / "envs")
         )
         self.runners = RunnerPlacement(
             settings.parallel_workers,
@@ -82,7 +85,7 @@ class MLPackServer:
         self._stop = asyncio.Event()
         self._listeners: list[tuple[str, str]] = []
         self._http_port = 0
-        self._uvicorn: Optional[_EmbeddedUvicorn] = None
+        self._uvicorn: _EmbeddedUvicorn | None = None
 
     def request_stop(self) -> None:
         """Begin a graceful shutdown (safe to call from a signal handler)."""
@@ -90,8 +93,8 @@ class MLPackServer:
 
     async def serve(
         self,
-        http_socket: Optional[socket.socket] = None,
-        metrics_socket: Optional[socket.socket] = None,
+        http_socket: socket.socket | None = None,
+        metrics_socket: socket.socket | None = None,
     ) -> None:
         settings = self.settings
         http_socket = http_socket or bind_socket(settings.host, settings.http_port, "REST")
@@ -106,7 +109,9 @@ class MLPackServer:
         finally:
             observability.close()
 
-    async def _serve(self, http_socket: socket.socket, metrics_socket: Optional[socket.socket]) -> None:
+    async def _serve(
+        self, http_socket: socket.socket, metrics_socket: socket.socket | None
+    ) -> None:
         settings = self.settings
         observability = self.observability
         app = build_rest_app(
@@ -120,7 +125,9 @@ class MLPackServer:
         limits = http_limits(settings, open_files)
         logger.info(
             "open-file limit %d: up to %d REST connections, %d requests in flight",
-            open_files, limits.max_connections, limits.max_concurrent_requests,
+            open_files,
+            limits.max_connections,
+            limits.max_concurrent_requests,
         )
         config = uvicorn.Config(
             observability.wrap(InferFastPath(app)),
@@ -132,7 +139,7 @@ class MLPackServer:
             root_path=settings.root_path,
             # Past graceful_timeout the registry ends what is left with 503s; uvicorn's
             # own limit (which would answer 500) comes only after those are sent.
-            timeout_graceful_shutdown=settings.graceful_timeout + SHUTDOWN_MARGIN,
+            timeout_graceful_shutdown=settings.graceful_timeout + SHUTDOWN_MARGIN,  # type: ignore[arg-type]
             server_header=False,
         )
         self._uvicorn = _EmbeddedUvicorn(config)
@@ -187,7 +194,7 @@ class MLPackServer:
             await self.runners.close()  # engine: workers stop last
             logger.info("stopped")
 
-    async def drain_before_stop(self, rest_task: "asyncio.Task[None]") -> None:
+    async def drain_before_stop(self, rest_task: asyncio.Task[None]) -> None:
         """Shutdown step 1: readiness goes false at once; keep serving for ``drain_delay``.
 
         Load balancers and Kubernetes endpoints keep routing to a terminating process for
@@ -206,7 +213,9 @@ class MLPackServer:
         ended = self.registry.abort_in_flight()
         if ended:
             logger.warning(
-                "graceful_timeout (%gs) reached: %d request(s) answered 503", graceful_timeout, ended
+                "graceful_timeout (%gs) reached: %d request(s) answered 503",
+                graceful_timeout,
+                ended,
             )
 
     async def _load_models(self) -> None:
@@ -265,7 +274,7 @@ def pool_limits(settings: Settings) -> PoolLimits:
 
 
 def _listeners(
-    settings: Settings, http_socket: socket.socket, metrics_socket: Optional[socket.socket]
+    settings: Settings, http_socket: socket.socket, metrics_socket: socket.socket | None
 ) -> list[tuple[str, str]]:
     """What the banner lists: each listening port with its URL."""
     host = settings.host
@@ -277,14 +286,19 @@ def _listeners(
 
 
 def _metrics_server(
-    observability: Observability, sock: Optional[socket.socket]
-) -> Optional[_EmbeddedUvicorn]:
+    observability: Observability, sock: socket.socket | None
+) -> _EmbeddedUvicorn | None:
     """The metrics endpoint's own uvicorn server (None when metrics are disabled)."""
     app = observability.metrics_app()
     if app is None or sock is None:
         return None
     config = uvicorn.Config(
-        app, lifespan="off", http="httptools", access_log=False, log_config=None, server_header=False
+        app,
+        lifespan="off",
+        http="httptools",
+        access_log=False,
+        log_config=None,
+        server_header=False,
     )
     return _EmbeddedUvicorn(config)
 

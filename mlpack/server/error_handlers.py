@@ -9,7 +9,8 @@ status; every 503 carries ``Retry-After``. The Starlette app registers
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import orjson
 from starlette.exceptions import HTTPException

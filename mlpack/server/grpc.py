@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from typing import Any, Awaitable, Callable, Optional, Protocol, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
 
 import grpc
 from google.protobuf import descriptor_pool
@@ -18,7 +19,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from ..engine.registry import ModelRegistry
-from ..errors import release, DeadlineExceeded, MLPackError, ModelNotFound, ResourceExhausted
+from ..errors import DeadlineExceeded, MLPackError, ModelNotFound, ResourceExhausted, release
 from ..proto import convert
 from ..proto import inference_pb2 as pb
 from ..proto import inference_pb2_grpc as pb_grpc
@@ -68,7 +69,7 @@ class CallMetrics(Protocol):
 class _Observed:
     """Holds the optional ``CallMetrics`` the decorated RPC methods report to."""
 
-    call_metrics: Optional[CallMetrics] = None
+    call_metrics: CallMetrics | None = None
 
 
 def _handles_errors(handler: Handler[Response]) -> Handler[Response]:
@@ -85,7 +86,7 @@ def _handles_errors(handler: Handler[Response]) -> Handler[Response]:
         if metrics is not None:
             metrics.grpc_call_started(method)
         code = "OK"
-        failure: Optional[tuple[grpc.StatusCode, str]] = None
+        failure: tuple[grpc.StatusCode, str] | None = None
         try:
             return await handler(self, request, context)
         except MLPackError as error:
@@ -116,7 +117,7 @@ def _handles_errors(handler: Handler[Response]) -> Handler[Response]:
 
 def _request_headers(context: grpc.aio.ServicerContext) -> dict[str, Any]:
     """Invocation metadata as headers (binary ``-bin`` values stay bytes)."""
-    return {key: value for key, value in (context.invocation_metadata() or ())}
+    return dict(context.invocation_metadata() or ())
 
 
 def _metadata(headers: dict[str, Any]) -> tuple[tuple[str, str], ...]:
@@ -130,7 +131,7 @@ def _metadata(headers: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     return tuple(safe)
 
 
-def _version(value: str) -> Optional[str]:
+def _version(value: str) -> str | None:
     return value or None
 
 
@@ -149,7 +150,7 @@ class InferenceServicer(_Observed, pb_grpc.GRPCInferenceServiceServicer):
         registry: ModelRegistry,
         server_metadata: MetadataServerResponse,
         max_message_length: int = DEFAULT_MAX_MESSAGE_LENGTH,
-        call_metrics: Optional[CallMetrics] = None,
+        call_metrics: CallMetrics | None = None,
     ) -> None:
         self.registry = registry
         self.call_metrics = call_metrics
@@ -253,7 +254,7 @@ class InferenceServicer(_Observed, pb_grpc.GRPCInferenceServiceServicer):
 class _RegistryHealth(_Observed, health.aio.HealthServicer):  # type: ignore[misc]
     """``grpc.health.v1``: SERVING when the server is ready (as ``/v2/health/ready``)."""
 
-    def __init__(self, registry: ModelRegistry, call_metrics: Optional[CallMetrics] = None) -> None:
+    def __init__(self, registry: ModelRegistry, call_metrics: CallMetrics | None = None) -> None:
         super().__init__()
         self._registry = registry
         self.call_metrics = call_metrics
@@ -300,12 +301,12 @@ class GrpcTransport:
         server_metadata: MetadataServerResponse,
         host: str,
         port: int,
-        max_message_length: Optional[int] = None,
-        call_metrics: Optional[CallMetrics] = None,
-        max_concurrent_rpcs: Optional[int] = None,
+        max_message_length: int | None = None,
+        call_metrics: CallMetrics | None = None,
+        max_concurrent_rpcs: int | None = None,
     ) -> None:
         limit = max_message_length or DEFAULT_MAX_MESSAGE_LENGTH
-        self._health_task: Optional[asyncio.Task[None]] = None
+        self._health_task: asyncio.Task[None] | None = None
         self._server = grpc.aio.server(
             options=[
                 ("grpc.max_send_message_length", limit),

@@ -34,7 +34,6 @@ import subprocess
 import sys
 import sysconfig
 from pathlib import Path
-from typing import Optional
 
 from ...environments import Environment, resolve_environment
 from ...environments.runtimes import runtime_packages
@@ -112,13 +111,13 @@ class _PopenWorker:
         return self._popen.pid
 
     @property
-    def exitcode(self) -> Optional[int]:
+    def exitcode(self) -> int | None:
         return self._popen.poll()
 
     def is_alive(self) -> bool:
         return self._popen.poll() is None
 
-    def join(self, timeout: Optional[float] = None) -> None:
+    def join(self, timeout: float | None = None) -> None:
         try:
             self._popen.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -141,7 +140,10 @@ def environment_pool(
     def start(child_end: socket.socket, worker_id: int) -> _PopenWorker:
         fd = child_end.fileno()
         popen = subprocess.Popen(
-            [*command, str(fd), str(worker_id)], env=env, pass_fds=(fd,), stdin=subprocess.DEVNULL,
+            [*command, str(fd), str(worker_id)],
+            env=env,
+            pass_fds=(fd,),
+            stdin=subprocess.DEVNULL,
         )
         return _PopenWorker(popen)
 
@@ -210,7 +212,7 @@ class EnvironmentRunner:
     def __init__(self, settings: ModelSettings, pools: EnvironmentPools) -> None:
         self.settings = settings
         self._pools = pools
-        self._runner: Optional[WorkerRunner] = None
+        self._runner: WorkerRunner | None = None
 
     @property
     def concurrency(self) -> int:

@@ -18,13 +18,14 @@ import multiprocessing
 import random
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Optional
+from typing import Any
 
 from ...errors import NoCapacity, Overloaded, WorkerError
-from ..deadlines import check, current_deadline
 from ...settings import ModelSettings
 from ...types import InferenceRequest, InferenceResponse, MetadataModelResponse
+from ..deadlines import check, current_deadline
 from .messages import (
     Call,
     Cancel,
@@ -76,7 +77,7 @@ class _Worker(asyncio.Protocol):
         self,
         worker_id: int,
         process: Any,
-        on_lost: Callable[["_Worker"], None],
+        on_lost: Callable[[_Worker], None],
         on_free: Callable[[], None],
         on_call_done: Callable[[str], None] = lambda key: None,
     ) -> None:
@@ -97,7 +98,7 @@ class _Worker(asyncio.Protocol):
         self.served = 0  # predictions sent to this worker
         self.retiring = False  # recycled: takes no new requests, stops once idle
         self.alive = False
-        self.transport: Optional[asyncio.Transport] = None
+        self.transport: asyncio.Transport | None = None
         self._decoder = FrameDecoder()
         self._ids = itertools.count()
 
@@ -148,7 +149,7 @@ class _Worker(asyncio.Protocol):
             else:
                 future.set_result(reply.value)
 
-    def connection_lost(self, exc: Optional[Exception]) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:
         self.alive = False
         pending, self.pending = self.pending, {}
         for call_id in list(self.keys):
@@ -160,7 +161,7 @@ class _Worker(asyncio.Protocol):
                 )
         self.on_lost(self)
 
-    async def call(self, body: Any, hard_limit: Optional[float] = None) -> Any:
+    async def call(self, body: Any, hard_limit: float | None = None) -> Any:
         """Send ``body`` and await the reply. Past ``hard_limit`` (monotonic time) with
         the call still unanswered, the worker is killed (its calls fail with 503)."""
         if not self.alive or self.transport is None:
@@ -235,7 +236,7 @@ class WorkerPool:
         max_in_flight: int = 2,
         start_timeout: float = 60.0,
         target: WorkerTarget = run_worker,
-        start_process: Optional[Callable[[socket.socket, int], Any]] = None,
+        start_process: Callable[[socket.socket, int], Any] | None = None,
         max_queue_size: int = 4096,
         ping_interval: float = 5.0,
         ping_timeout: float = 10.0,
@@ -293,8 +294,10 @@ class WorkerPool:
                 process = self._start_process(child_end, worker_id)
             else:
                 process = self._context.Process(
-                    target=self._target, args=(child_end, worker_id),
-                    name=f"mlpack-worker-{worker_id}", daemon=True,
+                    target=self._target,
+                    args=(child_end, worker_id),
+                    name=f"mlpack-worker-{worker_id}",
+                    daemon=True,
                 )
                 process.start()
         finally:
@@ -325,8 +328,11 @@ class WorkerPool:
         del self._workers[worker.worker_id]
         if self._stopping:
             return
-        logger.error("%s died (exit code %s); starting a replacement",
-                     worker.describe(), worker.process.exitcode)
+        logger.error(
+            "%s died (exit code %s); starting a replacement",
+            worker.describe(),
+            worker.process.exitcode,
+        )
         self._fail_waiters_without_capacity()
         self._replacing += 1
         self._background(self._replace(worker.worker_id))
@@ -347,7 +353,9 @@ class WorkerPool:
                     logger.error(
                         "starting a replacement for worker %d failed (%s); models without a "
                         "live worker are not ready; next attempt in %.1fs",
-                        worker_id, error, delay,
+                        worker_id,
+                        error,
+                        delay,
                     )
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, self.max_restart_backoff)
@@ -362,12 +370,14 @@ class WorkerPool:
             results = await asyncio.gather(
                 *(self._ping(w) for w in workers), return_exceptions=True
             )
-            for worker, answered in zip(workers, results):
+            for worker, answered in zip(workers, results, strict=True):
                 if answered is False and worker.alive and not self._stopping:
                     self.hung += 1
                     logger.error(
                         "%s did not answer a ping within %gs; killing it and starting a "
-                        "replacement", worker.describe(), self.ping_timeout,
+                        "replacement",
+                        worker.describe(),
+                        self.ping_timeout,
                     )
                     worker.kill()
 
@@ -459,8 +469,9 @@ class WorkerPool:
         )
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
-            await asyncio.gather(*(w.call(UnloadModel(key)) for w in workers if w.alive),
-                                 return_exceptions=True)
+            await asyncio.gather(
+                *(w.call(UnloadModel(key)) for w in workers if w.alive), return_exceptions=True
+            )
             raise errors[0]
         self._models[key] = settings
         for worker in workers:
@@ -474,14 +485,15 @@ class WorkerPool:
         workers = [w for w in self.workers if key in w.models]
         for worker in workers:
             worker.models.discard(key)
-        await asyncio.gather(*(w.call(UnloadModel(key)) for w in workers if w.alive),
-                             return_exceptions=True)
+        await asyncio.gather(
+            *(w.call(UnloadModel(key)) for w in workers if w.alive), return_exceptions=True
+        )
 
     # -- inference --------------------------------------------------------------------
-    def _pick(self, key: str) -> Optional[_Worker]:
+    def _pick(self, key: str) -> _Worker | None:
         occupied = sum(1 for w in self._workers.values() if w.key_calls[key] > 0)
         at_cap = occupied >= self.model_cap(key)
-        best: Optional[_Worker] = None
+        best: _Worker | None = None
         now = 0.0
         for worker in self._workers.values():
             if worker.alive and key in worker.models and worker.in_flight < self.max_in_flight:
@@ -523,9 +535,7 @@ class WorkerPool:
                 now = time.monotonic()
                 hard_limit = deadline + (deadline - now)  # twice the time left
             worker.served += 1
-            packed = await worker.call(
-                Predict(key, pack_request(request), deadline), hard_limit
-            )
+            packed = await worker.call(Predict(key, pack_request(request), deadline), hard_limit)
         finally:
             self._hand_over()
             self._maybe_recycle(worker)

@@ -21,7 +21,9 @@ class LeakyModel(MLModel):
         _LEAK.append(b"x" * (5 * 1024 * 1024))
         return InferenceResponse(
             model_name=self.name,
-            outputs=[ResponseOutput(
-                name="process", shape=[2], datatype="INT64", data=[os.getpid(), _rss_kb()]
-            )],
+            outputs=[
+                ResponseOutput(
+                    name="process", shape=[2], datatype="INT64", data=[os.getpid(), _rss_kb()]
+                )
+            ],
         )
