@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -21,6 +22,8 @@ from ..model import MLModel
 from ..settings import ModelSettings
 from ..types import InferenceRequest, InferenceResponse, MetadataModelResponse
 from .importer import import_implementation
+
+logger = logging.getLogger("mlpack.engine")
 
 T = TypeVar("T")
 
@@ -84,7 +87,7 @@ async def predict_with(model: MLModel, request: InferenceRequest) -> InferenceRe
     except MLPackError:
         raise
     except Exception as error:
-        raise ModelError(f"model '{model.name}' failed: {error}") from error
+        raise _model_failed(model, error) from error
     return _checked(model, response)
 
 
@@ -95,7 +98,7 @@ def predict_sync(model: MLModel, request: InferenceRequest) -> InferenceResponse
     except MLPackError:
         raise
     except Exception as error:
-        raise ModelError(f"model '{model.name}' failed: {error}") from error
+        raise _model_failed(model, error) from error
     return _checked(model, response)
 
 
@@ -113,6 +116,12 @@ async def unload_model(model: MLModel) -> None:
     """Run ``model.unload()`` in the model's scope."""
     with model_scope(model.name, model.version):
         await call_model(model.unload)
+
+
+def _model_failed(model: MLModel, error: Exception) -> ModelError:
+    """Log the model's exception with its traceback; the client gets only its message."""
+    logger.error("model '%s' failed", model.name, exc_info=error)
+    return ModelError(f"model '{model.name}' failed: {error}")
 
 
 def _checked(model: MLModel, response: Any) -> InferenceResponse:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from ..environments.extract import ExtractionLimits
 from ..settings import ModelSettings
 from .batching import BatchingRunner
 from .runner import LocalRunner, ModelRunner
@@ -31,6 +32,7 @@ class RunnerPlacement:
         environments_dir: where per-model environments are unpacked (None: models that
             name an environment run like any other model).
         limits: queue bound, health pings, recycling and restart backoff of every pool.
+        extraction_limits: bounds on what an environment tarball may unpack to.
     """
 
     def __init__(
@@ -39,6 +41,7 @@ class RunnerPlacement:
         workers_timeout: float = 5.0,
         environments_dir: Path | None = None,
         limits: PoolLimits = DEFAULT_POOL_LIMITS,
+        extraction_limits: ExtractionLimits | None = None,
     ) -> None:
         self.pool: WorkerPool | None = None
         if parallel_workers > 0:
@@ -48,7 +51,11 @@ class RunnerPlacement:
         self.environment_pools: EnvironmentPools | None = None
         if environments_dir is not None:
             self.environment_pools = EnvironmentPools(
-                environments_dir, parallel_workers, workers_timeout, limits
+                environments_dir,
+                parallel_workers,
+                workers_timeout,
+                extraction_limits or ExtractionLimits(),
+                limits,
             )
 
     def __call__(self, settings: ModelSettings) -> ModelRunner:

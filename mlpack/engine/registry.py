@@ -99,6 +99,8 @@ class ModelRegistry:
         self.inference_timeout = inference_timeout
         self._runner_factory = runner_factory or RunnerPlacement()
         self._repository_root = repository_root
+        # Loading by name may pick up folders added after start (the ``repository_rescan`` setting).
+        self.rescan = True
         self.observer = observer
         self._models: dict[str, dict[str | None, ModelEntry]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -288,12 +290,16 @@ class ModelRegistry:
             return loaded
 
     def _settings_on_disk(self, name: str) -> list[ModelSettings]:
+        known = [entry.settings for entry in self._models.get(name, {}).values()]
         if self._repository_root is not None:
             found, _ = discover_models(self._repository_root)
             matching = [s for s in found if s.name == name]
+            if not self.rescan:  # only folders known at start: a dropped-in folder is never imported
+                folders = {settings.folder for settings in known}
+                matching = [s for s in matching if s.folder in folders]
             if matching:
                 return matching
-        return [entry.settings for entry in self._models.get(name, {}).values()]
+        return known
 
     async def unload(self, name: str) -> None:
         """Unload every version of ``name``; it stays listed as UNAVAILABLE."""

@@ -10,8 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, Awaitable, Callable, Optional, Protocol, Sequence, TypeVar
 
 import grpc
 from google.protobuf import descriptor_pool
@@ -24,6 +23,7 @@ from ..proto import convert
 from ..proto import inference_pb2 as pb
 from ..proto import inference_pb2_grpc as pb_grpc
 from ..types import MetadataServerResponse, Parameters, RepositoryIndexResponse
+from .disclosure import public_message
 from .headers import outgoing_headers, response_headers
 from .sockets import PortInUse
 
@@ -36,6 +36,8 @@ DEFAULT_MAX_MESSAGE_LENGTH = 256 * 1024 * 1024
 # The one place where an error's HTTP status becomes a gRPC status code.
 _STATUS_CODES: dict[int, grpc.StatusCode] = {
     400: grpc.StatusCode.INVALID_ARGUMENT,
+    401: grpc.StatusCode.UNAUTHENTICATED,
+    403: grpc.StatusCode.PERMISSION_DENIED,
     404: grpc.StatusCode.NOT_FOUND,
     408: grpc.StatusCode.DEADLINE_EXCEEDED,
     413: grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -69,7 +71,9 @@ class CallMetrics(Protocol):
 class _Observed:
     """Holds the optional ``CallMetrics`` the decorated RPC methods report to."""
 
-    call_metrics: CallMetrics | None = None
+    call_metrics: Optional[CallMetrics] = None
+    # A model's own failure answers a fixed sentence and an error id (``model_error_detail``).
+    generic_model_errors: bool = False
 
 
 def _handles_errors(handler: Handler[Response]) -> Handler[Response]:
@@ -92,7 +96,8 @@ def _handles_errors(handler: Handler[Response]) -> Handler[Response]:
         except MLPackError as error:
             status = status_code(error)
             code = status.name
-            failure = (status, error.message)
+            generic = getattr(self, "generic_model_errors", False)
+            failure = (status, public_message(error, generic))
             release(error)  # the request's data goes now, not at the next gc cycle
         except asyncio.CancelledError:
             code = "CANCELLED"
@@ -293,6 +298,8 @@ class GrpcTransport:
         max_message_length: the send and receive limit in bytes (None: 256 MiB).
         call_metrics: where RPC counts go (e.g. ``ServerMetrics``; None: not counted).
         max_concurrent_rpcs: most RPCs in flight (None: no limit).
+        interceptors: run before every call (e.g. the access policy's, ``grpc_access``).
+        credentials: TLS server credentials (``server/tls.py``; None: plaintext).
     """
 
     def __init__(
@@ -301,13 +308,16 @@ class GrpcTransport:
         server_metadata: MetadataServerResponse,
         host: str,
         port: int,
-        max_message_length: int | None = None,
-        call_metrics: CallMetrics | None = None,
+        max_message_length: Optional[int] = None,
+        call_metrics: Optional[CallMetrics] = None,
+        interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+        credentials: grpc.ServerCredentials | None = None,
         max_concurrent_rpcs: int | None = None,
     ) -> None:
         limit = max_message_length or DEFAULT_MAX_MESSAGE_LENGTH
         self._health_task: asyncio.Task[None] | None = None
         self._server = grpc.aio.server(
+            interceptors=list(interceptors),
             options=[
                 ("grpc.max_send_message_length", limit),
                 ("grpc.max_receive_message_length", limit),
@@ -317,8 +327,9 @@ class GrpcTransport:
             # Beyond it gRPC answers RESOURCE_EXHAUSTED at once.
             maximum_concurrent_rpcs=max_concurrent_rpcs,
         )
+        self.servicer = InferenceServicer(registry, server_metadata, limit, call_metrics)
         pb_grpc.add_GRPCInferenceServiceServicer_to_server(  # type: ignore[no-untyped-call]
-            InferenceServicer(registry, server_metadata, limit, call_metrics), self._server
+            self.servicer, self._server
         )
         self.health = _RegistryHealth(registry, call_metrics)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
@@ -329,7 +340,10 @@ class GrpcTransport:
         )
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         try:
-            self.port = self._server.add_insecure_port(address)
+            if credentials is None:
+                self.port = self._server.add_insecure_port(address)
+            else:
+                self.port = self._server.add_secure_port(address, credentials)
         except RuntimeError:  # grpcio >= 1.60 raises; older versions return 0
             self.port = 0
         if not self.port:

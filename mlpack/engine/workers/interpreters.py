@@ -35,7 +35,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
-from ...environments import Environment, resolve_environment
+from ...environments import DEFAULT_LIMITS, Environment, ExtractionLimits, resolve_environment
 from ...environments.runtimes import runtime_packages
 from ...settings import ModelSettings
 from ...types import InferenceRequest, InferenceResponse, MetadataModelResponse
@@ -164,6 +164,8 @@ class EnvironmentPools:
         environments_dir: where tarballs are unpacked (and the server shim lives).
         size: workers per environment.
         stop_timeout: how long closing waits for workers.
+        limits: bounds on what a tarball may unpack to.
+        pool_limits: queue bound, health pings, recycling and restart backoff of each pool.
     """
 
     def __init__(
@@ -171,14 +173,20 @@ class EnvironmentPools:
         environments_dir: Path,
         size: int = 1,
         stop_timeout: float = 5.0,
-        limits: PoolLimits = DEFAULT_POOL_LIMITS,
+        limits: ExtractionLimits = DEFAULT_LIMITS,
+        pool_limits: PoolLimits = DEFAULT_POOL_LIMITS,
     ) -> None:
-        self.limits = limits
+        self.pool_limits = pool_limits
         self.environments_dir = environments_dir
+        self.limits = limits
         self.size = max(1, size)
         self.stop_timeout = stop_timeout
         self._pools: dict[Path, WorkerPool] = {}
         self._lock = asyncio.Lock()
+
+    def pools(self) -> list[tuple[str, WorkerPool]]:
+        """Each started environment's pool, named by its folder (for gauges)."""
+        return [(root.name, pool) for root, pool in self._pools.items()]
 
     async def pool_for(self, settings: ModelSettings) -> WorkerPool:
         """The started pool for ``settings``' environment (unpacking it first if needed)."""
@@ -189,13 +197,18 @@ class EnvironmentPools:
             parameters.environment_path,
             Path(settings.folder) if settings.folder else None,
             self.environments_dir,
+            self.limits,
         )
         assert environment is not None
         async with self._lock:
             pool = self._pools.get(environment.root)
             if pool is None:
                 pool = environment_pool(
-                    environment, self.size, self.environments_dir, self.stop_timeout, self.limits
+                    environment,
+                    self.size,
+                    self.environments_dir,
+                    self.stop_timeout,
+                    self.pool_limits
                 )
                 await pool.start()
                 self._pools[environment.root] = pool
