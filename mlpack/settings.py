@@ -172,6 +172,7 @@ class Settings(BaseSettings):
     @property
     def notices(self) -> list[tuple[int, str]]:
         return self._notices
+
     # Seconds a request may take, queueing included, unless its model sets its own
     # (None: no limit); past it the client gets 504 / DEADLINE_EXCEEDED.
     inference_timeout: float | None = Field(default=None, gt=0)

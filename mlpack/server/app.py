@@ -20,17 +20,15 @@ from typing import Any
 import uvicorn
 
 from ..engine.placement import RunnerPlacement
-from ..environments.extract import ExtractionLimits
 from ..engine.registry import ModelRegistry
 from ..engine.workers.pool import PoolLimits
+from ..environments.extract import ExtractionLimits
 from ..errors import InvalidSettings
 from ..settings import ModelSettings, Settings
 from .auth import AccessPolicy, describe_access
-from .guards import inner_guards, metrics_guards, outer_guards
 from .autoscaling import AutoscalingCollector
-from .observability import Observability
-from .hints import ready_hint
 from .coalescing import CoalescingHttpToolsProtocol
+from .guards import inner_guards, metrics_guards, outer_guards
 from .hints import ready_hint
 from .limits import HttpLimits, connection_capacity, limited_protocol, raise_open_file_limit
 from .observability import Observability
@@ -366,10 +364,10 @@ def _grpc_interceptors(policy: AccessPolicy) -> list[Any]:
 
 def _metrics_server(
     observability: Observability,
-    sock: Optional[socket.socket],
-    policy: Optional[AccessPolicy] = None,
+    sock: socket.socket | None,
+    policy: AccessPolicy | None = None,
     access_log: bool = False,
-) -> Optional[_EmbeddedUvicorn]:
+) -> _EmbeddedUvicorn | None:
     """The metrics endpoint's own uvicorn server (None when metrics are disabled).
 
     ``access_log`` must match the REST server's: uvicorn's ``access_log=False`` silences the

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from typing import Any, Awaitable, Callable, Optional, Protocol, Sequence, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol, TypeVar
 
 import grpc
 from google.protobuf import descriptor_pool
@@ -71,7 +72,7 @@ class CallMetrics(Protocol):
 class _Observed:
     """Holds the optional ``CallMetrics`` the decorated RPC methods report to."""
 
-    call_metrics: Optional[CallMetrics] = None
+    call_metrics: CallMetrics | None = None
     # A model's own failure answers a fixed sentence and an error id (``model_error_detail``).
     generic_model_errors: bool = False
 
@@ -308,8 +309,8 @@ class GrpcTransport:
         server_metadata: MetadataServerResponse,
         host: str,
         port: int,
-        max_message_length: Optional[int] = None,
-        call_metrics: Optional[CallMetrics] = None,
+        max_message_length: int | None = None,
+        call_metrics: CallMetrics | None = None,
         interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
         credentials: grpc.ServerCredentials | None = None,
         max_concurrent_rpcs: int | None = None,

@@ -208,7 +208,7 @@ class EnvironmentPools:
                     self.size,
                     self.environments_dir,
                     self.stop_timeout,
-                    self.pool_limits
+                    self.pool_limits,
                 )
                 await pool.start()
                 self._pools[environment.root] = pool
