@@ -3,7 +3,7 @@
 Start: bind every port → serve REST and gRPC (live, not yet ready) → load models
 concurrently → ready. Stop (SIGTERM/SIGINT): not ready, still serving for ``drain_delay``
 (``drain_before_stop``) → stop accepting and let in-flight requests finish on both
-transports (``graceful_timeout``) → unload models.
+transports (``graceful_timeout``; what is left then is answered 503) → unload models.
 """
 
 from __future__ import annotations
@@ -13,27 +13,33 @@ import contextlib
 import logging
 import signal
 import socket
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import uvicorn
 
 from ..engine.placement import RunnerPlacement
-from ..environments.extract import ExtractionLimits
 from ..engine.registry import ModelRegistry
+from ..engine.workers.pool import PoolLimits
+from ..environments.extract import ExtractionLimits
 from ..errors import InvalidSettings
 from ..settings import ModelSettings, Settings
 from .auth import AccessPolicy, describe_access
-from .guards import inner_guards, metrics_guards, outer_guards
 from .autoscaling import AutoscalingCollector
-from .observability import Observability
-from .hints import ready_hint
 from .coalescing import CoalescingHttpToolsProtocol
+from .guards import inner_guards, metrics_guards, outer_guards
+from .hints import ready_hint
+from .limits import HttpLimits, connection_capacity, limited_protocol, raise_open_file_limit
+from .observability import Observability
 from .rest import InferFastPath, build_rest_app
 from .sockets import bind_socket
 from .tls import ServerTLS
 
 logger = logging.getLogger("mlpack.server")
+
+# Seconds between shutdown's hard limit (503 for what is left) and the transports' own.
+SHUTDOWN_MARGIN = 5.0
 
 
 def extraction_limits(settings: Settings) -> ExtractionLimits:
@@ -70,19 +76,28 @@ class MLPackServer:
         self,
         settings: Settings,
         models: list[ModelSettings],
-        repository_root: Optional[Path] = None,
+        repository_root: Path | None = None,
     ) -> None:
         self.settings = settings
         self.models = models
         # engine: where each model runs (threads, worker pools, environment pools).
-        environments_dir = Path(settings.environments_dir) if settings.environments_dir else (
-            (repository_root or Path.cwd()) / ".mlpack" / "envs"
+        environments_dir = (
+            Path(settings.environments_dir)
+            if settings.environments_dir
+            else ((repository_root or Path.cwd()) / ".mlpack" / "envs")
         )
         self.runners = RunnerPlacement(
-            settings.parallel_workers, settings.parallel_workers_timeout, environments_dir,
+            settings.parallel_workers,
+            settings.parallel_workers_timeout,
+            environments_dir,
+            pool_limits(settings),
             extraction_limits(settings),
         )
-        self.registry = ModelRegistry(self.runners, repository_root=repository_root)
+        self.registry = ModelRegistry(
+            self.runners,
+            repository_root=repository_root,
+            inference_timeout=settings.inference_timeout,
+        )
         self.registry.rescan = settings.repository_rescan
         # Who may call what (server/auth.py); key files are read here, once.
         self.access = AccessPolicy.from_settings(settings)
@@ -91,7 +106,7 @@ class MLPackServer:
         self._stop = asyncio.Event()
         self._listeners: list[tuple[str, str]] = []
         self._http_port = 0
-        self._uvicorn: Optional[_EmbeddedUvicorn] = None
+        self._uvicorn: _EmbeddedUvicorn | None = None
 
     def request_stop(self) -> None:
         """Begin a graceful shutdown (safe to call from a signal handler)."""
@@ -99,8 +114,8 @@ class MLPackServer:
 
     async def serve(
         self,
-        http_socket: Optional[socket.socket] = None,
-        metrics_socket: Optional[socket.socket] = None,
+        http_socket: socket.socket | None = None,
+        metrics_socket: socket.socket | None = None,
     ) -> None:
         settings = self.settings
         http_socket = http_socket or bind_socket(settings.host, settings.http_port, "REST")
@@ -115,7 +130,9 @@ class MLPackServer:
         finally:
             observability.close()
 
-    async def _serve(self, http_socket: socket.socket, metrics_socket: Optional[socket.socket]) -> None:
+    async def _serve(
+        self, http_socket: socket.socket, metrics_socket: socket.socket | None
+    ) -> None:
         settings = self.settings
         observability = self.observability
         app = build_rest_app(
@@ -125,6 +142,14 @@ class MLPackServer:
             root_path=settings.root_path,
             extra_routes=observability.routes(self.registry),
         )
+        open_files = raise_open_file_limit()
+        limits = http_limits(settings, open_files)
+        logger.info(
+            "open-file limit %d: up to %d REST connections, %d requests in flight",
+            open_files,
+            limits.max_connections,
+            limits.max_concurrent_requests,
+        )
         policy = self.access
         generic_model_errors = settings.model_error_detail == "generic"
         app.state.generic_model_errors = generic_model_errors
@@ -133,11 +158,14 @@ class MLPackServer:
         config = uvicorn.Config(
             outer_guards(observability.wrap(served), settings),
             lifespan="off",
-            http=CoalescingHttpToolsProtocol,
+            http=limited_protocol(CoalescingHttpToolsProtocol, limits),
+            timeout_keep_alive=settings.timeout_keep_alive,  # type: ignore[arg-type]
             access_log=settings.access_log,
             log_config=None,
             root_path=settings.root_path,
-            timeout_graceful_shutdown=settings.graceful_timeout,
+            # Past graceful_timeout the registry ends what is left with 503s; uvicorn's
+            # own limit (which would answer 500) comes only after those are sent.
+            timeout_graceful_shutdown=settings.graceful_timeout + SHUTDOWN_MARGIN,  # type: ignore[arg-type]
             server_header=False,
             **(self.tls.uvicorn_options() if self.tls else {}),
         )
@@ -156,6 +184,7 @@ class MLPackServer:
                 settings.grpc_port,
                 settings.grpc_max_message_length,
                 call_metrics=observability.grpc_call_metrics(),
+                max_concurrent_rpcs=settings.max_concurrent_requests,
                 interceptors=_grpc_interceptors(policy),
                 credentials=self.tls.grpc_credentials() if self.tls else None,
             )
@@ -194,7 +223,11 @@ class MLPackServer:
                 await self.drain_before_stop(rest_task)
             logger.info("shutting down: finishing in-flight requests")
             self._uvicorn.should_exit = True
-            await asyncio.gather(rest_task, grpc_transport.stop(settings.graceful_timeout))
+            hard_limit = asyncio.create_task(self._hard_limit(settings.graceful_timeout))
+            await asyncio.gather(
+                rest_task, grpc_transport.stop(settings.graceful_timeout + SHUTDOWN_MARGIN)
+            )
+            hard_limit.cancel()
             if metrics is not None and metrics_task is not None:
                 metrics.should_exit = True
                 await metrics_task
@@ -231,6 +264,17 @@ class MLPackServer:
         logger.info("draining: readiness is false, still serving for %.1fs", delay)
         await asyncio.wait({rest_task}, timeout=delay)
 
+    async def _hard_limit(self, graceful_timeout: float) -> None:
+        """After ``graceful_timeout``, end what is still in flight with 503 + Retry-After."""
+        await asyncio.sleep(graceful_timeout)
+        ended = self.registry.abort_in_flight()
+        if ended:
+            logger.warning(
+                "graceful_timeout (%gs) reached: %d request(s) answered 503",
+                graceful_timeout,
+                ended,
+            )
+
     async def _load_models(self) -> None:
         await self.runners.start()  # engine: start workers before loading models
         if self.settings.load_models_at_startup:
@@ -260,8 +304,34 @@ class MLPackServer:
                 loop.remove_signal_handler(sig)
 
 
+def http_limits(settings: Settings, open_files: int) -> HttpLimits:
+    """The REST transport's limits from the server's settings and the open-file limit."""
+    capacity = connection_capacity(open_files)
+    return HttpLimits(
+        max_connections=min(settings.max_connections or capacity, capacity),
+        max_concurrent_requests=settings.max_concurrent_requests,
+        max_request_size=settings.max_request_size,
+        max_header_size=settings.max_header_size,
+        max_header_count=settings.max_header_count,
+        timeout_request_head=settings.timeout_request_head,
+        timeout_request_body=settings.timeout_request_body,
+        timeout_keep_alive=settings.timeout_keep_alive,
+    )
+
+
+def pool_limits(settings: Settings) -> PoolLimits:
+    """The worker pools' limits from the server's settings."""
+    return PoolLimits(
+        max_queue_size=settings.max_queue_size,
+        ping_interval=settings.worker_ping_interval,
+        ping_timeout=settings.worker_ping_timeout,
+        max_requests_per_worker=settings.max_requests_per_worker,
+        max_restart_backoff=settings.worker_max_restart_backoff,
+    )
+
+
 def _listeners(
-    settings: Settings, http_socket: socket.socket, metrics_socket: Optional[socket.socket]
+    settings: Settings, http_socket: socket.socket, metrics_socket: socket.socket | None
 ) -> list[tuple[str, str]]:
     """What the banner lists: each listening port with its URL."""
     host = settings.host
@@ -294,10 +364,10 @@ def _grpc_interceptors(policy: AccessPolicy) -> list[Any]:
 
 def _metrics_server(
     observability: Observability,
-    sock: Optional[socket.socket],
-    policy: Optional[AccessPolicy] = None,
+    sock: socket.socket | None,
+    policy: AccessPolicy | None = None,
     access_log: bool = False,
-) -> Optional[_EmbeddedUvicorn]:
+) -> _EmbeddedUvicorn | None:
     """The metrics endpoint's own uvicorn server (None when metrics are disabled).
 
     ``access_log`` must match the REST server's: uvicorn's ``access_log=False`` silences the
