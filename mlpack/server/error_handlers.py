@@ -31,7 +31,9 @@ def retry_after(seconds: float = 1.0) -> dict[str, str]:
     return {"Retry-After": str(max(1, round(seconds)))}
 
 
-def error_response(error: Exception, where: str = "", generic_model_errors: bool = False) -> Response:
+def error_response(
+    error: Exception, where: str = "", generic_model_errors: bool = False
+) -> Response:
     """``{"error": message}`` with the status ``error`` maps to (500 for a bug, logged).
 
     With ``generic_model_errors`` a model's own failure answers a fixed sentence and an
