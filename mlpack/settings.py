@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     parallel_workers: int = Field(default=0, ge=0)
     parallel_workers_timeout: float = Field(default=5.0, gt=0)
     environments_dir: str | None = None
+    # `mlpack start` builds a model's environment from its requirements / conda file
+    # (cached under environments_dir); False refuses such models with a message.
+    build_environments: bool = True
     metrics_port: int = 8082
     metrics_endpoint: str | None = "/metrics"
     metrics_rest_server_prefix: str = "rest_server"

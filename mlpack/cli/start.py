@@ -31,6 +31,14 @@ def start(
         int | None, typer.Option(help="Inference worker processes (0: in the server process).")
     ] = None,
     debug: Annotated[bool | None, typer.Option("--debug/--no-debug", help="Verbose logs.")] = None,
+    build_envs: Annotated[
+        bool | None,
+        typer.Option(
+            "--build-envs/--no-build-envs",
+            help="Build each model's environment from its requirements.txt / environment.yml"
+            " (cached under environments_dir; default on).",
+        ),
+    ] = None,
 ) -> None:
     """Serve FOLDER over the Open Inference Protocol (REST and gRPC)."""
     from ..engine.repository import discover_models
@@ -49,6 +57,7 @@ def start(
             "metrics_port": metrics_port,
             "parallel_workers": parallel_workers,
             "debug": debug,
+            "build_environments": build_envs,
         }.items()
         if value is not None
     }

@@ -10,14 +10,17 @@ server's settings) and owns the pools it starts.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 from ..settings import ModelSettings
 from .batching import BatchingRunner
 from .runner import LocalRunner, ModelRunner
 from .workers.interpreters import EnvironmentPools, EnvironmentRunner, has_environment
 from .workers.pool import WorkerPool, WorkerRunner
+
+logger = logging.getLogger("mlpack.engine")
 
 RunnerFactory = Callable[[ModelSettings], ModelRunner]
 
@@ -30,21 +33,24 @@ class RunnerPlacement:
         workers_timeout: how long stopping waits for a worker.
         environments_dir: where per-model environments are unpacked (None: models that
             name an environment run like any other model).
+        build_environments: build environments from requirements / conda files (False:
+            such models fail to load, saying how to pack them instead).
     """
 
     def __init__(
         self,
         parallel_workers: int = 0,
         workers_timeout: float = 5.0,
-        environments_dir: Optional[Path] = None,
+        environments_dir: Path | None = None,
+        build_environments: bool = True,
     ) -> None:
-        self.pool: Optional[WorkerPool] = None
+        self.pool: WorkerPool | None = None
         if parallel_workers > 0:
             self.pool = WorkerPool(parallel_workers, stop_timeout=workers_timeout)
-        self.environment_pools: Optional[EnvironmentPools] = None
+        self.environment_pools: EnvironmentPools | None = None
         if environments_dir is not None:
             self.environment_pools = EnvironmentPools(
-                environments_dir, parallel_workers, workers_timeout
+                environments_dir, parallel_workers, workers_timeout, build_environments
             )
 
     def __call__(self, settings: ModelSettings) -> ModelRunner:
@@ -58,6 +64,7 @@ class RunnerPlacement:
     def _base_runner(self, settings: ModelSettings) -> ModelRunner:
         if self.environment_pools is not None and has_environment(settings):
             return EnvironmentRunner(settings, self.environment_pools)
+        logger.info("model '%s' uses the server's environment", settings.name)
         if self.pool is not None:
             return WorkerRunner(settings, self.pool)
         return LocalRunner(settings)

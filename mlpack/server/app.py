@@ -12,16 +12,17 @@ import contextlib
 import logging
 import signal
 import socket
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import uvicorn
 
 from ..engine.placement import RunnerPlacement
 from ..engine.registry import ModelRegistry
 from ..settings import ModelSettings, Settings
-from .observability import Observability
 from .coalescing import CoalescingHttpToolsProtocol
+from .observability import Observability
 from .rest import InferFastPath, build_rest_app
 from .sockets import bind_socket
 
@@ -52,22 +53,27 @@ class MLPackServer:
         self,
         settings: Settings,
         models: list[ModelSettings],
-        repository_root: Optional[Path] = None,
+        repository_root: Path | None = None,
     ) -> None:
         self.settings = settings
         self.models = models
         # engine: where each model runs (threads, worker pools, environment pools).
-        environments_dir = Path(settings.environments_dir) if settings.environments_dir else (
-            (repository_root or Path.cwd()) / ".mlpack" / "envs"
+        environments_dir = (
+            Path(settings.environments_dir)
+            if settings.environments_dir
+            else ((repository_root or Path.cwd()) / ".mlpack" / "envs")
         )
         self.runners = RunnerPlacement(
-            settings.parallel_workers, settings.parallel_workers_timeout, environments_dir
+            settings.parallel_workers,
+            settings.parallel_workers_timeout,
+            environments_dir,
+            settings.build_environments,
         )
         self.registry = ModelRegistry(self.runners, repository_root=repository_root)
         self.observability = Observability(settings)
         self._stop = asyncio.Event()
         self._listeners: list[tuple[str, str]] = []
-        self._uvicorn: Optional[_EmbeddedUvicorn] = None
+        self._uvicorn: _EmbeddedUvicorn | None = None
 
     def request_stop(self) -> None:
         """Begin a graceful shutdown (safe to call from a signal handler)."""
@@ -75,8 +81,8 @@ class MLPackServer:
 
     async def serve(
         self,
-        http_socket: Optional[socket.socket] = None,
-        metrics_socket: Optional[socket.socket] = None,
+        http_socket: socket.socket | None = None,
+        metrics_socket: socket.socket | None = None,
     ) -> None:
         settings = self.settings
         http_socket = http_socket or bind_socket(settings.host, settings.http_port, "REST")
@@ -91,7 +97,9 @@ class MLPackServer:
         finally:
             observability.close()
 
-    async def _serve(self, http_socket: socket.socket, metrics_socket: Optional[socket.socket]) -> None:
+    async def _serve(
+        self, http_socket: socket.socket, metrics_socket: socket.socket | None
+    ) -> None:
         settings = self.settings
         observability = self.observability
         app = build_rest_app(
@@ -182,7 +190,7 @@ class MLPackServer:
 
 
 def _listeners(
-    settings: Settings, http_socket: socket.socket, metrics_socket: Optional[socket.socket]
+    settings: Settings, http_socket: socket.socket, metrics_socket: socket.socket | None
 ) -> list[tuple[str, str]]:
     """What the banner lists: each listening port with its URL."""
     host = settings.host
@@ -194,14 +202,19 @@ def _listeners(
 
 
 def _metrics_server(
-    observability: Observability, sock: Optional[socket.socket]
-) -> Optional[_EmbeddedUvicorn]:
+    observability: Observability, sock: socket.socket | None
+) -> _EmbeddedUvicorn | None:
     """The metrics endpoint's own uvicorn server (None when metrics are disabled)."""
     app = observability.metrics_app()
     if app is None or sock is None:
         return None
     config = uvicorn.Config(
-        app, lifespan="off", http="httptools", access_log=False, log_config=None, server_header=False
+        app,
+        lifespan="off",
+        http="httptools",
+        access_log=False,
+        log_config=None,
+        server_header=False,
     )
     return _EmbeddedUvicorn(config)
 

@@ -26,21 +26,34 @@ supports.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
+import logging
 import os
 import socket
 import subprocess
 import sys
 import sysconfig
 from pathlib import Path
-from typing import Optional
 
-from ...environments import Environment, resolve_environment
+from ...environments import Environment, find_python, unpack_environment
+from ...environments.build import build_conda_environment, build_requirements_environment
+from ...environments.files import (
+    CONDA_FILES,
+    REQUIREMENTS_FILES,
+    TARBALL_FILES,
+    EnvironmentChoice,
+    choose_environment,
+)
+from ...environments.requirements import satisfied_by_server
 from ...environments.runtimes import runtime_packages
+from ...errors import InvalidEnvironment
 from ...settings import ModelSettings
 from ...types import InferenceRequest, InferenceResponse, MetadataModelResponse
 from .pool import WorkerPool, WorkerRunner
+
+logger = logging.getLogger("mlpack.engine")
 
 _BOOT = (
     "import json, sys; sys.path.extend(json.loads(sys.argv[1])); "
@@ -52,7 +65,7 @@ _SHIMMED = ("mlpack", *runtime_packages())
 
 
 def worker_command(python: Path, shim_root: Path) -> tuple[list[str], dict[str, str]]:
-    """The command prefix and environment that start ``python`` with the server's mlpack importable."""
+    """The command and environment that start ``python`` with the server's mlpack importable."""
     shim = server_shim(shim_root)
     env = {**os.environ, "PYTHONPATH": str(shim), "PYTHONNOUSERSITE": "1"}
     return [str(python), "-c", _BOOT, json.dumps(server_fallback_paths())], env
@@ -66,7 +79,7 @@ def server_shim(shim_root: Path) -> Path:
     for name in _SHIMMED:
         spec = importlib.util.find_spec(name)
         if spec is not None and spec.submodule_search_locations:
-            targets[name] = str(Path(list(spec.submodule_search_locations)[0]).resolve())
+            targets[name] = str(Path(next(iter(spec.submodule_search_locations))).resolve())
     key = hashlib.sha256(json.dumps(targets, sort_keys=True).encode()).hexdigest()[:16]
     shim = shim_root / f".server-{key}"
     if not shim.is_dir():
@@ -112,30 +125,33 @@ class _PopenWorker:
         return self._popen.pid
 
     @property
-    def exitcode(self) -> Optional[int]:
+    def exitcode(self) -> int | None:
         return self._popen.poll()
 
     def is_alive(self) -> bool:
         return self._popen.poll() is None
 
-    def join(self, timeout: Optional[float] = None) -> None:
-        try:
+    def join(self, timeout: float | None = None) -> None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self._popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pass
 
     def kill(self) -> None:
         self._popen.kill()
 
 
-def environment_pool(environment: Environment, size: int, shim_root: Path, stop_timeout: float) -> WorkerPool:
+def environment_pool(
+    environment: Environment, size: int, shim_root: Path, stop_timeout: float
+) -> WorkerPool:
     """A ``WorkerPool`` whose workers run ``environment``'s Python."""
     command, env = worker_command(environment.python, shim_root)
 
     def start(child_end: socket.socket, worker_id: int) -> _PopenWorker:
         fd = child_end.fileno()
         popen = subprocess.Popen(
-            [*command, str(fd), str(worker_id)], env=env, pass_fds=(fd,), stdin=subprocess.DEVNULL,
+            [*command, str(fd), str(worker_id)],
+            env=env,
+            pass_fds=(fd,),
+            stdin=subprocess.DEVNULL,
         )
         return _PopenWorker(popen)
 
@@ -153,36 +169,74 @@ class EnvironmentPools:
     """One worker pool per environment, started on first use and closed with the server.
 
     Parameters:
-        environments_dir: where tarballs are unpacked (and the server shim lives).
+        environments_dir: where tarballs are unpacked, environments built (and the server
+            shim lives).
         size: workers per environment.
         stop_timeout: how long closing waits for workers.
+        build: build environments from requirements / conda files (False: such a model
+            fails to load, saying how to pack its environment instead).
     """
 
-    def __init__(self, environments_dir: Path, size: int = 1, stop_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        environments_dir: Path,
+        size: int = 1,
+        stop_timeout: float = 5.0,
+        build: bool = True,
+    ) -> None:
         self.environments_dir = environments_dir
         self.size = max(1, size)
         self.stop_timeout = stop_timeout
+        self.build = build
         self._pools: dict[Path, WorkerPool] = {}
         self._lock = asyncio.Lock()
 
     async def pool_for(self, settings: ModelSettings) -> WorkerPool:
-        """The started pool for ``settings``' environment (unpacking it first if needed)."""
-        parameters = settings.parameters
-        environment = await asyncio.to_thread(
-            resolve_environment,
-            parameters.environment_tarball,
-            parameters.environment_path,
-            Path(settings.folder) if settings.folder else None,
-            self.environments_dir,
-        )
-        assert environment is not None
+        """The started pool for ``settings``' environment (unpacking or building it first)."""
+        environment = await asyncio.to_thread(self.environment_for, settings)
         async with self._lock:
             pool = self._pools.get(environment.root)
             if pool is None:
-                pool = environment_pool(environment, self.size, self.environments_dir, self.stop_timeout)
+                pool = environment_pool(
+                    environment, self.size, self.environments_dir, self.stop_timeout
+                )
                 await pool.start()
                 self._pools[environment.root] = pool
             return pool
+
+    def environment_for(self, settings: ModelSettings) -> Environment:
+        """The ready environment of ``settings`` by the one rule (blocking: unpacks, builds)."""
+        from ...environments import check_python_version
+
+        folder = Path(settings.folder) if settings.folder else Path.cwd()
+        parameters = settings.parameters
+        choice = choose_environment(
+            folder, parameters.environment_tarball, parameters.environment_path
+        )
+        if choice is None:
+            raise InvalidEnvironment(f"model '{settings.name}' names no environment")
+        logger.info("model '%s' uses environment %s", settings.name, choice.describe())
+        environment = self._realise(settings.name, choice)
+        check_python_version(environment.python)
+        return environment
+
+    def _realise(self, name: str, choice: EnvironmentChoice) -> Environment:
+        if choice.kind == "path":
+            if not choice.source.is_dir():
+                raise InvalidEnvironment(f"environment_path {choice.source} is not a folder")
+            return Environment(choice.source, find_python(choice.source))
+        if choice.kind == "tarball":
+            return unpack_environment(choice.source, self.environments_dir)
+        if not self.build:
+            raise InvalidEnvironment(
+                f"model '{name}' needs an environment built from {choice.source}, and building "
+                f"environments is off (--no-build-envs): pack it (mlpack env pack "
+                f"{choice.source.parent}) and ship environment.tar.gz, or start without "
+                "--no-build-envs"
+            )
+        if choice.kind == "conda":
+            return build_conda_environment(choice.source, self.environments_dir)
+        return build_requirements_environment(choice.source, self.environments_dir)
 
     async def close(self) -> None:
         pools, self._pools = list(self._pools.values()), {}
@@ -190,12 +244,12 @@ class EnvironmentPools:
 
 
 class EnvironmentRunner:
-    """A ``ModelRunner`` for a model with its own environment: a ``WorkerRunner`` on that env's pool."""
+    """A ``ModelRunner`` for a model with its own environment (a ``WorkerRunner`` on its pool)."""
 
     def __init__(self, settings: ModelSettings, pools: EnvironmentPools) -> None:
         self.settings = settings
         self._pools = pools
-        self._runner: Optional[WorkerRunner] = None
+        self._runner: WorkerRunner | None = None
 
     @property
     def concurrency(self) -> int:
@@ -216,4 +270,21 @@ class EnvironmentRunner:
 
 
 def has_environment(settings: ModelSettings) -> bool:
-    return bool(settings.parameters.environment_tarball or settings.parameters.environment_path)
+    """Whether ``settings`` runs in an environment of its own (by the one rule; cheap).
+
+    A requirements file the server's own environment already satisfies needs none.
+    """
+    if settings.parameters.environment_tarball or settings.parameters.environment_path:
+        return True
+    if not settings.folder:
+        return False
+    folder = Path(settings.folder)
+    if any((folder / name).is_file() for name in (*TARBALL_FILES, *CONDA_FILES)):
+        return True
+    for name in REQUIREMENTS_FILES:
+        if (folder / name).is_file():
+            try:
+                return not satisfied_by_server(folder / name)
+            except (OSError, UnicodeDecodeError):
+                return True  # building it reports the problem
+    return False
