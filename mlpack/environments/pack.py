@@ -66,9 +66,15 @@ def conda_pack_module() -> ModuleType:
 
 
 def check_conda_route() -> None:
-    """Fail now, saying what to install, unless a conda environment can be created and packed."""
-    conda_tool()
-    conda_pack_module()
+    """Fail now, saying everything to install, unless a conda environment can be made and packed."""
+    problems = []
+    for check in (conda_tool, conda_pack_module):
+        try:
+            check()
+        except BuildError as error:
+            problems.append(error.message)
+    if problems:
+        raise BuildError("; and ".join(problems))
 
 
 def pack_conda(environment_file: Path, output: Path) -> Path:
@@ -85,15 +91,16 @@ def pack_conda_prefix(prefix: Path, output: Path, source: Path | None = None) ->
     conda_pack = conda_pack_module()
     if source is not None:
         (prefix / SOURCE_RECORD).write_text(json.dumps(source_record(source)))
+    history = prefix / "conda-meta" / "history"
+    if (prefix / "conda-meta").is_dir() and not history.exists():
+        history.write_text("")  # conda-pack dates bin/conda-unpack by it (fails without)
     output.parent.mkdir(parents=True, exist_ok=True)
     try:
-        conda_pack.pack(
-            prefix=str(prefix),
-            output=str(output),
-            force=True,
-            ignore_missing_files=True,
-            on_missing_cache="ignore",
+        # A package cache that was cleaned is fine: prefixes are then found by scanning.
+        environment = conda_pack.CondaEnv.from_prefix(
+            str(prefix), on_missing_cache="ignore", ignore_missing_files=True
         )
+        environment.pack(output=str(output), force=True)
     except conda_pack.CondaPackException as error:
         raise BuildError(f"conda-pack could not pack {prefix}: {error}") from None
     return output

@@ -269,7 +269,10 @@ def docker_client() -> Any:
         from docker.errors import DockerException
         from requests.exceptions import RequestException
     except ImportError:
-        raise BuildError("`mlpack build` needs the docker package: pip install docker") from None
+        raise BuildError(
+            "`mlpack build` needs the Docker SDK, a build-only extra: "
+            "pip install 'mlpack-serve[build]'"
+        ) from None
     where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
 
     def unreachable(error: object) -> BuildError:

@@ -197,6 +197,20 @@ def test_image_metadata(built: dict[str, Any]) -> None:
     print(f"\nimage size {image['Size'] / 1e6:.0f} MB")
 
 
+def test_image_carries_no_build_only_packages(built: dict[str, Any]) -> None:
+    """conda-pack, the Docker SDK and uv are for building, not serving: not in the image."""
+    probe = (
+        "import importlib.util as u, json; "
+        "print(json.dumps([m for m in ('docker', 'conda_pack', 'uv') if u.find_spec(m)]))"
+    )
+    result = _docker(
+        "run", "--rm", "--entrypoint", "/opt/mlpack/venv/bin/python", built["tag"], "-c", probe
+    )
+    assert json.loads(result.stdout) == []
+    assert _docker("run", "--rm", "--entrypoint", "/opt/mlpack/venv/bin/mlpack", built["tag"],
+                   "--help").returncode == 0  # fmt: skip
+
+
 def test_code_change_reuses_environment_layers(built: dict[str, Any]) -> None:
     log = built["second_log"]
     steps = log.split("Step ")[1:]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -34,9 +35,11 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _settled(server: RunningServer, names: set[str], timeout: float = 400) -> dict[str, dict]:
+def _settled(
+    server: RunningServer, names: set[str], timeout: float = 400
+) -> dict[str, dict[str, Any]]:
     deadline = time.monotonic() + timeout
-    index: dict[str, dict] = {}
+    index: dict[str, dict[str, Any]] = {}
     while time.monotonic() < deadline:
         index = {i["name"]: i for i in httpx.post(server.url + "/v2/repository/index").json()}
         if set(index) >= names and all(
