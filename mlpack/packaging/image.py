@@ -34,6 +34,7 @@ from ..environments.requirements import cpu_variants
 from ..settings import MODEL_SETTINGS_FILENAME, read_settings_file
 from .dockerfile import render_dockerfile, render_dockerignore
 from .plan import ImagePlan
+from .references import base_images, check_tag
 from .wheels import cache_dir, link_or_copy, wheels_for
 
 Echo = Callable[[str], None]
@@ -304,6 +305,35 @@ def docker_client() -> Any:
     return client
 
 
+def check_base_images(client: Any, images: list[str], echo: Echo) -> None:
+    """Raise ``BuildError`` unless every image is in the engine or its registry answers."""
+    from docker.errors import DockerException, ImageNotFound
+    from requests.exceptions import RequestException
+
+    for image in images:
+        try:
+            client.images.get(image)
+            continue
+        except ImageNotFound:
+            pass
+        except (DockerException, RequestException) as error:
+            raise BuildError(f"cannot inspect base image {image}: {error}") from None
+        try:
+            client.images.get_registry_data(image)
+        except (DockerException, RequestException, OSError) as error:
+            raise BuildError(
+                f"base image {image} is not in the local Docker engine and cannot be pulled "
+                f"({_first_line(error)}): pull or load it first (docker pull {image}), or pass "
+                "--base-image with an image the engine has (Python 3.11 with venv)"
+            ) from None
+        echo(f"base image {image} is not local: the engine will pull it")
+
+
+def _first_line(error: object) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:300] if text else type(error).__name__
+
+
 def build_image(
     plan: ImagePlan,
     tag: str,
@@ -312,9 +342,13 @@ def build_image(
     build_args: dict[str, str] | None = None,
     dockerfile: str | None = None,
 ) -> BuildResult:
-    """Prepare the context, build it with the engine (streaming its output) and report the image."""
+    """Check the tag and base images, prepare the context, build it with the engine
+    (streaming its output) and report the image: what can fail early fails first."""
+    check_tag(tag)
     client = docker_client()
     try:
+        text = _build_dockerfile(plan, dockerfile)
+        check_base_images(client, base_images(text, plan.base_image, build_args), echo)
         return _build(client, plan, tag, echo, no_cache, build_args, dockerfile)
     finally:
         client.close()
