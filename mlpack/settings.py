@@ -51,8 +51,8 @@ class Settings(BaseSettings):
 
     debug: bool = False
     host: str = "0.0.0.0"
-    http_port: int = 8080
-    grpc_port: int = 8081
+    http_port: int = Field(default=8080, ge=0, le=65535)  # 0: any free port
+    grpc_port: int = Field(default=8081, ge=0, le=65535)  # 0: any free port
     root_path: str = ""
     server_name: str = "mlpack"
     server_version: str = Field(default_factory=lambda: _package_version())
@@ -64,12 +64,14 @@ class Settings(BaseSettings):
     # `mlpack start` builds a model's environment from its requirements / conda file
     # (cached under environments_dir); False refuses such models with a message.
     build_environments: bool = True
-    metrics_port: int = 8082
+    metrics_port: int = Field(default=8082, ge=0, le=65535)  # 0: any free port
     metrics_endpoint: str | None = "/metrics"
     metrics_rest_server_prefix: str = "rest_server"
     metrics_dir: str | None = None
     grpc_max_message_length: int | None = None
     cors_settings: CORSSettings | None = None
+    # Live dashboard at /v2/dashboard (per-model throughput, latency, batches, queues).
+    dashboard_enabled: bool = True
     use_structured_logging: bool = False
     logging_settings: Any | None = None
     access_log: bool = False

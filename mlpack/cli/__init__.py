@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from .._version import __version__
+from ._help import quiet_flags
 
 
 def _version_callback(value: bool) -> None:
@@ -40,13 +41,16 @@ def create_app() -> typer.Typer:
     ) -> None:
         """mlpack: from a model folder to a production V2 inference service."""
 
-    from . import build, env, infer, init, start
+    from . import bench, build, env, infer, init, start, tune
 
     init.register(app)
     start.register(app)
     infer.register(app)
     build.register(app)
     env.register(app)
+    bench.register(app)
+    tune.register(app)
+    quiet_flags(app)
     return app
 
 

@@ -22,6 +22,7 @@ from ..engine.placement import RunnerPlacement
 from ..engine.registry import ModelRegistry
 from ..settings import ModelSettings, Settings
 from .coalescing import CoalescingHttpToolsProtocol
+from .hints import ready_hint
 from .observability import Observability
 from .rest import InferFastPath, build_rest_app
 from .sockets import bind_socket
@@ -73,6 +74,7 @@ class MLPackServer:
         self.observability = Observability(settings)
         self._stop = asyncio.Event()
         self._listeners: list[tuple[str, str]] = []
+        self._http_port = 0
         self._uvicorn: _EmbeddedUvicorn | None = None
 
     def request_stop(self) -> None:
@@ -143,6 +145,7 @@ class MLPackServer:
         metrics_task = None
         if metrics is not None and metrics_socket is not None:
             metrics_task = asyncio.create_task(metrics.serve(sockets=[metrics_socket]))
+        self._http_port = int(http_socket.getsockname()[1])
         self._listeners = _listeners(settings, http_socket, metrics_socket if metrics else None)
         self._listeners.insert(1, ("gRPC", f"{settings.host}:{grpc_transport.port}"))
         with self._signals():
@@ -170,6 +173,9 @@ class MLPackServer:
         ready = sum(1 for e in self.registry.entries() if e.state.value == "READY")
         logger.info("%d of %d model(s) ready", ready, len(self.registry.entries()))
         self.observability.banner(self.registry, self._listeners)
+        hint = ready_hint(self.registry.entries(), self.settings.host, self._http_port)
+        if hint is not None:
+            logger.info("%s", hint)
 
     @contextlib.contextmanager
     def _signals(self) -> Iterator[None]:

@@ -337,11 +337,25 @@ def test_build_uses_the_rendered_dockerfile_for_a_packed_environment(
     (folder / "Dockerfile").unlink()
     plan = plan_image(folder, BASE_IMAGE)
     assert [e.kind for e in plan.environments] == ["requirements", "tarball"]
-    tag = f"mlpack-test-packed:{uuid.uuid4().hex[:8]}"
+    run = uuid.uuid4().hex[:8]
+    tag = f"mlpack-test-packed:{run}"
+    # This run's label after each FROM (its own cache; the teardown prunes only this run's).
+    scoped = "".join(
+        line + (f'LABEL {RUN_LABEL}="{run}"\n' if line.startswith("FROM ") else "")
+        for line in rendered.splitlines(keepends=True)
+    )
     log: list[str] = []
     try:
-        built = build_image(plan, tag, log.append)
-        assert built.dockerfile == rendered
+        built = build_image(plan, tag, log.append, dockerfile=scoped)
+        assert built.dockerfile == scoped
+        assert (
+            "".join(
+                line
+                for line in scoped.splitlines(keepends=True)
+                if not line.startswith("LABEL io.mlpack.test-run")
+            )
+            == rendered
+        )
         name, port = _run(tag)
         try:
             _wait_ready(name, port)
@@ -353,6 +367,4 @@ def test_build_uses_the_rendered_dockerfile_for_a_packed_environment(
     finally:
         (tmp_path / "build.log").write_text("\n".join(log))
         _docker("image", "rm", "-f", tag, check=False)
-        _docker(
-            "image", "prune", "-f", "--filter", "label=io.mlpack.stage=environments", check=False
-        )
+        _docker("image", "prune", "-f", "--filter", f"label={RUN_LABEL}={run}", check=False)
