@@ -36,14 +36,14 @@ def start(
         int | None, typer.Option(help="Inference worker processes (0: in the server process).")
     ] = None,
     debug: Annotated[bool | None, typer.Option("--debug/--no-debug", help="Verbose logs.")] = None,
-    build_envs: Annotated[
-        bool | None,
+    no_build_envs: Annotated[
+        bool,
         typer.Option(
-            "--build-envs/--no-build-envs",
-            help="Build each model's environment from its requirements.txt / environment.yml"
-            " (cached under environments_dir; default on).",
+            "--no-build-envs",
+            help="Do not build environments from requirements.txt / environment.yml"
+            " (such models fail to load, saying how to pack them).",
         ),
-    ] = None,
+    ] = False,
 ) -> None:
     """Serve FOLDER over the Open Inference Protocol (REST and gRPC)."""
     from ..engine.repository import discover_models
@@ -62,7 +62,7 @@ def start(
             "metrics_port": metrics_port,
             "parallel_workers": parallel_workers,
             "debug": debug,
-            "build_environments": build_envs,
+            "build_environments": False if no_build_envs else None,
         }.items()
         if value is not None
     }

@@ -117,14 +117,17 @@ def create_venv(
 
 
 def _run(command: list[str], requirements: Path, quiet: bool) -> None:
+    passthrough = not quiet and _has_fileno(sys.stderr)
     result = subprocess.run(
         command,
         cwd=requirements.parent,
-        stdout=subprocess.PIPE if quiet else sys.stderr,
-        stderr=subprocess.STDOUT if quiet else sys.stderr,
+        stdout=sys.stderr if passthrough else subprocess.PIPE,
+        stderr=sys.stderr if passthrough else subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         text=True,
     )
+    if not quiet and not passthrough and result.stdout:
+        sys.stderr.write(result.stdout)  # a captured stderr (e.g. a test runner's)
     if result.returncode != 0:
         tail = "\n".join((result.stdout or "").strip().splitlines()[-15:])
         name = Path(command[0]).name
@@ -132,6 +135,14 @@ def _run(command: list[str], requirements: Path, quiet: bool) -> None:
             f"building an environment from {requirements} failed ({name} exited with "
             f"{result.returncode})" + (f":\n{tail}" if tail else "; its output is above")
         )
+
+
+def _has_fileno(stream: object) -> bool:
+    try:
+        stream.fileno()  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
+        return False
+    return True
 
 
 def requirements_key(requirements: Path) -> str:
