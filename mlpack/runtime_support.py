@@ -7,29 +7,26 @@ output are the same for all of them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import numpy as np
 
 from .codecs.tensors import tensor_as_ndarray, to_datatype
 from .errors import InvalidRequest, ModelLoadError
 from .model import MLModel
+from .model_uri import resolve_model_uri
 from .types import Datatype, InferenceRequest, ResponseOutput
 
 
 def artefact_path(model: MLModel, *defaults: str) -> Path:
     """The model file: ``parameters.uri`` or else the first of ``defaults`` that exists.
 
-    A relative path is taken from the model's folder. Raises ``ModelLoadError`` when
-    the file is missing.
+    A relative path is taken from the model's folder; a folder URI (KServe's
+    ``/mnt/models``) is searched for ``defaults``. Raises ``ModelLoadError`` when the
+    file is missing.
     """
-    base = Path(model.settings.folder) if model.settings.folder else Path(".")
-    uri = model.settings.parameters.uri
-    if uri:
-        path = Path(uri) if Path(uri).is_absolute() else base / uri
-    else:
-        path = next((base / name for name in defaults if (base / name).exists()), base / defaults[0])
+    path = resolve_model_uri(model.settings.parameters.uri, model.settings.folder, defaults)
     if not path.exists():
         raise ModelLoadError(f"model '{model.name}': artefact {path} not found")
     return path
@@ -51,7 +48,9 @@ def requested_outputs(
 def feature_matrix(model: MLModel, payload: InferenceRequest, num_features: int) -> np.ndarray:
     """The request's one numeric input as a ``[rows, num_features]`` array (1-D: one column)."""
     if len(payload.inputs) != 1:
-        raise InvalidRequest(f"model '{model.name}' takes one input tensor, got {len(payload.inputs)}")
+        raise InvalidRequest(
+            f"model '{model.name}' takes one input tensor, got {len(payload.inputs)}"
+        )
     request_input = payload.inputs[0]
     if request_input.datatype in (Datatype.BYTES, Datatype.BOOL):
         raise InvalidRequest(
@@ -69,9 +68,7 @@ def feature_matrix(model: MLModel, payload: InferenceRequest, num_features: int)
     return array
 
 
-def array_output(
-    name: str, result: np.ndarray, shape: Optional[list[int]] = None
-) -> ResponseOutput:
+def array_output(name: str, result: np.ndarray, shape: list[int] | None = None) -> ResponseOutput:
     """A result array as an output (``shape`` defaults to the array's own).
 
     The data is a flat list, as MLServer's runtimes give it (code written against their

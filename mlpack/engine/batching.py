@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import time
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Hashable, Optional
+from typing import Any
 
-from ..errors import Overloaded
+from ..errors import DeadlineExceeded, Overloaded
 from ..settings import ModelSettings
 from ..types import InferenceRequest, InferenceResponse, MetadataModelResponse, Parameters
+from .deadlines import current_deadline, expired, reset_deadline, set_deadline
 from .merging import batch_key, count_rows, merge_requests, split_response
 from .runner import ModelRunner
 from .stats import InferTiming, current_timing
@@ -38,26 +41,28 @@ class ServingInfo:
         """Report as response parameters (transports may also send them as headers)."""
         wait_ms = round(self.queue_wait * 1000, 3)
         parameters = response.parameters or Parameters()
-        setattr(parameters, "batch_size", self.batch_size)
-        setattr(parameters, "batch_requests", self.batch_requests)
-        setattr(parameters, "queue_wait_ms", wait_ms)
+        # Parameters allows extra fields; typed access would not know these names.
+        parameters.__setattr__("batch_size", self.batch_size)
+        parameters.__setattr__("batch_requests", self.batch_requests)
+        parameters.__setattr__("queue_wait_ms", wait_ms)
         response.parameters = parameters
 
 
 class _Pending:
-    __slots__ = ("request", "key", "rows", "future", "enqueued", "info", "timing")
+    __slots__ = ("deadline", "enqueued", "future", "info", "key", "request", "rows", "timing")
 
     def __init__(
         self,
         request: InferenceRequest,
         key: Hashable,
-        rows: Optional[int],
+        rows: int | None,
         future: asyncio.Future[InferenceResponse],
-        info: Optional[ServingInfo],
+        info: ServingInfo | None,
     ) -> None:
         self.request, self.key, self.rows, self.future, self.info = request, key, rows, future, info
         self.enqueued = time.perf_counter()
-        self.timing: Optional[InferTiming] = None
+        self.timing: InferTiming | None = None
+        self.deadline = current_deadline()
 
 
 class AdaptiveBatcher:
@@ -89,7 +94,7 @@ class AdaptiveBatcher:
         self.name = name
         self._queue: collections.deque[_Pending] = collections.deque()
         self._busy = 0
-        self._timer: Optional[asyncio.TimerHandle] = None
+        self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -97,7 +102,7 @@ class AdaptiveBatcher:
         return len(self._queue)
 
     async def predict(
-        self, request: InferenceRequest, info: Optional[ServingInfo] = None
+        self, request: InferenceRequest, info: ServingInfo | None = None
     ) -> InferenceResponse:
         """Queue ``request`` and wait for its own part of a batch's response."""
         self._drop_cancelled()
@@ -143,9 +148,16 @@ class AdaptiveBatcher:
             task = asyncio.get_running_loop().create_task(self._run(batch))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+            # Every caller of a dispatched batch gone: stop it too (a worker skips it
+            # if it has not started).
+            abandon = functools.partial(_abandon_if_all_gone, batch, task)
+            for item in batch:
+                item.future.add_done_callback(abandon)
 
     def _rows_for(self, key: Hashable) -> int:
-        return sum(item.rows or 0 for item in self._queue if item.key == key and not item.future.done())
+        return sum(
+            item.rows or 0 for item in self._queue if item.key == key and not item.future.done()
+        )
 
     def _take_batch(self) -> list[_Pending]:
         head = self._queue.popleft()
@@ -158,7 +170,11 @@ class AdaptiveBatcher:
             item = self._queue.popleft()
             if item.future.done():
                 continue
-            if item.key == head.key and item.rows is not None and rows + item.rows <= self.max_batch_size:
+            if (
+                item.key == head.key
+                and item.rows is not None
+                and rows + item.rows <= self.max_batch_size
+            ):
                 batch.append(item)
                 rows += item.rows
                 if rows >= self.max_batch_size:
@@ -169,12 +185,25 @@ class AdaptiveBatcher:
         self._queue = kept
         return batch
 
+    def _still_wanted(self, batch: list[_Pending]) -> list[_Pending]:
+        """``batch`` without callers who left; expired ones get 504 and are not started."""
+        for item in batch:
+            if not item.future.done() and expired(item.deadline):
+                item.future.set_exception(
+                    DeadlineExceeded(
+                        f"model '{self.name}': the request's deadline passed before compute"
+                    )
+                )
+        return [item for item in batch if not item.future.done()]
+
     async def _run(self, batch: list[_Pending]) -> None:
         started = time.perf_counter()
+        token = None
         try:
-            batch = [item for item in batch if not item.future.done()]
+            batch = self._still_wanted(batch)
             if not batch:
                 return
+            token = set_deadline(_batch_deadline(batch))
             rows = [item.rows or 0 for item in batch]
             for item in batch:
                 if item.info is not None:
@@ -192,7 +221,7 @@ class AdaptiveBatcher:
                 merged = merge_requests([item.request for item in batch])
                 response = await self._predict(merged)
                 responses = split_response(response, rows, self.name)
-            for item, response in zip(batch, responses):
+            for item, response in zip(batch, responses, strict=False):
                 if not item.future.done():
                     item.future.set_result(response)
         except BaseException as error:
@@ -202,6 +231,8 @@ class AdaptiveBatcher:
             if not isinstance(error, Exception):
                 raise
         finally:
+            if token is not None:
+                reset_deadline(token)
             self._busy -= 1
             self._dispatch()
 
@@ -209,6 +240,19 @@ class AdaptiveBatcher:
         """Wait for running batches to finish."""
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _batch_deadline(batch: list[_Pending]) -> float | None:
+    """A batch runs until its last member's deadline (none if any member has none)."""
+    deadlines = [item.deadline for item in batch]
+    if any(deadline is None for deadline in deadlines):
+        return None
+    return max(d for d in deadlines if d is not None)
+
+
+def _abandon_if_all_gone(batch: list[_Pending], task: asyncio.Task[None], _: object = None) -> None:
+    if not task.done() and all(item.future.cancelled() for item in batch):
+        task.cancel()
 
 
 class BatchingRunner:
@@ -230,13 +274,17 @@ class BatchingRunner:
             name=runner.settings.name,
         )
 
+    def has_capacity(self) -> bool:
+        check = getattr(self.runner, "has_capacity", None)
+        return True if check is None else bool(check())
+
     async def load(self) -> MetadataModelResponse:
         metadata = await self.runner.load()
         self.batcher.concurrency = max(1, getattr(self.runner, "concurrency", 1))
         return metadata
 
     async def predict(
-        self, request: InferenceRequest, info: Optional[ServingInfo] = None
+        self, request: InferenceRequest, info: ServingInfo | None = None
     ) -> InferenceResponse:
         return await self.batcher.predict(request, info)
 

@@ -8,6 +8,7 @@ ship a ``models.py`` never collide; anything else is a normal import
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.util
@@ -17,6 +18,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from ..compat import install_mlserver_compat
 from ..environments.runtimes import implementation_aliases
 from ..errors import ModelLoadError
 
@@ -29,6 +31,7 @@ _import_lock = threading.Lock()
 def import_implementation(implementation: str, folder: str | None) -> type[Any]:
     """Return the class named by ``implementation``, importing from ``folder`` first."""
     implementation = IMPLEMENTATION_ALIASES.get(implementation, implementation)
+    install_mlserver_compat()  # `import mlserver` in model code (unless off or MLServer is here)
     module_path, _, attribute = implementation.rpartition(".")
     if not module_path or not attribute:
         raise ModelLoadError(
@@ -43,7 +46,8 @@ def import_implementation(implementation: str, folder: str | None) -> type[Any]:
                 if error.name and module_path.startswith(error.name):
                     where = f" (looked in {folder} and on sys.path)" if folder else ""
                     raise ModelLoadError(
-                        f"implementation '{implementation}': module '{module_path}' not found{where}"
+                        f"implementation '{implementation}': "
+                        f"module '{module_path}' not found{where}"
                     ) from None
                 raise
     try:
@@ -89,10 +93,8 @@ def _import_local(module_path: str, folder: str) -> ModuleType | None:
         sys.modules.pop(unique_name, None)
         raise
     finally:
-        try:
+        with contextlib.suppress(ValueError):
             sys.path.remove(str(base))
-        except ValueError:
-            pass
         _forget_folder_modules(set(sys.modules) - before - {unique_name}, base)
     return module
 

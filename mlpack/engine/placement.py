@@ -14,11 +14,12 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from ..environments.extract import ExtractionLimits
 from ..settings import ModelSettings
 from .batching import BatchingRunner
 from .runner import LocalRunner, ModelRunner
 from .workers.interpreters import EnvironmentPools, EnvironmentRunner, has_environment
-from .workers.pool import WorkerPool, WorkerRunner
+from .workers.pool import DEFAULT_POOL_LIMITS, PoolLimits, WorkerPool, WorkerRunner
 
 logger = logging.getLogger("mlpack.engine")
 
@@ -35,6 +36,8 @@ class RunnerPlacement:
             name an environment run like any other model).
         build_environments: build environments from requirements / conda files (False:
             such models fail to load, saying how to pack them instead).
+        limits: queue bound, health pings, recycling and restart backoff of every pool.
+        extraction_limits: bounds on what an environment tarball may unpack to.
     """
 
     def __init__(
@@ -42,15 +45,24 @@ class RunnerPlacement:
         parallel_workers: int = 0,
         workers_timeout: float = 5.0,
         environments_dir: Path | None = None,
+        limits: PoolLimits = DEFAULT_POOL_LIMITS,
+        extraction_limits: ExtractionLimits | None = None,
         build_environments: bool = True,
     ) -> None:
         self.pool: WorkerPool | None = None
         if parallel_workers > 0:
-            self.pool = WorkerPool(parallel_workers, stop_timeout=workers_timeout)
+            self.pool = WorkerPool(
+                parallel_workers, stop_timeout=workers_timeout, **limits.as_kwargs()
+            )
         self.environment_pools: EnvironmentPools | None = None
         if environments_dir is not None:
             self.environment_pools = EnvironmentPools(
-                environments_dir, parallel_workers, workers_timeout, build_environments
+                environments_dir,
+                parallel_workers,
+                workers_timeout,
+                extraction_limits or ExtractionLimits(),
+                limits,
+                build_environments,
             )
 
     def __call__(self, settings: ModelSettings) -> ModelRunner:

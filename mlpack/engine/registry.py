@@ -10,7 +10,6 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 from ..codecs.tensors import validate_inputs
 from ..errors import (
@@ -19,6 +18,7 @@ from ..errors import (
     ModelLoadError,
     ModelNotFound,
     ModelNotReady,
+    ShuttingDown,
 )
 from ..settings import ModelSettings
 from ..types import (
@@ -29,15 +29,17 @@ from ..types import (
     RepositoryIndexResponseItem,
     State,
 )
+from . import deadlines
 from .batching import ServingInfo, predict_reporting
 from .placement import RunnerFactory, RunnerPlacement
 from .repository import discover_models
 from .runner import ModelRunner
-from .stats import InferEvent, InferenceObserver, close_timing, open_timing
+from .stats import InferenceObserver, InferEvent, close_timing, open_timing
 
 logger = logging.getLogger("mlpack.registry")
 
-def version_sort_key(version: Optional[str]) -> tuple[int, tuple[object, ...]]:
+
+def version_sort_key(version: str | None) -> tuple[int, tuple[object, ...]]:
     """Order versions so the newest sorts last: numeric parts compare as numbers."""
     if version is None:
         return (0, ())
@@ -56,8 +58,8 @@ class ModelEntry:
     settings: ModelSettings
     state: State = State.UNAVAILABLE
     reason: str = ""
-    runner: Optional[ModelRunner] = None
-    metadata: Optional[MetadataModelResponse] = None
+    runner: ModelRunner | None = None
+    metadata: MetadataModelResponse | None = None
     in_flight: int = 0
     queues: bool = False  # requests wait in a queue (batching) before they are computed
     idle: asyncio.Event = field(default_factory=asyncio.Event)
@@ -71,7 +73,7 @@ class ModelEntry:
         return self.settings.name
 
     @property
-    def version(self) -> Optional[str]:
+    def version(self) -> str | None:
         return self.settings.parameters.version
 
 
@@ -83,31 +85,42 @@ class ModelRegistry:
             in-process threads with batching where a model asks for it).
         repository_root: folder re-scanned when a model is loaded by name.
         observer: told about every inference request once it finishes (metrics, stats).
+        inference_timeout: seconds a request may take when its model sets no
+            ``inference_timeout`` of its own (None: no limit).
     """
 
     def __init__(
         self,
-        runner_factory: Optional[RunnerFactory] = None,
-        repository_root: Optional[Path] = None,
-        observer: Optional[InferenceObserver] = None,
+        runner_factory: RunnerFactory | None = None,
+        repository_root: Path | None = None,
+        observer: InferenceObserver | None = None,
+        inference_timeout: float | None = None,
     ) -> None:
+        self.inference_timeout = inference_timeout
         self._runner_factory = runner_factory or RunnerPlacement()
         self._repository_root = repository_root
+        # Loading by name may pick up folders added after start (the ``repository_rescan`` setting).
+        self.rescan = True
         self.observer = observer
-        self._models: dict[str, dict[Optional[str], ModelEntry]] = {}
+        self._models: dict[str, dict[str | None, ModelEntry]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        # Set at shutdown: readiness answers false while requests are still served.
+        self.draining = False
+        # Inference calls in progress (their tasks), so shutdown's hard limit can end them.
+        self._calls: set[asyncio.Task[object]] = set()
+        self._aborting = False
 
     # -- lookup -------------------------------------------------------------------
     def entries(self) -> list[ModelEntry]:
         return [entry for versions in self._models.values() for entry in versions.values()]
 
-    def _versions(self, name: str) -> dict[Optional[str], ModelEntry]:
+    def _versions(self, name: str) -> dict[str | None, ModelEntry]:
         versions = self._models.get(name)
         if not versions:
             raise ModelNotFound(name)
         return versions
 
-    def get(self, name: str, version: Optional[str] = None) -> ModelEntry:
+    def get(self, name: str, version: str | None = None) -> ModelEntry:
         """The entry for ``name`` (newest version when ``version`` is None)."""
         versions = self._versions(name)
         if version is not None:
@@ -119,36 +132,47 @@ class ModelRegistry:
         candidates = ready or list(versions.values())
         return max(candidates, key=lambda e: version_sort_key(e.version))
 
-    def get_ready(self, name: str, version: Optional[str] = None) -> ModelEntry:
+    def get_ready(self, name: str, version: str | None = None) -> ModelEntry:
         entry = self.get(name, version)
         if entry.state is not State.READY or entry.runner is None:
             what = f"model '{name}'" + (f" version '{version}'" if version else "")
             detail = f": {entry.reason}" if entry.reason else ""
             raise ModelNotReady(f"{what} is not ready ({entry.state.value}){detail}")
+        if not has_capacity(entry.runner):
+            what = f"model '{name}'" + (f" version '{version}'" if version else "")
+            raise ModelNotReady(
+                f"{what} is not ready: no worker process can run it right now "
+                "(a replacement is starting)"
+            )
         return entry
 
-    def ready(self, name: str, version: Optional[str] = None) -> bool:
+    def ready(self, name: str, version: str | None = None) -> bool:
         """Whether ``name`` (``version``) can serve now (raises ``ModelNotFound``)."""
         entry = self.get(name, version)
-        return entry.state is State.READY and entry.runner is not None
+        return (
+            entry.state is State.READY and entry.runner is not None and has_capacity(entry.runner)
+        )
 
-    def queues(self, name: str, version: Optional[str] = None) -> bool:
+    def queues(self, name: str, version: str | None = None) -> bool:
         """Whether requests to ``name`` wait in a queue before compute (so a caller who
         leaves meanwhile is worth noticing); raises ``ModelNotFound``."""
         return self.get(name, version).queues
 
     def is_ready(self) -> bool:
-        """True when every model meant to be serving is ready (a model unloaded through the
-        API is not: unloading on purpose does not take the whole server out of service)."""
-        return all(
-            entry.state is State.READY for entry in self.entries() if entry.load_at_startup
+        """True when every model meant to be serving is ready and can take requests (a
+        model unloaded through the API is not: unloading on purpose does not take the whole
+        server out of service), and the server is not draining."""
+        return not self.draining and all(
+            entry.state is State.READY and has_capacity(entry.runner)
+            for entry in self.entries()
+            if entry.load_at_startup
         )
 
     def versions_of(self, name: str) -> list[str]:
         versions = [v for v in self._versions(name) if v is not None]
         return sorted(versions, key=version_sort_key)
 
-    async def metadata(self, name: str, version: Optional[str] = None) -> MetadataModelResponse:
+    async def metadata(self, name: str, version: str | None = None) -> MetadataModelResponse:
         entry = self.get_ready(name, version)
         assert entry.metadata is not None
         metadata = entry.metadata.model_copy()
@@ -157,7 +181,7 @@ class ModelRegistry:
             metadata.versions = self.versions_of(name)
         return metadata
 
-    def index(self, ready: Optional[bool] = None) -> list[RepositoryIndexResponseItem]:
+    def index(self, ready: bool | None = None) -> list[RepositoryIndexResponseItem]:
         items = [
             RepositoryIndexResponseItem(
                 name=e.name, version=e.version or "", state=e.state, reason=e.reason
@@ -202,7 +226,7 @@ class ModelRegistry:
         if previous_runner is None:
             entry.state, entry.reason = State.LOADING, ""
         started = time.perf_counter()
-        runner: Optional[ModelRunner] = None
+        runner: ModelRunner | None = None
         try:
             runner = self._runner_factory(settings)
             metadata = await runner.load()
@@ -215,7 +239,9 @@ class ModelRegistry:
             if isinstance(error, MLPackError):
                 raise
             if isinstance(error, Exception):
-                raise ModelLoadError(f"model '{settings.name}' failed to load: {error!r}") from error
+                raise ModelLoadError(
+                    f"model '{settings.name}' failed to load: {error!r}"
+                ) from error
             raise
         self._install(entry, runner, metadata)
         logger.info(
@@ -264,12 +290,16 @@ class ModelRegistry:
             return loaded
 
     def _settings_on_disk(self, name: str) -> list[ModelSettings]:
+        known = [entry.settings for entry in self._models.get(name, {}).values()]
         if self._repository_root is not None:
             found, _ = discover_models(self._repository_root)
             matching = [s for s in found if s.name == name]
+            if not self.rescan:  # only folders known at start: a dropped-in folder is never imported
+                folders = {settings.folder for settings in known}
+                matching = [s for s in matching if s.folder in folders]
             if matching:
                 return matching
-        return [entry.settings for entry in self._models.get(name, {}).values()]
+        return known
 
     async def unload(self, name: str) -> None:
         """Unload every version of ``name``; it stays listed as UNAVAILABLE."""
@@ -296,10 +326,68 @@ class ModelRegistry:
 
     # -- inference -------------------------------------------------------------------
     async def infer(
-        self, name: str, version: Optional[str], request: InferenceRequest
+        self,
+        name: str,
+        version: str | None,
+        request: InferenceRequest,
+        timeout: float | None = None,
     ) -> InferenceResponse:
-        """Validate ``request``, run it on the model, and fill in the response envelope."""
+        """Validate ``request``, run it on the model, and fill in the response envelope.
+
+        ``timeout`` is the client's own deadline in seconds from now (gRPC deadline,
+        REST ``Inference-Timeout``); the earliest of it, the request's ``timeout``
+        parameter and the model's ``inference_timeout`` bounds the request (504 past it).
+        """
         entry = self.get_ready(name, version)
+        task = asyncio.current_task()
+        if task is None or self._aborting:
+            return await self._bounded(entry, request, timeout)
+        self._calls.add(task)
+        try:
+            return await self._bounded(entry, request, timeout)
+        except asyncio.CancelledError:
+            if not self._aborting:
+                raise
+            task.uncancel()
+            raise ShuttingDown(
+                f"model '{entry.name}': the server stopped before this request finished; retry it"
+            ) from None
+        finally:
+            self._calls.discard(task)
+
+    def abort_in_flight(self) -> int:
+        """Shutdown's hard limit: end every inference call still running or queued; each
+        answers 503 (``ShuttingDown``). Returns how many were ended."""
+        self._aborting = True
+        calls = [task for task in self._calls if not task.done()]
+        for task in calls:
+            task.cancel()
+        return len(calls)
+
+    async def _bounded(
+        self, entry: ModelEntry, request: InferenceRequest, timeout: float | None
+    ) -> InferenceResponse:
+        limit = entry.settings.inference_timeout
+        if limit is None:
+            limit = self.inference_timeout
+        now = time.monotonic()
+        deadline = deadlines.earliest(
+            deadlines.after(timeout, now),
+            deadlines.after(deadlines.timeout_parameter(request.parameters), now),
+            deadlines.after(limit, now),
+        )
+        if deadline is None:
+            return await self._observed(entry, request)
+        token = deadlines.set_deadline(deadline)
+        try:
+            async with asyncio.timeout(deadline - now):
+                return await self._observed(entry, request)
+        except TimeoutError:
+            raise deadlines.exceeded(entry.name) from None
+        finally:
+            deadlines.reset_deadline(token)
+
+    async def _observed(self, entry: ModelEntry, request: InferenceRequest) -> InferenceResponse:
         if self.observer is None:
             return await self._infer(entry, request)
         # -- observer seam: one event per request that reached a known model version --
@@ -312,7 +400,9 @@ class ModelRegistry:
         finally:
             close_timing(token)
             duration = time.perf_counter() - started
-            self.observer.on_infer(InferEvent(entry.name, entry.version or "", ok, duration, timing))
+            self.observer.on_infer(
+                InferEvent(entry.name, entry.version or "", ok, duration, timing)
+            )
 
     async def _infer(self, entry: ModelEntry, request: InferenceRequest) -> InferenceResponse:
         validate_request(entry, request)
@@ -333,6 +423,13 @@ class ModelRegistry:
         if info is not None:
             info.attach(response)
         return response
+
+
+def has_capacity(runner: ModelRunner | None) -> bool:
+    """Whether ``runner`` can take requests now (a worker-backed runner may have none
+    while its workers are being replaced); runners without the notion always can."""
+    check = getattr(runner, "has_capacity", None)
+    return True if check is None else bool(check())
 
 
 def validate_request(entry: ModelEntry, request: InferenceRequest) -> None:
@@ -378,7 +475,7 @@ def _shape_matches(expected: list[int], actual: list[int]) -> bool:
     if len(expected) != len(actual):
         # A declared [N] also accepts [N, 1]-style batches of one feature, and vice versa.
         return False
-    return all(e < 0 or e == a for e, a in zip(expected, actual))
+    return all(e < 0 or e == a for e, a in zip(expected, actual, strict=False))
 
 
 def finish_response(

@@ -1,8 +1,9 @@
 """Assemble the engine and transports from settings; own start and stop order.
 
 Start: bind every port → serve REST and gRPC (live, not yet ready) → load models
-concurrently → ready. Stop (SIGTERM/SIGINT): stop accepting and let in-flight requests
-finish on both transports (``graceful_timeout``) → unload models.
+concurrently → ready. Stop (SIGTERM/SIGINT): not ready, still serving for ``drain_delay``
+(``drain_before_stop``) → stop accepting and let in-flight requests finish on both
+transports (``graceful_timeout``; what is left then is answered 503) → unload models.
 """
 
 from __future__ import annotations
@@ -20,14 +21,35 @@ import uvicorn
 
 from ..engine.placement import RunnerPlacement
 from ..engine.registry import ModelRegistry
+from ..engine.workers.pool import PoolLimits
+from ..environments.extract import ExtractionLimits
+from ..errors import InvalidSettings
 from ..settings import ModelSettings, Settings
+from .auth import AccessPolicy, describe_access
+from .autoscaling import AutoscalingCollector
 from .coalescing import CoalescingHttpToolsProtocol
+from .guards import inner_guards, metrics_guards, outer_guards
 from .hints import ready_hint
+from .limits import HttpLimits, connection_capacity, limited_protocol, raise_open_file_limit
 from .observability import Observability
 from .rest import InferFastPath, build_rest_app
 from .sockets import bind_socket
+from .tls import ServerTLS
 
 logger = logging.getLogger("mlpack.server")
+
+# Seconds between shutdown's hard limit (503 for what is left) and the transports' own.
+SHUTDOWN_MARGIN = 5.0
+
+
+def extraction_limits(settings: Settings) -> ExtractionLimits:
+    """The ``environment_max_*`` settings as the extractor's limits."""
+    return ExtractionLimits(
+        max_bytes=settings.environment_max_bytes,
+        max_files=settings.environment_max_files,
+        max_path_length=settings.environment_max_path_length,
+        max_ratio=settings.environment_max_ratio,
+    )
 
 
 class _EmbeddedUvicorn(uvicorn.Server):
@@ -68,9 +90,19 @@ class MLPackServer:
             settings.parallel_workers,
             settings.parallel_workers_timeout,
             environments_dir,
-            settings.build_environments,
+            pool_limits(settings),
+            extraction_limits(settings),
+            build_environments=settings.build_environments,
         )
-        self.registry = ModelRegistry(self.runners, repository_root=repository_root)
+        self.registry = ModelRegistry(
+            self.runners,
+            repository_root=repository_root,
+            inference_timeout=settings.inference_timeout,
+        )
+        self.registry.rescan = settings.repository_rescan
+        # Who may call what (server/auth.py); key files are read here, once.
+        self.access = AccessPolicy.from_settings(settings)
+        self.tls = server_tls(settings)
         self.observability = Observability(settings)
         self._stop = asyncio.Event()
         self._listeners: list[tuple[str, str]] = []
@@ -111,16 +143,36 @@ class MLPackServer:
             root_path=settings.root_path,
             extra_routes=observability.routes(self.registry),
         )
+        open_files = raise_open_file_limit()
+        limits = http_limits(settings, open_files)
+        logger.info(
+            "open-file limit %d: up to %d REST connections, %d requests in flight",
+            open_files,
+            limits.max_connections,
+            limits.max_concurrent_requests,
+        )
+        policy = self.access
+        generic_model_errors = settings.model_error_detail == "generic"
+        app.state.generic_model_errors = generic_model_errors
+        # Guards sit outside the fast path, so they cover every route (server/guards.py).
+        served = inner_guards(InferFastPath(app), settings, policy)
         config = uvicorn.Config(
-            observability.wrap(InferFastPath(app)),
+            outer_guards(observability.wrap(served), settings),
             lifespan="off",
-            http=CoalescingHttpToolsProtocol,
+            http=limited_protocol(CoalescingHttpToolsProtocol, limits),
+            timeout_keep_alive=settings.timeout_keep_alive,  # type: ignore[arg-type]
             access_log=settings.access_log,
             log_config=None,
             root_path=settings.root_path,
-            timeout_graceful_shutdown=settings.graceful_timeout,
+            # Past graceful_timeout the registry ends what is left with 503s; uvicorn's
+            # own limit (which would answer 500) comes only after those are sent.
+            timeout_graceful_shutdown=settings.graceful_timeout + SHUTDOWN_MARGIN,  # type: ignore[arg-type]
             server_header=False,
+            **(self.tls.uvicorn_options() if self.tls else {}),
         )
+        if self.tls is not None:  # build the SSL context now, so reloads reach it
+            config.load()
+            self.tls.register(config.ssl)
         self._uvicorn = _EmbeddedUvicorn(config)
         # -- gRPC (server/grpc.py): bound before anything starts, so a busy port fails early.
         try:
@@ -133,38 +185,96 @@ class MLPackServer:
                 settings.grpc_port,
                 settings.grpc_max_message_length,
                 call_metrics=observability.grpc_call_metrics(),
+                max_concurrent_rpcs=settings.max_concurrent_requests,
+                interceptors=_grpc_interceptors(policy),
+                credentials=self.tls.grpc_credentials() if self.tls else None,
             )
         except BaseException:
             http_socket.close()
             raise
+        grpc_transport.servicer.generic_model_errors = generic_model_errors
         await grpc_transport.start()
         logger.info("gRPC listening on %s:%s", settings.host, grpc_transport.port)
         # -- end gRPC
         rest_task = asyncio.create_task(self._uvicorn.serve(sockets=[http_socket]))
-        metrics = _metrics_server(observability, metrics_socket)
+        observability.extra_collectors.append(
+            AutoscalingCollector(self.registry, self.runners.pool, self.runners.environment_pools)
+        )
+        metrics = _metrics_server(observability, metrics_socket, policy, settings.access_log)
         metrics_task = None
         if metrics is not None and metrics_socket is not None:
             metrics_task = asyncio.create_task(metrics.serve(sockets=[metrics_socket]))
         self._http_port = int(http_socket.getsockname()[1])
         self._listeners = _listeners(settings, http_socket, metrics_socket if metrics else None)
         self._listeners.insert(1, ("gRPC", f"{settings.host}:{grpc_transport.port}"))
+        tls_state = "TLS off"
+        if self.tls is not None:
+            tls_state = "mutual TLS" if self.tls.mutual else "TLS on"
+            what, address = self._listeners[0]
+            self._listeners[0] = (what, address.replace("http://", "https://", 1))
+        self._listeners.append(("access", describe_access(settings.host, policy, tls_state)))
+        tls_watch = self._watch_tls()
         with self._signals():
             for model in self.models:
                 self.registry.add(model)
             loading = asyncio.create_task(self._load_models())
             stop_task = asyncio.create_task(self._stop.wait())
             await asyncio.wait({rest_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+            if stop_task.done():
+                await self.drain_before_stop(rest_task)
             logger.info("shutting down: finishing in-flight requests")
             self._uvicorn.should_exit = True
-            await asyncio.gather(rest_task, grpc_transport.stop(settings.graceful_timeout))
+            hard_limit = asyncio.create_task(self._hard_limit(settings.graceful_timeout))
+            await asyncio.gather(
+                rest_task, grpc_transport.stop(settings.graceful_timeout + SHUTDOWN_MARGIN)
+            )
+            hard_limit.cancel()
             if metrics is not None and metrics_task is not None:
                 metrics.should_exit = True
                 await metrics_task
             loading.cancel()
             stop_task.cancel()
+            if tls_watch is not None:
+                tls_watch.cancel()
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
             await self.registry.close()
             await self.runners.close()  # engine: workers stop last
             logger.info("stopped")
+
+    def _watch_tls(self) -> asyncio.Task[None] | None:
+        """Reload certificates when their files change, and at once on SIGHUP."""
+        if self.tls is None:
+            return None
+        tls = self.tls
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, tls.reload, True)
+        return asyncio.create_task(tls.watch(self.settings.tls_reload_interval))
+
+    async def drain_before_stop(self, rest_task: asyncio.Task[None]) -> None:
+        """Shutdown step 1: readiness goes false at once; keep serving for ``drain_delay``.
+
+        Load balancers and Kubernetes endpoints keep routing to a terminating process for
+        a few seconds; requests that arrive meanwhile are still served on both transports.
+        A second signal does not shorten the delay; the REST server ending does.
+        """
+        self.registry.draining = True
+        delay = self.settings.drain_delay or 0.0
+        if delay <= 0:
+            return
+        logger.info("draining: readiness is false, still serving for %.1fs", delay)
+        await asyncio.wait({rest_task}, timeout=delay)
+
+    async def _hard_limit(self, graceful_timeout: float) -> None:
+        """After ``graceful_timeout``, end what is still in flight with 503 + Retry-After."""
+        await asyncio.sleep(graceful_timeout)
+        ended = self.registry.abort_in_flight()
+        if ended:
+            logger.warning(
+                "graceful_timeout (%gs) reached: %d request(s) answered 503",
+                graceful_timeout,
+                ended,
+            )
 
     async def _load_models(self) -> None:
         await self.runners.start()  # engine: start workers before loading models
@@ -195,6 +305,32 @@ class MLPackServer:
                 loop.remove_signal_handler(sig)
 
 
+def http_limits(settings: Settings, open_files: int) -> HttpLimits:
+    """The REST transport's limits from the server's settings and the open-file limit."""
+    capacity = connection_capacity(open_files)
+    return HttpLimits(
+        max_connections=min(settings.max_connections or capacity, capacity),
+        max_concurrent_requests=settings.max_concurrent_requests,
+        max_request_size=settings.max_request_size,
+        max_header_size=settings.max_header_size,
+        max_header_count=settings.max_header_count,
+        timeout_request_head=settings.timeout_request_head,
+        timeout_request_body=settings.timeout_request_body,
+        timeout_keep_alive=settings.timeout_keep_alive,
+    )
+
+
+def pool_limits(settings: Settings) -> PoolLimits:
+    """The worker pools' limits from the server's settings."""
+    return PoolLimits(
+        max_queue_size=settings.max_queue_size,
+        ping_interval=settings.worker_ping_interval,
+        ping_timeout=settings.worker_ping_timeout,
+        max_requests_per_worker=settings.max_requests_per_worker,
+        max_restart_backoff=settings.worker_max_restart_backoff,
+    )
+
+
 def _listeners(
     settings: Settings, http_socket: socket.socket, metrics_socket: socket.socket | None
 ) -> list[tuple[str, str]]:
@@ -207,18 +343,47 @@ def _listeners(
     return listeners
 
 
+def server_tls(settings: Settings) -> ServerTLS | None:
+    """The TLS files from settings (both or neither of cert and key), checked now."""
+    if not settings.tls_cert_file and not settings.tls_key_file:
+        if settings.tls_client_ca_file:
+            raise InvalidSettings("tls_client_ca_file needs tls_cert_file and tls_key_file")
+        return None
+    if not (settings.tls_cert_file and settings.tls_key_file):
+        raise InvalidSettings("TLS needs both tls_cert_file and tls_key_file")
+    return ServerTLS(settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file)
+
+
+def _grpc_interceptors(policy: AccessPolicy) -> list[Any]:
+    """The access interceptor when the policy can refuse anything (else none: no cost)."""
+    if not policy.active:
+        return []
+    from .grpc_access import AccessInterceptor
+
+    return [AccessInterceptor(policy)]
+
+
 def _metrics_server(
-    observability: Observability, sock: socket.socket | None
+    observability: Observability,
+    sock: socket.socket | None,
+    policy: AccessPolicy | None = None,
+    access_log: bool = False,
 ) -> _EmbeddedUvicorn | None:
-    """The metrics endpoint's own uvicorn server (None when metrics are disabled)."""
+    """The metrics endpoint's own uvicorn server (None when metrics are disabled).
+
+    ``access_log`` must match the REST server's: uvicorn's ``access_log=False`` silences the
+    process-wide ``uvicorn.access`` logger, which would switch the REST access log off too.
+    """
     app = observability.metrics_app()
     if app is None or sock is None:
         return None
+    if policy is not None:
+        app = metrics_guards(app, observability.settings, policy)
     config = uvicorn.Config(
         app,
         lifespan="off",
         http="httptools",
-        access_log=False,
+        access_log=access_log,
         log_config=None,
         server_header=False,
     )

@@ -9,14 +9,16 @@ status; every 503 carries ``Retry-After``. The Starlette app registers
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..errors import MLPackError
+from ..errors import MLPackError, release
+from .disclosure import public_message
 
 logger = logging.getLogger("mlpack.rest")
 
@@ -29,21 +31,29 @@ def retry_after(seconds: float = 1.0) -> dict[str, str]:
     return {"Retry-After": str(max(1, round(seconds)))}
 
 
-def error_response(error: Exception, where: str = "") -> Response:
-    """``{"error": message}`` with the status ``error`` maps to (500 for a bug, logged)."""
+def error_response(
+    error: Exception, where: str = "", generic_model_errors: bool = False
+) -> Response:
+    """``{"error": message}`` with the status ``error`` maps to (500 for a bug, logged).
+
+    With ``generic_model_errors`` a model's own failure answers a fixed sentence and an
+    error id instead of its message (``server/disclosure.py``).
+    """
     if isinstance(error, MLPackError):
-        status, message = int(error.status), error.message
+        status, message = int(error.status), public_message(error, generic_model_errors)
     else:  # a bug: answer 500, keep serving, log the traceback
         logger.error("unhandled error on %s", where, exc_info=error)
         status, message = 500, f"internal error: {error!r}"
     headers = None
     if status == SERVICE_UNAVAILABLE:
         headers = retry_after(getattr(error, "retry_after", None) or 1.0)
+    release(error)  # answered: the request's data goes now, not at the next gc cycle
     return Response(orjson.dumps({"error": message}), status, headers, media_type=JSON)
 
 
 async def _mlpack_error(request: Request, exc: Exception) -> Response:
-    return error_response(exc, request.url.path)
+    generic = getattr(request.app.state, "generic_model_errors", False)
+    return error_response(exc, request.url.path, generic)
 
 
 async def _bug(request: Request, exc: Exception) -> Response:

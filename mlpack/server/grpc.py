@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from typing import Any, Awaitable, Callable, Optional, Protocol, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol, TypeVar
 
 import grpc
 from google.protobuf import descriptor_pool
@@ -18,11 +19,12 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from ..engine.registry import ModelRegistry
-from ..errors import DeadlineExceeded, MLPackError, ModelNotFound, ResourceExhausted
+from ..errors import DeadlineExceeded, MLPackError, ModelNotFound, ResourceExhausted, release
 from ..proto import convert
 from ..proto import inference_pb2 as pb
 from ..proto import inference_pb2_grpc as pb_grpc
 from ..types import MetadataServerResponse, Parameters, RepositoryIndexResponse
+from .disclosure import public_message
 from .headers import outgoing_headers, response_headers
 from .sockets import PortInUse
 
@@ -35,9 +37,13 @@ DEFAULT_MAX_MESSAGE_LENGTH = 256 * 1024 * 1024
 # The one place where an error's HTTP status becomes a gRPC status code.
 _STATUS_CODES: dict[int, grpc.StatusCode] = {
     400: grpc.StatusCode.INVALID_ARGUMENT,
+    401: grpc.StatusCode.UNAUTHENTICATED,
+    403: grpc.StatusCode.PERMISSION_DENIED,
     404: grpc.StatusCode.NOT_FOUND,
+    408: grpc.StatusCode.DEADLINE_EXCEEDED,
     413: grpc.StatusCode.RESOURCE_EXHAUSTED,
     415: grpc.StatusCode.INVALID_ARGUMENT,  # REST only (a body's media type)
+    431: grpc.StatusCode.RESOURCE_EXHAUSTED,
     499: grpc.StatusCode.CANCELLED,
     500: grpc.StatusCode.INTERNAL,
     503: grpc.StatusCode.UNAVAILABLE,
@@ -66,7 +72,9 @@ class CallMetrics(Protocol):
 class _Observed:
     """Holds the optional ``CallMetrics`` the decorated RPC methods report to."""
 
-    call_metrics: Optional[CallMetrics] = None
+    call_metrics: CallMetrics | None = None
+    # A model's own failure answers a fixed sentence and an error id (``model_error_detail``).
+    generic_model_errors: bool = False
 
 
 def _handles_errors(handler: Handler[Response]) -> Handler[Response]:
@@ -83,12 +91,15 @@ def _handles_errors(handler: Handler[Response]) -> Handler[Response]:
         if metrics is not None:
             metrics.grpc_call_started(method)
         code = "OK"
+        failure: tuple[grpc.StatusCode, str] | None = None
         try:
             return await handler(self, request, context)
         except MLPackError as error:
             status = status_code(error)
             code = status.name
-            await context.abort(status, error.message)
+            generic = getattr(self, "generic_model_errors", False)
+            failure = (status, public_message(error, generic))
+            release(error)  # the request's data goes now, not at the next gc cycle
         except asyncio.CancelledError:
             code = "CANCELLED"
             raise
@@ -99,10 +110,12 @@ def _handles_errors(handler: Handler[Response]) -> Handler[Response]:
         except Exception as error:  # a bug: answer INTERNAL, keep serving, log the traceback
             code = "INTERNAL"
             logger.exception("unhandled error in %s", method)
-            await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {error!r}")
+            failure = (grpc.StatusCode.INTERNAL, f"internal error: {error!r}")
+            release(error)
         finally:
             if metrics is not None:
                 metrics.grpc_call_handled(method, code)
+        await context.abort(*failure)
         raise AssertionError("unreachable")  # context.abort raises
 
     return wrapper
@@ -110,7 +123,7 @@ def _handles_errors(handler: Handler[Response]) -> Handler[Response]:
 
 def _request_headers(context: grpc.aio.ServicerContext) -> dict[str, Any]:
     """Invocation metadata as headers (binary ``-bin`` values stay bytes)."""
-    return {key: value for key, value in (context.invocation_metadata() or ())}
+    return dict(context.invocation_metadata() or ())
 
 
 def _metadata(headers: dict[str, Any]) -> tuple[tuple[str, str], ...]:
@@ -124,7 +137,7 @@ def _metadata(headers: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     return tuple(safe)
 
 
-def _version(value: str) -> Optional[str]:
+def _version(value: str) -> str | None:
     return value or None
 
 
@@ -143,7 +156,7 @@ class InferenceServicer(_Observed, pb_grpc.GRPCInferenceServiceServicer):
         registry: ModelRegistry,
         server_metadata: MetadataServerResponse,
         max_message_length: int = DEFAULT_MAX_MESSAGE_LENGTH,
-        call_metrics: Optional[CallMetrics] = None,
+        call_metrics: CallMetrics | None = None,
     ) -> None:
         self.registry = registry
         self.call_metrics = call_metrics
@@ -201,7 +214,7 @@ class InferenceServicer(_Observed, pb_grpc.GRPCInferenceServiceServicer):
         else:
             inference_request.parameters.headers = headers
         response = await self.registry.infer(
-            request.model_name, _version(request.model_version), inference_request
+            request.model_name, _version(request.model_version), inference_request, remaining
         )
         if response.parameters is not None:
             returned = outgoing_headers(response.parameters)
@@ -247,7 +260,7 @@ class InferenceServicer(_Observed, pb_grpc.GRPCInferenceServiceServicer):
 class _RegistryHealth(_Observed, health.aio.HealthServicer):  # type: ignore[misc]
     """``grpc.health.v1``: SERVING when the server is ready (as ``/v2/health/ready``)."""
 
-    def __init__(self, registry: ModelRegistry, call_metrics: Optional[CallMetrics] = None) -> None:
+    def __init__(self, registry: ModelRegistry, call_metrics: CallMetrics | None = None) -> None:
         super().__init__()
         self._registry = registry
         self.call_metrics = call_metrics
@@ -285,6 +298,9 @@ class GrpcTransport:
         host, port: where to listen (port 0 picks a free one; see ``port``).
         max_message_length: the send and receive limit in bytes (None: 256 MiB).
         call_metrics: where RPC counts go (e.g. ``ServerMetrics``; None: not counted).
+        max_concurrent_rpcs: most RPCs in flight (None: no limit).
+        interceptors: run before every call (e.g. the access policy's, ``grpc_access``).
+        credentials: TLS server credentials (``server/tls.py``; None: plaintext).
     """
 
     def __init__(
@@ -293,21 +309,28 @@ class GrpcTransport:
         server_metadata: MetadataServerResponse,
         host: str,
         port: int,
-        max_message_length: Optional[int] = None,
-        call_metrics: Optional[CallMetrics] = None,
+        max_message_length: int | None = None,
+        call_metrics: CallMetrics | None = None,
+        interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+        credentials: grpc.ServerCredentials | None = None,
+        max_concurrent_rpcs: int | None = None,
     ) -> None:
         limit = max_message_length or DEFAULT_MAX_MESSAGE_LENGTH
-        self._health_task: Optional[asyncio.Task[None]] = None
+        self._health_task: asyncio.Task[None] | None = None
         self._server = grpc.aio.server(
+            interceptors=list(interceptors),
             options=[
                 ("grpc.max_send_message_length", limit),
                 ("grpc.max_receive_message_length", limit),
                 # Without this a second server could share the port instead of failing.
                 ("grpc.so_reuseport", 0),
-            ]
+            ],
+            # Beyond it gRPC answers RESOURCE_EXHAUSTED at once.
+            maximum_concurrent_rpcs=max_concurrent_rpcs,
         )
+        self.servicer = InferenceServicer(registry, server_metadata, limit, call_metrics)
         pb_grpc.add_GRPCInferenceServiceServicer_to_server(  # type: ignore[no-untyped-call]
-            InferenceServicer(registry, server_metadata, limit, call_metrics), self._server
+            self.servicer, self._server
         )
         self.health = _RegistryHealth(registry, call_metrics)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
@@ -318,7 +341,10 @@ class GrpcTransport:
         )
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         try:
-            self.port = self._server.add_insecure_port(address)
+            if credentials is None:
+                self.port = self._server.add_insecure_port(address)
+            else:
+                self.port = self._server.add_secure_port(address, credentials)
         except RuntimeError:  # grpcio >= 1.60 raises; older versions return 0
             self.port = 0
         if not self.port:

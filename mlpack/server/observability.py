@@ -37,6 +37,8 @@ class Observability:
         self.metrics: ServerMetrics | None = None
         self.metrics_folder: MetricsFolder | None = None
         self.dashboard: DashboardRecorder | None = None
+        # More scrape-time collectors (e.g. server/autoscaling.py), added before metrics_app().
+        self.extra_collectors: list[Any] = []
 
     @property
     def metrics_enabled(self) -> bool:
@@ -98,7 +100,10 @@ class Observability:
         ):
             return None
         return build_metrics_app(
-            self.metrics_folder, self.settings.metrics_endpoint, self.metrics.families
+            self.metrics_folder,
+            self.settings.metrics_endpoint,
+            self.metrics.families,
+            *self.extra_collectors,
         )
 
     def banner(self, registry: ModelRegistry, listeners: list[tuple[str, str]]) -> None:

@@ -6,8 +6,10 @@ Errors become ``{"error": message}`` with their status in one place (``error_han
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any, Awaitable, Callable, Mapping, Optional
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 import orjson
 from pydantic import ValidationError
@@ -17,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..codecs.bytes_json import bytes_outputs_as_text
+from ..engine.deadlines import parse_timeout_header
 from ..engine.registry import ModelRegistry
 from ..errors import InvalidRequest, ModelNotReady
 from ..types import InferenceRequest, InferenceResponse, MetadataServerResponse, Parameters
@@ -31,6 +34,10 @@ logger = logging.getLogger("mlpack.rest")
 
 JSON = "application/json"
 EXTENSIONS = ["model_repository", binary.EXTENSION]
+# Bodies larger than this are decoded on a thread, off the event loop.
+OFF_LOOP_BODY_SIZE = 1024 * 1024
+# The client's deadline for one inference request, in seconds (decimal), e.g. "2.5".
+TIMEOUT_HEADER = "inference-timeout"
 
 
 class JSONBytesResponse(Response):
@@ -39,7 +46,14 @@ class JSONBytesResponse(Response):
     media_type = JSON
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+        return orjson.dumps(content, default=_json_default, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def _json_default(value: Any) -> Any:
+    """``bytes`` a model put in a BYTES output go out as UTF-8 text (as MLServer sends them)."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8")
+    raise TypeError(f"Type is not JSON serializable: {type(value).__name__}")
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -92,28 +106,30 @@ class RestEndpoints:
             JSON_ONLY if header_length is None else JSON_OR_BINARY,
         )
         body = await request.body()
-        if header_length is None:
-            inference_request = parse_inference_request(body)
-        else:  # binary tensor data extension (server/binary.py)
-            header, tensors = binary.split_body(body, header_length)
-            inference_request = parse_inference_request(header)
-            binary.attach_inputs(inference_request, tensors)
+        if len(body) > OFF_LOOP_BODY_SIZE:
+            # Decoding a big body takes long: do it on a thread so health checks and
+            # small requests keep being answered meanwhile.
+            inference_request = await asyncio.to_thread(decode_infer_body, body, header_length)
+        else:
+            inference_request = decode_infer_body(body, header_length)
+        del body
         binary_outputs = binary.requested_binary_outputs(inference_request)
         _attach_headers(inference_request, request)
-        if self.registry.queues(name, version):
+        timeout = parse_timeout_header(request.headers.get(TIMEOUT_HEADER))
+        queues = self.registry.queues(name, version)
+        work = self.registry.infer(name, version, inference_request, timeout)
+        if queues:
             # A queued request whose client has gone is dropped before compute.
-            response = await unless_disconnected(
-                request, self.registry.infer(name, version, inference_request)
-            )
+            response = await unless_disconnected(request, work)
         else:
-            response = await self.registry.infer(name, version, inference_request)
+            response = await work
         return encode_inference_response(response, binary_outputs)
 
     # -- repository extension ---------------------------------------------------------------------
     async def repository_index(self, request: Request) -> Response:
         check_content_type(request.headers.get("content-type"))
         body = await request.body()
-        ready: Optional[bool] = None
+        ready: bool | None = None
         if body.strip():
             try:
                 payload = orjson.loads(body)
@@ -158,9 +174,19 @@ class RestEndpoints:
         return [Route(path, endpoint, methods=methods) for path, endpoint, methods in table]
 
 
-def _model_path(request: Request) -> tuple[str, Optional[str]]:
+def _model_path(request: Request) -> tuple[str, str | None]:
     params = request.path_params
     return params["model_name"], params.get("model_version")
+
+
+def decode_infer_body(body: bytes, header_length: str | None) -> InferenceRequest:
+    """An infer body (JSON, or JSON + binary tensors) → ``InferenceRequest``."""
+    if header_length is None:
+        return parse_inference_request(body)
+    header, tensors = binary.split_body(body, header_length)  # binary tensor data extension
+    inference_request = parse_inference_request(header)
+    binary.attach_inputs(inference_request, tensors)
+    return inference_request
 
 
 def parse_inference_request(body: bytes) -> InferenceRequest:
@@ -182,7 +208,7 @@ def _attach_headers(inference_request: InferenceRequest, request: Request) -> No
 
 
 def encode_inference_response(
-    response: InferenceResponse, binary_outputs: Optional[Mapping[str, bool]] = None
+    response: InferenceResponse, binary_outputs: Mapping[str, bool] | None = None
 ) -> Response:
     """``InferenceResponse`` → JSON (binary outputs after it when asked for); headers the
     model set become HTTP headers."""
@@ -224,23 +250,23 @@ class InferFastPath:
                 try:
                     response = await match[0].endpoint(Request(scope, receive))
                 except Exception as error:
-                    response = error_response(error, scope["path"])
+                    generic = getattr(self.app.state, "generic_model_errors", False)
+                    response = error_response(error, scope["path"], generic)
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
-    def _match(self, scope: Any) -> Optional[tuple[Route, dict[str, str]]]:
+    def _match(self, scope: Any) -> tuple[Route, dict[str, str]] | None:
         path: str = scope["path"]
         root_path: str = scope.get("root_path", "")
         if root_path and path.startswith(root_path):
-            path = path[len(root_path):]
+            path = path[len(root_path) :]
         parts = path.split("/")
         if len(parts) == 5 and parts[4] == "infer" and parts[1] == "v2" and parts[2] == "models":
-            if parts[3]:
-                return self._unversioned, {"model_name": parts[3]}
-        elif len(parts) == 7 and parts[6] == "infer" and parts[4] == "versions":
-            if parts[1] == "v2" and parts[2] == "models" and parts[3] and parts[5]:
-                return self._versioned, {"model_name": parts[3], "model_version": parts[5]}
+            return (self._unversioned, {"model_name": parts[3]}) if parts[3] else None
+        versioned = len(parts) == 7 and parts[6] == "infer" and parts[4] == "versions"
+        if versioned and parts[1] == "v2" and parts[2] == "models" and parts[3] and parts[5]:
+            return self._versioned, {"model_name": parts[3], "model_version": parts[5]}
         return None
 
 
@@ -249,7 +275,7 @@ def build_rest_app(
     server_name: str = "mlpack",
     server_version: str = "",
     root_path: str = "",
-    extra_routes: Optional[list[Any]] = None,
+    extra_routes: list[Any] | None = None,
 ) -> Starlette:
     """The Starlette app serving the protocol over ``registry``."""
     endpoints = RestEndpoints(registry, server_name, server_version)

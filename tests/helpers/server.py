@@ -69,7 +69,9 @@ def start_server(
     wait_ready: bool = True,
     timeout: float = 60,
     args: tuple[str, ...] = (),
+    launcher: tuple[str, ...] = ("-m", "mlpack"),
     runtimes_on_path: bool = True,
+    wait: bool = True,
 ) -> RunningServer:
     """Start ``mlpack start folder`` on free ports and wait until it answers (or is ready).
 
@@ -87,8 +89,7 @@ def start_server(
     )
     command = [
         sys.executable,
-        "-m",
-        "mlpack",
+        *launcher,
         "start",
         str(folder),
         "--host",
@@ -111,6 +112,8 @@ def start_server(
             cwd=str(log_dir),
         )
     server = RunningServer(process, http_port, grpc_port, metrics_port, log_path)
+    if not wait:  # the caller waits its own way (e.g. over TLS)
+        return server
     try:
         wait_for(server, ready=wait_ready, timeout=timeout)
     except BaseException:

@@ -37,7 +37,13 @@ import sys
 import sysconfig
 from pathlib import Path
 
-from ...environments import Environment, find_python, unpack_environment
+from ...environments import (
+    DEFAULT_LIMITS,
+    Environment,
+    ExtractionLimits,
+    find_python,
+    unpack_environment,
+)
 from ...environments.build import build_conda_environment, build_requirements_environment
 from ...environments.files import (
     CONDA_FILES,
@@ -51,7 +57,7 @@ from ...environments.runtimes import runtime_packages
 from ...errors import InvalidEnvironment
 from ...settings import ModelSettings
 from ...types import InferenceRequest, InferenceResponse, MetadataModelResponse
-from .pool import WorkerPool, WorkerRunner
+from .pool import DEFAULT_POOL_LIMITS, PoolLimits, WorkerPool, WorkerRunner
 
 logger = logging.getLogger("mlpack.engine")
 
@@ -140,7 +146,11 @@ class _PopenWorker:
 
 
 def environment_pool(
-    environment: Environment, size: int, shim_root: Path, stop_timeout: float
+    environment: Environment,
+    size: int,
+    shim_root: Path,
+    stop_timeout: float,
+    limits: PoolLimits = DEFAULT_POOL_LIMITS,
 ) -> WorkerPool:
     """A ``WorkerPool`` whose workers run ``environment``'s Python."""
     command, env = worker_command(environment.python, shim_root)
@@ -155,7 +165,7 @@ def environment_pool(
         )
         return _PopenWorker(popen)
 
-    return WorkerPool(size, stop_timeout=stop_timeout, start_process=start)
+    return WorkerPool(size, stop_timeout=stop_timeout, start_process=start, **limits.as_kwargs())
 
 
 def child_main(fd: int, worker_id: int) -> None:
@@ -175,6 +185,8 @@ class EnvironmentPools:
         stop_timeout: how long closing waits for workers.
         build: build environments from requirements / conda files (False: such a model
             fails to load, saying how to pack its environment instead).
+        limits: bounds on what a tarball may unpack to.
+        pool_limits: queue bound, health pings, recycling and restart backoff of each pool.
     """
 
     def __init__(
@@ -182,14 +194,22 @@ class EnvironmentPools:
         environments_dir: Path,
         size: int = 1,
         stop_timeout: float = 5.0,
+        limits: ExtractionLimits = DEFAULT_LIMITS,
+        pool_limits: PoolLimits = DEFAULT_POOL_LIMITS,
         build: bool = True,
     ) -> None:
+        self.pool_limits = pool_limits
         self.environments_dir = environments_dir
+        self.limits = limits
         self.size = max(1, size)
         self.stop_timeout = stop_timeout
         self.build = build
         self._pools: dict[Path, WorkerPool] = {}
         self._lock = asyncio.Lock()
+
+    def pools(self) -> list[tuple[str, WorkerPool]]:
+        """Each started environment's pool, named by its folder (for gauges)."""
+        return [(root.name, pool) for root, pool in self._pools.items()]
 
     async def pool_for(self, settings: ModelSettings) -> WorkerPool:
         """The started pool for ``settings``' environment (unpacking or building it first)."""
@@ -198,7 +218,11 @@ class EnvironmentPools:
             pool = self._pools.get(environment.root)
             if pool is None:
                 pool = environment_pool(
-                    environment, self.size, self.environments_dir, self.stop_timeout
+                    environment,
+                    self.size,
+                    self.environments_dir,
+                    self.stop_timeout,
+                    self.pool_limits,
                 )
                 await pool.start()
                 self._pools[environment.root] = pool
@@ -226,7 +250,7 @@ class EnvironmentPools:
                 raise InvalidEnvironment(f"environment_path {choice.source} is not a folder")
             return Environment(choice.source, find_python(choice.source))
         if choice.kind == "tarball":
-            return unpack_environment(choice.source, self.environments_dir)
+            return unpack_environment(choice.source, self.environments_dir, limits=self.limits)
         if not self.build:
             raise InvalidEnvironment(
                 f"model '{name}' needs an environment built from {choice.source}, and building "
@@ -259,6 +283,11 @@ class EnvironmentRunner:
         pool = await self._pools.pool_for(self.settings)
         self._runner = WorkerRunner(self.settings, pool)
         return await self._runner.load()
+
+    queues = True  # requests may wait for a free worker slot
+
+    def has_capacity(self) -> bool:
+        return self._runner is None or self._runner.has_capacity()
 
     async def predict(self, request: InferenceRequest) -> InferenceResponse:
         assert self._runner is not None, "predict() before load()"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import pickle
 import struct
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -49,15 +49,26 @@ class UnloadModel:
 
 @dataclass
 class Predict:
-    """Run the model under ``key`` on a request packed by ``pack_request``."""
+    """Run the model under ``key`` on a request packed by ``pack_request``.
+
+    ``deadline`` (``time.monotonic()``, system-wide on Linux): not started after it.
+    """
 
     key: str
     request: tuple[Any, ...]
+    deadline: float | None = None
 
 
 @dataclass
 class Ping:
     pass
+
+
+@dataclass
+class Cancel:
+    """The caller of call ``call_id`` gave up: do not start it (sent without a reply)."""
+
+    call_id: int
 
 
 @dataclass
@@ -77,7 +88,7 @@ class Call:
 class Reply:
     call_id: int
     value: Any = None
-    error: Optional[BaseException] = None
+    error: BaseException | None = None
 
 
 def pack_request(request: InferenceRequest) -> tuple[Any, ...]:
@@ -86,15 +97,22 @@ def pack_request(request: InferenceRequest) -> tuple[Any, ...]:
     for request_input in request.inputs:
         decoded = decoded_data(request_input)
         data = request_input.data if decoded is None else decoded
-        inputs.append((
-            request_input.name, request_input.shape, request_input.datatype.value,
-            _pack_parameters(request_input.parameters), *_pack_data(data), decoded is not None,
-        ))
+        inputs.append(
+            (
+                request_input.name,
+                request_input.shape,
+                request_input.datatype.value,
+                _pack_parameters(request_input.parameters),
+                *_pack_data(data),
+                decoded is not None,
+            )
+        )
     return (
         request.id,
         _pack_parameters(request.parameters),
         inputs,
-        None if request.outputs is None
+        None
+        if request.outputs is None
         else [(o.name, _pack_parameters(o.parameters)) for o in request.outputs],
     )
 
@@ -106,8 +124,12 @@ def unpack_request(packed: tuple[Any, ...]) -> InferenceRequest:
     for name, shape, datatype, input_parameters, payload, form, validated in inputs:
         data = _unpack_data(payload, form)
         request_input = trusted(
-            RequestInput, name=name, shape=shape, datatype=Datatype(datatype),
-            parameters=_unpack_parameters(input_parameters), data=data,
+            RequestInput,
+            name=name,
+            shape=shape,
+            datatype=Datatype(datatype),
+            parameters=_unpack_parameters(input_parameters),
+            data=data,
         )
         if validated:  # the sender's validator already decoded it: do not decode again
             request_input._decoded = data
@@ -117,7 +139,9 @@ def unpack_request(packed: tuple[Any, ...]) -> InferenceRequest:
         id=request_id,
         parameters=_unpack_parameters(parameters),
         inputs=built,
-        outputs=None if outputs is None else [
+        outputs=None
+        if outputs is None
+        else [
             trusted(RequestOutput, name=name, parameters=_unpack_parameters(p))
             for name, p in outputs
         ],
@@ -132,8 +156,13 @@ def pack_response(response: InferenceResponse) -> tuple[Any, ...]:
         response.id,
         _pack_parameters(response.parameters),
         [
-            (o.name, o.shape, Datatype(o.datatype).value, _pack_parameters(o.parameters),
-             *_pack_data(o.data))
+            (
+                o.name,
+                o.shape,
+                Datatype(o.datatype).value,
+                _pack_parameters(o.parameters),
+                *_pack_data(o.data),
+            )
             for o in response.outputs
         ],
     )
@@ -150,8 +179,11 @@ def unpack_response(packed: tuple[Any, ...]) -> InferenceResponse:
         outputs=[
             trusted(
                 ResponseOutput,
-                name=name, shape=shape, datatype=Datatype(datatype),
-                parameters=_unpack_parameters(p), data=_unpack_data(payload, form),
+                name=name,
+                shape=shape,
+                datatype=Datatype(datatype),
+                parameters=_unpack_parameters(p),
+                data=_unpack_data(payload, form),
             )
             for name, shape, datatype, p, payload, form in outputs
         ],
@@ -165,14 +197,14 @@ _SMALL = 64 * 1024
 _PLAIN_KINDS = frozenset("biufcmM")  # fixed-size dtypes whose ``dtype.str`` round-trips
 
 
-def _pack_data(data: Any) -> tuple[Any, Optional[tuple[str, tuple[int, ...]]]]:
+def _pack_data(data: Any) -> tuple[Any, tuple[str, tuple[int, ...]] | None]:
     """(payload, form): a small plain array as its bytes and (dtype, shape); else as is."""
     if type(data) is np.ndarray and data.dtype.kind in _PLAIN_KINDS and data.nbytes <= _SMALL:
         return data.tobytes(), (data.dtype.str, data.shape)
     return data, None
 
 
-def _unpack_data(payload: Any, form: Optional[tuple[str, tuple[int, ...]]]) -> Any:
+def _unpack_data(payload: Any, form: tuple[str, tuple[int, ...]] | None) -> Any:
     if form is None:
         return payload
     dtype, shape = form
@@ -180,7 +212,7 @@ def _unpack_data(payload: Any, form: Optional[tuple[str, tuple[int, ...]]]) -> A
     return np.frombuffer(bytearray(payload), dtype=dtype).reshape(shape)
 
 
-def _pack_parameters(parameters: Optional[Parameters]) -> Optional[dict[str, Any]]:
+def _pack_parameters(parameters: Parameters | None) -> dict[str, Any] | None:
     if parameters is None:
         return None
     values = dict(parameters.__dict__)
@@ -189,7 +221,7 @@ def _pack_parameters(parameters: Optional[Parameters]) -> Optional[dict[str, Any
     return values
 
 
-def _unpack_parameters(values: Optional[dict[str, Any]]) -> Optional[Parameters]:
+def _unpack_parameters(values: dict[str, Any] | None) -> Parameters | None:
     return None if values is None else Parameters.model_construct(**values)
 
 
@@ -198,7 +230,8 @@ _CALL_PREDICT, _REPLY_VALUE, _OTHER = 0, 1, 2
 
 def _to_wire(message: Any) -> tuple[Any, ...]:
     if type(message) is Call and type(message.body) is Predict:
-        return (_CALL_PREDICT, message.call_id, message.body.key, message.body.request)
+        body = message.body
+        return (_CALL_PREDICT, message.call_id, body.key, body.request, body.deadline)
     if type(message) is Reply and message.error is None:
         return (_REPLY_VALUE, message.call_id, message.value)
     return (_OTHER, message)
@@ -208,7 +241,7 @@ def from_wire(wire: tuple[Any, ...]) -> Any:
     """The message an unpickled frame holds (see ``_to_wire``)."""
     tag = wire[0]
     if tag == _CALL_PREDICT:
-        return Call(wire[1], Predict(wire[2], wire[3]))
+        return Call(wire[1], Predict(wire[2], wire[3], wire[4]))
     if tag == _REPLY_VALUE:
         return Reply(wire[1], wire[2])
     return wire[1]
@@ -240,7 +273,7 @@ class FrameDecoder:
 
     def __init__(self) -> None:
         self._data = bytearray()
-        self._want: Optional[tuple[int, int]] = None
+        self._want: tuple[int, int] | None = None
 
     def feed(self, data: bytes) -> list[Any]:
         self._data += data
@@ -269,8 +302,10 @@ class FrameDecoder:
             return _INCOMPLETE
         view = memoryview(data)
         try:
-            buffers = [bytearray(view[start:start + length]) for start, length in spans]
-            message = from_wire(pickle.loads(view[HEADER.size:HEADER.size + size], buffers=buffers))
+            buffers = [bytearray(view[start : start + length]) for start, length in spans]
+            message = from_wire(
+                pickle.loads(view[HEADER.size : HEADER.size + size], buffers=buffers)
+            )
         finally:
             view.release()
         del data[:offset]

@@ -1,8 +1,10 @@
 """The worker process: a module-level entry point that loads models and runs predictions.
 
-Requests arrive one frame at a time on a socket and are answered in order. SIGINT
-and SIGTERM are ignored: the server stops its workers itself, after in-flight
-requests have finished, and a worker exits on its own when the server's end closes.
+Requests arrive one frame at a time on a socket. A reader thread answers pings at once
+(so the server can tell a busy worker from a hung or stopped one) and queues every other
+message for the main thread, which answers them in order. SIGINT and SIGTERM are
+ignored: the server stops its workers itself, after in-flight requests have finished,
+and a worker exits on its own when the server's end closes.
 """
 
 from __future__ import annotations
@@ -12,17 +14,22 @@ import io
 import logging
 import os
 import pickle
+import queue
 import signal
 import socket
-from typing import Any, Callable, Optional
+import threading
+from collections.abc import Callable
+from typing import Any
 
-from ...errors import MLPackError, ModelError, ModelNotFound
+from ...errors import MLPackError, ModelError, ModelNotFound, RequestCancelled
 from ...model import MLModel
+from ..deadlines import check
 from ..invocation import build_and_load, predict_blocking, unload_model
 from .messages import (
     HEADER,
     LENGTH,
     Call,
+    Cancel,
     LoadModel,
     Ping,
     Predict,
@@ -38,7 +45,7 @@ from .messages import (
 logger = logging.getLogger("mlpack.worker")
 
 
-def _read_exactly(stream: io.BufferedIOBase, size: int) -> Optional[bytearray]:
+def _read_exactly(stream: io.BufferedIOBase, size: int) -> bytearray | None:
     buffer = bytearray(size)
     if stream.readinto(buffer) != size:  # a buffered stream reads until full or EOF
         return None
@@ -66,9 +73,38 @@ def receive(sock: io.BufferedIOBase) -> Any:
     return from_wire(pickle.loads(payload, buffers=buffers))
 
 
+_send_lock = threading.Lock()
+
+
 def send(sock: socket.socket, message: Any) -> None:
-    for chunk in encode_frame(message):
-        sock.sendall(chunk)
+    chunks = encode_frame(message)
+    with _send_lock:  # the reader thread answers pings while the main thread replies
+        for chunk in chunks:
+            sock.sendall(chunk)
+
+
+def _read_messages(
+    stream: io.BufferedIOBase,
+    sock: socket.socket,
+    inbox: queue.SimpleQueue[Any],
+    cancelled: set[int],
+) -> None:
+    """Reader thread: answer pings now, note cancellations, hand the rest to the main thread."""
+    while True:
+        message = receive(stream)
+        if isinstance(message, Call) and isinstance(message.body, Cancel):
+            cancelled.add(message.body.call_id)
+            continue
+        if isinstance(message, Call) and isinstance(message.body, Ping):
+            try:
+                send(sock, Reply(message.call_id, value=os.getpid()))
+            except OSError:
+                message = Stop()
+            else:
+                continue
+        inbox.put(message)
+        if isinstance(message, Stop) or not isinstance(message, Call):
+            return
 
 
 class _Models:
@@ -83,6 +119,7 @@ class _Models:
             model = self.models.get(body.key)
             if model is None:
                 raise ModelNotFound(body.key.rsplit("#", 1)[0])
+            check(body.deadline, model.name)  # expired while queued: not started
             return pack_response(predict_blocking(model, unpack_request(body.request), self.loop))
         if isinstance(body, LoadModel):
             model, metadata = self.loop.run_until_complete(build_and_load(body.settings))
@@ -108,7 +145,9 @@ def _picklable(error: BaseException) -> BaseException:
         return ModelError(repr(error))
 
 
-def run_worker(sock: socket.socket, worker_id: int, on_start: Optional[Callable[[], None]] = None) -> None:
+def run_worker(
+    sock: socket.socket, worker_id: int, on_start: Callable[[], None] | None = None
+) -> None:
     """Entry point of a worker process: serve calls on ``sock`` until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -121,23 +160,41 @@ def run_worker(sock: socket.socket, worker_id: int, on_start: Optional[Callable[
     models = _Models()
     sock.setblocking(True)
     stream = io.BufferedReader(socket.SocketIO(sock, "rb"), buffer_size=256 * 1024)
+    inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    cancelled: set[int] = set()  # calls whose caller gave up before they started
+    reader = threading.Thread(
+        target=_read_messages,
+        args=(stream, sock, inbox, cancelled),
+        name="mlpack-worker-reader",
+        daemon=True,
+    )
+    reader.start()
     while True:
-        message = receive(stream)
+        message = inbox.get()
         if isinstance(message, Stop) or not isinstance(message, Call):
             break
         if isinstance(message.body, Stop):
             send(sock, Reply(message.call_id))
             break
-        try:
-            reply = Reply(message.call_id, value=models.handle(message.body))
-        except BaseException as error:  # every failure goes back to the caller
-            reply = Reply(message.call_id, error=_picklable(error))
+        if message.call_id in cancelled:  # the caller left while this call was queued here
+            cancelled.discard(message.call_id)
+            reply = Reply(message.call_id, error=RequestCancelled("the caller gave up"))
+        else:
+            try:
+                reply = Reply(message.call_id, value=models.handle(message.body))
+            except BaseException as error:  # every failure goes back to the caller
+                reply = Reply(message.call_id, error=_picklable(error))
+        if cancelled:  # a cancellation that came too late names an answered call: forget it
+            cancelled.difference_update([i for i in cancelled if i <= message.call_id])
         try:
             send(sock, reply)
         except (BrokenPipeError, ConnectionResetError):
             break
         except Exception as error:  # an unpicklable result
-            send(sock, Reply(message.call_id, error=ModelError(f"cannot send the result back: {error!r}")))
+            send(
+                sock,
+                Reply(message.call_id, error=ModelError(f"cannot send the result back: {error!r}")),
+            )
     for key in list(models.models):
         try:
             models.handle(UnloadModel(key))
