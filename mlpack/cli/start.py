@@ -38,6 +38,14 @@ def start(
         int | None, typer.Option(help="Inference worker processes (0: in the server process).")
     ] = None,
     debug: Annotated[bool | None, typer.Option("--debug/--no-debug", help="Verbose logs.")] = None,
+    no_build_envs: Annotated[
+        bool,
+        typer.Option(
+            "--no-build-envs",
+            help="Do not build environments from requirements.txt / environment.yml"
+            " (such models fail to load, saying how to pack them).",
+        ),
+    ] = False,
     model_from_env: Annotated[
         bool,
         typer.Option(
@@ -66,6 +74,7 @@ def start(
             "metrics_port": metrics_port,
             "parallel_workers": parallel_workers,
             "debug": debug,
+            "build_environments": False if no_build_envs else None,
         }.items()
         if value is not None
     }
