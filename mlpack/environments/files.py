@@ -14,6 +14,11 @@ sha256 (``SOURCE_RECORD``, written by ``mlpack env pack``). Next to that file it
 for it (the same environment, already built); a tarball whose source file has changed
 since is refused, with a message, wherever it is found: it would ship old versions.
 A folder tarball that records no source is used only when no environment file is there.
+
+An MLflow model folder (one holding ``MLmodel``) carries ``conda.yaml``/``requirements.txt``
+as MLflow's record of where the model was trained, not as a request for an environment:
+steps 2 and 3 skip it, so it is served by the server's environment unless the model names
+one explicitly (step 1).
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from ..errors import InvalidEnvironment
 REQUIREMENTS_FILES = ("requirements.txt",)
 CONDA_FILES = ("environment.yml", "environment.yaml", "conda.yaml", "conda.yml")
 TARBALL_FILES = ("environment.tar.gz",)
+# MLflow writes its environment files next to this; they describe training, not serving.
+MLFLOW_MODEL_FILE = "MLmodel"
 # Inside a packed tarball: {"file": "requirements.txt", "sha256": "..."}.
 SOURCE_RECORD = "mlpack-source.json"
 
@@ -63,6 +70,8 @@ def choose_environment(
         if packed.is_file():
             check_fresh(packed, folder)
         return EnvironmentChoice("tarball", packed, "parameters.environment_tarball")
+    if records_training_environment(folder):
+        return None
     described = _first(folder, CONDA_FILES) or _first(folder, REQUIREMENTS_FILES)
     packed_here = _first(folder, TARBALL_FILES)
     if described is None:
@@ -86,6 +95,11 @@ def choose_environment(
                 "tarball", packed_here, f"packed from {described.name}, which is unchanged"
             )
     return EnvironmentChoice(kind, described, f"{described.name} in the model folder")
+
+
+def records_training_environment(folder: Path) -> bool:
+    """Whether ``folder``'s environment files are MLflow's record of training (``MLmodel``)."""
+    return (folder / MLFLOW_MODEL_FILE).is_file()
 
 
 def source_record(source: Path) -> dict[str, str]:

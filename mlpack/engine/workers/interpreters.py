@@ -51,6 +51,7 @@ from ...environments.files import (
     TARBALL_FILES,
     EnvironmentChoice,
     choose_environment,
+    records_training_environment,
 )
 from ...environments.requirements import satisfied_by_server
 from ...environments.runtimes import runtime_packages
@@ -308,6 +309,8 @@ def has_environment(settings: ModelSettings) -> bool:
     if not settings.folder:
         return False
     folder = Path(settings.folder)
+    if records_training_environment(folder):
+        return False
     if any((folder / name).is_file() for name in (*TARBALL_FILES, *CONDA_FILES)):
         return True
     for name in REQUIREMENTS_FILES:

@@ -139,3 +139,13 @@ def test_record_is_the_first_member(packed: Path) -> None:
 
     with tarfile.open(packed) as archive:
         assert archive.getmembers()[0].name == SOURCE_RECORD
+
+
+def test_an_mlflow_model_folder_is_served_by_the_servers_environment(tmp_path: Path) -> None:
+    """MLflow's conda.yaml/requirements.txt record training; only an explicit choice applies."""
+    (tmp_path / "MLmodel").write_text("flavors: {}\n")
+    (tmp_path / "conda.yaml").write_text("dependencies: [python=3.11]\n")
+    (tmp_path / "requirements.txt").write_text("mlflow==3.0\n")
+    assert choose_environment(tmp_path) is None
+    named = choose_environment(tmp_path, tarball="env.tar.gz")
+    assert named is not None and named.kind == "tarball"
