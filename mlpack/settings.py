@@ -70,6 +70,14 @@ class Settings(BaseSettings):
     use_structured_logging: bool = False
     logging_settings: Any | None = None
     access_log: bool = False
+    # DEBUG for every logger, third-party ones too (``debug`` only covers mlpack and uvicorn).
+    debug_all: bool = False
+    # Further loggers to set to DEBUG (e.g. ["grpc", "mymodel"]).
+    debug_loggers: list[str] = Field(default_factory=list)
+    # Exit non-zero when a model fails to load or a model-settings.json is invalid.
+    exit_on_error: bool = False
+    # Ready only when every model is ready (True), or when at least one is (False).
+    strict_readiness: bool = True
     # How long a graceful shutdown waits for in-flight requests.
     graceful_timeout: float = Field(default=30.0, ge=0)
 

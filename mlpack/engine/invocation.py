@@ -19,6 +19,7 @@ from ..errors import MLPackError, ModelError, ModelLoadError
 from ..model import MLModel
 from ..settings import ModelSettings
 from ..types import InferenceRequest, InferenceResponse, MetadataModelResponse
+from .failures import attach_traceback
 from .importer import import_implementation
 
 T = TypeVar("T")
@@ -61,7 +62,8 @@ async def load_model(model: MLModel) -> MetadataModelResponse:
     except MLPackError:
         raise
     except Exception as error:
-        raise ModelLoadError(f"model '{model.name}' failed to load: {error!r}") from error
+        failure = ModelLoadError(f"model '{model.name}' failed to load: {error!r}")
+        raise attach_traceback(failure, error) from error
     if loaded is False:
         raise ModelLoadError(f"model '{model.name}': load() returned False")
     model.ready = True
@@ -83,7 +85,7 @@ async def predict_with(model: MLModel, request: InferenceRequest) -> InferenceRe
     except MLPackError:
         raise
     except Exception as error:
-        raise ModelError(f"model '{model.name}' failed: {error}") from error
+        raise attach_traceback(ModelError(f"model '{model.name}' failed: {error}"), error) from error
     return _checked(model, response)
 
 
@@ -94,7 +96,7 @@ def predict_sync(model: MLModel, request: InferenceRequest) -> InferenceResponse
     except MLPackError:
         raise
     except Exception as error:
-        raise ModelError(f"model '{model.name}' failed: {error}") from error
+        raise attach_traceback(ModelError(f"model '{model.name}' failed: {error}"), error) from error
     return _checked(model, response)
 
 

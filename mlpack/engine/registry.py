@@ -17,8 +17,10 @@ from ..errors import (
     InvalidRequest,
     MLPackError,
     ModelLoadError,
+    ModelError,
     ModelNotFound,
     ModelNotReady,
+    WorkerError,
 )
 from ..settings import ModelSettings
 from ..types import (
@@ -30,6 +32,7 @@ from ..types import (
     State,
 )
 from .batching import ServingInfo, predict_reporting
+from .failures import FailureLog, attach_traceback, traceback_text
 from .placement import RunnerFactory, RunnerPlacement
 from .repository import discover_models
 from .runner import ModelRunner
@@ -82,6 +85,8 @@ class ModelRegistry:
             in-process threads with batching where a model asks for it).
         repository_root: folder re-scanned when a model is loaded by name.
         observer: told about every inference request once it finishes (metrics, stats).
+        strict_readiness: ready only when every startup model is ready (else: at least one).
+        failure_log: where failed predictions are logged (rate-limited per model).
     """
 
     def __init__(
@@ -89,10 +94,14 @@ class ModelRegistry:
         runner_factory: Optional[RunnerFactory] = None,
         repository_root: Optional[Path] = None,
         observer: Optional[InferenceObserver] = None,
+        strict_readiness: bool = True,
+        failure_log: Optional[FailureLog] = None,
     ) -> None:
         self._runner_factory = runner_factory or RunnerPlacement()
         self._repository_root = repository_root
         self.observer = observer
+        self.strict_readiness = strict_readiness
+        self.failure_log = failure_log or FailureLog()
         self._models: dict[str, dict[Optional[str], ModelEntry]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -137,7 +146,10 @@ class ModelRegistry:
         return self.get(name, version).queues
 
     def is_ready(self) -> bool:
-        """True when every model meant to load at startup is ready."""
+        """True when every model meant to load at startup is ready (``strict_readiness``),
+        or when at least one model is ready (not strict)."""
+        if not self.strict_readiness:
+            return any(entry.state is State.READY for entry in self.entries())
         return all(
             entry.state is State.READY for entry in self.entries() if entry.load_at_startup
         )
@@ -178,17 +190,32 @@ class ModelRegistry:
             entry.settings = settings
         return entry
 
-    async def load_all(self, models: list[ModelSettings]) -> None:
-        """Load many models concurrently; failures are logged and recorded, not raised."""
+    async def load_all(self, models: list[ModelSettings]) -> list[ModelSettings]:
+        """Load many models concurrently; failures are logged and recorded, not raised.
+
+        Returns the settings of the models that failed to load."""
         for settings in models:
             self.add(settings)
-        await asyncio.gather(*(self._load_quietly(s) for s in models))
+        outcomes = await asyncio.gather(*(self._load_quietly(s) for s in models))
+        return [settings for settings, ok in zip(models, outcomes) if not ok]
 
-    async def _load_quietly(self, settings: ModelSettings) -> None:
+    async def _load_quietly(self, settings: ModelSettings) -> bool:
         try:
             await self.load_version(settings)
         except MLPackError as error:
-            logger.error("model '%s' failed to load: %s", settings.name, error.message)
+            text = traceback_text(error)
+            logger.error(
+                "load failed: %s%s",
+                error.message,
+                f"\n{text}" if text else "",
+                extra={
+                    "model": settings.name
+                    + (f":{settings.parameters.version}" if settings.parameters.version else ""),
+                    "error_traceback": text,
+                },
+            )
+            return False
+        return True
 
     def _lock(self, name: str) -> asyncio.Lock:
         return self._locks.setdefault(name, asyncio.Lock())
@@ -213,13 +240,15 @@ class ModelRegistry:
             if isinstance(error, MLPackError):
                 raise
             if isinstance(error, Exception):
-                raise ModelLoadError(f"model '{settings.name}' failed to load: {error!r}") from error
+                failure = ModelLoadError(f"model '{settings.name}' failed to load: {error!r}")
+                raise attach_traceback(failure, error) from error
             raise
         self._install(entry, runner, metadata)
         logger.info(
-            "model '%s'%s ready in %.2fs",
+            "model '%s'%s %s in %.2fs",
             settings.name,
             f" version '{settings.parameters.version}'" if settings.parameters.version else "",
+            "reloaded" if previous_runner is not None else "ready",
             time.perf_counter() - started,
         )
         if previous_runner is not None:
@@ -280,6 +309,11 @@ class ModelRegistry:
                     await runner.unload()
                 finally:
                     entry.state, entry.reason = State.UNAVAILABLE, "unloaded"
+                logger.info(
+                    "model '%s'%s unloaded",
+                    entry.name,
+                    f" version '{entry.version}'" if entry.version else "",
+                )
 
     async def close(self) -> None:
         """Unload everything (server shutdown)."""
@@ -320,6 +354,15 @@ class ModelRegistry:
                 response = await runner.predict(request)
             else:
                 response = await predict_reporting(runner, request, info)
+        except (ModelError, WorkerError) as error:
+            self.failure_log.predict_failed(entry.name, entry.version, _request_id(request), error)
+            raise
+        except Exception as error:
+            if not isinstance(error, MLPackError):
+                self.failure_log.predict_failed(
+                    entry.name, entry.version, _request_id(request), error
+                )
+            raise
         finally:
             entry.in_flight -= 1
             if not entry.in_flight:
@@ -328,6 +371,19 @@ class ModelRegistry:
         if info is not None:
             info.attach(response)
         return response
+
+
+def _request_id(request: InferenceRequest) -> Optional[str]:
+    """The request's id, or the caller's ``x-request-id`` header (None when neither)."""
+    if request.id:
+        return request.id
+    parameters = request.parameters
+    headers = getattr(parameters, "headers", None) if parameters is not None else None
+    if isinstance(headers, dict):
+        value = headers.get("x-request-id")
+        if isinstance(value, str):
+            return value
+    return None
 
 
 def validate_request(entry: ModelEntry, request: InferenceRequest) -> None:

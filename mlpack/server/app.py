@@ -19,9 +19,12 @@ import uvicorn
 
 from ..engine.placement import RunnerPlacement
 from ..engine.registry import ModelRegistry
+from ..errors import MLPackError, ModelLoadError
 from ..settings import ModelSettings, Settings
 from .observability import Observability
+from .access_log import AccessLog
 from .coalescing import CoalescingHttpToolsProtocol
+from .logging import server_label
 from .rest import InferFastPath, build_rest_app
 from .sockets import bind_socket
 
@@ -63,7 +66,12 @@ class MLPackServer:
         self.runners = RunnerPlacement(
             settings.parallel_workers, settings.parallel_workers_timeout, environments_dir
         )
-        self.registry = ModelRegistry(self.runners, repository_root=repository_root)
+        self.registry = ModelRegistry(
+            self.runners,
+            repository_root=repository_root,
+            strict_readiness=settings.strict_readiness,
+        )
+        self.startup_error: Optional[MLPackError] = None
         self.observability = Observability(settings)
         self._stop = asyncio.Event()
         self._listeners: list[tuple[str, str]] = []
@@ -101,11 +109,14 @@ class MLPackServer:
             root_path=settings.root_path,
             extra_routes=observability.routes(self.registry),
         )
+        rest_app: Any = observability.wrap(InferFastPath(app))
+        if settings.access_log:
+            rest_app = AccessLog(rest_app, "rest")
         config = uvicorn.Config(
-            observability.wrap(InferFastPath(app)),
+            rest_app,
             lifespan="off",
             http=CoalescingHttpToolsProtocol,
-            access_log=settings.access_log,
+            access_log=False,  # server/access_log.py writes the access log
             log_config=None,
             root_path=settings.root_path,
             timeout_graceful_shutdown=settings.graceful_timeout,
@@ -131,10 +142,11 @@ class MLPackServer:
         logger.info("gRPC listening on %s:%s", settings.host, grpc_transport.port)
         # -- end gRPC
         rest_task = asyncio.create_task(self._uvicorn.serve(sockets=[http_socket]))
-        metrics = _metrics_server(observability, metrics_socket)
+        metrics = _metrics_server(observability, metrics_socket, settings.access_log)
         metrics_task = None
         if metrics is not None and metrics_socket is not None:
-            metrics_task = asyncio.create_task(metrics.serve(sockets=[metrics_socket]))
+            with server_label("metrics"):  # the task's log lines say they are the metrics server's
+                metrics_task = asyncio.create_task(metrics.serve(sockets=[metrics_socket]))
         self._listeners = _listeners(settings, http_socket, metrics_socket if metrics else None)
         self._listeners.insert(1, ("gRPC", f"{settings.host}:{grpc_transport.port}"))
         with self._signals():
@@ -154,14 +166,25 @@ class MLPackServer:
             await self.registry.close()
             await self.runners.close()  # engine: workers stop last
             logger.info("stopped")
+        if self.startup_error is not None:
+            raise self.startup_error
 
     async def _load_models(self) -> None:
         await self.runners.start()  # engine: start workers before loading models
+        failed: list[ModelSettings] = []
         if self.settings.load_models_at_startup:
-            await self.registry.load_all(self.models)
+            failed = await self.registry.load_all(self.models)
         ready = sum(1 for e in self.registry.entries() if e.state.value == "READY")
         logger.info("%d of %d model(s) ready", ready, len(self.registry.entries()))
         self.observability.banner(self.registry, self._listeners)
+        if failed and self.settings.exit_on_error:
+            names = ", ".join(sorted({s.name for s in failed}))
+            self.startup_error = ModelLoadError(
+                f"{len(failed)} model(s) failed to load ({names}); "
+                "exit_on_error is set, so the server stops"
+            )
+            logger.error("%s", self.startup_error.message)
+            self.request_stop()
 
     @contextlib.contextmanager
     def _signals(self) -> Iterator[None]:
@@ -194,12 +217,14 @@ def _listeners(
 
 
 def _metrics_server(
-    observability: Observability, sock: Optional[socket.socket]
+    observability: Observability, sock: Optional[socket.socket], access_log: bool = False
 ) -> Optional[_EmbeddedUvicorn]:
     """The metrics endpoint's own uvicorn server (None when metrics are disabled)."""
-    app = observability.metrics_app()
+    app: Any = observability.metrics_app()
     if app is None or sock is None:
         return None
+    if access_log:
+        app = AccessLog(app, "metrics")
     config = uvicorn.Config(
         app, lifespan="off", http="httptools", access_log=False, log_config=None, server_header=False
     )

@@ -17,6 +17,7 @@ import socket
 from typing import Any, Callable, Optional
 
 from ...errors import MLPackError, ModelError, ModelNotFound
+from ..failures import attach_traceback
 from ...model import MLModel
 from ..invocation import build_and_load, predict_blocking, unload_model
 from .messages import (
@@ -101,11 +102,7 @@ class _Models:
 def _picklable(error: BaseException) -> BaseException:
     if isinstance(error, MLPackError):
         return error
-    try:
-        pickle.dumps(error)
-        return ModelError(f"{error!r}")
-    except Exception:
-        return ModelError(repr(error))
+    return attach_traceback(ModelError(repr(error)), error)
 
 
 def run_worker(sock: socket.socket, worker_id: int, on_start: Optional[Callable[[], None]] = None) -> None:
