@@ -78,6 +78,13 @@ class Settings(BaseSettings):
     exit_on_error: bool = False
     # Ready only when every model is ready (True), or when at least one is (False).
     strict_readiness: bool = True
+    # OpenTelemetry (``mlpack[tracing]``): the OTLP collector (MLServer's setting; or the
+    # OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT variables), its protocol ("grpc" or
+    # "http/protobuf"; default OTEL_EXPORTER_OTLP_PROTOCOL or grpc) and the share of
+    # traces sampled when the caller did not decide (OTEL_TRACES_SAMPLER_ARG).
+    tracing_server: str | None = None
+    tracing_protocol: str | None = None
+    tracing_sampling_ratio: float | None = Field(default=None, ge=0.0, le=1.0)
     # How long a graceful shutdown waits for in-flight requests.
     graceful_timeout: float = Field(default=30.0, ge=0)
 

@@ -14,6 +14,7 @@ import inspect
 import threading
 from typing import Any, Awaitable, Callable, TypeVar
 
+from .. import tracing
 from .._context import model_scope
 from ..errors import MLPackError, ModelError, ModelLoadError
 from ..model import MLModel
@@ -81,7 +82,10 @@ async def build_and_load(settings: ModelSettings) -> tuple[MLModel, MetadataMode
 async def predict_with(model: MLModel, request: InferenceRequest) -> InferenceResponse:
     """Run ``model.predict`` and turn unexpected exceptions into ``ModelError``."""
     try:
-        response = await call_model(model.predict, request)
+        with tracing.stage("predict") as span:
+            if span is not None:
+                _describe(span, model, request)
+            response = await call_model(model.predict, request)
     except MLPackError:
         raise
     except Exception as error:
@@ -92,7 +96,10 @@ async def predict_with(model: MLModel, request: InferenceRequest) -> InferenceRe
 def predict_sync(model: MLModel, request: InferenceRequest) -> InferenceResponse:
     """``predict_with`` for a model whose ``predict`` is a plain function (no event loop)."""
     try:
-        response = model.predict(request)
+        with tracing.stage("predict") as span:
+            if span is not None:
+                _describe(span, model, request)
+            response = model.predict(request)
     except MLPackError:
         raise
     except Exception as error:
@@ -114,6 +121,13 @@ async def unload_model(model: MLModel) -> None:
     """Run ``model.unload()`` in the model's scope."""
     with model_scope(model.name, model.version):
         await call_model(model.unload)
+
+
+def _describe(span: Any, model: MLModel, request: InferenceRequest) -> None:
+    span.set_attribute("mlpack.model.name", model.name)
+    span.set_attribute("mlpack.model.version", model.version or "")
+    shape = request.inputs[0].shape if request.inputs else []
+    span.set_attribute("mlpack.batch.size", shape[0] if shape else 1)
 
 
 def _checked(model: MLModel, response: Any) -> InferenceResponse:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from .. import tracing
 from ..codecs.tensors import validate_inputs
 from ..errors import (
     InvalidRequest,
@@ -329,6 +330,8 @@ class ModelRegistry:
     ) -> InferenceResponse:
         """Validate ``request``, run it on the model, and fill in the response envelope."""
         entry = self.get_ready(name, version)
+        if tracing.active:
+            return await self._infer_traced(entry, request)
         if self.observer is None:
             return await self._infer(entry, request)
         # -- observer seam: one event per request that reached a known model version --
@@ -343,8 +346,31 @@ class ModelRegistry:
             duration = time.perf_counter() - started
             self.observer.on_infer(InferEvent(entry.name, entry.version or "", ok, duration, timing))
 
+    async def _infer_traced(
+        self, entry: ModelEntry, request: InferenceRequest
+    ) -> InferenceResponse:
+        """``infer`` in an ``infer`` span (tracing on): model, version and outcome recorded."""
+        attributes = {"mlpack.model.name": entry.name, "mlpack.model.version": entry.version or ""}
+        with tracing.span("infer", attributes) as current:
+            if self.observer is None:
+                return await self._infer(entry, request)
+            started, ok = time.perf_counter(), False
+            timing, token = open_timing()
+            try:
+                response = await self._infer(entry, request)
+                ok = True
+                return response
+            finally:
+                close_timing(token)
+                current.set_attribute("mlpack.status", "ok" if ok else "error")
+                duration = time.perf_counter() - started
+                self.observer.on_infer(
+                    InferEvent(entry.name, entry.version or "", ok, duration, timing)
+                )
+
     async def _infer(self, entry: ModelEntry, request: InferenceRequest) -> InferenceResponse:
-        validate_request(entry, request)
+        with tracing.stage("validate"):
+            validate_request(entry, request)
         runner = entry.runner
         assert runner is not None
         info = ServingInfo() if entry.settings.serving_info else None

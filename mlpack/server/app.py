@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any, Iterator, Optional
 
 import uvicorn
 
+from .. import tracing
 from ..engine.placement import RunnerPlacement
 from ..engine.registry import ModelRegistry
 from ..errors import MLPackError, ModelLoadError
@@ -27,6 +29,7 @@ from .coalescing import CoalescingHttpToolsProtocol
 from .logging import server_label
 from .rest import InferFastPath, build_rest_app
 from .sockets import bind_socket
+from .trace_context import TracingASGI
 
 logger = logging.getLogger("mlpack.server")
 
@@ -94,10 +97,13 @@ class MLPackServer:
             metrics_socket = bind_socket(settings.host, settings.metrics_port, "metrics")
         # The metrics folder is ready before any model (or worker process) starts.
         self.registry.observer = observability.start()
+        tracing_on = start_tracing(settings)  # before workers start: they inherit it
         try:
             await self._serve(http_socket, metrics_socket)
         finally:
             observability.close()
+            if tracing_on:
+                tracing.shutdown()
 
     async def _serve(self, http_socket: socket.socket, metrics_socket: Optional[socket.socket]) -> None:
         settings = self.settings
@@ -110,6 +116,8 @@ class MLPackServer:
             extra_routes=observability.routes(self.registry),
         )
         rest_app: Any = observability.wrap(InferFastPath(app))
+        if tracing.active:
+            rest_app = TracingASGI(rest_app)
         if settings.access_log:
             rest_app = AccessLog(rest_app, "rest")
         config = uvicorn.Config(
@@ -229,6 +237,21 @@ def _metrics_server(
         app, lifespan="off", http="httptools", access_log=False, log_config=None, server_header=False
     )
     return _EmbeddedUvicorn(config)
+
+
+def start_tracing(settings: Settings) -> bool:
+    """Switch OpenTelemetry tracing on when settings (or ``OTEL_*`` variables) ask for it."""
+    endpoint = tracing.resolve_endpoint(settings.tracing_server)
+    if endpoint is None:
+        return False
+    protocol = tracing.resolve_protocol(settings.tracing_protocol)
+    ratio = settings.tracing_sampling_ratio
+    if ratio is None:
+        ratio = float(os.environ.get("OTEL_TRACES_SAMPLER_ARG", "1.0"))
+    service = os.environ.get("OTEL_SERVICE_NAME", settings.server_name)
+    tracing.configure(endpoint, protocol, ratio, service)
+    logger.info("tracing: OTLP %s to %s, sampling ratio %s", protocol, endpoint, ratio)
+    return True
 
 
 def run_server(server: MLPackServer) -> None:

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from .. import tracing
 from ..engine.registry import ModelRegistry
 from ..errors import InvalidRequest
 from ..types import InferenceRequest, InferenceResponse, MetadataServerResponse, Parameters
@@ -80,12 +81,13 @@ class RestEndpoints:
         name, version = _model_path(request)
         body = await request.body()
         header_length = request.headers.get(binary.HEADER)
-        if header_length is None:
-            inference_request = parse_inference_request(body)
-        else:  # binary tensor data extension (server/binary.py)
-            header, tensors = binary.split_body(body, header_length)
-            inference_request = parse_inference_request(header)
-            binary.attach_inputs(inference_request, tensors)
+        with tracing.stage("decode"):
+            if header_length is None:
+                inference_request = parse_inference_request(body)
+            else:  # binary tensor data extension (server/binary.py)
+                header, tensors = binary.split_body(body, header_length)
+                inference_request = parse_inference_request(header)
+                binary.attach_inputs(inference_request, tensors)
         binary_outputs = binary.requested_binary_outputs(inference_request)
         _attach_headers(inference_request, request)
         if self.registry.queues(name, version):
@@ -95,7 +97,8 @@ class RestEndpoints:
             )
         else:
             response = await self.registry.infer(name, version, inference_request)
-        return encode_inference_response(response, binary_outputs)
+        with tracing.stage("encode"):
+            return encode_inference_response(response, binary_outputs)
 
     # -- repository extension ---------------------------------------------------------------------
     async def repository_index(self, request: Request) -> Response:

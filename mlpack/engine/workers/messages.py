@@ -53,6 +53,7 @@ class Predict:
 
     key: str
     request: tuple[Any, ...]
+    trace: Optional[dict[str, str]] = None  # W3C trace context (tracing on only)
 
 
 @dataclass
@@ -193,12 +194,15 @@ def _unpack_parameters(values: Optional[dict[str, Any]]) -> Optional[Parameters]
     return None if values is None else Parameters.model_construct(**values)
 
 
-_CALL_PREDICT, _REPLY_VALUE, _OTHER = 0, 1, 2
+_CALL_PREDICT, _REPLY_VALUE, _OTHER, _CALL_PREDICT_TRACED = 0, 1, 2, 3
 
 
 def _to_wire(message: Any) -> tuple[Any, ...]:
     if type(message) is Call and type(message.body) is Predict:
-        return (_CALL_PREDICT, message.call_id, message.body.key, message.body.request)
+        body = message.body
+        if body.trace is not None:
+            return (_CALL_PREDICT_TRACED, message.call_id, body.key, body.request, body.trace)
+        return (_CALL_PREDICT, message.call_id, body.key, body.request)
     if type(message) is Reply and message.error is None:
         return (_REPLY_VALUE, message.call_id, message.value)
     return (_OTHER, message)
@@ -211,6 +215,8 @@ def from_wire(wire: tuple[Any, ...]) -> Any:
         return Call(wire[1], Predict(wire[2], wire[3]))
     if tag == _REPLY_VALUE:
         return Reply(wire[1], wire[2])
+    if tag == _CALL_PREDICT_TRACED:
+        return Call(wire[1], Predict(wire[2], wire[3], wire[4]))
     return wire[1]
 
 

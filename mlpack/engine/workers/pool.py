@@ -17,6 +17,7 @@ import multiprocessing
 import socket
 from typing import Any, Callable, Optional
 
+from ... import tracing
 from ...errors import WorkerError
 from ...settings import ModelSettings
 from ...types import InferenceRequest, InferenceResponse, MetadataModelResponse
@@ -293,7 +294,14 @@ class WorkerPool:
         try:
             if reserved:
                 worker.reserved -= 1  # the call below holds the slot from here on
-            packed = await worker.call(Predict(key, pack_request(request)))
+            body = Predict(key, pack_request(request))
+            if tracing.active:
+                attributes = {"mlpack.worker.id": worker.worker_id}
+                with tracing.span("worker", attributes, kind=tracing.client_kind()):
+                    body.trace = tracing.inject()  # the worker's spans are children of this one
+                    packed = await worker.call(body)
+            else:
+                packed = await worker.call(body)
         finally:
             self._hand_over()
         return unpack_response(packed)

@@ -16,6 +16,7 @@ import signal
 import socket
 from typing import Any, Callable, Optional
 
+from ... import tracing
 from ...errors import MLPackError, ModelError, ModelNotFound
 from ..failures import attach_traceback
 from ...model import MLModel
@@ -84,7 +85,11 @@ class _Models:
             model = self.models.get(body.key)
             if model is None:
                 raise ModelNotFound(body.key.rsplit("#", 1)[0])
-            return pack_response(predict_blocking(model, unpack_request(body.request), self.loop))
+            request = unpack_request(body.request)
+            if body.trace is not None and tracing.configure_from_environment():
+                with tracing.attached(tracing.extract(body.trace)):
+                    return pack_response(predict_blocking(model, request, self.loop))
+            return pack_response(predict_blocking(model, request, self.loop))
         if isinstance(body, LoadModel):
             model, metadata = self.loop.run_until_complete(build_and_load(body.settings))
             self.models[body.key] = model
