@@ -9,7 +9,8 @@ survives pickling (errors cross the worker-process boundary).
     MLPackError (500)
     ├── InvalidRequest (400)            bad JSON, bad tensors, unknown outputs
     │   ├── InvalidSettings (400)       settings files that do not validate
-    │   └── InvalidLine (400)           a batch-job input line that is not a usable request
+    │   ├── InvalidLine (400)           a batch-job input line that is not a usable request
+    │   └── UnsupportedMediaType (415)  a REST body whose Content-Type the route does not take
     ├── ModelNotFound (404)             unknown model or version
     ├── ModelNotReady (503)             known but not ready (loading, failed, unloaded)
     ├── Overloaded (503)                queue full; carries ``retry_after``
@@ -82,6 +83,12 @@ class InvalidLine(InvalidRequest):
         super().__init__(reason)
         self.reason = reason
         self.request_id = request_id
+
+
+class UnsupportedMediaType(InvalidRequest):
+    """A REST request body in a media type the route does not accept."""
+
+    status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
 
 
 class ModelNotFound(MLPackError):

@@ -65,6 +65,7 @@ class ModelEntry:
     in_flight: int = 0
     queues: bool = False  # requests wait in a queue (batching) before they are computed
     idle: asyncio.Event = field(default_factory=asyncio.Event)
+    # Counted by server readiness; an unload through the API clears it, a load sets it.
     load_at_startup: bool = True
     _outputs: frozenset[str] = frozenset()
     _inputs: dict[str, MetadataTensor] = field(default_factory=dict)
@@ -147,8 +148,9 @@ class ModelRegistry:
         return self.get(name, version).queues
 
     def is_ready(self) -> bool:
-        """True when every model meant to load at startup is ready (``strict_readiness``),
-        or when at least one model is ready (not strict)."""
+        """True when every model meant to be serving is ready (``strict_readiness``; a model
+        unloaded through the API is not: unloading on purpose does not take the whole server
+        out of service), or when at least one model is ready (not strict)."""
         if not self.strict_readiness:
             return any(entry.state is State.READY for entry in self.entries())
         return all(
@@ -171,7 +173,7 @@ class ModelRegistry:
     def index(self, ready: Optional[bool] = None) -> list[RepositoryIndexResponseItem]:
         items = [
             RepositoryIndexResponseItem(
-                name=e.name, version=e.version, state=e.state, reason=e.reason
+                name=e.name, version=e.version or "", state=e.state, reason=e.reason
             )
             for e in sorted(self.entries(), key=lambda e: (e.name, version_sort_key(e.version)))
         ]
@@ -286,7 +288,9 @@ class ModelRegistry:
                 raise ModelNotFound(name)
             loaded: list[ModelEntry] = []
             for settings in settings_list:
-                loaded.append(await self.load_version(settings))
+                entry = await self.load_version(settings)
+                entry.load_at_startup = True
+                loaded.append(entry)
             return loaded
 
     def _settings_on_disk(self, name: str) -> list[ModelSettings]:
@@ -302,6 +306,7 @@ class ModelRegistry:
         async with self._lock(name):
             versions = self._versions(name)
             for entry in versions.values():
+                entry.load_at_startup = False
                 runner, entry.runner = entry.runner, None
                 if runner is None:
                     continue
@@ -465,8 +470,8 @@ def finish_response(
     response.model_name = entry.name
     if response.model_version is None:
         response.model_version = entry.version
-    if response.id is None:
-        response.id = request.id or str(uuid.uuid4())
+    if response.id is None:  # a given id (even "") is echoed; one is made only when absent
+        response.id = request.id if request.id is not None else str(uuid.uuid4())
     if request.outputs:
         wanted = [o.name for o in request.outputs]
         produced = {o.name: o for o in response.outputs}

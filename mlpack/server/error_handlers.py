@@ -58,8 +58,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
     if status == 404:
         detail = f"no route for {request.method} {request.url.path}"
-    headers = retry_after() if status == SERVICE_UNAVAILABLE else None
-    return Response(orjson.dumps({"error": detail}), status, headers, media_type=JSON)
+    headers = dict(exc.headers or {}) if isinstance(exc, HTTPException) else {}  # 405: Allow
+    if status == SERVICE_UNAVAILABLE:
+        headers.update(retry_after())
+    return Response(orjson.dumps({"error": detail}), status, headers or None, media_type=JSON)
 
 
 Handler = Callable[[Request, Exception], Any]

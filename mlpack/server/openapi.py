@@ -80,7 +80,7 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "id": {"type": "string"},
             "parameters": _ref("Parameters"),
-            "inputs": {"type": "array", "items": _ref("RequestInput")},
+            "inputs": {"type": "array", "minItems": 1, "items": _ref("RequestInput")},
             "outputs": {"type": "array", "items": _ref("RequestOutput")},
         },
     },
@@ -122,6 +122,15 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "properties": {"name": {"type": "string"}, "ready": {"type": "boolean"}},
     },
+    "ModelNotReadyResponse": {
+        "type": "object",
+        "required": ["name", "ready", "error"],
+        "properties": {
+            "name": {"type": "string"},
+            "ready": {"type": "boolean", "enum": [False]},
+            "error": {"type": "string"},
+        },
+    },
     "RepositoryIndexRequest": {"type": "object", "properties": {"ready": {"type": "boolean"}}},
     "RepositoryIndexResponse": {
         "type": "array",
@@ -130,7 +139,7 @@ SCHEMAS: dict[str, Any] = {
             "required": ["name", "state"],
             "properties": {
                 "name": {"type": "string"},
-                "version": {"type": "string"},
+                "version": {"type": "string", "description": "\"\" for an unversioned model"},
                 "state": {
                     "type": "string",
                     "enum": ["UNKNOWN", "READY", "UNAVAILABLE", "LOADING", "UNLOADING"],
@@ -169,11 +178,35 @@ SCHEMAS: dict[str, Any] = {
     },
 }
 
-_ERRORS = {
-    "400": {"description": "Invalid request", "content": _json(_ref("Error"))},
-    "404": {"description": "Unknown model or version", "content": _json(_ref("Error"))},
-    "503": {"description": "Model not ready", "content": _json(_ref("Error"))},
+_ERROR_DESCRIPTIONS = {
+    "400": "Invalid request (malformed JSON, tensors that do not match the model, ...)",
+    "404": "Unknown model or version",
+    "413": "Request body or message larger than the configured limit",
+    "415": "Content-Type not accepted: send application/json (or none)",
+    "500": "The model failed (its own code raised, or it could not be loaded)",
+    "503": "Model not ready, or overloaded (with Retry-After)",
+    "504": "The request's deadline passed before compute",
 }
+
+
+_INFER_NOTES = (
+    "Body: `application/json` (or no `Content-Type`); with the binary tensor data extension "
+    "(`Inference-Header-Content-Length` header) `application/octet-stream` too. Other types: 415. "
+    "A given `id` (even `\"\"`) is echoed; one is generated only when `id` is absent. "
+    "BYTES output elements are JSON strings: the UTF-8 text, or base64 with the output's "
+    "`parameters.content_type` set to `\"base64\"` when any element is not valid UTF-8."
+)
+
+
+def _errors(*codes: str) -> dict[str, Any]:
+    """``{"error": message}`` responses for ``codes``, as the server sends them."""
+    return {
+        code: {"description": _ERROR_DESCRIPTIONS[code], "content": _json(_ref("Error"))}
+        for code in codes
+    }
+
+
+_ERRORS = _errors("400", "404", "413", "415", "500", "503", "504")  # infer
 
 
 def _operation(
@@ -212,23 +245,37 @@ def _model_paths(
         tag,
         "InferenceResponse",
         "Inference response",
+        description=_INFER_NOTES,
         requestBody={"required": True, "content": _json(request_schema, example)},
         **common,
     )
     infer["responses"]["200"]["content"] = _json(response_schema)
     infer["responses"].update(_ERRORS)
-    return {
-        base: {
-            "get": _operation(f"Model metadata{suffix}", tag, "MetadataModelResponse", **common)
-        },
-        base + "/ready": {
-            "get": _operation(f"Model ready{suffix}", tag, "ModelReadyResponse", **common)
-        },
-        base + "/infer": {"post": infer},
-        base + "/stats": {
-            "get": _operation(f"Model statistics{suffix}", tag, "ModelStatistics", **common)
-        },
+    metadata = _operation(f"Model metadata{suffix}", tag, "MetadataModelResponse", **common)
+    metadata["responses"].update(_errors("404", "503"))
+    ready = _operation(f"Model ready{suffix}", tag, "ModelReadyResponse", "Model ready", **common)
+    ready["responses"]["400"] = {
+        "description": "Known model that is not ready (the protocol's 4xx = false)",
+        "content": _json(_ref("ModelNotReadyResponse")),
     }
+    ready["responses"].update(_errors("404"))
+    stats = _operation(f"Model statistics{suffix}", tag, "ModelStatistics", **common)
+    stats["responses"].update(_errors("404"))
+    return {
+        base: {"get": metadata},
+        base + "/ready": {"get": ready},
+        base + "/infer": {"post": infer},
+        base + "/stats": {"get": stats},
+    }
+
+
+def _server_ready() -> dict[str, Any]:
+    operation = _operation("Server ready", "health", "ReadyResponse", "Every model is ready")
+    operation["responses"]["503"] = {
+        "description": "Not ready: a model meant to serve is not ready (or shutting down)",
+        "content": _json(_ref("ReadyResponse")),
+    }
+    return operation
 
 
 def dataplane_document(
@@ -239,7 +286,7 @@ def dataplane_document(
     paths: dict[str, Any] = {
         "/v2": {"get": _operation("Server metadata", "server", "MetadataServerResponse")},
         "/v2/health/live": {"get": _operation("Server live", "health", "LiveResponse")},
-        "/v2/health/ready": {"get": _operation("Server ready", "health", "ReadyResponse")},
+        "/v2/health/ready": {"get": _server_ready()},
     }
     paths.update(
         _model_paths(
@@ -261,22 +308,24 @@ def dataplane_document(
             _ref("InferenceResponse"),
         )
     )
-    paths["/v2/repository/index"] = {
-        "post": _operation(
-            "Repository index",
-            "repository",
-            "RepositoryIndexResponse",
-            requestBody={"required": False, "content": _json(_ref("RepositoryIndexRequest"))},
-        )
-    }
+    index = _operation(
+        "Repository index",
+        "repository",
+        "RepositoryIndexResponse",
+        requestBody={"required": False, "content": _json(_ref("RepositoryIndexRequest"))},
+    )
+    index["responses"].update(_errors("400", "415"))
+    paths["/v2/repository/index"] = {"post": index}
     for action in ("load", "unload"):
+        responses = {"200": {"description": "OK", "content": _json({"type": "object"})}}
+        responses.update(_errors("400", "404", "415", "500"))
         paths[f"/v2/repository/models/{{model_name}}/{action}"] = {
             "post": {
                 "summary": f"Repository {action}",
                 "tags": ["repository"],
                 "operationId": f"repository_{action}",
                 "parameters": _path_params("model_name"),
-                "responses": {"200": {"description": "OK"}, "404": _ERRORS["404"]},
+                "responses": responses,
             }
         }
     return _document(f"{server_name} data plane", server_version, root_path, paths, {})
@@ -358,7 +407,7 @@ def _request_schema(inputs: list[MetadataTensor]) -> dict[str, Any]:
         "properties": {
             "id": {"type": "string"},
             "parameters": _ref("Parameters"),
-            "inputs": {"type": "array", "items": items},
+            "inputs": {"type": "array", "minItems": 1, "items": items},
             "outputs": {"type": "array", "items": _ref("RequestOutput")},
         },
     }

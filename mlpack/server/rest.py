@@ -17,13 +17,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .. import tracing
+from ..codecs.bytes_json import bytes_outputs_as_text
 from ..engine.registry import ModelRegistry
-from ..errors import InvalidRequest
+from ..errors import InvalidRequest, ModelNotReady
 from ..types import InferenceRequest, InferenceResponse, MetadataServerResponse, Parameters
 from . import binary
 from .disconnect import unless_disconnected
 from .error_handlers import EXCEPTION_HANDLERS, error_response, retry_after
 from .headers import outgoing_headers, response_headers
+from .media import JSON_ONLY, JSON_OR_BINARY, check_content_type
 from .validation import describe_validation_error
 
 logger = logging.getLogger("mlpack.rest")
@@ -73,14 +75,24 @@ class RestEndpoints:
         return JSONBytesResponse(metadata.model_dump(mode="json", exclude_none=True))
 
     async def model_ready(self, request: Request) -> Response:
+        # Unknown: 404. Known but not ready: 400, as the protocol's "4xx indicates false"
+        # (and Triton, MLServer, tritonclient's is_model_ready) read it; gRPC says ready=false.
         name, version = _model_path(request)
-        self.registry.get_ready(name, version)
+        try:
+            self.registry.get_ready(name, version)
+        except ModelNotReady as error:
+            body = {"name": name, "ready": False, "error": error.message}
+            return JSONBytesResponse(body, status_code=400)
         return JSONBytesResponse({"name": name, "ready": True})
 
     async def infer(self, request: Request) -> Response:
         name, version = _model_path(request)
-        body = await request.body()
         header_length = request.headers.get(binary.HEADER)
+        check_content_type(
+            request.headers.get("content-type"),
+            JSON_ONLY if header_length is None else JSON_OR_BINARY,
+        )
+        body = await request.body()
         with tracing.stage("decode"):
             if header_length is None:
                 inference_request = parse_inference_request(body)
@@ -102,6 +114,7 @@ class RestEndpoints:
 
     # -- repository extension ---------------------------------------------------------------------
     async def repository_index(self, request: Request) -> Response:
+        check_content_type(request.headers.get("content-type"))
         body = await request.body()
         ready: Optional[bool] = None
         if body.strip():
@@ -119,10 +132,12 @@ class RestEndpoints:
         return JSONBytesResponse([item.model_dump(mode="json") for item in items])
 
     async def repository_load(self, request: Request) -> Response:
+        check_content_type(request.headers.get("content-type"))
         await self.registry.load(request.path_params["model_name"])
         return JSONBytesResponse({})
 
     async def repository_unload(self, request: Request) -> Response:
+        check_content_type(request.headers.get("content-type"))
         await self.registry.unload(request.path_params["model_name"])
         return JSONBytesResponse({})
 
@@ -180,6 +195,7 @@ def encode_inference_response(
         if headers is not None:
             extra_headers = response_headers(headers)
     chunks = binary.detach_outputs(response, binary_outputs) if binary_outputs else None
+    bytes_outputs_as_text(response.outputs)  # JSON carries BYTES elements as strings
     body = response.model_dump(exclude_none=True)
     if body.get("parameters") == {}:
         del body["parameters"]

@@ -66,7 +66,7 @@ def test_model_metadata_and_ready(server: RunningServer) -> None:
     assert httpx.get(server.url + "/v2/models/iris/versions/v1").json()["name"] == "iris"
     assert httpx.get(server.url + "/v2/models/iris/ready").status_code == 200
     assert httpx.get(server.url + "/v2/models/iris/versions/v1/ready").status_code == 200
-    assert httpx.get(server.url + "/v2/models/broken/ready").status_code == 503
+    assert httpx.get(server.url + "/v2/models/broken/ready").status_code == 400  # 4xx: false
     assert httpx.get(server.url + "/v2/models/nope/ready").status_code == 404
 
 

@@ -29,7 +29,7 @@ def test_versions_and_models_side_by_side(tmp_path: Path) -> None:
     try:
         index = httpx.post(server.url + "/v2/repository/index").json()
         assert sorted((item["name"], item.get("version"), item["state"]) for item in index) == [
-            ("doubler", None, "READY"),
+            ("doubler", "", "READY"),
             ("iris", "1", "READY"),
             ("iris", "2", "READY"),
         ]

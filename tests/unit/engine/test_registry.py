@@ -131,3 +131,28 @@ async def test_unload_keeps_model_listed_as_unavailable() -> None:
     await registry.unload("m")
     item = registry.index()[0]
     assert item.state is State.UNAVAILABLE and item.reason == "unloaded"
+
+
+async def test_given_id_is_echoed_even_empty_and_made_only_when_absent() -> None:
+    registry = ModelRegistry(runner_factory=FakeRunner)
+    await registry.load_all([settings("m")])
+    assert (await registry.infer("m", None, request(id=""))).id == ""
+    assert (await registry.infer("m", None, request(id="x"))).id == "x"
+    assert (await registry.infer("m", None, request())).id
+
+
+async def test_index_gives_unversioned_models_an_empty_version() -> None:
+    registry = ModelRegistry(runner_factory=FakeRunner)
+    await registry.load_all([settings("m"), settings("v", "2")])
+    assert [(item.name, item.version) for item in registry.index()] == [("m", ""), ("v", "2")]
+
+
+async def test_unload_on_purpose_keeps_server_ready_and_load_counts_again() -> None:
+    registry = ModelRegistry(runner_factory=FakeRunner)
+    await registry.load_all([settings("a"), settings("b")])
+    await registry.unload("a")
+    assert registry.is_ready()
+    with pytest.raises(ModelNotReady):
+        registry.get_ready("a")
+    await registry.load("a")
+    assert registry.is_ready() and registry.get_ready("a")
