@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import InvalidSettings
@@ -35,6 +35,35 @@ class CORSSettings(BaseModel):
     allow_headers: list[str] = Field(default_factory=list)
     expose_headers: list[str] = Field(default_factory=list)
     max_age: int = 600
+
+
+class PayloadLogSettings(BaseModel):
+    """Request/response payload logging for one model (KServe's logger format).
+
+    Exactly one destination: ``path`` (JSON lines, one CloudEvent per line) or ``url``
+    (each event POSTed as a binary-mode CloudEvent). Events wait in a bounded queue and
+    are written by a background thread; when the queue is full they are dropped (and
+    counted), so logging never blocks or fails a request.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str | None = None
+    url: str | None = None
+    # What to log: "all" (request and response), "request" or "response".
+    mode: Literal["all", "request", "response"] = "all"
+    # Share of requests logged (0..1).
+    sample_rate: float = Field(default=1.0, ge=0.0, le=1.0)
+    # Events waiting to be written; beyond it new events are dropped.
+    max_queue: int = Field(default=1000, ge=1)
+    # Seconds one POST to ``url`` may take.
+    timeout: float = Field(default=5.0, gt=0)
+
+    @model_validator(mode="after")
+    def _one_destination(self) -> PayloadLogSettings:
+        if (self.path is None) == (self.url is None):
+            raise ValueError("payload_log needs exactly one of 'path' or 'url'")
+        return self
 
 
 class Settings(BaseSettings):
@@ -149,6 +178,8 @@ class ModelSettings(BaseSettings):
     # Report batch size and queue wait in response parameters and x-mlpack-* headers.
     serving_info: bool = False
     warm_workers: bool = False
+    # Opt-in request/response payload logging (server/payload_log.py).
+    payload_log: PayloadLogSettings | None = None
     # Folder that holds model-settings.json; relative URIs resolve against it.
     folder: str | None = Field(default=None, exclude=True)
 

@@ -10,7 +10,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Protocol
 
 from .. import tracing
 from ..codecs.tensors import validate_inputs
@@ -79,6 +79,14 @@ class ModelEntry:
         return self.settings.parameters.version
 
 
+class PayloadSink(Protocol):
+    """Where a model's payloads go (``server.payload_log``); must never block or raise."""
+
+    def record(
+        self, settings: ModelSettings, request: InferenceRequest, response: InferenceResponse
+    ) -> None: ...
+
+
 class ModelRegistry:
     """Knows every model version, loads and unloads them, and routes inference.
 
@@ -103,6 +111,8 @@ class ModelRegistry:
         self._repository_root = repository_root
         self.observer = observer
         self.strict_readiness = strict_readiness
+        # Told about each answered request of a model with ``payload_log`` (server side).
+        self.payload_sink: PayloadSink | None = None
         self.failure_log = failure_log or FailureLog()
         self._models: dict[str, dict[Optional[str], ModelEntry]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -399,6 +409,8 @@ class ModelRegistry:
             if not entry.in_flight:
                 entry.idle.set()
         response = finish_response(entry, request, response)
+        if entry.settings.payload_log is not None and self.payload_sink is not None:
+            self.payload_sink.record(entry.settings, request, response)
         if info is not None:
             info.attach(response)
         return response

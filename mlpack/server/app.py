@@ -24,6 +24,7 @@ from ..engine.registry import ModelRegistry
 from ..errors import MLPackError, ModelLoadError
 from ..settings import ModelSettings, Settings
 from .observability import Observability
+from .payload_log import PayloadLogger
 from .access_log import AccessLog
 from .coalescing import CoalescingHttpToolsProtocol
 from .logging import server_label
@@ -75,6 +76,8 @@ class MLPackServer:
             strict_readiness=settings.strict_readiness,
         )
         self.startup_error: Optional[MLPackError] = None
+        self.payload_log = PayloadLogger(settings.server_name)
+        self.registry.payload_sink = self.payload_log
         self.observability = Observability(settings)
         self._stop = asyncio.Event()
         self._listeners: list[tuple[str, str]] = []
@@ -173,6 +176,7 @@ class MLPackServer:
             stop_task.cancel()
             await self.registry.close()
             await self.runners.close()  # engine: workers stop last
+            await asyncio.get_running_loop().run_in_executor(None, self.payload_log.close)
             logger.info("stopped")
         if self.startup_error is not None:
             raise self.startup_error
