@@ -207,7 +207,6 @@ def stage(name: str, attributes: Mapping[str, Any] | None = None) -> Any:
     return _tracer.start_as_current_span(name, attributes=attributes)
 
 
-
 @contextlib.contextmanager
 def span(name: str, attributes: Mapping[str, Any] | None = None, **kwargs: Any) -> Iterator[Any]:
     """A child span of the current one; an exception marks it as an error."""

@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Hashable, Optional
+from typing import Any
 
 from .. import tracing
 from ..errors import Overloaded
@@ -39,26 +40,37 @@ class ServingInfo:
         """Report as response parameters (transports may also send them as headers)."""
         wait_ms = round(self.queue_wait * 1000, 3)
         parameters = response.parameters or Parameters()
-        setattr(parameters, "batch_size", self.batch_size)
-        setattr(parameters, "batch_requests", self.batch_requests)
-        setattr(parameters, "queue_wait_ms", wait_ms)
+        # Parameters allows extra fields; mypy sees only the declared ones.
+        parameters.batch_size = self.batch_size  # type: ignore[attr-defined]
+        parameters.batch_requests = self.batch_requests  # type: ignore[attr-defined]
+        parameters.queue_wait_ms = wait_ms  # type: ignore[attr-defined]
         response.parameters = parameters
 
 
 class _Pending:
-    __slots__ = ("request", "key", "rows", "future", "enqueued", "info", "timing", "trace", "enqueued_ns")
+    __slots__ = (
+        "enqueued",
+        "enqueued_ns",
+        "future",
+        "info",
+        "key",
+        "request",
+        "rows",
+        "timing",
+        "trace",
+    )
 
     def __init__(
         self,
         request: InferenceRequest,
         key: Hashable,
-        rows: Optional[int],
+        rows: int | None,
         future: asyncio.Future[InferenceResponse],
-        info: Optional[ServingInfo],
+        info: ServingInfo | None,
     ) -> None:
         self.request, self.key, self.rows, self.future, self.info = request, key, rows, future, info
         self.enqueued = time.perf_counter()
-        self.timing: Optional[InferTiming] = None
+        self.timing: InferTiming | None = None
         self.trace: Any = None  # the request's trace context (tracing on only)
         self.enqueued_ns = 0
 
@@ -92,7 +104,7 @@ class AdaptiveBatcher:
         self.name = name
         self._queue: collections.deque[_Pending] = collections.deque()
         self._busy = 0
-        self._timer: Optional[asyncio.TimerHandle] = None
+        self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -100,7 +112,7 @@ class AdaptiveBatcher:
         return len(self._queue)
 
     async def predict(
-        self, request: InferenceRequest, info: Optional[ServingInfo] = None
+        self, request: InferenceRequest, info: ServingInfo | None = None
     ) -> InferenceResponse:
         """Queue ``request`` and wait for its own part of a batch's response."""
         self._drop_cancelled()
@@ -150,7 +162,9 @@ class AdaptiveBatcher:
             task.add_done_callback(self._tasks.discard)
 
     def _rows_for(self, key: Hashable) -> int:
-        return sum(item.rows or 0 for item in self._queue if item.key == key and not item.future.done())
+        return sum(
+            item.rows or 0 for item in self._queue if item.key == key and not item.future.done()
+        )
 
     def _take_batch(self) -> list[_Pending]:
         head = self._queue.popleft()
@@ -163,7 +177,11 @@ class AdaptiveBatcher:
             item = self._queue.popleft()
             if item.future.done():
                 continue
-            if item.key == head.key and item.rows is not None and rows + item.rows <= self.max_batch_size:
+            if (
+                item.key == head.key
+                and item.rows is not None
+                and rows + item.rows <= self.max_batch_size
+            ):
                 batch.append(item)
                 rows += item.rows
                 if rows >= self.max_batch_size:
@@ -195,7 +213,7 @@ class AdaptiveBatcher:
                 responses = await self._compute_traced(batch, rows)
             else:
                 responses = await self._compute(batch, rows)
-            for item, response in zip(batch, responses):
+            for item, response in zip(batch, responses, strict=True):
                 if not item.future.done():
                     item.future.set_result(response)
         except BaseException as error:
@@ -271,7 +289,7 @@ class BatchingRunner:
         return metadata
 
     async def predict(
-        self, request: InferenceRequest, info: Optional[ServingInfo] = None
+        self, request: InferenceRequest, info: ServingInfo | None = None
     ) -> InferenceResponse:
         return await self.batcher.predict(request, info)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from typing import Callable, Optional
+from collections.abc import Callable
 
 logger = logging.getLogger("mlpack.model")
 
@@ -61,8 +61,8 @@ class FailureLog:
     def predict_failed(
         self,
         model: str,
-        version: Optional[str],
-        request_id: Optional[str],
+        version: str | None,
+        request_id: str | None,
         error: BaseException,
     ) -> bool:
         """Log ``error`` for this request unless the model is over its budget (returns

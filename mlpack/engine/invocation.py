@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
-from typing import Any, Awaitable, Callable, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from .. import tracing
 from .._context import model_scope
@@ -32,7 +33,8 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
         import uvloop
     except ImportError:
         return asyncio.new_event_loop()
-    return uvloop.new_event_loop()  # type: ignore[no-any-return]
+    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    return loop
 
 
 def instantiate_model(settings: ModelSettings) -> MLModel:
@@ -89,7 +91,9 @@ async def predict_with(model: MLModel, request: InferenceRequest) -> InferenceRe
     except MLPackError:
         raise
     except Exception as error:
-        raise attach_traceback(ModelError(f"model '{model.name}' failed: {error}"), error) from error
+        raise attach_traceback(
+            ModelError(f"model '{model.name}' failed: {error}"), error
+        ) from error
     return _checked(model, response)
 
 
@@ -103,7 +107,9 @@ def predict_sync(model: MLModel, request: InferenceRequest) -> InferenceResponse
     except MLPackError:
         raise
     except Exception as error:
-        raise attach_traceback(ModelError(f"model '{model.name}' failed: {error}"), error) from error
+        raise attach_traceback(
+            ModelError(f"model '{model.name}' failed: {error}"), error
+        ) from error
     return _checked(model, response)
 
 

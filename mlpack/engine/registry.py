@@ -10,15 +10,15 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Protocol
+from typing import Protocol
 
 from .. import tracing
 from ..codecs.tensors import validate_inputs
 from ..errors import (
     InvalidRequest,
     MLPackError,
-    ModelLoadError,
     ModelError,
+    ModelLoadError,
     ModelNotFound,
     ModelNotReady,
     WorkerError,
@@ -37,11 +37,12 @@ from .failures import FailureLog, attach_traceback, traceback_text
 from .placement import RunnerFactory, RunnerPlacement
 from .repository import discover_models
 from .runner import ModelRunner
-from .stats import InferEvent, InferenceObserver, close_timing, open_timing
+from .stats import InferenceObserver, InferEvent, close_timing, open_timing
 
 logger = logging.getLogger("mlpack.registry")
 
-def version_sort_key(version: Optional[str]) -> tuple[int, tuple[object, ...]]:
+
+def version_sort_key(version: str | None) -> tuple[int, tuple[object, ...]]:
     """Order versions so the newest sorts last: numeric parts compare as numbers."""
     if version is None:
         return (0, ())
@@ -60,8 +61,8 @@ class ModelEntry:
     settings: ModelSettings
     state: State = State.UNAVAILABLE
     reason: str = ""
-    runner: Optional[ModelRunner] = None
-    metadata: Optional[MetadataModelResponse] = None
+    runner: ModelRunner | None = None
+    metadata: MetadataModelResponse | None = None
     in_flight: int = 0
     queues: bool = False  # requests wait in a queue (batching) before they are computed
     idle: asyncio.Event = field(default_factory=asyncio.Event)
@@ -75,7 +76,7 @@ class ModelEntry:
         return self.settings.name
 
     @property
-    def version(self) -> Optional[str]:
+    def version(self) -> str | None:
         return self.settings.parameters.version
 
 
@@ -101,11 +102,11 @@ class ModelRegistry:
 
     def __init__(
         self,
-        runner_factory: Optional[RunnerFactory] = None,
-        repository_root: Optional[Path] = None,
-        observer: Optional[InferenceObserver] = None,
+        runner_factory: RunnerFactory | None = None,
+        repository_root: Path | None = None,
+        observer: InferenceObserver | None = None,
         strict_readiness: bool = True,
-        failure_log: Optional[FailureLog] = None,
+        failure_log: FailureLog | None = None,
     ) -> None:
         self._runner_factory = runner_factory or RunnerPlacement()
         self._repository_root = repository_root
@@ -114,20 +115,20 @@ class ModelRegistry:
         # Told about each answered request of a model with ``payload_log`` (server side).
         self.payload_sink: PayloadSink | None = None
         self.failure_log = failure_log or FailureLog()
-        self._models: dict[str, dict[Optional[str], ModelEntry]] = {}
+        self._models: dict[str, dict[str | None, ModelEntry]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
     # -- lookup -------------------------------------------------------------------
     def entries(self) -> list[ModelEntry]:
         return [entry for versions in self._models.values() for entry in versions.values()]
 
-    def _versions(self, name: str) -> dict[Optional[str], ModelEntry]:
+    def _versions(self, name: str) -> dict[str | None, ModelEntry]:
         versions = self._models.get(name)
         if not versions:
             raise ModelNotFound(name)
         return versions
 
-    def get(self, name: str, version: Optional[str] = None) -> ModelEntry:
+    def get(self, name: str, version: str | None = None) -> ModelEntry:
         """The entry for ``name`` (newest version when ``version`` is None)."""
         versions = self._versions(name)
         if version is not None:
@@ -139,7 +140,7 @@ class ModelRegistry:
         candidates = ready or list(versions.values())
         return max(candidates, key=lambda e: version_sort_key(e.version))
 
-    def get_ready(self, name: str, version: Optional[str] = None) -> ModelEntry:
+    def get_ready(self, name: str, version: str | None = None) -> ModelEntry:
         entry = self.get(name, version)
         if entry.state is not State.READY or entry.runner is None:
             what = f"model '{name}'" + (f" version '{version}'" if version else "")
@@ -147,12 +148,12 @@ class ModelRegistry:
             raise ModelNotReady(f"{what} is not ready ({entry.state.value}){detail}")
         return entry
 
-    def ready(self, name: str, version: Optional[str] = None) -> bool:
+    def ready(self, name: str, version: str | None = None) -> bool:
         """Whether ``name`` (``version``) can serve now (raises ``ModelNotFound``)."""
         entry = self.get(name, version)
         return entry.state is State.READY and entry.runner is not None
 
-    def queues(self, name: str, version: Optional[str] = None) -> bool:
+    def queues(self, name: str, version: str | None = None) -> bool:
         """Whether requests to ``name`` wait in a queue before compute (so a caller who
         leaves meanwhile is worth noticing); raises ``ModelNotFound``."""
         return self.get(name, version).queues
@@ -163,15 +164,13 @@ class ModelRegistry:
         out of service), or when at least one model is ready (not strict)."""
         if not self.strict_readiness:
             return any(entry.state is State.READY for entry in self.entries())
-        return all(
-            entry.state is State.READY for entry in self.entries() if entry.load_at_startup
-        )
+        return all(entry.state is State.READY for entry in self.entries() if entry.load_at_startup)
 
     def versions_of(self, name: str) -> list[str]:
         versions = [v for v in self._versions(name) if v is not None]
         return sorted(versions, key=version_sort_key)
 
-    async def metadata(self, name: str, version: Optional[str] = None) -> MetadataModelResponse:
+    async def metadata(self, name: str, version: str | None = None) -> MetadataModelResponse:
         entry = self.get_ready(name, version)
         assert entry.metadata is not None
         metadata = entry.metadata.model_copy()
@@ -180,7 +179,7 @@ class ModelRegistry:
             metadata.versions = self.versions_of(name)
         return metadata
 
-    def index(self, ready: Optional[bool] = None) -> list[RepositoryIndexResponseItem]:
+    def index(self, ready: bool | None = None) -> list[RepositoryIndexResponseItem]:
         items = [
             RepositoryIndexResponseItem(
                 name=e.name, version=e.version or "", state=e.state, reason=e.reason
@@ -210,7 +209,7 @@ class ModelRegistry:
         for settings in models:
             self.add(settings)
         outcomes = await asyncio.gather(*(self._load_quietly(s) for s in models))
-        return [settings for settings, ok in zip(models, outcomes) if not ok]
+        return [settings for settings, ok in zip(models, outcomes, strict=True) if not ok]
 
     async def _load_quietly(self, settings: ModelSettings) -> bool:
         try:
@@ -240,7 +239,7 @@ class ModelRegistry:
         if previous_runner is None:
             entry.state, entry.reason = State.LOADING, ""
         started = time.perf_counter()
-        runner: Optional[ModelRunner] = None
+        runner: ModelRunner | None = None
         try:
             runner = self._runner_factory(settings)
             metadata = await runner.load()
@@ -341,7 +340,7 @@ class ModelRegistry:
 
     # -- inference -------------------------------------------------------------------
     async def infer(
-        self, name: str, version: Optional[str], request: InferenceRequest
+        self, name: str, version: str | None, request: InferenceRequest
     ) -> InferenceResponse:
         """Validate ``request``, run it on the model, and fill in the response envelope."""
         entry = self.get_ready(name, version)
@@ -359,7 +358,9 @@ class ModelRegistry:
         finally:
             close_timing(token)
             duration = time.perf_counter() - started
-            self.observer.on_infer(InferEvent(entry.name, entry.version or "", ok, duration, timing))
+            self.observer.on_infer(
+                InferEvent(entry.name, entry.version or "", ok, duration, timing)
+            )
 
     async def _infer_traced(
         self, entry: ModelEntry, request: InferenceRequest
@@ -416,7 +417,7 @@ class ModelRegistry:
         return response
 
 
-def _request_id(request: InferenceRequest) -> Optional[str]:
+def _request_id(request: InferenceRequest) -> str | None:
     """The request's id, or the caller's ``x-request-id`` header (None when neither)."""
     if request.id:
         return request.id
@@ -472,7 +473,7 @@ def _shape_matches(expected: list[int], actual: list[int]) -> bool:
     if len(expected) != len(actual):
         # A declared [N] also accepts [N, 1]-style batches of one feature, and vice versa.
         return False
-    return all(e < 0 or e == a for e, a in zip(expected, actual))
+    return all(e < 0 or e == a for e, a in zip(expected, actual, strict=True))
 
 
 def finish_response(

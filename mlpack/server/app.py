@@ -13,8 +13,9 @@ import logging
 import os
 import signal
 import socket
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import uvicorn
 
@@ -23,11 +24,11 @@ from ..engine.placement import RunnerPlacement
 from ..engine.registry import ModelRegistry
 from ..errors import MLPackError, ModelLoadError
 from ..settings import ModelSettings, Settings
-from .observability import Observability
-from .payload_log import PayloadLogger
 from .access_log import AccessLog
 from .coalescing import CoalescingHttpToolsProtocol
 from .logging import server_label
+from .observability import Observability
+from .payload_log import PayloadLogger
 from .rest import InferFastPath, build_rest_app
 from .sockets import bind_socket
 from .trace_context import TracingASGI
@@ -59,13 +60,15 @@ class MLPackServer:
         self,
         settings: Settings,
         models: list[ModelSettings],
-        repository_root: Optional[Path] = None,
+        repository_root: Path | None = None,
     ) -> None:
         self.settings = settings
         self.models = models
         # engine: where each model runs (threads, worker pools, environment pools).
-        environments_dir = Path(settings.environments_dir) if settings.environments_dir else (
-            (repository_root or Path.cwd()) / ".mlpack" / "envs"
+        environments_dir = (
+            Path(settings.environments_dir)
+            if settings.environments_dir
+            else ((repository_root or Path.cwd()) / ".mlpack" / "envs")
         )
         self.runners = RunnerPlacement(
             settings.parallel_workers, settings.parallel_workers_timeout, environments_dir
@@ -75,13 +78,13 @@ class MLPackServer:
             repository_root=repository_root,
             strict_readiness=settings.strict_readiness,
         )
-        self.startup_error: Optional[MLPackError] = None
+        self.startup_error: MLPackError | None = None
         self.payload_log = PayloadLogger(settings.server_name)
         self.registry.payload_sink = self.payload_log
         self.observability = Observability(settings)
         self._stop = asyncio.Event()
         self._listeners: list[tuple[str, str]] = []
-        self._uvicorn: Optional[_EmbeddedUvicorn] = None
+        self._uvicorn: _EmbeddedUvicorn | None = None
 
     def request_stop(self) -> None:
         """Begin a graceful shutdown (safe to call from a signal handler)."""
@@ -89,8 +92,8 @@ class MLPackServer:
 
     async def serve(
         self,
-        http_socket: Optional[socket.socket] = None,
-        metrics_socket: Optional[socket.socket] = None,
+        http_socket: socket.socket | None = None,
+        metrics_socket: socket.socket | None = None,
     ) -> None:
         settings = self.settings
         http_socket = http_socket or bind_socket(settings.host, settings.http_port, "REST")
@@ -108,7 +111,9 @@ class MLPackServer:
             if tracing_on:
                 tracing.shutdown()
 
-    async def _serve(self, http_socket: socket.socket, metrics_socket: Optional[socket.socket]) -> None:
+    async def _serve(
+        self, http_socket: socket.socket, metrics_socket: socket.socket | None
+    ) -> None:
         settings = self.settings
         observability = self.observability
         app = build_rest_app(
@@ -130,7 +135,8 @@ class MLPackServer:
             access_log=False,  # server/access_log.py writes the access log
             log_config=None,
             root_path=settings.root_path,
-            timeout_graceful_shutdown=settings.graceful_timeout,
+            # uvicorn's annotation says int; it waits any number of seconds.
+            timeout_graceful_shutdown=settings.graceful_timeout,  # type: ignore[arg-type]
             server_header=False,
         )
         self._uvicorn = _EmbeddedUvicorn(config)
@@ -217,7 +223,7 @@ class MLPackServer:
 
 
 def _listeners(
-    settings: Settings, http_socket: socket.socket, metrics_socket: Optional[socket.socket]
+    settings: Settings, http_socket: socket.socket, metrics_socket: socket.socket | None
 ) -> list[tuple[str, str]]:
     """What the banner lists: each listening port with its URL."""
     host = settings.host
@@ -229,8 +235,8 @@ def _listeners(
 
 
 def _metrics_server(
-    observability: Observability, sock: Optional[socket.socket], access_log: bool = False
-) -> Optional[_EmbeddedUvicorn]:
+    observability: Observability, sock: socket.socket | None, access_log: bool = False
+) -> _EmbeddedUvicorn | None:
     """The metrics endpoint's own uvicorn server (None when metrics are disabled)."""
     app: Any = observability.metrics_app()
     if app is None or sock is None:
@@ -238,7 +244,12 @@ def _metrics_server(
     if access_log:
         app = AccessLog(app, "metrics")
     config = uvicorn.Config(
-        app, lifespan="off", http="httptools", access_log=False, log_config=None, server_header=False
+        app,
+        lifespan="off",
+        http="httptools",
+        access_log=False,
+        log_config=None,
+        server_header=False,
     )
     return _EmbeddedUvicorn(config)
 

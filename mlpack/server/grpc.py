@@ -10,23 +10,24 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from typing import Any, Awaitable, Callable, Optional, Protocol, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
 
 import grpc
 from google.protobuf import descriptor_pool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
-from ..engine.registry import ModelRegistry
 from .. import tracing
+from ..engine.registry import ModelRegistry
 from ..errors import DeadlineExceeded, MLPackError, ModelNotFound, ResourceExhausted
 from ..proto import convert
 from ..proto import inference_pb2 as pb
 from ..proto import inference_pb2_grpc as pb_grpc
 from ..types import MetadataServerResponse, Parameters, RepositoryIndexResponse
-from .trace_context import traced_rpc
 from .headers import outgoing_headers, response_headers
 from .sockets import PortInUse
+from .trace_context import traced_rpc
 
 logger = logging.getLogger("mlpack.grpc")
 
@@ -68,7 +69,7 @@ class CallMetrics(Protocol):
 class _Observed:
     """Holds the optional ``CallMetrics`` the decorated RPC methods report to."""
 
-    call_metrics: Optional[CallMetrics] = None
+    call_metrics: CallMetrics | None = None
 
 
 def _handles_errors(handler: Handler[Response]) -> Handler[Response]:
@@ -114,7 +115,7 @@ def _handles_errors(handler: Handler[Response]) -> Handler[Response]:
 
 def _request_headers(context: grpc.aio.ServicerContext) -> dict[str, Any]:
     """Invocation metadata as headers (binary ``-bin`` values stay bytes)."""
-    return {key: value for key, value in (context.invocation_metadata() or ())}
+    return dict(context.invocation_metadata() or ())
 
 
 def _metadata(headers: dict[str, Any]) -> tuple[tuple[str, str], ...]:
@@ -128,7 +129,7 @@ def _metadata(headers: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     return tuple(safe)
 
 
-def _version(value: str) -> Optional[str]:
+def _version(value: str) -> str | None:
     return value or None
 
 
@@ -147,7 +148,7 @@ class InferenceServicer(_Observed, pb_grpc.GRPCInferenceServiceServicer):
         registry: ModelRegistry,
         server_metadata: MetadataServerResponse,
         max_message_length: int = DEFAULT_MAX_MESSAGE_LENGTH,
-        call_metrics: Optional[CallMetrics] = None,
+        call_metrics: CallMetrics | None = None,
     ) -> None:
         self.registry = registry
         self.call_metrics = call_metrics
@@ -253,7 +254,7 @@ class InferenceServicer(_Observed, pb_grpc.GRPCInferenceServiceServicer):
 class _RegistryHealth(_Observed, health.aio.HealthServicer):  # type: ignore[misc]
     """``grpc.health.v1``: SERVING when the server is ready (as ``/v2/health/ready``)."""
 
-    def __init__(self, registry: ModelRegistry, call_metrics: Optional[CallMetrics] = None) -> None:
+    def __init__(self, registry: ModelRegistry, call_metrics: CallMetrics | None = None) -> None:
         super().__init__()
         self._registry = registry
         self.call_metrics = call_metrics
@@ -299,11 +300,11 @@ class GrpcTransport:
         server_metadata: MetadataServerResponse,
         host: str,
         port: int,
-        max_message_length: Optional[int] = None,
-        call_metrics: Optional[CallMetrics] = None,
+        max_message_length: int | None = None,
+        call_metrics: CallMetrics | None = None,
     ) -> None:
         limit = max_message_length or DEFAULT_MAX_MESSAGE_LENGTH
-        self._health_task: Optional[asyncio.Task[None]] = None
+        self._health_task: asyncio.Task[None] | None = None
         self._server = grpc.aio.server(
             options=[
                 ("grpc.max_send_message_length", limit),

@@ -13,10 +13,11 @@ import logging
 import logging.config
 import sys
 import traceback
-from datetime import datetime, timezone
-from pathlib import Path
+from collections.abc import Iterable, Iterator, Sequence
 from contextvars import ContextVar
-from typing import Any, Iterable, Iterator, Optional, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 from .._context import current_model
 from ..errors import InvalidSettings
@@ -103,9 +104,7 @@ class JSONFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         payload: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(
-                timespec="milliseconds"
-            ),
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -214,7 +213,7 @@ def banner_lines(
     server_name: str,
     server_version: str,
     listeners: Iterable[tuple[str, str]],
-    models: Iterable[tuple[str, Optional[str], str, str]],
+    models: Iterable[tuple[str, str | None, str, str]],
 ) -> list[str]:
     """The startup banner: a line per listener (what, address) and per model."""
     lines = [f"{server_name} {server_version}".strip()]

@@ -7,7 +7,8 @@ Errors become ``{"error": message}`` with their status in one place (``error_han
 from __future__ import annotations
 
 import logging
-from typing import Any, Awaitable, Callable, Mapping, Optional
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 import orjson
 from pydantic import ValidationError
@@ -116,7 +117,7 @@ class RestEndpoints:
     async def repository_index(self, request: Request) -> Response:
         check_content_type(request.headers.get("content-type"))
         body = await request.body()
-        ready: Optional[bool] = None
+        ready: bool | None = None
         if body.strip():
             try:
                 payload = orjson.loads(body)
@@ -161,7 +162,7 @@ class RestEndpoints:
         return [Route(path, endpoint, methods=methods) for path, endpoint, methods in table]
 
 
-def _model_path(request: Request) -> tuple[str, Optional[str]]:
+def _model_path(request: Request) -> tuple[str, str | None]:
     params = request.path_params
     return params["model_name"], params.get("model_version")
 
@@ -185,7 +186,7 @@ def _attach_headers(inference_request: InferenceRequest, request: Request) -> No
 
 
 def encode_inference_response(
-    response: InferenceResponse, binary_outputs: Optional[Mapping[str, bool]] = None
+    response: InferenceResponse, binary_outputs: Mapping[str, bool] | None = None
 ) -> Response:
     """``InferenceResponse`` → JSON (binary outputs after it when asked for); headers the
     model set become HTTP headers."""
@@ -232,18 +233,25 @@ class InferFastPath:
                 return
         await self.app(scope, receive, send)
 
-    def _match(self, scope: Any) -> Optional[tuple[Route, dict[str, str]]]:
+    def _match(self, scope: Any) -> tuple[Route, dict[str, str]] | None:
         path: str = scope["path"]
         root_path: str = scope.get("root_path", "")
         if root_path and path.startswith(root_path):
-            path = path[len(root_path):]
+            path = path[len(root_path) :]
         parts = path.split("/")
         if len(parts) == 5 and parts[4] == "infer" and parts[1] == "v2" and parts[2] == "models":
             if parts[3]:
                 return self._unversioned, {"model_name": parts[3]}
-        elif len(parts) == 7 and parts[6] == "infer" and parts[4] == "versions":
-            if parts[1] == "v2" and parts[2] == "models" and parts[3] and parts[5]:
-                return self._versioned, {"model_name": parts[3], "model_version": parts[5]}
+        elif (
+            len(parts) == 7
+            and parts[6] == "infer"
+            and parts[4] == "versions"
+            and parts[1] == "v2"
+            and parts[2] == "models"
+            and parts[3]
+            and parts[5]
+        ):
+            return self._versioned, {"model_name": parts[3], "model_version": parts[5]}
         return None
 
 
@@ -252,7 +260,7 @@ def build_rest_app(
     server_name: str = "mlpack",
     server_version: str = "",
     root_path: str = "",
-    extra_routes: Optional[list[Any]] = None,
+    extra_routes: list[Any] | None = None,
 ) -> Starlette:
     """The Starlette app serving the protocol over ``registry``."""
     endpoints = RestEndpoints(registry, server_name, server_version)

@@ -40,7 +40,9 @@ class TracingASGI:
             context=tracing.extract(carrier),
             kind=tracing.server_kind(),
         ) as current:
-            returned = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in tracing.inject().items()]
+            returned = [
+                (k.encode("latin-1"), v.encode("latin-1")) for k, v in tracing.inject().items()
+            ]
 
             async def send_traced(message: Any) -> None:
                 if message["type"] == "http.response.start":
@@ -67,7 +69,9 @@ def _model_attributes(path: str) -> dict[str, str]:
 async def traced_rpc(method: str, context: Any, call: Callable[[], Awaitable[T]]) -> T:
     """Run one RPC in a SERVER span whose parent is the caller's ``traceparent``; the
     span's own ``traceparent`` goes back in the initial metadata."""
-    carrier = {key: value for key, value in (context.invocation_metadata() or ()) if isinstance(value, str)}
+    carrier = {
+        key: value for key, value in (context.invocation_metadata() or ()) if isinstance(value, str)
+    }
     with tracing.span(
         f"inference.GRPCInferenceService/{method}",
         {"rpc.system": "grpc", "rpc.method": method},

@@ -7,8 +7,8 @@ hangs off the right parent, the model's own span included.
 
 from __future__ import annotations
 
-import shutil
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -76,7 +76,17 @@ def _check_tree(spans: dict[str, Span], root: str, caller_span: str) -> None:
     assert spans["model work"].attributes["rows"] == 2
 
 
-NAMES = {"decode", "infer", "validate", "queue", "batch", "worker", "predict", "model work", "encode"}
+NAMES = {
+    "decode",
+    "infer",
+    "validate",
+    "queue",
+    "batch",
+    "worker",
+    "predict",
+    "model work",
+    "encode",
+}
 
 
 def test_rest_request_span_tree(

@@ -54,7 +54,9 @@ class Received:
                             parent_id=span.parent_span_id.hex(),
                             service=service,
                             attributes={a.key: _value(a.value) for a in span.attributes},
-                            links=[(link.trace_id.hex(), link.span_id.hex()) for link in span.links],
+                            links=[
+                                (link.trace_id.hex(), link.span_id.hex()) for link in span.links
+                            ],
                             kind=span.kind,
                         )
                     )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import pickle
 import struct
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -53,7 +53,7 @@ class Predict:
 
     key: str
     request: tuple[Any, ...]
-    trace: Optional[dict[str, str]] = None  # W3C trace context (tracing on only)
+    trace: dict[str, str] | None = None  # W3C trace context (tracing on only)
 
 
 @dataclass
@@ -78,7 +78,7 @@ class Call:
 class Reply:
     call_id: int
     value: Any = None
-    error: Optional[BaseException] = None
+    error: BaseException | None = None
 
 
 def pack_request(request: InferenceRequest) -> tuple[Any, ...]:
@@ -87,15 +87,22 @@ def pack_request(request: InferenceRequest) -> tuple[Any, ...]:
     for request_input in request.inputs:
         decoded = decoded_data(request_input)
         data = request_input.data if decoded is None else decoded
-        inputs.append((
-            request_input.name, request_input.shape, request_input.datatype.value,
-            _pack_parameters(request_input.parameters), *_pack_data(data), decoded is not None,
-        ))
+        inputs.append(
+            (
+                request_input.name,
+                request_input.shape,
+                request_input.datatype.value,
+                _pack_parameters(request_input.parameters),
+                *_pack_data(data),
+                decoded is not None,
+            )
+        )
     return (
         request.id,
         _pack_parameters(request.parameters),
         inputs,
-        None if request.outputs is None
+        None
+        if request.outputs is None
         else [(o.name, _pack_parameters(o.parameters)) for o in request.outputs],
     )
 
@@ -107,8 +114,12 @@ def unpack_request(packed: tuple[Any, ...]) -> InferenceRequest:
     for name, shape, datatype, input_parameters, payload, form, validated in inputs:
         data = _unpack_data(payload, form)
         request_input = trusted(
-            RequestInput, name=name, shape=shape, datatype=Datatype(datatype),
-            parameters=_unpack_parameters(input_parameters), data=data,
+            RequestInput,
+            name=name,
+            shape=shape,
+            datatype=Datatype(datatype),
+            parameters=_unpack_parameters(input_parameters),
+            data=data,
         )
         if validated:  # the sender's validator already decoded it: do not decode again
             request_input._decoded = data
@@ -118,7 +129,9 @@ def unpack_request(packed: tuple[Any, ...]) -> InferenceRequest:
         id=request_id,
         parameters=_unpack_parameters(parameters),
         inputs=built,
-        outputs=None if outputs is None else [
+        outputs=None
+        if outputs is None
+        else [
             trusted(RequestOutput, name=name, parameters=_unpack_parameters(p))
             for name, p in outputs
         ],
@@ -133,8 +146,13 @@ def pack_response(response: InferenceResponse) -> tuple[Any, ...]:
         response.id,
         _pack_parameters(response.parameters),
         [
-            (o.name, o.shape, Datatype(o.datatype).value, _pack_parameters(o.parameters),
-             *_pack_data(o.data))
+            (
+                o.name,
+                o.shape,
+                Datatype(o.datatype).value,
+                _pack_parameters(o.parameters),
+                *_pack_data(o.data),
+            )
             for o in response.outputs
         ],
     )
@@ -151,8 +169,11 @@ def unpack_response(packed: tuple[Any, ...]) -> InferenceResponse:
         outputs=[
             trusted(
                 ResponseOutput,
-                name=name, shape=shape, datatype=Datatype(datatype),
-                parameters=_unpack_parameters(p), data=_unpack_data(payload, form),
+                name=name,
+                shape=shape,
+                datatype=Datatype(datatype),
+                parameters=_unpack_parameters(p),
+                data=_unpack_data(payload, form),
             )
             for name, shape, datatype, p, payload, form in outputs
         ],
@@ -166,14 +187,14 @@ _SMALL = 64 * 1024
 _PLAIN_KINDS = frozenset("biufcmM")  # fixed-size dtypes whose ``dtype.str`` round-trips
 
 
-def _pack_data(data: Any) -> tuple[Any, Optional[tuple[str, tuple[int, ...]]]]:
+def _pack_data(data: Any) -> tuple[Any, tuple[str, tuple[int, ...]] | None]:
     """(payload, form): a small plain array as its bytes and (dtype, shape); else as is."""
     if type(data) is np.ndarray and data.dtype.kind in _PLAIN_KINDS and data.nbytes <= _SMALL:
         return data.tobytes(), (data.dtype.str, data.shape)
     return data, None
 
 
-def _unpack_data(payload: Any, form: Optional[tuple[str, tuple[int, ...]]]) -> Any:
+def _unpack_data(payload: Any, form: tuple[str, tuple[int, ...]] | None) -> Any:
     if form is None:
         return payload
     dtype, shape = form
@@ -181,7 +202,7 @@ def _unpack_data(payload: Any, form: Optional[tuple[str, tuple[int, ...]]]) -> A
     return np.frombuffer(bytearray(payload), dtype=dtype).reshape(shape)
 
 
-def _pack_parameters(parameters: Optional[Parameters]) -> Optional[dict[str, Any]]:
+def _pack_parameters(parameters: Parameters | None) -> dict[str, Any] | None:
     if parameters is None:
         return None
     values = dict(parameters.__dict__)
@@ -190,7 +211,7 @@ def _pack_parameters(parameters: Optional[Parameters]) -> Optional[dict[str, Any
     return values
 
 
-def _unpack_parameters(values: Optional[dict[str, Any]]) -> Optional[Parameters]:
+def _unpack_parameters(values: dict[str, Any] | None) -> Parameters | None:
     return None if values is None else Parameters.model_construct(**values)
 
 
@@ -246,7 +267,7 @@ class FrameDecoder:
 
     def __init__(self) -> None:
         self._data = bytearray()
-        self._want: Optional[tuple[int, int]] = None
+        self._want: tuple[int, int] | None = None
 
     def feed(self, data: bytes) -> list[Any]:
         self._data += data
@@ -275,8 +296,10 @@ class FrameDecoder:
             return _INCOMPLETE
         view = memoryview(data)
         try:
-            buffers = [bytearray(view[start:start + length]) for start, length in spans]
-            message = from_wire(pickle.loads(view[HEADER.size:HEADER.size + size], buffers=buffers))
+            buffers = [bytearray(view[start : start + length]) for start, length in spans]
+            message = from_wire(
+                pickle.loads(view[HEADER.size : HEADER.size + size], buffers=buffers)
+            )
         finally:
             view.release()
         del data[:offset]

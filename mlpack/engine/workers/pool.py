@@ -15,7 +15,8 @@ import itertools
 import logging
 import multiprocessing
 import socket
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 from ... import tracing
 from ...errors import WorkerError
@@ -54,7 +55,7 @@ class _Worker(asyncio.Protocol):
         self,
         worker_id: int,
         process: Any,
-        on_lost: Callable[["_Worker"], None],
+        on_lost: Callable[[_Worker], None],
         on_free: Callable[[], None],
     ) -> None:
         self.worker_id = worker_id
@@ -65,7 +66,7 @@ class _Worker(asyncio.Protocol):
         self.reserved = 0  # slots handed to waiting requests that have not called yet
         self.models: set[str] = set()
         self.alive = False
-        self.transport: Optional[asyncio.Transport] = None
+        self.transport: asyncio.Transport | None = None
         self._decoder = FrameDecoder()
         self._ids = itertools.count()
 
@@ -95,7 +96,7 @@ class _Worker(asyncio.Protocol):
             else:
                 future.set_result(reply.value)
 
-    def connection_lost(self, exc: Optional[Exception]) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:
         self.alive = False
         pending, self.pending = self.pending, {}
         for future in pending.values():
@@ -136,7 +137,7 @@ class WorkerPool:
         max_in_flight: int = 2,
         start_timeout: float = 60.0,
         target: WorkerTarget = run_worker,
-        start_process: Optional[Callable[[socket.socket, int], Any]] = None,
+        start_process: Callable[[socket.socket, int], Any] | None = None,
     ) -> None:
         self.size = size
         self.stop_timeout = stop_timeout
@@ -168,8 +169,10 @@ class WorkerPool:
                 process = self._start_process(child_end, worker_id)
             else:
                 process = self._context.Process(
-                    target=self._target, args=(child_end, worker_id),
-                    name=f"mlpack-worker-{worker_id}", daemon=True,
+                    target=self._target,
+                    args=(child_end, worker_id),
+                    name=f"mlpack-worker-{worker_id}",
+                    daemon=True,
                 )
                 process.start()
         finally:
@@ -199,8 +202,11 @@ class WorkerPool:
         del self._workers[worker.worker_id]
         if self._stopping:
             return
-        logger.error("%s died (exit code %s); starting a replacement",
-                     worker.describe(), worker.process.exitcode)
+        logger.error(
+            "%s died (exit code %s); starting a replacement",
+            worker.describe(),
+            worker.process.exitcode,
+        )
         task = loop.create_task(self._replace(worker.worker_id))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -259,8 +265,9 @@ class WorkerPool:
         )
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
-            await asyncio.gather(*(w.call(UnloadModel(key)) for w in workers if w.alive),
-                                 return_exceptions=True)
+            await asyncio.gather(
+                *(w.call(UnloadModel(key)) for w in workers if w.alive), return_exceptions=True
+            )
             raise errors[0]
         self._models[key] = settings
         for worker in workers:
@@ -274,16 +281,21 @@ class WorkerPool:
         workers = [w for w in self.workers if key in w.models]
         for worker in workers:
             worker.models.discard(key)
-        await asyncio.gather(*(w.call(UnloadModel(key)) for w in workers if w.alive),
-                             return_exceptions=True)
+        await asyncio.gather(
+            *(w.call(UnloadModel(key)) for w in workers if w.alive), return_exceptions=True
+        )
 
     # -- inference --------------------------------------------------------------------
-    def _pick(self, key: str) -> Optional[_Worker]:
-        best: Optional[_Worker] = None
+    def _pick(self, key: str) -> _Worker | None:
+        best: _Worker | None = None
         for worker in self._workers.values():
-            if worker.alive and key in worker.models and worker.in_flight < self.max_in_flight:
-                if best is None or worker.in_flight < best.in_flight:
-                    best = worker
+            if (
+                worker.alive
+                and key in worker.models
+                and worker.in_flight < self.max_in_flight
+                and (best is None or worker.in_flight < best.in_flight)
+            ):
+                best = worker
         return best
 
     async def predict(self, key: str, request: InferenceRequest) -> InferenceResponse:

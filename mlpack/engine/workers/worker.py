@@ -14,12 +14,13 @@ import os
 import pickle
 import signal
 import socket
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 from ... import tracing
 from ...errors import MLPackError, ModelError, ModelNotFound
-from ..failures import attach_traceback
 from ...model import MLModel
+from ..failures import attach_traceback
 from ..invocation import build_and_load, predict_blocking, unload_model
 from .messages import (
     HEADER,
@@ -40,7 +41,7 @@ from .messages import (
 logger = logging.getLogger("mlpack.worker")
 
 
-def _read_exactly(stream: io.BufferedIOBase, size: int) -> Optional[bytearray]:
+def _read_exactly(stream: io.BufferedIOBase, size: int) -> bytearray | None:
     buffer = bytearray(size)
     if stream.readinto(buffer) != size:  # a buffered stream reads until full or EOF
         return None
@@ -110,7 +111,9 @@ def _picklable(error: BaseException) -> BaseException:
     return attach_traceback(ModelError(repr(error)), error)
 
 
-def run_worker(sock: socket.socket, worker_id: int, on_start: Optional[Callable[[], None]] = None) -> None:
+def run_worker(
+    sock: socket.socket, worker_id: int, on_start: Callable[[], None] | None = None
+) -> None:
     """Entry point of a worker process: serve calls on ``sock`` until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -139,7 +142,10 @@ def run_worker(sock: socket.socket, worker_id: int, on_start: Optional[Callable[
         except (BrokenPipeError, ConnectionResetError):
             break
         except Exception as error:  # an unpicklable result
-            send(sock, Reply(message.call_id, error=ModelError(f"cannot send the result back: {error!r}")))
+            send(
+                sock,
+                Reply(message.call_id, error=ModelError(f"cannot send the result back: {error!r}")),
+            )
     for key in list(models.models):
         try:
             models.handle(UnloadModel(key))

@@ -21,7 +21,7 @@ class Clock:
 
 def _failure() -> ModelError:
     try:
-        {}["feature"]  # noqa: B018
+        {}["feature"]
     except KeyError as error:
         return attach_traceback(ModelError("model 'm' failed: 'feature'"), error)  # type: ignore[return-value]
     raise AssertionError

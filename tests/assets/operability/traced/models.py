@@ -12,7 +12,9 @@ class TracedModel(mlpack.MLModel):
             array = tensor_as_ndarray(first)
             span.set_attribute("rows", int(array.shape[0]))
             output = ResponseOutput(
-                name="y", shape=list(array.shape), datatype=first.datatype,
+                name="y",
+                shape=list(array.shape),
+                datatype=first.datatype,
                 data=ndarray_to_data(array),
             )
         return InferenceResponse(model_name=self.name, outputs=[output])
