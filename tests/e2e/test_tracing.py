@@ -157,3 +157,34 @@ def test_tracing_off_sends_no_traceparent(tmp_path: Path) -> None:
     finally:
         running.stop()
     assert answer.status_code == 200 and "traceparent" not in answer.headers
+
+
+def test_context_reaches_an_environment_worker(
+    tmp_path: Path, otlp_grpc: tuple[str, Received]
+) -> None:
+    """A model with its own environment (another interpreter) still continues the trace."""
+    import json
+    import subprocess
+    import sys
+
+    folder = _folder(tmp_path)
+    venv = tmp_path / "env"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    settings_file = folder / "traced" / "model-settings.json"
+    model = json.loads(settings_file.read_text())
+    model["parameters"] = {"environment_path": str(venv)}
+    settings_file.write_text(json.dumps(model))
+    running = start_server(folder, tmp_path, settings={"tracing_server": otlp_grpc[0]})
+    try:
+        trace_id, _, traceparent = _caller()
+        answer = httpx.post(
+            running.url + "/v2/models/traced/infer",
+            json=REQUEST,
+            headers={"traceparent": traceparent},
+        )
+        assert answer.status_code == 200, answer.text
+        spans = otlp_grpc[1].trace(trace_id, {"worker", "predict", "model work"})
+    finally:
+        running.stop()
+    assert spans["predict"].parent_id == spans["worker"].span_id
+    assert spans["model work"].parent_id == spans["predict"].span_id
