@@ -13,6 +13,7 @@ import logging
 import time
 import traceback
 from collections.abc import Callable
+from typing import Any
 
 logger = logging.getLogger("mlpack.model")
 
@@ -82,21 +83,35 @@ class FailureLog:
         message = getattr(error, "message", None) or repr(error)
         text = traceback_text(error)
         label = model + (f":{version}" if version else "")
-        logger.error(
-            "predict failed: model=%s version=%s request_id=%s: %s%s%s",
-            model,
-            version or "-",
-            request_id or "-",
-            message,
-            f" ({suppressed} similar error(s) suppressed)" if suppressed else "",
-            f"\n{text}" if text else "",
-            extra={
-                "model": label,
-                "model_name": model,
-                "model_version": version or "",
-                "request_id": request_id or "",
-                "suppressed": suppressed,
-                "error_traceback": text,
-            },
+        log_error(
+            logger,
+            "predict failed: model=%s version=%s request_id=%s: %s%s",
+            (
+                model,
+                version or "-",
+                request_id or "-",
+                message,
+                f" ({suppressed} similar error(s) suppressed)" if suppressed else "",
+            ),
+            text,
+            model=label,
+            model_version=version or "",
+            request_id=request_id or "",
+            suppressed=suppressed,
         )
         return True
+
+
+def log_error(
+    target: logging.Logger, message: str, args: tuple[Any, ...], text: str, **fields: Any
+) -> None:
+    """An ERROR record carrying ``text`` (a traceback) as its ``exc_text``: any standard
+    formatter prints it under the message, as for ``logger.exception``, and it survives
+    the trip from a worker process as text. ``fields`` become record attributes."""
+    if not target.isEnabledFor(logging.ERROR):
+        return
+    record = target.makeRecord(
+        target.name, logging.ERROR, __file__, 0, message, args, None, extra=fields
+    )
+    record.exc_text = text or None
+    target.handle(record)

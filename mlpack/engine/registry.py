@@ -33,7 +33,7 @@ from ..types import (
     State,
 )
 from .batching import ServingInfo, predict_reporting
-from .failures import FailureLog, attach_traceback, traceback_text
+from .failures import FailureLog, attach_traceback, log_error, traceback_text
 from .placement import RunnerFactory, RunnerPlacement
 from .repository import discover_models
 from .runner import ModelRunner
@@ -215,17 +215,10 @@ class ModelRegistry:
         try:
             await self.load_version(settings)
         except MLPackError as error:
+            version = settings.parameters.version
+            label = settings.name + (f":{version}" if version else "")
             text = traceback_text(error)
-            logger.error(
-                "load failed: %s%s",
-                error.message,
-                f"\n{text}" if text else "",
-                extra={
-                    "model": settings.name
-                    + (f":{settings.parameters.version}" if settings.parameters.version else ""),
-                    "error_traceback": text,
-                },
-            )
+            log_error(logger, "load failed: %s", (error.message,), text, model=label)
             return False
         return True
 

@@ -40,7 +40,6 @@ EXTRA_FIELDS = (
     "duration_ms",
     "client",
     "suppressed",
-    "error_traceback",
     "trace_id",
     "span_id",
 )
@@ -119,6 +118,8 @@ class JSONFormatter(logging.Formatter):
                 payload[name] = value
         if record.exc_info:
             payload["exc_info"] = "".join(traceback.format_exception(*record.exc_info)).rstrip()
+        elif record.exc_text:  # a traceback carried as text (e.g. from a worker process)
+            payload["exc_info"] = record.exc_text
         if record.stack_info:
             payload["stack_info"] = record.stack_info
         return json.dumps(payload, default=str, ensure_ascii=False)

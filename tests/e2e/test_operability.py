@@ -140,7 +140,8 @@ def test_structured_lines_carry_the_same_fields(tmp_path: Path) -> None:
     records = [json.loads(line) for line in running.log().splitlines() if line.strip()]
     failure = next(r for r in records if r.get("logger") == "mlpack.model")
     assert failure["level"] == "ERROR" and failure["request_id"] == "json-1"
-    assert failure["model"] == "failing" and "KeyError" in failure["error_traceback"]
+    assert failure["model"] == "failing" and "KeyError" in failure["exc_info"]
+    assert "\n" not in failure["message"]
     access = next(
         r for r in records if r.get("logger") == "mlpack.access" and r["method"] == "POST"
     )

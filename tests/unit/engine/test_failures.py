@@ -48,5 +48,6 @@ def test_burst_then_suppressed_count_on_next_window(caplog: pytest.LogCaptureFix
     assert "request_id=r5" in last.getMessage()
     assert "(3 similar error(s) suppressed)" in last.getMessage()
     assert last.__dict__["suppressed"] == 3 and last.__dict__["model"] == "m:v1"
-    assert "KeyError" in last.__dict__["error_traceback"]
+    assert last.exc_text is not None and "KeyError: 'feature'" in last.exc_text
+    assert "Traceback" not in last.getMessage()  # the message stays one line
     assert records[0].__dict__["suppressed"] == 0
