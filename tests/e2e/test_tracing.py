@@ -188,3 +188,27 @@ def test_context_reaches_an_environment_worker(
         running.stop()
     assert spans["predict"].parent_id == spans["worker"].span_id
     assert spans["model work"].parent_id == spans["predict"].span_id
+
+
+def test_sampling_ratio_zero_keeps_only_traces_the_caller_sampled(
+    tmp_path: Path, otlp_grpc: tuple[str, Received]
+) -> None:
+    settings = {"tracing_server": otlp_grpc[0], "tracing_sampling_ratio": 0.0}
+    running = start_server(_folder(tmp_path), tmp_path, settings=settings)
+    try:
+        url = running.url + "/v2/models/traced/infer"
+        unsampled_id, unsampled_span, _ = _caller()
+        flags_off = f"00-{unsampled_id}-{unsampled_span}-00"
+        assert httpx.post(url, json=REQUEST, headers={"traceparent": flags_off}).status_code == 200
+        assert httpx.post(url, json=REQUEST).status_code == 200  # no parent: ratio 0 → dropped
+        sampled_id, _, sampled = _caller()
+        assert httpx.post(url, json=REQUEST, headers={"traceparent": sampled}).status_code == 200
+        # The sampled trace arriving means the exporter has flushed everything before it.
+        otlp_grpc[1].trace(sampled_id, {"infer", "predict", "model work"})
+    finally:
+        running.stop()
+    with otlp_grpc[1].lock:
+        traced = {s.trace_id for s in otlp_grpc[1].spans if s.name == "model work"}
+    assert unsampled_id not in traced
+    roots = [s for s in otlp_grpc[1].spans if s.name == "POST /v2/models/traced/infer"]
+    assert all(s.parent_id for s in roots)  # every exported root had a caller's parent
