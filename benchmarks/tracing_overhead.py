@@ -52,22 +52,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-r", "--repeats", type=int, default=3)
     parser.add_argument("-c", "--concurrency", type=int, default=32)
     parser.add_argument("--before-rev", default="main")
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument("--ratio", type=float, default=1.0, help="sampling ratio when on")
     parser.add_argument("-o", "--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     loadgen.install_uvloop()
     from tests.helpers.otlp import grpc_receiver
 
     body = models.iris_request_body()
-    rows: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
+    variants = tuple(v for v in VARIANTS if v in args.variants)
+    rows: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
     receiver = grpc_receiver()
     endpoint, received = next(receiver)
     with tempfile.TemporaryDirectory(prefix="bench-tracing-") as tmp:
         before_root = _export(args.before_rev, Path(tmp) / "before")
         repo = models.write_iris_folders(Path(tmp) / "models")["mlpack"]
         roots = {"before": before_root, "off": servers.REPO_ROOT, "on": servers.REPO_ROOT}
-        envs = {"before": {}, "off": {}, "on": {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint}}
+        on = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_TRACES_SAMPLER_ARG": str(args.ratio)}
+        envs: dict[str, dict[str, str]] = {"before": {}, "off": {}, "on": on}
         for rep in range(args.repeats):
-            order = VARIANTS if rep % 2 == 0 else VARIANTS[::-1]
+            order = variants if rep % 2 == 0 else variants[::-1]
             for variant in order:
                 server = servers.start_mlpack(repo, repo_root=roots[variant], env=envs[variant])
                 try:
@@ -87,26 +91,27 @@ def main(argv: list[str] | None = None) -> int:
     receiver.close()
     medians = {
         v: {m: statistics.median(r[m] for r in rows[v]) for m in ("rps", "p50_ms", "p99_ms")}
-        for v in VARIANTS
+        for v in variants
     }
-    base = medians["before"]
+    base = medians.get("before") or medians[variants[0]]
     report = {
         "concurrency": args.concurrency,
         "duration_s": args.duration,
         "repeats": args.repeats,
         "before_rev": args.before_rev,
+        "sampling_ratio": args.ratio,
         "medians": medians,
         "ratios_to_before": {
-            v: {m: medians[v][m] / base[m] for m in base if base[m]} for v in ("off", "on")
+            v: {m: medians[v][m] / base[m] for m in base if base[m]} for v in variants
         },
         "spans_received": spans,
         "runs": rows,
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2))
-    for v in VARIANTS:
+    for v in variants:
         m = medians[v]
-        ratio = "" if v == "before" else f"  ratio {m['rps'] / base['rps']:.3f}"
+        ratio = "" if m is base else f"  ratio {m['rps'] / base['rps']:.3f}"
         latency = f"p50 {m['p50_ms']:.2f} ms  p99 {m['p99_ms']:.2f} ms"
         print(f"{v:6} {m['rps']:>8,.0f} req/s  {latency}{ratio}")
     print(f"spans received with tracing on: {spans}")
