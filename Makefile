@@ -4,27 +4,36 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# Extra `mlpack start` flags for `make run`, e.g. RUN_ARGS='--http-port 9000'.
+RUN_ARGS ?=
+INSTALLED := $(VENV)/.installed-sklearn
 
 .PHONY: run test check install install-test install-check bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
 
-install: $(PY)
-	$(PY) -m pip install --quiet -e '.[sklearn]'
+# Installs with progress on the terminal: uv when it can be had, pip otherwise
+# (scripts/venv-install; MLPACK_USE_UV=0 for pip only). Done again only when pyproject.toml changes.
+$(INSTALLED): pyproject.toml | $(PY)
+	scripts/venv-install $(VENV) -e '.[sklearn]'
+	@touch $@
+
+install: $(INSTALLED)
 
 install-test: $(PY)
-	$(PY) -m pip install --quiet -e '.[test]'
+	PYTHONWARNINGS="ignore:Editable installation" $(PY) -m pip install --quiet --upgrade pip
+	PYTHONWARNINGS="ignore:Editable installation" $(PY) -m pip install --quiet -e '.[test]'
 
 install-check: $(PY)
-	$(PY) -m pip install --quiet -e '.[test,check]'
+	PYTHONWARNINGS="ignore:Editable installation" $(PY) -m pip install --quiet -e '.[test,check]'
 
-examples/iris/model.joblib: | install
+examples/iris/model.joblib: | $(INSTALLED)
 	$(PY) examples/iris/train.py
 
-run: install examples/iris/model.joblib
-	OPENBLAS_NUM_THREADS=1 $(VENV)/bin/mlpack start examples/iris
+# Serves examples/iris; once the model is READY the server prints a `curl` line to try.
+run: $(INSTALLED) examples/iris/model.joblib
+	OPENBLAS_NUM_THREADS=1 $(VENV)/bin/mlpack start examples/iris $(RUN_ARGS)
 
 LINTED := mlpack runtimes tests benchmarks examples
 TYPED := mlpack runtimes/sklearn/mlpack_sklearn runtimes/xgboost/mlpack_xgboost \

@@ -23,10 +23,12 @@ survives pickling (errors cross the worker-process boundary).
     │   └── InvalidEnvironment (500)    a model's environment cannot be unpacked or used
     ├── PortInUse (500)                 a port the server needs is taken
     ├── BuildError (500)                an image or environment could not be built
+    ├── ForeignRequirementError (400)   a requirements file names ``mlpack``, someone else's library
     ├── ScaffoldError (500)             ``mlpack init`` cannot create the project
     ├── ClientError (500)               a V2 client's request failed (``mlpack.client``)
     │   ├── TransportError (500)        no answer: refused, reset, TLS, protocol
     │   │   └── Timeout (500)           no answer in time
+    │   ├── UnsendableRequest (400)     the request cannot be encoded for the wire (never sent)
     │   └── ServerError (its status)    the server answered with an error status
     ├── SplitError (500)                a batch job's merged response cannot be split back
     ├── OutputError (400)               a batch job's output cannot be written or resumed
@@ -167,6 +169,12 @@ class BuildError(MLPackError):
     """An image or environment could not be built."""
 
 
+class ForeignRequirementError(MLPackError):
+    """A requirements file names ``mlpack``: on the package index, an unrelated C++ library."""
+
+    status = HTTPStatus.BAD_REQUEST
+
+
 class ScaffoldError(MLPackError):
     """``mlpack init`` cannot create the project (unknown template, bad name, folder in use)."""
 
@@ -186,6 +194,16 @@ class TransportError(ClientError):
 
 class Timeout(TransportError):
     """The server did not answer in time."""
+
+
+class UnsendableRequest(ClientError):
+    """The request cannot be encoded for the transport, so it was never sent (like a 400)."""
+
+    status = HTTPStatus.BAD_REQUEST
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.reason = message
 
 
 class ServerError(ClientError):

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ._version import __version__
+from .distribution import DISTRIBUTION, install_source
 from .errors import ScaffoldError as ScaffoldError  # defined in the error tree; re-exported
 from .templating import INIT_FOLDER, template_environment, template_root
 
@@ -123,6 +124,8 @@ def render_project(options: ProjectOptions) -> dict[str, str]:
         "max_batch_size": options.max_batch_size,
         "max_batch_time": options.max_batch_time,
         "mlpack_version": __version__,
+        "distribution": DISTRIBUTION,
+        "install_source": install_source(),
     }
     sources: dict[str, str] = {}
     for folder in (template_root() / INIT_FOLDER / COMMON, template.folder):

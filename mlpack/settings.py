@@ -80,8 +80,8 @@ class Settings(BaseSettings):
 
     debug: bool = False
     host: str = "0.0.0.0"
-    http_port: int = 8080
-    grpc_port: int = 8081
+    http_port: int = Field(default=8080, ge=0, le=65535)  # 0: any free port
+    grpc_port: int = Field(default=8081, ge=0, le=65535)  # 0: any free port
     root_path: str = ""
     server_name: str = "mlpack"
     server_version: str = Field(default_factory=lambda: _package_version())
@@ -90,7 +90,7 @@ class Settings(BaseSettings):
     parallel_workers: int = Field(default=0, ge=0)
     parallel_workers_timeout: float = Field(default=5.0, gt=0)
     environments_dir: str | None = None
-    metrics_port: int = 8082
+    metrics_port: int = Field(default=8082, ge=0, le=65535)  # 0: any free port
     metrics_endpoint: str | None = "/metrics"
     metrics_rest_server_prefix: str = "rest_server"
     metrics_dir: str | None = None

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from .._version import __version__
+from ._help import quiet_flags
 
 
 def _version_callback(value: bool) -> None:
@@ -47,6 +48,7 @@ def create_app() -> typer.Typer:
     infer.register(app)
     build.register(app)
     env.register(app)
+    quiet_flags(app)
     return app
 
 

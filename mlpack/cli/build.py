@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from .errors import USAGE_ERROR, exit_on_error
+from .sizes import human_size
 
 
 def register(app: typer.Typer) -> None:
@@ -93,12 +94,23 @@ def build(
         arguments[key] = value
     with exit_on_error():
         plan = plan_image(folder, base_image or DEFAULT_BASE_IMAGE)
+        _check_requirements(plan)
         text = dockerfile_path.read_text() if dockerfile_path else None
         result = build_image(
             plan, tag, typer.echo, no_cache=no_cache, build_args=arguments, dockerfile=text
         )
     typer.secho(
-        f"built {tag}: image {result.image_id}, {result.size / 1e6:.0f} MB,"
+        f"built {tag}: image {result.image_id}, {human_size(result.size)},"
         f" in {result.seconds:.1f}s",
         fg=typer.colors.GREEN,
     )
+
+
+def _check_requirements(plan: Any) -> None:
+    """Refuse, before any work, a requirements file that would install the foreign ``mlpack``."""
+    from ..distribution import check_requirements_file
+
+    sources = [plan.root_requirements] + [env.source for env in plan.environments]
+    for source in sources:
+        if source is not None and source.name.endswith(".txt"):
+            check_requirements_file(source)

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from .errors import USAGE_ERROR, exit_on_error
+from .sizes import human_size
 
 
 def register(app: typer.Typer) -> None:
@@ -29,6 +30,7 @@ def pack(
     ] = None,
 ) -> None:
     """Pack FOLDER's environment into a relocatable tarball (parameters.environment_tarball)."""
+    from ..distribution import check_requirements_file
     from ..environments.files import CONDA_FILES, REQUIREMENTS_FILES
     from ..environments.pack import pack_conda, pack_requirements
 
@@ -43,12 +45,13 @@ def pack(
         )
         raise typer.Exit(USAGE_ERROR)
     with exit_on_error():
+        if requirements and not conda:
+            check_requirements_file(requirements[0])
         if conda:
             written = pack_conda(conda[0], output)
         else:
             written = pack_requirements(requirements[0], output)
-    size = written.stat().st_size / 1e6
-    typer.echo(f"packed {written} ({size:.1f} MB)")
+    typer.echo(f"packed {written} ({human_size(written.stat().st_size)})")
     typer.echo(f'use it with "parameters": {{"environment_tarball": "{written.name}"}}')
 
 

@@ -12,10 +12,12 @@ from typing import Annotated, Any
 
 import typer
 
+from ..infer.retry import DEFAULT_RETRIES, DEFAULT_RETRY_FOR
 from .errors import USAGE_ERROR, exit_on_error
 
 INTERRUPTED = 130
 LINES_FAILED = 1
+DEFAULT_URLS = {"rest": "localhost:8080", "grpc": "localhost:8081"}
 
 
 class TransportName(str, Enum):
@@ -57,14 +59,16 @@ def infer(
         ),
     ],
     url: Annotated[
-        list[str],
+        list[str] | None,
         typer.Option(
             "-u",
             "--url",
             envvar=_env("URL"),
-            help="Server host:port (repeat to spread over several).",
+            help="Server host:port (repeat to spread over several) "
+            "[default: localhost:8080 over REST, localhost:8081 over gRPC].",
+            show_default=False,
         ),
-    ] = ["localhost:8080"],  # noqa: B006 (Typer needs a list default)
+    ] = None,
     model_version: Annotated[
         str | None,
         typer.Option("--model-version", envvar=_env("MODEL_VERSION"), help="Model version."),
@@ -80,9 +84,19 @@ def infer(
             "--retries",
             envvar=_env("RETRIES"),
             min=0,
-            help="Retries per request (connection errors, timeouts, 429, 5xx).",
+            help="Retries of a request the server answered with a 5xx or 408.",
         ),
-    ] = 3,
+    ] = DEFAULT_RETRIES,
+    retry_for: Annotated[
+        float,
+        typer.Option(
+            "--retry-for",
+            envvar=_env("RETRY_FOR"),
+            min=0,
+            help="Seconds a request keeps being retried while the server is unreachable or "
+            "overloaded (no connection, timeouts, 429, 502/503/504); bounds every retry.",
+        ),
+    ] = DEFAULT_RETRY_FOR,
     batch_size: Annotated[
         int,
         typer.Option(
@@ -143,6 +157,13 @@ def infer(
         typer.Option("--insecure", envvar=_env("INSECURE"), help="Do not verify TLS certificates."),
     ] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted job.")] = False,
+    retry_failed: Annotated[
+        bool,
+        typer.Option(
+            "--retry-failed",
+            help="Send again only the lines whose records are errors; replace them in place.",
+        ),
+    ] = False,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Start again over an unfinished job.")
     ] = False,
@@ -166,15 +187,24 @@ def infer(
     if not input_data_path.is_file():
         typer.secho(f"Error: input file {input_data_path} not found", err=True, fg=typer.colors.RED)
         raise typer.Exit(USAGE_ERROR)
+    if retry_failed and (resume or overwrite):
+        typer.secho(
+            "Error: --retry-failed works on a finished job; it cannot be combined with "
+            "--resume or --overwrite",
+            err=True,
+            fg=typer.colors.RED,
+        )
+        raise typer.Exit(USAGE_ERROR)
     headers = _parse_headers(request_headers or [])
     options = InferOptions(
-        urls=url,
+        urls=url or [DEFAULT_URLS[transport.value]],
         model_name=model_name,
         input_path=input_data_path,
         output_path=output_data_path,
         model_version=model_version,
         workers=workers,
         retries=retries,
+        retry_for=retry_for,
         batch_size=batch_size,
         binary=binary_data,
         transport=transport.value,
@@ -186,6 +216,7 @@ def infer(
         insecure=insecure,
         resume=resume,
         overwrite=overwrite,
+        retry_failed=retry_failed,
     )
     show_bar = sys.stderr.isatty() if progress is None else progress
     reporter: Reporter = RichReporter() if show_bar else LogReporter()
@@ -193,19 +224,28 @@ def infer(
         try:
             stats = asyncio.run(_run_interruptible(run_job(options, reporter)))
         except JobInterrupted as stopped:
+            advice = (
+                f"{output_data_path} is unchanged; run the same command again to retry"
+                if retry_failed
+                else "Run the same command with --resume to continue."
+            )
             typer.secho(
-                f"Interrupted: {stopped.message} ({stopped.stats.summary()}). "
-                "Run the same command with --resume to continue.",
+                f"Interrupted: {stopped.message} ({stopped.stats.summary()}). {advice}",
                 err=True,
                 fg=typer.colors.YELLOW,
             )
             raise typer.Exit(INTERRUPTED) from None
-    colour = typer.colors.RED if stats.failed else typer.colors.GREEN
+    failed = stats.failed_in_output
+    colour = typer.colors.RED if failed else typer.colors.GREEN
     typer.secho(f"Done: {stats.summary()}", err=True, fg=colour)
-    if stats.failed:
+    if failed:
         from ..infer.output import sidecar_paths
 
-        typer.secho(f"Failed lines are listed in {sidecar_paths(output_data_path)[0]}", err=True)
+        typer.secho(
+            f"{failed} line(s) of {output_data_path} are error records, listed in "
+            f"{sidecar_paths(output_data_path)[0]}; send them again with --retry-failed",
+            err=True,
+        )
         raise typer.Exit(LINES_FAILED)
 
 

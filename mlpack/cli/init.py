@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -21,7 +22,10 @@ def init(
     ] = None,
     template: Annotated[
         str | None,
-        typer.Option("--template", "-t", help="Template name (see --list).", show_default=False),
+        typer.Option("--template", help="Template name (see --list).", show_default=False),
+    ] = None,
+    template_short: Annotated[
+        str | None, typer.Option("-t", hidden=True, help="Old spelling of --template.")
     ] = None,
     name: Annotated[
         str | None,
@@ -46,6 +50,11 @@ def init(
     """Create a model project: settings, model code, requirements, a test, a README."""
     from .. import scaffold
 
+    if template_short is not None:
+        # `-t` means an image tag (build, as in `docker build`) and a transport (infer, as in
+        # `mlserver infer`); for init it is kept working but no longer advertised.
+        typer.secho("note: use --template; -t is the old spelling for `mlpack init`", err=True)
+        template = template or template_short
     if list_templates:
         for item in scaffold.list_templates():
             typer.echo(f"{item.name:<10} {item.description}")
@@ -89,7 +98,8 @@ def _prompt_template(choices: list[str]) -> str:
 
 def _print_next_steps(directory: Path, name: str, template: str, train: bool) -> None:
     typer.secho(f"Created {directory} ({template} template, model '{name}')", fg=typer.colors.GREEN)
-    steps = [f"cd {directory}", "pip install -r requirements.txt"]
+    # pytest is the project's test runner, not a run-time need of the model.
+    steps = [f"cd {shlex.quote(str(directory))}", "pip install -r requirements.txt pytest"]
     if train:
         steps.append("python train.py")
     steps += ["pytest", "mlpack start ."]

@@ -22,10 +22,15 @@ def start(
         ),
     ] = Path("."),
     host: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
-    http_port: Annotated[int | None, typer.Option(help="REST port (default 8080).")] = None,
-    grpc_port: Annotated[int | None, typer.Option(help="gRPC port (default 8081).")] = None,
+    http_port: Annotated[
+        int | None, typer.Option(min=0, max=65535, help="REST port (default 8080).")
+    ] = None,
+    grpc_port: Annotated[
+        int | None, typer.Option(min=0, max=65535, help="gRPC port (default 8081).")
+    ] = None,
     metrics_port: Annotated[
-        int | None, typer.Option(help="Prometheus metrics port (default 8082).")
+        int | None,
+        typer.Option(min=0, max=65535, help="Prometheus metrics port (default 8082)."),
     ] = None,
     parallel_workers: Annotated[
         int | None, typer.Option(help="Inference worker processes (0: in the server process).")

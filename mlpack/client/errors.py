@@ -4,6 +4,7 @@ MLPackError
 └── ClientError                   anything that went wrong talking to a server
     ├── TransportError            no answer: connection refused or reset, TLS, protocol
     │   └── Timeout               no answer in time
+    ├── UnsendableRequest         the request cannot be encoded for the wire (never sent)
     └── ServerError               the server answered with an error status
 """
 
@@ -14,6 +15,7 @@ from ..errors import ClientError as ClientError
 from ..errors import ServerError as ServerError
 from ..errors import Timeout as Timeout
 from ..errors import TransportError as TransportError
+from ..errors import UnsendableRequest as UnsendableRequest
 
 # Statuses that say "this server, not this request": try another server first.
 UNAVAILABLE_STATUSES = frozenset({502, 503, 504})

@@ -14,6 +14,7 @@ from typing import Any
 import grpc
 import numpy as np
 
+from ..errors import MLPackError
 from ..proto import convert
 from ..proto import inference_pb2 as pb
 from ..proto.inference_pb2_grpc import GRPCInferenceServiceStub
@@ -23,7 +24,7 @@ from ..types import (
     MetadataModelResponse,
     MetadataServerResponse,
 )
-from .errors import ServerError, Timeout, TransportError
+from .errors import ServerError, Timeout, TransportError, UnsendableRequest
 
 Request = InferenceRequest | Mapping[str, Any]
 
@@ -98,6 +99,22 @@ def response_to_dict(response: InferenceResponse) -> dict[str, Any]:
     return payload
 
 
+def _encode(request: Request, model_name: str, model_version: str | None) -> pb.ModelInferRequest:
+    """The request as a gRPC message; ``UnsendableRequest`` if it cannot be one."""
+    try:
+        typed = (
+            request
+            if isinstance(request, InferenceRequest)
+            else InferenceRequest.model_validate(request)
+        )
+        return convert.model_infer_request_from_types(typed, model_name, model_version, raw=True)
+    except MLPackError as error:
+        raise UnsendableRequest(f"cannot encode the request for gRPC: {error.message}") from None
+    except (ValueError, TypeError, OverflowError) as error:  # pydantic's ValidationError too
+        detail = " ".join(str(error).split())
+        raise UnsendableRequest(f"cannot encode the request for gRPC: {detail}") from None
+
+
 class AsyncGrpcClient:
     """An asyncio V2 gRPC client over one channel.
 
@@ -139,12 +156,7 @@ class AsyncGrpcClient:
         headers: Mapping[str, str] | None = None,
     ) -> InferenceResponse:
         """Send one inference request; return an ``InferenceResponse`` (data as flat arrays)."""
-        typed = (
-            request
-            if isinstance(request, InferenceRequest)
-            else InferenceRequest.model_validate(request)
-        )
-        message = convert.model_infer_request_from_types(typed, model_name, model_version, raw=True)
+        message = _encode(request, model_name, model_version)
         metadata = self._metadata + tuple((k.lower(), v) for k, v in (headers or {}).items())
         async with _map_grpc_errors(self.target):
             reply = await self._stub.ModelInfer(message, timeout=self.timeout, metadata=metadata)

@@ -12,8 +12,11 @@ from ..settings import MODEL_SETTINGS_FILENAME, ModelSettings
 
 logger = logging.getLogger("mlpack.repository")
 
-# Folders never searched: environments and caches can be large and hold no models.
-_SKIPPED_DIRS = {"__pycache__", "node_modules", "site-packages", ".git", ".mlpack", "envs"}
+# Folders never searched: caches can be large and hold no models.
+_SKIPPED_DIRS = {"__pycache__", "node_modules", "site-packages", ".git", ".mlpack"}
+# A folder holding one of these is a Python environment (venv, conda, unpacked tarball),
+# never a model folder: it is skipped whatever it is called (a model may be called `envs`).
+_ENVIRONMENT_MARKS = ("pyvenv.cfg", "conda-meta", ".mlpack-environment.json")
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,13 @@ def find_model_settings_files(root: Path) -> list[Path]:
     root = Path(root)
     found: list[Path] = []
     for folder, dirs, files in os.walk(root, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if d not in _SKIPPED_DIRS and not d.startswith("."))
+        dirs[:] = sorted(
+            d
+            for d in dirs
+            if d not in _SKIPPED_DIRS
+            and not d.startswith(".")
+            and not _is_environment(Path(folder) / d)
+        )
         if MODEL_SETTINGS_FILENAME in files:
             found.append(Path(folder) / MODEL_SETTINGS_FILENAME)
     return found
@@ -46,3 +55,7 @@ def discover_models(root: Path) -> tuple[list[ModelSettings], list[SettingsProbl
             logger.error("skipping %s: %s", path, error.message)
             problems.append(SettingsProblem(path, error.message))
     return models, problems
+
+
+def _is_environment(folder: Path) -> bool:
+    return any((folder / mark).exists() for mark in _ENVIRONMENT_MARKS)

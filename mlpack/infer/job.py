@@ -6,20 +6,21 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import orjson
 
-from ..client.errors import ClientError, ServerError
+from ..client.errors import ClientError, ServerError, UnsendableRequest
 from ..errors import JobInterrupted as JobInterrupted  # in the error tree; re-exported
 from .batching import SplitError, merge, merge_key, rows_of, split
 from .output import OrderedWriter
 from .progress import JobStats, NullReporter, Reporter
-from .reader import InvalidLine, Line, count_lines, iter_lines, parse_line
-from .retry import Endpoints, RetryPolicy, blames_server
+from .reader import InvalidLine, Line, count_lines, parse_line
+from .rerun import FailedLinesWriter
+from .retry import DEFAULT_RETRIES, DEFAULT_RETRY_FOR, Endpoints, RetryPolicy, blames_server
 
 logger = logging.getLogger("mlpack.infer")
 
@@ -49,7 +50,8 @@ class InferOptions:
     output_path: Path
     model_version: str | None = None
     workers: int = 10
-    retries: int = 3
+    retries: int = DEFAULT_RETRIES
+    retry_for: float = DEFAULT_RETRY_FOR
     batch_size: int = 1
     binary: bool = False
     transport: Transport = "rest"
@@ -61,6 +63,7 @@ class InferOptions:
     insecure: bool = False
     resume: bool = False
     overwrite: bool = False
+    retry_failed: bool = False
     backoff: float = 0.1
 
 
@@ -101,21 +104,47 @@ def _error_record(
     return _record(payload)
 
 
-Result = tuple[int, bytes, bytes | None]
+# (line index, output record, error record or None, rows answered)
+Result = tuple[int, bytes, bytes | None, int]
+
+
+class Writer(Protocol):
+    """Where a job's records go: ``OrderedWriter`` or ``FailedLinesWriter``."""
+
+    start: int
+    errors_before: int
+
+    @property
+    def lines_to_send(self) -> int | None: ...
+    def input_lines(self, input_path: Path) -> Iterator[tuple[int, bytes]]: ...
+    def put(self, index: int, record: bytes, error: bytes | None = None) -> None: ...
+    def drain(self) -> int: ...
+    def close(self, complete: bool = False) -> None: ...
+
+
+def _rows(request: dict[str, Any]) -> int:
+    """Rows a request carries: its first input's first dimension (1 for a scalar)."""
+    try:
+        shape = request["inputs"][0]["shape"]
+        return int(shape[0]) if shape else 1
+    except (KeyError, IndexError, TypeError, ValueError):
+        return 1
 
 
 class _Job:
     def __init__(
         self,
         options: InferOptions,
-        writer: OrderedWriter,
+        writer: Writer,
         clients: list[InferClient],
         stats: JobStats,
     ) -> None:
         self.options = options
         self.writer = writer
         self.endpoints: Endpoints[InferClient] = Endpoints(clients)
-        self.policy = RetryPolicy(retries=options.retries, base=options.backoff)
+        self.policy = RetryPolicy(
+            retries=options.retries, retry_for=options.retry_for, base=options.backoff
+        )
         self.stats = stats
         self.batch_size = max(1, options.batch_size)
         workers = max(1, options.workers)
@@ -126,10 +155,11 @@ class _Job:
 
     # -- writing ---------------------------------------------------------------------------
     def _deliver(self, results: Sequence[Result]) -> None:
-        for index, record, error in results:
+        for index, record, error, rows in results:
             self.writer.put(index, record, error)
             if error is None:
                 self.stats.ok += 1
+                self.stats.rows += rows
             else:
                 self.stats.failed += 1
         for _ in range(self.writer.drain()):
@@ -139,7 +169,7 @@ class _Job:
     async def produce(self) -> None:
         batch: list[Line] = []
         key: Any = None
-        for index, raw in iter_lines(self.options.input_path, self.writer.start):
+        for index, raw in self.writer.input_lines(self.options.input_path):
             await self.window.acquire()
             try:
                 line = parse_line(index, raw)
@@ -148,7 +178,7 @@ class _Job:
                 record = _error_record(
                     index, invalid.request_id, f"invalid request: {invalid.reason}"
                 )
-                self._deliver([(index, record, record)])
+                self._deliver([(index, record, record, 0)])
                 continue
             line_key = merge_key(line.request) if self.batch_size > 1 else None
             if batch and (line_key is None or line_key != key):
@@ -184,7 +214,7 @@ class _Job:
                     response, [rows_of(line.request) for line in batch], [line.id for line in batch]
                 )
                 return [
-                    (line.index, _record(part), None)
+                    (line.index, _record(part), None, _rows(line.request))
                     for line, part in zip(batch, parts, strict=True)
                 ]
             except (ClientError, SplitError) as error:
@@ -198,17 +228,21 @@ class _Job:
         try:
             response = await self._send(line.request, merged=False)
         except ClientError as error:
-            status = error.status if isinstance(error, ServerError) else None
-            reason = error.reason if isinstance(error, ServerError) else error.message
+            # Only an answer (or a request refused before sending) has a status of its own.
+            answered = isinstance(error, (ServerError, UnsendableRequest))
+            status = int(error.status) if answered else None
+            reason = error.reason if isinstance(error, (ServerError, UnsendableRequest)) else ""
+            reason = reason or error.message
             logger.info("line %d failed: %s", line.index + 1, error.message)
             record = _error_record(line.index, line.id, reason, status)
-            return line.index, record, record
+            return line.index, record, record, 0
         response["id"] = line.id
-        return line.index, _record(response), None
+        return line.index, _record(response), None, _rows(line.request)
 
     async def _send(self, request: dict[str, Any], *, merged: bool) -> dict[str, Any]:
         options = self.options
         attempt = 0
+        first_failure: float | None = None
         while True:
             client = self.endpoints.pick()
             try:
@@ -216,19 +250,15 @@ class _Job:
                     options.model_name, request, model_version=options.model_version
                 )
             except ClientError as error:
-                server_trouble = blames_server(error)
-                if server_trouble:
+                if blames_server(error):
                     self.endpoints.failed(client)
-                # A merged batch is retried only for server trouble; other errors split it.
-                if (
-                    not error.retryable
-                    or attempt >= self.policy.retries
-                    or (merged and not server_trouble)
-                ):
-                    raise
+                now = time.monotonic()
+                first_failure = now if first_failure is None else first_failure
                 attempt += 1
+                delay = self.policy.next_delay(error, attempt, now - first_failure, merged=merged)
+                if delay is None:
+                    raise
                 self.stats.retries += 1
-                delay = self.policy.delay(attempt, error.retry_after)
                 logger.debug(
                     "retry %d of %s in %.2fs: %s", attempt, request.get("id"), delay, error.message
                 )
@@ -243,16 +273,26 @@ async def run_job(
 ) -> JobStats:
     """Run a job to the end; raises ``JobInterrupted`` if cancelled (after saving progress)."""
     reporter = reporter or NullReporter()
-    writer = OrderedWriter(
-        options.output_path, options.input_path, resume=options.resume, overwrite=options.overwrite
-    )
-    stats = JobStats(skipped=writer.start)
+    writer: Writer
+    if options.retry_failed:
+        writer = FailedLinesWriter(options.output_path, options.input_path)
+    else:
+        writer = OrderedWriter(
+            options.output_path,
+            options.input_path,
+            resume=options.resume,
+            overwrite=options.overwrite,
+        )
+    stats = JobStats(skipped=writer.start, failed_before=writer.errors_before)
     clients = [make_client(url, options) for url in options.urls]
     job = _Job(options, writer, clients, stats)
     complete = False
 
     async def count() -> None:
-        stats.total = await asyncio.to_thread(count_lines, options.input_path)
+        known = writer.lines_to_send
+        stats.total = (
+            known if known is not None else await asyncio.to_thread(count_lines, options.input_path)
+        )
 
     async def report() -> None:
         while True:

@@ -12,12 +12,14 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import orjson
 
 from ..errors import OutputError as OutputError  # defined in the error tree; re-exported
+from .reader import iter_lines
 
 
 @dataclass
@@ -76,10 +78,13 @@ def _complete_lines(path: Path, start_bytes: int, start_lines: int) -> tuple[int
     return lines, end
 
 
-def _keep_errors_up_to(path: Path, lines: int) -> int:
-    """Drop error records of lines after ``lines`` (and a partial last record); return the size."""
+def _keep_errors_up_to(path: Path, lines: int) -> tuple[int, int]:
+    """Drop error records of lines after ``lines`` (and a partial last record).
+
+    Returns the file's new size and how many error records it keeps.
+    """
     if not path.exists():
-        return 0
+        return 0, 0
     kept = []
     with open(path, "rb") as file:
         for raw in file:
@@ -93,7 +98,7 @@ def _keep_errors_up_to(path: Path, lines: int) -> int:
                 kept.append(raw)
     data = b"".join(kept)
     path.write_bytes(data)
-    return len(data)
+    return len(data), len(kept)
 
 
 class OrderedWriter:
@@ -121,6 +126,7 @@ class OrderedWriter:
         self.checkpoint_interval = checkpoint_interval
         self._pending: dict[int, tuple[bytes, bytes | None]] = {}
         self._last_checkpoint = 0.0
+        self.errors_before = 0  # error records kept from an earlier run (on resume)
         self.checkpoint = self._prepare(str(input_path.resolve()), resume, overwrite)
         self.start = self.checkpoint.lines
         self.next_index = self.start
@@ -159,12 +165,21 @@ class OrderedWriter:
         lines, size = _complete_lines(self.output, base.output_bytes, base.lines)
         with open(self.output, "r+b") as file:
             file.truncate(size)
-        errors_bytes = _keep_errors_up_to(self.errors_path, lines)
+        errors_bytes, self.errors_before = _keep_errors_up_to(self.errors_path, lines)
         checkpoint = Checkpoint(
             input=input_path, lines=lines, output_bytes=size, errors_bytes=errors_bytes
         )
         checkpoint.write(self.checkpoint_path)
         return checkpoint
+
+    @property
+    def lines_to_send(self) -> int | None:
+        """How many lines this run sends (None: the rest of the input, counted elsewhere)."""
+        return None
+
+    def input_lines(self, input_path: Path) -> Iterator[tuple[int, bytes]]:
+        """The input lines this run sends: every line after those already written."""
+        return iter_lines(input_path, self.start)
 
     def put(self, index: int, record: bytes, error: bytes | None = None) -> None:
         """Hand over the output record (and error record, if the line failed) of line ``index``."""

@@ -10,12 +10,19 @@ from typing import Any, Protocol, TextIO
 
 @dataclass
 class JobStats:
-    """Counters of one run (lines resumed from an earlier run are ``skipped``)."""
+    """Counters of one run.
+
+    Lines and rows differ: a line is one request of the input file, and it may carry many
+    rows (its first dimension). ``skipped`` lines were written by an earlier run, and
+    ``failed_before`` of them are error records.
+    """
 
     total: int | None = None
     skipped: int = 0
+    failed_before: int = 0
     ok: int = 0
     failed: int = 0
+    rows: int = 0
     retries: int = 0
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
@@ -25,18 +32,33 @@ class JobStats:
         return self.ok + self.failed
 
     @property
+    def failed_in_output(self) -> int:
+        """Error records in the whole output: this run's and earlier runs'."""
+        return self.failed + self.failed_before
+
+    @property
     def elapsed(self) -> float:
         return (self.finished or time.monotonic()) - self.started
 
     @property
     def rate(self) -> float:
+        """Lines per second."""
         return self.done / self.elapsed if self.elapsed > 0 else 0.0
 
+    @property
+    def row_rate(self) -> float:
+        return self.rows / self.elapsed if self.elapsed > 0 else 0.0
+
     def summary(self) -> str:
-        resumed = f", {self.skipped} from before" if self.skipped else ""
+        before = (
+            f"; {self.skipped} lines from before ({self.failed_before} failed)"
+            if self.skipped
+            else ""
+        )
         return (
-            f"{self.ok} ok, {self.failed} failed, {self.retries} retries{resumed}; "
-            f"{self.rate:,.0f} rows/s over {self.elapsed:.1f}s"
+            f"{self.done} lines: {self.ok} ok, {self.failed} failed, {self.retries} retries; "
+            f"{self.rows:,} rows{before}; "
+            f"{self.rate:,.0f} lines/s, {self.row_rate:,.0f} rows/s over {self.elapsed:.1f}s"
         )
 
 
@@ -62,7 +84,7 @@ class LogReporter:
         of = f"/{stats.total}" if stats.total is not None else ""
         print(
             f"infer: {done}{of} lines, {stats.failed} failed, {stats.retries} retries, "
-            f"{stats.rate:,.0f} rows/s",
+            f"{stats.rate:,.0f} lines/s, {stats.row_rate:,.0f} rows/s",
             file=self.stream,
             flush=True,
         )
@@ -72,7 +94,7 @@ class LogReporter:
 
 
 class RichReporter:
-    """A live progress bar with rows/s, ETA and the error count."""
+    """A live progress bar over lines with lines/s, rows/s, ETA and the error count."""
 
     def __init__(self) -> None:
         from rich.progress import (
@@ -90,14 +112,17 @@ class RichReporter:
             BarColumn(),
             MofNCompleteColumn(),
             TaskProgressColumn(),
-            TextColumn("{task.fields[rate]} rows/s"),
+            TextColumn("{task.fields[rate]} lines/s"),
+            TextColumn("{task.fields[row_rate]} rows/s"),
             TextColumn("[red]{task.fields[failed]} failed"),
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),
             transient=False,
         )
-        self._task: Any = self._progress.add_task("infer", total=None, rate="0", failed=0)
+        self._task: Any = self._progress.add_task(
+            "infer", total=None, rate="0", row_rate="0", failed=0
+        )
         self._progress.start()
 
     def tick(self, stats: JobStats) -> None:
@@ -106,6 +131,7 @@ class RichReporter:
             total=stats.total,
             completed=stats.skipped + stats.done,
             rate=f"{stats.rate:,.0f}",
+            row_rate=f"{stats.row_rate:,.0f}",
             failed=stats.failed,
         )
 

@@ -13,20 +13,55 @@ from ..client.errors import UNAVAILABLE_STATUSES, ClientError, ServerError, Tran
 T = TypeVar("T")
 
 
+DEFAULT_RETRIES = 3
+DEFAULT_RETRY_FOR = 60.0
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How often and how patiently to send a failed request again."""
+    """How often and how patiently to send a failed request again.
 
-    retries: int = 3
+    Two kinds of failure, two bounds:
+
+    * the server is away or overloaded (no connection, a timeout, 429, 502/503/504): the
+      request is sent again until ``retry_for`` seconds have passed since its first failure,
+      so a restart or a short outage costs no line;
+    * the server answered with another retryable error (500, 408, ...): at most ``retries``
+      more times, and also within ``retry_for``.
+
+    Parameters:
+        retries: retries of answered errors.
+        retry_for: seconds, from a request's first failure, after which it is not retried.
+        base: the first backoff in seconds; it doubles with each retry up to ``cap``.
+        cap: the longest backoff in seconds.
+    """
+
+    retries: int = DEFAULT_RETRIES
+    retry_for: float = DEFAULT_RETRY_FOR
     base: float = 0.1
-    cap: float = 10.0
+    cap: float = 5.0
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        """Seconds to wait before retry ``attempt`` (1-based): full jitter, at least Retry-After."""
-        backoff = random.uniform(0, min(self.cap, self.base * 2 ** (attempt - 1)))
+        """Seconds before retry ``attempt`` (1-based): half to all of the backoff, or more."""
+        backoff = min(self.cap, self.base * 2 ** min(attempt - 1, 30))
+        jittered = random.uniform(backoff / 2, backoff)
         if retry_after is not None:
-            return max(min(retry_after, 60.0), backoff)
-        return backoff
+            return max(min(retry_after, 60.0), jittered)
+        return jittered
+
+    def next_delay(
+        self, error: ClientError, attempt: int, failing_for: float, *, merged: bool = False
+    ) -> float | None:
+        """Seconds to wait before retry ``attempt`` (1-based), or None to give up.
+
+        ``failing_for``: seconds since the request first failed. A merged batch is retried
+        only while the server is in trouble; any other error splits it into single lines.
+        """
+        if not error.retryable or failing_for >= self.retry_for:
+            return None
+        if not blames_server(error) and (merged or attempt > self.retries):
+            return None
+        return min(self.delay(attempt, error.retry_after), self.retry_for - failing_for)
 
 
 def blames_server(error: ClientError) -> bool:

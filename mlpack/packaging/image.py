@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
+from ..distribution import DISTRIBUTION
 from ..environments.pack import BuildError, pack_conda
 from ..settings import MODEL_SETTINGS_FILENAME, read_settings_file
 from .dockerfile import render_dockerfile, render_dockerignore
@@ -55,7 +56,7 @@ def mlpack_source() -> Path:
     """The source tree of the running mlpack (a wheel of it goes into the image)."""
     root = Path(__file__).resolve().parents[2]
     pyproject = root / "pyproject.toml"
-    if not pyproject.is_file() or 'name = "mlpack"' not in pyproject.read_text():
+    if not pyproject.is_file() or f'name = "{DISTRIBUTION}"' not in pyproject.read_text():
         raise BuildError(
             f"mlpack's source tree was not found next to {Path(__file__).resolve().parents[1]}: "
             "`mlpack build` packs mlpack from its source; install mlpack from a checkout "

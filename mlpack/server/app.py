@@ -26,6 +26,7 @@ from ..errors import MLPackError, ModelLoadError
 from ..settings import ModelSettings, Settings
 from .access_log import AccessLog
 from .coalescing import CoalescingHttpToolsProtocol
+from .hints import ready_hint
 from .logging import server_label
 from .observability import Observability
 from .payload_log import PayloadLogger
@@ -84,6 +85,7 @@ class MLPackServer:
         self.observability = Observability(settings)
         self._stop = asyncio.Event()
         self._listeners: list[tuple[str, str]] = []
+        self._http_port = 0
         self._uvicorn: _EmbeddedUvicorn | None = None
 
     def request_stop(self) -> None:
@@ -164,6 +166,7 @@ class MLPackServer:
         if metrics is not None and metrics_socket is not None:
             with server_label("metrics"):  # the task's log lines say they are the metrics server's
                 metrics_task = asyncio.create_task(metrics.serve(sockets=[metrics_socket]))
+        self._http_port = int(http_socket.getsockname()[1])
         self._listeners = _listeners(settings, http_socket, metrics_socket if metrics else None)
         self._listeners.insert(1, ("gRPC", f"{settings.host}:{grpc_transport.port}"))
         with self._signals():
@@ -195,6 +198,9 @@ class MLPackServer:
         ready = sum(1 for e in self.registry.entries() if e.state.value == "READY")
         logger.info("%d of %d model(s) ready", ready, len(self.registry.entries()))
         self.observability.banner(self.registry, self._listeners)
+        hint = ready_hint(self.registry.entries(), self.settings.host, self._http_port)
+        if hint is not None:
+            logger.info("%s", hint)
         if failed and self.settings.exit_on_error:
             names = ", ".join(sorted({s.name for s in failed}))
             self.startup_error = ModelLoadError(

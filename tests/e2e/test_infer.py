@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +35,7 @@ def infer_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSe
 
     runpy.run_path(str(REPO / "examples" / "iris" / "train.py"))["train"](iris / "model.joblib")
     server = start_server(folder, tmp_path_factory.mktemp("infer-logs"))
+    server.extra["folder"] = folder
     try:
         yield server
     finally:
@@ -293,11 +295,12 @@ def test_resume_cuts_a_partial_trailing_line(infer_server: RunningServer, tmp_pa
     resumed = run_infer([_address(infer_server)], "echo", inp, out, "--resume")
     assert resumed.returncode == 0, resumed.stderr
     assert out.read_bytes() == reference
-    assert "30 ok" in resumed.stderr and "20 from before" in resumed.stderr
+    assert "30 ok" in resumed.stderr and "20 lines from before (0 failed)" in resumed.stderr
 
 
 def test_server_restarted_mid_job(infer_server: RunningServer, tmp_path: Path) -> None:
-    """A server that goes away and comes back on the same port: every row still arrives."""
+    """A server stopped and started again on the same port during a job, with the default
+    retry settings: every line is answered, none becomes an error record."""
     folder = tmp_path / "models"
     shutil.copytree(ASSETS / "infer" / "jitter", folder / "jitter")
     server = start_server(folder, tmp_path)
@@ -305,19 +308,33 @@ def test_server_restarted_mid_job(infer_server: RunningServer, tmp_path: Path) -
     inp = write_requests(tmp_path / "in.jsonl", rows)
     out = tmp_path / "out.jsonl"
     process = subprocess.Popen(
-        _command([_address(server)], "jitter", inp, out, "-w", "2", "-r", "30"),
+        _command([_address(server)], "jitter", inp, out, "-w", "2", "-vv", "--no-progress"),
         env=_env(),
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
     )
+    retried = threading.Event()
+    lines: list[str] = []
+
+    def read_stderr() -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            lines.append(line)
+            if " retry " in line:
+                retried.set()
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
     restarted: RunningServer | None = None
     try:
         _wait_for_lines(out, 50, process)
         server.stop(signal.SIGKILL)
-        time.sleep(0.5)
+        # The job has seen the outage (a retry is logged) before the server comes back.
+        assert retried.wait(120), "".join(lines)
         restarted = _start_on(folder, tmp_path, server)
-        _, stderr = process.communicate(timeout=120)
+        process.wait(timeout=300)
+        reader.join(30)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
@@ -325,8 +342,15 @@ def test_server_restarted_mid_job(infer_server: RunningServer, tmp_path: Path) -
         server.stop(signal.SIGKILL)
         if restarted is not None:
             restarted.stop(signal.SIGKILL)
+        reader.join(30)
+        if process.stderr is not None:
+            process.stderr.close()
+    stderr = "".join(lines)
     assert process.returncode == 0, stderr
-    assert [o["outputs"][0]["data"] for o in read_jsonl(out)] == rows
+    records = read_jsonl(out)
+    assert not [r for r in records if "error" in r]
+    assert [o["outputs"][0]["data"] for o in records] == rows
+    assert (tmp_path / "out.errors.jsonl").read_bytes() == b""
 
 
 def _start_on(folder: Path, log_dir: Path, previous: RunningServer) -> RunningServer:
@@ -369,3 +393,101 @@ def test_binary_data_gives_the_same_output_as_json(
     )
     assert plain.returncode == 0 and binary.returncode == 0, plain.stderr + binary.stderr
     assert (tmp_path / "json.jsonl").read_bytes() == (tmp_path / "bin.jsonl").read_bytes()
+
+
+def _gate_calls(server: RunningServer) -> int:
+    """Server-side count of the gate model's inferences (successes and failures)."""
+    import httpx
+
+    stats = httpx.get(f"{server.url}/v2/models/gate/stats", timeout=10).json()["model_stats"][0]
+    return int(
+        stats["inference_stats"]["success"]["count"] + stats["inference_stats"]["fail"]["count"]
+    )
+
+
+def test_resume_fails_while_error_records_remain_and_retry_failed_fixes_them_in_place(
+    infer_server: RunningServer, tmp_path: Path
+) -> None:
+    refuse = infer_server.extra["folder"] / "gate" / "refuse.json"
+    rows = values(40)
+    inp = write_requests(tmp_path / "in.jsonl", rows)
+    out = tmp_path / "out.jsonl"
+    reference = tmp_path / "reference.jsonl"
+    assert run_infer([_address(infer_server)], "gate", inp, reference, "-w", "4").returncode == 0
+    refuse.write_text(json.dumps([5.0, 17.0, 33.0]))
+    try:
+        first = run_infer([_address(infer_server)], "gate", inp, out, "-w", "4", "-r", "0")
+        assert first.returncode == 1, first.stderr
+        assert [i for i, r in enumerate(read_jsonl(out)) if "error" in r] == [5, 17, 33]
+        # Resuming a job whose output holds error records does not pass for success.
+        resumed = run_infer([_address(infer_server)], "gate", inp, out, "--resume")
+        assert resumed.returncode == 1, resumed.stderr
+        assert "0 lines: 0 ok, 0 failed" in resumed.stderr
+        assert "40 lines from before (3 failed)" in resumed.stderr
+        assert "--retry-failed" in resumed.stderr
+        # Still refused: the retry rewrites nothing it could not answer.
+        still = run_infer([_address(infer_server)], "gate", inp, out, "--retry-failed", "-r", "0")
+        assert still.returncode == 1 and "3 lines: 0 ok, 3 failed" in still.stderr, still.stderr
+    finally:
+        refuse.unlink(missing_ok=True)
+    calls = _gate_calls(infer_server)
+    fixed = run_infer([_address(infer_server)], "gate", inp, out, "--retry-failed", "-w", "2")
+    assert fixed.returncode == 0, fixed.stderr
+    assert _gate_calls(infer_server) - calls == 3  # only the failed lines were sent again
+    assert out.read_bytes() == reference.read_bytes()
+    assert (tmp_path / "out.errors.jsonl").read_bytes() == b""
+    again = run_infer([_address(infer_server)], "gate", inp, out, "--resume")
+    assert again.returncode == 0, again.stderr
+
+
+def test_retry_failed_needs_a_finished_job(infer_server: RunningServer, tmp_path: Path) -> None:
+    inp = write_requests(tmp_path / "in.jsonl", values(5))
+    result = run_infer(
+        [_address(infer_server)], "gate", inp, tmp_path / "none.jsonl", "--retry-failed"
+    )
+    assert result.returncode == 2 and "no earlier job" in result.stderr
+    both = run_infer(
+        [_address(infer_server)], "gate", inp, tmp_path / "x.jsonl", "--retry-failed", "--resume"
+    )
+    assert both.returncode == 2 and "cannot be combined" in both.stderr
+
+
+def test_grpc_unencodable_lines_become_error_records_like_rest(
+    infer_server: RunningServer, tmp_path: Path
+) -> None:
+    rows = values(30)
+    inp = write_requests(tmp_path / "in.jsonl", rows)
+    lines = inp.read_text().splitlines()
+    bad = {
+        4: {"name": "x", "shape": [2], "datatype": "FP64", "data": [1.0]},
+        12: {"name": "x", "shape": [1], "datatype": "INT8", "data": [1000]},
+        20: {"name": "x", "shape": [1], "datatype": "FP64", "data": ["text"]},
+    }
+    for index, tensor in bad.items():
+        lines[index] = json.dumps({"inputs": [tensor]})
+    inp.write_text("\n".join(lines) + "\n")
+    for transport, address in (
+        ("rest", _address(infer_server)),
+        ("grpc", infer_server.grpc_address),
+    ):
+        out = tmp_path / f"{transport}.jsonl"
+        result = run_infer([address], "echo", inp, out, "-t", transport, "-s", "4")
+        assert result.returncode == 1, result.stderr
+        records = read_jsonl(out)
+        assert len(records) == 30
+        assert [i for i, r in enumerate(records) if "error" in r] == sorted(bad), transport
+        assert records[4]["status"] == 400 and records[4]["line"] == 5
+        assert [r["outputs"][0]["data"] for i, r in enumerate(records) if i not in bad] == [
+            row for i, row in enumerate(rows) if i not in bad
+        ]
+        # The job is finished: resuming it does not stop at the bad line again.
+        resumed = run_infer([address], "echo", inp, out, "-t", transport, "--resume")
+        assert resumed.returncode == 1 and "30 lines from before (3 failed)" in resumed.stderr
+
+
+def test_summary_counts_lines_and_rows_apart(infer_server: RunningServer, tmp_path: Path) -> None:
+    inp = write_requests(tmp_path / "in.jsonl", values(20), model_rows=3)
+    result = run_infer([_address(infer_server)], "echo", inp, tmp_path / "out.jsonl")
+    assert result.returncode == 0, result.stderr
+    assert "20 lines: 20 ok, 0 failed" in result.stderr and "60 rows" in result.stderr
+    assert "lines/s" in result.stderr and "rows/s" in result.stderr

@@ -62,7 +62,7 @@ def test_generated_project_tests_serves_and_answers(template: str, tmp_path: Pat
             "mlpack",
             "init",
             str(project),
-            "-t",
+            "--template",
             template,
             "--no-input",
             *batching,

@@ -28,3 +28,42 @@ def test_endpoints_avoid_a_failing_server() -> None:
     assert endpoints.pick() == "a"  # both cooling down: the one free soonest
     endpoints.succeeded("a")
     assert "a" in {endpoints.pick() for _ in range(2)}
+
+
+def _retries_until_give_up(
+    policy: RetryPolicy, error: ServerError | TransportError
+) -> tuple[int, float]:
+    """Walk the policy as the job does (no sleeping): retries made and time they span."""
+    attempt, failing_for = 0, 0.0
+    while True:
+        attempt += 1
+        delay = policy.next_delay(error, attempt, failing_for)
+        if delay is None:
+            return attempt - 1, failing_for
+        failing_for += delay
+        assert attempt < 10_000
+
+
+def test_default_policy_rides_out_a_30_second_outage() -> None:
+    policy = RetryPolicy()
+    for error in (TransportError("refused"), ServerError(503, "loading")):
+        retries, span = _retries_until_give_up(policy, error)
+        assert span >= 30.0 and span <= policy.retry_for
+        assert retries < 100  # backoff grows: the outage costs few requests
+
+
+def test_answered_errors_are_bounded_by_the_count_and_the_budget() -> None:
+    assert _retries_until_give_up(RetryPolicy(retries=3), ServerError(500, "model failed"))[0] == 3
+    assert _retries_until_give_up(RetryPolicy(retries=0), ServerError(500, "model failed"))[0] == 0
+    assert _retries_until_give_up(RetryPolicy(), ServerError(400, "bad"))[0] == 0
+    retries, span = _retries_until_give_up(
+        RetryPolicy(retries=1000, retry_for=2.0), ServerError(500, "x")
+    )
+    assert span <= 2.0 and retries < 1000
+    assert _retries_until_give_up(RetryPolicy(retry_for=0), TransportError("refused"))[0] == 0
+
+
+def test_a_merged_batch_is_retried_only_for_server_trouble() -> None:
+    policy = RetryPolicy()
+    assert policy.next_delay(ServerError(500, "x"), 1, 0.0, merged=True) is None
+    assert policy.next_delay(TransportError("x"), 1, 0.0, merged=True) is not None
