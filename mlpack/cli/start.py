@@ -44,12 +44,14 @@ def start(
     ] = None,
     debug_logger: Annotated[
         list[str] | None,
-        typer.Option("--debug-logger", help="A logger to set to DEBUG (repeatable)."),
+        typer.Option(
+            "--debug-logger", metavar="NAME", help="A logger to set to DEBUG (repeatable)."
+        ),
     ] = None,
     fatal_errors: Annotated[
         bool | None,
         typer.Option(
-            "--exit-on-error/--no-exit-on-error",
+            "--exit-on-error",
             help="Exit non-zero if any model fails to load or any settings file is invalid.",
         ),
     ] = None,
