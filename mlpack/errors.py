@@ -11,6 +11,8 @@ survives pickling (errors cross the worker-process boundary).
     │   ├── InvalidSettings (400)       settings files that do not validate
     │   ├── InvalidLine (400)           a batch-job input line that is not a usable request
     │   └── UnsupportedMediaType (415)  a REST body whose Content-Type the route does not take
+    ├── Unauthenticated (401)           no credentials, or credentials that match no key
+    ├── PermissionDenied (403)          valid credentials without the scope, or a switched-off API
     ├── ModelNotFound (404)             unknown model or version
     ├── ModelNotReady (503)             known but not ready (loading, failed, unloaded)
     ├── Overloaded (503)                queue full; carries ``retry_after``
@@ -91,6 +93,18 @@ class UnsupportedMediaType(InvalidRequest):
     """A REST request body in a media type the route does not accept."""
 
     status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+
+
+class Unauthenticated(MLPackError):
+    """The request carries no credentials, or credentials that match no configured key."""
+
+    status = HTTPStatus.UNAUTHORIZED
+
+
+class PermissionDenied(MLPackError):
+    """The credentials are valid but lack the scope, or the operation is switched off."""
+
+    status = HTTPStatus.FORBIDDEN
 
 
 class ModelNotFound(MLPackError):

@@ -15,21 +15,18 @@ import numpy as np
 from .codecs.tensors import tensor_as_ndarray, to_datatype
 from .errors import InvalidRequest, ModelLoadError
 from .model import MLModel
+from .model_uri import resolve_model_uri
 from .types import Datatype, InferenceRequest, ResponseOutput
 
 
 def artefact_path(model: MLModel, *defaults: str) -> Path:
     """The model file: ``parameters.uri`` or else the first of ``defaults`` that exists.
 
-    A relative path is taken from the model's folder. Raises ``ModelLoadError`` when
-    the file is missing.
+    A relative path is taken from the model's folder; a folder URI (KServe's
+    ``/mnt/models``) is searched for ``defaults``. Raises ``ModelLoadError`` when the
+    file is missing.
     """
-    base = Path(model.settings.folder) if model.settings.folder else Path(".")
-    uri = model.settings.parameters.uri
-    if uri:
-        path = Path(uri) if Path(uri).is_absolute() else base / uri
-    else:
-        path = next((base / name for name in defaults if (base / name).exists()), base / defaults[0])
+    path = resolve_model_uri(model.settings.parameters.uri, model.settings.folder, defaults)
     if not path.exists():
         raise ModelLoadError(f"model '{model.name}': artefact {path} not found")
     return path

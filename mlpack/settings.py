@@ -5,15 +5,31 @@ called once at the edge (the CLI). Server precedence, highest first: CLI flags,
 environment (``MLPACK_*``, then ``.env``), ``settings.json``, defaults. Model
 precedence: the model's ``model-settings.json``, then environment (``MLPACK_MODEL_*``),
 then defaults — a model's own file is never overridden by the environment.
+
+MLServer's variables are aliases: ``MLSERVER_*`` for ``MLPACK_*`` and ``MLSERVER_MODEL_*``
+for ``MLPACK_MODEL_*`` (the ``MLPACK_`` name wins when both are set). MLServer settings
+mlpack does not implement are kept out of the settings and reported as ``notices``, one
+warning per field, which the CLI logs once logging is configured.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import InvalidSettings
@@ -21,6 +37,39 @@ from .types import MetadataTensor
 
 SETTINGS_FILENAME = "settings.json"
 MODEL_SETTINGS_FILENAME = "model-settings.json"
+
+ENV_PREFIX, MODEL_ENV_PREFIX = "MLPACK_", "MLPACK_MODEL_"
+ALIAS_PREFIX, MODEL_ALIAS_PREFIX = "MLSERVER_", "MLSERVER_MODEL_"
+# Drain delay when none is configured and the process runs in a Kubernetes pod (the
+# variable every pod gets): endpoints controllers and proxies need a few seconds to
+# stop routing to a terminating pod.
+KUBERNETES_DRAIN_DELAY = 5.0
+
+# MLServer settings mlpack does not implement → what mlpack does instead (one warning each).
+_SCANS = "mlpack scans model_repository_root for model-settings.json files"
+_NO_KAFKA = "there is no Kafka transport; use REST or gRPC, or `mlpack infer` for batch jobs"
+_NO_CACHE = "responses are not cached; every request runs the model"
+_SHARED_POOL = "models share the default worker pool unless they name an environment"
+MLSERVER_ONLY_SETTINGS: dict[str, str] = {
+    "model_repository_implementation": _SCANS,
+    "model_repository_implementation_args": _SCANS,
+    "extensions": "server extensions are not loaded; run extra logic in the model's predict",
+    "kafka_enabled": _NO_KAFKA,
+    "kafka_servers": _NO_KAFKA,
+    "kafka_topic_input": _NO_KAFKA,
+    "kafka_topic_output": _NO_KAFKA,
+    "cache_enabled": _NO_CACHE,
+    "cache_size": _NO_CACHE,
+    "gzip_enabled": "responses are not compressed; let the ingress or proxy compress them",
+    "models_dir": "the model folder is `mlpack start FOLDER`'s argument (or MLPACK_MODEL_URI)",
+    "env_tarball": "give each model its environment (parameters.environment_tarball)",
+}
+MLSERVER_ONLY_MODEL_SETTINGS: dict[str, str] = {
+    "inference_pool_gid": _SHARED_POOL,
+    "autogenerate_inference_pool_gid": _SHARED_POOL,
+    "cache_enabled": _NO_CACHE,
+    "parallel_workers": "worker processes are a server setting (parallel_workers)",
+}
 
 
 class CORSSettings(BaseModel):
@@ -66,6 +115,26 @@ class PayloadLogSettings(BaseModel):
         return self
 
 
+class AuthSettings(BaseModel):
+    """Static API keys in two scopes; authentication is on as soon as any key is set.
+
+    Data-plane keys allow inference, metadata, docs and stats; control-plane keys allow
+    those and the repository API (index, load, unload). Health routes stay open.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    data_plane_tokens: list[SecretStr] = Field(default_factory=list)
+    control_plane_tokens: list[SecretStr] = Field(default_factory=list)
+    # Files with one key per line (blank lines and '#' comments ignored), e.g. mounted secrets.
+    data_plane_tokens_file: str | None = None
+    control_plane_tokens_file: str | None = None
+    # Where the key travels: "authorization" takes "Bearer KEY"; any other header the bare key.
+    header: str = "authorization"
+    # The metrics port asks for a key (either scope) too.
+    metrics_requires_token: bool = False
+
+
 class Settings(BaseSettings):
     """Server-wide settings (``settings.json`` / ``MLPACK_*``)."""
 
@@ -79,7 +148,8 @@ class Settings(BaseSettings):
     )
 
     debug: bool = False
-    host: str = "0.0.0.0"
+    # Loopback only by default; images made by ``mlpack build`` set 0.0.0.0 explicitly.
+    host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)  # 0: any free port
     grpc_port: int = Field(default=8081, ge=0, le=65535)  # 0: any free port
     root_path: str = ""
@@ -90,15 +160,39 @@ class Settings(BaseSettings):
     parallel_workers: int = Field(default=0, ge=0)
     parallel_workers_timeout: float = Field(default=5.0, gt=0)
     environments_dir: str | None = None
+    # Bounds on what one environment tarball may unpack to (see mlpack.environments.extract).
+    environment_max_bytes: int = Field(default=8 << 30, gt=0)
+    environment_max_files: int = Field(default=100_000, gt=0)
+    environment_max_path_length: int = Field(default=1024, gt=0)
+    environment_max_ratio: float = Field(default=200.0, gt=0)
     metrics_port: int = Field(default=8082, ge=0, le=65535)  # 0: any free port
     metrics_endpoint: str | None = "/metrics"
     metrics_rest_server_prefix: str = "rest_server"
     metrics_dir: str | None = None
     grpc_max_message_length: int | None = None
     cors_settings: CORSSettings | None = None
+    # Live dashboard at /v2/dashboard (per-model throughput, latency, batches, queues).
+    dashboard_enabled: bool = True
     use_structured_logging: bool = False
     logging_settings: Any | None = None
     access_log: bool = False
+    # Who may call what (server/auth.py): API keys in two scopes; off when no key is set.
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    # The repository API: "on", "read_only" (index only) or "off" (every route 403).
+    control_plane: Literal["on", "read_only", "off"] = "on"
+    # Loading a model by name re-scans model_repository_root for folders added after start.
+    repository_rescan: bool = False
+    # TLS for REST and gRPC (server/tls.py): PEM chain and key; a client CA turns on mutual TLS.
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    tls_client_ca_file: str | None = None
+    # Seconds between checks for changed certificate files (SIGHUP reloads at once).
+    tls_reload_interval: float = Field(default=10.0, gt=0)
+    # What a client learns when a model raises: "message" (its own words, never a traceback)
+    # or "generic" (a fixed sentence and an error id; the message goes to the log).
+    model_error_detail: Literal["message", "generic"] = "message"
+    # Host headers the REST and metrics ports accept (Starlette patterns; None: any).
+    trusted_hosts: list[str] | None = None
     # DEBUG for every logger, third-party ones too (``debug`` only covers mlpack and uvicorn).
     debug_all: bool = False
     # Further loggers to set to DEBUG (e.g. ["grpc", "mymodel"]).
@@ -116,20 +210,52 @@ class Settings(BaseSettings):
     tracing_sampling_ratio: float | None = Field(default=None, ge=0.0, le=1.0)
     # How long a graceful shutdown waits for in-flight requests.
     graceful_timeout: float = Field(default=30.0, ge=0)
+    # Seconds between SIGTERM and closing the listeners: readiness answers 503 at once while
+    # requests are still served, so load balancers stop routing here first. None: 0, or
+    # KUBERNETES_DRAIN_DELAY inside a Kubernetes pod.
+    drain_delay: float | None = Field(default=None, ge=0)
+    # Model code may `import mlserver` (mlpack.compat) when MLServer itself is not installed.
+    mlserver_compat: bool = True
+
+    # (level, message) lines about aliases and unsupported settings, logged by the CLI.
+    _notices: list[tuple[int, str]] = PrivateAttr(default_factory=list)
+
+    @property
+    def notices(self) -> list[tuple[int, str]]:
+        return self._notices
 
     @classmethod
     def resolve(
-        cls, settings_file: Path | None = None, overrides: dict[str, Any] | None = None
+        cls,
+        settings_file: Path | None = None,
+        overrides: dict[str, Any] | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> Settings:
-        """Build settings: CLI ``overrides`` > environment > ``settings_file`` > defaults."""
+        """Build settings: CLI ``overrides`` > ``MLPACK_*`` > ``MLSERVER_*`` > ``settings_file``
+        > defaults."""
+        environ = os.environ if environ is None else environ
         file_values = _read_json(settings_file) if settings_file else {}
+        notices = _unsupported(
+            file_values, cls.model_fields, MLSERVER_ONLY_SETTINGS, str(settings_file)
+        )
+        for key in [k for k in file_values if k not in cls.model_fields]:
+            del file_values[key]
         try:
             from_env = cls()
             env_values = {name: getattr(from_env, name) for name in from_env.model_fields_set}
-            merged = {**file_values, **env_values, **(overrides or {})}
-            return cls.model_validate(merged)
+            alias_values = _alias_values(
+                cls, environ, ALIAS_PREFIX, ENV_PREFIX, env_values, notices
+            )
+            merged = {**file_values, **alias_values, **env_values, **(overrides or {})}
+            settings = cls.model_validate(merged)
         except ValidationError as error:
             raise InvalidSettings(_describe(error, settings_file)) from None
+        if settings.drain_delay is None:
+            settings.drain_delay = (
+                KUBERNETES_DRAIN_DELAY if "KUBERNETES_SERVICE_HOST" in environ else 0.0
+            )
+        settings._notices = notices
+        return settings
 
     @classmethod
     def from_file(cls, settings_file: Path | None) -> Settings:
@@ -187,11 +313,19 @@ class ModelSettings(BaseSettings):
     def version(self) -> str | None:
         return self.parameters.version
 
+    _notices: list[tuple[int, str]] = PrivateAttr(default_factory=list)
+
+    @property
+    def notices(self) -> list[tuple[int, str]]:
+        """(level, message) lines about aliases and unsupported MLServer settings."""
+        return self._notices
+
     @classmethod
     def resolve(cls, settings_file: Path) -> ModelSettings:
         """Read one ``model-settings.json``: file > environment > defaults (name: folder name)."""
         values = _read_json(settings_file)
         folder = settings_file.parent.resolve()
+        notices = _model_notices(values, str(settings_file))
         try:
             settings = cls(**values)
         except ValidationError as error:
@@ -199,7 +333,158 @@ class ModelSettings(BaseSettings):
         if not settings.name:
             settings.name = folder.name
         settings.folder = str(folder)
+        settings._notices = notices
         return settings
+
+    @classmethod
+    def from_environment(
+        cls, folder: Path, environ: Mapping[str, str] | None = None
+    ) -> ModelSettings | None:
+        """The single model described by ``MLPACK_MODEL_*`` / ``MLSERVER_MODEL_*`` alone.
+
+        KServe's way: ``implementation`` and ``name`` from the environment, ``uri`` pointing
+        at the mounted model (``/mnt/models``, a folder or a file), no ``model-settings.json``.
+        Top-level ``*_URI``, ``*_VERSION``, ``*_FORMAT``, ``*_CONTENT_TYPE``,
+        ``*_ENVIRONMENT_TARBALL``, ``*_ENVIRONMENT_PATH`` and ``*_EXTRA`` (JSON) fill
+        ``parameters``, as in MLServer. ``folder`` is where ``implementation`` is imported
+        from (e.g. a ``models.py``); None when no implementation is set.
+        """
+        environ = os.environ if environ is None else environ
+        notices: list[tuple[int, str]] = []
+        values = _prefixed(environ, MODEL_ENV_PREFIX)
+        for key, value in _prefixed(environ, MODEL_ALIAS_PREFIX).items():
+            if key in values:
+                continue
+            values[key] = value
+            notices.append(
+                (
+                    logging.INFO,
+                    f"{MODEL_ALIAS_PREFIX}{key.upper()} used as {MODEL_ENV_PREFIX}{key.upper()}",
+                )
+            )
+        if not values.get("implementation"):
+            return None
+        parameters: dict[str, Any] = {}
+        for key in list(values):
+            if key in ModelParameters.model_fields:
+                raw = values.pop(key)
+                parameters[key] = (
+                    _json_value(raw, f"{MODEL_ENV_PREFIX}{key.upper()}") if key == "extra" else raw
+                )
+        fields = {key for key in ModelSettings.model_fields if key not in ("folder", "parameters")}
+        notices += _unsupported(
+            values, fields | {"parameters"}, MLSERVER_ONLY_MODEL_SETTINGS, "environment"
+        )
+        kept: dict[str, Any] = {}
+        for key, raw in values.items():
+            if key in fields:
+                complex_field = key in ("versions", "inputs", "outputs")
+                kept[key] = (
+                    _json_value(raw, f"{MODEL_ENV_PREFIX}{key.upper()}") if complex_field else raw
+                )
+        if "parameters" in values:
+            parameters = {
+                **_json_value(values["parameters"], f"{MODEL_ENV_PREFIX}PARAMETERS"),
+                **parameters,
+            }
+        try:
+            settings = cls.model_validate({**kept, "parameters": parameters})
+        except ValidationError as error:
+            raise InvalidSettings(
+                _describe(error, None).replace("settings:", "model from environment:", 1)
+            ) from None
+        folder = Path(folder).resolve()
+        if not settings.name:
+            uri = settings.parameters.uri
+            settings.name = (
+                Path(uri).stem if uri and Path(uri).stem not in ("", "models") else "model"
+            )
+        settings.folder = str(folder)
+        settings._notices = notices
+        return settings
+
+
+def _prefixed(environ: Mapping[str, str], prefix: str) -> dict[str, str]:
+    """``PREFIX_SOME_FIELD=v`` → ``{"some_field": "v"}`` (nested ``__`` names are skipped)."""
+    found: dict[str, str] = {}
+    for name, value in environ.items():
+        if name.upper().startswith(prefix) and "__" not in name:
+            key = name[len(prefix) :].lower()
+            if prefix == ALIAS_PREFIX and key.startswith("model_"):
+                continue  # MLSERVER_MODEL_* belong to the model
+            if prefix == ENV_PREFIX and key.startswith(("model_", "env_model")):
+                continue
+            found[key] = value
+    return found
+
+
+def _alias_values(
+    cls: type[Settings],
+    environ: Mapping[str, str],
+    alias_prefix: str,
+    prefix: str,
+    already: dict[str, Any],
+    notices: list[tuple[int, str]],
+) -> dict[str, Any]:
+    """Server values from ``MLSERVER_*`` names that have no ``MLPACK_*`` value."""
+    names = _prefixed(environ, alias_prefix)
+    notices += _unsupported(names, cls.model_fields, MLSERVER_ONLY_SETTINGS, "environment")
+    wanted = {key for key in names if key in cls.model_fields and key not in already}
+    if not wanted:
+        return {}
+    # Let pydantic-settings parse them exactly as it parses MLPACK_* (JSON for complex fields).
+    aliased = cls(_env_prefix=alias_prefix, _env_file=None)  # type: ignore[call-arg]
+    values = {key: getattr(aliased, key) for key in wanted if key in aliased.model_fields_set}
+    for key in sorted(values):
+        notices.append((logging.INFO, f"{alias_prefix}{key.upper()} used as {prefix}{key.upper()}"))
+    return values
+
+
+def _unsupported(
+    values: Mapping[str, Any], known: Any, mlserver_only: dict[str, str], source: str
+) -> list[tuple[int, str]]:
+    """One warning per MLServer-only or unknown field: what it is and what mlpack does instead."""
+    notices: list[tuple[int, str]] = []
+    for key in sorted(values):
+        if key in known:
+            continue
+        if key in mlserver_only:
+            notices.append(
+                (
+                    logging.WARNING,
+                    f"{source}: MLServer setting '{key}' is not supported by mlpack "
+                    f"and is ignored: {mlserver_only[key]}",
+                )
+            )
+        else:
+            notices.append((logging.WARNING, f"{source}: unknown setting '{key}' is ignored"))
+    return notices
+
+
+def _model_notices(values: Mapping[str, Any], source: str) -> list[tuple[int, str]]:
+    known = set(ModelSettings.model_fields)
+    notices = _unsupported(values, known, MLSERVER_ONLY_MODEL_SETTINGS, source)
+    parameters = values.get("parameters")
+    if isinstance(parameters, dict):
+        for key in sorted(parameters):
+            if key in MLSERVER_ONLY_MODEL_SETTINGS:
+                notices.append(
+                    (
+                        logging.WARNING,
+                        f"{source}: MLServer setting 'parameters.{key}' is not supported "
+                        f"by mlpack and is ignored: {MLSERVER_ONLY_MODEL_SETTINGS[key]}",
+                    )
+                )
+    return notices
+
+
+def _json_value(raw: Any, name: str) -> Any:
+    if not isinstance(raw, str):
+        return raw
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise InvalidSettings(f"{name}: not valid JSON ({error})") from None
 
 
 def read_settings_file(path: Path) -> dict[str, Any]:

@@ -17,9 +17,9 @@ settings.load_profile("mlpack")
 
 @pytest.fixture(autouse=True)
 def clean_mlpack_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No MLPACK_* variable from the developer's shell leaks into a test."""
+    """No MLPACK_* (or MLSERVER_*) variable from the developer's shell leaks into a test."""
     for name in list(os.environ):
-        if name.startswith("MLPACK_") and name not in {
+        if name.startswith(("MLPACK_", "MLSERVER_")) and name not in {
             "MLPACK_REQUIRE_DOCKER",
             "MLPACK_TEST_BASE_IMAGE",
             "MLPACK_REQUIRE_BROWSER",

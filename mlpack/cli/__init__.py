@@ -41,13 +41,16 @@ def create_app() -> typer.Typer:
     ) -> None:
         """mlpack: from a model folder to a production V2 inference service."""
 
-    from . import build, env, infer, init, start
+    from . import bench, build, deploy, env, infer, init, start, tune
 
     init.register(app)
     start.register(app)
     infer.register(app)
     build.register(app)
     env.register(app)
+    deploy.register(app)
+    bench.register(app)
+    tune.register(app)
     quiet_flags(app)
     return app
 

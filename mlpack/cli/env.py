@@ -66,11 +66,28 @@ def unpack(
         str | None,
         typer.Option(help="Folder name inside ENVIRONMENTS_DIR (default: the tarball's sha256)."),
     ] = None,
+    max_bytes: Annotated[int, typer.Option(min=1, help="Most bytes the tarball may unpack to.")] = 8
+    << 30,
+    max_files: Annotated[
+        int, typer.Option(min=1, help="Most members the tarball may hold.")
+    ] = 100_000,
+    max_path_length: Annotated[int, typer.Option(min=1, help="Longest member path.")] = 1024,
+    max_ratio: Annotated[
+        float, typer.Option(min=1, help="Most unpacked bytes per compressed byte.")
+    ] = 200.0,
 ) -> None:
     """Unpack TARBALL once into ENVIRONMENTS_DIR (as `mlpack start` does) and print its path."""
-    from ..environments import check_python_version, unpack_environment
+    from ..environments import ExtractionLimits, check_python_version, unpack_environment
 
+    limits = ExtractionLimits(
+        max_bytes=max_bytes,
+        max_files=max_files,
+        max_path_length=max_path_length,
+        max_ratio=max_ratio,
+    )
     with exit_on_error():
-        environment = unpack_environment(tarball.resolve(), environments_dir.resolve(), name)
+        environment = unpack_environment(
+            tarball.resolve(), environments_dir.resolve(), name, limits
+        )
         check_python_version(environment.python)
     typer.echo(str(environment.root))

@@ -156,6 +156,25 @@ def infer(
         bool,
         typer.Option("--insecure", envvar=_env("INSECURE"), help="Do not verify TLS certificates."),
     ] = False,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token", envvar=[_env("TOKEN"), "MLPACK_TOKEN"],
+            help="API key sent as 'Authorization: Bearer KEY' (REST) or metadata (gRPC).",
+        ),
+    ] = None,
+    ca: Annotated[
+        str | None,
+        typer.Option("--ca", envvar=_env("CA"), help="PEM CA of the server (implies TLS)."),
+    ] = None,
+    cert: Annotated[
+        str | None,
+        typer.Option("--cert", envvar=_env("CERT"), help="PEM client certificate (mutual TLS)."),
+    ] = None,
+    key: Annotated[
+        str | None,
+        typer.Option("--key", envvar=_env("KEY"), help="PEM key of the client certificate."),
+    ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted job.")] = False,
     retry_failed: Annotated[
         bool,
@@ -196,6 +215,8 @@ def infer(
         )
         raise typer.Exit(USAGE_ERROR)
     headers = _parse_headers(request_headers or [])
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     options = InferOptions(
         urls=url or [DEFAULT_URLS[transport.value]],
         model_name=model_name,
@@ -214,6 +235,9 @@ def infer(
         batch_jitter=batch_jitter,
         use_ssl=use_ssl,
         insecure=insecure,
+        ca=ca,
+        cert=cert,
+        key=key,
         resume=resume,
         overwrite=overwrite,
         retry_failed=retry_failed,

@@ -21,7 +21,9 @@ def start(
             help="A model folder, or a folder of model folders (with an optional settings.json)."
         ),
     ] = Path("."),
-    host: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Interface to listen on (default 127.0.0.1; 0.0.0.0: all).")
+    ] = None,
     http_port: Annotated[
         int | None, typer.Option(min=0, max=65535, help="REST port (default 8080).")
     ] = None,
@@ -62,11 +64,21 @@ def start(
             help="Server settings file (default: settings.json in FOLDER, when present).",
         ),
     ] = None,
+    model_from_env: Annotated[
+        bool,
+        typer.Option(
+            "--model-from-env",
+            envvar="MLPACK_ENV_MODEL",
+            help="Serve the single model described by MLPACK_MODEL_* (or MLSERVER_MODEL_*) "
+            "even when FOLDER holds model-settings.json files (done anyway when FOLDER holds none, "
+            "or when the environment gives both the implementation and the URI).",
+        ),
+    ] = False,
 ) -> None:
     """Serve FOLDER over the Open Inference Protocol (REST and gRPC)."""
-    from ..engine.repository import discover_models
+    from ..engine.repository import SettingsProblem, discover_models
     from ..server.app import MLPackServer, run_server
-    from ..settings import SETTINGS_FILENAME, Settings
+    from ..settings import SETTINGS_FILENAME, ModelSettings, Settings
 
     if not folder.is_dir():
         typer.secho(f"Error: {folder} is not a folder", err=True, fg=typer.colors.RED)
@@ -110,11 +122,53 @@ def start(
             debug_all=settings.debug_all,
             debug_loggers=settings.debug_loggers,
         )
+    _log_notices(settings.notices)
+    import os
+
+    from ..compat import COMPAT_ENV, install_mlserver_compat
+
+    os.environ[COMPAT_ENV] = "1" if settings.mlserver_compat else "0"  # worker processes inherit it
+    install_mlserver_compat()  # here too: errors of mlserver.errors cross back from workers
     root = (folder / settings.model_repository_root).resolve()
-    models, problems = discover_models(root)
+    with exit_on_error(USAGE_ERROR):
+        env_model = ModelSettings.from_environment(folder)
+    # A model the environment describes fully (implementation and uri: KServe's way) replaces
+    # the folder's models, so any mlpack image is a drop-in for KServe's MLServer runtime.
+    if model_from_env or (env_model is not None and env_model.parameters.uri):
+        if env_model is None:
+            typer.secho(
+                "Error: --model-from-env needs MLPACK_MODEL_IMPLEMENTATION "
+                "(or MLSERVER_MODEL_IMPLEMENTATION)",
+                err=True,
+                fg=typer.colors.RED,
+            )
+            raise typer.Exit(USAGE_ERROR)
+        models: list[ModelSettings] = [env_model]
+        problems: list[SettingsProblem] = []  # nothing is read from files
+    else:
+        models, problems = discover_models(root)
     if not models and not problems:
-        typer.secho(
-            f"Error: no model-settings.json found below {root}", err=True, fg=typer.colors.RED
+        if env_model is None:
+            typer.secho(
+                f"Error: no model-settings.json found below {root}, and no "
+                "MLPACK_MODEL_IMPLEMENTATION (or MLSERVER_MODEL_IMPLEMENTATION) describes a model",
+                err=True,
+                fg=typer.colors.RED,
+            )
+            raise typer.Exit(USAGE_ERROR)
+        models = [env_model]
+    for model in models:
+        _log_notices(model.notices)
+    if env_model is not None and models == [env_model]:
+        where = env_model.parameters.uri or "the model folder"
+        _log_notices(
+            [
+                (
+                    20,
+                    f"serving model '{env_model.name}' ({env_model.implementation}) "
+                    f"described by the environment, artefact at {where}",
+                )
+            ]
         )
         raise typer.Exit(USAGE_ERROR)
     if problems and settings.exit_on_error:
@@ -131,6 +185,14 @@ def start(
     server = MLPackServer(settings, models, repository_root=root)
     with exit_on_error(STARTUP_FAILURE):
         run_server(server)
+
+
+def _log_notices(notices: list[tuple[int, str]]) -> None:
+    import logging
+
+    logger = logging.getLogger("mlpack.settings")
+    for level, message in notices:
+        logger.log(level, "%s", message)
 
 
 def _relative_to(folder: Path, logging_settings: Any) -> Any:

@@ -89,13 +89,20 @@ class ConnectionPool:
     """Keep-alive connections to one ``http(s)://host:port``; at most ``max_connections`` open."""
 
     def __init__(
-        self, url: str, *, timeout: float, max_connections: int = 100, verify: bool = True
+        self,
+        url: str,
+        *,
+        timeout: float,
+        max_connections: int = 100,
+        verify: bool | ssl.SSLContext = True,
     ) -> None:
         parts = urlsplit(url)
         self.host = parts.hostname or "localhost"
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
         self.ssl: ssl.SSLContext | None = None
-        if parts.scheme == "https":
+        if parts.scheme == "https" and isinstance(verify, ssl.SSLContext):
+            self.ssl = verify
+        elif parts.scheme == "https":
             self.ssl = ssl.create_default_context()
             if not verify:
                 self.ssl.check_hostname = False
@@ -162,5 +169,13 @@ class ConnectionPool:
 
     async def aclose(self) -> None:
         for connection in self._idle:
-            connection.close()
+            if self.ssl is not None and connection.transport is not None:
+                # A TLS close waits for the peer's close_notify; idle connections need not.
+                connection.closed = True
+                connection.transport.abort()
+            else:
+                connection.close()
         self._idle.clear()
+        if self.ssl is not None:  # let the aborted sockets finish closing on this loop
+            for _ in range(3):
+                await asyncio.sleep(0)

@@ -28,7 +28,7 @@ def _raw(datatype: Datatype, data: Any) -> bytes:
 
 
 def encode_binary_request(request: dict[str, Any]) -> tuple[bytes, int]:
-    """A JSON request dict → (body, JSON header length); inputs move to binary, outputs asked binary."""
+    """A JSON request dict → (body, JSON header length); inputs and outputs go binary."""
     header = dict(request)
     chunks: list[bytes] = []
     inputs = []
@@ -56,8 +56,14 @@ def encode_binary_request(request: dict[str, Any]) -> tuple[bytes, int]:
 def _decode_raw(output: dict[str, Any], raw: bytes) -> list[Any]:
     """An output's raw bytes as JSON-like values (BYTES: text where it is UTF-8)."""
     name = str(output.get("name", ""))
-    flat = raw_to_array(raw, Datatype(output["datatype"]), output.get("shape", []), name=name,
-                        role="output", where="binary data")
+    flat = raw_to_array(
+        raw,
+        Datatype(output["datatype"]),
+        output.get("shape", []),
+        name=name,
+        role="output",
+        where="binary data",
+    )
     if isinstance(flat, list):
         return [_text(value) for value in flat]
     values: list[Any] = flat.tolist()

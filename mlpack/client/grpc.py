@@ -124,6 +124,9 @@ class AsyncGrpcClient:
         headers: sent as gRPC metadata with every call.
         use_ssl: a TLS channel with the system's root certificates.
         binary: accepted for symmetry with REST; tensors always travel raw.
+        token: an API key, sent as ``authorization: Bearer KEY`` metadata with every call.
+        ca, cert, key: PEM files: the CA that signed the server (implies TLS), and a client
+            certificate and key for mutual TLS.
     """
 
     def __init__(
@@ -134,14 +137,23 @@ class AsyncGrpcClient:
         headers: Mapping[str, str] | None = None,
         use_ssl: bool = False,
         binary: bool = True,
+        token: str | None = None,
+        ca: str | None = None,
+        cert: str | None = None,
+        key: str | None = None,
     ) -> None:
         self.target = _target(url)
         self.timeout = timeout
-        self._metadata = tuple((k.lower(), v) for k, v in (headers or {}).items())
+        merged = dict(headers or {})
+        if token:
+            merged["authorization"] = f"Bearer {token}"
+        self._metadata = tuple((k.lower(), v) for k, v in merged.items())
         options = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
-        if use_ssl:
+        if use_ssl or ca or cert:
+            from .tls import grpc_credentials
+
             self._channel = grpc.aio.secure_channel(
-                self.target, grpc.ssl_channel_credentials(), options
+                self.target, grpc_credentials(ca, cert, key), options
             )
         else:
             self._channel = grpc.aio.insecure_channel(self.target, options)
@@ -178,12 +190,16 @@ class AsyncGrpcClient:
 
     async def live(self) -> bool:
         async with _map_grpc_errors(self.target):
-            reply = await self._stub.ServerLive(pb.ServerLiveRequest(), timeout=self.timeout)
+            reply = await self._stub.ServerLive(
+                pb.ServerLiveRequest(), timeout=self.timeout, metadata=self._metadata
+            )
         return bool(reply.live)
 
     async def ready(self) -> bool:
         async with _map_grpc_errors(self.target):
-            reply = await self._stub.ServerReady(pb.ServerReadyRequest(), timeout=self.timeout)
+            reply = await self._stub.ServerReady(
+                pb.ServerReadyRequest(), timeout=self.timeout, metadata=self._metadata
+            )
         return bool(reply.ready)
 
     async def model_ready(self, model_name: str, model_version: str | None = None) -> bool:
@@ -191,13 +207,14 @@ class AsyncGrpcClient:
             reply = await self._stub.ModelReady(
                 pb.ModelReadyRequest(name=model_name, version=model_version or ""),
                 timeout=self.timeout,
+                metadata=self._metadata,
             )
         return bool(reply.ready)
 
     async def metadata(self) -> MetadataServerResponse:
         async with _map_grpc_errors(self.target):
             reply = await self._stub.ServerMetadata(
-                pb.ServerMetadataRequest(), timeout=self.timeout
+                pb.ServerMetadataRequest(), timeout=self.timeout, metadata=self._metadata
             )
         return convert.server_metadata_from_pb(reply)
 
@@ -208,6 +225,7 @@ class AsyncGrpcClient:
             reply = await self._stub.ModelMetadata(
                 pb.ModelMetadataRequest(name=model_name, version=model_version or ""),
                 timeout=self.timeout,
+                metadata=self._metadata,
             )
         return convert.model_metadata_from_pb(reply)
 

@@ -9,6 +9,7 @@ use to avoid model round trips.
 from __future__ import annotations
 
 import contextlib
+import ssl
 from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import quote
@@ -58,10 +59,13 @@ class _BaseClient:
         binary: bool = False,
         headers: Mapping[str, str] | None = None,
         use_ssl: bool = False,
+        token: str | None = None,
     ) -> None:
         self.url = normalise_url(url, use_ssl)
         self.binary = binary
         self.headers = dict(headers or {})
+        if token:  # an API key (server auth): sent as a bearer token with every call
+            self.headers["Authorization"] = f"Bearer {token}"
 
     def _infer_path(self, model_name: str, model_version: str | None) -> str:
         path = f"{self.url}/v2/models/{quote(model_name, safe='')}"
@@ -144,11 +148,12 @@ class AsyncClient(_BaseClient):
         headers: Mapping[str, str] | None = None,
         binary: bool = False,
         use_ssl: bool = False,
-        verify: bool = True,
+        verify: bool | ssl.SSLContext = True,
         max_connections: int = 100,
         transport: httpx.AsyncBaseTransport | None = None,
+        token: str | None = None,
     ) -> None:
-        super().__init__(url, binary=binary, headers=headers, use_ssl=use_ssl)
+        super().__init__(url, binary=binary, headers=headers, use_ssl=use_ssl, token=token)
         self._pool: ConnectionPool | None = None
         self._http: httpx.AsyncClient | None = None
         if transport is None:
@@ -241,11 +246,12 @@ class Client(_BaseClient):
         headers: Mapping[str, str] | None = None,
         binary: bool = False,
         use_ssl: bool = False,
-        verify: bool = True,
+        verify: bool | ssl.SSLContext = True,
         max_connections: int = 10,
         transport: httpx.BaseTransport | None = None,
+        token: str | None = None,
     ) -> None:
-        super().__init__(url, binary=binary, headers=headers, use_ssl=use_ssl)
+        super().__init__(url, binary=binary, headers=headers, use_ssl=use_ssl, token=token)
         limits = httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
         )

@@ -22,7 +22,7 @@ _BINARY = (bytes, bytearray, memoryview)
 
 def _flat(data: Any) -> list[Any]:
     if isinstance(data, np.ndarray):
-        return data.reshape(-1).tolist()  # type: ignore[no-any-return]
+        return data.reshape(-1).tolist()
     if isinstance(data, (list, tuple)):
         if any(isinstance(item, (list, tuple, np.ndarray)) for item in data):
             return [value for item in data for value in _flat(item)]

@@ -11,7 +11,8 @@ against its shape and datatype first.
 from __future__ import annotations
 
 import struct
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -36,8 +37,13 @@ def _fail(role: str, name: str, datatype: Datatype, problem: str) -> InvalidRequ
 
 
 def raw_to_array(
-    raw: bytes | memoryview, datatype: Datatype, shape: Sequence[int], *, name: str = "?",
-    role: str = "input", where: str = "raw contents",
+    raw: bytes | memoryview,
+    datatype: Datatype,
+    shape: Sequence[int],
+    *,
+    name: str = "?",
+    role: str = "input",
+    where: str = "raw contents",
 ) -> Any:
     """Decode one tensor's raw bytes: a flat read-only array over ``raw`` (BYTES: a list).
 
@@ -47,16 +53,25 @@ def raw_to_array(
     if datatype is Datatype.BYTES:
         elements = split_bytes(raw, name=name, role=role, where=where)
         if len(elements) != count:
-            raise _fail(role, name, datatype,
-                        f"{where} holds {len(elements)} elements but the shape implies {count}")
+            raise _fail(
+                role,
+                name,
+                datatype,
+                f"{where} holds {len(elements)} elements but the shape implies {count}",
+            )
         return elements
     dtype = RAW_DTYPES[datatype]
     expected = count * dtype.itemsize
     if len(raw) != expected:
-        raise _fail(role, name, datatype, (
-            f"{where} has {len(raw)} bytes but shape {list(shape)} needs {expected} "
-            f"({count} elements × {dtype.itemsize} bytes)"
-        ))
+        raise _fail(
+            role,
+            name,
+            datatype,
+            (
+                f"{where} has {len(raw)} bytes but shape {list(shape)} needs {expected} "
+                f"({count} elements × {dtype.itemsize} bytes)"  # noqa: RUF001
+            ),
+        )
     if datatype is Datatype.BOOL:
         octets = np.frombuffer(raw, dtype=np.uint8)
         if count and int(octets.max()) > 1:
@@ -78,18 +93,29 @@ def split_bytes(
     unpack = _LENGTH.unpack_from
     while position < size:
         if position + 4 > size:
-            raise _fail(role, name, Datatype.BYTES, (
-                f"{where} ends inside the length prefix of element {len(elements)} "
-                f"(offset {position}, {size - position} bytes left)"
-            ))
+            raise _fail(
+                role,
+                name,
+                Datatype.BYTES,
+                (
+                    f"{where} ends inside the length prefix of element {len(elements)} "
+                    f"(offset {position}, {size - position} bytes left)"
+                ),
+            )
         (length,) = unpack(raw, position)
         start = position + 4
         end = start + length
         if end > size:
-            raise _fail(role, name, Datatype.BYTES, (
-                f"{where}: element {len(elements)} declares {length} bytes at offset {position} "
-                f"but only {size - start} remain"
-            ))
+            raise _fail(
+                role,
+                name,
+                Datatype.BYTES,
+                (
+                    f"{where}: element {len(elements)} declares {length} bytes "
+                    f"at offset {position} "
+                    f"but only {size - start} remain"
+                ),
+            )
         elements.append(raw[start:end])
         position = end
     return elements

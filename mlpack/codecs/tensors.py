@@ -8,7 +8,8 @@ transports, models) can rely on a ``RequestInput`` that passed ``decode_tensor``
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -221,7 +222,9 @@ def _bytes_elements(name: str, data: Any, count: int) -> list[Any]:
     else:
         flat = flatten(data)
     if len(flat) != count:
-        raise _fail(name, Datatype.BYTES, f"shape implies {count} elements but data has {len(flat)}")
+        raise _fail(
+            name, Datatype.BYTES, f"shape implies {count} elements but data has {len(flat)}"
+        )
     for value in flat:
         if not isinstance(value, (str, bytes)):
             raise _fail(name, Datatype.BYTES, f"values must be strings, got {type(value).__name__}")
@@ -259,8 +262,9 @@ def tensor_as_ndarray(request_input: RequestInput | ResponseOutput) -> np.ndarra
     if isinstance(request_input, RequestInput):
         flat = decode_tensor(request_input)
     else:
-        flat = decode_values(request_input.name, request_input.datatype, request_input.shape,
-                             request_input.data)
+        flat = decode_values(
+            request_input.name, request_input.datatype, request_input.shape, request_input.data
+        )
     shape = request_input.shape
     if request_input.datatype is Datatype.BYTES:
         array = np.empty(len(flat), dtype=object)

@@ -17,6 +17,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from ..compat import install_mlserver_compat
 from ..environments.runtimes import implementation_aliases
 from ..errors import ModelLoadError
 
@@ -29,6 +30,7 @@ _import_lock = threading.Lock()
 def import_implementation(implementation: str, folder: str | None) -> type[Any]:
     """Return the class named by ``implementation``, importing from ``folder`` first."""
     implementation = IMPLEMENTATION_ALIASES.get(implementation, implementation)
+    install_mlserver_compat()  # `import mlserver` in model code (unless off or MLServer is here)
     module_path, _, attribute = implementation.rpartition(".")
     if not module_path or not attribute:
         raise ModelLoadError(

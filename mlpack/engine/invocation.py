@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -23,6 +24,8 @@ from ..settings import ModelSettings
 from ..types import InferenceRequest, InferenceResponse, MetadataModelResponse
 from .failures import attach_traceback
 from .importer import import_implementation
+
+logger = logging.getLogger("mlpack.engine")
 
 T = TypeVar("T")
 
@@ -91,9 +94,7 @@ async def predict_with(model: MLModel, request: InferenceRequest) -> InferenceRe
     except MLPackError:
         raise
     except Exception as error:
-        raise attach_traceback(
-            ModelError(f"model '{model.name}' failed: {error}"), error
-        ) from error
+        raise _model_failed(model, error) from error
     return _checked(model, response)
 
 
@@ -107,9 +108,7 @@ def predict_sync(model: MLModel, request: InferenceRequest) -> InferenceResponse
     except MLPackError:
         raise
     except Exception as error:
-        raise attach_traceback(
-            ModelError(f"model '{model.name}' failed: {error}"), error
-        ) from error
+        raise _model_failed(model, error) from error
     return _checked(model, response)
 
 
@@ -134,6 +133,14 @@ def _describe(span: Any, model: MLModel, request: InferenceRequest) -> None:
     span.set_attribute("mlpack.model.version", model.version or "")
     shape = request.inputs[0].shape if request.inputs else []
     span.set_attribute("mlpack.batch.size", shape[0] if shape else 1)
+
+
+def _model_failed(model: MLModel, error: Exception) -> ModelError:
+    """The ``ModelError`` for a model's exception, its traceback attached as text (the
+    registry logs it with the request id, rate-limited: ``engine.failures``)."""
+    failure = ModelError(f"model '{model.name}' failed: {error}")
+    attach_traceback(failure, error)
+    return failure
 
 
 def _checked(model: MLModel, response: Any) -> InferenceResponse:

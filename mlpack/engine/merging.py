@@ -10,7 +10,8 @@ list of that length in the model's response comes back one entry per request.
 
 from __future__ import annotations
 
-from typing import Any, Hashable, Optional, Sequence
+from collections.abc import Hashable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -30,9 +31,9 @@ from ..types import (
 _SKIPPED_PARAMETERS = ("content_type", "headers")
 
 
-def count_rows(request: InferenceRequest) -> Optional[int]:
+def count_rows(request: InferenceRequest) -> int | None:
     """Rows (first dimension) shared by every input, or None when the request can't batch."""
-    rows: Optional[int] = None
+    rows: int | None = None
     for request_input in request.inputs:
         if not request_input.shape:
             return None
@@ -56,7 +57,7 @@ def _freeze(value: Any) -> Hashable:
     return value  # type: ignore[no-any-return]
 
 
-def _content_type(parameters: Optional[Parameters]) -> Optional[str]:
+def _content_type(parameters: Parameters | None) -> str | None:
     return parameters.content_type if parameters is not None else None
 
 
@@ -76,8 +77,8 @@ def batch_key(request: InferenceRequest) -> Hashable:
 
 
 def _merge_parameters(
-    all_parameters: Sequence[Optional[Parameters]], content_type: Optional[str]
-) -> Optional[Parameters]:
+    all_parameters: Sequence[Parameters | None], content_type: str | None
+) -> Parameters | None:
     """One list per key, one entry per request (None where a request did not set it)."""
     dumps = [p.model_dump(exclude_none=True) if p is not None else {} for p in all_parameters]
     keys: list[str] = []
@@ -129,7 +130,7 @@ def merge_requests(requests: Sequence[InferenceRequest]) -> InferenceRequest:
     )
 
 
-def _split_parameters(parameters: Optional[Parameters], count: int) -> list[Optional[Parameters]]:
+def _split_parameters(parameters: Parameters | None, count: int) -> list[Parameters | None]:
     if parameters is None:
         return [None] * count
     dump = parameters.model_dump(exclude_none=True)
@@ -171,7 +172,9 @@ def split_response(
         try:
             array = tensor_as_ndarray(output)
         except Exception as error:
-            raise ModelError(f"model '{model}': output '{output.name}' is malformed: {error}") from None
+            raise ModelError(
+                f"model '{model}': output '{output.name}' is malformed: {error}"
+            ) from None
         parameters = _split_parameters(output.parameters, len(rows))
         for index, part in enumerate(slices):
             piece = array[part]

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Optional
 
+from ..environments.extract import ExtractionLimits
 from ..settings import ModelSettings
 from .batching import BatchingRunner
 from .runner import LocalRunner, ModelRunner
@@ -30,6 +31,7 @@ class RunnerPlacement:
         workers_timeout: how long stopping waits for a worker.
         environments_dir: where per-model environments are unpacked (None: models that
             name an environment run like any other model).
+        extraction_limits: bounds on what an environment tarball may unpack to.
     """
 
     def __init__(
@@ -37,6 +39,7 @@ class RunnerPlacement:
         parallel_workers: int = 0,
         workers_timeout: float = 5.0,
         environments_dir: Optional[Path] = None,
+        extraction_limits: Optional[ExtractionLimits] = None,
     ) -> None:
         self.pool: Optional[WorkerPool] = None
         if parallel_workers > 0:
@@ -44,7 +47,8 @@ class RunnerPlacement:
         self.environment_pools: Optional[EnvironmentPools] = None
         if environments_dir is not None:
             self.environment_pools = EnvironmentPools(
-                environments_dir, parallel_workers, workers_timeout
+                environments_dir, parallel_workers, workers_timeout,
+                extraction_limits or ExtractionLimits(),
             )
 
     def __call__(self, settings: ModelSettings) -> ModelRunner:

@@ -110,6 +110,8 @@ class ModelRegistry:
     ) -> None:
         self._runner_factory = runner_factory or RunnerPlacement()
         self._repository_root = repository_root
+        # Loading by name may pick up folders added after start (the ``repository_rescan`` setting).
+        self.rescan = True
         self.observer = observer
         self.strict_readiness = strict_readiness
         # Told about each answered request of a model with ``payload_log`` (server side).
@@ -117,6 +119,8 @@ class ModelRegistry:
         self.failure_log = failure_log or FailureLog()
         self._models: dict[str, dict[str | None, ModelEntry]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        # Set at shutdown: readiness answers false while requests are still served.
+        self.draining = False
 
     # -- lookup -------------------------------------------------------------------
     def entries(self) -> list[ModelEntry]:
@@ -161,7 +165,10 @@ class ModelRegistry:
     def is_ready(self) -> bool:
         """True when every model meant to be serving is ready (``strict_readiness``; a model
         unloaded through the API is not: unloading on purpose does not take the whole server
-        out of service), or when at least one model is ready (not strict)."""
+        out of service), or when at least one model is ready (not strict); never while the
+        server is draining for shutdown."""
+        if self.draining:
+            return False
         if not self.strict_readiness:
             return any(entry.state is State.READY for entry in self.entries())
         return all(entry.state is State.READY for entry in self.entries() if entry.load_at_startup)
@@ -296,12 +303,18 @@ class ModelRegistry:
             return loaded
 
     def _settings_on_disk(self, name: str) -> list[ModelSettings]:
+        known = [entry.settings for entry in self._models.get(name, {}).values()]
         if self._repository_root is not None:
             found, _ = discover_models(self._repository_root)
             matching = [s for s in found if s.name == name]
+            if (
+                not self.rescan
+            ):  # only folders known at start: a dropped-in folder is never imported
+                folders = {settings.folder for settings in known}
+                matching = [s for s in matching if s.folder in folders]
             if matching:
                 return matching
-        return [entry.settings for entry in self._models.get(name, {}).values()]
+        return known
 
     async def unload(self, name: str) -> None:
         """Unload every version of ``name``; it stays listed as UNAVAILABLE."""

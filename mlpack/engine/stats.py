@@ -1,20 +1,21 @@
 """Per model-version inference statistics, and the one seam the request path reports through.
 
-``ModelRegistry.infer`` opens an ``InferTiming`` for each request (``open_timing``/``close_timing``) and,
-when it finishes, hands an ``InferEvent`` to its observer. Parts of the engine that know
-more fill the open timing in: a runner records how long the request waited for the model
-(``queue_wait``) and how many requests were queued for it; a batcher records the batch
-size and marks one request per batch as the execution. Nothing else in the engine knows
-about metrics or statistics.
+``ModelRegistry.infer`` opens an ``InferTiming`` for each request
+(``open_timing``/``close_timing``) and, when it finishes, hands an ``InferEvent`` to its
+observer. Parts of the engine that know more fill the open timing in: a runner records how
+long the request waited for the model (``queue_wait``) and how many requests were queued for
+it; a batcher records the batch size and marks one request per batch as the execution.
+Nothing else in the engine knows about metrics or statistics.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
-from typing import Any, Optional, Protocol, Sequence
+from typing import Any, Protocol
 
 
 @dataclass
@@ -24,25 +25,25 @@ class InferTiming:
     queue_wait: float = 0.0
     batch_size: int = 1
     executions: int = 1  # 1 for the request that stands for its batch's execution, else 0
-    batch_queue: Optional[int] = None  # requests in the model's batch queue at arrival
-    parallel_queue: Optional[int] = None  # requests waiting for the model's runner at dispatch
+    batch_queue: int | None = None  # requests in the model's batch queue at arrival
+    parallel_queue: int | None = None  # requests waiting for the model's runner at dispatch
 
 
-_timing: ContextVar[Optional[InferTiming]] = ContextVar("mlpack_infer_timing", default=None)
+_timing: ContextVar[InferTiming | None] = ContextVar("mlpack_infer_timing", default=None)
 
 
-def current_timing() -> Optional[InferTiming]:
+def current_timing() -> InferTiming | None:
     """The timing of the request being dispatched in this context (None outside ``infer``)."""
     return _timing.get()
 
 
-def open_timing() -> tuple[InferTiming, Token[Optional[InferTiming]]]:
+def open_timing() -> tuple[InferTiming, Token[InferTiming | None]]:
     """Start timing a request in this context; pass the token to ``close_timing``."""
     timing = InferTiming()
     return timing, _timing.set(timing)
 
 
-def close_timing(token: Token[Optional[InferTiming]]) -> None:
+def close_timing(token: Token[InferTiming | None]) -> None:
     _timing.reset(token)
 
 
@@ -156,7 +157,7 @@ class StatsRecorder:
                 batch = stats.batches.setdefault(timing.batch_size, _Duration())
                 batch.add(event.compute, timing.executions)
 
-    def get(self, name: str, version: Optional[str]) -> ModelStats:
+    def get(self, name: str, version: str | None) -> ModelStats:
         """The stats of one model version (zeros when it has served nothing yet)."""
         key = (name, version or "")
         with self._lock:

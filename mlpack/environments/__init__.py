@@ -2,6 +2,7 @@
 built-in runtimes a worker in an environment can import.
 
 * ``files``: which file names describe an environment and which one wins;
+* ``extract``: safe tarball extraction with limits (no reliance on tarfile's filter);
 * ``unpack``: a packed tarball or a folder → a verified interpreter (``mlpack start``);
 * ``pack``: requirements / conda files → a relocatable tarball (``mlpack env pack``);
 * ``runtimes``: the one list of built-in runtime packages.
@@ -11,6 +12,7 @@ Building images from environments lives apart, in ``mlpack.packaging``.
 
 from __future__ import annotations
 
+from .extract import DEFAULT_LIMITS, ExtractionLimits, extract_tarball
 from .unpack import (
     MARKER,
     VENV_MANIFEST,
@@ -27,11 +29,14 @@ from .unpack import (
 )
 
 __all__ = [
+    "DEFAULT_LIMITS",
     "MARKER",
     "VENV_MANIFEST",
     "Environment",
+    "ExtractionLimits",
     "InvalidEnvironment",
     "check_python_version",
+    "extract_tarball",
     "file_digest",
     "find_python",
     "relocate_venv",

@@ -5,8 +5,10 @@ or ``mlpack env pack``) or ``parameters.environment_path`` (an unpacked environm
 Tarballs are unpacked once into ``environments_dir/<sha256 of the tarball>`` (or a folder
 name the caller gives, as image builds do):
 
-1. members are checked before anything is written: no absolute paths, no ``..``, no
-   links pointing outside the environment, no devices;
+1. members are checked before anything is written, by mlpack's own extractor
+   (``extract``: path resolution that takes the archive's symlinks into account, no
+   links out, no devices or fifos, no setuid, limits on bytes, files, path length and
+   compression ratio), with Python's ``data`` filter as a second line;
 2. they are extracted into a private temporary folder, which is renamed into place;
 3. relocation fix-ups run in the final location (conda-pack's ``bin/conda-unpack``, or
    the venv fix-up for tarballs made by ``mlpack env pack``);
@@ -31,13 +33,13 @@ import os
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Iterator, Optional
 
 from ..errors import InvalidEnvironment as InvalidEnvironment  # in the error tree; re-exported
+from .extract import DEFAULT_LIMITS, ExtractionLimits, extract_tarball
 
 logger = logging.getLogger("mlpack.environments")
 
@@ -61,6 +63,7 @@ def resolve_environment(
     path: Optional[str],
     model_folder: Optional[Path],
     environments_dir: Path,
+    limits: ExtractionLimits = DEFAULT_LIMITS,
 ) -> Optional[Environment]:
     """The environment a model asks for (unpacking a tarball once), or None."""
     base = Path(model_folder) if model_folder else Path.cwd()
@@ -70,7 +73,7 @@ def resolve_environment(
             raise InvalidEnvironment(f"environment_path {root} is not a folder")
         environment = Environment(root, find_python(root))
     elif tarball:
-        environment = unpack_environment((base / tarball).resolve(), environments_dir)
+        environment = unpack_environment((base / tarball).resolve(), environments_dir, limits=limits)
     else:
         return None
     check_python_version(environment.python)
@@ -113,7 +116,10 @@ def file_digest(path: Path) -> str:
 
 
 def unpack_environment(
-    tarball: Path, environments_dir: Path, name: Optional[str] = None
+    tarball: Path,
+    environments_dir: Path,
+    name: Optional[str] = None,
+    limits: ExtractionLimits = DEFAULT_LIMITS,
 ) -> Environment:
     """Unpack ``tarball`` into ``environments_dir`` once (safely, atomically) and return it.
 
@@ -138,8 +144,7 @@ def unpack_environment(
         logger.info("unpacking environment %s into %s", tarball, target)
         staging = Path(tempfile.mkdtemp(prefix=f".tmp-{digest[:12]}-", dir=environments_dir))
         try:
-            with _open_tarball(tarball) as archive:
-                safe_extract(archive, staging)
+            extract_tarball(tarball, staging, limits)
             os.rename(staging, target)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
@@ -172,48 +177,9 @@ def verify_environment(root: Path, digest: str) -> Optional[str]:
     return None
 
 
-def safe_extract(archive: tarfile.TarFile, destination: Path) -> None:
-    """Extract ``archive`` after refusing any member that could write outside ``destination``."""
-    members = archive.getmembers()
-    for member in members:
-        _check_member(member)
-    # The "data" filter (Python >= 3.11.4) re-checks all of this and drops odd modes.
-    if hasattr(tarfile, "data_filter"):
-        archive.extractall(destination, members=members, filter="data")
-    else:  # pragma: no cover - older 3.11 patch releases
-        archive.extractall(destination, members=members)
-
-
-def _check_member(member: tarfile.TarInfo) -> None:
-    name = PurePosixPath(member.name)
-    if name.is_absolute() or member.name.startswith(("/", "\\")):
-        raise InvalidEnvironment(f"environment tarball member {member.name!r} has an absolute path")
-    if ".." in name.parts:
-        raise InvalidEnvironment(f"environment tarball member {member.name!r} leaves the environment")
-    if member.isdev() or member.isfifo():
-        raise InvalidEnvironment(f"environment tarball member {member.name!r} is a device or fifo")
-    if member.issym() or member.islnk():
-        link = PurePosixPath(member.linkname)
-        if link.is_absolute():
-            raise InvalidEnvironment(
-                f"environment tarball member {member.name!r} links to absolute path {member.linkname!r}"
-            )
-        base = name.parent if member.issym() else PurePosixPath()
-        depth = 0
-        for part in (base / link).parts:
-            depth += -1 if part == ".." else (0 if part == "." else 1)
-            if depth < 0:
-                raise InvalidEnvironment(
-                    f"environment tarball member {member.name!r} links outside the environment "
-                    f"({member.linkname!r})"
-                )
-
-
-def _open_tarball(path: Path) -> tarfile.TarFile:
-    try:
-        return tarfile.open(path, "r:*")
-    except (tarfile.TarError, OSError) as error:
-        raise InvalidEnvironment(f"environment_tarball {path} is not a readable tarball: {error}") from None
+def safe_extract(tarball: Path, destination: Path, limits: ExtractionLimits = DEFAULT_LIMITS) -> None:
+    """Extract ``tarball`` into the new, empty ``destination``, refusing anything unsafe."""
+    extract_tarball(tarball, destination, limits)
 
 
 def _relocate(root: Path) -> None:

@@ -61,6 +61,10 @@ class InferOptions:
     batch_jitter: float = 0.0
     use_ssl: bool = False
     insecure: bool = False
+    # PEM files: the CA that signed the server (implies TLS); a client certificate and key.
+    ca: str | None = None
+    cert: str | None = None
+    key: str | None = None
     resume: bool = False
     overwrite: bool = False
     retry_failed: bool = False
@@ -77,6 +81,9 @@ def make_client(url: str, options: InferOptions) -> InferClient:
             headers=options.headers,
             use_ssl=options.use_ssl,
             binary=options.binary,
+            ca=options.ca,
+            cert=options.cert,
+            key=options.key,
         )
     from ..client.rest import AsyncClient
 
@@ -85,10 +92,19 @@ def make_client(url: str, options: InferOptions) -> InferClient:
         timeout=options.timeout,
         headers=options.headers,
         binary=options.binary,
-        use_ssl=options.use_ssl,
-        verify=not options.insecure,
+        use_ssl=options.use_ssl or bool(options.ca or options.cert),
+        verify=_verify(options),
         max_connections=max(1, options.workers),
     )
+
+
+def _verify(options: InferOptions) -> Any:
+    """True/False, or an SSL context when a CA or a client certificate is given."""
+    if not (options.ca or options.cert):
+        return not options.insecure
+    from ..client.tls import ssl_context
+
+    return ssl_context(options.ca, options.cert, options.key, options.insecure)
 
 
 def _record(payload: dict[str, Any]) -> bytes:

@@ -110,7 +110,9 @@ def value_to_infer_parameter(
         try:
             parameter.string_param = value.decode("utf-8")
         except UnicodeDecodeError:
-            raise InvalidRequest(f"parameter '{key}': bytes that are not UTF-8 cannot be sent") from None
+            raise InvalidRequest(
+                f"parameter '{key}': bytes that are not UTF-8 cannot be sent"
+            ) from None
     elif isinstance(value, (list, tuple, dict)):
         try:
             parameter.string_param = json.dumps(value)
@@ -131,9 +133,7 @@ def parameters_from_pb(parameters: Mapping[str, pb.InferParameter]) -> Parameter
     try:
         return Parameters.model_validate(values)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()
-        )
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
         raise InvalidRequest(f"invalid parameters: {problems}") from None
 
 
@@ -196,16 +196,24 @@ def contents_to_data(
     present = [field.name for field, _ in contents.ListFields()]
     if expected is None:
         if present:
-            raise _fail(role, name, datatype, (
-                f"FP16 has no typed contents field (got {', '.join(present)}); "
-                f"send FP16 tensors in raw_{role}_contents"
-            ))
+            raise _fail(
+                role,
+                name,
+                datatype,
+                (
+                    f"FP16 has no typed contents field (got {', '.join(present)}); "
+                    f"send FP16 tensors in raw_{role}_contents"
+                ),
+            )
         return np.empty(0, dtype=np.float16)
     wrong = [field for field in present if field != expected]
     if wrong:
-        raise _fail(role, name, datatype, (
-            f"values are in {', '.join(wrong)} but {datatype.value} tensors use {expected}"
-        ))
+        raise _fail(
+            role,
+            name,
+            datatype,
+            (f"values are in {', '.join(wrong)} but {datatype.value} tensors use {expected}"),
+        )
     values = getattr(contents, expected)
     if datatype is Datatype.BYTES:
         return list(values)
@@ -288,7 +296,7 @@ def _encode_tensors(
     raw_target: Any,
     raw: bool,
 ) -> None:
-    for tensor, flat in zip(tensors, flats):
+    for tensor, flat in zip(tensors, flats, strict=True):
         datatype = Datatype(tensor.datatype)
         message = target.add(name=tensor.name, datatype=datatype.value, shape=tensor.shape)
         parameters_to_pb(tensor.parameters, message.parameters)
@@ -320,8 +328,9 @@ def types_to_model_infer_response(
         id=response.id or "",
     )
     parameters_to_pb(response.parameters, message.parameters)
-    _encode_tensors(outputs, flats, message.outputs, message.raw_output_contents,
-                    raw or _needs_raw(outputs))
+    _encode_tensors(
+        outputs, flats, message.outputs, message.raw_output_contents, raw or _needs_raw(outputs)
+    )
     return message
 
 
@@ -329,7 +338,9 @@ def types_to_model_infer_response(
 
 
 def model_infer_request_from_types(
-    request: InferenceRequest, model_name: str, model_version: str | None = None,
+    request: InferenceRequest,
+    model_name: str,
+    model_version: str | None = None,
     raw: bool = True,
 ) -> pb.ModelInferRequest:
     """Encode an ``InferenceRequest`` for ``model_name`` (validating its inputs first)."""
@@ -340,10 +351,16 @@ def model_infer_request_from_types(
             flat = [v.encode("utf-8") if isinstance(v, str) else v for v in flat]
         flats.append(flat)
     message = pb.ModelInferRequest(
-        model_name=model_name, model_version=model_version or "", id=request.id or "")
+        model_name=model_name, model_version=model_version or "", id=request.id or ""
+    )
     parameters_to_pb(request.parameters, message.parameters)
-    _encode_tensors(request.inputs, flats, message.inputs, message.raw_input_contents,
-                    raw or _needs_raw(request.inputs))
+    _encode_tensors(
+        request.inputs,
+        flats,
+        message.inputs,
+        message.raw_input_contents,
+        raw or _needs_raw(request.inputs),
+    )
     for output in request.outputs or ():
         requested = message.outputs.add(name=output.name)
         parameters_to_pb(output.parameters, requested.parameters)
@@ -360,18 +377,30 @@ def model_infer_response_to_types(response: pb.ModelInferResponse) -> InferenceR
         datatype = _datatype("output", name, tensor.datatype)
         shape = list(tensor.shape)
         if raw:
-            flat = raw_to_array(raw[index], datatype, shape, name=name, role="output",
-                                where=f"raw_output_contents[{index}]")
+            flat = raw_to_array(
+                raw[index],
+                datatype,
+                shape,
+                name=name,
+                role="output",
+                where=f"raw_output_contents[{index}]",
+            )
         else:
             data = contents_to_data(tensor.contents, datatype, name=name, role="output")
             try:
                 flat = decode_values(name, datatype, shape, data)
             except InvalidRequest as error:
                 raise InvalidRequest(error.message.replace("input '", "output '", 1)) from None
-        outputs.append(trusted(
-            ResponseOutput,
-            name=name, shape=shape, datatype=datatype,
-            parameters=parameters_from_pb(tensor.parameters), data=flat))
+        outputs.append(
+            trusted(
+                ResponseOutput,
+                name=name,
+                shape=shape,
+                datatype=datatype,
+                parameters=parameters_from_pb(tensor.parameters),
+                data=flat,
+            )
+        )
     return trusted(
         InferenceResponse,
         model_name=response.model_name,
@@ -387,12 +416,14 @@ def model_infer_response_to_types(response: pb.ModelInferResponse) -> InferenceR
 
 def server_metadata_to_pb(metadata: MetadataServerResponse) -> pb.ServerMetadataResponse:
     return pb.ServerMetadataResponse(
-        name=metadata.name, version=metadata.version, extensions=metadata.extensions)
+        name=metadata.name, version=metadata.version, extensions=metadata.extensions
+    )
 
 
 def server_metadata_from_pb(message: pb.ServerMetadataResponse) -> MetadataServerResponse:
     return MetadataServerResponse(
-        name=message.name, version=message.version, extensions=list(message.extensions))
+        name=message.name, version=message.version, extensions=list(message.extensions)
+    )
 
 
 def _tensor_metadata_to_pb(
@@ -415,7 +446,8 @@ def _tensor_metadata_from_pb(message: pb.ModelMetadataResponse.TensorMetadata) -
 
 def model_metadata_to_pb(metadata: MetadataModelResponse) -> pb.ModelMetadataResponse:
     message = pb.ModelMetadataResponse(
-        name=metadata.name, versions=metadata.versions or [], platform=metadata.platform)
+        name=metadata.name, versions=metadata.versions or [], platform=metadata.platform
+    )
     for tensor in metadata.inputs or ():
         _tensor_metadata_to_pb(tensor, message.inputs.add())
     for tensor in metadata.outputs or ():
@@ -454,15 +486,17 @@ def repository_index_to_pb(index: RepositoryIndexResponse) -> pb.RepositoryIndex
 def repository_index_from_pb(message: pb.RepositoryIndexResponse) -> RepositoryIndexResponse:
     """Decode a repository index; states this side does not know become UNKNOWN."""
     known = {state.value for state in State}
-    return RepositoryIndexResponse([
-        RepositoryIndexResponseItem(
-            name=model.name,
-            version=model.version or None,
-            state=State(model.state) if model.state in known else State.UNKNOWN,
-            reason=model.reason,
-        )
-        for model in message.models
-    ])
+    return RepositoryIndexResponse(
+        [
+            RepositoryIndexResponseItem(
+                name=model.name,
+                version=model.version or None,
+                state=State(model.state) if model.state in known else State.UNKNOWN,
+                reason=model.reason,
+            )
+            for model in message.models
+        ]
+    )
 
 
 __all__ = [

@@ -1,8 +1,9 @@
 """Assemble the engine and transports from settings; own start and stop order.
 
 Start: bind every port → serve REST and gRPC (live, not yet ready) → load models
-concurrently → ready. Stop (SIGTERM/SIGINT): stop accepting and let in-flight requests
-finish on both transports (``graceful_timeout``) → unload models.
+concurrently → ready. Stop (SIGTERM/SIGINT): not ready, still serving for ``drain_delay``
+(``drain_before_stop``) → stop accepting and let in-flight requests finish on both
+transports (``graceful_timeout``) → unload models.
 """
 
 from __future__ import annotations
@@ -22,19 +23,34 @@ import uvicorn
 from .. import tracing
 from ..engine.placement import RunnerPlacement
 from ..engine.registry import ModelRegistry
-from ..errors import MLPackError, ModelLoadError
+from ..environments.extract import ExtractionLimits
+from ..errors import InvalidSettings, MLPackError, ModelLoadError
 from ..settings import ModelSettings, Settings
 from .access_log import AccessLog
+from .auth import AccessPolicy, describe_access
+from .autoscaling import AutoscalingCollector
 from .coalescing import CoalescingHttpToolsProtocol
+from .guards import inner_guards, metrics_guards, outer_guards
 from .hints import ready_hint
 from .logging import server_label
 from .observability import Observability
 from .payload_log import PayloadLogger
 from .rest import InferFastPath, build_rest_app
 from .sockets import bind_socket
+from .tls import ServerTLS
 from .trace_context import TracingASGI
 
 logger = logging.getLogger("mlpack.server")
+
+
+def extraction_limits(settings: Settings) -> ExtractionLimits:
+    """The ``environment_max_*`` settings as the extractor's limits."""
+    return ExtractionLimits(
+        max_bytes=settings.environment_max_bytes,
+        max_files=settings.environment_max_files,
+        max_path_length=settings.environment_max_path_length,
+        max_ratio=settings.environment_max_ratio,
+    )
 
 
 class _EmbeddedUvicorn(uvicorn.Server):
@@ -72,13 +88,20 @@ class MLPackServer:
             else ((repository_root or Path.cwd()) / ".mlpack" / "envs")
         )
         self.runners = RunnerPlacement(
-            settings.parallel_workers, settings.parallel_workers_timeout, environments_dir
+            settings.parallel_workers,
+            settings.parallel_workers_timeout,
+            environments_dir,
+            extraction_limits(settings),
         )
         self.registry = ModelRegistry(
             self.runners,
             repository_root=repository_root,
             strict_readiness=settings.strict_readiness,
         )
+        self.registry.rescan = settings.repository_rescan
+        # Who may call what (server/auth.py); key files are read here, once.
+        self.access = AccessPolicy.from_settings(settings)
+        self.tls = server_tls(settings)
         self.startup_error: MLPackError | None = None
         self.payload_log = PayloadLogger(settings.server_name)
         self.registry.payload_sink = self.payload_log
@@ -125,10 +148,15 @@ class MLPackServer:
             root_path=settings.root_path,
             extra_routes=observability.routes(self.registry),
         )
-        rest_app: Any = observability.wrap(InferFastPath(app))
+        policy = self.access
+        generic_model_errors = settings.model_error_detail == "generic"
+        app.state.generic_model_errors = generic_model_errors
+        # Guards sit outside the fast path, so they cover every route (server/guards.py).
+        served = inner_guards(InferFastPath(app), settings, policy)
+        rest_app: Any = outer_guards(observability.wrap(served), settings)
         if tracing.active:
             rest_app = TracingASGI(rest_app)
-        if settings.access_log:
+        if settings.access_log:  # outermost: every request, refused ones too
             rest_app = AccessLog(rest_app, "rest")
         config = uvicorn.Config(
             rest_app,
@@ -140,7 +168,11 @@ class MLPackServer:
             # uvicorn's annotation says int; it waits any number of seconds.
             timeout_graceful_shutdown=settings.graceful_timeout,  # type: ignore[arg-type]
             server_header=False,
+            **(self.tls.uvicorn_options() if self.tls else {}),
         )
+        if self.tls is not None:  # build the SSL context now, so reloads reach it
+            config.load()
+            self.tls.register(config.ssl)
         self._uvicorn = _EmbeddedUvicorn(config)
         # -- gRPC (server/grpc.py): bound before anything starts, so a busy port fails early.
         try:
@@ -153,15 +185,21 @@ class MLPackServer:
                 settings.grpc_port,
                 settings.grpc_max_message_length,
                 call_metrics=observability.grpc_call_metrics(),
+                interceptors=_grpc_interceptors(policy),
+                credentials=self.tls.grpc_credentials() if self.tls else None,
             )
         except BaseException:
             http_socket.close()
             raise
+        grpc_transport.servicer.generic_model_errors = generic_model_errors
         await grpc_transport.start()
         logger.info("gRPC listening on %s:%s", settings.host, grpc_transport.port)
         # -- end gRPC
         rest_task = asyncio.create_task(self._uvicorn.serve(sockets=[http_socket]))
-        metrics = _metrics_server(observability, metrics_socket, settings.access_log)
+        observability.extra_collectors.append(
+            AutoscalingCollector(self.registry, self.runners.pool, self.runners.environment_pools)
+        )
+        metrics = _metrics_server(observability, metrics_socket, policy, settings.access_log)
         metrics_task = None
         if metrics is not None and metrics_socket is not None:
             with server_label("metrics"):  # the task's log lines say they are the metrics server's
@@ -169,12 +207,21 @@ class MLPackServer:
         self._http_port = int(http_socket.getsockname()[1])
         self._listeners = _listeners(settings, http_socket, metrics_socket if metrics else None)
         self._listeners.insert(1, ("gRPC", f"{settings.host}:{grpc_transport.port}"))
+        tls_state = "TLS off"
+        if self.tls is not None:
+            tls_state = "mutual TLS" if self.tls.mutual else "TLS on"
+            what, address = self._listeners[0]
+            self._listeners[0] = (what, address.replace("http://", "https://", 1))
+        self._listeners.append(("access", describe_access(settings.host, policy, tls_state)))
+        tls_watch = self._watch_tls()
         with self._signals():
             for model in self.models:
                 self.registry.add(model)
             loading = asyncio.create_task(self._load_models())
             stop_task = asyncio.create_task(self._stop.wait())
             await asyncio.wait({rest_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+            if stop_task.done():
+                await self.drain_before_stop(rest_task)
             logger.info("shutting down: finishing in-flight requests")
             self._uvicorn.should_exit = True
             await asyncio.gather(rest_task, grpc_transport.stop(settings.graceful_timeout))
@@ -183,12 +230,39 @@ class MLPackServer:
                 await metrics_task
             loading.cancel()
             stop_task.cancel()
+            if tls_watch is not None:
+                tls_watch.cancel()
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
             await self.registry.close()
             await self.runners.close()  # engine: workers stop last
             await asyncio.get_running_loop().run_in_executor(None, self.payload_log.close)
             logger.info("stopped")
         if self.startup_error is not None:
             raise self.startup_error
+
+    def _watch_tls(self) -> asyncio.Task[None] | None:
+        """Reload certificates when their files change, and at once on SIGHUP."""
+        if self.tls is None:
+            return None
+        tls = self.tls
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, tls.reload, True)
+        return asyncio.create_task(tls.watch(self.settings.tls_reload_interval))
+
+    async def drain_before_stop(self, rest_task: asyncio.Task[None]) -> None:
+        """Shutdown step 1: readiness goes false at once; keep serving for ``drain_delay``.
+
+        Load balancers and Kubernetes endpoints keep routing to a terminating process for
+        a few seconds; requests that arrive meanwhile are still served on both transports.
+        A second signal does not shorten the delay; the REST server ending does.
+        """
+        self.registry.draining = True
+        delay = self.settings.drain_delay or 0.0
+        if delay <= 0:
+            return
+        logger.info("draining: readiness is false, still serving for %.1fs", delay)
+        await asyncio.wait({rest_task}, timeout=delay)
 
     async def _load_models(self) -> None:
         await self.runners.start()  # engine: start workers before loading models
@@ -240,13 +314,38 @@ def _listeners(
     return listeners
 
 
+def server_tls(settings: Settings) -> ServerTLS | None:
+    """The TLS files from settings (both or neither of cert and key), checked now."""
+    if not settings.tls_cert_file and not settings.tls_key_file:
+        if settings.tls_client_ca_file:
+            raise InvalidSettings("tls_client_ca_file needs tls_cert_file and tls_key_file")
+        return None
+    if not (settings.tls_cert_file and settings.tls_key_file):
+        raise InvalidSettings("TLS needs both tls_cert_file and tls_key_file")
+    return ServerTLS(settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file)
+
+
+def _grpc_interceptors(policy: AccessPolicy) -> list[Any]:
+    """The access interceptor when the policy can refuse anything (else none: no cost)."""
+    if not policy.active:
+        return []
+    from .grpc_access import AccessInterceptor
+
+    return [AccessInterceptor(policy)]
+
+
 def _metrics_server(
-    observability: Observability, sock: socket.socket | None, access_log: bool = False
+    observability: Observability,
+    sock: socket.socket | None,
+    policy: AccessPolicy | None = None,
+    access_log: bool = False,
 ) -> _EmbeddedUvicorn | None:
     """The metrics endpoint's own uvicorn server (None when metrics are disabled)."""
     app: Any = observability.metrics_app()
     if app is None or sock is None:
         return None
+    if policy is not None:
+        app = metrics_guards(app, observability.settings, policy)
     if access_log:
         app = AccessLog(app, "metrics")
     config = uvicorn.Config(

@@ -9,7 +9,8 @@ parameter ``binary_data_output`` or per-output ``binary_data``). The raw layout 
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 import orjson
 from starlette.responses import Response
@@ -24,7 +25,7 @@ EXTENSION = "binary_tensor_data"
 _OCTET_STREAM = "application/octet-stream"
 
 
-def _parameter(parameters: Optional[Parameters], key: str) -> Any:
+def _parameter(parameters: Parameters | None, key: str) -> Any:
     if parameters is None:
         return None
     return (parameters.model_extra or {}).get(key)
@@ -66,8 +67,13 @@ def attach_inputs(request: InferenceRequest, tail: memoryview) -> None:
                 "of binary data remain after the JSON header"
             )
         check_shape(name, request_input.shape)
-        flat = raw_to_array(tail[offset:offset + size], request_input.datatype,
-                            request_input.shape, name=name, where="binary data")
+        flat = raw_to_array(
+            tail[offset : offset + size],
+            request_input.datatype,
+            request_input.shape,
+            name=name,
+            where="binary data",
+        )
         request_input.data = flat
         request_input._decoded = flat
         offset += size
@@ -78,7 +84,7 @@ def attach_inputs(request: InferenceRequest, tail: memoryview) -> None:
         )
 
 
-def requested_binary_outputs(request: InferenceRequest) -> Optional[Mapping[str, bool]]:
+def requested_binary_outputs(request: InferenceRequest) -> Mapping[str, bool] | None:
     """Which outputs to send as binary (``""``: the default for unlisted ones); None: all JSON."""
     default = _parameter(request.parameters, "binary_data_output")
     choices: dict[str, bool] = {"": default is True}
@@ -105,7 +111,7 @@ def detach_outputs(response: InferenceResponse, binary: Mapping[str, bool]) -> l
 
 
 def binary_response(
-    body: dict[str, Any], chunks: list[bytes], headers: Optional[Mapping[str, str]] = None
+    body: dict[str, Any], chunks: list[bytes], headers: Mapping[str, str] | None = None
 ) -> Response:
     """JSON header + raw output data, with ``Inference-Header-Content-Length``."""
     header = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)

@@ -9,7 +9,8 @@ prometheus-client metric families at scrape time.
 from __future__ import annotations
 
 from bisect import bisect_left
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 Labels = tuple[str, ...]
 

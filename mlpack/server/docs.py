@@ -11,9 +11,8 @@ from __future__ import annotations
 import html
 import json
 import mimetypes
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Optional
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -59,7 +58,7 @@ def _assets_folder() -> Path:
     return Path(str(swagger_ui_path))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _asset(name: str) -> bytes:
     return (_assets_folder() / name).read_bytes()
 
@@ -122,7 +121,7 @@ class DocsEndpoints:
             _asset(name), media_type=media_type, headers={"Cache-Control": "public, max-age=86400"}
         )
 
-    def _metadata(self, name: str, version: Optional[str]) -> MetadataModelResponse:
+    def _metadata(self, name: str, version: str | None) -> MetadataModelResponse:
         entry = self.registry.get(name, version)
         if entry.metadata is not None:
             return entry.metadata.model_copy(update={"name": name})
@@ -150,5 +149,5 @@ def _root(request: Request) -> str:
     return root.rstrip("/")
 
 
-def _model_path(request: Request) -> tuple[str, Optional[str]]:
+def _model_path(request: Request) -> tuple[str, str | None]:
     return request.path_params["model_name"], request.path_params.get("model_version")

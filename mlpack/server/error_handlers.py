@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..errors import MLPackError
+from .disclosure import public_message
 
 logger = logging.getLogger("mlpack.rest")
 
@@ -29,10 +30,14 @@ def retry_after(seconds: float = 1.0) -> dict[str, str]:
     return {"Retry-After": str(max(1, round(seconds)))}
 
 
-def error_response(error: Exception, where: str = "") -> Response:
-    """``{"error": message}`` with the status ``error`` maps to (500 for a bug, logged)."""
+def error_response(error: Exception, where: str = "", generic_model_errors: bool = False) -> Response:
+    """``{"error": message}`` with the status ``error`` maps to (500 for a bug, logged).
+
+    With ``generic_model_errors`` a model's own failure answers a fixed sentence and an
+    error id instead of its message (``server/disclosure.py``).
+    """
     if isinstance(error, MLPackError):
-        status, message = int(error.status), error.message
+        status, message = int(error.status), public_message(error, generic_model_errors)
     else:  # a bug: answer 500, keep serving, log the traceback
         logger.error("unhandled error on %s", where, exc_info=error)
         status, message = 500, f"internal error: {error!r}"
@@ -43,7 +48,8 @@ def error_response(error: Exception, where: str = "") -> Response:
 
 
 async def _mlpack_error(request: Request, exc: Exception) -> Response:
-    return error_response(exc, request.url.path)
+    generic = getattr(request.app.state, "generic_model_errors", False)
+    return error_response(exc, request.url.path, generic)
 
 
 async def _bug(request: Request, exc: Exception) -> Response:

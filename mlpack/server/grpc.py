@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
 import grpc
@@ -25,6 +25,7 @@ from ..proto import convert
 from ..proto import inference_pb2 as pb
 from ..proto import inference_pb2_grpc as pb_grpc
 from ..types import MetadataServerResponse, Parameters, RepositoryIndexResponse
+from .disclosure import public_message
 from .headers import outgoing_headers, response_headers
 from .sockets import PortInUse
 from .trace_context import traced_rpc
@@ -38,6 +39,8 @@ DEFAULT_MAX_MESSAGE_LENGTH = 256 * 1024 * 1024
 # The one place where an error's HTTP status becomes a gRPC status code.
 _STATUS_CODES: dict[int, grpc.StatusCode] = {
     400: grpc.StatusCode.INVALID_ARGUMENT,
+    401: grpc.StatusCode.UNAUTHENTICATED,
+    403: grpc.StatusCode.PERMISSION_DENIED,
     404: grpc.StatusCode.NOT_FOUND,
     413: grpc.StatusCode.RESOURCE_EXHAUSTED,
     415: grpc.StatusCode.INVALID_ARGUMENT,  # REST only (a body's media type)
@@ -70,6 +73,8 @@ class _Observed:
     """Holds the optional ``CallMetrics`` the decorated RPC methods report to."""
 
     call_metrics: CallMetrics | None = None
+    # A model's own failure answers a fixed sentence and an error id (``model_error_detail``).
+    generic_model_errors: bool = False
 
 
 def _handles_errors(handler: Handler[Response]) -> Handler[Response]:
@@ -93,7 +98,8 @@ def _handles_errors(handler: Handler[Response]) -> Handler[Response]:
         except MLPackError as error:
             status = status_code(error)
             code = status.name
-            await context.abort(status, error.message)
+            generic = getattr(self, "generic_model_errors", False)
+            await context.abort(status, public_message(error, generic))
         except asyncio.CancelledError:
             code = "CANCELLED"
             raise
@@ -292,6 +298,8 @@ class GrpcTransport:
         host, port: where to listen (port 0 picks a free one; see ``port``).
         max_message_length: the send and receive limit in bytes (None: 256 MiB).
         call_metrics: where RPC counts go (e.g. ``ServerMetrics``; None: not counted).
+        interceptors: run before every call (e.g. the access policy's, ``grpc_access``).
+        credentials: TLS server credentials (``server/tls.py``; None: plaintext).
     """
 
     def __init__(
@@ -302,19 +310,23 @@ class GrpcTransport:
         port: int,
         max_message_length: int | None = None,
         call_metrics: CallMetrics | None = None,
+        interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+        credentials: grpc.ServerCredentials | None = None,
     ) -> None:
         limit = max_message_length or DEFAULT_MAX_MESSAGE_LENGTH
         self._health_task: asyncio.Task[None] | None = None
         self._server = grpc.aio.server(
+            interceptors=list(interceptors),
             options=[
                 ("grpc.max_send_message_length", limit),
                 ("grpc.max_receive_message_length", limit),
                 # Without this a second server could share the port instead of failing.
                 ("grpc.so_reuseport", 0),
-            ]
+            ],
         )
+        self.servicer = InferenceServicer(registry, server_metadata, limit, call_metrics)
         pb_grpc.add_GRPCInferenceServiceServicer_to_server(  # type: ignore[no-untyped-call]
-            InferenceServicer(registry, server_metadata, limit, call_metrics), self._server
+            self.servicer, self._server
         )
         self.health = _RegistryHealth(registry, call_metrics)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
@@ -325,7 +337,10 @@ class GrpcTransport:
         )
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         try:
-            self.port = self._server.add_insecure_port(address)
+            if credentials is None:
+                self.port = self._server.add_insecure_port(address)
+            else:
+                self.port = self._server.add_secure_port(address, credentials)
         except RuntimeError:  # grpcio >= 1.60 raises; older versions return 0
             self.port = 0
         if not self.port:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import quote
 
 from ..types import Parameters
@@ -39,7 +40,7 @@ _SERVING_HEADERS = (
 )
 
 
-def outgoing_headers(parameters: Parameters) -> Optional[dict[str, Any]]:
+def outgoing_headers(parameters: Parameters) -> dict[str, Any] | None:
     """Headers a response carries: the model's own, then serving info (None: no headers).
 
     The model's ``parameters.headers`` are taken out of ``parameters``: they travel as

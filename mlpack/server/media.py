@@ -9,8 +9,6 @@ send a cross-site request without one). The binary tensor data extension also ta
 
 from __future__ import annotations
 
-from typing import Optional
-
 from ..errors import UnsupportedMediaType
 
 JSON = "application/json"
@@ -19,7 +17,7 @@ JSON_ONLY = frozenset({JSON})
 JSON_OR_BINARY = frozenset({JSON, OCTET_STREAM})
 
 
-def check_content_type(value: Optional[str], accepted: frozenset[str] = JSON_ONLY) -> None:
+def check_content_type(value: str | None, accepted: frozenset[str] = JSON_ONLY) -> None:
     """Raise ``UnsupportedMediaType`` unless ``value`` (the header, None: absent) is accepted."""
     if value is None:
         return

@@ -17,7 +17,8 @@ import os
 import shutil
 import tempfile
 import time
-from typing import Any, Awaitable, Callable, MutableMapping, Optional
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
 
 from ..engine.stats import InferEvent
 from .collectors import Counter, Families, Gauge, Histogram
@@ -58,12 +59,12 @@ class MetricsFolder:
         path: ``metrics_dir`` from the settings; None: a fresh temporary folder.
     """
 
-    def __init__(self, path: Optional[str] = None) -> None:
+    def __init__(self, path: str | None = None) -> None:
         self._owned = path is None
         self.path = tempfile.mkdtemp(prefix="mlpack-metrics-") if path is None else path
-        self._previous_env: Optional[str] = None
+        self._previous_env: str | None = None
 
-    def prepare(self) -> "MetricsFolder":
+    def prepare(self) -> MetricsFolder:
         """Clean stale values, export the folder to child processes, switch to multiprocess mode."""
         from prometheus_client import values
 

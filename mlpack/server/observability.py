@@ -7,7 +7,7 @@ docs, CORS and the startup banner, assembled from ``Settings`` for ``server.app`
 from __future__ import annotations
 
 import logging
-from typing import Any, Optional
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -16,6 +16,7 @@ from starlette.routing import Route
 from ..engine.registry import ModelRegistry
 from ..engine.stats import InferenceObserver, ObserverGroup, StatsRecorder
 from ..settings import Settings
+from .dashboard import DashboardEndpoints, DashboardRecorder
 from .docs import DocsEndpoints
 from .logging import banner_lines
 from .metrics import ASGIApp, MetricsFolder, ServerMetrics, build_metrics_app
@@ -33,8 +34,11 @@ class Observability:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.stats = StatsRecorder()
-        self.metrics: Optional[ServerMetrics] = None
-        self.metrics_folder: Optional[MetricsFolder] = None
+        self.metrics: ServerMetrics | None = None
+        self.metrics_folder: MetricsFolder | None = None
+        self.dashboard: DashboardRecorder | None = None
+        # More scrape-time collectors (e.g. server/autoscaling.py), added before metrics_app().
+        self.extra_collectors: list[Any] = []
 
     @property
     def metrics_enabled(self) -> bool:
@@ -43,6 +47,9 @@ class Observability:
     def start(self) -> InferenceObserver:
         """Prepare the metrics folder (before any worker spawns); return the registry's observer."""
         observers: list[InferenceObserver] = [self.stats]
+        if self.settings.dashboard_enabled:
+            self.dashboard = DashboardRecorder(self.settings.parallel_workers)
+            observers.append(self.dashboard)
         if self.metrics_enabled:
             self.metrics_folder = MetricsFolder(self.settings.metrics_dir).prepare()
             self.metrics = ServerMetrics(self.settings.metrics_rest_server_prefix)
@@ -60,10 +67,14 @@ class Observability:
         docs = DocsEndpoints(registry, self.settings.server_name, self.settings.server_version)
         stats = _StatsEndpoint(registry, self.stats)
         model = "/v2/models/{model_name}"
-        return docs.routes() + [
+        routes = [
+            *docs.routes(),
             Route(model + "/stats", stats.endpoint, methods=["GET"]),
             Route(model + "/versions/{model_version}/stats", stats.endpoint, methods=["GET"]),
         ]
+        if self.dashboard is not None:
+            routes += DashboardEndpoints(self.dashboard, self.settings.server_name).routes()
+        return routes
 
     def wrap(self, app: Any) -> ASGIApp:
         """Add CORS (when configured) and REST metrics (when enabled) around the REST app."""
@@ -77,11 +88,11 @@ class Observability:
             return wrapped
         return app  # type: ignore[no-any-return]
 
-    def grpc_call_metrics(self) -> Optional[ServerMetrics]:
+    def grpc_call_metrics(self) -> ServerMetrics | None:
         """Where the gRPC transport counts RPCs (None when metrics are off)."""
         return self.metrics
 
-    def metrics_app(self) -> Optional[ASGIApp]:
+    def metrics_app(self) -> ASGIApp | None:
         if (
             self.metrics_folder is None
             or self.metrics is None
@@ -89,7 +100,10 @@ class Observability:
         ):
             return None
         return build_metrics_app(
-            self.metrics_folder, self.settings.metrics_endpoint, self.metrics.families
+            self.metrics_folder,
+            self.settings.metrics_endpoint,
+            self.metrics.families,
+            *self.extra_collectors,
         )
 
     def banner(self, registry: ModelRegistry, listeners: list[tuple[str, str]]) -> None:
@@ -116,7 +130,7 @@ class _StatsEndpoint:
         version = request.path_params.get("model_version")
         # An unknown model or version raises ModelNotFound: 404 (error_handlers).
         if version is not None:
-            versions: list[Optional[str]] = [self.registry.get(name, version).version]
+            versions: list[str | None] = [self.registry.get(name, version).version]
         else:
             self.registry.get(name)
             versions = [e.version for e in self.registry.entries() if e.name == name]

@@ -8,7 +8,7 @@ an example request that the model accepts.
 from __future__ import annotations
 
 import re
-from typing import Any, Optional
+from typing import Any
 
 from ..types import Datatype, MetadataModelResponse, MetadataTensor
 
@@ -139,7 +139,7 @@ SCHEMAS: dict[str, Any] = {
             "required": ["name", "state"],
             "properties": {
                 "name": {"type": "string"},
-                "version": {"type": "string", "description": "\"\" for an unversioned model"},
+                "version": {"type": "string", "description": '"" for an unversioned model'},
                 "state": {
                     "type": "string",
                     "enum": ["UNKNOWN", "READY", "UNAVAILABLE", "LOADING", "UNLOADING"],
@@ -192,9 +192,9 @@ _ERROR_DESCRIPTIONS = {
 _INFER_NOTES = (
     "Body: `application/json` (or no `Content-Type`); with the binary tensor data extension "
     "(`Inference-Header-Content-Length` header) `application/octet-stream` too. Other types: 415. "
-    "A given `id` (even `\"\"`) is echoed; one is generated only when `id` is absent. "
+    'A given `id` (even `""`) is echoed; one is generated only when `id` is absent. '
     "BYTES output elements are JSON strings: the UTF-8 text, or base64 with the output's "
-    "`parameters.content_type` set to `\"base64\"` when any element is not valid UTF-8."
+    '`parameters.content_type` set to `"base64"` when any element is not valid UTF-8.'
 )
 
 
@@ -333,7 +333,7 @@ def dataplane_document(
 
 def model_document(
     metadata: MetadataModelResponse,
-    version: Optional[str],
+    version: str | None,
     server_version: str,
     root_path: str = "",
 ) -> dict[str, Any]:
@@ -464,7 +464,7 @@ def _example_value(datatype: Datatype) -> Any:
     return 1
 
 
-def example_request(inputs: list[MetadataTensor]) -> Optional[dict[str, Any]]:
+def example_request(inputs: list[MetadataTensor]) -> dict[str, Any] | None:
     """A request the model accepts: each declared input, free dimensions set to 1."""
     if not inputs:
         return None

@@ -41,7 +41,14 @@ class JSONBytesResponse(Response):
     media_type = JSON
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+        return orjson.dumps(content, default=_json_default, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def _json_default(value: Any) -> Any:
+    """``bytes`` a model put in a BYTES output go out as UTF-8 text (as MLServer sends them)."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8")
+    raise TypeError(f"Type is not JSON serializable: {type(value).__name__}")
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -228,7 +235,8 @@ class InferFastPath:
                 try:
                     response = await match[0].endpoint(Request(scope, receive))
                 except Exception as error:
-                    response = error_response(error, scope["path"])
+                    generic = getattr(self.app.state, "generic_model_errors", False)
+                    response = error_response(error, scope["path"], generic)
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)

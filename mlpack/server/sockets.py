@@ -7,7 +7,6 @@ import socket
 from ..errors import PortInUse as PortInUse  # defined in the error tree; re-exported
 
 
-
 def bind_socket(host: str, port: int, what: str) -> socket.socket:
     """A listening TCP socket on ``host:port`` (IPv6 when ``host`` contains ':')."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -14,7 +14,9 @@ def describe_validation_error(error: ValidationError, body: bytes) -> str:
     parsed: Any = None
     for item in error.errors(include_url=False):
         if item["type"] == "json_invalid":
-            return f"request body is not valid JSON: {item.get('ctx', {}).get('error', item['msg'])}"
+            return (
+                f"request body is not valid JSON: {item.get('ctx', {}).get('error', item['msg'])}"
+            )
         location = list(item["loc"])
         where = ".".join(str(part) for part in location) or "body"
         if len(location) >= 2 and location[0] == "inputs" and isinstance(location[1], int):

@@ -1,7 +1,8 @@
 """Every served OpenAPI document fuzzed by schemathesis against a real ``mlpack start``.
 
 Zero 5xx and zero responses that break the document (status codes, content types, headers,
-schemas, 405 with ``Allow``). Deterministic generation and a bounded number of examples per
+schemas, 405 with ``Allow``). A second server with API keys on (issue 15) is fuzzed the same
+way through the access guard, sending a control-plane key. Deterministic generation and a bounded number of examples per
 operation keep the run reproducible and to well under a minute.
 """
 
@@ -67,12 +68,45 @@ def schemathesis_command() -> str:
     return found
 
 
+CONTROL_KEY = "fuzz-control-key"
+
+
+@pytest.fixture(scope="module")
+def server_with_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    root = tmp_path_factory.mktemp("openapi-auth")
+    settings = {"auth": {"data_plane_tokens": ["fuzz-data-key"],
+                         "control_plane_tokens": [CONTROL_KEY]}}
+    running = start_server(models_folder(root), root, settings=settings)
+    yield running
+    running.stop()
+
+
 @pytest.mark.parametrize("document", DOCUMENTS)
 def test_served_document_matches_server(
     server: RunningServer, document: str, tmp_path: Path
 ) -> None:
+    _fuzz(server, server.url + document, tmp_path)
+
+
+@pytest.mark.parametrize("document", DOCUMENTS[:2])
+def test_served_document_matches_server_with_auth_on(
+    server_with_auth: RunningServer, document: str, tmp_path: Path
+) -> None:
+    import httpx
+
+    key = {"Authorization": f"Bearer {CONTROL_KEY}"}
+    assert httpx.get(server_with_auth.url + document).status_code == 401
+    schema = tmp_path / "dataplane.json"
+    schema.write_bytes(httpx.get(server_with_auth.url + document, headers=key).content)
+    _fuzz(server_with_auth, str(schema), tmp_path, ["-H", f"Authorization: Bearer {CONTROL_KEY}"])
+
+
+def _fuzz(
+    server: RunningServer, document: str, tmp_path: Path, extra: list[str] | None = None
+) -> None:
     command = [
-        schemathesis_command(), "run", server.url + document,
+        schemathesis_command(), "run", document,
+        *(extra or []),
         "--url", server.url,
         "--checks", CHECKS,
         "--max-examples", str(MAX_EXAMPLES),

@@ -10,8 +10,8 @@ import base64
 import json
 import struct
 import uuid
-from pathlib import Path
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import grpc
 import httpx
@@ -71,13 +71,25 @@ def test_bytes_outputs_travel_as_json_strings(server: RunningServer) -> None:
 
 def test_bytes_input_sent_binary_comes_back_as_json(server: RunningServer) -> None:
     raw = b"".join(struct.pack("<I", len(t.encode())) + t.encode() for t in TEXT)
-    header = json.dumps({"inputs": [{"name": "text", "shape": [2], "datatype": "BYTES",
-                                     "parameters": {"binary_data_size": len(raw)}}]}).encode()
+    header = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "text",
+                    "shape": [2],
+                    "datatype": "BYTES",
+                    "parameters": {"binary_data_size": len(raw)},
+                }
+            ]
+        }
+    ).encode()
     response = httpx.post(
         server.url + "/v2/models/bytes/infer",
         content=header + raw,
-        headers={"Inference-Header-Content-Length": str(len(header)),
-                 "Content-Type": "application/octet-stream"},
+        headers={
+            "Inference-Header-Content-Length": str(len(header)),
+            "Content-Type": "application/octet-stream",
+        },
         timeout=30,
     )
     assert response.status_code == 200, response.text
@@ -92,10 +104,13 @@ def test_tritonclient_http_binary_bytes_input_json_output(server: RunningServer)
     client = triton_http.InferenceServerClient(f"127.0.0.1:{server.http_port}")
     try:
         tensor = triton_http.InferInput("text", [2], "BYTES")
-        tensor.set_data_from_numpy(np.array([t.encode() for t in TEXT], dtype=object),
-                                   binary_data=True)
-        outputs = [triton_http.InferRequestedOutput(n, binary_data=False)
-                   for n in ("echo", "greeting", "raw")]
+        tensor.set_data_from_numpy(
+            np.array([t.encode() for t in TEXT], dtype=object), binary_data=True
+        )
+        outputs = [
+            triton_http.InferRequestedOutput(n, binary_data=False)
+            for n in ("echo", "greeting", "raw")
+        ]
         result = client.infer("bytes", [tensor], outputs=outputs)
         check_bytes_outputs(result.get_response()["outputs"])
     finally:
@@ -103,9 +118,17 @@ def test_tritonclient_http_binary_bytes_input_json_output(server: RunningServer)
 
 
 def test_bytes_outputs_over_grpc_stay_bytes(stub: pb_grpc.GRPCInferenceServiceStub) -> None:
-    request = pb.ModelInferRequest(model_name="bytes", inputs=[pb.ModelInferRequest.InferInputTensor(
-        name="text", datatype="BYTES", shape=[2],
-        contents=pb.InferTensorContents(bytes_contents=[t.encode() for t in TEXT]))])
+    request = pb.ModelInferRequest(
+        model_name="bytes",
+        inputs=[
+            pb.ModelInferRequest.InferInputTensor(
+                name="text",
+                datatype="BYTES",
+                shape=[2],
+                contents=pb.InferTensorContents(bytes_contents=[t.encode() for t in TEXT]),
+            )
+        ],
+    )
     response = stub.ModelInfer(request)
     by_name = {o.name: list(o.contents.bytes_contents) for o in response.outputs}
     assert by_name["echo"] == [t.encode() for t in TEXT]
@@ -125,8 +148,14 @@ def test_id_is_generated_only_when_absent(
     generated = post(server, "/v2/models/bytes/infer", bytes_request()).json()["id"]
     assert uuid.UUID(generated)
     tensor = pb.ModelInferRequest.InferInputTensor(
-        name="text", datatype="BYTES", shape=[1], contents=pb.InferTensorContents(bytes_contents=[b"a"]))
-    assert stub.ModelInfer(pb.ModelInferRequest(model_name="bytes", id="g", inputs=[tensor])).id == "g"
+        name="text",
+        datatype="BYTES",
+        shape=[1],
+        contents=pb.InferTensorContents(bytes_contents=[b"a"]),
+    )
+    assert (
+        stub.ModelInfer(pb.ModelInferRequest(model_name="bytes", id="g", inputs=[tensor])).id == "g"
+    )
     # proto3 cannot tell "" from absent: an empty gRPC id is absent, so one is generated.
     assert uuid.UUID(stub.ModelInfer(pb.ModelInferRequest(model_name="bytes", inputs=[tensor])).id)
 
@@ -137,11 +166,15 @@ def test_repository_index_versions_are_strings_on_both_transports(
 ) -> None:
     rest = post(server, "/v2/repository/index").json()
     assert {item["name"]: item["version"] for item in rest if item["name"] != "versioned"} == {
-        "bytes": "", "echo": "", "numbers": ""}
+        "bytes": "",
+        "echo": "",
+        "numbers": "",
+    }
     assert [i["version"] for i in rest if i["name"] == "versioned"] == ["1", "2", "10"]
     grpc_items = stub.RepositoryIndex(pb.RepositoryIndexRequest()).models
     assert [(m.name, m.version, m.state, m.reason) for m in grpc_items] == [
-        (i["name"], i["version"], i["state"], i["reason"]) for i in rest]
+        (i["name"], i["version"], i["state"], i["reason"]) for i in rest
+    ]
 
 
 # -- 4. model readiness ---------------------------------------------------------------------
@@ -187,7 +220,9 @@ def test_unknown_model_is_404_over_rest_and_not_found_over_grpc(
 
 
 # -- 5. what the routes accept ---------------------------------------------------------------
-@pytest.mark.parametrize("content_type", [None, "application/json", "application/json; charset=utf-8"])
+@pytest.mark.parametrize(
+    "content_type", [None, "application/json", "application/json; charset=utf-8"]
+)
 def test_json_content_types_are_accepted(server: RunningServer, content_type: str | None) -> None:
     headers = {"Content-Type": content_type} if content_type else {}
     body = json.dumps(bytes_request()).encode()
@@ -195,14 +230,25 @@ def test_json_content_types_are_accepted(server: RunningServer, content_type: st
     assert response.status_code == 200, response.text
 
 
-@pytest.mark.parametrize("path", [
-    "/v2/models/bytes/infer", "/v2/models/versioned/versions/1/infer", "/v2/repository/index",
-    "/v2/repository/models/echo/load", "/v2/repository/models/echo/unload",
-])
-@pytest.mark.parametrize("content_type", [
-    "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
-    "application/octet-stream",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v2/models/bytes/infer",
+        "/v2/models/versioned/versions/1/infer",
+        "/v2/repository/index",
+        "/v2/repository/models/echo/load",
+        "/v2/repository/models/echo/unload",
+    ],
+)
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/octet-stream",
+    ],
+)
 def test_other_content_types_are_415(server: RunningServer, path: str, content_type: str) -> None:
     body = json.dumps(bytes_request()).encode()
     response = httpx.post(server.url + path, content=body, headers={"Content-Type": content_type})
@@ -214,17 +260,28 @@ def test_empty_inputs_are_refused_and_documented(server: RunningServer) -> None:
     response = post(server, "/v2/models/bytes/infer", {"inputs": []})
     assert response.status_code == 400 and "no inputs" in response.json()["error"]
     document = httpx.get(server.url + "/v2/docs/dataplane.json").json()
-    assert document["components"]["schemas"]["InferenceRequest"]["properties"]["inputs"]["minItems"] == 1
+    assert (
+        document["components"]["schemas"]["InferenceRequest"]["properties"]["inputs"]["minItems"]
+        == 1
+    )
     model = httpx.get(server.url + "/v2/models/bytes/docs/dataplane.json").json()
-    assert model["components"]["schemas"]["bytes_InferenceRequest"]["properties"]["inputs"]["minItems"] == 1
+    assert (
+        model["components"]["schemas"]["bytes_InferenceRequest"]["properties"]["inputs"]["minItems"]
+        == 1
+    )
 
 
-@pytest.mark.parametrize(("method", "path", "allow"), [
-    ("GET", "/v2/models/bytes/infer", "POST"),
-    ("DELETE", "/v2/models/bytes/ready", "GET, HEAD"),
-    ("PUT", "/v2/repository/index", "POST"),
-])
-def test_wrong_method_is_405_with_allow(server: RunningServer, method: str, path: str, allow: str) -> None:
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("GET", "/v2/models/bytes/infer", "POST"),
+        ("DELETE", "/v2/models/bytes/ready", "GET, HEAD"),
+        ("PUT", "/v2/repository/index", "POST"),
+    ],
+)
+def test_wrong_method_is_405_with_allow(
+    server: RunningServer, method: str, path: str, allow: str
+) -> None:
     response = httpx.request(method, server.url + path)
     assert response.status_code == 405 and response.json()["error"]
     assert sorted(response.headers["allow"].split(", ")) == allow.split(", ")

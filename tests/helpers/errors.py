@@ -34,6 +34,8 @@ def error_classes() -> list[type[errors.MLPackError]]:
     stack = [errors.MLPackError]
     while stack:
         cls = stack.pop()
+        if cls.__module__.split(".")[0] == "mlserver":
+            continue  # mlpack.compat's copies of MLServer's own error classes (MLServer's API)
         if cls not in found:
             found.append(cls)
             stack.extend(cls.__subclasses__())

@@ -70,6 +70,7 @@ def start_server(
     timeout: float = 60,
     args: tuple[str, ...] = (),
     runtimes_on_path: bool = True,
+    wait: bool = True,
 ) -> RunningServer:
     """Start ``mlpack start folder`` on free ports and wait until it answers (or is ready).
 
@@ -111,6 +112,8 @@ def start_server(
             cwd=str(log_dir),
         )
     server = RunningServer(process, http_port, grpc_port, metrics_port, log_path)
+    if not wait:  # the caller waits its own way (e.g. over TLS)
+        return server
     try:
         wait_for(server, ready=wait_ready, timeout=timeout)
     except BaseException:

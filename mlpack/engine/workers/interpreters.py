@@ -36,7 +36,7 @@ import sysconfig
 from pathlib import Path
 from typing import Optional
 
-from ...environments import Environment, resolve_environment
+from ...environments import DEFAULT_LIMITS, Environment, ExtractionLimits, resolve_environment
 from ...environments.runtimes import runtime_packages
 from ...settings import ModelSettings
 from ...types import InferenceRequest, InferenceResponse, MetadataModelResponse
@@ -156,14 +156,26 @@ class EnvironmentPools:
         environments_dir: where tarballs are unpacked (and the server shim lives).
         size: workers per environment.
         stop_timeout: how long closing waits for workers.
+        limits: bounds on what a tarball may unpack to.
     """
 
-    def __init__(self, environments_dir: Path, size: int = 1, stop_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        environments_dir: Path,
+        size: int = 1,
+        stop_timeout: float = 5.0,
+        limits: ExtractionLimits = DEFAULT_LIMITS,
+    ) -> None:
         self.environments_dir = environments_dir
+        self.limits = limits
         self.size = max(1, size)
         self.stop_timeout = stop_timeout
         self._pools: dict[Path, WorkerPool] = {}
         self._lock = asyncio.Lock()
+
+    def pools(self) -> list[tuple[str, WorkerPool]]:
+        """Each started environment's pool, named by its folder (for gauges)."""
+        return [(root.name, pool) for root, pool in self._pools.items()]
 
     async def pool_for(self, settings: ModelSettings) -> WorkerPool:
         """The started pool for ``settings``' environment (unpacking it first if needed)."""
@@ -174,6 +186,7 @@ class EnvironmentPools:
             parameters.environment_path,
             Path(settings.folder) if settings.folder else None,
             self.environments_dir,
+            self.limits,
         )
         assert environment is not None
         async with self._lock:

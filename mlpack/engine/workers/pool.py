@@ -158,6 +158,10 @@ class WorkerPool:
     def workers(self) -> list[_Worker]:
         return list(self._workers.values())
 
+    def waiting_keys(self) -> list[str]:
+        """The model key of each request waiting for a free slot (for gauges)."""
+        return [key for key, _ in self._waiting]
+
     async def start(self) -> None:
         """Start every worker and wait until each answers."""
         await asyncio.gather(*(self._spawn(worker_id) for worker_id in range(self.size)))

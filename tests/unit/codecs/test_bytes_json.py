@@ -26,7 +26,9 @@ def test_numpy_object_and_nested_bytes_are_flattened_to_text() -> None:
     output = ResponseOutput(name="o", shape=[2, 2], datatype="BYTES", data=array)
     bytes_output_as_text(output)
     assert output.data == ["a", "b", "c", "d"]
-    nested = ResponseOutput(name="o", shape=[2, 1], datatype="BYTES", data=[[b"x"], [bytearray(b"y")]])
+    nested = ResponseOutput(
+        name="o", shape=[2, 1], datatype="BYTES", data=[[b"x"], [bytearray(b"y")]]
+    )
     bytes_output_as_text(nested)
     assert nested.data == ["x", "y"]
     fixed = ResponseOutput(name="o", shape=[2], datatype="BYTES", data=np.array([b"ab", b"c"]))
@@ -42,7 +44,10 @@ def test_non_utf8_bytes_become_base64_and_decode_back() -> None:
     assert output.parameters is not None and output.parameters.content_type == "base64"
     assert shared.content_type == "str"  # the model's own Parameters object is left alone
     assert Base64Codec.decode_output(output) == [b"\xff\x00", b"text"]
-    assert output.data == [base64.b64encode(b"\xff\x00").decode(), base64.b64encode(b"text").decode()]
+    assert output.data == [
+        base64.b64encode(b"\xff\x00").decode(),
+        base64.b64encode(b"text").decode(),
+    ]
 
 
 def test_text_and_numeric_outputs_are_left_untouched() -> None:
@@ -55,4 +60,4 @@ def test_text_and_numeric_outputs_are_left_untouched() -> None:
     ]
     before = [output.data for output in outputs]
     bytes_outputs_as_text(outputs)
-    assert all(output.data is data for output, data in zip(outputs, before))
+    assert all(output.data is data for output, data in zip(outputs, before, strict=True))

@@ -156,3 +156,28 @@ async def test_unload_on_purpose_keeps_server_ready_and_load_counts_again() -> N
         registry.get_ready("a")
     await registry.load("a")
     assert registry.is_ready() and registry.get_ready("a")
+
+
+@pytest.mark.parametrize("rescan", [False, True])
+async def test_load_by_name_rescans_only_when_allowed(tmp_path: Any, rescan: bool) -> None:
+    """A folder dropped into the repository after start is loaded only with ``rescan``."""
+    import json
+
+    known = tmp_path / "known"
+    known.mkdir()
+    known_settings = {"name": "known", "implementation": "x.Y"}
+    (known / "model-settings.json").write_text(json.dumps(known_settings))
+    registry = ModelRegistry(lambda s: FakeRunner(s), repository_root=tmp_path)
+    registry.rescan = rescan
+    registry.add(ModelSettings.resolve(known / "model-settings.json"))
+    await registry.load("known")  # a model known at start reloads either way
+    dropped = tmp_path / "dropped"
+    dropped.mkdir()
+    dropped_settings = {"name": "dropped", "implementation": "x.Y"}
+    (dropped / "model-settings.json").write_text(json.dumps(dropped_settings))
+    if rescan:
+        await registry.load("dropped")
+        assert registry.get_ready("dropped", None)
+    else:
+        with pytest.raises(ModelNotFound):
+            await registry.load("dropped")

@@ -48,6 +48,8 @@ def test_dockerfile_layers_and_runtime_contract(folder: Path) -> None:
     assert "ARG BASE_IMAGE=base:1" in lines
     assert "EXPOSE 8080 8081 8082" in lines
     assert "USER 1000" in lines
+    # `mlpack start` binds loopback by default; an image listens on every interface, explicitly.
+    assert "MLPACK_HOST=0.0.0.0" in text
     assert 'io.mlpack.models="table-new,table-old"' in text
     assert "/v2/health/ready" in text and "HEALTHCHECK" in text and "curl" not in text
     assert "useradd --uid 1000 --gid 0" in text and "chmod -R g=u" in text

@@ -1,7 +1,7 @@
 """Returns every input as an output of the same name, shape, datatype and values."""
 
 from mlpack import MLModel
-from mlpack.codecs.tensors import tensor_as_ndarray, ndarray_to_data
+from mlpack.codecs.tensors import ndarray_to_data, tensor_as_ndarray
 from mlpack.types import InferenceRequest, InferenceResponse, ResponseOutput
 
 

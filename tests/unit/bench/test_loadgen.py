@@ -10,7 +10,8 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from benchmarks.loadgen import HttpDriver, LoadResult, main, percentile, run_load
+from benchmarks.loadgen import main
+from mlpack.bench.loadgen import Body, HttpDriver, LoadResult, percentile, run_load
 
 Handler = Callable[[int, bytes], Awaitable[bytes]]
 
@@ -255,3 +256,73 @@ def test_cli_reports_json(capsys: pytest.CaptureFixture[str]) -> None:
     out = json.loads(capsys.readouterr().out)
     assert out["requests"] == 20
     assert out["errors"] == 0
+
+
+def test_rows_and_error_kinds() -> None:
+    bodies = [Body(b'{"r":2}', rows=2, headers=(("X-Tag", "two"),)), Body(b'{"r":5}', rows=5)]
+
+    async def handler(count: int, body: bytes) -> bytes:
+        return _response(503 if count % 4 == 0 else 200, b"{}")
+
+    async def scenario(driver: HttpDriver, state: _Server) -> LoadResult:
+        return await run_load(driver, bodies, concurrency=1, requests=8)
+
+    result, _ = asyncio.run(_with_server(handler, scenario))
+    assert result.errors == 2 and result.error_kinds == {"HTTP 503": 2}
+    # Requests 4 and 8 (both r=5 bodies) failed: four r=2 and two r=5 bodies succeeded.
+    assert result.rows == 4 * 2 + 2 * 5
+    assert result.sent == 8 and result.scheduled == 8
+
+
+def test_open_loop_sends_what_it_scheduled() -> None:
+    async def handler(count: int, body: bytes) -> bytes:
+        await asyncio.sleep(0.02)  # slower than the interval: needs several connections
+        return _response(200, b"{}")
+
+    async def scenario(driver: HttpDriver, state: _Server) -> LoadResult:
+        # 32 connections may hold 4 x 32 waiting requests: more than the 100 scheduled, so
+        # nothing can be dropped however slowly a busy machine runs the server.
+        return await run_load(driver, [b"{}"], concurrency=32, duration=0.5, rate=200)
+
+    result, state = asyncio.run(_with_server(handler, scenario))
+    assert result.mode == "open" and result.rate == 200
+    assert result.scheduled == 100 and result.sent == 100 and result.requests == 100
+    assert result.errors == 0 and state.count == 100
+    assert 2 <= state.connections <= 32  # bounded by concurrency
+    assert result.p50_ms >= 20  # latency counted from the scheduled time
+
+
+def test_open_loop_drops_past_its_backlog() -> None:
+    release = asyncio.Event()
+
+    async def handler(count: int, body: bytes) -> bytes:
+        await release.wait()
+        return _response(200, b"{}")
+
+    async def scenario(driver: HttpDriver, state: _Server) -> LoadResult:
+        async def free_later() -> None:
+            await asyncio.sleep(0.4)
+            release.set()
+
+        task = asyncio.create_task(free_later())
+        try:
+            return await run_load(driver, [b"{}"], concurrency=1, requests=20, rate=1000)
+        finally:
+            await task
+
+    result, _ = asyncio.run(_with_server(handler, scenario))
+    # One connection, at most 4 waiting for it: everything past that is dropped, not queued.
+    assert result.scheduled == 20
+    assert result.error_kinds.get("dropped", 0) == 20 - result.sent
+    assert result.sent <= 1 + 4 and result.requests == 20
+
+
+def test_bad_arguments() -> None:
+    driver = HttpDriver("127.0.0.1", 9, "/x")
+    for kwargs in (
+        {"rate": 0.0, "requests": 1},
+        {"requests": 0},
+        {"concurrency": 0, "requests": 1},
+    ):
+        with pytest.raises(ValueError, match="must be"):
+            asyncio.run(run_load(driver, [b"{}"], **kwargs))  # type: ignore[arg-type]

@@ -1,0 +1,6 @@
+"""``mlserver.codecs.pandas``."""
+
+from mlpack.codecs.pandas import PandasCodec
+
+__mlpack_compat__ = True
+__all__ = ["PandasCodec"]

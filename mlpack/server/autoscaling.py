@@ -1,0 +1,84 @@
+"""Gauges to autoscale on: per-model requests in flight and waiting, worker pools' busy share.
+
+Read from the engine's own state at scrape time (nothing on the hot path):
+
+* ``model_requests_in_flight{model_name, model_version}``: requests the server has accepted
+  for the model and not yet answered (waiting ones included). The per-pod average of this
+  is the signal ``mlpack deploy`` scales on (HPA Pods metric or KEDA Prometheus query).
+* ``model_requests_waiting{model_name, model_version}``: of those, the ones not yet started
+  (in the adaptive batcher's queue, or waiting for a free worker slot).
+* ``worker_pool_busy_ratio{pool}``: share of a pool's live workers with work in hand.
+* ``worker_pool_waiting{pool}``: requests waiting for a slot in that pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from ..engine.registry import ModelRegistry
+from ..engine.workers.interpreters import EnvironmentPools
+from ..engine.workers.pool import WorkerPool
+
+IN_FLIGHT = "model_requests_in_flight"
+WAITING = "model_requests_waiting"
+POOL_BUSY = "worker_pool_busy_ratio"
+POOL_WAITING = "worker_pool_waiting"
+
+
+class AutoscalingCollector:
+    """A prometheus-client collector over the registry and the worker pools."""
+
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        pool: WorkerPool | None = None,
+        environment_pools: EnvironmentPools | None = None,
+    ) -> None:
+        self.registry = registry
+        self.pool = pool
+        self.environment_pools = environment_pools
+
+    def _pools(self) -> list[tuple[str, WorkerPool]]:
+        pools = [("default", self.pool)] if self.pool is not None else []
+        if self.environment_pools is not None:
+            pools += [(f"env:{name}", pool) for name, pool in self.environment_pools.pools()]
+        return pools
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        labels = ["model_name", "model_version"]
+        in_flight = GaugeMetricFamily(
+            IN_FLIGHT, "Requests accepted for the model and not yet answered.", labels=labels
+        )
+        waiting = GaugeMetricFamily(
+            WAITING, "Requests accepted for the model and not yet started.", labels=labels
+        )
+        pools = self._pools()
+        pool_waiting_by_model: dict[str, int] = {}
+        for _, pool in pools:
+            for key in pool.waiting_keys():
+                name = key.rsplit("#", 1)[0]
+                pool_waiting_by_model[name] = pool_waiting_by_model.get(name, 0) + 1
+        for entry in self.registry.entries():
+            values = [entry.name, entry.version or ""]
+            in_flight.add_metric(values, entry.in_flight)
+            batcher = getattr(entry.runner, "batcher", None)
+            queued = batcher.queued if batcher is not None else 0
+            waiting.add_metric(values, queued + pool_waiting_by_model.get(entry.name, 0))
+        yield in_flight
+        yield waiting
+        busy = GaugeMetricFamily(
+            POOL_BUSY, "Share of the pool's live workers with work in hand.", labels=["pool"]
+        )
+        pool_waiting = GaugeMetricFamily(
+            POOL_WAITING, "Requests waiting for a worker slot.", labels=["pool"]
+        )
+        for name, pool in pools:
+            alive = [worker for worker in pool.workers if worker.alive]
+            working = sum(1 for worker in alive if worker.in_flight > 0)
+            busy.add_metric([name], working / len(alive) if alive else 0.0)
+            pool_waiting.add_metric([name], len(pool.waiting_keys()))
+        yield busy
+        yield pool_waiting
