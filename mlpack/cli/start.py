@@ -170,7 +170,6 @@ def start(
                 )
             ]
         )
-        raise typer.Exit(USAGE_ERROR)
     if problems and settings.exit_on_error:
         for problem in problems:
             typer.secho(
