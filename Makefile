@@ -37,7 +37,8 @@ run: $(INSTALLED) examples/iris/model.joblib
 
 LINTED := mlpack runtimes tests benchmarks examples
 TYPED := mlpack runtimes/sklearn/mlpack_sklearn runtimes/xgboost/mlpack_xgboost \
-	runtimes/lightgbm/mlpack_lightgbm runtimes/onnx/mlpack_onnx
+	runtimes/lightgbm/mlpack_lightgbm runtimes/onnx/mlpack_onnx \
+	runtimes/mlflow/mlpack_mlflow runtimes/huggingface/mlpack_huggingface
 
 test: install-test
 	$(PY) -m pytest -n 2 --dist loadfile --durations=15 $(PYTEST_ARGS)

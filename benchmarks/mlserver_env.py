@@ -17,25 +17,27 @@ REQUIREMENTS = ("mlserver==1.7.1", "mlserver-sklearn==1.7.1", "uvloop==0.21.0")
 _MARKER = ".mlpack-bench-installed"
 
 
-def _marker_text() -> str:
-    return "\n".join(REQUIREMENTS) + "\n"
+def _marker_text(requirements: tuple[str, ...] = REQUIREMENTS) -> str:
+    return "\n".join(requirements) + "\n"
 
 
-def ensure_mlserver(venv_dir: Path = VENV_DIR, quiet: bool = True) -> Path:
-    """Return the path of ``mlserver`` in ``venv_dir``, installing it first if needed."""
+def ensure_mlserver(
+    venv_dir: Path = VENV_DIR, quiet: bool = True, requirements: tuple[str, ...] = REQUIREMENTS
+) -> Path:
+    """The path of ``mlserver`` in ``venv_dir``, installing ``requirements`` first if needed."""
     exe = venv_dir / "bin" / "mlserver"
     marker = venv_dir / _MARKER
-    if exe.exists() and marker.exists() and marker.read_text() == _marker_text():
+    if exe.exists() and marker.exists() and marker.read_text() == _marker_text(requirements):
         return exe
     if not (venv_dir / "bin" / "python").exists():
         venv.EnvBuilder(with_pip=True, clear=True).create(venv_dir)
     pip = [str(venv_dir / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check"]
     if quiet:
         pip.append("-q")
-    subprocess.run([*pip, *REQUIREMENTS], check=True)
+    subprocess.run([*pip, *requirements], check=True)
     if not exe.exists():
         raise RuntimeError(f"pip install finished but {exe} does not exist")
-    marker.write_text(_marker_text())
+    marker.write_text(_marker_text(requirements))
     return exe
 
 

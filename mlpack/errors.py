@@ -19,8 +19,13 @@ survives pickling (errors cross the worker-process boundary).
     ├── RequestCancelled (499)          the client went away before compute
     ├── DeadlineExceeded (504)          the client's deadline passed before compute
     ├── ResourceExhausted (413)         a message beyond the configured size
+    │   └── RequestTooLarge (413)       a REST body beyond ``max_request_size``
+    ├── HeadersTooLarge (431)           a REST request head beyond the header limits
+    ├── RequestTimeout (408)            a REST request head or body did not arrive in time
     ├── ModelError (500)                the model's own code raised
     ├── WorkerError (503)               a worker process died with the request in flight
+    │   └── NoCapacity (503)            no worker can serve the model right now
+    ├── ShuttingDown (503)              the server stopped before the request was computed
     ├── ModelLoadError (500)            a model could not be loaded
     │   └── InvalidEnvironment (500)    a model's environment cannot be unpacked or used
     ├── PortInUse (500)                 a port the server needs is taken
@@ -42,8 +47,24 @@ Classes defined here are also importable from the module that raises them (e.g.
 
 from __future__ import annotations
 
+import traceback
 from http import HTTPStatus
-from typing import Any, Optional
+from typing import Any
+
+
+def release(error: BaseException) -> None:
+    """Let go of what a handled ``error`` keeps alive: the locals of every frame in its
+    traceback, and in those of its cause and context. A traceback otherwise holds the
+    request's decoded data until the cycle collector runs (frame -> local -> error ->
+    traceback -> frame). Call it once the error has been answered and logged."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if current.__traceback__ is not None:
+            traceback.clear_frames(current.__traceback__)
+        current = current.__cause__ or current.__context__
+
 
 # Statuses a client may send again: overload, throttling and server-side failures.
 RETRYABLE_STATUSES = frozenset({408, 429}) | frozenset(range(500, 600))
@@ -83,7 +104,7 @@ class InvalidSettings(InvalidRequest):
 class InvalidLine(InvalidRequest):
     """A batch-job input line that is not a usable inference request; ``reason`` says why."""
 
-    def __init__(self, reason: str, request_id: Optional[str] = None) -> None:
+    def __init__(self, reason: str, request_id: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.request_id = request_id
@@ -153,6 +174,22 @@ class ResourceExhausted(MLPackError):
     status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
 
 
+class RequestTooLarge(ResourceExhausted):
+    """A REST request body is larger than ``max_request_size``."""
+
+
+class HeadersTooLarge(MLPackError):
+    """A REST request's head has too many or too large header fields."""
+
+    status = 431
+
+
+class RequestTimeout(MLPackError):
+    """A REST request's head or body did not arrive within its timeout."""
+
+    status = HTTPStatus.REQUEST_TIMEOUT
+
+
 class ModelError(MLPackError):
     """The model's own code raised while serving a request."""
 
@@ -161,6 +198,20 @@ class ModelError(MLPackError):
 
 class WorkerError(MLPackError):
     """A worker process died while it held the request."""
+
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+
+
+class NoCapacity(WorkerError):
+    """No live worker can take the model's requests now (all dead, restarting, or hung)."""
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ShuttingDown(MLPackError):
+    """The server is stopping and did not compute the request; another replica can."""
 
     status = HTTPStatus.SERVICE_UNAVAILABLE
 
@@ -197,7 +248,7 @@ class ClientError(MLPackError):
     """A request to an inference server failed."""
 
     retryable: bool = False
-    retry_after: Optional[float] = None
+    retry_after: float | None = None
 
 
 class TransportError(ClientError):
@@ -223,7 +274,7 @@ class UnsendableRequest(ClientError):
 class ServerError(ClientError):
     """The server answered with a non-2xx status; ``status`` and ``retry_after`` tell why."""
 
-    def __init__(self, status: int, message: str, retry_after: Optional[float] = None) -> None:
+    def __init__(self, status: int, message: str, retry_after: float | None = None) -> None:
         super().__init__(f"{status}: {message}")
         self.status = status
         self.reason = message

@@ -7,8 +7,8 @@ output are the same for all of them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import numpy as np
 
@@ -48,7 +48,9 @@ def requested_outputs(
 def feature_matrix(model: MLModel, payload: InferenceRequest, num_features: int) -> np.ndarray:
     """The request's one numeric input as a ``[rows, num_features]`` array (1-D: one column)."""
     if len(payload.inputs) != 1:
-        raise InvalidRequest(f"model '{model.name}' takes one input tensor, got {len(payload.inputs)}")
+        raise InvalidRequest(
+            f"model '{model.name}' takes one input tensor, got {len(payload.inputs)}"
+        )
     request_input = payload.inputs[0]
     if request_input.datatype in (Datatype.BYTES, Datatype.BOOL):
         raise InvalidRequest(
@@ -66,9 +68,7 @@ def feature_matrix(model: MLModel, payload: InferenceRequest, num_features: int)
     return array
 
 
-def array_output(
-    name: str, result: np.ndarray, shape: Optional[list[int]] = None
-) -> ResponseOutput:
+def array_output(name: str, result: np.ndarray, shape: list[int] | None = None) -> ResponseOutput:
     """A result array as an output (``shape`` defaults to the array's own).
 
     The data is a flat list, as MLServer's runtimes give it (code written against their

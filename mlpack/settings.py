@@ -224,6 +224,31 @@ class Settings(BaseSettings):
     def notices(self) -> list[tuple[int, str]]:
         return self._notices
 
+    # Seconds a request may take, queueing included, unless its model sets its own
+    # (None: no limit); past it the client gets 504 / DEADLINE_EXCEEDED.
+    inference_timeout: float | None = Field(default=None, gt=0)
+    # -- limits under load (see README "Limits and timeouts") --------------------------------
+    # Requests waiting for a worker process (parallel_workers > 0); beyond: 503 + Retry-After.
+    max_queue_size: int = Field(default=4096, ge=1)
+    # Worker health: a ping every interval; no answer within the timeout -> killed, replaced.
+    worker_ping_interval: float = Field(default=5.0, ge=0)
+    worker_ping_timeout: float = Field(default=10.0, gt=0)
+    # Replace a worker after this many predictions (+ up to 10% jitter); 0: never.
+    max_requests_per_worker: int = Field(default=0, ge=0)
+    # Longest wait between attempts to start a replacement worker (never gives up).
+    worker_max_restart_backoff: float = Field(default=30.0, gt=0)
+    # REST: open connections (None: from the open-file limit) and requests in flight at once.
+    max_connections: int | None = Field(default=None, ge=1)
+    max_concurrent_requests: int = Field(default=4096, ge=1)
+    # REST: largest request body (64 MiB), request head (64 KiB) and header count.
+    max_request_size: int = Field(default=64 * 1024 * 1024, ge=1)
+    max_header_size: int = Field(default=64 * 1024, ge=1024)
+    max_header_count: int = Field(default=100, ge=1)
+    # REST timeouts (seconds): reading a request's head, its body, and idle keep-alive.
+    timeout_request_head: float = Field(default=10.0, gt=0)
+    timeout_request_body: float = Field(default=60.0, gt=0)
+    timeout_keep_alive: float = Field(default=5.0, gt=0)
+
     @classmethod
     def resolve(
         cls,
@@ -301,6 +326,8 @@ class ModelSettings(BaseSettings):
     max_batch_size: int = Field(default=0, ge=0)
     max_batch_time: float = Field(default=0.0, ge=0)
     max_queue_size: int = Field(default=1024, ge=1)
+    # Seconds a request to this model may take (None: the server's inference_timeout).
+    inference_timeout: float | None = Field(default=None, gt=0)
     # Report batch size and queue wait in response parameters and x-mlpack-* headers.
     serving_info: bool = False
     warm_workers: bool = False

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import time
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
 from .. import tracing
-from ..errors import Overloaded
+from ..errors import DeadlineExceeded, Overloaded
 from ..settings import ModelSettings
 from ..types import InferenceRequest, InferenceResponse, MetadataModelResponse, Parameters
+from .deadlines import current_deadline, expired, reset_deadline, set_deadline
 from .merging import batch_key, count_rows, merge_requests, split_response
 from .runner import ModelRunner
 from .stats import InferTiming, current_timing
@@ -40,15 +42,16 @@ class ServingInfo:
         """Report as response parameters (transports may also send them as headers)."""
         wait_ms = round(self.queue_wait * 1000, 3)
         parameters = response.parameters or Parameters()
-        # Parameters allows extra fields; mypy sees only the declared ones.
-        parameters.batch_size = self.batch_size  # type: ignore[attr-defined]
-        parameters.batch_requests = self.batch_requests  # type: ignore[attr-defined]
-        parameters.queue_wait_ms = wait_ms  # type: ignore[attr-defined]
+        # Parameters allows extra fields; typed access would not know these names.
+        parameters.__setattr__("batch_size", self.batch_size)
+        parameters.__setattr__("batch_requests", self.batch_requests)
+        parameters.__setattr__("queue_wait_ms", wait_ms)
         response.parameters = parameters
 
 
 class _Pending:
     __slots__ = (
+        "deadline",
         "enqueued",
         "enqueued_ns",
         "future",
@@ -73,6 +76,7 @@ class _Pending:
         self.timing: InferTiming | None = None
         self.trace: Any = None  # the request's trace context (tracing on only)
         self.enqueued_ns = 0
+        self.deadline = current_deadline()
 
 
 class AdaptiveBatcher:
@@ -160,6 +164,11 @@ class AdaptiveBatcher:
             task = asyncio.get_running_loop().create_task(self._run(batch))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+            # Every caller of a dispatched batch gone: stop it too (a worker skips it
+            # if it has not started).
+            abandon = functools.partial(_abandon_if_all_gone, batch, task)
+            for item in batch:
+                item.future.add_done_callback(abandon)
 
     def _rows_for(self, key: Hashable) -> int:
         return sum(
@@ -192,12 +201,25 @@ class AdaptiveBatcher:
         self._queue = kept
         return batch
 
+    def _still_wanted(self, batch: list[_Pending]) -> list[_Pending]:
+        """``batch`` without callers who left; expired ones get 504 and are not started."""
+        for item in batch:
+            if not item.future.done() and expired(item.deadline):
+                item.future.set_exception(
+                    DeadlineExceeded(
+                        f"model '{self.name}': the request's deadline passed before compute"
+                    )
+                )
+        return [item for item in batch if not item.future.done()]
+
     async def _run(self, batch: list[_Pending]) -> None:
         started = time.perf_counter()
+        token = None
         try:
-            batch = [item for item in batch if not item.future.done()]
+            batch = self._still_wanted(batch)
             if not batch:
                 return
+            token = set_deadline(_batch_deadline(batch))
             rows = [item.rows or 0 for item in batch]
             for item in batch:
                 if item.info is not None:
@@ -213,7 +235,7 @@ class AdaptiveBatcher:
                 responses = await self._compute_traced(batch, rows)
             else:
                 responses = await self._compute(batch, rows)
-            for item, response in zip(batch, responses, strict=True):
+            for item, response in zip(batch, responses, strict=False):
                 if not item.future.done():
                     item.future.set_result(response)
         except BaseException as error:
@@ -223,6 +245,8 @@ class AdaptiveBatcher:
             if not isinstance(error, Exception):
                 raise
         finally:
+            if token is not None:
+                reset_deadline(token)
             self._busy -= 1
             self._dispatch()
 
@@ -264,6 +288,19 @@ class AdaptiveBatcher:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
+def _batch_deadline(batch: list[_Pending]) -> float | None:
+    """A batch runs until its last member's deadline (none if any member has none)."""
+    deadlines = [item.deadline for item in batch]
+    if any(deadline is None for deadline in deadlines):
+        return None
+    return max(d for d in deadlines if d is not None)
+
+
+def _abandon_if_all_gone(batch: list[_Pending], task: asyncio.Task[None], _: object = None) -> None:
+    if not task.done() and all(item.future.cancelled() for item in batch):
+        task.cancel()
+
+
 class BatchingRunner:
     """A ``ModelRunner`` whose predictions go through an ``AdaptiveBatcher``."""
 
@@ -282,6 +319,10 @@ class BatchingRunner:
             concurrency=getattr(runner, "concurrency", 1),
             name=runner.settings.name,
         )
+
+    def has_capacity(self) -> bool:
+        check = getattr(self.runner, "has_capacity", None)
+        return True if check is None else bool(check())
 
     async def load(self) -> MetadataModelResponse:
         metadata = await self.runner.load()

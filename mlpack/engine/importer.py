@@ -8,6 +8,7 @@ ship a ``models.py`` never collide; anything else is a normal import
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.util
@@ -45,7 +46,8 @@ def import_implementation(implementation: str, folder: str | None) -> type[Any]:
                 if error.name and module_path.startswith(error.name):
                     where = f" (looked in {folder} and on sys.path)" if folder else ""
                     raise ModelLoadError(
-                        f"implementation '{implementation}': module '{module_path}' not found{where}"
+                        f"implementation '{implementation}': "
+                        f"module '{module_path}' not found{where}"
                     ) from None
                 raise
     try:
@@ -91,10 +93,8 @@ def _import_local(module_path: str, folder: str) -> ModuleType | None:
         sys.modules.pop(unique_name, None)
         raise
     finally:
-        try:
+        with contextlib.suppress(ValueError):
             sys.path.remove(str(base))
-        except ValueError:
-            pass
         _forget_folder_modules(set(sys.modules) - before - {unique_name}, base)
     return module
 

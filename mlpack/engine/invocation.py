@@ -13,7 +13,7 @@ import asyncio
 import inspect
 import logging
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from .. import tracing
@@ -36,8 +36,7 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
         import uvloop
     except ImportError:
         return asyncio.new_event_loop()
-    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
-    return loop
+    return uvloop.new_event_loop()
 
 
 def instantiate_model(settings: ModelSettings) -> MLModel:
@@ -152,6 +151,21 @@ def _checked(model: MLModel, response: Any) -> InferenceResponse:
     return response
 
 
+class _Call:
+    """One hop's state, shared by the caller's thread and the model thread."""
+
+    __slots__ = ("abandoned", "started", "task")
+
+    def __init__(self) -> None:
+        self.abandoned = False  # the caller stopped waiting
+        self.started = False  # the model thread began the work
+        self.task: asyncio.Task[None] | None = None
+
+    def cancel(self) -> None:  # on the model thread
+        if self.started and self.task is not None and not self.task.done():
+            self.task.cancel()
+
+
 class ModelThread:
     """A thread running its own event loop, and the cheap hop onto it from another loop.
 
@@ -169,39 +183,64 @@ class ModelThread:
         self._loop.run_forever()
         self._loop.close()
 
-    async def run(self, coroutine: Awaitable[T]) -> T:
+    async def run(
+        self, coroutine: Coroutine[Any, Any, T], guard: Callable[[], None] | None = None
+    ) -> T:
         """Run ``coroutine`` on the thread's loop and await its result here.
 
         One callback each way and no ``concurrent.futures`` machinery: this hop is on
-        every request, so it is kept as cheap as a cross-thread handoff can be.
-        Cancelling the caller cancels the work on the thread too.
+        every request, so it is kept as cheap as a cross-thread handoff can be. The
+        result is handed to the caller's loop the moment the coroutine returns, not
+        after the model loop's other queued steps (which, for a plain-function
+        ``predict``, are whole predictions). ``guard`` runs on the model thread just
+        before the work starts and may raise to refuse it (deadline passed, stopping).
+        Cancelling the caller before the work starts means it never starts; once
+        started, the work is cancelled too (a plain function runs to its end).
         """
         caller_loop = asyncio.get_running_loop()
         result: asyncio.Future[T] = caller_loop.create_future()
+        call = _Call()
 
-        def deliver(done: asyncio.Future[T]) -> None:
-            if result.cancelled():
+        def deliver(value: Any, error: BaseException | None) -> None:
+            if result.done():
                 return
-            if done.cancelled():
+            if error is None:
+                result.set_result(value)
+            elif isinstance(error, asyncio.CancelledError):
                 result.cancel()
-            elif (error := done.exception()) is not None:
-                result.set_exception(error)
             else:
-                result.set_result(done.result())
+                result.set_exception(error)
 
-        tasks: list[asyncio.Future[T]] = []
+        async def guarded() -> None:
+            value: Any = None
+            error: BaseException | None = None
+            try:
+                if call.abandoned:
+                    coroutine.close()
+                    return
+                call.started = True
+                if guard is not None:
+                    guard()
+                value = await coroutine
+            except BaseException as raised:  # delivered to the caller, not raised here
+                error = raised
+            finally:
+                coroutine.close()  # a no-op once it has run; else no "never awaited" warning
+            if not call.abandoned:
+                caller_loop.call_soon_threadsafe(deliver, value, error)
+            del value, error  # the caller owns them now; no frame keeps them alive
 
         def start() -> None:
-            task = asyncio.ensure_future(coroutine, loop=self._loop)
-            tasks.append(task)
-            task.add_done_callback(lambda done: caller_loop.call_soon_threadsafe(deliver, done))
+            call.task = self._loop.create_task(guarded())
 
         self._loop.call_soon_threadsafe(start)
         try:
             return await result
         except asyncio.CancelledError:
-            # The caller gave up (client gone, deadline): stop the model-side work too.
-            self._loop.call_soon_threadsafe(lambda: [task.cancel() for task in tasks])
+            # The caller gave up (client gone, deadline): drop the work if it has not
+            # started, cancel it if it has.
+            call.abandoned = True
+            self._loop.call_soon_threadsafe(call.cancel)
             raise
 
     def stop(self) -> None:

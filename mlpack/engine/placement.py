@@ -10,15 +10,15 @@ server's settings) and owns the pools it starts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 from ..environments.extract import ExtractionLimits
 from ..settings import ModelSettings
 from .batching import BatchingRunner
 from .runner import LocalRunner, ModelRunner
 from .workers.interpreters import EnvironmentPools, EnvironmentRunner, has_environment
-from .workers.pool import WorkerPool, WorkerRunner
+from .workers.pool import DEFAULT_POOL_LIMITS, PoolLimits, WorkerPool, WorkerRunner
 
 RunnerFactory = Callable[[ModelSettings], ModelRunner]
 
@@ -31,6 +31,7 @@ class RunnerPlacement:
         workers_timeout: how long stopping waits for a worker.
         environments_dir: where per-model environments are unpacked (None: models that
             name an environment run like any other model).
+        limits: queue bound, health pings, recycling and restart backoff of every pool.
         extraction_limits: bounds on what an environment tarball may unpack to.
     """
 
@@ -38,17 +39,23 @@ class RunnerPlacement:
         self,
         parallel_workers: int = 0,
         workers_timeout: float = 5.0,
-        environments_dir: Optional[Path] = None,
-        extraction_limits: Optional[ExtractionLimits] = None,
+        environments_dir: Path | None = None,
+        limits: PoolLimits = DEFAULT_POOL_LIMITS,
+        extraction_limits: ExtractionLimits | None = None,
     ) -> None:
-        self.pool: Optional[WorkerPool] = None
+        self.pool: WorkerPool | None = None
         if parallel_workers > 0:
-            self.pool = WorkerPool(parallel_workers, stop_timeout=workers_timeout)
-        self.environment_pools: Optional[EnvironmentPools] = None
+            self.pool = WorkerPool(
+                parallel_workers, stop_timeout=workers_timeout, **limits.as_kwargs()
+            )
+        self.environment_pools: EnvironmentPools | None = None
         if environments_dir is not None:
             self.environment_pools = EnvironmentPools(
-                environments_dir, parallel_workers, workers_timeout,
+                environments_dir,
+                parallel_workers,
+                workers_timeout,
                 extraction_limits or ExtractionLimits(),
+                limits,
             )
 
     def __call__(self, settings: ModelSettings) -> ModelRunner:

@@ -21,6 +21,8 @@ from ..errors import (
     ModelLoadError,
     ModelNotFound,
     ModelNotReady,
+    NoCapacity,
+    ShuttingDown,
     WorkerError,
 )
 from ..settings import ModelSettings
@@ -32,6 +34,7 @@ from ..types import (
     RepositoryIndexResponseItem,
     State,
 )
+from . import deadlines
 from .batching import ServingInfo, predict_reporting
 from .failures import FailureLog, attach_traceback, log_error, traceback_text
 from .placement import RunnerFactory, RunnerPlacement
@@ -98,6 +101,8 @@ class ModelRegistry:
         observer: told about every inference request once it finishes (metrics, stats).
         strict_readiness: ready only when every startup model is ready (else: at least one).
         failure_log: where failed predictions are logged (rate-limited per model).
+        inference_timeout: seconds a request may take when its model sets no
+            ``inference_timeout`` of its own (None: no limit).
     """
 
     def __init__(
@@ -107,7 +112,9 @@ class ModelRegistry:
         observer: InferenceObserver | None = None,
         strict_readiness: bool = True,
         failure_log: FailureLog | None = None,
+        inference_timeout: float | None = None,
     ) -> None:
+        self.inference_timeout = inference_timeout
         self._runner_factory = runner_factory or RunnerPlacement()
         self._repository_root = repository_root
         # Loading by name may pick up folders added after start (the ``repository_rescan`` setting).
@@ -121,6 +128,9 @@ class ModelRegistry:
         self._locks: dict[str, asyncio.Lock] = {}
         # Set at shutdown: readiness answers false while requests are still served.
         self.draining = False
+        # Inference calls in progress (their tasks), so shutdown's hard limit can end them.
+        self._calls: set[asyncio.Task[object]] = set()
+        self._aborting = False
 
     # -- lookup -------------------------------------------------------------------
     def entries(self) -> list[ModelEntry]:
@@ -150,12 +160,20 @@ class ModelRegistry:
             what = f"model '{name}'" + (f" version '{version}'" if version else "")
             detail = f": {entry.reason}" if entry.reason else ""
             raise ModelNotReady(f"{what} is not ready ({entry.state.value}){detail}")
+        if not has_capacity(entry.runner):
+            what = f"model '{name}'" + (f" version '{version}'" if version else "")
+            raise ModelNotReady(
+                f"{what} is not ready: no worker process can run it right now "
+                "(a replacement is starting)"
+            )
         return entry
 
     def ready(self, name: str, version: str | None = None) -> bool:
         """Whether ``name`` (``version``) can serve now (raises ``ModelNotFound``)."""
         entry = self.get(name, version)
-        return entry.state is State.READY and entry.runner is not None
+        return (
+            entry.state is State.READY and entry.runner is not None and has_capacity(entry.runner)
+        )
 
     def queues(self, name: str, version: str | None = None) -> bool:
         """Whether requests to ``name`` wait in a queue before compute (so a caller who
@@ -163,15 +181,22 @@ class ModelRegistry:
         return self.get(name, version).queues
 
     def is_ready(self) -> bool:
-        """True when every model meant to be serving is ready (``strict_readiness``; a model
-        unloaded through the API is not: unloading on purpose does not take the whole server
-        out of service), or when at least one model is ready (not strict); never while the
-        server is draining for shutdown."""
+        """True when every model meant to be serving is ready and can take requests
+        (``strict_readiness``; a model unloaded through the API is not: unloading on purpose
+        does not take the whole server out of service), or when at least one model is
+        (not strict); never while the server is draining for shutdown."""
         if self.draining:
             return False
         if not self.strict_readiness:
-            return any(entry.state is State.READY for entry in self.entries())
-        return all(entry.state is State.READY for entry in self.entries() if entry.load_at_startup)
+            return any(
+                entry.state is State.READY and has_capacity(entry.runner)
+                for entry in self.entries()
+            )
+        return all(
+            entry.state is State.READY and has_capacity(entry.runner)
+            for entry in self.entries()
+            if entry.load_at_startup
+        )
 
     def versions_of(self, name: str) -> list[str]:
         versions = [v for v in self._versions(name) if v is not None]
@@ -346,10 +371,68 @@ class ModelRegistry:
 
     # -- inference -------------------------------------------------------------------
     async def infer(
-        self, name: str, version: str | None, request: InferenceRequest
+        self,
+        name: str,
+        version: str | None,
+        request: InferenceRequest,
+        timeout: float | None = None,
     ) -> InferenceResponse:
-        """Validate ``request``, run it on the model, and fill in the response envelope."""
+        """Validate ``request``, run it on the model, and fill in the response envelope.
+
+        ``timeout`` is the client's own deadline in seconds from now (gRPC deadline,
+        REST ``Inference-Timeout``); the earliest of it, the request's ``timeout``
+        parameter and the model's ``inference_timeout`` bounds the request (504 past it).
+        """
         entry = self.get_ready(name, version)
+        task = asyncio.current_task()
+        if task is None or self._aborting:
+            return await self._bounded(entry, request, timeout)
+        self._calls.add(task)
+        try:
+            return await self._bounded(entry, request, timeout)
+        except asyncio.CancelledError:
+            if not self._aborting:
+                raise
+            task.uncancel()
+            raise ShuttingDown(
+                f"model '{entry.name}': the server stopped before this request finished; retry it"
+            ) from None
+        finally:
+            self._calls.discard(task)
+
+    def abort_in_flight(self) -> int:
+        """Shutdown's hard limit: end every inference call still running or queued; each
+        answers 503 (``ShuttingDown``). Returns how many were ended."""
+        self._aborting = True
+        calls = [task for task in self._calls if not task.done()]
+        for task in calls:
+            task.cancel()
+        return len(calls)
+
+    async def _bounded(
+        self, entry: ModelEntry, request: InferenceRequest, timeout: float | None
+    ) -> InferenceResponse:
+        limit = entry.settings.inference_timeout
+        if limit is None:
+            limit = self.inference_timeout
+        now = time.monotonic()
+        deadline = deadlines.earliest(
+            deadlines.after(timeout, now),
+            deadlines.after(deadlines.timeout_parameter(request.parameters), now),
+            deadlines.after(limit, now),
+        )
+        if deadline is None:
+            return await self._observed(entry, request)
+        token = deadlines.set_deadline(deadline)
+        try:
+            async with asyncio.timeout(deadline - now):
+                return await self._observed(entry, request)
+        except TimeoutError:
+            raise deadlines.exceeded(entry.name) from None
+        finally:
+            deadlines.reset_deadline(token)
+
+    async def _observed(self, entry: ModelEntry, request: InferenceRequest) -> InferenceResponse:
         if tracing.active:
             return await self._infer_traced(entry, request)
         if self.observer is None:
@@ -403,7 +486,10 @@ class ModelRegistry:
             else:
                 response = await predict_reporting(runner, request, info)
         except (ModelError, WorkerError) as error:
-            self.failure_log.predict_failed(entry.name, entry.version, _request_id(request), error)
+            if not isinstance(error, NoCapacity):  # no live worker: 503, not a model failure
+                self.failure_log.predict_failed(
+                    entry.name, entry.version, _request_id(request), error
+                )
             raise
         except Exception as error:
             if not isinstance(error, MLPackError):
@@ -434,6 +520,13 @@ def _request_id(request: InferenceRequest) -> str | None:
         if isinstance(value, str):
             return value
     return None
+
+
+def has_capacity(runner: ModelRunner | None) -> bool:
+    """Whether ``runner`` can take requests now (a worker-backed runner may have none
+    while its workers are being replaced); runners without the notion always can."""
+    check = getattr(runner, "has_capacity", None)
+    return True if check is None else bool(check())
 
 
 def validate_request(entry: ModelEntry, request: InferenceRequest) -> None:
@@ -479,7 +572,7 @@ def _shape_matches(expected: list[int], actual: list[int]) -> bool:
     if len(expected) != len(actual):
         # A declared [N] also accepts [N, 1]-style batches of one feature, and vice versa.
         return False
-    return all(e < 0 or e == a for e, a in zip(expected, actual, strict=True))
+    return all(e < 0 or e == a for e, a in zip(expected, actual, strict=False))
 
 
 def finish_response(

@@ -37,6 +37,13 @@ BUILTIN_RUNTIMES: tuple[BuiltinRuntime, ...] = (
         "lightgbm", "mlpack_lightgbm", "LightGBMModel", "mlserver_lightgbm.LightGBMModel"
     ),
     BuiltinRuntime("onnx", "mlpack_onnx", "OnnxModel", "mlserver_onnx.OnnxModel"),
+    BuiltinRuntime("mlflow", "mlpack_mlflow", "MLflowModel", "mlserver_mlflow.MLflowRuntime"),
+    BuiltinRuntime(
+        "huggingface",
+        "mlpack_huggingface",
+        "HuggingFaceModel",
+        "mlserver_huggingface.HuggingFaceRuntime",
+    ),
 )
 
 

@@ -34,9 +34,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
 
 from ..errors import InvalidEnvironment as InvalidEnvironment  # in the error tree; re-exported
 from .extract import DEFAULT_LIMITS, ExtractionLimits, extract_tarball
@@ -49,7 +49,6 @@ VENV_MANIFEST = "mlpack-venv.json"
 _MARKER_FORMAT = 1
 
 
-
 @dataclass(frozen=True)
 class Environment:
     """A usable environment: its folder and its interpreter."""
@@ -59,12 +58,12 @@ class Environment:
 
 
 def resolve_environment(
-    tarball: Optional[str],
-    path: Optional[str],
-    model_folder: Optional[Path],
+    tarball: str | None,
+    path: str | None,
+    model_folder: Path | None,
     environments_dir: Path,
     limits: ExtractionLimits = DEFAULT_LIMITS,
-) -> Optional[Environment]:
+) -> Environment | None:
     """The environment a model asks for (unpacking a tarball once), or None."""
     base = Path(model_folder) if model_folder else Path.cwd()
     if path:
@@ -73,7 +72,9 @@ def resolve_environment(
             raise InvalidEnvironment(f"environment_path {root} is not a folder")
         environment = Environment(root, find_python(root))
     elif tarball:
-        environment = unpack_environment((base / tarball).resolve(), environments_dir, limits=limits)
+        environment = unpack_environment(
+            (base / tarball).resolve(), environments_dir, limits=limits
+        )
     else:
         return None
     check_python_version(environment.python)
@@ -94,11 +95,14 @@ def check_python_version(python: Path) -> None:
     try:
         out = subprocess.run(
             [str(python), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-            capture_output=True, text=True, timeout=60, check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError) as error:
         raise InvalidEnvironment(f"cannot run the environment's Python {python}: {error}") from None
-    expected = "%d.%d" % sys.version_info[:2]
+    expected = "{}.{}".format(*sys.version_info[:2])
     if out != expected:
         raise InvalidEnvironment(
             f"environment Python {python} is {out}, but the server runs Python {expected}: "
@@ -118,7 +122,7 @@ def file_digest(path: Path) -> str:
 def unpack_environment(
     tarball: Path,
     environments_dir: Path,
-    name: Optional[str] = None,
+    name: str | None = None,
     limits: ExtractionLimits = DEFAULT_LIMITS,
 ) -> Environment:
     """Unpack ``tarball`` into ``environments_dir`` once (safely, atomically) and return it.
@@ -158,7 +162,7 @@ def unpack_environment(
     return Environment(target, find_python(target))
 
 
-def verify_environment(root: Path, digest: str) -> Optional[str]:
+def verify_environment(root: Path, digest: str) -> str | None:
     """Why the unpacked environment at ``root`` cannot be used, or None when it can."""
     try:
         marker = json.loads((root / MARKER).read_text())
@@ -177,7 +181,9 @@ def verify_environment(root: Path, digest: str) -> Optional[str]:
     return None
 
 
-def safe_extract(tarball: Path, destination: Path, limits: ExtractionLimits = DEFAULT_LIMITS) -> None:
+def safe_extract(
+    tarball: Path, destination: Path, limits: ExtractionLimits = DEFAULT_LIMITS
+) -> None:
     """Extract ``tarball`` into the new, empty ``destination``, refusing anything unsafe."""
     extract_tarball(tarball, destination, limits)
 
@@ -201,7 +207,7 @@ def relocate_venv(root: Path) -> None:
     """Recreate a packed venv's interpreter links and scripts for this machine and place."""
     manifest = json.loads((root / VENV_MANIFEST).read_text())
     packed_for = manifest.get("python", "")
-    here = "%d.%d" % sys.version_info[:2]
+    here = "{}.{}".format(*sys.version_info[:2])
     if packed_for != here:
         raise InvalidEnvironment(
             f"environment was packed for Python {packed_for}, but the server runs Python {here}"
@@ -224,7 +230,7 @@ def _rewrite_shebangs(bin_dir: Path, old_prefix: str, new_prefix: str) -> None:
         with open(script, "rb") as stream:
             head = stream.read(len(old))
         if head == old:
-            script.write_bytes(new + script.read_bytes()[len(old):])
+            script.write_bytes(new + script.read_bytes()[len(old) :])
 
 
 def _write_marker(root: Path, digest: str) -> None:

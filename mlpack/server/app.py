@@ -3,7 +3,7 @@
 Start: bind every port → serve REST and gRPC (live, not yet ready) → load models
 concurrently → ready. Stop (SIGTERM/SIGINT): not ready, still serving for ``drain_delay``
 (``drain_before_stop``) → stop accepting and let in-flight requests finish on both
-transports (``graceful_timeout``) → unload models.
+transports (``graceful_timeout``; what is left then is answered 503) → unload models.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import uvicorn
 from .. import tracing
 from ..engine.placement import RunnerPlacement
 from ..engine.registry import ModelRegistry
+from ..engine.workers.pool import PoolLimits
 from ..environments.extract import ExtractionLimits
 from ..errors import InvalidSettings, MLPackError, ModelLoadError
 from ..settings import ModelSettings, Settings
@@ -32,6 +33,7 @@ from .autoscaling import AutoscalingCollector
 from .coalescing import CoalescingHttpToolsProtocol
 from .guards import inner_guards, metrics_guards, outer_guards
 from .hints import ready_hint
+from .limits import HttpLimits, connection_capacity, limited_protocol, raise_open_file_limit
 from .logging import server_label
 from .observability import Observability
 from .payload_log import PayloadLogger
@@ -41,6 +43,9 @@ from .tls import ServerTLS
 from .trace_context import TracingASGI
 
 logger = logging.getLogger("mlpack.server")
+
+# Seconds between shutdown's hard limit (503 for what is left) and the transports' own.
+SHUTDOWN_MARGIN = 5.0
 
 
 def extraction_limits(settings: Settings) -> ExtractionLimits:
@@ -91,12 +96,14 @@ class MLPackServer:
             settings.parallel_workers,
             settings.parallel_workers_timeout,
             environments_dir,
+            pool_limits(settings),
             extraction_limits(settings),
         )
         self.registry = ModelRegistry(
             self.runners,
             repository_root=repository_root,
             strict_readiness=settings.strict_readiness,
+            inference_timeout=settings.inference_timeout,
         )
         self.registry.rescan = settings.repository_rescan
         # Who may call what (server/auth.py); key files are read here, once.
@@ -148,6 +155,14 @@ class MLPackServer:
             root_path=settings.root_path,
             extra_routes=observability.routes(self.registry),
         )
+        open_files = raise_open_file_limit()
+        limits = http_limits(settings, open_files)
+        logger.info(
+            "open-file limit %d: up to %d REST connections, %d requests in flight",
+            open_files,
+            limits.max_connections,
+            limits.max_concurrent_requests,
+        )
         policy = self.access
         generic_model_errors = settings.model_error_detail == "generic"
         app.state.generic_model_errors = generic_model_errors
@@ -161,12 +176,14 @@ class MLPackServer:
         config = uvicorn.Config(
             rest_app,
             lifespan="off",
-            http=CoalescingHttpToolsProtocol,
+            http=limited_protocol(CoalescingHttpToolsProtocol, limits),
+            timeout_keep_alive=settings.timeout_keep_alive,  # type: ignore[arg-type]
             access_log=False,  # server/access_log.py writes the access log
             log_config=None,
             root_path=settings.root_path,
-            # uvicorn's annotation says int; it waits any number of seconds.
-            timeout_graceful_shutdown=settings.graceful_timeout,  # type: ignore[arg-type]
+            # Past graceful_timeout the registry ends what is left with 503s; uvicorn's
+            # own limit (which would answer 500) comes only after those are sent.
+            timeout_graceful_shutdown=settings.graceful_timeout + SHUTDOWN_MARGIN,  # type: ignore[arg-type]
             server_header=False,
             **(self.tls.uvicorn_options() if self.tls else {}),
         )
@@ -185,6 +202,7 @@ class MLPackServer:
                 settings.grpc_port,
                 settings.grpc_max_message_length,
                 call_metrics=observability.grpc_call_metrics(),
+                max_concurrent_rpcs=settings.max_concurrent_requests,
                 interceptors=_grpc_interceptors(policy),
                 credentials=self.tls.grpc_credentials() if self.tls else None,
             )
@@ -224,7 +242,11 @@ class MLPackServer:
                 await self.drain_before_stop(rest_task)
             logger.info("shutting down: finishing in-flight requests")
             self._uvicorn.should_exit = True
-            await asyncio.gather(rest_task, grpc_transport.stop(settings.graceful_timeout))
+            hard_limit = asyncio.create_task(self._hard_limit(settings.graceful_timeout))
+            await asyncio.gather(
+                rest_task, grpc_transport.stop(settings.graceful_timeout + SHUTDOWN_MARGIN)
+            )
+            hard_limit.cancel()
             if metrics is not None and metrics_task is not None:
                 metrics.should_exit = True
                 await metrics_task
@@ -264,6 +286,17 @@ class MLPackServer:
         logger.info("draining: readiness is false, still serving for %.1fs", delay)
         await asyncio.wait({rest_task}, timeout=delay)
 
+    async def _hard_limit(self, graceful_timeout: float) -> None:
+        """After ``graceful_timeout``, end what is still in flight with 503 + Retry-After."""
+        await asyncio.sleep(graceful_timeout)
+        ended = self.registry.abort_in_flight()
+        if ended:
+            logger.warning(
+                "graceful_timeout (%gs) reached: %d request(s) answered 503",
+                graceful_timeout,
+                ended,
+            )
+
     async def _load_models(self) -> None:
         await self.runners.start()  # engine: start workers before loading models
         failed: list[ModelSettings] = []
@@ -300,6 +333,32 @@ class MLPackServer:
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
+
+
+def http_limits(settings: Settings, open_files: int) -> HttpLimits:
+    """The REST transport's limits from the server's settings and the open-file limit."""
+    capacity = connection_capacity(open_files)
+    return HttpLimits(
+        max_connections=min(settings.max_connections or capacity, capacity),
+        max_concurrent_requests=settings.max_concurrent_requests,
+        max_request_size=settings.max_request_size,
+        max_header_size=settings.max_header_size,
+        max_header_count=settings.max_header_count,
+        timeout_request_head=settings.timeout_request_head,
+        timeout_request_body=settings.timeout_request_body,
+        timeout_keep_alive=settings.timeout_keep_alive,
+    )
+
+
+def pool_limits(settings: Settings) -> PoolLimits:
+    """The worker pools' limits from the server's settings."""
+    return PoolLimits(
+        max_queue_size=settings.max_queue_size,
+        ping_interval=settings.worker_ping_interval,
+        ping_timeout=settings.worker_ping_timeout,
+        max_requests_per_worker=settings.max_requests_per_worker,
+        max_restart_backoff=settings.worker_max_restart_backoff,
+    )
 
 
 def _listeners(

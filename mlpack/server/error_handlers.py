@@ -9,14 +9,15 @@ status; every 503 carries ``Retry-After``. The Starlette app registers
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..errors import MLPackError
+from ..errors import MLPackError, release
 from .disclosure import public_message
 
 logger = logging.getLogger("mlpack.rest")
@@ -30,7 +31,9 @@ def retry_after(seconds: float = 1.0) -> dict[str, str]:
     return {"Retry-After": str(max(1, round(seconds)))}
 
 
-def error_response(error: Exception, where: str = "", generic_model_errors: bool = False) -> Response:
+def error_response(
+    error: Exception, where: str = "", generic_model_errors: bool = False
+) -> Response:
     """``{"error": message}`` with the status ``error`` maps to (500 for a bug, logged).
 
     With ``generic_model_errors`` a model's own failure answers a fixed sentence and an
@@ -44,6 +47,7 @@ def error_response(error: Exception, where: str = "", generic_model_errors: bool
     headers = None
     if status == SERVICE_UNAVAILABLE:
         headers = retry_after(getattr(error, "retry_after", None) or 1.0)
+    release(error)  # answered: the request's data goes now, not at the next gc cycle
     return Response(orjson.dumps({"error": message}), status, headers, media_type=JSON)
 
 

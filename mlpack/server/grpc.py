@@ -20,7 +20,7 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from .. import tracing
 from ..engine.registry import ModelRegistry
-from ..errors import DeadlineExceeded, MLPackError, ModelNotFound, ResourceExhausted
+from ..errors import DeadlineExceeded, MLPackError, ModelNotFound, ResourceExhausted, release
 from ..proto import convert
 from ..proto import inference_pb2 as pb
 from ..proto import inference_pb2_grpc as pb_grpc
@@ -42,8 +42,10 @@ _STATUS_CODES: dict[int, grpc.StatusCode] = {
     401: grpc.StatusCode.UNAUTHENTICATED,
     403: grpc.StatusCode.PERMISSION_DENIED,
     404: grpc.StatusCode.NOT_FOUND,
+    408: grpc.StatusCode.DEADLINE_EXCEEDED,
     413: grpc.StatusCode.RESOURCE_EXHAUSTED,
     415: grpc.StatusCode.INVALID_ARGUMENT,  # REST only (a body's media type)
+    431: grpc.StatusCode.RESOURCE_EXHAUSTED,
     499: grpc.StatusCode.CANCELLED,
     500: grpc.StatusCode.INTERNAL,
     503: grpc.StatusCode.UNAVAILABLE,
@@ -91,6 +93,7 @@ def _handles_errors(handler: Handler[Response]) -> Handler[Response]:
         if metrics is not None:
             metrics.grpc_call_started(method)
         code = "OK"
+        failure: tuple[grpc.StatusCode, str] | None = None
         try:
             if tracing.active:
                 return await traced_rpc(method, context, lambda: handler(self, request, context))
@@ -99,7 +102,8 @@ def _handles_errors(handler: Handler[Response]) -> Handler[Response]:
             status = status_code(error)
             code = status.name
             generic = getattr(self, "generic_model_errors", False)
-            await context.abort(status, public_message(error, generic))
+            failure = (status, public_message(error, generic))
+            release(error)  # the request's data goes now, not at the next gc cycle
         except asyncio.CancelledError:
             code = "CANCELLED"
             raise
@@ -110,10 +114,12 @@ def _handles_errors(handler: Handler[Response]) -> Handler[Response]:
         except Exception as error:  # a bug: answer INTERNAL, keep serving, log the traceback
             code = "INTERNAL"
             logger.exception("unhandled error in %s", method)
-            await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {error!r}")
+            failure = (grpc.StatusCode.INTERNAL, f"internal error: {error!r}")
+            release(error)
         finally:
             if metrics is not None:
                 metrics.grpc_call_handled(method, code)
+        await context.abort(*failure)
         raise AssertionError("unreachable")  # context.abort raises
 
     return wrapper
@@ -213,7 +219,7 @@ class InferenceServicer(_Observed, pb_grpc.GRPCInferenceServiceServicer):
         else:
             inference_request.parameters.headers = headers
         response = await self.registry.infer(
-            request.model_name, _version(request.model_version), inference_request
+            request.model_name, _version(request.model_version), inference_request, remaining
         )
         if response.parameters is not None:
             returned = outgoing_headers(response.parameters)
@@ -298,6 +304,7 @@ class GrpcTransport:
         host, port: where to listen (port 0 picks a free one; see ``port``).
         max_message_length: the send and receive limit in bytes (None: 256 MiB).
         call_metrics: where RPC counts go (e.g. ``ServerMetrics``; None: not counted).
+        max_concurrent_rpcs: most RPCs in flight (None: no limit).
         interceptors: run before every call (e.g. the access policy's, ``grpc_access``).
         credentials: TLS server credentials (``server/tls.py``; None: plaintext).
     """
@@ -312,6 +319,7 @@ class GrpcTransport:
         call_metrics: CallMetrics | None = None,
         interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
         credentials: grpc.ServerCredentials | None = None,
+        max_concurrent_rpcs: int | None = None,
     ) -> None:
         limit = max_message_length or DEFAULT_MAX_MESSAGE_LENGTH
         self._health_task: asyncio.Task[None] | None = None
@@ -323,6 +331,8 @@ class GrpcTransport:
                 # Without this a second server could share the port instead of failing.
                 ("grpc.so_reuseport", 0),
             ],
+            # Beyond it gRPC answers RESOURCE_EXHAUSTED at once.
+            maximum_concurrent_rpcs=max_concurrent_rpcs,
         )
         self.servicer = InferenceServicer(registry, server_metadata, limit, call_metrics)
         pb_grpc.add_GRPCInferenceServiceServicer_to_server(  # type: ignore[no-untyped-call]

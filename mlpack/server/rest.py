@@ -6,6 +6,7 @@ Errors become ``{"error": message}`` with their status in one place (``error_han
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -19,6 +20,7 @@ from starlette.routing import Route
 
 from .. import tracing
 from ..codecs.bytes_json import bytes_outputs_as_text
+from ..engine.deadlines import parse_timeout_header
 from ..engine.registry import ModelRegistry
 from ..errors import InvalidRequest, ModelNotReady
 from ..types import InferenceRequest, InferenceResponse, MetadataServerResponse, Parameters
@@ -33,6 +35,10 @@ logger = logging.getLogger("mlpack.rest")
 
 JSON = "application/json"
 EXTENSIONS = ["model_repository", binary.EXTENSION]
+# Bodies larger than this are decoded on a thread, off the event loop.
+OFF_LOOP_BODY_SIZE = 1024 * 1024
+# The client's deadline for one inference request, in seconds (decimal), e.g. "2.5".
+TIMEOUT_HEADER = "inference-timeout"
 
 
 class JSONBytesResponse(Response):
@@ -102,21 +108,23 @@ class RestEndpoints:
         )
         body = await request.body()
         with tracing.stage("decode"):
-            if header_length is None:
-                inference_request = parse_inference_request(body)
-            else:  # binary tensor data extension (server/binary.py)
-                header, tensors = binary.split_body(body, header_length)
-                inference_request = parse_inference_request(header)
-                binary.attach_inputs(inference_request, tensors)
+            if len(body) > OFF_LOOP_BODY_SIZE:
+                # Decoding a big body takes long: do it on a thread so health checks and
+                # small requests keep being answered meanwhile.
+                inference_request = await asyncio.to_thread(decode_infer_body, body, header_length)
+            else:
+                inference_request = decode_infer_body(body, header_length)
+        del body
         binary_outputs = binary.requested_binary_outputs(inference_request)
         _attach_headers(inference_request, request)
-        if self.registry.queues(name, version):
+        timeout = parse_timeout_header(request.headers.get(TIMEOUT_HEADER))
+        queues = self.registry.queues(name, version)
+        work = self.registry.infer(name, version, inference_request, timeout)
+        if queues:
             # A queued request whose client has gone is dropped before compute.
-            response = await unless_disconnected(
-                request, self.registry.infer(name, version, inference_request)
-            )
+            response = await unless_disconnected(request, work)
         else:
-            response = await self.registry.infer(name, version, inference_request)
+            response = await work
         with tracing.stage("encode"):
             return encode_inference_response(response, binary_outputs)
 
@@ -172,6 +180,16 @@ class RestEndpoints:
 def _model_path(request: Request) -> tuple[str, str | None]:
     params = request.path_params
     return params["model_name"], params.get("model_version")
+
+
+def decode_infer_body(body: bytes, header_length: str | None) -> InferenceRequest:
+    """An infer body (JSON, or JSON + binary tensors) → ``InferenceRequest``."""
+    if header_length is None:
+        return parse_inference_request(body)
+    header, tensors = binary.split_body(body, header_length)  # binary tensor data extension
+    inference_request = parse_inference_request(header)
+    binary.attach_inputs(inference_request, tensors)
+    return inference_request
 
 
 def parse_inference_request(body: bytes) -> InferenceRequest:
@@ -248,17 +266,9 @@ class InferFastPath:
             path = path[len(root_path) :]
         parts = path.split("/")
         if len(parts) == 5 and parts[4] == "infer" and parts[1] == "v2" and parts[2] == "models":
-            if parts[3]:
-                return self._unversioned, {"model_name": parts[3]}
-        elif (
-            len(parts) == 7
-            and parts[6] == "infer"
-            and parts[4] == "versions"
-            and parts[1] == "v2"
-            and parts[2] == "models"
-            and parts[3]
-            and parts[5]
-        ):
+            return (self._unversioned, {"model_name": parts[3]}) if parts[3] else None
+        versioned = len(parts) == 7 and parts[6] == "infer" and parts[4] == "versions"
+        if versioned and parts[1] == "v2" and parts[2] == "models" and parts[3] and parts[5]:
             return self._versioned, {"model_name": parts[3], "model_version": parts[5]}
         return None
 

@@ -231,8 +231,10 @@ def test_disconnected_client_is_dropped_before_compute(
     failed_before = _stats(engine_server, "tinyqueue")["inference_stats"]["fail"]["count"]
     computed_before = len(computed())
     try:
-        # Hold every model slot (one per worker, one in-process) in compute until released.
-        slots = engine_server.extra["workers"] or 1
+        # Hold every worker the model may use in compute until released: one in-process, and
+        # with workers too, since with several models in the pool one model keeps to all
+        # workers but one (the per-model cap).
+        slots = 1
         busy = [raw_request(float(i), hold=str(release)) for i in range(slots)]
         _wait_for(
             lambda: len(computed()) >= computed_before + slots,

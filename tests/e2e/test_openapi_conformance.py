@@ -2,8 +2,8 @@
 
 Zero 5xx and zero responses that break the document (status codes, content types, headers,
 schemas, 405 with ``Allow``). A second server with API keys on (issue 15) is fuzzed the same
-way through the access guard, sending a control-plane key. Deterministic generation and a bounded number of examples per
-operation keep the run reproducible and to well under a minute.
+way through the access guard, sending a control-plane key. Deterministic generation and a
+bounded number of examples per operation keep the run reproducible and well under a minute.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -20,15 +20,17 @@ from tests.helpers.server import ASSETS, RunningServer, start_server
 
 pytestmark = pytest.mark.e2e
 
-CHECKS = ",".join([
-    "not_a_server_error",
-    "status_code_conformance",
-    "content_type_conformance",
-    "response_headers_conformance",
-    "response_schema_conformance",
-    "unsupported_method",
-    "allow_header_conformance",
-])
+CHECKS = ",".join(
+    [
+        "not_a_server_error",
+        "status_code_conformance",
+        "content_type_conformance",
+        "response_headers_conformance",
+        "response_schema_conformance",
+        "unsupported_method",
+        "allow_header_conformance",
+    ]
+)
 MAX_EXAMPLES = 20
 # The main document, then each model's (and each model version's) own.
 DOCUMENTS = [
@@ -74,8 +76,9 @@ CONTROL_KEY = "fuzz-control-key"
 @pytest.fixture(scope="module")
 def server_with_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     root = tmp_path_factory.mktemp("openapi-auth")
-    settings = {"auth": {"data_plane_tokens": ["fuzz-data-key"],
-                         "control_plane_tokens": [CONTROL_KEY]}}
+    settings = {
+        "auth": {"data_plane_tokens": ["fuzz-data-key"], "control_plane_tokens": [CONTROL_KEY]}
+    }
     running = start_server(models_folder(root), root, settings=settings)
     yield running
     running.stop()
@@ -105,21 +108,27 @@ def _fuzz(
     server: RunningServer, document: str, tmp_path: Path, extra: list[str] | None = None
 ) -> None:
     command = [
-        schemathesis_command(), "run", document,
+        schemathesis_command(),
+        "run",
+        document,
         *(extra or []),
-        "--url", server.url,
-        "--checks", CHECKS,
-        "--max-examples", str(MAX_EXAMPLES),
+        "--url",
+        server.url,
+        "--checks",
+        CHECKS,
+        "--max-examples",
+        str(MAX_EXAMPLES),
         "--generation-deterministic",
         # Stateful runs chain calls (unload included) across operations: kept out so each
         # document sees the same server and the run stays bounded.
-        "--phases", "examples,coverage,fuzzing",
-        "--workers", "1",
-        "--request-timeout", "30",
+        "--phases",
+        "examples,coverage,fuzzing",
+        "--workers",
+        "1",
+        "--request-timeout",
+        "30",
         "--no-color",
     ]
-    result = subprocess.run(
-        command, capture_output=True, text=True, timeout=600, cwd=tmp_path
-    )
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}\n{server.log()[-3000:]}"
     assert " passed" in result.stdout and "failed" not in result.stdout, result.stdout

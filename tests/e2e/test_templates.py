@@ -22,6 +22,8 @@ ANSWERS = {
     "xgboost": ("predict", [1, 0]),
     "lightgbm": ("predict", [1, 0]),
     "onnx": ("label", [1, 0]),
+    "mlflow": ("output-0", [1, 0]),
+    "huggingface": ("label", ["positive", "negative"]),
 }
 
 # What each template's train.py and runtime import (all in the `test` extra).
@@ -30,6 +32,8 @@ NEEDS = {
     "xgboost": ["xgboost"],
     "lightgbm": ["lightgbm"],
     "onnx": ["onnxruntime", "skl2onnx"],
+    "mlflow": ["mlflow", "sklearn", "skops"],
+    "huggingface": ["torch", "transformers", "tokenizers"],
 }
 
 

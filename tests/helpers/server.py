@@ -69,6 +69,7 @@ def start_server(
     wait_ready: bool = True,
     timeout: float = 60,
     args: tuple[str, ...] = (),
+    launcher: tuple[str, ...] = ("-m", "mlpack"),
     runtimes_on_path: bool = True,
     wait: bool = True,
 ) -> RunningServer:
@@ -88,8 +89,7 @@ def start_server(
     )
     command = [
         sys.executable,
-        "-m",
-        "mlpack",
+        *launcher,
         "start",
         str(folder),
         "--host",

@@ -11,7 +11,7 @@ import pytest
 from mlpack import scaffold
 from mlpack.templating import template_root
 
-TEMPLATES = ["custom", "sklearn", "xgboost", "lightgbm", "onnx"]
+TEMPLATES = ["custom", "sklearn", "xgboost", "lightgbm", "onnx", "mlflow", "huggingface"]
 EVERY_PROJECT_HAS = {
     "model-settings.json",
     "requirements.txt",
@@ -30,7 +30,15 @@ def test_template_root_is_the_repositorys_templates_folder() -> None:
 
 def test_list_templates_custom_first_with_descriptions() -> None:
     templates = scaffold.list_templates()
-    assert [t.name for t in templates] == ["custom", "lightgbm", "onnx", "sklearn", "xgboost"]
+    assert [t.name for t in templates] == [
+        "custom",
+        "huggingface",
+        "lightgbm",
+        "mlflow",
+        "onnx",
+        "sklearn",
+        "xgboost",
+    ]
     assert all(t.description and t.request and t.answer for t in templates)
 
 
@@ -73,6 +81,8 @@ def test_runtime_templates_name_their_runtime() -> None:
         "xgboost": "mlpack_xgboost.XGBoostModel",
         "lightgbm": "mlpack_lightgbm.LightGBMModel",
         "onnx": "mlpack_onnx.OnnxModel",
+        "mlflow": "mlpack_mlflow.MLflowModel",
+        "huggingface": "mlpack_huggingface.HuggingFaceModel",
     }
 
 

@@ -50,11 +50,11 @@ def test_endpoint_and_protocol_resolution(monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_untraced_predict_stays_a_compact_tuple_and_traced_carries_context() -> None:
     plain = Call(7, Predict("m#1", ("id", None, [], None)))
-    assert len(_to_wire(plain)) == 4
+    assert len(_to_wire(plain)) == 5  # tag, call id, key, request, deadline
     carrier = {"traceparent": "00-" + "a" * 32 + "-" + "b" * 16 + "-01"}
-    traced = Call(8, Predict("m#1", ("id", None, [], None), carrier))
+    traced = Call(8, Predict("m#1", ("id", None, [], None), trace=carrier))
     wire = _to_wire(traced)
-    assert len(wire) == 5
+    assert len(wire) == 6
     back = from_wire(pickle.loads(pickle.dumps(wire)))
     assert back.body.trace == carrier and back.call_id == 8
     assert encode_frame(traced)  # frames like any other message

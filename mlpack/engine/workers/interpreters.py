@@ -34,13 +34,12 @@ import subprocess
 import sys
 import sysconfig
 from pathlib import Path
-from typing import Optional
 
 from ...environments import DEFAULT_LIMITS, Environment, ExtractionLimits, resolve_environment
 from ...environments.runtimes import runtime_packages
 from ...settings import ModelSettings
 from ...types import InferenceRequest, InferenceResponse, MetadataModelResponse
-from .pool import WorkerPool, WorkerRunner
+from .pool import DEFAULT_POOL_LIMITS, PoolLimits, WorkerPool, WorkerRunner
 
 _BOOT = (
     "import json, sys; sys.path.extend(json.loads(sys.argv[1])); "
@@ -112,13 +111,13 @@ class _PopenWorker:
         return self._popen.pid
 
     @property
-    def exitcode(self) -> Optional[int]:
+    def exitcode(self) -> int | None:
         return self._popen.poll()
 
     def is_alive(self) -> bool:
         return self._popen.poll() is None
 
-    def join(self, timeout: Optional[float] = None) -> None:
+    def join(self, timeout: float | None = None) -> None:
         try:
             self._popen.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -128,18 +127,27 @@ class _PopenWorker:
         self._popen.kill()
 
 
-def environment_pool(environment: Environment, size: int, shim_root: Path, stop_timeout: float) -> WorkerPool:
+def environment_pool(
+    environment: Environment,
+    size: int,
+    shim_root: Path,
+    stop_timeout: float,
+    limits: PoolLimits = DEFAULT_POOL_LIMITS,
+) -> WorkerPool:
     """A ``WorkerPool`` whose workers run ``environment``'s Python."""
     command, env = worker_command(environment.python, shim_root)
 
     def start(child_end: socket.socket, worker_id: int) -> _PopenWorker:
         fd = child_end.fileno()
         popen = subprocess.Popen(
-            [*command, str(fd), str(worker_id)], env=env, pass_fds=(fd,), stdin=subprocess.DEVNULL,
+            [*command, str(fd), str(worker_id)],
+            env=env,
+            pass_fds=(fd,),
+            stdin=subprocess.DEVNULL,
         )
         return _PopenWorker(popen)
 
-    return WorkerPool(size, stop_timeout=stop_timeout, start_process=start)
+    return WorkerPool(size, stop_timeout=stop_timeout, start_process=start, **limits.as_kwargs())
 
 
 def child_main(fd: int, worker_id: int) -> None:
@@ -157,6 +165,7 @@ class EnvironmentPools:
         size: workers per environment.
         stop_timeout: how long closing waits for workers.
         limits: bounds on what a tarball may unpack to.
+        pool_limits: queue bound, health pings, recycling and restart backoff of each pool.
     """
 
     def __init__(
@@ -165,7 +174,9 @@ class EnvironmentPools:
         size: int = 1,
         stop_timeout: float = 5.0,
         limits: ExtractionLimits = DEFAULT_LIMITS,
+        pool_limits: PoolLimits = DEFAULT_POOL_LIMITS,
     ) -> None:
+        self.pool_limits = pool_limits
         self.environments_dir = environments_dir
         self.limits = limits
         self.size = max(1, size)
@@ -192,7 +203,13 @@ class EnvironmentPools:
         async with self._lock:
             pool = self._pools.get(environment.root)
             if pool is None:
-                pool = environment_pool(environment, self.size, self.environments_dir, self.stop_timeout)
+                pool = environment_pool(
+                    environment,
+                    self.size,
+                    self.environments_dir,
+                    self.stop_timeout,
+                    self.pool_limits,
+                )
                 await pool.start()
                 self._pools[environment.root] = pool
             return pool
@@ -208,7 +225,7 @@ class EnvironmentRunner:
     def __init__(self, settings: ModelSettings, pools: EnvironmentPools) -> None:
         self.settings = settings
         self._pools = pools
-        self._runner: Optional[WorkerRunner] = None
+        self._runner: WorkerRunner | None = None
 
     @property
     def concurrency(self) -> int:
@@ -218,6 +235,11 @@ class EnvironmentRunner:
         pool = await self._pools.pool_for(self.settings)
         self._runner = WorkerRunner(self.settings, pool)
         return await self._runner.load()
+
+    queues = True  # requests may wait for a free worker slot
+
+    def has_capacity(self) -> bool:
+        return self._runner is None or self._runner.has_capacity()
 
     async def predict(self, request: InferenceRequest) -> InferenceResponse:
         assert self._runner is not None, "predict() before load()"

@@ -49,16 +49,27 @@ class UnloadModel:
 
 @dataclass
 class Predict:
-    """Run the model under ``key`` on a request packed by ``pack_request``."""
+    """Run the model under ``key`` on a request packed by ``pack_request``.
+
+    ``deadline`` (``time.monotonic()``, system-wide on Linux): not started after it.
+    """
 
     key: str
     request: tuple[Any, ...]
+    deadline: float | None = None
     trace: dict[str, str] | None = None  # W3C trace context (tracing on only)
 
 
 @dataclass
 class Ping:
     pass
+
+
+@dataclass
+class Cancel:
+    """The caller of call ``call_id`` gave up: do not start it (sent without a reply)."""
+
+    call_id: int
 
 
 @dataclass
@@ -222,8 +233,15 @@ def _to_wire(message: Any) -> tuple[Any, ...]:
     if type(message) is Call and type(message.body) is Predict:
         body = message.body
         if body.trace is not None:
-            return (_CALL_PREDICT_TRACED, message.call_id, body.key, body.request, body.trace)
-        return (_CALL_PREDICT, message.call_id, body.key, body.request)
+            return (
+                _CALL_PREDICT_TRACED,
+                message.call_id,
+                body.key,
+                body.request,
+                body.deadline,
+                body.trace,
+            )
+        return (_CALL_PREDICT, message.call_id, body.key, body.request, body.deadline)
     if type(message) is Reply and message.error is None:
         return (_REPLY_VALUE, message.call_id, message.value)
     return (_OTHER, message)
@@ -233,11 +251,11 @@ def from_wire(wire: tuple[Any, ...]) -> Any:
     """The message an unpickled frame holds (see ``_to_wire``)."""
     tag = wire[0]
     if tag == _CALL_PREDICT:
-        return Call(wire[1], Predict(wire[2], wire[3]))
+        return Call(wire[1], Predict(wire[2], wire[3], wire[4]))
     if tag == _REPLY_VALUE:
         return Reply(wire[1], wire[2])
     if tag == _CALL_PREDICT_TRACED:
-        return Call(wire[1], Predict(wire[2], wire[3], wire[4]))
+        return Call(wire[1], Predict(wire[2], wire[3], wire[4], wire[5]))
     return wire[1]
 
 

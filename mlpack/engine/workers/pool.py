@@ -11,19 +11,25 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import itertools
 import logging
 import multiprocessing
+import random
 import socket
+import time
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from ... import tracing
-from ...errors import WorkerError
+from ...errors import NoCapacity, Overloaded, WorkerError
 from ...settings import ModelSettings
 from ...types import InferenceRequest, InferenceResponse, MetadataModelResponse
+from ..deadlines import check, current_deadline
 from .messages import (
     Call,
+    Cancel,
     FrameDecoder,
     LoadModel,
     Ping,
@@ -40,6 +46,23 @@ from .worker import run_worker
 logger = logging.getLogger("mlpack.workers")
 
 WorkerTarget = Callable[..., None]
+
+
+@dataclass(frozen=True)
+class PoolLimits:
+    """The robustness knobs of a ``WorkerPool`` (see its parameters), as plain values."""
+
+    max_queue_size: int = 4096
+    ping_interval: float = 5.0
+    ping_timeout: float = 10.0
+    max_requests_per_worker: int = 0
+    max_restart_backoff: float = 30.0
+
+    def as_kwargs(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+DEFAULT_POOL_LIMITS = PoolLimits()
 _runner_ids = itertools.count(1)
 
 
@@ -57,14 +80,24 @@ class _Worker(asyncio.Protocol):
         process: Any,
         on_lost: Callable[[_Worker], None],
         on_free: Callable[[], None],
+        on_call_done: Callable[[str], None] = lambda key: None,
     ) -> None:
         self.worker_id = worker_id
         self.process = process
         self.on_lost = on_lost
         self.on_free = on_free
+        self.on_call_done = on_call_done
+        self.counts: collections.Counter[str] = collections.Counter()  # the pool's, shared
         self.pending: dict[int, asyncio.Future[Any]] = {}
         self.reserved = 0  # slots handed to waiting requests that have not called yet
         self.models: set[str] = set()
+        self.keys: dict[int, str] = {}  # call id -> model key, for predictions in flight
+        self.key_calls: collections.Counter[str] = collections.Counter()  # by model, + reserved
+        self.deadlines: dict[int, float] = {}  # call id -> deadline, for those that have one
+        self.timers: dict[int, asyncio.TimerHandle] = {}  # hard limits (kill past them)
+        self.pings: set[int] = set()  # call ids of pings (not counted as in flight)
+        self.served = 0  # predictions sent to this worker
+        self.retiring = False  # recycled: takes no new requests, stops once idle
         self.alive = False
         self.transport: asyncio.Transport | None = None
         self._decoder = FrameDecoder()
@@ -72,7 +105,23 @@ class _Worker(asyncio.Protocol):
 
     @property
     def in_flight(self) -> int:
-        return len(self.pending) + self.reserved
+        return len(self.pending) - len(self.pings) + self.reserved
+
+    def overdue(self, now: float) -> bool:
+        """Whether a call it holds is past its deadline (so it may be stuck)."""
+        return bool(self.deadlines) and min(self.deadlines.values()) <= now
+
+    def _finished(self, call_id: int) -> None:
+        key = self.keys.pop(call_id, None)
+        if key is not None:
+            self.counts[key] -= 1
+            self.key_calls[key] -= 1
+        self.deadlines.pop(call_id, None)
+        timer = self.timers.pop(call_id, None)
+        if timer is not None:
+            timer.cancel()
+        if key is not None:
+            self.on_call_done(key)
 
     def describe(self) -> str:
         return f"worker {self.worker_id} (pid {self.process.pid})"
@@ -88,8 +137,13 @@ class _Worker(asyncio.Protocol):
             future = self.pending.pop(reply.call_id, None)
             if future is None:
                 continue
-            if future.done():  # its caller gave up: the slot it held is free only now
+            self._finished(reply.call_id)
+            if reply.call_id in self.pings:
+                self.pings.discard(reply.call_id)
+            elif future.done():  # its caller gave up: the slot it held is free only now
                 self.on_free()
+                continue
+            if future.done():
                 continue
             if reply.error is not None:
                 future.set_exception(reply.error)
@@ -99,6 +153,8 @@ class _Worker(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.alive = False
         pending, self.pending = self.pending, {}
+        for call_id in list(self.keys):
+            self._finished(call_id)
         for future in pending.values():
             if not future.done():
                 future.set_exception(
@@ -106,14 +162,50 @@ class _Worker(asyncio.Protocol):
                 )
         self.on_lost(self)
 
-    async def call(self, body: Any) -> Any:
+    async def call(self, body: Any, hard_limit: float | None = None) -> Any:
+        """Send ``body`` and await the reply. Past ``hard_limit`` (monotonic time) with
+        the call still unanswered, the worker is killed (its calls fail with 503)."""
         if not self.alive or self.transport is None:
             raise WorkerError(f"{self.describe()} is not running")
         call_id = next(self._ids)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
         self.pending[call_id] = future
+        if isinstance(body, Predict):
+            self.keys[call_id] = body.key
+            self.counts[body.key] += 1
+            self.key_calls[body.key] += 1
+            if body.deadline is not None:
+                self.deadlines[call_id] = body.deadline
+            if hard_limit is not None:
+                delay = max(0.0, hard_limit - time.monotonic())
+                self.timers[call_id] = loop.call_later(delay, self._overran, call_id)
+        elif isinstance(body, Ping):
+            self.pings.add(call_id)
         self.transport.writelines(encode_frame(Call(call_id, body)))
-        return await future  # cancelled: the entry stays until the worker's reply
+        try:
+            return await future  # cancelled: the entry stays until the worker's reply
+        except asyncio.CancelledError:
+            if isinstance(body, Predict) and call_id in self.pending and self.alive:
+                # Not started yet? Then the worker skips it (and answers at once).
+                self.transport.writelines(encode_frame(Call(next(self._ids), Cancel(call_id))))
+            raise
+
+    def _overran(self, call_id: int) -> None:
+        if call_id in self.pending and self.alive:
+            logger.error(
+                "%s: a request ran past twice its deadline; killing the worker "
+                "(its other in-flight requests fail with 503) and starting a replacement",
+                self.describe(),
+            )
+            self.kill()
+
+    def kill(self) -> None:
+        """Kill the process now; ``connection_lost`` then fails its calls and replaces it."""
+        with contextlib.suppress(Exception):
+            self.process.kill()
+        if self.transport is not None:
+            self.transport.close()
 
 
 class WorkerPool:
@@ -123,11 +215,19 @@ class WorkerPool:
         size: number of worker processes.
         stop_timeout: how long ``close`` waits for workers to exit before killing them.
         max_in_flight: most requests outstanding per worker.
-        start_timeout: how long a new worker may take to answer its first ping.
+        start_timeout: how long a new worker may take to answer its first ping, and
+            longest a request waits for a free slot.
         target: the child's entry function (``run_worker``; tests pass their own).
         start_process: starts a worker some other way, given the child's socket and the
             worker id, returning a process-like handle (pid, exitcode, is_alive, join, kill);
             per-model environments use it to start workers with their own Python.
+        max_queue_size: most requests waiting for a slot (beyond: ``Overloaded``, 503).
+        ping_interval: seconds between health pings to each worker (0: no pings).
+        ping_timeout: a worker that does not answer a ping this long is killed and replaced.
+        max_requests_per_worker: a worker is replaced after this many predictions, plus
+            up to 10% jitter so workers do not restart together (0: never).
+        max_restart_backoff: longest wait between attempts to start a replacement; the
+            wait doubles from 0.5 s after each failure, and attempts never stop.
     """
 
     def __init__(
@@ -138,21 +238,40 @@ class WorkerPool:
         start_timeout: float = 60.0,
         target: WorkerTarget = run_worker,
         start_process: Callable[[socket.socket, int], Any] | None = None,
+        max_queue_size: int = 4096,
+        ping_interval: float = 5.0,
+        ping_timeout: float = 10.0,
+        max_requests_per_worker: int = 0,
+        max_restart_backoff: float = 30.0,
     ) -> None:
         self.size = size
         self.stop_timeout = stop_timeout
         self.max_in_flight = max_in_flight
         self.start_timeout = start_timeout
+        self.max_queue_size = max_queue_size
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.max_requests_per_worker = max_requests_per_worker
+        self.max_restart_backoff = max_restart_backoff
         self._target = target
         self._start_process = start_process
         self._context = multiprocessing.get_context("spawn")
         self._workers: dict[int, _Worker] = {}
+        self._ids = itertools.count(size)  # ids for recycled workers' successors
         self._models: dict[str, ModelSettings] = {}
         # Requests waiting for a free slot, oldest first; a freed slot goes to the oldest
         # waiter whose model it can serve (no thundering herd, no overtaking).
         self._waiting: collections.deque[tuple[str, asyncio.Future[_Worker]]] = collections.deque()
+        self._counts: collections.Counter[str] = collections.Counter()  # predictions in flight
+        self._reserved: collections.Counter[str] = collections.Counter()  # slots handed over
         self._stopping = False
+        self._replacing = 0  # replacements (or recycled successors) being started
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Figures for metrics and logs.
+        self.restarts = 0  # workers started to replace one that died, hung or was recycled
+        self.failed_starts = 0
+        self.hung = 0  # workers killed for not answering a ping
+        self.recycled = 0
 
     @property
     def workers(self) -> list[_Worker]:
@@ -163,8 +282,15 @@ class WorkerPool:
         return [key for key, _ in self._waiting]
 
     async def start(self) -> None:
-        """Start every worker and wait until each answers."""
+        """Start every worker and wait until each answers; then ping them periodically."""
         await asyncio.gather(*(self._spawn(worker_id) for worker_id in range(self.size)))
+        if self.ping_interval > 0:
+            self._background(self._watch())
+
+    def _background(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _spawn(self, worker_id: int) -> _Worker:
         parent_end, child_end = socket.socketpair()
@@ -181,18 +307,19 @@ class WorkerPool:
                 process.start()
         finally:
             child_end.close()
-        worker = _Worker(worker_id, process, self._on_lost, self._hand_over)
+        worker = _Worker(worker_id, process, self._on_lost, self._hand_over, self._call_done)
+        worker.counts = self._counts
         loop = asyncio.get_running_loop()
         await loop.connect_accepted_socket(lambda: worker, parent_end)
         try:
             async with asyncio.timeout(self.start_timeout):
                 await worker.call(Ping())
+                for key, settings in list(self._models.items()):
+                    await worker.call(LoadModel(key, settings))
+                    worker.models.add(key)
         except BaseException:
             self._kill(worker)
             raise
-        for key, settings in list(self._models.items()):
-            await worker.call(LoadModel(key, settings))
-            worker.models.add(key)
         self._workers[worker_id] = worker
         await self._notify()
         logger.info("%s started", worker.describe())
@@ -202,7 +329,7 @@ class WorkerPool:
         loop = asyncio.get_running_loop()
         loop.run_in_executor(None, worker.process.join, 5)
         if self._workers.get(worker.worker_id) is not worker:
-            return  # never started, or already replaced
+            return  # never started, already replaced, or recycled
         del self._workers[worker.worker_id]
         if self._stopping:
             return
@@ -211,26 +338,75 @@ class WorkerPool:
             worker.describe(),
             worker.process.exitcode,
         )
-        task = loop.create_task(self._replace(worker.worker_id))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._fail_waiters_without_capacity()
+        self._replacing += 1
+        self._background(self._replace(worker.worker_id))
 
     async def _replace(self, worker_id: int) -> None:
-        for attempt in range(3):
-            if self._stopping:
-                return
-            try:
-                await self._spawn(worker_id)
-                return
-            except Exception:
-                logger.exception("replacing worker %d failed (attempt %d)", worker_id, attempt + 1)
-                await asyncio.sleep(1.0)
+        """Start a replacement until one starts: never give up, back off exponentially."""
+        delay = 0.5
+        try:
+            while not self._stopping:
+                try:
+                    await self._spawn(worker_id)
+                    self.restarts += 1
+                    return
+                except asyncio.CancelledError:
+                    raise
+                except Exception as error:
+                    self.failed_starts += 1
+                    logger.error(
+                        "starting a replacement for worker %d failed (%s); models without a "
+                        "live worker are not ready; next attempt in %.1fs",
+                        worker_id,
+                        error,
+                        delay,
+                    )
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self.max_restart_backoff)
+        finally:
+            self._replacing -= 1
+
+    async def _watch(self) -> None:
+        """Ping every worker each ``ping_interval``; kill those that do not answer in time."""
+        while not self._stopping:
+            await asyncio.sleep(self.ping_interval)
+            workers = [w for w in self._workers.values() if w.alive]
+            results = await asyncio.gather(
+                *(self._ping(w) for w in workers), return_exceptions=True
+            )
+            for worker, answered in zip(workers, results, strict=True):
+                if answered is False and worker.alive and not self._stopping:
+                    self.hung += 1
+                    logger.error(
+                        "%s did not answer a ping within %gs; killing it and starting a "
+                        "replacement",
+                        worker.describe(),
+                        self.ping_timeout,
+                    )
+                    worker.kill()
+
+    async def _ping(self, worker: _Worker) -> bool:
+        try:
+            async with asyncio.timeout(self.ping_timeout):
+                await worker.call(Ping())
+        except TimeoutError:
+            return False
+        except WorkerError:
+            pass  # died meanwhile: connection_lost handles it
+        return True
 
     async def _notify(self) -> None:
         self._hand_over()
 
+    def _call_done(self, key: str) -> None:
+        self._hand_over()  # a model under its cap may take a waiting slot now
+
     def _has_free_slot(self) -> bool:
-        return any(w.alive and w.in_flight < self.max_in_flight for w in self._workers.values())
+        return any(
+            w.alive and not w.retiring and w.in_flight < self.max_in_flight
+            for w in self._workers.values()
+        )
 
     def _hand_over(self) -> None:
         """Give free slots to waiting requests, oldest first.
@@ -252,11 +428,40 @@ class WorkerPool:
                 still_waiting.append((key, future))
                 continue
             worker.reserved += 1
+            worker.key_calls[key] += 1
+            self._reserved[key] += 1
             future.set_result(worker)
             if not self._has_free_slot():
                 break
         still_waiting.extend(self._waiting)
         self._waiting = still_waiting
+
+    # -- capacity ---------------------------------------------------------------------
+    def has_capacity(self, key: str) -> bool:
+        """Whether a live worker has ``key`` loaded (or one is being recycled in)."""
+        return any(w.alive and key in w.models for w in self._workers.values())
+
+    def _fail_waiters_without_capacity(self) -> None:
+        for key, future in self._waiting:
+            if not future.done() and not self.has_capacity(key):
+                future.set_exception(self._no_capacity(key))
+
+    def _no_capacity(self, key: str) -> NoCapacity:
+        name = key.rsplit("#", 1)[0]
+        return NoCapacity(
+            f"model '{name}': no worker process is running it right now "
+            "(a replacement is starting); retry shortly",
+            retry_after=1.0,
+        )
+
+    def model_cap(self, key: str) -> int:
+        """Most workers one model may keep busy at once: with several models in the pool,
+        one worker is kept for the others, so a stuck model cannot take every worker (a
+        worker computes one request at a time, so the cap counts workers, not slots)."""
+        workers = len(self._workers)
+        if len(self._models) <= 1 or workers <= 1:
+            return max(1, workers)
+        return workers - 1
 
     # -- models -----------------------------------------------------------------------
     async def load(self, key: str, settings: ModelSettings) -> MetadataModelResponse:
@@ -291,35 +496,61 @@ class WorkerPool:
 
     # -- inference --------------------------------------------------------------------
     def _pick(self, key: str) -> _Worker | None:
+        occupied = sum(1 for w in self._workers.values() if w.key_calls[key] > 0)
+        at_cap = occupied >= self.model_cap(key)
         best: _Worker | None = None
+        now = 0.0
         for worker in self._workers.values():
-            if (
-                worker.alive
-                and key in worker.models
-                and worker.in_flight < self.max_in_flight
-                and (best is None or worker.in_flight < best.in_flight)
-            ):
-                best = worker
+            if worker.alive and key in worker.models and worker.in_flight < self.max_in_flight:
+                if worker.retiring or (at_cap and not worker.key_calls[key]):
+                    continue
+                if worker.deadlines:  # busy past a deadline: maybe stuck, send nothing more
+                    now = now or time.monotonic()
+                    if worker.overdue(now):
+                        continue
+                if best is None or worker.in_flight < best.in_flight:
+                    best = worker
         return best
 
     async def predict(self, key: str, request: InferenceRequest) -> InferenceResponse:
+        if not self.has_capacity(key):
+            if key not in self._models:
+                name = key.rsplit("#", 1)[0]
+                raise WorkerError(f"model '{name}' is not loaded in any worker")
+            raise self._no_capacity(key)
+        deadline = current_deadline()
         worker = None if self._waiting else self._pick(key)  # never overtake a waiter
         reserved = worker is None
         if worker is None:
+            if len(self._waiting) >= self.max_queue_size:
+                raise Overloaded(
+                    f"model '{key.rsplit('#', 1)[0]}': {len(self._waiting)} requests wait for "
+                    f"a worker (max_queue_size {self.max_queue_size}); retry later",
+                    retry_after=1.0,
+                )
             worker = await self._wait_for_worker(key)
         try:
             if reserved:
                 worker.reserved -= 1  # the call below holds the slot from here on
-            body = Predict(key, pack_request(request))
+                worker.key_calls[key] -= 1
+                self._reserved[key] -= 1
+            check(deadline, key.rsplit("#", 1)[0])  # expired while waiting: not sent
+            hard_limit = None
+            if deadline is not None:
+                now = time.monotonic()
+                hard_limit = deadline + (deadline - now)  # twice the time left
+            worker.served += 1
+            body = Predict(key, pack_request(request), deadline)
             if tracing.active:
                 attributes = {"mlpack.worker.id": worker.worker_id}
                 with tracing.span("worker", attributes, kind=tracing.client_kind()):
                     body.trace = tracing.inject()  # the worker's spans are children of this one
-                    packed = await worker.call(body)
+                    packed = await worker.call(body, hard_limit)
             else:
-                packed = await worker.call(body)
+                packed = await worker.call(body, hard_limit)
         finally:
             self._hand_over()
+            self._maybe_recycle(worker)
         return unpack_response(packed)
 
     async def _wait_for_worker(self, key: str) -> _Worker:
@@ -336,8 +567,11 @@ class WorkerPool:
             async with asyncio.timeout(self.start_timeout):
                 return await future
         except (TimeoutError, asyncio.CancelledError) as error:
-            if future.done() and not future.cancelled():
-                future.result().reserved -= 1  # handed over just as we gave up: give it back
+            if future.done() and not future.cancelled() and future.exception() is None:
+                worker = future.result()  # handed over just as we gave up: give it back
+                worker.reserved -= 1
+                worker.key_calls[key] -= 1
+                self._reserved[key] -= 1
                 self._hand_over()
             else:
                 future.cancel()
@@ -349,6 +583,41 @@ class WorkerPool:
             raise WorkerError(
                 f"no worker could take a request for model '{name}' within {self.start_timeout:g}s"
             ) from None
+
+    # -- recycling ----------------------------------------------------------------------
+    def _maybe_recycle(self, worker: _Worker) -> None:
+        limit = self.max_requests_per_worker
+        if not limit or worker.retiring or self._stopping or not worker.alive:
+            return
+        jitter = getattr(worker, "jitter", None)
+        if jitter is None:
+            jitter = worker.jitter = random.randint(0, max(0, limit // 10))  # type: ignore[attr-defined]
+        if worker.served >= limit + jitter:
+            worker.retiring = True
+            self._replacing += 1
+            self._background(self._recycle(worker))
+
+    async def _recycle(self, old: _Worker) -> None:
+        """Start a successor first, then stop ``old`` once its calls are answered."""
+        try:
+            await self._replace(next(self._ids))  # counts in _replacing until it starts
+        except asyncio.CancelledError:
+            return
+        self._replacing += 1  # balanced below
+        try:
+            if self._workers.get(old.worker_id) is old:
+                del self._workers[old.worker_id]  # from here on it is no longer replaced
+            self.recycled += 1
+            logger.info("%s recycled after %d requests", old.describe(), old.served)
+            while old.alive and len(old.pending) > len(old.pings):
+                await asyncio.sleep(0.05)
+            if old.alive:
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(self.stop_timeout):
+                        await old.call(Stop())
+            self._kill(old)
+        finally:
+            self._replacing -= 1
 
     # -- stop ----------------------------------------------------------------------------
     async def close(self) -> None:
@@ -379,6 +648,11 @@ class WorkerPool:
 
 class WorkerRunner:
     """A ``ModelRunner`` whose model lives in every process of a ``WorkerPool``."""
+
+    queues = True  # requests may wait for a free worker slot
+
+    def has_capacity(self) -> bool:
+        return self.pool.has_capacity(self.key)
 
     def __init__(self, settings: ModelSettings, pool: WorkerPool) -> None:
         self.settings = settings

@@ -1,8 +1,10 @@
 """The worker process: a module-level entry point that loads models and runs predictions.
 
-Requests arrive one frame at a time on a socket and are answered in order. SIGINT
-and SIGTERM are ignored: the server stops its workers itself, after in-flight
-requests have finished, and a worker exits on its own when the server's end closes.
+Requests arrive one frame at a time on a socket. A reader thread answers pings at once
+(so the server can tell a busy worker from a hung or stopped one) and queues every other
+message for the main thread, which answers them in order. SIGINT and SIGTERM are
+ignored: the server stops its workers itself, after in-flight requests have finished,
+and a worker exits on its own when the server's end closes.
 """
 
 from __future__ import annotations
@@ -12,20 +14,24 @@ import io
 import logging
 import os
 import pickle
+import queue
 import signal
 import socket
+import threading
 from collections.abc import Callable
 from typing import Any
 
 from ... import tracing
-from ...errors import MLPackError, ModelError, ModelNotFound
+from ...errors import MLPackError, ModelError, ModelNotFound, RequestCancelled
 from ...model import MLModel
+from ..deadlines import check
 from ..failures import attach_traceback
 from ..invocation import build_and_load, predict_blocking, unload_model
 from .messages import (
     HEADER,
     LENGTH,
     Call,
+    Cancel,
     LoadModel,
     Ping,
     Predict,
@@ -69,9 +75,38 @@ def receive(sock: io.BufferedIOBase) -> Any:
     return from_wire(pickle.loads(payload, buffers=buffers))
 
 
+_send_lock = threading.Lock()
+
+
 def send(sock: socket.socket, message: Any) -> None:
-    for chunk in encode_frame(message):
-        sock.sendall(chunk)
+    chunks = encode_frame(message)
+    with _send_lock:  # the reader thread answers pings while the main thread replies
+        for chunk in chunks:
+            sock.sendall(chunk)
+
+
+def _read_messages(
+    stream: io.BufferedIOBase,
+    sock: socket.socket,
+    inbox: queue.SimpleQueue[Any],
+    cancelled: set[int],
+) -> None:
+    """Reader thread: answer pings now, note cancellations, hand the rest to the main thread."""
+    while True:
+        message = receive(stream)
+        if isinstance(message, Call) and isinstance(message.body, Cancel):
+            cancelled.add(message.body.call_id)
+            continue
+        if isinstance(message, Call) and isinstance(message.body, Ping):
+            try:
+                send(sock, Reply(message.call_id, value=os.getpid()))
+            except OSError:
+                message = Stop()
+            else:
+                continue
+        inbox.put(message)
+        if isinstance(message, Stop) or not isinstance(message, Call):
+            return
 
 
 class _Models:
@@ -86,6 +121,7 @@ class _Models:
             model = self.models.get(body.key)
             if model is None:
                 raise ModelNotFound(body.key.rsplit("#", 1)[0])
+            check(body.deadline, model.name)  # expired while queued: not started
             request = unpack_request(body.request)
             if body.trace is not None and tracing.configure_from_environment():
                 with tracing.attached(tracing.extract(body.trace)):
@@ -126,17 +162,32 @@ def run_worker(
     models = _Models()
     sock.setblocking(True)
     stream = io.BufferedReader(socket.SocketIO(sock, "rb"), buffer_size=256 * 1024)
+    inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    cancelled: set[int] = set()  # calls whose caller gave up before they started
+    reader = threading.Thread(
+        target=_read_messages,
+        args=(stream, sock, inbox, cancelled),
+        name="mlpack-worker-reader",
+        daemon=True,
+    )
+    reader.start()
     while True:
-        message = receive(stream)
+        message = inbox.get()
         if isinstance(message, Stop) or not isinstance(message, Call):
             break
         if isinstance(message.body, Stop):
             send(sock, Reply(message.call_id))
             break
-        try:
-            reply = Reply(message.call_id, value=models.handle(message.body))
-        except BaseException as error:  # every failure goes back to the caller
-            reply = Reply(message.call_id, error=_picklable(error))
+        if message.call_id in cancelled:  # the caller left while this call was queued here
+            cancelled.discard(message.call_id)
+            reply = Reply(message.call_id, error=RequestCancelled("the caller gave up"))
+        else:
+            try:
+                reply = Reply(message.call_id, value=models.handle(message.body))
+            except BaseException as error:  # every failure goes back to the caller
+                reply = Reply(message.call_id, error=_picklable(error))
+        if cancelled:  # a cancellation that came too late names an answered call: forget it
+            cancelled.difference_update([i for i in cancelled if i <= message.call_id])
         try:
             send(sock, reply)
         except (BrokenPipeError, ConnectionResetError):

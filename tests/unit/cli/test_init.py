@@ -20,7 +20,9 @@ def test_list_shows_every_template_with_a_description() -> None:
     lines = result.output.splitlines()
     assert [line.split()[0] for line in lines] == [
         "custom",
+        "huggingface",
         "lightgbm",
+        "mlflow",
         "onnx",
         "sklearn",
         "xgboost",
@@ -72,7 +74,8 @@ def test_prompts_on_a_tty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
         create_app(), ["init", str(tmp_path / "q")], input="fraud\ntf\nxgboost\ny\n"
     )
     assert result.exit_code == 0, result.output
-    assert "Model name [q]" in result.output and "Template (custom, lightgbm, " in result.output
+    assert "Model name [q]" in result.output
+    assert "Template (custom, huggingface, lightgbm, " in result.output
     assert "'tf' is not one of" in result.output
     settings = json.loads((tmp_path / "q" / "model-settings.json").read_text())
     assert settings["name"] == "fraud" and settings["max_batch_size"] == 32

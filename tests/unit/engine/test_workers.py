@@ -26,7 +26,7 @@ from mlpack.engine.workers.messages import (
     unpack_request,
 )
 from mlpack.engine.workers.pool import WorkerPool, WorkerRunner
-from mlpack.errors import InvalidRequest, WorkerError
+from mlpack.errors import InvalidRequest, NoCapacity, WorkerError
 from mlpack.settings import ModelSettings
 from mlpack.types import InferenceRequest
 from tests.helpers.server import ASSETS
@@ -109,7 +109,16 @@ async def test_pool_serves_survives_sigkill_and_stops() -> None:
         os.kill(pid, signal.SIGKILL)
         with pytest.raises(WorkerError, match="exited while serving"):
             await asyncio.wait_for(held, 30)
-        response = await asyncio.wait_for(echo.predict(request([3.0])), 30)
+        # Until the replacement runs, requests fail at once with 503 (no capacity), never wait.
+        refusals: list[NoCapacity] = []
+        for _ in range(600):
+            try:
+                response = await asyncio.wait_for(echo.predict(request([3.0])), 30)
+                break
+            except NoCapacity as error:
+                refusals.append(error)
+                await asyncio.sleep(0.05)
+        assert all(e.retry_after and e.status == 503 for e in refusals)
         assert list(response.outputs[0].data) == [3.0]
         assert pool.workers[0].process.pid != pid
     finally:
