@@ -160,6 +160,9 @@ class Settings(BaseSettings):
     parallel_workers: int = Field(default=0, ge=0)
     parallel_workers_timeout: float = Field(default=5.0, gt=0)
     environments_dir: str | None = None
+    # `mlpack start` builds a model's environment from its requirements / conda file
+    # (cached under environments_dir); False refuses such models with a message.
+    build_environments: bool = True
     # Bounds on what one environment tarball may unpack to (see mlpack.environments.extract).
     environment_max_bytes: int = Field(default=8 << 30, gt=0)
     environment_max_files: int = Field(default=100_000, gt=0)

@@ -32,12 +32,25 @@ def dockerfile(
     base_image: Annotated[
         str | None, typer.Option(help="Base image (Python 3.11 with venv).")
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite an existing Dockerfile / .dockerignore.")
+    ] = False,
 ) -> None:
     """Write the Dockerfile `mlpack build` uses into FOLDER, to read or customise."""
     from ..packaging.dockerfile import render_dockerfile, render_dockerignore
     from ..packaging.plan import DEFAULT_BASE_IMAGE, plan_image
 
     _check_folder(folder)
+    targets = [folder / "Dockerfile", *([folder / ".dockerignore"] if include_dockerignore else [])]
+    existing = [str(path) for path in targets if path.exists()]
+    if existing and not force:
+        typer.secho(
+            f"Error: {' and '.join(existing)} already exist{'s' if len(existing) == 1 else ''}"
+            " (perhaps customised): pass --force to overwrite",
+            err=True,
+            fg=typer.colors.RED,
+        )
+        raise typer.Exit(1)
     with exit_on_error():
         plan = plan_image(folder, base_image or DEFAULT_BASE_IMAGE)
         (folder / "Dockerfile").write_text(render_dockerfile(plan))
@@ -46,7 +59,8 @@ def dockerfile(
             (folder / ".dockerignore").write_text(render_dockerignore(plan))
             typer.echo(f"wrote {folder / '.dockerignore'}")
     typer.echo(
-        f"build it with: mlpack build {folder} -t IMAGE [--dockerfile {folder / 'Dockerfile'}]"
+        f"build it with: mlpack build {folder} -t IMAGE (it uses this Dockerfile;"
+        " --regenerate renders a fresh one)"
     )
 
 
@@ -74,15 +88,22 @@ def build(
             "--dockerfile", help="Use this (customised) Dockerfile instead of rendering one."
         ),
     ] = None,
+    regenerate: Annotated[
+        bool,
+        typer.Option("--regenerate", help="Render a fresh Dockerfile even when FOLDER has one."),
+    ] = False,
 ) -> None:
     """Build a Docker image serving FOLDER; everything it installs is prepared on this host."""
     from ..packaging.image import build_image
     from ..packaging.plan import DEFAULT_BASE_IMAGE, plan_image
+    from ..packaging.references import check_tag
 
     _check_folder(folder)
     if not tag:
         typer.secho("Error: give the image a name with -t/--tag", err=True, fg=typer.colors.RED)
         raise typer.Exit(USAGE_ERROR)
+    with exit_on_error(USAGE_ERROR):
+        check_tag(tag)  # before any work
     arguments: dict[str, str] = {}
     for item in build_arg or []:
         key, sep, value = item.partition("=")
@@ -96,6 +117,12 @@ def build(
         plan = plan_image(folder, base_image or DEFAULT_BASE_IMAGE)
         _check_requirements(plan)
         text = dockerfile_path.read_text() if dockerfile_path else None
+        if text is None and not regenerate and (folder / "Dockerfile").is_file():
+            text = (folder / "Dockerfile").read_text()
+            typer.echo(
+                f"using {folder / 'Dockerfile'} (found in the folder; --regenerate renders a"
+                " fresh one from the models)"
+            )
         result = build_image(
             plan, tag, typer.echo, no_cache=no_cache, build_args=arguments, dockerfile=text
         )

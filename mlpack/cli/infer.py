@@ -159,7 +159,8 @@ def infer(
     token: Annotated[
         str | None,
         typer.Option(
-            "--token", envvar=[_env("TOKEN"), "MLPACK_TOKEN"],
+            "--token",
+            envvar=[_env("TOKEN"), "MLPACK_TOKEN"],
             help="API key sent as 'Authorization: Bearer KEY' (REST) or metadata (gRPC).",
         ),
     ] = None,

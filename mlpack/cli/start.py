@@ -64,6 +64,14 @@ def start(
             help="Server settings file (default: settings.json in FOLDER, when present).",
         ),
     ] = None,
+    no_build_envs: Annotated[
+        bool,
+        typer.Option(
+            "--no-build-envs",
+            help="Do not build environments from requirements.txt / environment.yml"
+            " (such models fail to load, saying how to pack them).",
+        ),
+    ] = False,
     model_from_env: Annotated[
         bool,
         typer.Option(
@@ -95,6 +103,7 @@ def start(
             "debug_all": debug_all,
             "debug_loggers": debug_logger or None,
             "exit_on_error": fatal_errors,
+            "build_environments": False if no_build_envs else None,
         }.items()
         if value is not None
     }

@@ -10,6 +10,7 @@ server's settings) and owns the pools it starts.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from .batching import BatchingRunner
 from .runner import LocalRunner, ModelRunner
 from .workers.interpreters import EnvironmentPools, EnvironmentRunner, has_environment
 from .workers.pool import DEFAULT_POOL_LIMITS, PoolLimits, WorkerPool, WorkerRunner
+
+logger = logging.getLogger("mlpack.engine")
 
 RunnerFactory = Callable[[ModelSettings], ModelRunner]
 
@@ -31,6 +34,8 @@ class RunnerPlacement:
         workers_timeout: how long stopping waits for a worker.
         environments_dir: where per-model environments are unpacked (None: models that
             name an environment run like any other model).
+        build_environments: build environments from requirements / conda files (False:
+            such models fail to load, saying how to pack them instead).
         limits: queue bound, health pings, recycling and restart backoff of every pool.
         extraction_limits: bounds on what an environment tarball may unpack to.
     """
@@ -42,6 +47,7 @@ class RunnerPlacement:
         environments_dir: Path | None = None,
         limits: PoolLimits = DEFAULT_POOL_LIMITS,
         extraction_limits: ExtractionLimits | None = None,
+        build_environments: bool = True,
     ) -> None:
         self.pool: WorkerPool | None = None
         if parallel_workers > 0:
@@ -56,6 +62,7 @@ class RunnerPlacement:
                 workers_timeout,
                 extraction_limits or ExtractionLimits(),
                 limits,
+                build_environments,
             )
 
     def __call__(self, settings: ModelSettings) -> ModelRunner:
@@ -69,6 +76,7 @@ class RunnerPlacement:
     def _base_runner(self, settings: ModelSettings) -> ModelRunner:
         if self.environment_pools is not None and has_environment(settings):
             return EnvironmentRunner(settings, self.environment_pools)
+        logger.info("model '%s' uses the server's environment", settings.name)
         if self.pool is not None:
             return WorkerRunner(settings, self.pool)
         return LocalRunner(settings)

@@ -1,34 +1,47 @@
 """Packing environments: requirements files and conda files → tarballs.
 
 * ``environment.yml`` / ``conda.yaml``: created with conda, mamba or micromamba and
-  packed with conda-pack; without one of those this fails up front, saying so.
+  packed with conda-pack (``pip install 'mlpack-serve[build]'``); without a conda tool
+  this fails up front, saying what to install.
 * ``pack_requirements``: a relocatable tarball of a venv for ``mlpack start``. A venv
   is not relocatable (``pyvenv.cfg``, interpreter links and script shebangs hold
   absolute paths), so the tarball carries ``lib/`` and scripts but no interpreter
   links, plus ``mlpack-venv.json`` (Python version, original prefix); unpacking
   recreates the links for the server's Python and rewrites shebangs
   (``mlpack.environments.unpack.relocate_venv``).
+
+Every tarball made here starts with ``SOURCE_RECORD`` (the file it was packed from and
+its sha256), so a tarball older than its file is refused (``files.check_fresh``).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
 from pathlib import Path
+from types import ModuleType
 
 from ..errors import BuildError as BuildError  # defined in the error tree; re-exported
+from .build import Installer, conda_tool, create_conda, create_venv, python_tag
+from .files import SOURCE_RECORD, source_record
 from .unpack import VENV_MANIFEST
 
-CONDA_TOOLS = ("micromamba", "mamba", "conda")
-
-
-def python_tag() -> str:
-    return "%d.%d" % sys.version_info[:2]
+__all__ = [
+    "BuildError",
+    "check_conda_route",
+    "conda_pack_module",
+    "conda_tool",
+    "pack_conda",
+    "pack_conda_prefix",
+    "pack_requirements",
+    "python_tag",
+    "run_pip",
+]
 
 
 def run_pip(arguments: list[str], what: str) -> None:
@@ -40,57 +53,77 @@ def run_pip(arguments: list[str], what: str) -> None:
         raise BuildError(f"{what} failed (pip {' '.join(arguments[:1])}):\n{detail}")
 
 
-def conda_tool() -> str:
-    """The first of micromamba / mamba / conda on PATH, or a ``BuildError`` saying what to install."""
-    for tool in CONDA_TOOLS:
-        found = shutil.which(tool)
-        if found:
-            return found
-    raise BuildError(
-        "this model has a conda environment file, which needs conda, mamba or micromamba on PATH "
-        "(and conda-pack); install one (e.g. https://mamba.readthedocs.io micromamba), or use a "
-        "requirements.txt, or pack the environment elsewhere and ship environment.tar.gz"
-    )
+def conda_pack_module() -> ModuleType:
+    """The ``conda_pack`` library, or a ``BuildError`` naming the extra that installs it."""
+    try:
+        import conda_pack as module
+    except ImportError:
+        raise BuildError(
+            "packing a conda environment needs conda-pack: pip install 'mlpack-serve[build]'"
+        ) from None
+    found: ModuleType = module
+    return found
+
+
+def check_conda_route() -> None:
+    """Fail now, saying everything to install, unless a conda environment can be made and packed."""
+    problems = []
+    for check in (conda_tool, conda_pack_module):
+        try:
+            check()
+        except BuildError as error:
+            problems.append(error.message)
+    if problems:
+        raise BuildError("; and ".join(problems))
 
 
 def pack_conda(environment_file: Path, output: Path) -> Path:
-    """Create the conda environment described by ``environment_file`` and pack it with conda-pack."""
-    tool = conda_tool()
+    """Create the conda environment ``environment_file`` describes; pack it with conda-pack."""
+    check_conda_route()
     with tempfile.TemporaryDirectory(prefix="mlpack-conda-") as scratch:
         prefix = Path(scratch) / "env"
-        command = [tool, "env", "create", "--yes", "-p", str(prefix), "-f", str(environment_file)]
-        if Path(tool).name == "micromamba":
-            command = [tool, "create", "--yes", "-p", str(prefix), "-f", str(environment_file)]
-        result = subprocess.run(command, capture_output=True, text=True)
-        if result.returncode != 0:
-            raise BuildError(f"{Path(tool).name} could not create {environment_file}:\n{result.stderr[-2000:]}")
-        try:
-            import conda_pack
-        except ImportError:
-            raise BuildError("packing a conda environment needs conda-pack: pip install conda-pack") from None
-        output.parent.mkdir(parents=True, exist_ok=True)
-        conda_pack.pack(prefix=str(prefix), output=str(output), force=True, ignore_missing_files=True)
+        create_conda(prefix, environment_file)
+        return pack_conda_prefix(prefix, output, environment_file)
+
+
+def pack_conda_prefix(prefix: Path, output: Path, source: Path | None = None) -> Path:
+    """Pack the conda environment at ``prefix`` with conda-pack (recording ``source``)."""
+    conda_pack = conda_pack_module()
+    if source is not None:
+        (prefix / SOURCE_RECORD).write_text(json.dumps(source_record(source)))
+    history = prefix / "conda-meta" / "history"
+    if (prefix / "conda-meta").is_dir() and not history.exists():
+        history.write_text("")  # conda-pack dates bin/conda-unpack by it (fails without)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # A package cache that was cleaned is fine: prefixes are then found by scanning.
+        environment = conda_pack.CondaEnv.from_prefix(
+            str(prefix), on_missing_cache="ignore", ignore_missing_files=True
+        )
+        environment.pack(output=str(output), force=True)
+    except conda_pack.CondaPackException as error:
+        raise BuildError(f"conda-pack could not pack {prefix}: {error}") from None
     return output
 
 
-def pack_requirements(requirements: Path, output: Path) -> Path:
+def pack_requirements(requirements: Path, output: Path, installer: Installer | None = None) -> Path:
     """Build a venv from ``requirements`` and write it as a relocatable tarball to ``output``."""
     with tempfile.TemporaryDirectory(prefix="mlpack-pack-") as scratch:
         prefix = Path(scratch) / "env"
-        result = subprocess.run(
-            [sys.executable, "-m", "venv", "--without-pip", str(prefix)], capture_output=True, text=True
-        )
-        if result.returncode != 0:
-            raise BuildError(f"could not create a venv: {result.stderr.strip()}")
-        run_pip(
-            ["--python", str(prefix / "bin" / "python"), "install", "--quiet", "-r", str(requirements)],
-            f"installing {requirements}",
-        )
-        manifest = {"python": python_tag(), "prefix": str(prefix), "requirements": requirements.read_text()}
+        create_venv(prefix, requirements, installer)
+        manifest = {
+            "python": python_tag(),
+            "prefix": str(prefix),
+            "requirements": requirements.read_text(),
+        }
         (prefix / VENV_MANIFEST).write_text(json.dumps(manifest, indent=1))
         output.parent.mkdir(parents=True, exist_ok=True)
         temporary = output.with_name(output.name + ".tmp")
         with tarfile.open(temporary, "w:gz", compresslevel=6) as archive:
+            record = json.dumps(source_record(requirements), indent=1).encode()
+            info = tarfile.TarInfo(SOURCE_RECORD)
+            info.size, info.mode = len(record), 0o644
+            archive.addfile(info, io.BytesIO(record))  # first: read without unpacking the rest
             for path in sorted(prefix.rglob("*")):
                 relative = path.relative_to(prefix)
                 if _is_interpreter_link(relative) or "__pycache__" in relative.parts:

@@ -27,12 +27,8 @@ class BuiltinRuntime:
 
 
 BUILTIN_RUNTIMES: tuple[BuiltinRuntime, ...] = (
-    BuiltinRuntime(
-        "sklearn", "mlpack_sklearn", "SKLearnModel", "mlserver_sklearn.SKLearnModel"
-    ),
-    BuiltinRuntime(
-        "xgboost", "mlpack_xgboost", "XGBoostModel", "mlserver_xgboost.XGBoostModel"
-    ),
+    BuiltinRuntime("sklearn", "mlpack_sklearn", "SKLearnModel", "mlserver_sklearn.SKLearnModel"),
+    BuiltinRuntime("xgboost", "mlpack_xgboost", "XGBoostModel", "mlserver_xgboost.XGBoostModel"),
     BuiltinRuntime(
         "lightgbm", "mlpack_lightgbm", "LightGBMModel", "mlserver_lightgbm.LightGBMModel"
     ),

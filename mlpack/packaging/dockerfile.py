@@ -14,17 +14,21 @@ from .plan import PREFIX, UID, ImagePlan
 
 def render_dockerfile(plan: ImagePlan) -> str:
     """The Dockerfile for ``plan`` (conda environments arrive packed, as tarballs)."""
-    return template_environment().get_template("Dockerfile.j2").render(
-        version=__version__,
-        base_image=plan.base_image,
-        prefix=PREFIX,
-        uid=UID,
-        environments=plan.environments,
-        models=plan.models,
-        settings_file=plan.settings_file,
-        http_port=plan.http_port,
-        grpc_port=plan.grpc_port,
-        metrics_port=plan.metrics_port,
+    return (
+        template_environment()
+        .get_template("Dockerfile.j2")
+        .render(
+            version=__version__,
+            base_image=plan.base_image,
+            prefix=PREFIX,
+            uid=UID,
+            environments=plan.environments,
+            models=plan.models,
+            settings_file=plan.settings_file,
+            http_port=plan.http_port,
+            grpc_port=plan.grpc_port,
+            metrics_port=plan.metrics_port,
+        )
     )
 
 

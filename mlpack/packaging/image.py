@@ -24,15 +24,18 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional
+from typing import Any
 
 from ..distribution import DISTRIBUTION
 from ..environments.pack import BuildError, pack_conda
+from ..environments.requirements import cpu_variants
 from ..settings import MODEL_SETTINGS_FILENAME, read_settings_file
 from .dockerfile import render_dockerfile, render_dockerignore
 from .plan import ImagePlan
+from .references import base_images, check_tag
 from .wheels import cache_dir, link_or_copy, wheels_for
 
 Echo = Callable[[str], None]
@@ -84,8 +87,17 @@ def mlpack_wheel(destination: Path) -> Path:
             (copy / "mlpack" / "_templates").symlink_to("../templates")
             out = Path(scratch) / "out"
             environment = {**os.environ, "SOURCE_DATE_EPOCH": _SOURCE_DATE_EPOCH}
-            command = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-                       "--wheel-dir", str(out), str(copy)]
+            command = [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "--quiet",
+                "--no-deps",
+                "--wheel-dir",
+                str(out),
+                str(copy),
+            ]
             # With this Python's setuptools first (fast, offline); where it cannot build
             # wheels (an old setuptools without the wheel package), in an isolated build.
             result = subprocess.run(
@@ -112,15 +124,21 @@ def _source_files(source: Path) -> list[Path]:
             files.append(path)
         elif path.is_dir():
             files.extend(
-                p for p in path.rglob("*")
-                if p.is_file() and not p.is_symlink() and "__pycache__" not in p.parts
-                and not p.name.endswith((".pyc", ".egg-info")) and ".egg-info" not in str(p)
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and not p.is_symlink()
+                and "__pycache__" not in p.parts
+                and not p.name.endswith((".pyc", ".egg-info"))
+                and ".egg-info" not in str(p)
                 and "/tests/" not in str(p.relative_to(source))
             )
     return sorted(files)
 
 
-def server_dependency_wheels(wheel: Path, root_requirements: Optional[Path], destination: Path) -> None:
+def server_dependency_wheels(
+    wheel: Path, root_requirements: Path | None, destination: Path
+) -> None:
     """Wheels for mlpack's dependencies and the image-wide requirements, resolved together."""
     with tempfile.TemporaryDirectory(prefix="mlpack-deps-") as scratch:
         requirements = Path(scratch) / "requirements.txt"
@@ -153,14 +171,18 @@ def stage(plan: ImagePlan, staging: Path, echo: Echo) -> None:
     started = time.perf_counter()
     echo("preparing mlpack wheel")
     wheel = mlpack_wheel(staging / "server" / "mlpack")
-    echo("preparing server dependency wheels" + (" (+ requirements.txt)" if plan.root_requirements else ""))
+    echo(
+        "preparing server dependency wheels"
+        + (" (+ requirements.txt)" if plan.root_requirements else "")
+    )
     server_dependency_wheels(wheel, plan.root_requirements, staging / "server" / "deps")
     for env in plan.environments:
         target = staging / "envs" / env.key
         target.mkdir(parents=True, exist_ok=True)
         echo(f"preparing environment '{env.key}' from {env.source.name} ({', '.join(env.models)})")
         if env.kind == "requirements":
-            shutil.copy2(env.source, target / "requirements.txt")
+            # As the wheels were made: CPU-only twins swapped in.
+            (target / "requirements.txt").write_text(cpu_variants(env.source.read_text()))
             wheels_for(env.source, target / "wheels")
         elif env.kind == "conda":
             pack_conda(env.source, target / "environment.tar.gz")
@@ -170,13 +192,19 @@ def stage(plan: ImagePlan, staging: Path, echo: Echo) -> None:
     echo(f"context prepared in {time.perf_counter() - started:.1f}s")
 
 
-def write_context(plan: ImagePlan, staging: Path, dockerfile: str, stream: io.BufferedIOBase) -> None:
+def write_context(
+    plan: ImagePlan, staging: Path, dockerfile: str, stream: io.BufferedIOBase
+) -> None:
     """Write the build context as an uncompressed tar to ``stream``."""
     from docker.utils.build import exclude_paths
 
     user_ignore = plan.folder / ".dockerignore"
     ignore_text = user_ignore.read_text() if user_ignore.is_file() else render_dockerignore(plan)
-    patterns = [line.strip() for line in ignore_text.splitlines() if line.strip() and not line.startswith("#")]
+    patterns = [
+        line.strip()
+        for line in ignore_text.splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     staged_tarballs = {env.source.resolve() for env in plan.environments if env.kind == "tarball"}
     settings_overrides = _environment_paths(plan)
 
@@ -184,8 +212,12 @@ def write_context(plan: ImagePlan, staging: Path, dockerfile: str, stream: io.Bu
         _add_bytes(archive, "Dockerfile", dockerfile.encode())
         _add_bytes(archive, ".dockerignore", ignore_text.encode())
         for path in sorted(staging.rglob("*")):
-            archive.add(path, arcname=f".mlpack-build/{path.relative_to(staging)}", recursive=False,
-                        filter=_normalise)
+            archive.add(
+                path,
+                arcname=f".mlpack-build/{path.relative_to(staging)}",
+                recursive=False,
+                filter=_normalise,
+            )
         included = sorted(exclude_paths(str(plan.folder), patterns))
         for relative in included:
             path = plan.folder / relative
@@ -205,7 +237,11 @@ def _environment_paths(plan: ImagePlan) -> dict[str, bytes]:
     for model in plan.models:
         if model.environment is None:
             continue
-        relative = MODEL_SETTINGS_FILENAME if model.folder == "." else f"{model.folder}/{MODEL_SETTINGS_FILENAME}"
+        relative = (
+            MODEL_SETTINGS_FILENAME
+            if model.folder == "."
+            else f"{model.folder}/{MODEL_SETTINGS_FILENAME}"
+        )
         values = read_settings_file(plan.folder / relative)
         parameters = values.setdefault("parameters", {})
         parameters.pop("environment_tarball", None)
@@ -235,12 +271,16 @@ def docker_client() -> Any:
         from docker.errors import DockerException
         from requests.exceptions import RequestException
     except ImportError:
-        raise BuildError("`mlpack build` needs the docker package: pip install docker") from None
+        raise BuildError(
+            "`mlpack build` needs the Docker SDK, a build-only extra: "
+            "pip install 'mlpack-serve[build]'"
+        ) from None
     where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
 
     def unreachable(error: object) -> BuildError:
         return BuildError(
-            f"no Docker engine reachable at {where} ({error}); start Docker (dockerd) or set DOCKER_HOST. "
+            f"no Docker engine reachable at {where} ({error}); start Docker (dockerd) or set "
+            "DOCKER_HOST. "
             "`mlpack dockerfile` writes the Dockerfile without an engine."
         )
 
@@ -250,7 +290,7 @@ def docker_client() -> Any:
 
         with socket.socket(socket.AF_UNIX) as probe:
             try:
-                probe.connect(where[len("unix://"):])
+                probe.connect(where[len("unix://") :])
             except OSError as error:
                 raise unreachable(error) from None
     client = None
@@ -266,17 +306,50 @@ def docker_client() -> Any:
     return client
 
 
+def check_base_images(client: Any, images: list[str], echo: Echo) -> None:
+    """Raise ``BuildError`` unless every image is in the engine or its registry answers."""
+    from docker.errors import DockerException, ImageNotFound
+    from requests.exceptions import RequestException
+
+    for image in images:
+        try:
+            client.images.get(image)
+            continue
+        except ImageNotFound:
+            pass
+        except (DockerException, RequestException) as error:
+            raise BuildError(f"cannot inspect base image {image}: {error}") from None
+        try:
+            client.images.get_registry_data(image)
+        except (DockerException, RequestException, OSError) as error:
+            raise BuildError(
+                f"base image {image} is not in the local Docker engine and cannot be pulled "
+                f"({_first_line(error)}): pull or load it first (docker pull {image}), or pass "
+                "--base-image with an image the engine has (Python 3.11 with venv)"
+            ) from None
+        echo(f"base image {image} is not local: the engine will pull it")
+
+
+def _first_line(error: object) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:300] if text else type(error).__name__
+
+
 def build_image(
     plan: ImagePlan,
     tag: str,
     echo: Echo,
     no_cache: bool = False,
-    build_args: Optional[dict[str, str]] = None,
-    dockerfile: Optional[str] = None,
+    build_args: dict[str, str] | None = None,
+    dockerfile: str | None = None,
 ) -> BuildResult:
-    """Prepare the context, build it with the engine (streaming its output) and report the image."""
+    """Check the tag and base images, prepare the context, build it with the engine
+    (streaming its output) and report the image: what can fail early fails first."""
+    check_tag(tag)
     client = docker_client()
     try:
+        text = _build_dockerfile(plan, dockerfile)
+        check_base_images(client, base_images(text, plan.base_image, build_args), echo)
         return _build(client, plan, tag, echo, no_cache, build_args, dockerfile)
     finally:
         client.close()
@@ -288,8 +361,8 @@ def _build(
     tag: str,
     echo: Echo,
     no_cache: bool,
-    build_args: Optional[dict[str, str]],
-    dockerfile: Optional[str],
+    build_args: dict[str, str] | None,
+    dockerfile: str | None,
 ) -> BuildResult:
     from docker.errors import APIError, DockerException
     from requests.exceptions import RequestException
@@ -308,12 +381,21 @@ def _build(
         try:
             with open(context_path, "rb") as context:
                 for chunk in client.api.build(
-                    fileobj=context, custom_context=True, tag=tag, nocache=no_cache, rm=True,
-                    forcerm=True, pull=False, buildargs=build_args or {}, decode=True,
+                    fileobj=context,
+                    custom_context=True,
+                    tag=tag,
+                    nocache=no_cache,
+                    rm=True,
+                    forcerm=True,
+                    pull=False,
+                    buildargs=build_args or {},
+                    decode=True,
                 ):
                     if "error" in chunk or "errorDetail" in chunk:
                         message = chunk.get("error") or chunk["errorDetail"].get("message", "")
-                        raise BuildError(f"the Docker engine failed to build {tag}: {message.strip()}")
+                        raise BuildError(
+                            f"the Docker engine failed to build {tag}: {message.strip()}"
+                        )
                     line = chunk.get("stream", "")
                     for piece in _lines(line):
                         log.append(piece)
@@ -322,12 +404,14 @@ def _build(
         except (APIError, DockerException) as error:
             raise BuildError(f"the Docker engine failed to build {tag}: {error}") from None
         except (OSError, RequestException, ProtocolError) as error:
-            raise BuildError(f"lost the connection to the Docker engine while building {tag}: {error}") from None
+            raise BuildError(
+                f"lost the connection to the Docker engine while building {tag}: {error}"
+            ) from None
     seconds = time.perf_counter() - started
     return BuildResult(image.id, int(image.attrs.get("Size", 0)), seconds, log, text)
 
 
-def _build_dockerfile(plan: ImagePlan, custom: Optional[str]) -> str:
+def _build_dockerfile(plan: ImagePlan, custom: str | None) -> str:
     """The Dockerfile a build sends: the user's, or the one `mlpack dockerfile` writes."""
     return custom if custom is not None else render_dockerfile(plan)
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from ..engine.repository import discover_models
-from ..environments.files import EnvironmentKind, environment_kind, find_environment_file
-from ..environments.pack import BuildError
-from ..settings import SETTINGS_FILENAME, Settings
+from ..environments.files import EnvironmentChoice, EnvironmentKind, choose_environment
+from ..environments.pack import BuildError, check_conda_route
+from ..errors import InvalidEnvironment
+from ..settings import SETTINGS_FILENAME, ModelParameters, Settings
 
 DEFAULT_BASE_IMAGE = "python:3.11-slim-bookworm"
 PREFIX = "/opt/mlpack"
@@ -48,7 +48,7 @@ class PlannedModel:
 
     name: str
     folder: str  # relative to the served folder, "." for the folder itself
-    environment: Optional[PlannedEnvironment] = None
+    environment: PlannedEnvironment | None = None
 
 
 @dataclass(frozen=True)
@@ -59,8 +59,8 @@ class ImagePlan:
     base_image: str
     models: tuple[PlannedModel, ...]
     environments: tuple[PlannedEnvironment, ...]
-    root_requirements: Optional[Path]
-    settings_file: Optional[str]
+    root_requirements: Path | None
+    settings_file: str | None
     http_port: int = 8080
     grpc_port: int = 8081
     metrics_port: int = 8082
@@ -83,23 +83,34 @@ def plan_image(folder: Path, base_image: str = DEFAULT_BASE_IMAGE) -> ImagePlan:
         model_folder = Path(model.folder or root)
         relative = model_folder.relative_to(folder).as_posix()
         environment = None
-        source = _environment_source(
-            model_folder, model.parameters.environment_tarball, model_folder == folder
-        )
-        if source is not None:
-            kind = environment_kind(source)
-            if kind == "tarball" and not source.is_file():
-                raise BuildError(f"model '{model.name}': environment tarball {source} not found")
-            environment = PlannedEnvironment(_slug(relative), kind, source, (model.name,))
+        choice = _environment_choice(model.name, model_folder, model.parameters)
+        is_root = model_folder == folder
+        # The served folder's own requirements.txt is image-wide (the server's environment).
+        if choice is not None and not (is_root and choice.kind == "requirements"):
+            if choice.kind == "tarball" and not choice.source.is_file():
+                raise BuildError(
+                    f"model '{model.name}': environment tarball {choice.source} not found"
+                )
+            if choice.kind == "conda":
+                check_conda_route()  # before any work: says what to install
+            environment = PlannedEnvironment(
+                _slug(relative), choice.kind, choice.source, (model.name,)
+            )
             environments.append(environment)
         models.append(PlannedModel(model.name, relative, environment))
-    root_requirements = folder / "requirements.txt"
+    # The served folder's requirements.txt is image-wide, unless the model there has its own
+    # environment (then the file describes that environment, e.g. it was packed from it).
+    root_requirements: Path | None = folder / "requirements.txt"
+    if any(m.folder == "." and m.environment is not None for m in models):
+        root_requirements = None
     return ImagePlan(
         folder=folder,
         base_image=base_image,
         models=tuple(models),
         environments=tuple(environments),
-        root_requirements=root_requirements if root_requirements.is_file() else None,
+        root_requirements=root_requirements
+        if root_requirements is not None and root_requirements.is_file()
+        else None,
         settings_file=SETTINGS_FILENAME if settings_path.is_file() else None,
         http_port=settings.http_port,
         grpc_port=settings.grpc_port,
@@ -107,14 +118,18 @@ def plan_image(folder: Path, base_image: str = DEFAULT_BASE_IMAGE) -> ImagePlan:
     )
 
 
-def _environment_source(
-    model_folder: Path, tarball: Optional[str], is_root: bool
-) -> Optional[Path]:
-    if tarball:
-        return (model_folder / tarball).resolve()
-    if is_root:
-        return None  # the served folder's own requirements.txt is image-wide
-    return find_environment_file(model_folder)
+def _environment_choice(
+    name: str, model_folder: Path, parameters: ModelParameters
+) -> EnvironmentChoice | None:
+    """The model's environment by the one rule; an unpacked ``environment_path`` is the
+    image's business (it names a folder inside the image), so it plans nothing."""
+    try:
+        choice = choose_environment(
+            model_folder, parameters.environment_tarball, parameters.environment_path
+        )
+    except InvalidEnvironment as error:
+        raise BuildError(f"model '{name}': {error.message}") from None
+    return None if choice is None or choice.kind == "path" else choice
 
 
 def _slug(relative: str) -> str:

@@ -2,7 +2,9 @@
 
 ``requirements.txt`` → ``pip wheel`` (downloads wheels, builds sdists) into the build
 context, so the engine needs no network. Wheels are cached on the host per requirements
-file (and Python, platform), so a rebuild does not resolve again.
+file (and Python, platform), so a rebuild does not resolve again. A requirement with a
+CPU-only twin is swapped for it first (``xgboost`` → ``xgboost-cpu`` on Linux: no CUDA
+libraries in CPU images).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 from ..environments.pack import python_tag, run_pip
+from ..environments.requirements import cpu_variants
 
 
 def cache_dir() -> Path:
@@ -25,7 +28,7 @@ def cache_dir() -> Path:
 
 def wheels_for(requirements: Path, destination: Path) -> Path:
     """Wheels for every requirement in ``requirements`` (cached), copied into ``destination``."""
-    text = requirements.read_text()
+    text = cpu_variants(requirements.read_text())
     key = hashlib.sha256(f"{python_tag()}|{sys.platform}|{text}".encode()).hexdigest()[:20]
     cached = cache_dir() / "wheels" / key
     if not (cached / ".complete").is_file():
@@ -35,10 +38,17 @@ def wheels_for(requirements: Path, destination: Path) -> Path:
                 line for line in text.splitlines() if line.strip() and not line.startswith("#")
             ]
             if lines:
+                # The file itself where nothing was swapped (its relative entries still resolve).
+                effective = requirements
+                if text != requirements.read_text():
+                    effective = staging / "requirements.txt"
+                    effective.write_text(text)
                 run_pip(
-                    ["wheel", "--quiet", "-r", str(requirements), "--wheel-dir", str(staging)],
+                    ["wheel", "--quiet", "-r", str(effective), "--wheel-dir", str(staging)],
                     f"making wheels for {requirements}",
                 )
+                if effective != requirements:
+                    effective.unlink()
             (staging / ".complete").write_text(text)
             shutil.rmtree(cached, ignore_errors=True)
             os.rename(staging, cached)

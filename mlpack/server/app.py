@@ -98,6 +98,7 @@ class MLPackServer:
             environments_dir,
             pool_limits(settings),
             extraction_limits(settings),
+            build_environments=settings.build_environments,
         )
         self.registry = ModelRegistry(
             self.runners,

@@ -9,6 +9,12 @@ Read from the engine's own state at scrape time (nothing on the hot path):
   (in the adaptive batcher's queue, or waiting for a free worker slot).
 * ``worker_pool_busy_ratio{pool}``: share of a pool's live workers with work in hand.
 * ``worker_pool_waiting{pool}``: requests waiting for a slot in that pool.
+* ``worker_pool_live_workers{pool}``: workers alive and serving (0: the pool's models are
+  not ready and answer 503 + Retry-After until a replacement starts).
+* ``worker_pool_restarts_total``, ``worker_pool_failed_starts_total``,
+  ``worker_pool_hung_total``, ``worker_pool_recycled_total`` ``{pool}``: why workers were
+  replaced (died or hung, a start that failed and is retried with backoff, killed for not
+  answering pings, recycled after ``max_requests_per_worker``).
 """
 
 from __future__ import annotations
@@ -82,3 +88,29 @@ class AutoscalingCollector:
             pool_waiting.add_metric([name], len(pool.waiting_keys()))
         yield busy
         yield pool_waiting
+        yield from _pool_health(pools)
+
+
+def _pool_health(pools: list[tuple[str, WorkerPool]]) -> Iterator[Any]:
+    """Live workers and the pool's replacement counters (why capacity came and went)."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    live = GaugeMetricFamily(
+        "worker_pool_live_workers", "Workers alive and serving.", labels=["pool"]
+    )
+    counters = {
+        "restarts": "Workers started to replace one that died, hung or was recycled.",
+        "failed_starts": "Worker starts that failed (retried with backoff).",
+        "hung": "Workers killed for not answering a ping.",
+        "recycled": "Workers recycled after max_requests_per_worker.",
+    }
+    families = {
+        field: CounterMetricFamily(f"worker_pool_{field}", text, labels=["pool"])
+        for field, text in counters.items()
+    }
+    for name, pool in pools:
+        live.add_metric([name], sum(1 for worker in pool.workers if worker.alive))
+        for field, family in families.items():
+            family.add_metric([name], getattr(pool, field))
+    yield live
+    yield from families.values()

@@ -92,12 +92,20 @@ def _scoped_dockerfile(folder: Path, run: str, log_dir: Path) -> Path:
     return scoped
 
 
-def _build(folder: Path, tag: str, log_dir: Path, run: str) -> tuple[float, str]:
+def _build(
+    folder: Path, tag: str, log_dir: Path, run: str, in_folder: bool = False
+) -> tuple[float, str]:
+    """Build with this run's Dockerfile, given by --dockerfile or (``in_folder``) left in
+    the folder, where `mlpack build` finds and uses it."""
     dockerfile = _scoped_dockerfile(folder, run, log_dir)
+    where = ["--dockerfile", str(dockerfile)]
+    if in_folder:
+        shutil.copy(dockerfile, folder / "Dockerfile")
+        where = []
     started = time.perf_counter()
-    result = _mlpack(
-        "build", str(folder), "-t", tag, "--base-image", BASE_IMAGE, "--dockerfile", str(dockerfile)
-    )
+    result = _mlpack("build", str(folder), "-t", tag, "--base-image", BASE_IMAGE, *where)
+    if in_folder:
+        (folder / "Dockerfile").unlink()
     seconds = time.perf_counter() - started
     (log_dir / f"build-{tag.replace(':', '-')}.log").write_text(result.stdout + result.stderr)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -127,7 +135,9 @@ def built(docker_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Itera
         models = folder / "table_old" / "models.py"
         models.write_text(models.read_text() + "\n# a code-only change\n")
         info["tags"].append(second_tag)
-        info["second_seconds"], info["second_log"] = _build(folder, second_tag, work, suffix)
+        info["second_seconds"], info["second_log"] = _build(
+            folder, second_tag, work, suffix, in_folder=True
+        )
         info["second_tag"] = second_tag
         print(
             f"\ncold build {info['first_seconds']:.1f}s,"
@@ -197,6 +207,73 @@ def test_image_metadata(built: dict[str, Any]) -> None:
     print(f"\nimage size {image['Size'] / 1e6:.0f} MB")
 
 
+def test_dockerfile_in_the_folder_is_used_and_said(built: dict[str, Any]) -> None:
+    """The rebuild's Dockerfile sat in the folder (no --dockerfile): used, and said so.
+    Before, a Dockerfile there was ignored and a fresh one rendered."""
+    assert f"using {built['folder'] / 'Dockerfile'} (found in the folder" in built["second_log"]
+    (image,) = json.loads(_docker("image", "inspect", built["second_tag"]).stdout)
+    assert image["Config"]["Labels"][RUN_LABEL]  # only the test's Dockerfile sets it
+
+
+def test_missing_base_image_fails_before_any_work(docker_ready: None, tmp_path: Path) -> None:
+    """Before: wheels, context upload, then Docker's raw DNS error from the engine."""
+    folder = tmp_path / "multi-env"
+    shutil.copytree(EXAMPLE, folder)
+    missing = f"mlpack-test-no-such-base:{uuid.uuid4().hex[:8]}"
+    environment = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    command = ["build", str(folder), "-t", "mlpack-test-x:1", "--base-image", missing]
+    result = subprocess.run(
+        [sys.executable, "-m", "mlpack", *command],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**environment, "PYTHONPATH": str(REPO)},
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"base image {missing} is not in the local Docker engine" in result.stderr
+    assert "--base-image" in result.stderr and "Traceback" not in result.stderr
+    assert "preparing" not in result.stdout and not (tmp_path / "cache").exists()
+
+
+def test_single_model_folder_environment_is_built_in(docker_ready: None, tmp_path: Path) -> None:
+    """The folder `mlpack init` makes, with its environment packed as environment.tar.gz.
+    Before: the build ignored it, exited 0, and the image answered 503 No module named..."""
+    folder = tmp_path / "single"
+    shutil.copytree(EXAMPLE / "table_old", folder)
+    packed = _mlpack("env", "pack", str(folder), timeout=600)
+    assert packed.returncode == 0, packed.stderr
+    (folder / "requirements.txt").unlink()
+    run = uuid.uuid4().hex[:8]
+    tag = f"mlpack-test-single:{run}"
+    try:
+        _build(folder, tag, tmp_path, run)
+        name, port = _run(tag)
+        try:
+            _wait_ready(name, port)
+            outputs = _infer(port, "table-old")
+        finally:
+            _docker("stop", "-t", "10", name, check=False)
+        assert outputs["tabulate_version"] == "0.8.10"
+        assert outputs["python"] == "/opt/mlpack/envs/root/bin/python"
+    finally:
+        _docker("image", "rm", "-f", tag, check=False)
+        _docker("image", "prune", "-f", "--filter", f"label={RUN_LABEL}={run}", check=False)
+
+
+def test_image_carries_no_build_only_packages(built: dict[str, Any]) -> None:
+    """conda-pack, the Docker SDK and uv are for building, not serving: not in the image."""
+    probe = (
+        "import importlib.util as u, json; "
+        "print(json.dumps([m for m in ('docker', 'conda_pack', 'uv') if u.find_spec(m)]))"
+    )
+    result = _docker(
+        "run", "--rm", "--entrypoint", "/opt/mlpack/venv/bin/python", built["tag"], "-c", probe
+    )
+    assert json.loads(result.stdout) == []
+    assert _docker("run", "--rm", "--entrypoint", "/opt/mlpack/venv/bin/mlpack", built["tag"],
+                   "--help").returncode == 0  # fmt: skip
+
+
 def test_code_change_reuses_environment_layers(built: dict[str, Any]) -> None:
     log = built["second_log"]
     steps = log.split("Step ")[1:]
@@ -260,11 +337,25 @@ def test_build_uses_the_rendered_dockerfile_for_a_packed_environment(
     (folder / "Dockerfile").unlink()
     plan = plan_image(folder, BASE_IMAGE)
     assert [e.kind for e in plan.environments] == ["requirements", "tarball"]
-    tag = f"mlpack-test-packed:{uuid.uuid4().hex[:8]}"
+    run = uuid.uuid4().hex[:8]
+    tag = f"mlpack-test-packed:{run}"
+    # This run's label after each FROM (its own cache; the teardown prunes only this run's).
+    scoped = "".join(
+        line + (f'LABEL {RUN_LABEL}="{run}"\n' if line.startswith("FROM ") else "")
+        for line in rendered.splitlines(keepends=True)
+    )
     log: list[str] = []
     try:
-        built = build_image(plan, tag, log.append)
-        assert built.dockerfile == rendered
+        built = build_image(plan, tag, log.append, dockerfile=scoped)
+        assert built.dockerfile == scoped
+        assert (
+            "".join(
+                line
+                for line in scoped.splitlines(keepends=True)
+                if not line.startswith("LABEL io.mlpack.test-run")
+            )
+            == rendered
+        )
         name, port = _run(tag)
         try:
             _wait_ready(name, port)
@@ -276,6 +367,4 @@ def test_build_uses_the_rendered_dockerfile_for_a_packed_environment(
     finally:
         (tmp_path / "build.log").write_text("\n".join(log))
         _docker("image", "rm", "-f", tag, check=False)
-        _docker(
-            "image", "prune", "-f", "--filter", "label=io.mlpack.stage=environments", check=False
-        )
+        _docker("image", "prune", "-f", "--filter", f"label={RUN_LABEL}={run}", check=False)

@@ -81,6 +81,16 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def pool_metrics(server: RunningServer, pool: str = "default") -> dict[str, float]:
+    """The default pool's health series from the metrics endpoint, by name."""
+    text = httpx.get(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=SAFETY).text
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("worker_pool_") and f'pool="{pool}"' in line:
+            found[line.split("{", 1)[0]] = float(line.rsplit(" ", 1)[1])
+    return found
+
+
 def stress_folder(tmp_path: Path, *models: str) -> Path:
     folder = tmp_path / "models"
     for model in models:
@@ -224,6 +234,9 @@ def test_a_stopped_worker_is_replaced_and_readiness_follows(serve: Any) -> None:
     assert infer(server, "echo", payload(1)).status_code == 200
     assert workers[0] not in children(server.process.pid)
     assert "did not answer a ping" in server.log()
+    metrics = pool_metrics(server)
+    assert metrics["worker_pool_hung_total"] == 1 and metrics["worker_pool_restarts_total"] >= 1
+    assert metrics["worker_pool_live_workers"] == 1
 
 
 def test_a_crash_looping_worker_keeps_being_retried(serve: Any, tmp_path: Path) -> None:
@@ -244,6 +257,8 @@ def test_a_crash_looping_worker_keeps_being_retried(serve: Any, tmp_path: Path) 
         "several failed restarts",
     )
     assert ready(server) == 503
+    down = pool_metrics(server)
+    assert down["worker_pool_failed_starts_total"] >= 3 and down["worker_pool_live_workers"] == 0
     refused = infer(server, "fragile", payload(1))
     assert refused.status_code == 503 and refused.headers["retry-after"]
     assert "error" in refused.json()

@@ -26,8 +26,10 @@ supports.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -35,11 +37,29 @@ import sys
 import sysconfig
 from pathlib import Path
 
-from ...environments import DEFAULT_LIMITS, Environment, ExtractionLimits, resolve_environment
+from ...environments import (
+    DEFAULT_LIMITS,
+    Environment,
+    ExtractionLimits,
+    find_python,
+    unpack_environment,
+)
+from ...environments.build import build_conda_environment, build_requirements_environment
+from ...environments.files import (
+    CONDA_FILES,
+    REQUIREMENTS_FILES,
+    TARBALL_FILES,
+    EnvironmentChoice,
+    choose_environment,
+)
+from ...environments.requirements import satisfied_by_server
 from ...environments.runtimes import runtime_packages
+from ...errors import InvalidEnvironment
 from ...settings import ModelSettings
 from ...types import InferenceRequest, InferenceResponse, MetadataModelResponse
 from .pool import DEFAULT_POOL_LIMITS, PoolLimits, WorkerPool, WorkerRunner
+
+logger = logging.getLogger("mlpack.engine")
 
 _BOOT = (
     "import json, sys; sys.path.extend(json.loads(sys.argv[1])); "
@@ -51,7 +71,7 @@ _SHIMMED = ("mlpack", *runtime_packages())
 
 
 def worker_command(python: Path, shim_root: Path) -> tuple[list[str], dict[str, str]]:
-    """The command prefix and environment that start ``python`` with the server's mlpack importable."""
+    """The command and environment that start ``python`` with the server's mlpack importable."""
     shim = server_shim(shim_root)
     env = {**os.environ, "PYTHONPATH": str(shim), "PYTHONNOUSERSITE": "1"}
     return [str(python), "-c", _BOOT, json.dumps(server_fallback_paths())], env
@@ -65,7 +85,7 @@ def server_shim(shim_root: Path) -> Path:
     for name in _SHIMMED:
         spec = importlib.util.find_spec(name)
         if spec is not None and spec.submodule_search_locations:
-            targets[name] = str(Path(list(spec.submodule_search_locations)[0]).resolve())
+            targets[name] = str(Path(next(iter(spec.submodule_search_locations))).resolve())
     key = hashlib.sha256(json.dumps(targets, sort_keys=True).encode()).hexdigest()[:16]
     shim = shim_root / f".server-{key}"
     if not shim.is_dir():
@@ -118,10 +138,8 @@ class _PopenWorker:
         return self._popen.poll() is None
 
     def join(self, timeout: float | None = None) -> None:
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self._popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pass
 
     def kill(self) -> None:
         self._popen.kill()
@@ -161,9 +179,12 @@ class EnvironmentPools:
     """One worker pool per environment, started on first use and closed with the server.
 
     Parameters:
-        environments_dir: where tarballs are unpacked (and the server shim lives).
+        environments_dir: where tarballs are unpacked, environments built (and the server
+            shim lives).
         size: workers per environment.
         stop_timeout: how long closing waits for workers.
+        build: build environments from requirements / conda files (False: such a model
+            fails to load, saying how to pack its environment instead).
         limits: bounds on what a tarball may unpack to.
         pool_limits: queue bound, health pings, recycling and restart backoff of each pool.
     """
@@ -175,12 +196,14 @@ class EnvironmentPools:
         stop_timeout: float = 5.0,
         limits: ExtractionLimits = DEFAULT_LIMITS,
         pool_limits: PoolLimits = DEFAULT_POOL_LIMITS,
+        build: bool = True,
     ) -> None:
         self.pool_limits = pool_limits
         self.environments_dir = environments_dir
         self.limits = limits
         self.size = max(1, size)
         self.stop_timeout = stop_timeout
+        self.build = build
         self._pools: dict[Path, WorkerPool] = {}
         self._lock = asyncio.Lock()
 
@@ -189,17 +212,8 @@ class EnvironmentPools:
         return [(root.name, pool) for root, pool in self._pools.items()]
 
     async def pool_for(self, settings: ModelSettings) -> WorkerPool:
-        """The started pool for ``settings``' environment (unpacking it first if needed)."""
-        parameters = settings.parameters
-        environment = await asyncio.to_thread(
-            resolve_environment,
-            parameters.environment_tarball,
-            parameters.environment_path,
-            Path(settings.folder) if settings.folder else None,
-            self.environments_dir,
-            self.limits,
-        )
-        assert environment is not None
+        """The started pool for ``settings``' environment (unpacking or building it first)."""
+        environment = await asyncio.to_thread(self.environment_for, settings)
         async with self._lock:
             pool = self._pools.get(environment.root)
             if pool is None:
@@ -214,13 +228,47 @@ class EnvironmentPools:
                 self._pools[environment.root] = pool
             return pool
 
+    def environment_for(self, settings: ModelSettings) -> Environment:
+        """The ready environment of ``settings`` by the one rule (blocking: unpacks, builds)."""
+        from ...environments import check_python_version
+
+        folder = Path(settings.folder) if settings.folder else Path.cwd()
+        parameters = settings.parameters
+        choice = choose_environment(
+            folder, parameters.environment_tarball, parameters.environment_path
+        )
+        if choice is None:
+            raise InvalidEnvironment(f"model '{settings.name}' names no environment")
+        logger.info("model '%s' uses environment %s", settings.name, choice.describe())
+        environment = self._realise(settings.name, choice)
+        check_python_version(environment.python)
+        return environment
+
+    def _realise(self, name: str, choice: EnvironmentChoice) -> Environment:
+        if choice.kind == "path":
+            if not choice.source.is_dir():
+                raise InvalidEnvironment(f"environment_path {choice.source} is not a folder")
+            return Environment(choice.source, find_python(choice.source))
+        if choice.kind == "tarball":
+            return unpack_environment(choice.source, self.environments_dir, limits=self.limits)
+        if not self.build:
+            raise InvalidEnvironment(
+                f"model '{name}' needs an environment built from {choice.source}, and building "
+                f"environments is off (--no-build-envs): pack it (mlpack env pack "
+                f"{choice.source.parent}) and ship environment.tar.gz, or start without "
+                "--no-build-envs"
+            )
+        if choice.kind == "conda":
+            return build_conda_environment(choice.source, self.environments_dir)
+        return build_requirements_environment(choice.source, self.environments_dir)
+
     async def close(self) -> None:
         pools, self._pools = list(self._pools.values()), {}
         await asyncio.gather(*(pool.close() for pool in pools), return_exceptions=True)
 
 
 class EnvironmentRunner:
-    """A ``ModelRunner`` for a model with its own environment: a ``WorkerRunner`` on that env's pool."""
+    """A ``ModelRunner`` for a model with its own environment (a ``WorkerRunner`` on its pool)."""
 
     def __init__(self, settings: ModelSettings, pools: EnvironmentPools) -> None:
         self.settings = settings
@@ -251,4 +299,21 @@ class EnvironmentRunner:
 
 
 def has_environment(settings: ModelSettings) -> bool:
-    return bool(settings.parameters.environment_tarball or settings.parameters.environment_path)
+    """Whether ``settings`` runs in an environment of its own (by the one rule; cheap).
+
+    A requirements file the server's own environment already satisfies needs none.
+    """
+    if settings.parameters.environment_tarball or settings.parameters.environment_path:
+        return True
+    if not settings.folder:
+        return False
+    folder = Path(settings.folder)
+    if any((folder / name).is_file() for name in (*TARBALL_FILES, *CONDA_FILES)):
+        return True
+    for name in REQUIREMENTS_FILES:
+        if (folder / name).is_file():
+            try:
+                return not satisfied_by_server(folder / name)
+            except (OSError, UnicodeDecodeError):
+                return True  # building it reports the problem
+    return False

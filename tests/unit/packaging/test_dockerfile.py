@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import os
 import re
 import shutil
 import sys
@@ -86,16 +87,35 @@ def test_dockerignore(folder: Path) -> None:
     assert "**/__pycache__" in text and "**/.git" in text and "**/.mlpack" in text
 
 
-def test_conda_needs_a_conda(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def conda_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ``micromamba`` on PATH, for planning only (planning checks it exists, never runs it)."""
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    (tools / "micromamba").write_text("#!/bin/sh\nexit 1\n")
+    (tools / "micromamba").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}:{os.environ['PATH']}")
+
+
+def test_conda_needs_a_conda_and_says_so_before_any_work(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PATH", str(folder))
     with pytest.raises(BuildError, match="needs conda, mamba or micromamba"):
         conda_tool()
     (folder / "table_old" / "requirements.txt").unlink()
     (folder / "table_old" / "environment.yml").write_text("dependencies: [python=3.11]\n")
-    plan = plan_image(folder)
-    assert [e.kind for e in plan.environments] == ["requirements", "conda"]
+    with pytest.raises(BuildError, match="needs conda, mamba or micromamba"):
+        plan_image(folder)
     with pytest.raises(BuildError, match="needs conda"):
         pack_conda(folder / "table_old" / "environment.yml", folder / "out.tar.gz")
+    # `mlpack build` stops at planning: no engine, wheel or context work happens first.
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{folder}/no-docker.sock")
+    result = CliRunner().invoke(create_app(), ["build", str(folder), "-t", "x:1"])
+    assert result.exit_code == 1 and "micromamba" in result.output
+    assert "no Docker engine" not in result.output
+    result = CliRunner().invoke(create_app(), ["env", "pack", str(folder / "table_old")])
+    assert result.exit_code == 1 and "micromamba" in result.output
 
 
 def test_cli_dockerfile_writes_files(folder: Path) -> None:
@@ -149,6 +169,7 @@ def _with_kind(folder: Path, kind: str) -> Path:
     return folder
 
 
+@pytest.mark.usefixtures("conda_on_path")
 def test_plan_is_final(folder: Path) -> None:
     plan = plan_image(_with_kind(folder, "conda"), "base:1")
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -157,6 +178,7 @@ def test_plan_is_final(folder: Path) -> None:
         plan.base_image = "other"  # type: ignore[misc]
 
 
+@pytest.mark.usefixtures("conda_on_path")
 @pytest.mark.parametrize("kind", ["requirements", "tarball", "conda"])
 def test_cli_dockerfile_is_the_one_build_sends(folder: Path, kind: str) -> None:
     """`mlpack dockerfile` == what `mlpack build` renders after planning (and staging

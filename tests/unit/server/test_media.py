@@ -13,9 +13,16 @@ def test_json_or_none_is_accepted(value: str | None) -> None:
     check_content_type(value)
 
 
-@pytest.mark.parametrize("value", ["text/plain", "application/x-www-form-urlencoded",
-                                   "multipart/form-data; boundary=x", "application/octet-stream",
-                                   "application/jsonx"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/octet-stream",
+        "application/jsonx",
+    ],
+)
 def test_anything_else_is_415(value: str) -> None:
     with pytest.raises(UnsupportedMediaType) as caught:
         check_content_type(value)
