@@ -13,6 +13,7 @@ if _typing.TYPE_CHECKING:
     from .custom_metrics import log, register
     from .model import MLModel
     from .settings import ModelSettings, Settings
+    from .tracing import tracer
 
 __all__ = [
     "MLModel",
@@ -23,6 +24,7 @@ __all__ = [
     "errors",
     "log",
     "register",
+    "tracer",
     "types",
 ]
 
@@ -32,6 +34,7 @@ _LAZY = {
     "ModelSettings": ("mlpack.settings", "ModelSettings"),
     "register": ("mlpack.custom_metrics", "register"),
     "log": ("mlpack.custom_metrics", "log"),
+    "tracer": ("mlpack.tracing", "tracer"),
     "types": ("mlpack.types", None),
     "codecs": ("mlpack.codecs", None),
     "errors": ("mlpack.errors", None),

@@ -21,7 +21,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import InvalidSettings
@@ -50,7 +58,6 @@ MLSERVER_ONLY_SETTINGS: dict[str, str] = {
     "kafka_servers": _NO_KAFKA,
     "kafka_topic_input": _NO_KAFKA,
     "kafka_topic_output": _NO_KAFKA,
-    "tracing_server": "no OpenTelemetry spans are exported; use the metrics and access logs",
     "cache_enabled": _NO_CACHE,
     "cache_size": _NO_CACHE,
     "gzip_enabled": "responses are not compressed; let the ingress or proxy compress them",
@@ -77,6 +84,35 @@ class CORSSettings(BaseModel):
     allow_headers: list[str] = Field(default_factory=list)
     expose_headers: list[str] = Field(default_factory=list)
     max_age: int = 600
+
+
+class PayloadLogSettings(BaseModel):
+    """Request/response payload logging for one model (KServe's logger format).
+
+    Exactly one destination: ``path`` (JSON lines, one CloudEvent per line) or ``url``
+    (each event POSTed as a binary-mode CloudEvent). Events wait in a bounded queue and
+    are written by a background thread; when the queue is full they are dropped (and
+    counted), so logging never blocks or fails a request.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str | None = None
+    url: str | None = None
+    # What to log: "all" (request and response), "request" or "response".
+    mode: Literal["all", "request", "response"] = "all"
+    # Share of requests logged (0..1).
+    sample_rate: float = Field(default=1.0, ge=0.0, le=1.0)
+    # Events waiting to be written; beyond it new events are dropped.
+    max_queue: int = Field(default=1000, ge=1)
+    # Seconds one POST to ``url`` may take.
+    timeout: float = Field(default=5.0, gt=0)
+
+    @model_validator(mode="after")
+    def _one_destination(self) -> PayloadLogSettings:
+        if (self.path is None) == (self.url is None):
+            raise ValueError("payload_log needs exactly one of 'path' or 'url'")
+        return self
 
 
 class AuthSettings(BaseModel):
@@ -160,6 +196,21 @@ class Settings(BaseSettings):
     model_error_detail: Literal["message", "generic"] = "message"
     # Host headers the REST and metrics ports accept (Starlette patterns; None: any).
     trusted_hosts: list[str] | None = None
+    # DEBUG for every logger, third-party ones too (``debug`` only covers mlpack and uvicorn).
+    debug_all: bool = False
+    # Further loggers to set to DEBUG (e.g. ["grpc", "mymodel"]).
+    debug_loggers: list[str] = Field(default_factory=list)
+    # Exit non-zero when a model fails to load or a model-settings.json is invalid.
+    exit_on_error: bool = False
+    # Ready only when every model is ready (True), or when at least one is (False).
+    strict_readiness: bool = True
+    # OpenTelemetry (``mlpack[tracing]``): the OTLP collector (MLServer's setting; or the
+    # OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT variables), its protocol ("grpc" or
+    # "http/protobuf"; default OTEL_EXPORTER_OTLP_PROTOCOL or grpc) and the share of
+    # traces sampled when the caller did not decide (OTEL_TRACES_SAMPLER_ARG).
+    tracing_server: str | None = None
+    tracing_protocol: str | None = None
+    tracing_sampling_ratio: float | None = Field(default=None, ge=0.0, le=1.0)
     # How long a graceful shutdown waits for in-flight requests.
     graceful_timeout: float = Field(default=30.0, ge=0)
     # Seconds between SIGTERM and closing the listeners: readiness answers 503 at once while
@@ -283,6 +334,8 @@ class ModelSettings(BaseSettings):
     # Report batch size and queue wait in response parameters and x-mlpack-* headers.
     serving_info: bool = False
     warm_workers: bool = False
+    # Opt-in request/response payload logging (server/payload_log.py).
+    payload_log: PayloadLogSettings | None = None
     # Folder that holds model-settings.json; relative URIs resolve against it.
     folder: str | None = Field(default=None, exclude=True)
 

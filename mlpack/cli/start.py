@@ -37,7 +37,33 @@ def start(
     parallel_workers: Annotated[
         int | None, typer.Option(help="Inference worker processes (0: in the server process).")
     ] = None,
-    debug: Annotated[bool | None, typer.Option("--debug/--no-debug", help="Verbose logs.")] = None,
+    debug: Annotated[
+        bool | None, typer.Option("--debug/--no-debug", help="DEBUG logs from mlpack and uvicorn.")
+    ] = None,
+    debug_all: Annotated[
+        bool | None,
+        typer.Option("--debug-all", help="DEBUG logs from every library (grpc, asyncio, ...)."),
+    ] = None,
+    debug_logger: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--debug-logger", metavar="NAME", help="A logger to set to DEBUG (repeatable)."
+        ),
+    ] = None,
+    fatal_errors: Annotated[
+        bool | None,
+        typer.Option(
+            "--exit-on-error",
+            help="Exit non-zero if any model fails to load or any settings file is invalid.",
+        ),
+    ] = None,
+    settings_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--settings",
+            help="Server settings file (default: settings.json in FOLDER, when present).",
+        ),
+    ] = None,
     no_build_envs: Annotated[
         bool,
         typer.Option(
@@ -74,20 +100,36 @@ def start(
             "metrics_port": metrics_port,
             "parallel_workers": parallel_workers,
             "debug": debug,
+            "debug_all": debug_all,
+            "debug_loggers": debug_logger or None,
+            "exit_on_error": fatal_errors,
             "build_environments": False if no_build_envs else None,
         }.items()
         if value is not None
     }
-    settings_file = folder / SETTINGS_FILENAME
+    if settings_path is not None:
+        if not settings_path.is_file():
+            typer.secho(
+                f"Error: --settings {settings_path}: no such file", err=True, fg=typer.colors.RED
+            )
+            raise typer.Exit(USAGE_ERROR)
+        settings_file: Path | None = settings_path
+    else:
+        default_file = folder / SETTINGS_FILENAME
+        settings_file = default_file if default_file.is_file() else None
     with exit_on_error(USAGE_ERROR):
-        settings = Settings.resolve(settings_file if settings_file.is_file() else None, overrides)
+        settings = Settings.resolve(settings_file, overrides)
     from ..server.logging import configure_logging
 
     with exit_on_error(USAGE_ERROR):
         configure_logging(
             debug=settings.debug,
             structured=settings.use_structured_logging,
-            logging_settings=_relative_to(folder, settings.logging_settings),
+            logging_settings=_relative_to(
+                settings_file.parent if settings_file else folder, settings.logging_settings
+            ),
+            debug_all=settings.debug_all,
+            debug_loggers=settings.debug_loggers,
         )
     _log_notices(settings.notices)
     import os
@@ -137,6 +179,17 @@ def start(
                 )
             ]
         )
+    if problems and settings.exit_on_error:
+        for problem in problems:
+            typer.secho(
+                f"Error: invalid {problem.path}: {problem.reason}", err=True, fg=typer.colors.RED
+            )
+        typer.secho(
+            f"Error: {len(problems)} model settings file(s) invalid; exit_on_error is set",
+            err=True,
+            fg=typer.colors.RED,
+        )
+        raise typer.Exit(STARTUP_FAILURE)
     server = MLPackServer(settings, models, repository_root=root)
     with exit_on_error(STARTUP_FAILURE):
         run_server(server)

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
+from .. import tracing
 from ..errors import DeadlineExceeded, Overloaded
 from ..settings import ModelSettings
 from ..types import InferenceRequest, InferenceResponse, MetadataModelResponse, Parameters
@@ -49,7 +50,18 @@ class ServingInfo:
 
 
 class _Pending:
-    __slots__ = ("deadline", "enqueued", "future", "info", "key", "request", "rows", "timing")
+    __slots__ = (
+        "deadline",
+        "enqueued",
+        "enqueued_ns",
+        "future",
+        "info",
+        "key",
+        "request",
+        "rows",
+        "timing",
+        "trace",
+    )
 
     def __init__(
         self,
@@ -62,6 +74,8 @@ class _Pending:
         self.request, self.key, self.rows, self.future, self.info = request, key, rows, future, info
         self.enqueued = time.perf_counter()
         self.timing: InferTiming | None = None
+        self.trace: Any = None  # the request's trace context (tracing on only)
+        self.enqueued_ns = 0
         self.deadline = current_deadline()
 
 
@@ -117,6 +131,8 @@ class AdaptiveBatcher:
         future: asyncio.Future[InferenceResponse] = asyncio.get_running_loop().create_future()
         pending = _Pending(request, key, rows, future, info)
         pending.timing = current_timing()  # observability: filled in when the batch runs
+        if tracing.active:
+            pending.trace, pending.enqueued_ns = tracing.current_context(), time.time_ns()
         if pending.timing is not None:
             pending.timing.batch_queue = len(self._queue)
         self._queue.append(pending)
@@ -215,12 +231,10 @@ class AdaptiveBatcher:
                     item.timing.batch_size = len(batch)
                     item.timing.executions = 1 if index == 0 else 0
                     item.timing.queue_wait = started - item.enqueued
-            if len(batch) == 1:
-                responses = [await self._predict(batch[0].request)]
+            if tracing.active and batch[0].trace is not None:
+                responses = await self._compute_traced(batch, rows)
             else:
-                merged = merge_requests([item.request for item in batch])
-                response = await self._predict(merged)
-                responses = split_response(response, rows, self.name)
+                responses = await self._compute(batch, rows)
             for item, response in zip(batch, responses, strict=False):
                 if not item.future.done():
                     item.future.set_result(response)
@@ -235,6 +249,38 @@ class AdaptiveBatcher:
                 reset_deadline(token)
             self._busy -= 1
             self._dispatch()
+
+    async def _compute(self, batch: list[_Pending], rows: list[int]) -> list[InferenceResponse]:
+        if len(batch) == 1:
+            return [await self._predict(batch[0].request)]
+        merged = merge_requests([item.request for item in batch])
+        response = await self._predict(merged)
+        return split_response(response, rows, self.name)
+
+    async def _compute_traced(
+        self, batch: list[_Pending], rows: list[int]
+    ) -> list[InferenceResponse]:
+        """``_compute`` in a ``batch`` span (child of the first request, linked to every
+        member); each member gets a ``queue`` span for its wait, linked to the batch."""
+        members = [item for item in batch if item.trace is not None]
+        attributes = {
+            "mlpack.model.name": self.name,
+            "mlpack.batch.size": sum(rows),
+            "mlpack.batch.requests": len(batch),
+        }
+        links = [tracing.link(tracing.span_context_of(item.trace)) for item in members]
+        with tracing.span("batch", attributes, context=batch[0].trace, links=links) as span:
+            now, batch_link = time.time_ns(), [tracing.link(span.get_span_context())]
+            for item in members:
+                queue = tracing.start_span(
+                    "queue",
+                    context=item.trace,
+                    start_time=item.enqueued_ns,
+                    links=batch_link,
+                    attributes={"mlpack.model.name": self.name},
+                )
+                queue.end(end_time=now)
+            return await self._compute(batch, rows)
 
     async def aclose(self) -> None:
         """Wait for running batches to finish."""

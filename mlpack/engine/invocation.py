@@ -16,11 +16,13 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from .. import tracing
 from .._context import model_scope
 from ..errors import MLPackError, ModelError, ModelLoadError
 from ..model import MLModel
 from ..settings import ModelSettings
 from ..types import InferenceRequest, InferenceResponse, MetadataModelResponse
+from .failures import attach_traceback
 from .importer import import_implementation
 
 logger = logging.getLogger("mlpack.engine")
@@ -65,7 +67,8 @@ async def load_model(model: MLModel) -> MetadataModelResponse:
     except MLPackError:
         raise
     except Exception as error:
-        raise ModelLoadError(f"model '{model.name}' failed to load: {error!r}") from error
+        failure = ModelLoadError(f"model '{model.name}' failed to load: {error!r}")
+        raise attach_traceback(failure, error) from error
     if loaded is False:
         raise ModelLoadError(f"model '{model.name}': load() returned False")
     model.ready = True
@@ -83,7 +86,10 @@ async def build_and_load(settings: ModelSettings) -> tuple[MLModel, MetadataMode
 async def predict_with(model: MLModel, request: InferenceRequest) -> InferenceResponse:
     """Run ``model.predict`` and turn unexpected exceptions into ``ModelError``."""
     try:
-        response = await call_model(model.predict, request)
+        with tracing.stage("predict") as span:
+            if span is not None:
+                _describe(span, model, request)
+            response = await call_model(model.predict, request)
     except MLPackError:
         raise
     except Exception as error:
@@ -94,7 +100,10 @@ async def predict_with(model: MLModel, request: InferenceRequest) -> InferenceRe
 def predict_sync(model: MLModel, request: InferenceRequest) -> InferenceResponse:
     """``predict_with`` for a model whose ``predict`` is a plain function (no event loop)."""
     try:
-        response = model.predict(request)
+        with tracing.stage("predict") as span:
+            if span is not None:
+                _describe(span, model, request)
+            response = model.predict(request)
     except MLPackError:
         raise
     except Exception as error:
@@ -118,10 +127,19 @@ async def unload_model(model: MLModel) -> None:
         await call_model(model.unload)
 
 
+def _describe(span: Any, model: MLModel, request: InferenceRequest) -> None:
+    span.set_attribute("mlpack.model.name", model.name)
+    span.set_attribute("mlpack.model.version", model.version or "")
+    shape = request.inputs[0].shape if request.inputs else []
+    span.set_attribute("mlpack.batch.size", shape[0] if shape else 1)
+
+
 def _model_failed(model: MLModel, error: Exception) -> ModelError:
-    """Log the model's exception with its traceback; the client gets only its message."""
-    logger.error("model '%s' failed", model.name, exc_info=error)
-    return ModelError(f"model '{model.name}' failed: {error}")
+    """The ``ModelError`` for a model's exception, its traceback attached as text (the
+    registry logs it with the request id, rate-limited: ``engine.failures``)."""
+    failure = ModelError(f"model '{model.name}' failed: {error}")
+    attach_traceback(failure, error)
+    return failure
 
 
 def _checked(model: MLModel, response: Any) -> InferenceResponse:

@@ -10,15 +10,20 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
+from .. import tracing
 from ..codecs.tensors import validate_inputs
 from ..errors import (
     InvalidRequest,
     MLPackError,
+    ModelError,
     ModelLoadError,
     ModelNotFound,
     ModelNotReady,
+    NoCapacity,
     ShuttingDown,
+    WorkerError,
 )
 from ..settings import ModelSettings
 from ..types import (
@@ -31,6 +36,7 @@ from ..types import (
 )
 from . import deadlines
 from .batching import ServingInfo, predict_reporting
+from .failures import FailureLog, attach_traceback, log_error, traceback_text
 from .placement import RunnerFactory, RunnerPlacement
 from .repository import discover_models
 from .runner import ModelRunner
@@ -77,6 +83,14 @@ class ModelEntry:
         return self.settings.parameters.version
 
 
+class PayloadSink(Protocol):
+    """Where a model's payloads go (``server.payload_log``); must never block or raise."""
+
+    def record(
+        self, settings: ModelSettings, request: InferenceRequest, response: InferenceResponse
+    ) -> None: ...
+
+
 class ModelRegistry:
     """Knows every model version, loads and unloads them, and routes inference.
 
@@ -85,6 +99,8 @@ class ModelRegistry:
             in-process threads with batching where a model asks for it).
         repository_root: folder re-scanned when a model is loaded by name.
         observer: told about every inference request once it finishes (metrics, stats).
+        strict_readiness: ready only when every startup model is ready (else: at least one).
+        failure_log: where failed predictions are logged (rate-limited per model).
         inference_timeout: seconds a request may take when its model sets no
             ``inference_timeout`` of its own (None: no limit).
     """
@@ -94,6 +110,8 @@ class ModelRegistry:
         runner_factory: RunnerFactory | None = None,
         repository_root: Path | None = None,
         observer: InferenceObserver | None = None,
+        strict_readiness: bool = True,
+        failure_log: FailureLog | None = None,
         inference_timeout: float | None = None,
     ) -> None:
         self.inference_timeout = inference_timeout
@@ -102,6 +120,10 @@ class ModelRegistry:
         # Loading by name may pick up folders added after start (the ``repository_rescan`` setting).
         self.rescan = True
         self.observer = observer
+        self.strict_readiness = strict_readiness
+        # Told about each answered request of a model with ``payload_log`` (server side).
+        self.payload_sink: PayloadSink | None = None
+        self.failure_log = failure_log or FailureLog()
         self._models: dict[str, dict[str | None, ModelEntry]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         # Set at shutdown: readiness answers false while requests are still served.
@@ -159,10 +181,18 @@ class ModelRegistry:
         return self.get(name, version).queues
 
     def is_ready(self) -> bool:
-        """True when every model meant to be serving is ready and can take requests (a
-        model unloaded through the API is not: unloading on purpose does not take the whole
-        server out of service), and the server is not draining."""
-        return not self.draining and all(
+        """True when every model meant to be serving is ready and can take requests
+        (``strict_readiness``; a model unloaded through the API is not: unloading on purpose
+        does not take the whole server out of service), or when at least one model is
+        (not strict); never while the server is draining for shutdown."""
+        if self.draining:
+            return False
+        if not self.strict_readiness:
+            return any(
+                entry.state is State.READY and has_capacity(entry.runner)
+                for entry in self.entries()
+            )
+        return all(
             entry.state is State.READY and has_capacity(entry.runner)
             for entry in self.entries()
             if entry.load_at_startup
@@ -204,17 +234,25 @@ class ModelRegistry:
             entry.settings = settings
         return entry
 
-    async def load_all(self, models: list[ModelSettings]) -> None:
-        """Load many models concurrently; failures are logged and recorded, not raised."""
+    async def load_all(self, models: list[ModelSettings]) -> list[ModelSettings]:
+        """Load many models concurrently; failures are logged and recorded, not raised.
+
+        Returns the settings of the models that failed to load."""
         for settings in models:
             self.add(settings)
-        await asyncio.gather(*(self._load_quietly(s) for s in models))
+        outcomes = await asyncio.gather(*(self._load_quietly(s) for s in models))
+        return [settings for settings, ok in zip(models, outcomes, strict=True) if not ok]
 
-    async def _load_quietly(self, settings: ModelSettings) -> None:
+    async def _load_quietly(self, settings: ModelSettings) -> bool:
         try:
             await self.load_version(settings)
         except MLPackError as error:
-            logger.error("model '%s' failed to load: %s", settings.name, error.message)
+            version = settings.parameters.version
+            label = settings.name + (f":{version}" if version else "")
+            text = traceback_text(error)
+            log_error(logger, "load failed: %s", (error.message,), text, model=label)
+            return False
+        return True
 
     def _lock(self, name: str) -> asyncio.Lock:
         return self._locks.setdefault(name, asyncio.Lock())
@@ -239,15 +277,15 @@ class ModelRegistry:
             if isinstance(error, MLPackError):
                 raise
             if isinstance(error, Exception):
-                raise ModelLoadError(
-                    f"model '{settings.name}' failed to load: {error!r}"
-                ) from error
+                failure = ModelLoadError(f"model '{settings.name}' failed to load: {error!r}")
+                raise attach_traceback(failure, error) from error
             raise
         self._install(entry, runner, metadata)
         logger.info(
-            "model '%s'%s ready in %.2fs",
+            "model '%s'%s %s in %.2fs",
             settings.name,
             f" version '{settings.parameters.version}'" if settings.parameters.version else "",
+            "reloaded" if previous_runner is not None else "ready",
             time.perf_counter() - started,
         )
         if previous_runner is not None:
@@ -294,7 +332,9 @@ class ModelRegistry:
         if self._repository_root is not None:
             found, _ = discover_models(self._repository_root)
             matching = [s for s in found if s.name == name]
-            if not self.rescan:  # only folders known at start: a dropped-in folder is never imported
+            if (
+                not self.rescan
+            ):  # only folders known at start: a dropped-in folder is never imported
                 folders = {settings.folder for settings in known}
                 matching = [s for s in matching if s.folder in folders]
             if matching:
@@ -315,6 +355,11 @@ class ModelRegistry:
                     await runner.unload()
                 finally:
                     entry.state, entry.reason = State.UNAVAILABLE, "unloaded"
+                logger.info(
+                    "model '%s'%s unloaded",
+                    entry.name,
+                    f" version '{entry.version}'" if entry.version else "",
+                )
 
     async def close(self) -> None:
         """Unload everything (server shutdown)."""
@@ -388,6 +433,8 @@ class ModelRegistry:
             deadlines.reset_deadline(token)
 
     async def _observed(self, entry: ModelEntry, request: InferenceRequest) -> InferenceResponse:
+        if tracing.active:
+            return await self._infer_traced(entry, request)
         if self.observer is None:
             return await self._infer(entry, request)
         # -- observer seam: one event per request that reached a known model version --
@@ -404,8 +451,31 @@ class ModelRegistry:
                 InferEvent(entry.name, entry.version or "", ok, duration, timing)
             )
 
+    async def _infer_traced(
+        self, entry: ModelEntry, request: InferenceRequest
+    ) -> InferenceResponse:
+        """``infer`` in an ``infer`` span (tracing on): model, version and outcome recorded."""
+        attributes = {"mlpack.model.name": entry.name, "mlpack.model.version": entry.version or ""}
+        with tracing.span("infer", attributes) as current:
+            if self.observer is None:
+                return await self._infer(entry, request)
+            started, ok = time.perf_counter(), False
+            timing, token = open_timing()
+            try:
+                response = await self._infer(entry, request)
+                ok = True
+                return response
+            finally:
+                close_timing(token)
+                current.set_attribute("mlpack.status", "ok" if ok else "error")
+                duration = time.perf_counter() - started
+                self.observer.on_infer(
+                    InferEvent(entry.name, entry.version or "", ok, duration, timing)
+                )
+
     async def _infer(self, entry: ModelEntry, request: InferenceRequest) -> InferenceResponse:
-        validate_request(entry, request)
+        with tracing.stage("validate"):
+            validate_request(entry, request)
         runner = entry.runner
         assert runner is not None
         info = ServingInfo() if entry.settings.serving_info else None
@@ -415,14 +485,41 @@ class ModelRegistry:
                 response = await runner.predict(request)
             else:
                 response = await predict_reporting(runner, request, info)
+        except (ModelError, WorkerError) as error:
+            if not isinstance(error, NoCapacity):  # no live worker: 503, not a model failure
+                self.failure_log.predict_failed(
+                    entry.name, entry.version, _request_id(request), error
+                )
+            raise
+        except Exception as error:
+            if not isinstance(error, MLPackError):
+                self.failure_log.predict_failed(
+                    entry.name, entry.version, _request_id(request), error
+                )
+            raise
         finally:
             entry.in_flight -= 1
             if not entry.in_flight:
                 entry.idle.set()
         response = finish_response(entry, request, response)
+        if entry.settings.payload_log is not None and self.payload_sink is not None:
+            self.payload_sink.record(entry.settings, request, response)
         if info is not None:
             info.attach(response)
         return response
+
+
+def _request_id(request: InferenceRequest) -> str | None:
+    """The request's id, or the caller's ``x-request-id`` header (None when neither)."""
+    if request.id:
+        return request.id
+    parameters = request.parameters
+    headers = getattr(parameters, "headers", None) if parameters is not None else None
+    if isinstance(headers, dict):
+        value = headers.get("x-request-id")
+        if isinstance(value, str):
+            return value
+    return None
 
 
 def has_capacity(runner: ModelRunner | None) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 from collections.abc import Iterator
@@ -19,22 +20,27 @@ from typing import Any
 
 import uvicorn
 
+from .. import tracing
 from ..engine.placement import RunnerPlacement
 from ..engine.registry import ModelRegistry
 from ..engine.workers.pool import PoolLimits
 from ..environments.extract import ExtractionLimits
-from ..errors import InvalidSettings
+from ..errors import InvalidSettings, MLPackError, ModelLoadError
 from ..settings import ModelSettings, Settings
+from .access_log import AccessLog
 from .auth import AccessPolicy, describe_access
 from .autoscaling import AutoscalingCollector
 from .coalescing import CoalescingHttpToolsProtocol
 from .guards import inner_guards, metrics_guards, outer_guards
 from .hints import ready_hint
 from .limits import HttpLimits, connection_capacity, limited_protocol, raise_open_file_limit
+from .logging import server_label
 from .observability import Observability
+from .payload_log import PayloadLogger
 from .rest import InferFastPath, build_rest_app
 from .sockets import bind_socket
 from .tls import ServerTLS
+from .trace_context import TracingASGI
 
 logger = logging.getLogger("mlpack.server")
 
@@ -97,12 +103,16 @@ class MLPackServer:
         self.registry = ModelRegistry(
             self.runners,
             repository_root=repository_root,
+            strict_readiness=settings.strict_readiness,
             inference_timeout=settings.inference_timeout,
         )
         self.registry.rescan = settings.repository_rescan
         # Who may call what (server/auth.py); key files are read here, once.
         self.access = AccessPolicy.from_settings(settings)
         self.tls = server_tls(settings)
+        self.startup_error: MLPackError | None = None
+        self.payload_log = PayloadLogger(settings.server_name)
+        self.registry.payload_sink = self.payload_log
         self.observability = Observability(settings)
         self._stop = asyncio.Event()
         self._listeners: list[tuple[str, str]] = []
@@ -126,10 +136,13 @@ class MLPackServer:
             metrics_socket = bind_socket(settings.host, settings.metrics_port, "metrics")
         # The metrics folder is ready before any model (or worker process) starts.
         self.registry.observer = observability.start()
+        tracing_on = start_tracing(settings)  # before workers start: they inherit it
         try:
             await self._serve(http_socket, metrics_socket)
         finally:
             observability.close()
+            if tracing_on:
+                tracing.shutdown()
 
     async def _serve(
         self, http_socket: socket.socket, metrics_socket: socket.socket | None
@@ -156,12 +169,17 @@ class MLPackServer:
         app.state.generic_model_errors = generic_model_errors
         # Guards sit outside the fast path, so they cover every route (server/guards.py).
         served = inner_guards(InferFastPath(app), settings, policy)
+        rest_app: Any = outer_guards(observability.wrap(served), settings)
+        if tracing.active:
+            rest_app = TracingASGI(rest_app)
+        if settings.access_log:  # outermost: every request, refused ones too
+            rest_app = AccessLog(rest_app, "rest")
         config = uvicorn.Config(
-            outer_guards(observability.wrap(served), settings),
+            rest_app,
             lifespan="off",
             http=limited_protocol(CoalescingHttpToolsProtocol, limits),
             timeout_keep_alive=settings.timeout_keep_alive,  # type: ignore[arg-type]
-            access_log=settings.access_log,
+            access_log=False,  # server/access_log.py writes the access log
             log_config=None,
             root_path=settings.root_path,
             # Past graceful_timeout the registry ends what is left with 503s; uvicorn's
@@ -203,7 +221,8 @@ class MLPackServer:
         metrics = _metrics_server(observability, metrics_socket, policy, settings.access_log)
         metrics_task = None
         if metrics is not None and metrics_socket is not None:
-            metrics_task = asyncio.create_task(metrics.serve(sockets=[metrics_socket]))
+            with server_label("metrics"):  # the task's log lines say they are the metrics server's
+                metrics_task = asyncio.create_task(metrics.serve(sockets=[metrics_socket]))
         self._http_port = int(http_socket.getsockname()[1])
         self._listeners = _listeners(settings, http_socket, metrics_socket if metrics else None)
         self._listeners.insert(1, ("gRPC", f"{settings.host}:{grpc_transport.port}"))
@@ -240,7 +259,10 @@ class MLPackServer:
                     asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
             await self.registry.close()
             await self.runners.close()  # engine: workers stop last
+            await asyncio.get_running_loop().run_in_executor(None, self.payload_log.close)
             logger.info("stopped")
+        if self.startup_error is not None:
+            raise self.startup_error
 
     def _watch_tls(self) -> asyncio.Task[None] | None:
         """Reload certificates when their files change, and at once on SIGHUP."""
@@ -278,14 +300,23 @@ class MLPackServer:
 
     async def _load_models(self) -> None:
         await self.runners.start()  # engine: start workers before loading models
+        failed: list[ModelSettings] = []
         if self.settings.load_models_at_startup:
-            await self.registry.load_all(self.models)
+            failed = await self.registry.load_all(self.models)
         ready = sum(1 for e in self.registry.entries() if e.state.value == "READY")
         logger.info("%d of %d model(s) ready", ready, len(self.registry.entries()))
         self.observability.banner(self.registry, self._listeners)
         hint = ready_hint(self.registry.entries(), self.settings.host, self._http_port)
         if hint is not None:
             logger.info("%s", hint)
+        if failed and self.settings.exit_on_error:
+            names = ", ".join(sorted({s.name for s in failed}))
+            self.startup_error = ModelLoadError(
+                f"{len(failed)} model(s) failed to load ({names}); "
+                "exit_on_error is set, so the server stops"
+            )
+            logger.error("%s", self.startup_error.message)
+            self.request_stop()
 
     @contextlib.contextmanager
     def _signals(self) -> Iterator[None]:
@@ -369,25 +400,38 @@ def _metrics_server(
     policy: AccessPolicy | None = None,
     access_log: bool = False,
 ) -> _EmbeddedUvicorn | None:
-    """The metrics endpoint's own uvicorn server (None when metrics are disabled).
-
-    ``access_log`` must match the REST server's: uvicorn's ``access_log=False`` silences the
-    process-wide ``uvicorn.access`` logger, which would switch the REST access log off too.
-    """
-    app = observability.metrics_app()
+    """The metrics endpoint's own uvicorn server (None when metrics are disabled)."""
+    app: Any = observability.metrics_app()
     if app is None or sock is None:
         return None
     if policy is not None:
         app = metrics_guards(app, observability.settings, policy)
+    if access_log:
+        app = AccessLog(app, "metrics")
     config = uvicorn.Config(
         app,
         lifespan="off",
         http="httptools",
-        access_log=access_log,
+        access_log=False,
         log_config=None,
         server_header=False,
     )
     return _EmbeddedUvicorn(config)
+
+
+def start_tracing(settings: Settings) -> bool:
+    """Switch OpenTelemetry tracing on when settings (or ``OTEL_*`` variables) ask for it."""
+    endpoint = tracing.resolve_endpoint(settings.tracing_server)
+    if endpoint is None:
+        return False
+    protocol = tracing.resolve_protocol(settings.tracing_protocol)
+    ratio = settings.tracing_sampling_ratio
+    if ratio is None:
+        ratio = float(os.environ.get("OTEL_TRACES_SAMPLER_ARG", "1.0"))
+    service = os.environ.get("OTEL_SERVICE_NAME", settings.server_name)
+    tracing.configure(endpoint, protocol, ratio, service)
+    logger.info("tracing: OTLP %s to %s, sampling ratio %s", protocol, endpoint, ratio)
+    return True
 
 
 def run_server(server: MLPackServer) -> None:

@@ -18,6 +18,7 @@ from google.protobuf import descriptor_pool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
+from .. import tracing
 from ..engine.registry import ModelRegistry
 from ..errors import DeadlineExceeded, MLPackError, ModelNotFound, ResourceExhausted, release
 from ..proto import convert
@@ -27,6 +28,7 @@ from ..types import MetadataServerResponse, Parameters, RepositoryIndexResponse
 from .disclosure import public_message
 from .headers import outgoing_headers, response_headers
 from .sockets import PortInUse
+from .trace_context import traced_rpc
 
 logger = logging.getLogger("mlpack.grpc")
 
@@ -93,6 +95,8 @@ def _handles_errors(handler: Handler[Response]) -> Handler[Response]:
         code = "OK"
         failure: tuple[grpc.StatusCode, str] | None = None
         try:
+            if tracing.active:
+                return await traced_rpc(method, context, lambda: handler(self, request, context))
             return await handler(self, request, context)
         except MLPackError as error:
             status = status_code(error)
@@ -207,7 +211,8 @@ class InferenceServicer(_Observed, pb_grpc.GRPCInferenceServiceServicer):
             raise DeadlineExceeded(
                 f"model '{request.model_name}': the client's deadline passed before compute"
             )
-        inference_request = convert.model_infer_request_to_types(request)
+        with tracing.stage("decode"):
+            inference_request = convert.model_infer_request_to_types(request)
         headers = _request_headers(context)
         if inference_request.parameters is None:
             inference_request.parameters = Parameters(headers=headers)
@@ -221,9 +226,10 @@ class InferenceServicer(_Observed, pb_grpc.GRPCInferenceServiceServicer):
             if returned is not None:
                 context.set_trailing_metadata(_metadata(returned))
         # tritonclient's as_numpy reads raw contents only: answer raw to raw requests.
-        message = convert.types_to_model_infer_response(
-            response, raw=bool(request.raw_input_contents)
-        )
+        with tracing.stage("encode"):
+            message = convert.types_to_model_infer_response(
+                response, raw=bool(request.raw_input_contents)
+            )
         size = message.ByteSize()
         if size > self.max_message_length:
             raise ResourceExhausted(

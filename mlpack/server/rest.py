@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from .. import tracing
 from ..codecs.bytes_json import bytes_outputs_as_text
 from ..engine.deadlines import parse_timeout_header
 from ..engine.registry import ModelRegistry
@@ -106,12 +107,13 @@ class RestEndpoints:
             JSON_ONLY if header_length is None else JSON_OR_BINARY,
         )
         body = await request.body()
-        if len(body) > OFF_LOOP_BODY_SIZE:
-            # Decoding a big body takes long: do it on a thread so health checks and
-            # small requests keep being answered meanwhile.
-            inference_request = await asyncio.to_thread(decode_infer_body, body, header_length)
-        else:
-            inference_request = decode_infer_body(body, header_length)
+        with tracing.stage("decode"):
+            if len(body) > OFF_LOOP_BODY_SIZE:
+                # Decoding a big body takes long: do it on a thread so health checks and
+                # small requests keep being answered meanwhile.
+                inference_request = await asyncio.to_thread(decode_infer_body, body, header_length)
+            else:
+                inference_request = decode_infer_body(body, header_length)
         del body
         binary_outputs = binary.requested_binary_outputs(inference_request)
         _attach_headers(inference_request, request)
@@ -123,7 +125,8 @@ class RestEndpoints:
             response = await unless_disconnected(request, work)
         else:
             response = await work
-        return encode_inference_response(response, binary_outputs)
+        with tracing.stage("encode"):
+            return encode_inference_response(response, binary_outputs)
 
     # -- repository extension ---------------------------------------------------------------------
     async def repository_index(self, request: Request) -> Response:

@@ -26,6 +26,7 @@ DOCUMENTED = {
     "ModelSettings": "mlpack.settings:ModelSettings",
     "log": "mlpack.custom_metrics:log",
     "register": "mlpack.custom_metrics:register",
+    "tracer": "mlpack.tracing:tracer",
     "types": "mlpack.types",
     "codecs": "mlpack.codecs",
     "errors": "mlpack.errors",

@@ -57,6 +57,7 @@ class Predict:
     key: str
     request: tuple[Any, ...]
     deadline: float | None = None
+    trace: dict[str, str] | None = None  # W3C trace context (tracing on only)
 
 
 @dataclass
@@ -225,12 +226,21 @@ def _unpack_parameters(values: dict[str, Any] | None) -> Parameters | None:
     return None if values is None else Parameters.model_construct(**values)
 
 
-_CALL_PREDICT, _REPLY_VALUE, _OTHER = 0, 1, 2
+_CALL_PREDICT, _REPLY_VALUE, _OTHER, _CALL_PREDICT_TRACED = 0, 1, 2, 3
 
 
 def _to_wire(message: Any) -> tuple[Any, ...]:
     if type(message) is Call and type(message.body) is Predict:
         body = message.body
+        if body.trace is not None:
+            return (
+                _CALL_PREDICT_TRACED,
+                message.call_id,
+                body.key,
+                body.request,
+                body.deadline,
+                body.trace,
+            )
         return (_CALL_PREDICT, message.call_id, body.key, body.request, body.deadline)
     if type(message) is Reply and message.error is None:
         return (_REPLY_VALUE, message.call_id, message.value)
@@ -244,6 +254,8 @@ def from_wire(wire: tuple[Any, ...]) -> Any:
         return Call(wire[1], Predict(wire[2], wire[3], wire[4]))
     if tag == _REPLY_VALUE:
         return Reply(wire[1], wire[2])
+    if tag == _CALL_PREDICT_TRACED:
+        return Call(wire[1], Predict(wire[2], wire[3], wire[4], wire[5]))
     return wire[1]
 
 

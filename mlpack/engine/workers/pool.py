@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ... import tracing
 from ...errors import NoCapacity, Overloaded, WorkerError
 from ...settings import ModelSettings
 from ...types import InferenceRequest, InferenceResponse, MetadataModelResponse
@@ -539,7 +540,14 @@ class WorkerPool:
                 now = time.monotonic()
                 hard_limit = deadline + (deadline - now)  # twice the time left
             worker.served += 1
-            packed = await worker.call(Predict(key, pack_request(request), deadline), hard_limit)
+            body = Predict(key, pack_request(request), deadline)
+            if tracing.active:
+                attributes = {"mlpack.worker.id": worker.worker_id}
+                with tracing.span("worker", attributes, kind=tracing.client_kind()):
+                    body.trace = tracing.inject()  # the worker's spans are children of this one
+                    packed = await worker.call(body, hard_limit)
+            else:
+                packed = await worker.call(body, hard_limit)
         finally:
             self._hand_over()
             self._maybe_recycle(worker)

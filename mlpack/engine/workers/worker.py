@@ -21,9 +21,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from ... import tracing
 from ...errors import MLPackError, ModelError, ModelNotFound, RequestCancelled
 from ...model import MLModel
 from ..deadlines import check
+from ..failures import attach_traceback
 from ..invocation import build_and_load, predict_blocking, unload_model
 from .messages import (
     HEADER,
@@ -120,7 +122,11 @@ class _Models:
             if model is None:
                 raise ModelNotFound(body.key.rsplit("#", 1)[0])
             check(body.deadline, model.name)  # expired while queued: not started
-            return pack_response(predict_blocking(model, unpack_request(body.request), self.loop))
+            request = unpack_request(body.request)
+            if body.trace is not None and tracing.configure_from_environment():
+                with tracing.attached(tracing.extract(body.trace)):
+                    return pack_response(predict_blocking(model, request, self.loop))
+            return pack_response(predict_blocking(model, request, self.loop))
         if isinstance(body, LoadModel):
             model, metadata = self.loop.run_until_complete(build_and_load(body.settings))
             self.models[body.key] = model
@@ -138,11 +144,7 @@ class _Models:
 def _picklable(error: BaseException) -> BaseException:
     if isinstance(error, MLPackError):
         return error
-    try:
-        pickle.dumps(error)
-        return ModelError(f"{error!r}")
-    except Exception:
-        return ModelError(repr(error))
+    return attach_traceback(ModelError(repr(error)), error)
 
 
 def run_worker(

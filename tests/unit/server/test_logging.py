@@ -98,3 +98,34 @@ def test_banner_lists_listeners_and_models() -> None:
     assert any("REST" in line and ":8080" in line for line in lines)
     assert any("iris (v1)" in line and line.endswith("READY") for line in lines)
     assert any("broken" in line and line.endswith("UNAVAILABLE: load failed") for line in lines)
+
+
+def test_debug_keeps_third_party_loggers_at_info() -> None:
+    stream = io.StringIO()
+    configure_logging(debug=True, stream=stream)
+    logging.getLogger("grpc._cython.cygrpc").debug("Loaded running loop")
+    logging.getLogger("mlpack.test").debug("ours")
+    assert "Loaded running loop" not in stream.getvalue() and "ours" in stream.getvalue()
+    configure_logging(debug=True, stream=stream, debug_loggers=["grpc"])
+    logging.getLogger("grpc._cython.cygrpc").debug("Loaded running loop")
+    assert "Loaded running loop" in stream.getvalue()
+    configure_logging(stream=stream)
+    configure_logging(debug_all=True, stream=stream)
+    logging.getLogger("somelib").debug("anything")
+    assert "anything" in stream.getvalue()
+    configure_logging(stream=stream)
+
+
+def test_uvicorn_lifecycle_lines_dropped_and_metrics_lines_labelled() -> None:
+    from mlpack.server.logging import server_label
+
+    stream = io.StringIO()
+    configure_logging(stream=stream)
+    logging.getLogger("uvicorn.error").info("Started server process [%d]", 1)
+    with server_label("metrics"):
+        logging.getLogger("uvicorn.error").warning("Invalid HTTP request received.")
+    logging.getLogger("uvicorn.error").info("other")
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2
+    assert "WARNING [metrics] [uvicorn.error] Invalid HTTP request received." in lines[0]
+    assert "[metrics]" not in lines[1]
