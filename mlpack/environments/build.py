@@ -15,8 +15,6 @@ Each build happens in a private folder renamed into place, then a completion mar
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import logging
@@ -26,13 +24,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
 from ..errors import BuildError
 from .requirements import cpu_variants
-from .unpack import Environment, find_python
+from .unpack import Environment, exclusive_lock, find_python
 
 logger = logging.getLogger("mlpack.environments")
 
@@ -199,7 +197,7 @@ def build_conda_environment(environment_file: Path, environments_dir: Path) -> E
 
 def _build_once(target: Path, source: Path, make: Callable[[Path], str]) -> Environment:
     target.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(target.parent / f".{target.name}.lock"):
+    with exclusive_lock(target.parent / f".{target.name}.lock"):
         if (target / BUILT_MARKER).is_file():
             logger.info("environment for %s: reusing %s", source, target)
             return Environment(target, find_python(target))
@@ -221,14 +219,3 @@ def _build_once(target: Path, source: Path, make: Callable[[Path], str]) -> Envi
             raise
         logger.info("environment for %s: built with %s in %.1fs", source, tool, seconds)
     return Environment(target, find_python(target))
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock across processes (two servers building the same environment)."""
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -137,7 +137,7 @@ def unpack_environment(
     environments_dir.mkdir(parents=True, exist_ok=True)
     folder = name or digest[:32]
     target = environments_dir / folder
-    with _locked(environments_dir / f".{folder}.lock"):
+    with exclusive_lock(environments_dir / f".{folder}.lock"):
         problem = verify_environment(target, digest) if target.exists() else None
         if target.exists() and problem is None:
             logger.debug("reusing environment %s", target)
@@ -246,8 +246,8 @@ def _write_marker(root: Path, digest: str) -> None:
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock across processes (two servers unpacking the same tarball)."""
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock across processes (two servers making the same environment)."""
     with open(path, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
