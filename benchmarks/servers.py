@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 # The process helpers live in the product (``mlpack bench`` uses them too).
+from mlpack.bench import processes
 from mlpack.bench.processes import (  # noqa: F401
     READY_PATH,
     ServerProcess,
@@ -79,25 +80,14 @@ def start_mlpack(
 ) -> ServerProcess:
     """Start `mlpack start` on a temp copy of `model_repo` on free ports."""
     workdir = _copy_repository(model_repo, "mlpack")
-    ports = free_ports(3)
-    models = workdir / "models"
     prefix, path_env = mlpack_command(repo_root)
-    argv = [
-        *prefix,
-        "start",
-        str(models),
-        "--host",
-        "127.0.0.1",
-        "--http-port",
-        str(ports[0]),
-        "--grpc-port",
-        str(ports[1]),
-        "--metrics-port",
-        str(ports[2]),
-    ]
-    if parallel_workers is not None:
-        argv += ["--parallel-workers", str(parallel_workers)]
-    run_env = {**path_env, **(env or {})}
-    return spawn(
-        "mlpack", argv, workdir, ports, run_env, ready_timeout=ready_timeout, settle=settle
+    args = ["--parallel-workers", str(parallel_workers)] if parallel_workers is not None else []
+    return processes.start_mlpack(
+        workdir / "models",
+        workdir,
+        argv_prefix=prefix,
+        env={**path_env, **(env or {})},
+        ready_timeout=ready_timeout,
+        settle=settle,
+        args=args,
     )

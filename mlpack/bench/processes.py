@@ -253,8 +253,9 @@ def start_mlpack(
     env: dict[str, str] | None = None,
     ready_timeout: float = 120.0,
     settle: float = 0.0,
+    args: Sequence[str] = (),
 ) -> ServerProcess:
-    """``mlpack start folder`` on free loopback ports; logs go to ``workdir/server.log``."""
+    """``mlpack start folder [args]`` on free loopback ports; logs go to ``workdir/server.log``."""
     ports = free_ports(3)
     prefix = list(argv_prefix) if argv_prefix else [sys.executable, "-m", "mlpack"]
     argv = [
@@ -269,6 +270,7 @@ def start_mlpack(
         str(ports[1]),
         "--metrics-port",
         str(ports[2]),
+        *args,
     ]
     return spawn("mlpack", argv, workdir, ports, env, ready_timeout=ready_timeout, settle=settle)
 
