@@ -71,7 +71,10 @@ def test_unknown_name_is_a_clear_attribute_error() -> None:
 
 
 def test_version_is_the_installed_distribution() -> None:
-    assert mlpack.__version__ == metadata.version("mlpack")
+    from mlpack.distribution import DISTRIBUTION
+
+    assert DISTRIBUTION == "mlpack-serve"  # not PyPI's unrelated `mlpack`
+    assert mlpack.__version__ == metadata.version(DISTRIBUTION)
 
 
 def test_every_import_the_readme_shows_works() -> None:
