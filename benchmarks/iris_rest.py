@@ -177,14 +177,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for server in started.values():
                 server.stop()
 
+    return report("iris_rest", args, names, started, raw)
+
+
+def report(
+    scenario: str,
+    args: argparse.Namespace,
+    names: list[str],
+    started: dict[str, servers.ServerProcess],
+    raw: dict[str, dict[str, list[dict[str, Any]]]],
+) -> dict[str, Any]:
+    """The JSON document of a side-by-side run: medians per server, mlpack/MLServer ratios."""
     results = {n: {k: _median_rows(v) for k, v in raw[n].items()} for n in names}
     ratios: dict[str, Any] = {}
     if len(names) == 2:
         a, b = started["mlpack"], started["mlserver"]
         ratios = {
-            "start_s": _ratio(a.start_s, b.start_s),
-            "idle_rss_mib": _ratio(a.idle_rss_mib, b.idle_rss_mib),
-            "idle_pss_mib": _ratio(a.idle_pss_mib, b.idle_pss_mib),
+            m: _ratio(getattr(a, m), getattr(b, m))
+            for m in ("start_s", "idle_rss_mib", "idle_pss_mib")
         }
         for c in args.concurrency:
             k = f"c{c}"
@@ -193,7 +203,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 for m in ("rps", "p50_ms", "p90_ms", "p99_ms")
             }
     return {
-        "scenario": "iris_rest",
+        "scenario": scenario,
         "when": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),  # noqa: UP017
         "commit": _git_commit(),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},

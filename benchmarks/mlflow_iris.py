@@ -13,10 +13,8 @@ Usage: ``python -m benchmarks.mlflow_iris [--only mlpack|mlserver] [-d 10] [-r 3
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import signal
 import sys
 import tempfile
@@ -156,45 +154,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             for server in started.values():
                 server.stop()
-    results = {n: {k: iris_rest._median_rows(v) for k, v in raw[n].items()} for n in names}
-    ratios: dict[str, Any] = {}
-    if len(names) == 2:
-        a, b = started["mlpack"], started["mlserver"]
-        ratios = {
-            m: iris_rest._ratio(getattr(a, m), getattr(b, m))
-            for m in ("start_s", "idle_rss_mib", "idle_pss_mib")
-        }
-        for c in args.concurrency:
-            k = f"c{c}"
-            ratios[k] = {
-                m: iris_rest._ratio(results["mlpack"][k][m], results["mlserver"][k][m])
-                for m in ("rps", "p50_ms", "p90_ms", "p99_ms")
-            }
-    return {
-        "scenario": "mlflow_iris",
-        "when": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),  # noqa: UP017
-        "commit": iris_rest._git_commit(),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "settings": {
-            "duration_s": args.duration,
-            "repeats": args.repeats,
-            "warmup_s": args.warmup,
-            "mlpack_workers": args.mlpack_workers,
-            "mlserver_workers": args.mlserver_workers,
-        },
-        "concurrency": args.concurrency,
-        "servers": {
-            n: {
-                "start_s": s.start_s,
-                "idle_rss_mib": s.idle_rss_mib,
-                "idle_pss_mib": s.idle_pss_mib,
-            }
-            for n, s in started.items()
-        },
-        "results": results,
-        "ratios": ratios,
-        "runs": raw,
-    }
+    return iris_rest.report("mlflow_iris", args, names, started, raw)
 
 
 def _answer(server: servers.ServerProcess, path: str, body: bytes) -> Any:
