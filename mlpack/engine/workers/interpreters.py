@@ -46,12 +46,8 @@ from ...environments import (
 )
 from ...environments.build import build_conda_environment, build_requirements_environment
 from ...environments.files import (
-    CONDA_FILES,
-    REQUIREMENTS_FILES,
-    TARBALL_FILES,
     EnvironmentChoice,
     choose_environment,
-    records_training_environment,
 )
 from ...environments.requirements import satisfied_by_server
 from ...environments.runtimes import runtime_packages
@@ -308,15 +304,15 @@ def has_environment(settings: ModelSettings) -> bool:
         return True
     if not settings.folder:
         return False
-    folder = Path(settings.folder)
-    if records_training_environment(folder):
+    try:
+        choice = choose_environment(Path(settings.folder))
+    except InvalidEnvironment:
+        return True  # loading it reports the problem
+    if choice is None:
         return False
-    if any((folder / name).is_file() for name in (*TARBALL_FILES, *CONDA_FILES)):
+    if choice.kind != "requirements":
         return True
-    for name in REQUIREMENTS_FILES:
-        if (folder / name).is_file():
-            try:
-                return not satisfied_by_server(folder / name)
-            except (OSError, UnicodeDecodeError):
-                return True  # building it reports the problem
-    return False
+    try:
+        return not satisfied_by_server(choice.source)
+    except (OSError, UnicodeDecodeError):
+        return True  # building it reports the problem
