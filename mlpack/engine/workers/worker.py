@@ -1,8 +1,10 @@
 """The worker process: a module-level entry point that loads models and runs predictions.
 
-Requests arrive one frame at a time on a socket. A reader thread answers pings at once
-(so the server can tell a busy worker from a hung or stopped one) and queues every other
-message for the main thread, which answers them in order. SIGINT and SIGTERM are
+Requests arrive one frame at a time on a socket. A reader thread answers pings and status
+queries at once (so the server can tell a busy worker from a hung or stopped one) and queues
+every other message for the main thread, which answers them in order: the server may send
+the next prediction while one computes (its pipeline), so the worker starts it the moment
+the current one ends, without waiting for the server. SIGINT and SIGTERM are
 ignored: the server stops its workers itself, after in-flight requests have finished,
 and a worker exits on its own when the server's end closes.
 """
@@ -18,6 +20,7 @@ import queue
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -36,8 +39,10 @@ from .messages import (
     Ping,
     Predict,
     Reply,
+    Status,
     Stop,
     UnloadModel,
+    WorkerStatus,
     encode_frame,
     from_wire,
     pack_response,
@@ -85,25 +90,42 @@ def send(sock: socket.socket, message: Any) -> None:
             sock.sendall(chunk)
 
 
+class _Counters:
+    """Predictions received (reader thread), started and answered (main thread)."""
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.started = 0
+        self.answered = 0
+
+    def status(self) -> WorkerStatus:
+        return WorkerStatus(os.getpid(), self.received, self.started, self.answered)
+
+
 def _read_messages(
     stream: io.BufferedIOBase,
     sock: socket.socket,
     inbox: queue.SimpleQueue[Any],
     cancelled: set[int],
+    counters: _Counters,
 ) -> None:
-    """Reader thread: answer pings now, note cancellations, hand the rest to the main thread."""
+    """Reader thread: answer pings and status queries now, note cancellations, hand the
+    rest to the main thread."""
     while True:
         message = receive(stream)
         if isinstance(message, Call) and isinstance(message.body, Cancel):
             cancelled.add(message.body.call_id)
             continue
-        if isinstance(message, Call) and isinstance(message.body, Ping):
+        if isinstance(message, Call) and isinstance(message.body, (Ping, Status)):
+            value = os.getpid() if isinstance(message.body, Ping) else counters.status()
             try:
-                send(sock, Reply(message.call_id, value=os.getpid()))
+                send(sock, Reply(message.call_id, value=value))
             except OSError:
                 message = Stop()
             else:
                 continue
+        if isinstance(message, Call) and isinstance(message.body, Predict):
+            counters.received += 1
         inbox.put(message)
         if isinstance(message, Stop) or not isinstance(message, Call):
             return
@@ -112,9 +134,10 @@ def _read_messages(
 class _Models:
     """The models this worker has loaded, by runner key."""
 
-    def __init__(self) -> None:
+    def __init__(self, counters: _Counters) -> None:
         self.loop = asyncio.new_event_loop()
         self.models: dict[str, MLModel] = {}
+        self.counters = counters
 
     def handle(self, body: Any) -> Any:
         if isinstance(body, Predict):
@@ -122,6 +145,7 @@ class _Models:
             if model is None:
                 raise ModelNotFound(body.key.rsplit("#", 1)[0])
             check(body.deadline, model.name)  # expired while queued: not started
+            self.counters.started += 1
             request = unpack_request(body.request)
             if body.trace is not None and tracing.configure_from_environment():
                 with tracing.attached(tracing.extract(body.trace)):
@@ -159,14 +183,15 @@ def run_worker(
     )
     if on_start is not None:
         on_start()
-    models = _Models()
+    counters = _Counters()
+    models = _Models(counters)
     sock.setblocking(True)
     stream = io.BufferedReader(socket.SocketIO(sock, "rb"), buffer_size=256 * 1024)
     inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
     cancelled: set[int] = set()  # calls whose caller gave up before they started
     reader = threading.Thread(
         target=_read_messages,
-        args=(stream, sock, inbox, cancelled),
+        args=(stream, sock, inbox, cancelled, counters),
         name="mlpack-worker-reader",
         daemon=True,
     )
@@ -178,14 +203,17 @@ def run_worker(
         if isinstance(message.body, Stop):
             send(sock, Reply(message.call_id))
             break
+        predict = isinstance(message.body, Predict)
+        started = time.monotonic()
         if message.call_id in cancelled:  # the caller left while this call was queued here
             cancelled.discard(message.call_id)
             reply = Reply(message.call_id, error=RequestCancelled("the caller gave up"))
         else:
             try:
-                reply = Reply(message.call_id, value=models.handle(message.body))
+                reply = Reply(message.call_id, value=models.handle(message.body), started=started)
             except BaseException as error:  # every failure goes back to the caller
-                reply = Reply(message.call_id, error=_picklable(error))
+                reply = Reply(message.call_id, error=_picklable(error), started=started)
+        counters.answered += predict
         if cancelled:  # a cancellation that came too late names an answered call: forget it
             cancelled.difference_update([i for i in cancelled if i <= message.call_id])
         try:
