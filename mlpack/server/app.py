@@ -32,7 +32,7 @@ from .auth import AccessPolicy, describe_access
 from .autoscaling import AutoscalingCollector
 from .coalescing import CoalescingHttpToolsProtocol
 from .guards import inner_guards, metrics_guards, outer_guards
-from .hints import ready_hint
+from .hints import TLSHint, ready_hint
 from .limits import HttpLimits, connection_capacity, limited_protocol, raise_open_file_limit
 from .logging import server_label
 from .observability import Observability
@@ -306,7 +306,13 @@ class MLPackServer:
         ready = sum(1 for e in self.registry.entries() if e.state.value == "READY")
         logger.info("%d of %d model(s) ready", ready, len(self.registry.entries()))
         self.observability.banner(self.registry, self._listeners)
-        hint = ready_hint(self.registry.entries(), self.settings.host, self._http_port)
+        hint = ready_hint(
+            self.registry.entries(),
+            self.settings.host,
+            self._http_port,
+            TLSHint(self.tls.cert_file, self.tls.mutual) if self.tls else None,
+            self.settings.auth.header if self.access.enabled else None,
+        )
         if hint is not None:
             logger.info("%s", hint)
         if failed and self.settings.exit_on_error:
