@@ -218,6 +218,7 @@ class MLPackServer:
         observability.extra_collectors.append(
             AutoscalingCollector(self.registry, self.runners.pool, self.runners.environment_pools)
         )
+        observability.extra_collectors.append(self.payload_log)
         metrics = _metrics_server(observability, metrics_socket, policy, settings.access_log)
         metrics_task = None
         if metrics is not None and metrics_socket is not None:
