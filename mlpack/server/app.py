@@ -204,7 +204,7 @@ class MLPackServer:
                 settings.grpc_max_message_length,
                 call_metrics=observability.grpc_call_metrics(),
                 max_concurrent_rpcs=settings.max_concurrent_requests,
-                interceptors=_grpc_interceptors(policy),
+                interceptors=_grpc_interceptors(policy, settings.access_log),
                 credentials=self.tls.grpc_credentials() if self.tls else None,
             )
         except BaseException:
@@ -392,13 +392,20 @@ def server_tls(settings: Settings) -> ServerTLS | None:
     return ServerTLS(settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file)
 
 
-def _grpc_interceptors(policy: AccessPolicy) -> list[Any]:
-    """The access interceptor when the policy can refuse anything (else none: no cost)."""
-    if not policy.active:
-        return []
-    from .grpc_access import AccessInterceptor
+def _grpc_interceptors(policy: AccessPolicy, access_log: bool = False) -> list[Any]:
+    """The access log (outermost, so refused calls are logged too) when ``access_log`` is
+    on, and the access interceptor when the policy can refuse anything (else none: no cost).
+    """
+    interceptors: list[Any] = []
+    if access_log:
+        from .grpc_access_log import AccessLogInterceptor
 
-    return [AccessInterceptor(policy)]
+        interceptors.append(AccessLogInterceptor())
+    if policy.active:
+        from .grpc_access import AccessInterceptor
+
+        interceptors.append(AccessInterceptor(policy))
+    return interceptors
 
 
 def _metrics_server(
