@@ -127,9 +127,8 @@ class _Worker(asyncio.Protocol):
     def overdue(self, now: float) -> bool:
         """Whether the call it is on is past its deadline (so it may be stuck); calls queued
         behind it are skipped by the worker once their deadline has passed."""
-        if not self.deadlines:
-            return False
-        deadline = self.deadlines.get(self.computing())  # type: ignore[arg-type]
+        computing = self.computing() if self.deadlines else None
+        deadline = None if computing is None else self.deadlines.get(computing)
         return deadline is not None and deadline <= now
 
     def _finished(self, call_id: int) -> None:
