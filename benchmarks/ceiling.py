@@ -11,7 +11,6 @@ Usage: ``python -m benchmarks.ceiling --http-port P --grpc-port G [--processes 2
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import multiprocessing
 import signal

@@ -34,7 +34,7 @@ from .coalescing import CoalescingHttpToolsProtocol
 from .frontend import FrontendPeer
 from .frontend_link import FrontendRole
 from .guards import inner_guards, metrics_guards, outer_guards
-from .hints import ready_hint
+from .hints import TLSHint, ready_hint
 from .limits import HttpLimits, connection_capacity, limited_protocol, raise_open_file_limit
 from .logging import server_label
 from .observability import Observability
@@ -223,7 +223,7 @@ class MLPackServer:
                 settings.grpc_max_message_length,
                 call_metrics=observability.grpc_call_metrics(),
                 max_concurrent_rpcs=settings.max_concurrent_requests,
-                interceptors=_grpc_interceptors(policy),
+                interceptors=_grpc_interceptors(policy, settings.access_log),
                 credentials=self.tls.grpc_credentials() if self.tls else None,
                 reuse_port=self.role is not None,
             )
@@ -238,6 +238,7 @@ class MLPackServer:
         observability.extra_collectors.append(
             AutoscalingCollector(self.registry, self.runners.pool, self.runners.environment_pools)
         )
+        observability.extra_collectors.append(self.payload_log)
         metrics = _metrics_server(observability, metrics_socket, policy, settings.access_log)
         metrics_task = None
         if metrics is not None and metrics_socket is not None:
@@ -295,6 +296,7 @@ class MLPackServer:
         collectors.append(
             AutoscalingCollector(self.registry, self.runners.pool, self.runners.environment_pools)
         )
+        collectors.append(self.payload_log)
         self.peer = FrontendPeer(role, self.registry, collectors)
         link_task = await self.peer.open()
         link_task.add_done_callback(lambda _: self.request_stop())
@@ -367,7 +369,13 @@ class MLPackServer:
         logger.info("%d of %d model(s) ready", ready, len(self.registry.entries()))
         if self.role is None or self.role.index == 0:  # one banner per server
             self.observability.banner(self.registry, self._listeners)
-            hint = ready_hint(self.registry.entries(), self.settings.host, self._http_port)
+            hint = ready_hint(
+                self.registry.entries(),
+                self.settings.host,
+                self._http_port,
+                TLSHint(self.tls.cert_file, self.tls.mutual) if self.tls else None,
+                self.settings.auth.header if self.access.enabled else None,
+            )
             if hint is not None:
                 logger.info("%s", hint)
         if failed and self.settings.exit_on_error:
@@ -446,13 +454,20 @@ def server_tls(settings: Settings) -> ServerTLS | None:
     return ServerTLS(settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file)
 
 
-def _grpc_interceptors(policy: AccessPolicy) -> list[Any]:
-    """The access interceptor when the policy can refuse anything (else none: no cost)."""
-    if not policy.active:
-        return []
-    from .grpc_access import AccessInterceptor
+def _grpc_interceptors(policy: AccessPolicy, access_log: bool = False) -> list[Any]:
+    """The access log (outermost, so refused calls are logged too) when ``access_log`` is
+    on, and the access interceptor when the policy can refuse anything (else none: no cost).
+    """
+    interceptors: list[Any] = []
+    if access_log:
+        from .grpc_access_log import AccessLogInterceptor
 
-    return [AccessInterceptor(policy)]
+        interceptors.append(AccessLogInterceptor())
+    if policy.active:
+        from .grpc_access import AccessInterceptor
+
+        interceptors.append(AccessInterceptor(policy))
+    return interceptors
 
 
 def _metrics_server(
