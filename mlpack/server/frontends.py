@@ -19,12 +19,21 @@ start`` runs becomes a supervisor; it parses no request itself. It:
   names and labels as with one front-end) plus the multiprocess folder they all write to,
   and adds ``frontend_requests_total{frontend}`` (REST requests + gRPC calls per
   front-end), ``frontend_ready{frontend}`` and ``frontend_restarts_total``.
-* on SIGTERM/SIGINT, passes SIGTERM to every front-end; each drains as a single server
+* passes SIGHUP on (certificate reload, with TLS); on SIGTERM/SIGINT, passes SIGTERM to
+  every front-end; each drains as a single server
   does (not ready, ``drain_delay``, in-flight requests finish within ``graceful_timeout``).
 
 Worker pools (``parallel_workers`` ≥ 1) and models with their own environment run in
 worker processes owned by a front-end; N front-ends would load N copies, so the CLI
 refuses that combination (``check_frontends``) until pools move to the supervisor.
+
+The design for sharing them (not built yet): the supervisor owns every ``WorkerPool``
+(spawn, pings, recycling, reloads); each worker listens on a Unix socket in a private 0700
+run folder and accepts one connection per front-end; the supervisor tells front-ends the
+current worker set (and each change: started, retired, dead) over this control link; each
+front-end dispatches least-busy over its own connections, with a per-worker share of
+``max_in_flight`` so N front-ends cannot overfill one worker; a worker that dies fails the
+calls each front-end has on it, as today.
 """
 
 from __future__ import annotations
@@ -42,7 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import InvalidSettings, MLPackError
+from ..errors import InvalidSettings, MLPackError, ModelNotFound
 from ..settings import ModelSettings, Settings
 from .frontend_link import (
     Apply,
@@ -312,15 +321,18 @@ class FrontendSupervisor:
         if isinstance(message, Collect):  # front-ends do not ask this; answer empty
             return Snapshot(message.call_id)
         async with self._ops_lock:
-            self._ops.pop(message.name, None)
-            self._ops[message.name] = message.action
             links = [
                 s.link for s in self.slots if s.link is not None and not s.link.closed.is_set()
             ]
             errors = await asyncio.gather(
                 *(self._apply_on(link, message.action, message.name) for link in links)
             )
-        error = next((e for e in errors if e is not None), None)
+            error = next((e for e in errors if e is not None), None)
+            # Kept for replacements to replay, except a name no front-end knows (so the list
+            # is bounded by the models that exist, whatever names callers try).
+            if not isinstance(error, ModelNotFound):
+                self._ops.pop(message.name, None)
+                self._ops[message.name] = message.action
         logger.info(
             "repository %s of model '%s' applied in %d front-end(s)%s",
             message.action,
@@ -392,11 +404,21 @@ class FrontendSupervisor:
                 installed.append(sig)
             except (NotImplementedError, RuntimeError, ValueError):
                 pass
+        if self.settings.tls_cert_file:  # front-ends reload their certificates on SIGHUP
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(signal.SIGHUP, self._forward, signal.SIGHUP)
+                installed.append(signal.SIGHUP)
         try:
             yield
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
+
+    def _forward(self, sig: signal.Signals) -> None:
+        for slot in self.slots:
+            if slot.process is not None and slot.process.exitcode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(slot.process.pid, sig)
 
 
 def run_supervisor(
