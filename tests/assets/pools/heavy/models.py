@@ -1,7 +1,9 @@
 """Holds a large numpy array (``parameters.extra.megabytes``, filled so its pages are
-resident) and answers with the pid of the process that ran it and a checksum of the array."""
+resident) and answers with the pid that ran it, the pid that loaded it and the array's size.
+An input value above 0 makes it hold the request that many seconds (so calls overlap)."""
 
 import os
+import time
 
 import numpy as np
 
@@ -17,6 +19,9 @@ class HeavyModel(MLModel):
         return True
 
     def predict(self, payload: InferenceRequest) -> InferenceResponse:
+        hold = float(payload.inputs[0].data[0]) if payload.inputs else 0.0
+        if hold > 0:
+            time.sleep(min(hold, 5.0))
         pid = ResponseOutput(name="pid", shape=[1], datatype="INT64", data=[os.getpid()])
         loaded = ResponseOutput(name="loaded_in", shape=[1], datatype="INT64", data=[self.loaded_in])
         size = ResponseOutput(name="size", shape=[1], datatype="INT64", data=[self.weights.size])
