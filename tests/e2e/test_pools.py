@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers.server import ASSETS, RunningServer, start_server
+from tests.helpers.server import ASSETS, RunningServer, checkout_pythonpath, start_server
 
 pytestmark = pytest.mark.e2e
 
@@ -84,9 +84,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     add_model(root, "group_b", inference_pool_gid="shared")
     add_model(root, "selfload", parallel_workers=2, preload=False)
     environment = make_environment(tmp_path_factory.mktemp("env") / "venv")
-    add_model(
-        root, "enved", parallel_workers=2, parameters={"environment_path": str(environment)}
-    )
+    add_model(root, "enved", parallel_workers=2, parameters={"environment_path": str(environment)})
     running = start_server(
         root, tmp_path_factory.mktemp("logs"), args=("--parallel-workers", "1"), timeout=120
     )
@@ -217,3 +215,28 @@ def test_zygote_workers_share_the_model_pages(
         assert pss < 2 * 100 * MiB  # 3 separate copies would be over 300 MiB
     else:
         assert pss > 3 * 100 * MiB  # each worker holds its own copy
+
+
+def test_plan_prints_processes_models_and_memory_then_exits(tmp_path: Path) -> None:
+    add_model(tmp_path, "light", parallel_workers=0)
+    add_model(tmp_path, "heavy", parallel_workers=3, parameters={"extra": {"megabytes": 40}})
+    add_model(tmp_path, "broken", parallel_workers=1, implementation="models.Missing")
+    environment = {**os.environ, "PYTHONPATH": checkout_pythonpath(), "OPENBLAS_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "mlpack", "start", str(tmp_path), "--plan", "--http-port", "0"],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "pool model:heavy: 3 processes, forked from a zygote: heavy" in out
+    assert "in the server process: light" in out
+    sizes = {
+        line.split()[1].rstrip(":"): line.split()[2]
+        for line in out.splitlines()
+        if line.strip().startswith("model ")
+    }
+    assert 40 <= float(sizes["heavy"]) < 60  # measured while loading: the 40 MiB array
+    assert "failed to load" in out and "not measured" in out  # broken: said, not hidden

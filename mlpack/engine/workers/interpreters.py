@@ -35,8 +35,8 @@ import socket
 import subprocess
 import sys
 import sysconfig
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 
 from ...environments import (
     DEFAULT_LIMITS,
@@ -65,6 +65,7 @@ class OwnPool:
     name: str
     size: int
     zygote: bool
+
 
 logger = logging.getLogger("mlpack.engine")
 

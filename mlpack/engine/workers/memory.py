@@ -43,3 +43,9 @@ def process_alive(pid: int) -> bool:
         return False
     state = stat.rpartition(")")[2].split()[:1]
     return bool(state) and state[0] not in ("Z", "X")
+
+
+def uss_bytes(pid: int | str = "self") -> int:
+    """The unique set size of ``pid`` in bytes: pages no other process maps (0 when unreadable)."""
+    figures = memory_figures(pid)
+    return figures.get("Private_Clean", 0) + figures.get("Private_Dirty", 0)

@@ -312,7 +312,7 @@ class WorkerPool:
         try:
             async with asyncio.timeout(self.start_timeout):
                 await worker.call(Ping())
-                preloaded = getattr(process, "preloaded", frozenset())  # forked with them
+                preloaded: frozenset[str] = getattr(process, "preloaded", frozenset())
                 for key, settings in list(self._models.items()):
                     if key not in preloaded:
                         await worker.call(LoadModel(key, settings))

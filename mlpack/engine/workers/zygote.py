@@ -286,9 +286,7 @@ class Zygote:
         if sock is None or not self.alive():
             raise WorkerError("the pool's zygote is not running (a new one is starting)")
         try:
-            reply: Reply = await asyncio.to_thread(
-                _round_trip, sock, message, timeout, send_socket
-            )
+            reply: Reply = await asyncio.to_thread(_round_trip, sock, message, timeout, send_socket)
         except WorkerError:
             # Out of step (no answer in time) or gone: stop it; the pool starts a new one.
             with contextlib.suppress(Exception):
@@ -329,9 +327,7 @@ def _round_trip(
         socket.send_fds(sock, [data], fds)
         answer = sock.recv(MAX_MESSAGE)
     except TimeoutError:
-        raise WorkerError(
-            f"the pool's zygote did not answer within {timeout:g}s"
-        ) from None
+        raise WorkerError(f"the pool's zygote did not answer within {timeout:g}s") from None
     except OSError as error:
         raise WorkerError(f"the pool's zygote is gone ({error})") from None
     if not answer:

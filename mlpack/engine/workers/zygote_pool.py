@@ -130,7 +130,9 @@ class ZygotePool(WorkerPool):
                 return
             except Exception as error:
                 self.failed_starts += 1
-                logger.error("starting a new zygote failed (%s); next attempt in %.1fs", error, delay)
+                logger.error(
+                    "starting a new zygote failed (%s); next attempt in %.1fs", error, delay
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.max_restart_backoff)
 

@@ -23,6 +23,8 @@ class HeavyModel(MLModel):
         if hold > 0:
             time.sleep(min(hold, 5.0))
         pid = ResponseOutput(name="pid", shape=[1], datatype="INT64", data=[os.getpid()])
-        loaded = ResponseOutput(name="loaded_in", shape=[1], datatype="INT64", data=[self.loaded_in])
+        loaded = ResponseOutput(
+            name="loaded_in", shape=[1], datatype="INT64", data=[self.loaded_in]
+        )
         size = ResponseOutput(name="size", shape=[1], datatype="INT64", data=[self.weights.size])
         return InferenceResponse(model_name=self.name, outputs=[pid, loaded, size])
