@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = [measure(n, z, args.megabytes) for n in args.workers for z in (False, True)]
     baseline = next(r for r in rows if r["workers"] == min(args.workers) and not r["zygote"])
     print(f"model array: {args.megabytes} MiB; PSS of the pool (workers + zygote), in MiB")
-    print("| workers | zygote | pool PSS | × one worker (no zygote) | server PSS |")
+    print("| workers | zygote | pool PSS | x one worker (no zygote) | server PSS |")
     print("| ---: | :---: | ---: | ---: | ---: |")
     for row in rows:
         ratio = row["pool_pss_mib"] / baseline["pool_pss_mib"]
