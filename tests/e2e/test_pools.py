@@ -8,6 +8,7 @@ environment's pool) and that a pool's workers were forked from a zygote that loa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -190,6 +191,28 @@ def test_reload_rolls_the_workers_without_a_failed_request(server: RunningServer
     assert counts["failed"] == 0 and counts["ok"] > 20
     new = {r["pid"] for r in overlapping(server.url, "heavy")}
     assert len(new) == 2 and not new & old  # every worker was forked afresh
+
+
+def test_a_dead_zygote_is_replaced_while_the_workers_keep_serving(server: RunningServer) -> None:
+    before = overlapping(server.url, "heavy")
+    (zygote,) = {r["loaded_in"] for r in before}
+    workers = {r["pid"] for r in before}
+    os.kill(zygote, signal.SIGKILL)
+    during = overlapping(server.url, "heavy")  # the workers did not go with it
+    assert {r["pid"] for r in during} == workers
+    # A new zygote loads the model again; a worker that dies now is forked from it.
+    deadline = time.monotonic() + 60
+    loaded_in: set[int] = set()
+    while time.monotonic() < deadline and not loaded_in - {zygote}:
+        time.sleep(0.5)
+        with contextlib.suppress(AssertionError, ProcessLookupError):
+            answers = overlapping(server.url, "heavy")
+            loaded_in = {r["loaded_in"] for r in answers}
+            old = [r["pid"] for r in answers if r["loaded_in"] == zygote]
+            if old:
+                os.kill(old[0], signal.SIGKILL)
+    new = loaded_in - {zygote}
+    assert new and all(Path(f"/proc/{pid}").exists() for pid in new)
 
 
 @pytest.mark.parametrize("preload", [True, False], ids=["zygote", "no-zygote"])
