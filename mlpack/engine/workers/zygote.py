@@ -285,8 +285,17 @@ class Zygote:
         sock = self._sock
         if sock is None or not self.alive():
             raise WorkerError("the pool's zygote is not running (a new one is starting)")
+        trip = asyncio.ensure_future(
+            asyncio.to_thread(_round_trip, sock, message, timeout, send_socket)
+        )
         try:
-            reply: Reply = await asyncio.to_thread(_round_trip, sock, message, timeout, send_socket)
+            # A cancelled caller still waits for the answer: the lock is held until then,
+            # so the next call never reads this call's reply.
+            reply: Reply = await asyncio.shield(trip)
+        except asyncio.CancelledError:
+            with contextlib.suppress(BaseException):
+                await trip
+            raise
         except WorkerError:
             # Out of step (no answer in time) or gone: stop it; the pool starts a new one.
             with contextlib.suppress(Exception):
