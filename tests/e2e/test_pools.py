@@ -215,6 +215,20 @@ def test_a_dead_zygote_is_replaced_while_the_workers_keep_serving(server: Runnin
     assert new and all(Path(f"/proc/{pid}").exists() for pid in new)
 
 
+def test_unloading_a_pools_last_model_stops_its_processes(server: RunningServer) -> None:
+    pids = {r["pid"] for r in overlapping(server.url, "selfload")}
+    response = httpx.post(f"{server.url}/v2/repository/models/selfload/unload", timeout=60)
+    assert response.status_code == 200, response.text
+    with pytest.raises(AssertionError, match="not in the metrics"):
+        pool_metric(server, "worker_pool_live_workers", "model:selfload")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in pids):
+        time.sleep(0.1)
+    assert not any(Path(f"/proc/{p}").exists() for p in pids)
+    # The other pools are untouched.
+    assert pool_metric(server, "worker_pool_live_workers", "model:heavy") == 2
+
+
 @pytest.mark.parametrize("preload", [True, False], ids=["zygote", "no-zygote"])
 def test_zygote_workers_share_the_model_pages(
     preload: bool, tmp_path_factory: pytest.TempPathFactory
