@@ -20,7 +20,7 @@ from pathlib import Path
 from ..environments.extract import ExtractionLimits
 from ..settings import ModelSettings
 from .batching import BatchingRunner
-from .pools import ModelPools, PoolChoice, PooledRunner, PoolKind, describe_pool
+from .pools import ModelPools, PoolChoice, PooledRunner, PoolKind, describe_pool, pool_pss
 from .runner import LocalRunner, ModelRunner
 from .workers.interpreters import EnvironmentPools, EnvironmentRunner, OwnPool, has_environment
 from .workers.pool import DEFAULT_POOL_LIMITS, PoolLimits, WorkerPool, WorkerRunner
@@ -125,7 +125,8 @@ class RunnerPlacement:
             models = sorted({key.rsplit("#", 1)[0] for key in pool.model_keys()})
             zygote = isinstance(pool, ZygotePool)
             kind: PoolKind = "default" if name == "default" else "model"
-            lines.append(describe_pool(PoolChoice(kind, name, pool.size, zygote), models))
+            line = describe_pool(PoolChoice(kind, name, pool.size, zygote), models)
+            lines.append(f"{line}  [PSS {pool_pss(pool) / 2**20:.1f} MiB]")
         return lines
 
     async def start(self) -> None:

@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from ..settings import ModelSettings
 from ..types import InferenceRequest, InferenceResponse, MetadataModelResponse
+from .workers.memory import pss_bytes
 from .workers.pool import DEFAULT_POOL_LIMITS, PoolLimits, WorkerPool, WorkerRunner
 from .workers.zygote import run_zygote
 from .workers.zygote_pool import ZygotePool
@@ -109,6 +110,15 @@ def describe_pool(choice: PoolChoice, models: list[str]) -> str:
     how = ", forked from a zygote" if choice.zygote else ""
     plural = "es" if choice.size != 1 else ""
     return f"pool {choice.name}: {choice.size} process{plural}{how}: {names}"
+
+
+def pool_pss(pool: WorkerPool) -> int:
+    """PSS in bytes of a pool's live workers plus its zygote, if it has one."""
+    pids = [worker.process.pid for worker in pool.workers if worker.alive]
+    zygote = getattr(pool, "zygote", None)
+    if zygote is not None and zygote.pid is not None and zygote.alive():
+        pids.append(zygote.pid)
+    return sum(pss_bytes(pid) for pid in pids)
 
 
 def start_zygote_process(sock: socket.socket) -> Any:

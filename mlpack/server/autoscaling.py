@@ -24,8 +24,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ..engine.pools import pool_pss
 from ..engine.registry import ModelRegistry
-from ..engine.workers.memory import pss_bytes
 from ..engine.workers.pool import WorkerPool
 
 IN_FLIGHT = "model_requests_in_flight"
@@ -115,12 +115,3 @@ def _pool_health(pools: list[tuple[str, WorkerPool]]) -> Iterator[Any]:
     yield live
     yield memory
     yield from families.values()
-
-
-def pool_pss(pool: WorkerPool) -> int:
-    """PSS in bytes of a pool's live workers plus its zygote, if it has one."""
-    pids = [worker.process.pid for worker in pool.workers if worker.alive]
-    zygote = getattr(pool, "zygote", None)
-    if zygote is not None and zygote.pid is not None and zygote.alive():
-        pids.append(zygote.pid)
-    return sum(pss_bytes(pid) for pid in pids)

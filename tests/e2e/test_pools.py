@@ -89,6 +89,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     running = start_server(
         root, tmp_path_factory.mktemp("logs"), args=("--parallel-workers", "1"), timeout=120
     )
+    running.extra["environment"] = environment
     yield running
     running.stop()
 
@@ -105,8 +106,14 @@ def test_each_model_runs_where_its_count_says(server: RunningServer) -> None:
     plain = overlapping(server.url, "plain", count=2, hold=0.1)
     (plain_pid,) = {r["pid"] for r in plain}  # the default pool has 1 process
     assert plain_pid not in heavy_pids | {server_pid}
-    enved = {r["pid"] for r in overlapping(server.url, "enved")}
+    answers = overlapping(server.url, "enved")
+    enved = {r["pid"] for r in answers}
     assert len(enved) == 2 and not enved & (heavy_pids | {server_pid, plain_pid})
+    # Its own count, forked from a zygote that runs the environment's Python.
+    (enved_zygote,) = {r["loaded_in"] for r in answers}
+    assert enved_zygote not in enved | {zygote}
+    command = Path(f"/proc/{enved_zygote}/cmdline").read_bytes().split(b"\0")[0].decode()
+    assert command == str(server.extra["environment"] / "bin" / "python")
 
 
 def test_models_naming_one_pool_share_its_processes(server: RunningServer) -> None:
@@ -138,6 +145,8 @@ def test_start_lists_each_pool_with_its_models_and_processes(server: RunningServ
     assert "pool model:selfload: 2 processes: selfload" in log
     assert "pool default: 1 process: plain" in log
     assert "in the server process: light" in log
+    assert "pool env:venv/model:enved: 2 processes, forked from a zygote: enved" in log
+    assert "[PSS " in log  # each pool's memory as it starts serving
     assert pool_metric(server, "worker_pool_live_workers", "model:heavy") == 2
     assert pool_metric(server, "worker_pool_live_workers", "group:shared") == 2
 
