@@ -12,6 +12,7 @@ server's settings) and owns the pools it starts.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from functools import partial
@@ -56,8 +57,12 @@ class RunnerPlacement:
         build_environments: bool = True,
         models: Iterable[ModelSettings] = (),
     ) -> None:
+        models = list(models)
         self.model_pools = ModelPools(parallel_workers, workers_timeout, limits, models)
+        self._models = models
         self._in_process: set[str] = set()  # models placed in this process
+        self._default_started = False
+        self._default_lock = asyncio.Lock()
         self.pool: WorkerPool | None = None
         if parallel_workers > 0:
             self.pool = WorkerPool(
@@ -92,7 +97,10 @@ class RunnerPlacement:
             return EnvironmentRunner(settings, self.environment_pools, own)
         logger.info("model '%s' uses the server's environment", settings.name)
         if choice.kind == "default" and self.pool is not None:
-            return WorkerRunner(settings, self.pool)
+            if self._default_started or not self._models:  # started (or starts) with the server
+                return WorkerRunner(settings, self.pool)
+            # No model known at start used it: it starts with the first that does.
+            return PooledRunner(settings, self._start_default, _keep, self.pool.size)
         if choice.kind in ("model", "group"):
             pools = self.model_pools
             return PooledRunner(
@@ -106,7 +114,7 @@ class RunnerPlacement:
 
     def pools(self) -> list[tuple[str, WorkerPool]]:
         """Every started pool by name: default, own / group, environments (for gauges)."""
-        pools = [("default", self.pool)] if self.pool is not None else []
+        pools = [("default", self.pool)] if self.pool is not None and self._default_started else []
         pools += self.model_pools.pools()
         if self.environment_pools is not None:
             pools += [(f"env:{name}", pool) for name, pool in self.environment_pools.pools()]
@@ -130,14 +138,33 @@ class RunnerPlacement:
         return lines
 
     async def start(self) -> None:
-        """Start the shared worker pool (before models load)."""
-        if self.pool is not None:
-            await self.pool.start()
+        """Start the shared worker pool (before models load) if a model known now uses it."""
+        if self.pool is not None and (
+            not self._models or any(self._uses_default(m) for m in self._models)
+        ):
+            await self._start_default()
+
+    def _uses_default(self, settings: ModelSettings) -> bool:
+        if self.environment_pools is not None and has_environment(settings):
+            return False
+        return self.model_pools.choice(settings).kind == "default"
+
+    async def _start_default(self, user: str = "") -> WorkerPool:
+        assert self.pool is not None
+        async with self._default_lock:
+            if not self._default_started:
+                await self.pool.start()
+                self._default_started = True
+        return self.pool
 
     async def close(self) -> None:
         """Stop every pool (after models have unloaded)."""
-        if self.pool is not None:
+        if self.pool is not None and self._default_started:
             await self.pool.close()
         await self.model_pools.close()
         if self.environment_pools is not None:
             await self.environment_pools.close()
+
+
+async def _keep(user: str) -> None:
+    """The default pool stays up when a model leaves it (it is the server's, not the model's)."""

@@ -91,3 +91,17 @@ def test_model_settings_file_reads_other_servers_names(tmp_path: Path) -> None:
     path.write_text(json.dumps({"implementation": "a.B", "parallel_workers": -1}))
     with pytest.raises(InvalidSettings, match="parallel_workers"):
         ModelSettings.resolve(path)
+
+
+async def test_the_default_pool_starts_only_when_a_model_uses_it() -> None:
+    placement = RunnerPlacement(2, 1.0, None, models=[model("own", parallel_workers=0)])
+    await placement.start()
+    try:
+        assert placement.pools() == []  # every model known at start has its own count
+        late = placement(model("late"))  # a model added later uses the default pool
+        assert isinstance(late, PooledRunner)
+        pool = await placement._start_default()
+        assert [name for name, _ in placement.pools()] == ["default"]
+        assert len(pool.workers) == 2
+    finally:
+        await placement.close()
