@@ -46,7 +46,7 @@ def infer(url: str, model: str, hold: float = 0.0) -> dict[str, int]:
     return {out["name"]: out["data"][0] for out in response.json()["outputs"]}
 
 
-def overlapping(url: str, model: str, count: int = 6, hold: float = 0.3) -> list[dict[str, int]]:
+def overlapping(url: str, model: str, count: int = 6, hold: float = 0.5) -> list[dict[str, int]]:
     """``count`` requests at once, each held ``hold`` s: a pool of N must spread them."""
 
     async def run() -> list[dict[str, int]]:
