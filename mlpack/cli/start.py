@@ -81,6 +81,14 @@ def start(
             " (such models fail to load, saying how to pack them).",
         ),
     ] = False,
+    plan: Annotated[
+        bool,
+        typer.Option(
+            "--plan",
+            help="Print the processes, the models each one serves and an estimate of their "
+            "memory (each model loaded once to measure it), then exit without serving.",
+        ),
+    ] = False,
     model_from_env: Annotated[
         bool,
         typer.Option(
@@ -201,6 +209,9 @@ def start(
             fg=typer.colors.RED,
         )
         raise typer.Exit(STARTUP_FAILURE)
+    if plan:
+        print_plan(models, settings.parallel_workers)
+        return
     from ..server.frontends import check_frontends, frontend_count
 
     count = frontend_count(settings.http_workers)
@@ -229,6 +240,33 @@ def _frontends(value: str | None) -> int | str | None:
         raise typer.BadParameter(
             f"'{value}' is not a number of processes or 'auto'", param_hint="--frontends"
         ) from None
+
+
+def print_plan(models: list[Any], default_workers: int) -> None:
+    """``--plan``: each place models run, its processes, its models and its memory."""
+    import asyncio
+
+    from ..engine.plan import estimate, measure_models
+    from ..engine.pools import describe_pool
+
+    measured = asyncio.run(measure_models(models))
+    typer.echo(f"plan: {len(models)} model(s), server parallel_workers={default_workers}")
+    total = 0
+    for item in estimate(models, default_workers, measured):
+        memory = "not measured" if item.memory is None else _mib(item.memory)
+        typer.echo(f"  {describe_pool(item.pool.choice, item.pool.models)}  [~{memory}]")
+        total += item.memory or 0
+    for name, size in measured.models.items():
+        detail = _mib(size) if size is not None else measured.problems.get(name, "")
+        typer.echo(f"    model {name}: {detail}")
+    typer.echo(
+        f"  estimated memory: ~{_mib(total)} plus the server process "
+        f"(a bare worker process: {_mib(measured.process)} of its own)"
+    )
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB"
 
 
 def _log_notices(notices: list[tuple[int, str]]) -> None:

@@ -107,6 +107,7 @@ class MLPackServer:
             pool_limits(settings),
             extraction_limits(settings),
             build_environments=settings.build_environments,
+            models=models,
         )
         self.registry = ModelRegistry(
             self.runners,
@@ -236,7 +237,7 @@ class MLPackServer:
         # -- end gRPC
         rest_task = asyncio.create_task(self._uvicorn.serve(sockets=[http_socket]))
         observability.extra_collectors.append(
-            AutoscalingCollector(self.registry, self.runners.pool, self.runners.environment_pools)
+            AutoscalingCollector(self.registry, self.runners.pools)
         )
         observability.extra_collectors.append(self.payload_log)
         metrics = _metrics_server(observability, metrics_socket, policy, settings.access_log)
@@ -293,9 +294,7 @@ class MLPackServer:
         collectors: list[Any] = []
         if observability.metrics is not None:
             collectors.append(observability.metrics.families)
-        collectors.append(
-            AutoscalingCollector(self.registry, self.runners.pool, self.runners.environment_pools)
-        )
+        collectors.append(AutoscalingCollector(self.registry, self.runners.pools))
         collectors.append(self.payload_log)
         self.peer = FrontendPeer(role, self.registry, collectors)
         link_task = await self.peer.open()
@@ -369,6 +368,8 @@ class MLPackServer:
         logger.info("%d of %d model(s) ready", ready, len(self.registry.entries()))
         if self.role is None or self.role.index == 0:  # one banner per server
             self.observability.banner(self.registry, self._listeners)
+            for line in self.runners.describe([e.name for e in self.registry.entries()]):
+                logger.info("%s", line)  # each pool with its processes and models
             hint = ready_hint(
                 self.registry.entries(),
                 self.settings.host,

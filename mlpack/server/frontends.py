@@ -23,8 +23,9 @@ start`` runs becomes a supervisor; it parses no request itself. It:
   every front-end; each drains as a single server
   does (not ready, ``drain_delay``, in-flight requests finish within ``graceful_timeout``).
 
-Worker pools (``parallel_workers`` ≥ 1) and models with their own environment run in
-worker processes owned by a front-end; N front-ends would load N copies, so the CLI
+Worker pools (``parallel_workers`` ≥ 1, in settings or a model's own settings, or a
+``worker_pool``) and models with their own environment run in worker processes owned by a
+front-end; N front-ends would load N copies, so the CLI
 refuses that combination (``check_frontends``) until pools move to the supervisor.
 
 The design for sharing them (not built yet): the supervisor owns every ``WorkerPool``
@@ -97,6 +98,13 @@ def check_frontends(settings: Settings, models: list[ModelSettings], count: int)
             "front-end would start its own worker pool (models loaded "
             f"{count} x {settings.parallel_workers} times); shared pools are not built yet. "
             "Use parallel_workers 0 with several front-ends, or one front-end with workers"
+        )
+    pooled = sorted(m.name for m in models if (m.parallel_workers or 0) > 0 or m.worker_pool)
+    if pooled:
+        raise InvalidSettings(
+            f"{count} front-ends: model(s) {', '.join(pooled)} run in worker pools "
+            "(parallel_workers / worker_pool in model-settings.json), which front-ends do not "
+            "share yet (each would load its own copies); use one front-end"
         )
     from ..engine.workers.interpreters import has_environment
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from collections.abc import Iterator
@@ -58,3 +59,12 @@ def test_frontends_with_worker_pools_is_refused_not_multiplied(echo_folder: Path
 def test_help_lists_frontends() -> None:
     result = runner.invoke(create_app(), ["start", "--help"])
     assert result.exit_code == 0 and "--frontends" in result.output
+
+
+def test_frontends_with_a_models_own_pool_is_refused(echo_folder: Path) -> None:
+    settings = echo_folder / "echo" / "model-settings.json"
+    data = json.loads(settings.read_text())
+    settings.write_text(json.dumps({**data, "parallel_workers": 2}))
+    result = runner.invoke(create_app(), ["start", str(echo_folder), "--frontends", "2"])
+    assert result.exit_code == USAGE_ERROR
+    assert "worker pools" in " ".join(_errors(result.output))
