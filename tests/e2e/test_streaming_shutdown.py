@@ -3,17 +3,19 @@ with an error event (and the model's generator is closed)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from httpx_sse import connect_sse
+from httpx_sse import EventSource, connect_sse
 
 from tests.helpers.server import ASSETS, RunningServer, start_server
 
@@ -36,6 +38,12 @@ def _body(**parameters: Any) -> dict[str, Any]:
     }
 
 
+@contextlib.contextmanager
+def _sse(url: str, body: dict[str, Any]) -> Iterator[EventSource]:
+    with httpx.Client(timeout=WAIT) as client, connect_sse(client, "POST", url, json=body) as es:
+        yield es
+
+
 def _wait_for_log(server: RunningServer, text: str) -> None:
     deadline = time.monotonic() + WAIT
     while text not in server.log():
@@ -53,13 +61,12 @@ def test_an_open_stream_finishes_after_sigterm(tmp_path: Path) -> None:
     gate = tmp_path / "gate"
     url = server.url + "/v2/models/streamer/infer_stream"
     try:
-        with httpx.Client(timeout=WAIT) as client:
-            with connect_sse(client, "POST", url, json=_body(count=3, gate=str(gate))) as source:
-                events = source.iter_sse()
-                assert json.loads(next(events).data)["outputs"][0]["data"] == [0]
-                _terminate(server)  # the server is stopping with this stream open
-                gate.touch()
-                rest = [json.loads(event.data) for event in events]
+        with _sse(url, _body(count=3, gate=str(gate))) as source:
+            events = source.iter_sse()
+            assert json.loads(next(events).data)["outputs"][0]["data"] == [0]
+            _terminate(server)  # the server is stopping with this stream open
+            gate.touch()
+            rest = [json.loads(event.data) for event in events]
         assert [chunk["outputs"][0]["data"][0] for chunk in rest] == [1, 2]
         assert server.process.wait(WAIT) == 0
     finally:
@@ -72,12 +79,11 @@ def test_past_graceful_timeout_a_stream_ends_with_an_error_event(tmp_path: Path)
     url = server.url + "/v2/models/streamer/infer_stream"
     body = _body(count=2, gate=str(tmp_path / "never"), record=str(record))
     try:
-        with httpx.Client(timeout=WAIT) as client:
-            with connect_sse(client, "POST", url, json=body) as source:
-                events = source.iter_sse()
-                next(events)
-                _terminate(server)
-                rest = [json.loads(event.data) for event in events]
+        with _sse(url, body) as source:
+            events = source.iter_sse()
+            next(events)
+            _terminate(server)
+            rest = [json.loads(event.data) for event in events]
         assert len(rest) == 1 and "stopped before this stream finished" in rest[0]["error"]
         assert server.process.wait(WAIT) == 0
         assert record.read_text().splitlines()[-1] == "closed"
