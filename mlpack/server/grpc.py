@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
 import grpc
@@ -20,12 +20,20 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from .. import tracing
 from ..engine.registry import ModelRegistry
-from ..errors import DeadlineExceeded, MLPackError, ModelNotFound, ResourceExhausted, release
+from ..errors import (
+    DeadlineExceeded,
+    MLPackError,
+    ModelNotFound,
+    ResourceExhausted,
+    StreamingUnsupported,
+    release,
+)
 from ..proto import convert
 from ..proto import inference_pb2 as pb
 from ..proto import inference_pb2_grpc as pb_grpc
 from ..types import MetadataServerResponse, Parameters, RepositoryIndexResponse
 from .disclosure import public_message
+from .grpc_streams import StreamCall
 from .headers import outgoing_headers, response_headers
 from .sockets import PortInUse
 from .trace_context import traced_rpc
@@ -60,6 +68,8 @@ Handler = Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[Response]]
 
 def status_code(error: MLPackError) -> grpc.StatusCode:
     """The gRPC status code for an mlpack error (INTERNAL for unmapped statuses)."""
+    if isinstance(error, StreamingUnsupported):
+        return grpc.StatusCode.UNIMPLEMENTED
     return _STATUS_CODES.get(int(error.status), grpc.StatusCode.INTERNAL)
 
 
@@ -238,6 +248,40 @@ class InferenceServicer(_Observed, pb_grpc.GRPCInferenceServiceServicer):
             )
         return message
 
+    async def ModelStreamInfer(
+        self, request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[Any]:
+        """Streams: see ``grpc_streams``; errors of one request travel as ``error_message``."""
+        method = "ModelStreamInfer"
+        metrics = self.call_metrics
+        if metrics is not None:
+            metrics.grpc_call_started(method)
+        code = "OK"
+        call = StreamCall(
+            self.registry, context, self.max_message_length, self.generic_model_errors
+        )
+        try:
+            async for message in call.run(request_iterator):
+                yield message
+        except asyncio.CancelledError:
+            code = "CANCELLED"
+            raise
+        except MLPackError as error:
+            status = status_code(error)
+            code = status.name
+            await context.abort(status, public_message(error, self.generic_model_errors))
+        except grpc.aio.AbortError:
+            status = context.code()
+            code = status.name if isinstance(status, grpc.StatusCode) else "UNKNOWN"
+            raise
+        except Exception as error:  # a bug: answer INTERNAL, keep serving, log the traceback
+            code = "INTERNAL"
+            logger.exception("unhandled error in %s", method)
+            await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {error!r}")
+        finally:
+            if metrics is not None:
+                metrics.grpc_call_handled(method, code)
+
     # -- repository extension ----------------------------------------------------------
     @_handles_errors
     async def RepositoryIndex(
@@ -252,14 +296,14 @@ class InferenceServicer(_Observed, pb_grpc.GRPCInferenceServiceServicer):
     ) -> pb.RepositoryModelLoadResponse:
         if not request.model_name:
             raise ModelNotFound("")
-        await self.registry.load(request.model_name)
+        await self.registry.request_load(request.model_name)
         return pb.RepositoryModelLoadResponse()
 
     @_handles_errors
     async def RepositoryModelUnload(
         self, request: pb.RepositoryModelUnloadRequest, context: grpc.aio.ServicerContext
     ) -> pb.RepositoryModelUnloadResponse:
-        await self.registry.unload(request.model_name)
+        await self.registry.request_unload(request.model_name)
         return pb.RepositoryModelUnloadResponse()
 
 
@@ -307,6 +351,7 @@ class GrpcTransport:
         max_concurrent_rpcs: most RPCs in flight (None: no limit).
         interceptors: run before every call (e.g. the access policy's, ``grpc_access``).
         credentials: TLS server credentials (``server/tls.py``; None: plaintext).
+        reuse_port: share the port with the other front-ends (SO_REUSEPORT).
     """
 
     def __init__(
@@ -320,6 +365,7 @@ class GrpcTransport:
         interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
         credentials: grpc.ServerCredentials | None = None,
         max_concurrent_rpcs: int | None = None,
+        reuse_port: bool = False,
     ) -> None:
         limit = max_message_length or DEFAULT_MAX_MESSAGE_LENGTH
         self._health_task: asyncio.Task[None] | None = None
@@ -328,8 +374,9 @@ class GrpcTransport:
             options=[
                 ("grpc.max_send_message_length", limit),
                 ("grpc.max_receive_message_length", limit),
-                # Without this a second server could share the port instead of failing.
-                ("grpc.so_reuseport", 0),
+                # Off: a second server fails on a busy port instead of sharing it. On for
+                # front-ends, which share the port the supervisor reserved (SO_REUSEPORT).
+                ("grpc.so_reuseport", 1 if reuse_port else 0),
             ],
             # Beyond it gRPC answers RESOURCE_EXHAUSTED at once.
             maximum_concurrent_rpcs=max_concurrent_rpcs,

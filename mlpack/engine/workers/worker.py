@@ -134,10 +134,10 @@ def _read_messages(
 class _Models:
     """The models this worker has loaded, by runner key."""
 
-    def __init__(self, counters: _Counters) -> None:
+    def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
         self.models: dict[str, MLModel] = {}
-        self.counters = counters
+        self.counters = _Counters()
 
     def handle(self, body: Any) -> Any:
         if isinstance(body, Predict):
@@ -172,9 +172,15 @@ def _picklable(error: BaseException) -> BaseException:
 
 
 def run_worker(
-    sock: socket.socket, worker_id: int, on_start: Callable[[], None] | None = None
+    sock: socket.socket,
+    worker_id: int,
+    on_start: Callable[[], None] | None = None,
+    models: _Models | None = None,
 ) -> None:
-    """Entry point of a worker process: serve calls on ``sock`` until told to stop."""
+    """Entry point of a worker process: serve calls on ``sock`` until told to stop.
+
+    ``models``: those already loaded (a worker forked from a zygote starts with them).
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(
@@ -183,8 +189,8 @@ def run_worker(
     )
     if on_start is not None:
         on_start()
-    counters = _Counters()
-    models = _Models(counters)
+    models = models if models is not None else _Models()
+    counters = models.counters = _Counters()  # this process's own (a zygote's child too)
     sock.setblocking(True)
     stream = io.BufferedReader(socket.SocketIO(sock, "rb"), buffer_size=256 * 1024)
     inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
