@@ -59,7 +59,7 @@ async def one(*requests: InferenceRequest) -> AsyncIterator[InferenceRequest]:
 
 
 def pair(response: InferenceResponse) -> tuple[int, int]:
-    tag, index = response.outputs[0].data  # type: ignore[misc]
+    tag, index = response.outputs[0].data
     return int(tag), int(index)
 
 
