@@ -27,7 +27,13 @@ from mlpack.engine.workers.messages import (
     pack_response,
 )
 from mlpack.engine.workers.pool import WorkerPool, WorkerRunner
-from mlpack.errors import ModelError, NoCapacity, StreamingUnsupported, WorkerError
+from mlpack.errors import (
+    ModelError,
+    NoCapacity,
+    Overloaded,
+    StreamingUnsupported,
+    WorkerError,
+)
 from mlpack.settings import ModelSettings
 from mlpack.types import InferenceRequest, InferenceResponse, ResponseOutput
 from tests.helpers.server import ASSETS
@@ -329,6 +335,34 @@ async def test_a_stream_held_back_by_its_consumer_is_not_taken_for_a_hung_worker
         assert recorded(tmp_path, "produced") == 1
         assert pool.hung == 0 and pool.workers[0].alive
         assert [pair(r) async for r in stream] == [(1, 1), (1, 2)]
+    finally:
+        await pool.close()
+
+
+async def test_a_stream_holds_its_worker_and_streams_beyond_wait_within_the_queue_bound(
+    tmp_path: Path,
+) -> None:
+    pool = WorkerPool(1, stop_timeout=5, max_queue_size=1)
+    await pool.start()
+    try:
+        runner = await loaded(pool, streamer())
+        echo = await loaded(pool, ModelSettings.resolve(ASSETS / "models/echo/model-settings.json"))
+        holding = runner.predict_stream(one(request(1, 2, dir=str(tmp_path), release=True)))
+        assert pair(await holding.__anext__()) == (1, 0)
+        worker = pool.workers[0]
+        assert worker.in_flight == 1 and worker.counts[runner.key] == 1
+        # The worker is busy with the stream: a second stream waits for it (the queue
+        # holds one), a third is refused with 503 at once.
+        waiting = asyncio.ensure_future(runner.predict_stream(one(request(2, 1))).__anext__())
+        await until(lambda: len(pool.waiting_keys()) == 1)
+        with pytest.raises(Overloaded, match="max_queue_size 1"):
+            await runner.predict_stream(one(request(3, 1))).__anext__()
+        with pytest.raises(Overloaded):  # predictions too: nothing is sent to a streaming worker
+            await echo.predict(request(4, 1))
+        (tmp_path / "release").touch()
+        assert [pair(r) async for r in holding] == [(1, 1)]
+        assert pair(await waiting) == (2, 0)
+        await until(lambda: idle(pool))
     finally:
         await pool.close()
 
