@@ -367,6 +367,23 @@ async def test_a_stream_holds_its_worker_and_streams_beyond_wait_within_the_queu
         await pool.close()
 
 
+async def test_predictions_go_to_the_worker_without_a_stream(
+    pool: WorkerPool, tmp_path: Path
+) -> None:
+    runner = await loaded(pool, streamer())
+    echo = await loaded(pool, ModelSettings.resolve(ASSETS / "models/echo/model-settings.json"))
+    stream = runner.predict_stream(one(request(1, 2, dir=str(tmp_path), release=True)))
+    await stream.__anext__()
+    (busy,) = [w for w in pool.workers if w.streams]
+    served = busy.served
+    for value in range(5):  # answered while the stream is held open at its gate
+        response = await echo.predict(request(value, 1))
+        assert list(response.outputs[0].data) == [value, 1]
+    assert busy.served == served  # nothing was queued behind the stream
+    (tmp_path / "release").touch()
+    assert [pair(r) async for r in stream] == [(1, 1)]
+
+
 async def test_recycling_waits_for_an_open_stream(tmp_path: Path) -> None:
     pool = WorkerPool(1, stop_timeout=5, max_requests_per_worker=1)
     await pool.start()
