@@ -19,7 +19,7 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -162,6 +162,9 @@ class Settings(BaseSettings):
     load_models_at_startup: bool = True
     parallel_workers: int = Field(default=0, ge=0)
     parallel_workers_timeout: float = Field(default=5.0, gt=0)
+    # Front-end processes serving REST and gRPC on the same ports (SO_REUSEPORT) under one
+    # supervisor; "auto": one per CPU core (server/frontends.py).
+    http_workers: Annotated[int, Field(ge=1, le=1024)] | Literal["auto"] = 1
     environments_dir: str | None = None
     # `mlpack start` builds a model's environment from its requirements / conda file
     # (cached under environments_dir); False refuses such models with a message.

@@ -37,6 +37,15 @@ def start(
     parallel_workers: Annotated[
         int | None, typer.Option(help="Inference worker processes (0: in the server process).")
     ] = None,
+    frontends: Annotated[
+        str | None,
+        typer.Option(
+            "--frontends",
+            metavar="N|auto",
+            help="Front-end processes serving REST and gRPC on the same ports (default 1; "
+            "auto: one per CPU core; setting http_workers, env MLPACK_HTTP_WORKERS).",
+        ),
+    ] = None,
     debug: Annotated[
         bool | None, typer.Option("--debug/--no-debug", help="DEBUG logs from mlpack and uvicorn.")
     ] = None,
@@ -107,6 +116,7 @@ def start(
             "grpc_port": grpc_port,
             "metrics_port": metrics_port,
             "parallel_workers": parallel_workers,
+            "http_workers": _frontends(frontends),
             "debug": debug,
             "debug_all": debug_all,
             "debug_loggers": debug_logger or None,
@@ -129,16 +139,17 @@ def start(
         settings = Settings.resolve(settings_file, overrides)
     from ..server.logging import configure_logging
 
+    log_options: dict[str, Any] = {
+        "debug": settings.debug,
+        "structured": settings.use_structured_logging,
+        "logging_settings": _relative_to(
+            settings_file.parent if settings_file else folder, settings.logging_settings
+        ),
+        "debug_all": settings.debug_all,
+        "debug_loggers": settings.debug_loggers,
+    }
     with exit_on_error(USAGE_ERROR):
-        configure_logging(
-            debug=settings.debug,
-            structured=settings.use_structured_logging,
-            logging_settings=_relative_to(
-                settings_file.parent if settings_file else folder, settings.logging_settings
-            ),
-            debug_all=settings.debug_all,
-            debug_loggers=settings.debug_loggers,
-        )
+        configure_logging(**log_options)
     _log_notices(settings.notices)
     import os
 
@@ -201,9 +212,34 @@ def start(
     if plan:
         print_plan(models, settings.parallel_workers)
         return
+    from ..server.frontends import check_frontends, frontend_count
+
+    count = frontend_count(settings.http_workers)
+    with exit_on_error(USAGE_ERROR):
+        check_frontends(settings, models, count)
+    if count > 1:
+        from ..server.frontends import run_supervisor
+
+        with exit_on_error(STARTUP_FAILURE):
+            code = run_supervisor(settings, models, root, count, log_options)
+        if code:
+            raise typer.Exit(code)
+        return
     server = MLPackServer(settings, models, repository_root=root)
     with exit_on_error(STARTUP_FAILURE):
         run_server(server)
+
+
+def _frontends(value: str | None) -> int | str | None:
+    """``--frontends``: a positive number or ``auto`` (settings validate the number)."""
+    if value is None or value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"'{value}' is not a number of processes or 'auto'", param_hint="--frontends"
+        ) from None
 
 
 def print_plan(models: list[Any], default_workers: int) -> None:

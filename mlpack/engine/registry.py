@@ -93,6 +93,12 @@ class PayloadSink(Protocol):
     ) -> None: ...
 
 
+class RepositoryCoordinator(Protocol):
+    """Applies a repository load/unload everywhere it must hold (several front-ends)."""
+
+    async def apply(self, action: str, name: str) -> None: ...
+
+
 class ModelRegistry:
     """Knows every model version, loads and unloads them, and routes inference.
 
@@ -125,6 +131,9 @@ class ModelRegistry:
         self.strict_readiness = strict_readiness
         # Told about each answered request of a model with ``payload_log`` (server side).
         self.payload_sink: PayloadSink | None = None
+        # Several front-end processes: the repository API's load/unload go through it, and it
+        # calls load()/unload() in every front-end (server/frontends.py). None: here only.
+        self.coordinator: RepositoryCoordinator | None = None
         self.failure_log = failure_log or FailureLog()
         self._models: dict[str, dict[str | None, ModelEntry]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -315,6 +324,20 @@ class ModelRegistry:
             await runner.unload()
         except Exception:
             logger.exception("model '%s': unloading the previous instance failed", entry.name)
+
+    async def request_load(self, name: str) -> None:
+        """The repository API's load: in this process, or everywhere through the coordinator."""
+        if self.coordinator is not None:
+            await self.coordinator.apply("load", name)
+        else:
+            await self.load(name)
+
+    async def request_unload(self, name: str) -> None:
+        """The repository API's unload: in this process, or everywhere through the coordinator."""
+        if self.coordinator is not None:
+            await self.coordinator.apply("unload", name)
+        else:
+            await self.unload(name)
 
     async def load(self, name: str) -> list[ModelEntry]:
         """Load (or reload) every version of ``name``, re-reading its settings from disk."""

@@ -66,8 +66,8 @@ def stream_on(
         raise StreamingUnsupported(
             name,
             f"model '{name}': streaming is not yet supported for models served by worker "
-            "processes (parallel_workers above 0, or an environment of its own); "
-            "serve it with parallel_workers 0 to stream",
+            "processes (parallel_workers above 0, a worker pool, or an environment of its "
+            'own); set "parallel_workers": 0 in its model-settings.json to stream',
         )
     stream: AsyncIterator[InferenceResponse] = method(requests)
     return stream

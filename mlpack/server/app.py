@@ -16,7 +16,7 @@ import signal
 import socket
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import uvicorn
 
@@ -31,6 +31,8 @@ from .access_log import AccessLog
 from .auth import AccessPolicy, describe_access
 from .autoscaling import AutoscalingCollector
 from .coalescing import CoalescingHttpToolsProtocol
+from .frontend import FrontendPeer
+from .frontend_link import FrontendRole
 from .guards import inner_guards, metrics_guards, outer_guards
 from .hints import TLSHint, ready_hint
 from .limits import HttpLimits, connection_capacity, limited_protocol, raise_open_file_limit
@@ -76,6 +78,9 @@ class MLPackServer:
         settings: resolved server settings.
         models: the models found at startup.
         repository_root: folder re-scanned when a model is loaded through the API.
+        role: set when this process is one front-end among several (``server/frontends.py``):
+            ports shared with SO_REUSEPORT, no metrics port of its own, repository calls
+            through the supervisor.
     """
 
     def __init__(
@@ -83,8 +88,11 @@ class MLPackServer:
         settings: Settings,
         models: list[ModelSettings],
         repository_root: Path | None = None,
+        role: FrontendRole | None = None,
     ) -> None:
         self.settings = settings
+        self.role = role
+        self.peer: FrontendPeer | None = None
         self.models = models
         # engine: where each model runs (threads, worker pools, environment pools).
         environments_dir = (
@@ -130,10 +138,20 @@ class MLPackServer:
         metrics_socket: socket.socket | None = None,
     ) -> None:
         settings = self.settings
+        role = self.role
+        if role is not None:  # the supervisor reserved the port; the kernel shares it out
+            http_socket = bind_socket(
+                settings.host,
+                settings.http_port,
+                "REST",
+                reuse_port=True,
+                listen=not role.listen_after_load,
+            )
         http_socket = http_socket or bind_socket(settings.host, settings.http_port, "REST")
         logger.debug("settings: %s", settings.model_dump_json(exclude_none=True))
         observability = self.observability
-        if observability.metrics_enabled and metrics_socket is None:
+        observability.shared_folder = role is not None
+        if observability.metrics_enabled and metrics_socket is None and role is None:
             metrics_socket = bind_socket(settings.host, settings.metrics_port, "metrics")
         # The metrics folder is ready before any model (or worker process) starts.
         self.registry.observer = observability.start()
@@ -193,6 +211,7 @@ class MLPackServer:
             config.load()
             self.tls.register(config.ssl)
         self._uvicorn = _EmbeddedUvicorn(config)
+        late = await self._join_frontends()
         # -- gRPC (server/grpc.py): bound before anything starts, so a busy port fails early.
         try:
             from .grpc import GrpcTransport
@@ -207,6 +226,7 @@ class MLPackServer:
                 max_concurrent_rpcs=settings.max_concurrent_requests,
                 interceptors=_grpc_interceptors(policy, settings.access_log),
                 credentials=self.tls.grpc_credentials() if self.tls else None,
+                reuse_port=self.role is not None,
             )
         except BaseException:
             http_socket.close()
@@ -236,9 +256,7 @@ class MLPackServer:
         self._listeners.append(("access", describe_access(settings.host, policy, tls_state)))
         tls_watch = self._watch_tls()
         with self._signals():
-            for model in self.models:
-                self.registry.add(model)
-            loading = asyncio.create_task(self._load_models())
+            loading = self._start_loading(late)
             stop_task = asyncio.create_task(self._stop.wait())
             await asyncio.wait({rest_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
             if stop_task.done():
@@ -265,6 +283,45 @@ class MLPackServer:
             logger.info("stopped")
         if self.startup_error is not None:
             raise self.startup_error
+
+    async def _join_frontends(self) -> bool:
+        """Front-end: open the link to the supervisor (stop when it is gone); a front-end
+        joining shared ports loads its models before it listens (returns True then)."""
+        role = self.role
+        if role is None:
+            return False
+        observability = self.observability
+        collectors: list[Any] = []
+        if observability.metrics is not None:
+            collectors.append(observability.metrics.families)
+        collectors.append(AutoscalingCollector(self.registry, self.runners.pools))
+        collectors.append(self.payload_log)
+        self.peer = FrontendPeer(role, self.registry, collectors)
+        link_task = await self.peer.open()
+        link_task.add_done_callback(lambda _: self.request_stop())
+        if not role.listen_after_load:
+            return False
+        for model in self.models:
+            self.registry.add(model)
+        await self._load_models()
+        return True
+
+    def _start_loading(self, loaded: bool) -> asyncio.Task[None]:
+        """Load the models in the background (unless already ``loaded``); a front-end then
+        tells the supervisor it serves."""
+        if not loaded:
+            for model in self.models:
+                self.registry.add(model)
+        loading = asyncio.create_task(self._load_models() if not loaded else asyncio.sleep(0))
+        if self.peer is not None:
+            loading.add_done_callback(lambda _: self._announce())
+        return loading
+
+    def _announce(self) -> None:
+        """Front-end: tell the supervisor it serves (models loaded, ports open)."""
+        if self.peer is not None and not self._stop.is_set():
+            with contextlib.suppress(ConnectionError):
+                self.peer.announce()
 
     def _watch_tls(self) -> asyncio.Task[None] | None:
         """Reload certificates when their files change, and at once on SIGHUP."""
@@ -305,20 +362,23 @@ class MLPackServer:
         failed: list[ModelSettings] = []
         if self.settings.load_models_at_startup:
             failed = await self.registry.load_all(self.models)
+        if self.peer is not None:
+            await self.peer.replay()
         ready = sum(1 for e in self.registry.entries() if e.state.value == "READY")
         logger.info("%d of %d model(s) ready", ready, len(self.registry.entries()))
-        self.observability.banner(self.registry, self._listeners)
-        for line in self.runners.describe([e.name for e in self.registry.entries()]):
-            logger.info("%s", line)  # each pool with its processes and models
-        hint = ready_hint(
-            self.registry.entries(),
-            self.settings.host,
-            self._http_port,
-            TLSHint(self.tls.cert_file, self.tls.mutual) if self.tls else None,
-            self.settings.auth.header if self.access.enabled else None,
-        )
-        if hint is not None:
-            logger.info("%s", hint)
+        if self.role is None or self.role.index == 0:  # one banner per server
+            self.observability.banner(self.registry, self._listeners)
+            for line in self.runners.describe([e.name for e in self.registry.entries()]):
+                logger.info("%s", line)  # each pool with its processes and models
+            hint = ready_hint(
+                self.registry.entries(),
+                self.settings.host,
+                self._http_port,
+                TLSHint(self.tls.cert_file, self.tls.mutual) if self.tls else None,
+                self.settings.auth.header if self.access.enabled else None,
+            )
+            if hint is not None:
+                logger.info("%s", hint)
         if failed and self.settings.exit_on_error:
             names = ", ".join(sorted({s.name for s in failed}))
             self.startup_error = ModelLoadError(
@@ -451,7 +511,13 @@ def start_tracing(settings: Settings) -> bool:
     return True
 
 
-def run_server(server: MLPackServer) -> None:
+class Serving(Protocol):
+    """What ``run_server`` runs: an ``MLPackServer`` or the front-end supervisor."""
+
+    async def serve(self) -> None: ...
+
+
+def run_server(server: Serving) -> None:
     """Run ``server`` to completion on uvloop (when installed)."""
     loop_factory: Any = None
     try:

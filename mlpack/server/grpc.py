@@ -296,14 +296,14 @@ class InferenceServicer(_Observed, pb_grpc.GRPCInferenceServiceServicer):
     ) -> pb.RepositoryModelLoadResponse:
         if not request.model_name:
             raise ModelNotFound("")
-        await self.registry.load(request.model_name)
+        await self.registry.request_load(request.model_name)
         return pb.RepositoryModelLoadResponse()
 
     @_handles_errors
     async def RepositoryModelUnload(
         self, request: pb.RepositoryModelUnloadRequest, context: grpc.aio.ServicerContext
     ) -> pb.RepositoryModelUnloadResponse:
-        await self.registry.unload(request.model_name)
+        await self.registry.request_unload(request.model_name)
         return pb.RepositoryModelUnloadResponse()
 
 
@@ -351,6 +351,7 @@ class GrpcTransport:
         max_concurrent_rpcs: most RPCs in flight (None: no limit).
         interceptors: run before every call (e.g. the access policy's, ``grpc_access``).
         credentials: TLS server credentials (``server/tls.py``; None: plaintext).
+        reuse_port: share the port with the other front-ends (SO_REUSEPORT).
     """
 
     def __init__(
@@ -364,6 +365,7 @@ class GrpcTransport:
         interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
         credentials: grpc.ServerCredentials | None = None,
         max_concurrent_rpcs: int | None = None,
+        reuse_port: bool = False,
     ) -> None:
         limit = max_message_length or DEFAULT_MAX_MESSAGE_LENGTH
         self._health_task: asyncio.Task[None] | None = None
@@ -372,8 +374,9 @@ class GrpcTransport:
             options=[
                 ("grpc.max_send_message_length", limit),
                 ("grpc.max_receive_message_length", limit),
-                # Without this a second server could share the port instead of failing.
-                ("grpc.so_reuseport", 0),
+                # Off: a second server fails on a busy port instead of sharing it. On for
+                # front-ends, which share the port the supervisor reserved (SO_REUSEPORT).
+                ("grpc.so_reuseport", 1 if reuse_port else 0),
             ],
             # Beyond it gRPC answers RESOURCE_EXHAUSTED at once.
             maximum_concurrent_rpcs=max_concurrent_rpcs,

@@ -66,12 +66,15 @@ class MetricsFolder:
         self.path = tempfile.mkdtemp(prefix="mlpack-metrics-") if path is None else path
         self._previous_env: str | None = None
 
-    def prepare(self) -> MetricsFolder:
-        """Clean stale values, export the folder to child processes, switch to multiprocess mode."""
+    def prepare(self, clean: bool = True) -> MetricsFolder:
+        """Clean stale values, export the folder to child processes, switch to multiprocess mode.
+
+        ``clean=False``: a front-end joining the folder its supervisor prepared.
+        """
         from prometheus_client import values
 
         os.makedirs(self.path, exist_ok=True)
-        for stale in glob.glob(os.path.join(self.path, "*.db")):
+        for stale in glob.glob(os.path.join(self.path, "*.db")) if clean else []:
             os.remove(stale)
         self._previous_env = os.environ.get(MULTIPROC_ENV)
         os.environ[MULTIPROC_ENV] = self.path

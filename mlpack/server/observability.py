@@ -37,6 +37,8 @@ class Observability:
         self.metrics: ServerMetrics | None = None
         self.metrics_folder: MetricsFolder | None = None
         self.dashboard: DashboardRecorder | None = None
+        # One of several front-ends: the supervisor prepared (and cleans) the metrics folder.
+        self.shared_folder = False
         # More scrape-time collectors (e.g. server/autoscaling.py), added before metrics_app().
         self.extra_collectors: list[Any] = []
 
@@ -51,7 +53,8 @@ class Observability:
             self.dashboard = DashboardRecorder(self.settings.parallel_workers)
             observers.append(self.dashboard)
         if self.metrics_enabled:
-            self.metrics_folder = MetricsFolder(self.settings.metrics_dir).prepare()
+            folder = MetricsFolder(self.settings.metrics_dir)
+            self.metrics_folder = folder.prepare(clean=not self.shared_folder)
             self.metrics = ServerMetrics(self.settings.metrics_rest_server_prefix)
             observers.append(self.metrics)
             logger.debug("metrics folder: %s", self.metrics_folder.path)

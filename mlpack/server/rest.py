@@ -136,12 +136,12 @@ class RestEndpoints:
 
     async def repository_load(self, request: Request) -> Response:
         check_content_type(request.headers.get("content-type"))
-        await self.registry.load(request.path_params["model_name"])
+        await self.registry.request_load(request.path_params["model_name"])
         return JSONBytesResponse({})
 
     async def repository_unload(self, request: Request) -> Response:
         check_content_type(request.headers.get("content-type"))
-        await self.registry.unload(request.path_params["model_name"])
+        await self.registry.request_unload(request.path_params["model_name"])
         return JSONBytesResponse({})
 
     def routes(self) -> list[Route]:

@@ -360,3 +360,13 @@ async def test_observer_hears_about_open_and_finished_streams() -> None:
         assert event.first_chunk is not None and event.first_chunk <= event.duration
     finally:
         await registry.close()
+
+
+async def test_a_runner_that_cannot_stream_yet_says_so() -> None:
+    from mlpack.engine.runner import stream_on
+
+    class WorkerLike:
+        settings = _settings(AsyncCounter)
+
+    with pytest.raises(StreamingUnsupported, match="not yet supported for models served by"):
+        stream_on(WorkerLike(), _one(_request()))

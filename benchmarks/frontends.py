@@ -1,0 +1,258 @@
+"""Front-ends: iris REST and gRPC at c=32, mlpack with 1 and 2 front-ends vs MLServer 1.7.1.
+
+In the same alternating rounds (server order reversed every round) it also measures the
+machine's own ceiling: two bare processes answering a fixed response on shared ports
+(``benchmarks/ceiling.py``). And, to project to bigger machines, the CPU one request costs:
+front-end CPU (a front-end serving the model in-process; and one dispatching to a
+worker) and worker CPU (``parallel_workers`` 1), read from /proc per process.
+
+Usage: ``python -m benchmarks.frontends [-d 5] [-r 3] [-c 32]``; JSON goes to
+benchmarks/results/frontends.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from benchmarks import loadgen, models, servers
+from benchmarks.mlserver_env import VENV_DIR, ensure_mlserver
+from benchmarks.transports import grpc_body, rest_json_body
+from mlpack.bench import processes
+
+RESULTS = Path(__file__).resolve().parent / "results" / "frontends.json"
+SERVERS = ("mlpack-1fe", "mlpack-2fe", "mlserver", "ceiling-2", "mlpack-1fe-w1")
+TRANSPORTS = ("rest", "grpc")
+
+
+def _cpu_by_pid(root: int) -> dict[int, float]:
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[int, float] = {}
+    for pid in processes.process_tree(root):
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(b")") + 2 :].split()
+        out[pid] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def _measure(
+    server: servers.ServerProcess, transport: str, concurrency: int, duration: float
+) -> dict[str, Any]:
+    if transport == "grpc":
+        driver: Any = loadgen.GrpcDriver(server.grpc_target)
+        body = grpc_body("iris")
+    else:
+        driver = loadgen.HttpDriver.from_url(
+            f"{server.base_url}/v2/models/{models.IRIS_NAME}/infer"
+        )
+        body = rest_json_body("iris")
+    before = _cpu_by_pid(server.proc.pid)
+    t0 = time.monotonic()
+    result = asyncio.run(
+        loadgen.run_load(driver, [body], concurrency=concurrency, duration=duration, warmup=1.0)
+    )
+    wall = time.monotonic() - t0
+    after = _cpu_by_pid(server.proc.pid)
+    used = {pid: after[pid] - before.get(pid, 0.0) for pid in after}
+    root = used.pop(server.proc.pid, 0.0)
+    row: dict[str, Any] = result.to_dict()
+    # In cores (1.0: one core busy): the top process, and everything below it.
+    row["cpu_root"] = root / wall
+    row["cpu_children"] = sum(used.values()) / wall
+    row["server_cpu"] = row["cpu_root"] + row["cpu_children"]
+    return row
+
+
+def _frontends_ready(server: servers.ServerProcess, count: int) -> bool:
+    try:
+        text = httpx.get(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=5).text
+    except httpx.HTTPError:
+        return False
+    return all(f'frontend_ready{{frontend="{i}"}} 1.0' in text for i in range(count))
+
+
+def _start(name: str, repos: dict[str, Path], mlserver_venv: Path) -> servers.ServerProcess:
+    if name == "mlserver":
+        return servers.start_mlserver(ensure_mlserver(mlserver_venv), repos["mlserver"])
+    workdir = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+    prefix, env = servers.mlpack_command()
+    if name == "ceiling-2":
+        ports = processes.free_ports(3)
+        argv = [
+            sys.executable,
+            "-m",
+            "benchmarks.ceiling",
+            "--http-port",
+            str(ports[0]),
+            "--grpc-port",
+            str(ports[1]),
+            "--processes",
+            "2",
+        ]
+        return processes.spawn(name, argv, workdir, ports, env)
+    args = {
+        "mlpack-1fe": ["--frontends", "1"],
+        "mlpack-2fe": ["--frontends", "2"],
+        "mlpack-1fe-w1": ["--frontends", "1", "--parallel-workers", "1"],
+    }[name]
+    server = processes.start_mlpack(
+        repos["mlpack"], workdir, argv_prefix=prefix, env=env, settle=1.0, args=args
+    )
+    server.name = name
+    if name == "mlpack-2fe":
+        deadline = time.monotonic() + 60
+        while not _frontends_ready(server, 2):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"front-ends not ready:\n{server.log_tail()}")
+            time.sleep(0.1)
+    return server
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    names = [n for n in SERVERS if not args.only or n in args.only]
+    raw: dict[str, dict[str, list[dict[str, Any]]]] = {n: {} for n in names}
+    started: dict[str, servers.ServerProcess] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-frontends-") as tmp:
+        repos = models.write_iris_folders(Path(tmp))
+        try:
+            for name in names:
+                started[name] = _start(name, repos, args.mlserver_venv)
+                print(f"{name}: ready in {started[name].start_s:.2f} s", flush=True)
+            for round_ in range(args.repeats):
+                order = names if round_ % 2 == 0 else names[::-1]
+                for c in args.concurrency:
+                    for transport in TRANSPORTS:
+                        for name in order:
+                            row = _measure(started[name], transport, c, args.duration)
+                            raw[name].setdefault(f"{transport}/c{c}", []).append(row)
+                            print(
+                                f"round {round_ + 1} {name:14} {transport:4} c={c:<3} "
+                                f"{row['rps']:>8,.0f} req/s  p50 {row['p50_ms']:6.2f} ms  "
+                                f"cpu top {row['cpu_root']:.2f} below {row['cpu_children']:.2f}"
+                                f"  loadgen {row['loadgen_cpu']:.0%}  err {row['errors']}",
+                                flush=True,
+                            )
+        finally:
+            for server in started.values():
+                server.stop()
+    return report(args, raw)
+
+
+def _median(rows: list[dict[str, Any]], key: str) -> float:
+    return float(statistics.median(r[key] for r in rows))
+
+
+def report(args: argparse.Namespace, raw: dict[str, Any]) -> dict[str, Any]:
+    keys = ("rps", "p50_ms", "p99_ms", "cpu_root", "cpu_children", "loadgen_cpu")
+    results = {
+        name: {
+            cell: {k: _median(rows, k) for k in keys} | {"errors": sum(r["errors"] for r in rows)}
+            for cell, rows in cells.items()
+        }
+        for name, cells in raw.items()
+    }
+    ratios: dict[str, float] = {}
+    costs: dict[str, float] = {}
+    for cell in {c for cells in results.values() for c in cells}:
+
+        def rps(name: str, cell: str = cell) -> float | None:
+            value = results.get(name, {}).get(cell, {}).get("rps")
+            return float(value) if value else None
+
+        one, two, peer, ceiling = (
+            rps("mlpack-1fe"),
+            rps("mlpack-2fe"),
+            rps("mlserver"),
+            rps("ceiling-2"),
+        )
+        if one and two:
+            ratios[f"{cell}: 2 front-ends / 1"] = two / one
+        if two and ceiling:
+            ratios[f"{cell}: 2 front-ends / machine ceiling"] = two / ceiling
+        if two and peer:
+            ratios[f"{cell}: 2 front-ends / MLServer"] = two / peer
+        if one and peer:
+            ratios[f"{cell}: 1 front-end / MLServer"] = one / peer
+        # CPU seconds per request, from cores busy / requests per second.
+        inproc = results.get("mlpack-1fe", {}).get(cell)
+        if inproc and inproc["rps"]:
+            costs[f"{cell}: front-end with in-process model, us/request"] = (
+                1e6 * (inproc["cpu_root"] + inproc["cpu_children"]) / inproc["rps"]
+            )
+        pooled = results.get("mlpack-1fe-w1", {}).get(cell)
+        if pooled and pooled["rps"]:
+            costs[f"{cell}: front-end dispatching to a worker, us/request"] = (
+                1e6 * pooled["cpu_root"] / pooled["rps"]
+            )
+            costs[f"{cell}: worker, us/request"] = 1e6 * pooled["cpu_children"] / pooled["rps"]
+    return {
+        "scenario": "frontends",
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cpus": os.cpu_count(), "loadavg_at_end": os.getloadavg()},
+        "settings": {"duration_s": args.duration, "repeats": args.repeats},
+        "results": results,
+        "ratios": dict(sorted(ratios.items())),
+        "cpu_per_request": dict(sorted(costs.items())),
+        "runs": raw,
+    }
+
+
+def render(report: dict[str, Any]) -> str:
+    lines = ["| server | cell | req/s | p50 ms | CPU top / below (cores) | errors |"]
+    lines.append("|---|---|---:|---:|---:|---:|")
+    for name, cells in report["results"].items():
+        for cell, row in sorted(cells.items()):
+            lines.append(
+                f"| {name} | {cell} | {row['rps']:,.0f} | {row['p50_ms']:.2f} | "
+                f"{row['cpu_root']:.2f} / {row['cpu_children']:.2f} | {row['errors']} |"
+            )
+    lines.append("")
+    lines += [f"- {k}: {v:.2f}" for k, v in report["ratios"].items()]
+    lines += [f"- {k}: {v:.0f}" for k, v in report["cpu_per_request"].items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.frontends", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("-d", "--duration", type=float, default=5.0, help="seconds per cell")
+    parser.add_argument("-r", "--repeats", type=int, default=3, help="rounds (medians)")
+    parser.add_argument("-c", "--concurrency", type=int, nargs="+", default=[32])
+    parser.add_argument("--only", nargs="+", choices=SERVERS, help="these servers only")
+    parser.add_argument("--mlserver-venv", type=Path, default=VENV_DIR)
+    parser.add_argument("-o", "--output", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    loadgen.install_uvloop()
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        result = run(args)
+    except KeyboardInterrupt:
+        print("interrupted: servers stopped", file=sys.stderr)
+        return 130
+    print()
+    print(render(result))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nwrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""A front-end's side of its control link: repository calls go everywhere, metrics go up.
+
+The repository API's load/unload (``ModelRegistry.request_load``) is sent to the
+supervisor, which applies it in every front-end (this one included, through ``handle``)
+and answers once all have; so any front-end's index then shows it. A scrape of the
+supervisor's metrics port collects each front-end's in-memory families (``snapshot``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Iterable
+from typing import Any
+
+from ..engine.registry import ModelRegistry
+from .frontend_link import (
+    Apply,
+    Collect,
+    ControlLink,
+    Done,
+    FamilySnapshot,
+    FrontendRole,
+    Ready,
+    Snapshot,
+    as_error,
+)
+
+logger = logging.getLogger("mlpack.server")
+
+
+class FrontendPeer:
+    """One front-end's end of the link to its supervisor (a ``RepositoryCoordinator``).
+
+    Parameters:
+        role: index, control socket and the repository calls to replay.
+        registry: this front-end's model registry.
+        collectors: what a scrape collects here (in-memory families, autoscaling gauges).
+    """
+
+    def __init__(
+        self, role: FrontendRole, registry: ModelRegistry, collectors: Iterable[Any]
+    ) -> None:
+        self.role = role
+        self.registry = registry
+        self.collectors = list(collectors)
+        self.link = ControlLink(handler=self.handle)
+        # Set once startup models are loaded and ``role.ops`` replayed: calls from the
+        # supervisor wait for it, so they apply after the replay, in order.
+        self.loaded = asyncio.Event()
+
+    async def open(self) -> asyncio.Task[None]:
+        """Connect the link and route repository calls through it; the reading task."""
+        await self.link.open(self.role.control)
+        self.registry.coordinator = self
+        return asyncio.create_task(self.link.run())
+
+    async def apply(self, action: str, name: str) -> None:
+        """The repository API's load/unload: applied by every front-end before it returns."""
+        answer = await self.link.call(Apply(self.link.next_id(), action, name))
+        if answer.error is not None:
+            raise answer.error
+
+    async def replay(self) -> None:
+        """Apply the calls made before this front-end started (after the startup models)."""
+        for action, name in self.role.ops:
+            try:
+                await self._local(action, name)
+            except Exception as error:
+                logger.warning("replaying %s of model '%s': %s", action, name, error)
+        self.loaded.set()
+
+    def announce(self) -> None:
+        """Tell the supervisor this front-end serves (models loaded, ports open)."""
+        self.link.send(Ready(self.role.index, os.getpid()))
+
+    async def handle(self, message: Apply | Collect) -> Done | Snapshot:
+        if isinstance(message, Collect):
+            return Snapshot(message.call_id, self.snapshot())
+        await self.loaded.wait()
+        try:
+            await self._local(message.action, message.name)
+        except Exception as error:
+            return Done(message.call_id, as_error(error))
+        return Done(message.call_id)
+
+    async def _local(self, action: str, name: str) -> None:
+        if action == "load":
+            await self.registry.load(name)
+        else:
+            await self.registry.unload(name)
+
+    def snapshot(self) -> list[FamilySnapshot]:
+        """Every in-memory metric family here, as plain values."""
+        families: list[FamilySnapshot] = []
+        for collector in self.collectors:
+            for family in collector.collect():
+                samples = [(s.name, dict(s.labels), float(s.value)) for s in family.samples]
+                families.append((family.name, family.documentation, family.type, samples))
+        return families

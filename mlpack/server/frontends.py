@@ -1,0 +1,469 @@
+"""Several front-end processes on shared ports, under one supervisor (``http_workers``).
+
+With ``http_workers`` (``mlpack start --frontends N``) above 1, the process ``mlpack
+start`` runs becomes a supervisor; it parses no request itself. It:
+
+* reserves the REST and gRPC ports (bound alone, so a busy port fails at once; then opened
+  to SO_REUSEPORT peers; never listening) and starts N front-end processes (``spawn``).
+  Each is a full ``MLPackServer``: it binds both ports with SO_REUSEPORT (gRPC:
+  ``grpc.so_reuseport``), loads the models, and serves the whole data plane. The kernel
+  spreads connections over the front-ends (per connection, not per request).
+* replaces a front-end that dies, with backoff (0.5 s doubling up to
+  ``worker_max_restart_backoff``). Front-ends after the first, and every replacement, open
+  their ports only once their models are loaded, so no connection waits on a loading one.
+* applies the repository API everywhere: a front-end receiving load/unload sends it here
+  (``server/frontend.py``); the calls are applied in order, in every live front-end, and
+  the caller is answered when all have (the first error, if any). They are also kept, in
+  order, and replayed by a replacement, so every front-end shows the same index.
+* serves the metrics port: one scrape sums every front-end's in-memory families (same
+  names and labels as with one front-end) plus the multiprocess folder they all write to,
+  and adds ``frontend_requests_total{frontend}`` (REST requests + gRPC calls per
+  front-end), ``frontend_ready{frontend}`` and ``frontend_restarts_total``.
+* passes SIGHUP on (certificate reload, with TLS); on SIGTERM/SIGINT, passes SIGTERM to
+  every front-end; each drains as a single server
+  does (not ready, ``drain_delay``, in-flight requests finish within ``graceful_timeout``).
+
+Worker pools (``parallel_workers`` ≥ 1, in settings or a model's own settings, or a
+``worker_pool``) and models with their own environment run in worker processes owned by a
+front-end; N front-ends would load N copies, so the CLI
+refuses that combination (``check_frontends``) until pools move to the supervisor.
+
+The design for sharing them (not built yet): the supervisor owns every ``WorkerPool``
+(spawn, pings, recycling, reloads); each worker listens on a Unix socket in a private 0700
+run folder and accepts one connection per front-end; the supervisor tells front-ends the
+current worker set (and each change: started, retired, dead) over this control link; each
+front-end dispatches least-busy over its own connections, with a per-worker share of
+``max_in_flight`` so N front-ends cannot overfill one worker; a worker that dies fails the
+calls each front-end has on it, as today.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidSettings, MLPackError, ModelNotFound
+from ..settings import ModelSettings, Settings
+from .frontend_link import (
+    Apply,
+    Collect,
+    ControlLink,
+    Done,
+    FamilySnapshot,
+    FrontendRole,
+    Ready,
+    Snapshot,
+)
+from .metrics import MetricsFolder
+
+logger = logging.getLogger("mlpack.frontends")
+
+# A repository load/unload waits this long for each front-end (model loads can be slow).
+REPOSITORY_CALL_TIMEOUT = 600.0
+# A scrape waits this long for each front-end's families (a busy one is left out).
+COLLECT_TIMEOUT = 5.0
+# A front-end that served this long before dying restarts without backoff.
+HEALTHY_AFTER = 10.0
+FIRST_BACKOFF = 0.5
+STARTUP_FAILURE = 3  # a front-end's exit code when its models failed with exit_on_error
+
+
+def frontend_count(value: int | str) -> int:
+    """``http_workers`` as a number of processes (``auto``: the CPU cores this may use)."""
+    if value == "auto":
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # not Linux
+            return max(1, os.cpu_count() or 1)
+    return int(value)
+
+
+def check_frontends(settings: Settings, models: list[ModelSettings], count: int) -> None:
+    """Refuse what N front-ends cannot do yet: each would start its own copy of a pool."""
+    if count <= 1:
+        return
+    if settings.parallel_workers > 0:
+        raise InvalidSettings(
+            f"{count} front-ends with parallel_workers={settings.parallel_workers}: each "
+            "front-end would start its own worker pool (models loaded "
+            f"{count} x {settings.parallel_workers} times); shared pools are not built yet. "
+            "Use parallel_workers 0 with several front-ends, or one front-end with workers"
+        )
+    pooled = sorted(m.name for m in models if (m.parallel_workers or 0) > 0 or m.worker_pool)
+    if pooled:
+        raise InvalidSettings(
+            f"{count} front-ends: model(s) {', '.join(pooled)} run in worker pools "
+            "(parallel_workers / worker_pool in model-settings.json), which front-ends do not "
+            "share yet (each would load its own copies); use one front-end"
+        )
+    from ..engine.workers.interpreters import has_environment
+
+    own = sorted(m.name for m in models if has_environment(m))
+    if own:
+        raise InvalidSettings(
+            f"{count} front-ends: model(s) {', '.join(own)} run in their own environment's "
+            "worker processes, which front-ends do not share yet; use one front-end"
+        )
+
+
+@dataclass
+class _Slot:
+    """One front-end position: its current process and link."""
+
+    index: int
+    process: Any = None
+    link: ControlLink | None = None
+    pid: int = 0
+    ready: bool = False
+    started: float = 0.0
+    restarts: int = 0
+    families: list[FamilySnapshot] = field(default_factory=list)
+    reader: asyncio.Task[None] | None = None
+
+
+class FrontendSupervisor:
+    """Runs N front-end processes on shared ports and coordinates them.
+
+    Parameters:
+        settings: the server's settings (ports, metrics, drain and restart settings).
+        models: the models found at startup (every front-end loads them).
+        repository_root: folder the front-ends re-scan for the repository API.
+        count: number of front-end processes.
+        log_options: ``configure_logging`` arguments, applied again in each front-end.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        models: list[ModelSettings],
+        repository_root: Path | None,
+        count: int,
+        log_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.models = models
+        self.repository_root = repository_root
+        self.count = count
+        self.log_options = log_options or {}
+        self.slots = [_Slot(i) for i in range(count)]
+        self._context = multiprocessing.get_context("spawn")
+        self._ops: dict[str, str] = {}  # model name -> last action, in call order
+        self._ops_lock = asyncio.Lock()
+        self._stop = asyncio.Event()
+        self._stopping = False
+        self.exit_code = 0
+        self._child_settings = settings
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    # -- lifecycle ------------------------------------------------------------------
+    async def serve(self) -> None:
+        from .sockets import bind_socket, reserve_port
+
+        settings = self.settings
+        rest = reserve_port(settings.host, settings.http_port, "REST")
+        grpc = reserve_port(settings.host, settings.grpc_port, "gRPC")
+        folder: MetricsFolder | None = None
+        metrics_socket: socket.socket | None = None
+        metrics_server: Any = None
+        metrics_task: asyncio.Task[None] | None = None
+        try:
+            if settings.metrics_endpoint:
+                metrics_socket = bind_socket(settings.host, settings.metrics_port, "metrics")
+                folder = MetricsFolder(settings.metrics_dir).prepare()
+            self._child_settings = settings.model_copy(
+                update={
+                    "http_port": rest.getsockname()[1],
+                    "grpc_port": grpc.getsockname()[1],
+                    "metrics_dir": folder.path if folder else None,
+                    "http_workers": 1,
+                }
+            )
+            if folder is not None and metrics_socket is not None:
+                metrics_server = self._metrics_server(folder)
+                metrics_task = asyncio.create_task(metrics_server.serve(sockets=[metrics_socket]))
+            logger.info(
+                "%d front-end processes on REST %s:%s and gRPC %s:%s (SO_REUSEPORT)",
+                self.count,
+                settings.host,
+                self._child_settings.http_port,
+                settings.host,
+                self._child_settings.grpc_port,
+            )
+            with self._signals():
+                keepers = [asyncio.create_task(self._keep(slot)) for slot in self.slots]
+                await self._stop.wait()
+                self._stopping = True
+                await self._shutdown()
+                for keeper in keepers:
+                    keeper.cancel()
+                await asyncio.gather(*keepers, return_exceptions=True)
+            if metrics_server is not None and metrics_task is not None:
+                metrics_server.should_exit = True
+                await metrics_task
+            logger.info("stopped")
+        finally:
+            rest.close()
+            grpc.close()
+            if folder is not None:
+                folder.close()
+
+    async def _keep(self, slot: _Slot) -> None:
+        """Start the slot's front-end, and again whenever it dies (with backoff)."""
+        backoff = FIRST_BACKOFF
+        late = slot.index > 0
+        while not self._stopping:
+            await self._spawn(slot, late)
+            code = await self._wait_exit(slot)
+            if self._stopping:
+                return
+            served = time.monotonic() - slot.started
+            was_ready = slot.ready
+            slot.ready, slot.link = False, None
+            self._forget(slot.pid)
+            if code == STARTUP_FAILURE and not was_ready:
+                logger.error(
+                    "front-end %d failed to start (exit code %s): stopping", slot.index, code
+                )
+                self.exit_code = STARTUP_FAILURE
+                self.request_stop()
+                return
+            if was_ready and served >= HEALTHY_AFTER:
+                backoff = FIRST_BACKOFF
+            logger.warning(
+                "front-end %d (pid %d) exited with code %s; a replacement starts in %.1fs",
+                slot.index,
+                slot.pid,
+                code,
+                backoff,
+            )
+            slot.restarts += 1
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(backoff):
+                    await self._stop.wait()
+            backoff = min(backoff * 2, self.settings.worker_max_restart_backoff)
+            late = True
+
+    async def _spawn(self, slot: _Slot, late: bool) -> None:
+        parent_end, child_end = socket.socketpair()
+        link = ControlLink(handler=self._handle, on_message=self._on_message)
+        async with self._ops_lock:  # a call from now on reaches it; earlier ones replay
+            ops = [(action, name) for name, action in self._ops.items()]
+            role = FrontendRole(slot.index, child_end, ops, late)
+            process = self._context.Process(
+                target=run_frontend,
+                args=(
+                    self._child_settings,
+                    self.models,
+                    self.repository_root,
+                    role,
+                    self.log_options,
+                ),
+                name=f"mlpack-frontend-{slot.index}",
+            )
+            try:
+                process.start()
+            finally:
+                child_end.close()
+            await link.open(parent_end)
+            slot.process, slot.link, slot.pid = process, link, process.pid or 0
+            slot.started, slot.ready = time.monotonic(), False
+        slot.reader = asyncio.create_task(link.run())
+        logger.info("front-end %d starting (pid %d)", slot.index, slot.pid)
+
+    async def _wait_exit(self, slot: _Slot) -> int | None:
+        """Wait for the slot's process to end (its link closes first); its exit code."""
+        assert slot.link is not None
+        await slot.link.closed.wait()
+        process = slot.process
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, process.join)
+        return process.exitcode  # type: ignore[no-any-return]
+
+    def _forget(self, pid: int) -> None:
+        """A dead front-end's live gauges leave the multiprocess folder."""
+        path = self._child_settings.metrics_dir
+        if path:
+            with contextlib.suppress(Exception):
+                MetricsFolder(path).mark_process_dead(pid)
+
+    async def _shutdown(self) -> None:
+        """SIGTERM every front-end; each drains; SIGKILL what outlives the bound."""
+        settings = self.settings
+        processes = [slot.process for slot in self.slots if slot.process is not None]
+        logger.info("shutting down: draining %d front-end(s)", len(processes))
+        for process in processes:
+            with contextlib.suppress(ProcessLookupError, TypeError):
+                os.kill(process.pid, signal.SIGTERM)
+        bound = (settings.drain_delay or 0.0) + settings.graceful_timeout + 10.0
+        loop = asyncio.get_running_loop()
+        joins = [loop.run_in_executor(None, process.join, bound) for process in processes]
+        await asyncio.gather(*joins)
+        for process in processes:
+            if process.exitcode is None:
+                logger.warning("front-end pid %d did not stop in %.0fs: killed", process.pid, bound)
+                process.kill()
+                await loop.run_in_executor(None, process.join, 5)
+
+    # -- control calls ----------------------------------------------------------------
+    def _on_message(self, message: Any) -> None:
+        if isinstance(message, Ready):
+            slot = self.slots[message.index]
+            slot.ready = True
+            logger.info("front-end %d ready (pid %d)", message.index, message.pid)
+            if all(s.ready for s in self.slots):
+                logger.info("all %d front-ends ready", self.count)
+
+    async def _handle(self, message: Apply | Collect) -> Done | Snapshot:
+        if isinstance(message, Collect):  # front-ends do not ask this; answer empty
+            return Snapshot(message.call_id)
+        async with self._ops_lock:
+            links = [
+                s.link for s in self.slots if s.link is not None and not s.link.closed.is_set()
+            ]
+            errors = await asyncio.gather(
+                *(self._apply_on(link, message.action, message.name) for link in links)
+            )
+            error = next((e for e in errors if e is not None), None)
+            # Kept for replacements to replay, except a name no front-end knows (so the list
+            # is bounded by the models that exist, whatever names callers try).
+            if not isinstance(error, ModelNotFound):
+                self._ops.pop(message.name, None)
+                self._ops[message.name] = message.action
+        logger.info(
+            "repository %s of model '%s' applied in %d front-end(s)%s",
+            message.action,
+            message.name,
+            len(links),
+            f": {error.message}" if error else "",
+        )
+        return Done(message.call_id, error)
+
+    async def _apply_on(self, link: ControlLink, action: str, name: str) -> MLPackError | None:
+        try:
+            async with asyncio.timeout(REPOSITORY_CALL_TIMEOUT):
+                answer = await link.call(Apply(link.next_id(), action, name))
+        except ConnectionError:
+            return None  # it died: its replacement replays the call
+        except TimeoutError:
+            return MLPackError(f"a front-end did not {action} model '{name}' in time")
+        error: MLPackError | None = answer.error
+        return error
+
+    async def collect(self) -> None:
+        """Fetch every live front-end's metric families (those that answer in time)."""
+
+        async def one(slot: _Slot) -> None:
+            link = slot.link
+            if link is None or link.closed.is_set():
+                slot.families = []
+                return
+            try:
+                async with asyncio.timeout(COLLECT_TIMEOUT):
+                    answer = await link.call(Collect(link.next_id()))
+                slot.families = answer.families
+            except (ConnectionError, TimeoutError):
+                slot.families = []
+
+        await asyncio.gather(*(one(slot) for slot in self.slots))
+
+    def _metrics_server(self, folder: MetricsFolder) -> Any:
+        import uvicorn
+
+        from .app import _EmbeddedUvicorn
+        from .auth import AccessPolicy
+        from .frontend_metrics import FrontendCollector, refreshing
+        from .guards import metrics_guards
+        from .metrics import build_metrics_app
+
+        settings = self.settings
+        collector = FrontendCollector(self.slots)
+        app: Any = build_metrics_app(folder, settings.metrics_endpoint or "/metrics", collector)
+        app = refreshing(app, self.collect)
+        app = metrics_guards(app, settings, AccessPolicy.from_settings(settings))
+        config = uvicorn.Config(
+            app,
+            lifespan="off",
+            http="httptools",
+            access_log=False,
+            log_config=None,
+            server_header=False,
+        )
+        return _EmbeddedUvicorn(config)
+
+    @contextlib.contextmanager
+    def _signals(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        installed: list[signal.Signals] = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, self.request_stop)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
+        if self.settings.tls_cert_file:  # front-ends reload their certificates on SIGHUP
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(signal.SIGHUP, self._forward, signal.SIGHUP)
+                installed.append(signal.SIGHUP)
+        try:
+            yield
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+
+    def _forward(self, sig: signal.Signals) -> None:
+        for slot in self.slots:
+            if slot.process is not None and slot.process.exitcode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(slot.process.pid, sig)
+
+
+def run_supervisor(
+    settings: Settings,
+    models: list[ModelSettings],
+    repository_root: Path | None,
+    count: int,
+    log_options: dict[str, Any],
+) -> int:
+    """Run the supervisor to completion; its exit code (3: a front-end failed to start)."""
+    from .app import run_server
+
+    supervisor = FrontendSupervisor(settings, models, repository_root, count, log_options)
+    run_server(supervisor)
+    return supervisor.exit_code
+
+
+def run_frontend(
+    settings: Settings,
+    models: list[ModelSettings],
+    repository_root: Path | None,
+    role: FrontendRole,
+    log_options: dict[str, Any],
+) -> None:
+    """A front-end process's entry point (module level, explicit arguments: ``spawn``)."""
+    import sys
+
+    from ..compat import install_mlserver_compat
+    from .app import MLPackServer, run_server
+    from .logging import configure_logging
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides; SIGTERM drains
+    configure_logging(**log_options)
+    install_mlserver_compat()
+    server = MLPackServer(settings, models, repository_root, role=role)
+    try:
+        run_server(server)
+    except MLPackError as error:
+        logging.getLogger("mlpack.server").error("front-end %d: %s", role.index, error.message)
+        sys.exit(STARTUP_FAILURE)
