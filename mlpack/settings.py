@@ -176,6 +176,9 @@ class Settings(BaseSettings):
     cors_settings: CORSSettings | None = None
     # Live dashboard at /v2/dashboard (per-model throughput, latency, batches, queues).
     dashboard_enabled: bool = True
+    # Models whose runtime's own REST routes are served (e.g. MLflow's /invocations);
+    # a route's path names no model, so each path serves one model named here.
+    model_routes: list[str] = Field(default_factory=list)
     use_structured_logging: bool = False
     logging_settings: Any | None = None
     access_log: bool = False
