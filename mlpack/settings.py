@@ -307,6 +307,9 @@ class ModelParameters(BaseModel):
     version: str | None = None
     environment_tarball: str | None = None
     environment_path: str | None = None
+    # An MLflow model folder's requirements.txt / conda.yaml record training and are not
+    # used unless this asks for them: then they describe the model's own environment.
+    mlflow_environment: bool = False
     content_type: str | None = None
     format: str | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
