@@ -164,7 +164,7 @@ def test_an_mlflow_folder_asked_for_its_environment_uses_mlflows_files(tmp_path:
     chosen = choose_environment(tmp_path, mlflow_environment=True)
     assert chosen is not None and chosen.kind == "conda" and chosen.source.name == "conda.yaml"
     (tmp_path / "conda.yaml").unlink()
-    with pytest.raises(InvalidEnvironment, match="no requirements.txt or conda.yaml"):
+    with pytest.raises(InvalidEnvironment, match=r"no requirements\.txt or conda\.yaml"):
         choose_environment(tmp_path, mlflow_environment=True)
     # An explicit environment still wins; other folders ignore the flag.
     named = choose_environment(tmp_path, tarball="env.tar.gz", mlflow_environment=True)
