@@ -29,7 +29,8 @@ from ..settings import ModelSettings
 from .disconnect import unless_disconnected
 from .media import JSON, check_content_type
 from .openapi import model_route_operation
-from .rest import OFF_LOOP_BODY_SIZE, TIMEOUT_HEADER, JSONBytesResponse
+from .rest import OFF_LOOP_BODY_SIZE
+from .rest_io import TIMEOUT_HEADER, JSONBytesResponse
 
 
 @dataclass(frozen=True)
