@@ -385,6 +385,11 @@ def model_route_operation(route: ModelRoute, model_name: str) -> dict[str, Any]:
         "200": {"description": "The model's answer", "content": _json({"type": "object"})}
     }
     responses.update(_ERRORS)
+    accepted = " or ".join(sorted(route.media_types))
+    responses["415"] = {
+        "description": f"Content-Type not accepted: send {accepted} (none at all means JSON)",
+        "content": _json(_ref("Error")),
+    }
     return {
         "summary": f"{route.summary} for model '{model_name}'",
         "tags": [f"{model_name} (runtime route)"],
