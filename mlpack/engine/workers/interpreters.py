@@ -281,7 +281,10 @@ class EnvironmentPools:
         folder = Path(settings.folder) if settings.folder else Path.cwd()
         parameters = settings.parameters
         choice = choose_environment(
-            folder, parameters.environment_tarball, parameters.environment_path
+            folder,
+            parameters.environment_tarball,
+            parameters.environment_path,
+            parameters.mlflow_environment,
         )
         if choice is None:
             raise InvalidEnvironment(f"model '{settings.name}' names no environment")
@@ -306,7 +309,9 @@ class EnvironmentPools:
             )
         if choice.kind == "conda":
             return build_conda_environment(choice.source, self.environments_dir)
-        return build_requirements_environment(choice.source, self.environments_dir)
+        return build_requirements_environment(
+            choice.source, self.environments_dir, provided=choice.provided
+        )
 
     async def close(self) -> None:
         pools, self._pools = list(self._pools.values()), {}
@@ -363,7 +368,9 @@ def has_environment(settings: ModelSettings) -> bool:
     if not settings.folder:
         return False
     try:
-        choice = choose_environment(Path(settings.folder))
+        choice = choose_environment(
+            Path(settings.folder), mlflow_environment=settings.parameters.mlflow_environment
+        )
     except InvalidEnvironment:
         return True  # loading it reports the problem
     if choice is None:
