@@ -24,6 +24,7 @@ ANSWERS = {
     "onnx": ("label", [1, 0]),
     "mlflow": ("output-0", [1, 0]),
     "huggingface": ("label", ["positive", "negative"]),
+    "stream": ("text_output", [" either. They knew only that the river"]),
 }
 
 # What each template's train.py and runtime import (all in the `test` extra).
