@@ -10,7 +10,8 @@ survives pickling (errors cross the worker-process boundary).
     ├── InvalidRequest (400)            bad JSON, bad tensors, unknown outputs
     │   ├── InvalidSettings (400)       settings files that do not validate
     │   ├── InvalidLine (400)           a batch-job input line that is not a usable request
-    │   └── UnsupportedMediaType (415)  a REST body whose Content-Type the route does not take
+    │   ├── UnsupportedMediaType (415)  a REST body whose Content-Type the route does not take
+    │   └── StreamingUnsupported (400)  a stream request to a model without ``predict_stream``
     ├── Unauthenticated (401)           no credentials, or credentials that match no key
     ├── PermissionDenied (403)          valid credentials without the scope, or a switched-off API
     ├── ModelNotFound (404)             unknown model or version
@@ -114,6 +115,19 @@ class UnsupportedMediaType(InvalidRequest):
     """A REST request body in a media type the route does not accept."""
 
     status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+
+
+class StreamingUnsupported(InvalidRequest):
+    """A stream request to a model that does not implement ``predict_stream`` (gRPC:
+    UNIMPLEMENTED)."""
+
+    def __init__(self, model: str, message: str | None = None) -> None:
+        super().__init__(
+            message
+            or f"model '{model}' does not implement predict_stream(), so it cannot answer "
+            "stream requests; use infer instead"
+        )
+        self.model = model
 
 
 class Unauthenticated(MLPackError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from .settings import ModelSettings
@@ -24,7 +25,8 @@ class MLModel:
     ``predict`` (``InferenceRequest`` → ``InferenceResponse``) and optionally
     ``unload``. ``predict`` may be ``async def`` or a plain ``def``: either way it runs
     off the server's event loop, so a slow model never blocks health checks or
-    other models.
+    other models. A model that streams overrides ``predict_stream`` (an async
+    generator, or a plain generator that runs on the model's thread).
 
     Parameters:
         settings: the model's resolved settings (name, version, parameters, metadata).
@@ -84,6 +86,21 @@ class MLModel:
 
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
         raise NotImplementedError(f"model '{self.name}' does not implement predict()")
+
+    async def predict_stream(
+        self, payloads: AsyncIterator[InferenceRequest]
+    ) -> AsyncIterator[InferenceResponse]:
+        """Answer a stream of requests with a stream of responses (MLServer's signature).
+
+        Override it as an async generator (``async for payload in payloads: ... yield``)
+        or as a plain generator taking an ordinary iterator of requests (it then runs on
+        the model's thread). This base version streams nothing: a stream request to a
+        model that does not override it is answered 400 / gRPC UNIMPLEMENTED.
+        """
+        from .errors import StreamingUnsupported
+
+        raise StreamingUnsupported(self.name)
+        yield  # pragma: no cover - makes this an async generator, like an override
 
     async def unload(self) -> bool:
         return True

@@ -329,8 +329,12 @@ class ModelSettings(BaseSettings):
     max_batch_size: int = Field(default=0, ge=0)
     max_batch_time: float = Field(default=0.0, ge=0)
     max_queue_size: int = Field(default=1024, ge=1)
-    # Seconds a request to this model may take (None: the server's inference_timeout).
+    # Seconds a request to this model may take (None: the server's inference_timeout). For a
+    # stream: the longest wait for its first response and between two responses.
     inference_timeout: float | None = Field(default=None, gt=0)
+    # Responses a stream may hold between the model and a slow client; when it is full the
+    # model's generator waits (back-pressure) instead of the server buffering more.
+    max_stream_buffer: int = Field(default=8, ge=1)
     # Report batch size and queue wait in response parameters and x-mlpack-* headers.
     serving_info: bool = False
     warm_workers: bool = False

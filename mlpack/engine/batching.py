@@ -14,7 +14,7 @@ import asyncio
 import collections
 import functools
 import time
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +24,7 @@ from ..settings import ModelSettings
 from ..types import InferenceRequest, InferenceResponse, MetadataModelResponse, Parameters
 from .deadlines import current_deadline, expired, reset_deadline, set_deadline
 from .merging import batch_key, count_rows, merge_requests, split_response
-from .runner import ModelRunner
+from .runner import ModelRunner, stream_on
 from .stats import InferTiming, current_timing
 
 Predict = Callable[[InferenceRequest], Awaitable[InferenceResponse]]
@@ -333,6 +333,12 @@ class BatchingRunner:
         self, request: InferenceRequest, info: ServingInfo | None = None
     ) -> InferenceResponse:
         return await self.batcher.predict(request, info)
+
+    def predict_stream(
+        self, requests: AsyncIterator[InferenceRequest]
+    ) -> AsyncIterator[InferenceResponse]:
+        """Streams bypass the batcher: they go straight to the runner behind it."""
+        return stream_on(self.runner, requests)
 
     async def unload(self) -> None:
         await self.batcher.aclose()

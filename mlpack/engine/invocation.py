@@ -178,6 +178,11 @@ class ModelThread:
         self._thread = threading.Thread(target=self._run_loop, name=name, daemon=True)
         self._thread.start()
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The thread's event loop (for hand-overs that outlive one ``run``)."""
+        return self._loop
+
     def _run_loop(self) -> None:
         asyncio.set_event_loop(self._loop)
         self._loop.run_forever()

@@ -8,13 +8,15 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from .. import tracing
 from ..codecs.tensors import validate_inputs
 from ..errors import (
+    DeadlineExceeded,
     InvalidRequest,
     MLPackError,
     ModelError,
@@ -39,8 +41,8 @@ from .batching import ServingInfo, predict_reporting
 from .failures import FailureLog, attach_traceback, log_error, traceback_text
 from .placement import RunnerFactory, RunnerPlacement
 from .repository import discover_models
-from .runner import ModelRunner
-from .stats import InferenceObserver, InferEvent, close_timing, open_timing
+from .runner import ModelRunner, stream_on
+from .stats import InferenceObserver, InferEvent, StreamEvent, close_timing, open_timing
 
 logger = logging.getLogger("mlpack.registry")
 
@@ -400,6 +402,36 @@ class ModelRegistry:
         finally:
             self._calls.discard(task)
 
+    async def infer_stream(
+        self,
+        name: str,
+        version: str | None,
+        requests: AsyncIterator[InferenceRequest],
+        timeout: float | None = None,
+    ) -> AsyncIterator[InferenceResponse]:
+        """Stream ``requests`` through the model's ``predict_stream``; yield finished responses.
+
+        Nothing happens before the first ``__anext__``; errors before the first response
+        (unknown model, not ready, invalid request, a model that cannot stream) are raised
+        from it, so a transport can still answer them as a plain error. Each request is
+        validated like ``infer``'s; each response gets the model's name and version and the
+        id of the request the model last read. Deadlines: ``timeout`` (the client's) bounds
+        the whole stream; the model's ``inference_timeout`` (or the server's) bounds the
+        wait for the first response and between two responses (504 / an error event past
+        either). While the server drains for shutdown, new streams are refused (503) and
+        open ones run until ``graceful_timeout``. Closing the returned iterator closes the
+        model's generator.
+        """
+        entry = self.get_ready(name, version)
+        if self.draining or self._aborting:
+            raise ShuttingDown(
+                f"model '{entry.name}': the server is shutting down and opens no new streams; "
+                "retry on another replica"
+            )
+        call = _StreamCall(self, entry, timeout)
+        async for response in call.run(requests):
+            yield response
+
     def abort_in_flight(self) -> int:
         """Shutdown's hard limit: end every inference call still running or queued; each
         answers 503 (``ShuttingDown``). Returns how many were ended."""
@@ -595,3 +627,127 @@ def finish_response(
             )
         response.outputs = [produced[name] for name in wanted]
     return response
+
+
+class _StreamCall:
+    """One stream through the registry: validation, deadlines, observation, finishing."""
+
+    def __init__(self, registry: ModelRegistry, entry: ModelEntry, timeout: float | None) -> None:
+        self.registry = registry
+        self.entry = entry
+        limit = entry.settings.inference_timeout
+        self.gap = registry.inference_timeout if limit is None else limit
+        self.deadline = deadlines.after(timeout)
+        self.current: InferenceRequest | None = None  # the request the model last read
+        self.chunks = 0
+
+    async def _validated(
+        self, requests: AsyncIterator[InferenceRequest]
+    ) -> AsyncIterator[InferenceRequest]:
+        async for request in requests:
+            validate_request(self.entry, request)
+            self.current = request
+            yield request
+
+    def _wait_limit(self) -> tuple[float | None, bool]:
+        """Seconds the next response may take, and whether the gap (not the stream's
+        whole deadline) sets it."""
+        left = deadlines.remaining(self.deadline)
+        if left is None:
+            return self.gap, True
+        if self.gap is None or left < self.gap:
+            return max(left, 0.0), False
+        return self.gap, True
+
+    async def _next(self, stream: AsyncIterator[InferenceResponse]) -> InferenceResponse:
+        limit, by_gap = self._wait_limit()
+        registry, entry = self.registry, self.entry
+        task = asyncio.current_task()
+        if task is not None:
+            registry._calls.add(task)
+        try:
+            if limit is None:
+                return await stream.__anext__()
+            async with asyncio.timeout(limit):
+                return await stream.__anext__()
+        except TimeoutError:
+            if by_gap:
+                what = "first response" if not self.chunks else "next response"
+                raise DeadlineExceeded(
+                    f"model '{entry.name}': no {what} within inference_timeout ({limit:g}s)"
+                ) from None
+            raise deadlines.exceeded(entry.name) from None
+        except asyncio.CancelledError:
+            if not registry._aborting or task is None:
+                raise
+            task.uncancel()
+            raise ShuttingDown(
+                f"model '{entry.name}': the server stopped before this stream finished"
+            ) from None
+        finally:
+            if task is not None:
+                registry._calls.discard(task)
+
+    async def run(
+        self, requests: AsyncIterator[InferenceRequest]
+    ) -> AsyncIterator[InferenceResponse]:
+        registry, entry = self.registry, self.entry
+        runner = entry.runner
+        assert runner is not None
+        observer: Any = registry.observer
+        label = (entry.name, entry.version or "")
+        started = time.perf_counter()
+        first: float | None = None
+        ok = False
+        span = None
+        if tracing.active:
+            span = tracing.start_span(
+                "infer_stream",
+                attributes={"mlpack.model.name": entry.name, "mlpack.model.version": label[1]},
+            )
+        token = deadlines.set_deadline(self.deadline)
+        try:
+            stream = stream_on(runner, self._validated(requests))
+        finally:
+            deadlines.reset_deadline(token)
+        entry.in_flight += 1
+        if observer is not None and hasattr(observer, "on_stream_open"):
+            observer.on_stream_open(*label)
+        try:
+            while True:
+                try:
+                    response = await self._next(stream)
+                except StopAsyncIteration:
+                    break
+                request = self.current
+                if request is None:  # a model answering before it read any request
+                    request = InferenceRequest(inputs=[])
+                response = finish_response(entry, request, response)
+                self.chunks += 1
+                if first is None:
+                    first = time.perf_counter() - started
+                yield response
+            ok = True
+        except (ModelError, WorkerError) as error:
+            if not isinstance(error, NoCapacity):
+                registry.failure_log.predict_failed(
+                    entry.name, entry.version, _stream_id(self.current), error
+                )
+            raise
+        finally:
+            with contextlib.suppress(Exception):
+                await stream.aclose()  # type: ignore[attr-defined]
+            entry.in_flight -= 1
+            if not entry.in_flight:
+                entry.idle.set()
+            duration = time.perf_counter() - started
+            if observer is not None and hasattr(observer, "on_stream"):
+                observer.on_stream(StreamEvent(*label, ok, duration, first, self.chunks))
+            if span is not None:
+                span.set_attribute("mlpack.stream.chunks", self.chunks)
+                span.set_attribute("mlpack.status", "ok" if ok else "error")
+                span.end()
+
+
+def _stream_id(request: InferenceRequest | None) -> str | None:
+    return None if request is None else _request_id(request)

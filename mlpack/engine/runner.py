@@ -9,17 +9,21 @@ a model gets is decided in ``engine.placement``.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
 from .._context import model_scope
-from ..errors import Overloaded
+from ..errors import ModelError, Overloaded, StreamingUnsupported
 from ..model import MLModel
 from ..settings import ModelSettings
 from ..types import InferenceRequest, InferenceResponse, MetadataModelResponse
+from .channel import ChannelClosed, StreamChannel
 from .deadlines import check, current_deadline
 from .invocation import ModelThread, build_and_load, predict_with, unload_model
 from .stats import current_timing
+from .streaming import drive_stream
 
 
 class ModelRunner(Protocol):
@@ -32,6 +36,41 @@ class ModelRunner(Protocol):
     async def predict(self, request: InferenceRequest) -> InferenceResponse: ...
 
     async def unload(self) -> None: ...
+
+
+class StreamingRunner(ModelRunner, Protocol):
+    """A ``ModelRunner`` that can also stream (``LocalRunner``, ``BatchingRunner``).
+
+    Kept apart from ``ModelRunner`` only until the worker-process runners stream too;
+    the registry reaches ``predict_stream`` through ``stream_on``, which answers a clear
+    ``StreamingUnsupported`` for a runner without it.
+    """
+
+    def predict_stream(
+        self, requests: AsyncIterator[InferenceRequest]
+    ) -> AsyncIterator[InferenceResponse]:
+        """The model's responses to ``requests``, as it produces them; closing the
+        returned iterator (``aclose``) stops the model's generator."""
+        ...
+
+
+def stream_on(
+    runner: object, requests: AsyncIterator[InferenceRequest]
+) -> AsyncIterator[InferenceResponse]:
+    """``runner.predict_stream(requests)``; a runner that cannot stream yet (worker
+    processes, until they learn to) raises ``StreamingUnsupported`` saying so."""
+    method = getattr(runner, "predict_stream", None)
+    settings = getattr(runner, "settings", None)
+    name = settings.name if settings is not None else "?"
+    if method is None:
+        raise StreamingUnsupported(
+            name,
+            f"model '{name}': streaming is not yet supported for models served by worker "
+            "processes (parallel_workers above 0, or an environment of its own); "
+            "serve it with parallel_workers 0 to stream",
+        )
+    stream: AsyncIterator[InferenceResponse] = method(requests)
+    return stream
 
 
 class LocalRunner:
@@ -93,6 +132,66 @@ class LocalRunner:
         finally:
             self.backlog -= 1
 
+    async def predict_stream(
+        self, requests: AsyncIterator[InferenceRequest]
+    ) -> AsyncIterator[InferenceResponse]:
+        """Run the model's ``predict_stream`` on its thread; responses cross to this loop
+        through a ``StreamChannel`` of ``max_stream_buffer`` items (back-pressure).
+
+        An open stream counts once against ``max_queue_size``. Closing this iterator
+        cancels the model's side: its generator is closed before it produces another
+        response.
+        """
+        model = self.model
+        assert model is not None, "predict_stream() before load()"
+        if self.backlog >= self.settings.max_queue_size:
+            raise Overloaded(
+                f"model '{model.name}': {self.backlog} requests and streams are open "
+                f"(max_queue_size {self.settings.max_queue_size}); retry later",
+                retry_after=1.0,
+            )
+        caller_loop = asyncio.get_running_loop()
+        channel: StreamChannel[InferenceResponse] = StreamChannel(
+            self.settings.max_stream_buffer, self._thread.loop, caller_loop
+        )
+        deadline = current_deadline()
+
+        def guard() -> None:  # on the model thread, before the model's code runs
+            check(deadline, model.name)
+
+        async def produce() -> None:  # on the model thread
+            stream = drive_stream(model, _OtherLoopRequests(requests, caller_loop))
+            try:
+                with model_scope(model.name, model.version):
+                    async for response in stream:
+                        await channel.put(response)
+                channel.finish()
+            except ChannelClosed:
+                pass  # the consumer left: the finally below closes the model's generator
+            except Exception as error:
+                channel.fail(error)
+            except BaseException:  # cancelled (the model thread is stopping)
+                channel.fail(ModelError(f"model '{model.name}': the stream was stopped"))
+                raise
+            finally:
+                await stream.aclose()  # type: ignore[attr-defined]
+
+        self.backlog += 1
+        producer = asyncio.ensure_future(self._thread.run(produce(), guard))
+        producer.add_done_callback(_fail_channel(channel, model.name))
+        try:
+            while True:
+                try:
+                    response = await channel.get()
+                except StopAsyncIteration:
+                    return
+                yield response
+        finally:
+            channel.close()
+            if not producer.done():
+                producer.cancel()
+            self.backlog -= 1
+
     async def unload(self) -> None:
         model = self.model
         try:
@@ -101,3 +200,47 @@ class LocalRunner:
         finally:
             self.model = None
             self._thread.stop()
+
+
+def _fail_channel(
+    channel: StreamChannel[InferenceResponse], name: str
+) -> Callable[[asyncio.Future[None]], None]:
+    """When the hop to the model thread ends without ending the stream (refused by its
+    guard, cancelled before it started), end the stream with that error."""
+
+    def done(task: asyncio.Future[None]) -> None:
+        if task.cancelled():
+            channel.fail(ModelError(f"model '{name}': the stream was stopped"))
+        else:
+            error = task.exception()
+            if error is not None:
+                channel.fail(error)
+
+    return done
+
+
+class _OtherLoopRequests:
+    """An async iterator on the model's loop over requests that live on the caller's loop."""
+
+    def __init__(
+        self, requests: AsyncIterator[InferenceRequest], loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self._requests = requests
+        self._loop = loop
+
+    def __aiter__(self) -> _OtherLoopRequests:
+        return self
+
+    async def __anext__(self) -> InferenceRequest:
+        future = asyncio.run_coroutine_threadsafe(_next(self._requests), self._loop)
+        request = await asyncio.wrap_future(future)
+        if request is None:
+            raise StopAsyncIteration
+        return request
+
+
+async def _next(requests: AsyncIterator[InferenceRequest]) -> InferenceRequest | None:
+    try:
+        return await requests.__anext__()
+    except StopAsyncIteration:
+        return None

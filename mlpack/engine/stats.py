@@ -62,8 +62,24 @@ class InferEvent:
         return max(0.0, self.duration - self.timing.queue_wait)
 
 
+@dataclass(frozen=True)
+class StreamEvent:
+    """One finished stream for a known model version."""
+
+    model_name: str
+    model_version: str
+    ok: bool
+    duration: float  # seconds, from dispatch to the stream's end
+    first_chunk: float | None  # seconds to the first response (None: there was none)
+    chunks: int  # responses sent
+
+
 class InferenceObserver(Protocol):
-    """Told about every inference request the registry dispatches."""
+    """Told about every inference request the registry dispatches.
+
+    An observer may also define ``on_stream_open(model_name, model_version)`` and
+    ``on_stream(StreamEvent)`` (called when a stream opens and ends); both are optional.
+    """
 
     def on_infer(self, event: InferEvent) -> None: ...
 
@@ -77,6 +93,18 @@ class ObserverGroup:
     def on_infer(self, event: InferEvent) -> None:
         for observer in self.observers:
             observer.on_infer(event)
+
+    def on_stream_open(self, model_name: str, model_version: str) -> None:
+        for observer in self.observers:
+            notify = getattr(observer, "on_stream_open", None)
+            if notify is not None:
+                notify(model_name, model_version)
+
+    def on_stream(self, event: StreamEvent) -> None:
+        for observer in self.observers:
+            notify = getattr(observer, "on_stream", None)
+            if notify is not None:
+                notify(event)
 
 
 @dataclass
@@ -106,9 +134,22 @@ class ModelStats:
     queue: _Duration = field(default_factory=_Duration)
     compute_infer: _Duration = field(default_factory=_Duration)
     batches: dict[int, _Duration] = field(default_factory=dict)
+    # Streams (``infer_stream``): ended ok / with an error, responses sent, times.
+    stream_success: _Duration = field(default_factory=_Duration)
+    stream_fail: _Duration = field(default_factory=_Duration)
+    stream_first_chunk: _Duration = field(default_factory=_Duration)
+    stream_chunks: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         zero = _Duration().as_dict()
+        extra: dict[str, Any] = {}
+        if self.stream_success.count or self.stream_fail.count:
+            extra["stream_stats"] = {
+                "success": self.stream_success.as_dict(),
+                "fail": self.stream_fail.as_dict(),
+                "first_chunk": self.stream_first_chunk.as_dict(),
+                "chunks": self.stream_chunks,
+            }
         return {
             "name": self.name,
             "version": self.version,
@@ -127,6 +168,7 @@ class ModelStats:
                 {"batch_size": size, "compute_infer": duration.as_dict()}
                 for size, duration in sorted(self.batches.items())
             ],
+            **extra,
         }
 
 
@@ -156,6 +198,18 @@ class StatsRecorder:
                 stats.execution_count += timing.executions
                 batch = stats.batches.setdefault(timing.batch_size, _Duration())
                 batch.add(event.compute, timing.executions)
+
+    def on_stream(self, event: StreamEvent) -> None:
+        key = (event.model_name, event.model_version)
+        with self._lock:
+            stats = self._stats.get(key)
+            if stats is None:
+                stats = self._stats[key] = ModelStats(*key)
+            stats.last_inference = int(time.time() * 1000)
+            (stats.stream_success if event.ok else stats.stream_fail).add(event.duration)
+            if event.first_chunk is not None:
+                stats.stream_first_chunk.add(event.first_chunk)
+            stats.stream_chunks += event.chunks
 
     def get(self, name: str, version: str | None) -> ModelStats:
         """The stats of one model version (zeros when it has served nothing yet)."""

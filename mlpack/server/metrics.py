@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from ..engine.stats import InferEvent
+from ..engine.stats import InferEvent, StreamEvent
 from .collectors import Counter, Families, Gauge, Histogram
 
 Scope = MutableMapping[str, Any]
@@ -50,6 +50,8 @@ LATENCY_BUCKETS = (
 )
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 QUEUE_BUCKETS = (0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+CHUNK_BUCKETS = (0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
+STREAM_BUCKETS = (*LATENCY_BUCKETS, 60.0, 120.0, 300.0, 600.0)
 
 
 class MetricsFolder:
@@ -166,6 +168,41 @@ class ServerMetrics:
                 QUEUE_BUCKETS,
             )
         )
+        self.streams_open = add(
+            Gauge("model_streams_open", "Streams open now, per model version.", MODEL_LABELS)
+        )
+        self.stream_success = add(
+            Counter("model_stream_success", "Streams that ended normally.", MODEL_LABELS)
+        )
+        self.stream_failure = add(
+            Counter(
+                "model_stream_failure",
+                "Streams that ended with an error (the model's, a deadline, shutdown) or "
+                "because the client left.",
+                MODEL_LABELS,
+            )
+        )
+        self.stream_first_chunk = add(
+            Histogram(
+                "model_stream_first_chunk_seconds",
+                "Time from dispatch to a stream's first response.",
+                MODEL_LABELS,
+                LATENCY_BUCKETS,
+            )
+        )
+        self.stream_chunks = add(
+            Histogram(
+                "model_stream_chunks", "Responses sent per stream.", MODEL_LABELS, CHUNK_BUCKETS
+            )
+        )
+        self.stream_duration = add(
+            Histogram(
+                "model_stream_duration_seconds",
+                "Time from dispatch to a stream's end.",
+                MODEL_LABELS,
+                STREAM_BUCKETS,
+            )
+        )
         rest_labels = ("method", "path", "status_code")
         self.rest_requests = add(
             Counter(
@@ -212,6 +249,19 @@ class ServerMetrics:
             self.batch_queue.observe(labels, timing.batch_queue)
         if timing.parallel_queue is not None:
             self.parallel_queue.observe(labels, timing.parallel_queue)
+
+    # -- streams (the registry's optional observer hooks) ------------------------------
+    def on_stream_open(self, model_name: str, model_version: str) -> None:
+        self.streams_open.inc((model_name, model_version))
+
+    def on_stream(self, event: StreamEvent) -> None:
+        labels = (event.model_name, event.model_version)
+        self.streams_open.dec(labels)
+        (self.stream_success if event.ok else self.stream_failure).inc(labels)
+        if event.first_chunk is not None:
+            self.stream_first_chunk.observe(labels, event.first_chunk)
+        self.stream_chunks.observe(labels, event.chunks)
+        self.stream_duration.observe(labels, event.duration)
 
     # -- gRPC (called by the gRPC transport) -----------------------------------------------
     def grpc_call_started(self, method: str) -> None:

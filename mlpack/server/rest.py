@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -23,38 +22,26 @@ from ..codecs.bytes_json import bytes_outputs_as_text
 from ..engine.deadlines import parse_timeout_header
 from ..engine.registry import ModelRegistry
 from ..errors import InvalidRequest, ModelNotReady
-from ..types import InferenceRequest, InferenceResponse, MetadataServerResponse, Parameters
+from ..types import InferenceRequest, InferenceResponse, MetadataServerResponse
 from . import binary
 from .disconnect import unless_disconnected
 from .error_handlers import EXCEPTION_HANDLERS, error_response, retry_after
 from .headers import outgoing_headers, response_headers
 from .media import JSON_ONLY, JSON_OR_BINARY, check_content_type
-from .validation import describe_validation_error
+from .rest_io import (
+    TIMEOUT_HEADER,
+    JSONBytesResponse,
+    attach_headers,
+    model_path,
+    parse_inference_request,
+)
+from .streams import StreamEndpoints
 
 logger = logging.getLogger("mlpack.rest")
 
-JSON = "application/json"
 EXTENSIONS = ["model_repository", binary.EXTENSION]
 # Bodies larger than this are decoded on a thread, off the event loop.
 OFF_LOOP_BODY_SIZE = 1024 * 1024
-# The client's deadline for one inference request, in seconds (decimal), e.g. "2.5".
-TIMEOUT_HEADER = "inference-timeout"
-
-
-class JSONBytesResponse(Response):
-    """A JSON response from a python object, serialised with orjson (numpy and NaN aware)."""
-
-    media_type = JSON
-
-    def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, default=_json_default, option=orjson.OPT_SERIALIZE_NUMPY)
-
-
-def _json_default(value: Any) -> Any:
-    """``bytes`` a model put in a BYTES output go out as UTF-8 text (as MLServer sends them)."""
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value).decode("utf-8")
-    raise TypeError(f"Type is not JSON serializable: {type(value).__name__}")
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -84,14 +71,14 @@ class RestEndpoints:
 
     # -- models ----------------------------------------------------------------------------
     async def model_metadata(self, request: Request) -> Response:
-        name, version = _model_path(request)
+        name, version = model_path(request)
         metadata = await self.registry.metadata(name, version)
         return JSONBytesResponse(metadata.model_dump(mode="json", exclude_none=True))
 
     async def model_ready(self, request: Request) -> Response:
         # Unknown: 404. Known but not ready: 400, as the protocol's "4xx indicates false"
         # (and Triton, MLServer, tritonclient's is_model_ready) read it; gRPC says ready=false.
-        name, version = _model_path(request)
+        name, version = model_path(request)
         try:
             self.registry.get_ready(name, version)
         except ModelNotReady as error:
@@ -100,7 +87,7 @@ class RestEndpoints:
         return JSONBytesResponse({"name": name, "ready": True})
 
     async def infer(self, request: Request) -> Response:
-        name, version = _model_path(request)
+        name, version = model_path(request)
         header_length = request.headers.get(binary.HEADER)
         check_content_type(
             request.headers.get("content-type"),
@@ -116,7 +103,7 @@ class RestEndpoints:
                 inference_request = decode_infer_body(body, header_length)
         del body
         binary_outputs = binary.requested_binary_outputs(inference_request)
-        _attach_headers(inference_request, request)
+        attach_headers(inference_request, request)
         timeout = parse_timeout_header(request.headers.get(TIMEOUT_HEADER))
         queues = self.registry.queues(name, version)
         work = self.registry.infer(name, version, inference_request, timeout)
@@ -177,11 +164,6 @@ class RestEndpoints:
         return [Route(path, endpoint, methods=methods) for path, endpoint, methods in table]
 
 
-def _model_path(request: Request) -> tuple[str, str | None]:
-    params = request.path_params
-    return params["model_name"], params.get("model_version")
-
-
 def decode_infer_body(body: bytes, header_length: str | None) -> InferenceRequest:
     """An infer body (JSON, or JSON + binary tensors) → ``InferenceRequest``."""
     if header_length is None:
@@ -190,24 +172,6 @@ def decode_infer_body(body: bytes, header_length: str | None) -> InferenceReques
     inference_request = parse_inference_request(header)
     binary.attach_inputs(inference_request, tensors)
     return inference_request
-
-
-def parse_inference_request(body: bytes) -> InferenceRequest:
-    """JSON bytes → ``InferenceRequest``; any problem is an ``InvalidRequest`` naming it."""
-    if not body:
-        raise InvalidRequest("request body is empty; expected a JSON inference request")
-    try:
-        return InferenceRequest.model_validate_json(body)
-    except ValidationError as error:
-        raise InvalidRequest(describe_validation_error(error, body)) from None
-
-
-def _attach_headers(inference_request: InferenceRequest, request: Request) -> None:
-    headers = dict(request.headers)
-    if inference_request.parameters is None:
-        inference_request.parameters = Parameters(headers=headers)
-    else:
-        inference_request.parameters.headers = headers
 
 
 def encode_inference_response(
@@ -282,8 +246,9 @@ def build_rest_app(
 ) -> Starlette:
     """The Starlette app serving the protocol over ``registry``."""
     endpoints = RestEndpoints(registry, server_name, server_version)
+    streams = StreamEndpoints(registry)
     app = Starlette(
-        routes=endpoints.routes() + list(extra_routes or []),
+        routes=endpoints.routes() + streams.routes() + list(extra_routes or []),
         exception_handlers=dict(EXCEPTION_HANDLERS),
     )
     app.state.endpoints = endpoints

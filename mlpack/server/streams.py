@@ -1,0 +1,216 @@
+"""REST streaming: ``infer_stream`` and the generate extension, over server-sent events.
+
+- ``POST /v2/models/{m}[/versions/{v}]/infer_stream``: an inference request in (JSON),
+  ``text/event-stream`` out, one ``data: <inference response JSON>`` event per response
+  the model yields.
+- ``POST .../generate``: ``{"text_input": ..., "parameters": {...}}`` in, one JSON object
+  out (the model's ``predict``); ``POST .../generate_stream``: the same request, one
+  ``data:`` event per response of the model's ``predict_stream``. The mapping between
+  that JSON and tensors is ``generate.py``'s.
+
+Errors before the first response (unknown model, bad request, a model that cannot
+stream, a failure before it yielded anything) are ordinary JSON errors with their
+status. Once the ``200`` is out, an error becomes one ``data: {"error": ...}`` event and
+the stream closes cleanly. A client that disconnects stops the model's generator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ..codecs.bytes_json import bytes_outputs_as_text
+from ..engine.deadlines import parse_timeout_header
+from ..engine.registry import ModelRegistry
+from ..errors import MLPackError, release
+from ..types import InferenceRequest, InferenceResponse
+from .disclosure import public_message
+from .disconnect import unless_disconnected
+from .generate import generate_body, generate_request
+from .media import check_content_type
+from .rest_io import (
+    TIMEOUT_HEADER,
+    JSONBytesResponse,
+    attach_headers,
+    json_default,
+    model_path,
+    parse_inference_request,
+)
+
+logger = logging.getLogger("mlpack.rest")
+
+EVENT_STREAM = "text/event-stream; charset=utf-8"
+Encode = Callable[[InferenceResponse], dict[str, Any]]
+
+
+def inference_response_body(response: InferenceResponse) -> dict[str, Any]:
+    """An ``InferenceResponse`` as the protocol's JSON object (BYTES as text)."""
+    bytes_outputs_as_text(response.outputs)
+    body = response.model_dump(exclude_none=True)
+    if body.get("parameters") == {}:
+        del body["parameters"]
+    return body
+
+
+def event(payload: dict[str, Any]) -> bytes:
+    """One server-sent event carrying ``payload`` as JSON (a single ``data:`` line)."""
+    data = orjson.dumps(payload, default=json_default, option=orjson.OPT_SERIALIZE_NUMPY)
+    return b"data: " + data + b"\n\n"
+
+
+class EventStreamResponse(Response):
+    """``text/event-stream``: ``first`` then the rest of ``stream``, one event each.
+
+    The response starts only after the first response exists (so earlier errors are
+    plain JSON errors). While it streams, a task watches for the client leaving; when it
+    does, the stream is closed, which closes the model's generator.
+    """
+
+    media_type = EVENT_STREAM
+
+    def __init__(
+        self,
+        first: InferenceResponse | None,
+        stream: AsyncIterator[InferenceResponse],
+        encode: Encode,
+        generic_errors: bool = False,
+    ) -> None:
+        # No body and so no content-length: the events go out as they come (chunked).
+        self.status_code = 200
+        self.background = None
+        self.init_headers({"cache-control": "no-cache", "x-accel-buffering": "no"})
+        self._first = first
+        self._stream = stream
+        self._encode = encode
+        self._generic = generic_errors
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        sender = asyncio.ensure_future(self._send_events(send))
+        watcher = asyncio.ensure_future(_client_gone(receive))
+        try:
+            await asyncio.wait({sender, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            watcher.cancel()
+            if not sender.done():  # the client left: stop producing
+                sender.cancel()
+                with _quiet():
+                    await sender
+            await _close(self._stream)
+        if sender.done() and not sender.cancelled():
+            sender.result()  # a bug in sending surfaces in the server log
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _send_events(self, send: Any) -> None:
+        stream, encode = self._stream, self._encode
+        first, self._first = self._first, None
+        try:
+            if first is not None:
+                await _part(send, event(encode(first)))
+            del first
+            async for response in stream:
+                body = event(encode(response))
+                del response
+                await _part(send, body)
+        except MLPackError as error:
+            message = public_message(error, self._generic)
+            release(error)
+            await _part(send, event({"error": message}))
+        except Exception as error:  # a bug: tell the client, keep serving, log it
+            logger.error("unhandled error while streaming", exc_info=error)
+            await _part(send, event({"error": f"internal error: {error!r}"}))
+
+
+async def _part(send: Any, body: bytes) -> None:
+    await send({"type": "http.response.body", "body": body, "more_body": True})
+
+
+def _quiet() -> contextlib.suppress:
+    """Suppress the cancellation (or any error) of a task being torn down."""
+    return contextlib.suppress(asyncio.CancelledError, Exception)
+
+
+async def _client_gone(receive: Any) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def _close(stream: AsyncIterator[Any]) -> None:
+    close = getattr(stream, "aclose", None)
+    if close is not None:
+        with _quiet():
+            await close()
+
+
+async def _one(request: InferenceRequest) -> AsyncIterator[InferenceRequest]:
+    yield request
+
+
+class StreamEndpoints:
+    """``infer_stream``, ``generate`` and ``generate_stream`` over one registry."""
+
+    def __init__(self, registry: ModelRegistry) -> None:
+        self.registry = registry
+
+    async def infer_stream(self, request: Request) -> Response:
+        check_content_type(request.headers.get("content-type"))
+        inference_request = parse_inference_request(await request.body())
+        return await self._stream(request, inference_request, inference_response_body)
+
+    async def generate(self, request: Request) -> Response:
+        name, version = model_path(request)
+        check_content_type(request.headers.get("content-type"))
+        entry = self.registry.get(name, version)
+        inference_request = generate_request(await request.body(), entry.metadata)
+        attach_headers(inference_request, request)
+        timeout = parse_timeout_header(request.headers.get(TIMEOUT_HEADER))
+        work = self.registry.infer(name, version, inference_request, timeout)
+        response = await unless_disconnected(request, work)
+        return JSONBytesResponse(generate_body(response))
+
+    async def generate_stream(self, request: Request) -> Response:
+        name, version = model_path(request)
+        check_content_type(request.headers.get("content-type"))
+        entry = self.registry.get(name, version)
+        inference_request = generate_request(await request.body(), entry.metadata)
+        return await self._stream(request, inference_request, generate_body)
+
+    async def _stream(
+        self, request: Request, inference_request: InferenceRequest, encode: Encode
+    ) -> Response:
+        name, version = model_path(request)
+        attach_headers(inference_request, request)
+        timeout = parse_timeout_header(request.headers.get(TIMEOUT_HEADER))
+        stream = self.registry.infer_stream(name, version, _one(inference_request), timeout)
+        try:
+            first: InferenceResponse | None = await unless_disconnected(request, stream.__anext__())
+        except StopAsyncIteration:
+            first = None  # the model yielded nothing: an empty, well-formed event stream
+        except BaseException:
+            await _close(stream)
+            raise
+        generic = bool(getattr(request.app.state, "generic_model_errors", False))
+        return EventStreamResponse(first, stream, encode, generic)
+
+    def routes(self) -> list[Route]:
+        model = "/v2/models/{model_name}"
+        version = model + "/versions/{model_version}"
+        routes = []
+        for suffix, endpoint in (
+            ("/infer_stream", self.infer_stream),
+            ("/generate", self.generate),
+            ("/generate_stream", self.generate_stream),
+        ):
+            routes.append(Route(model + suffix, endpoint, methods=["POST"]))
+            routes.append(Route(version + suffix, endpoint, methods=["POST"]))
+        return routes
