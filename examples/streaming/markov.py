@@ -81,7 +81,7 @@ def read_options(parameters: object) -> tuple[int, int]:
 
 
 def read_prompt(inputs: list[object]) -> str:
-    """The ``text_input`` tensor's text (a BYTES tensor of one element); ``ValueError`` if absent."""
+    """The text of the BYTES tensor ``text_input`` (one element); ``ValueError`` if absent."""
     for tensor in inputs:
         if getattr(tensor, "name", None) == "text_input":
             data = getattr(tensor, "data", None)
