@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
 import grpc
@@ -20,12 +20,20 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from .. import tracing
 from ..engine.registry import ModelRegistry
-from ..errors import DeadlineExceeded, MLPackError, ModelNotFound, ResourceExhausted, release
+from ..errors import (
+    DeadlineExceeded,
+    MLPackError,
+    ModelNotFound,
+    ResourceExhausted,
+    StreamingUnsupported,
+    release,
+)
 from ..proto import convert
 from ..proto import inference_pb2 as pb
 from ..proto import inference_pb2_grpc as pb_grpc
 from ..types import MetadataServerResponse, Parameters, RepositoryIndexResponse
 from .disclosure import public_message
+from .grpc_streams import StreamCall
 from .headers import outgoing_headers, response_headers
 from .sockets import PortInUse
 from .trace_context import traced_rpc
@@ -60,6 +68,8 @@ Handler = Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[Response]]
 
 def status_code(error: MLPackError) -> grpc.StatusCode:
     """The gRPC status code for an mlpack error (INTERNAL for unmapped statuses)."""
+    if isinstance(error, StreamingUnsupported):
+        return grpc.StatusCode.UNIMPLEMENTED
     return _STATUS_CODES.get(int(error.status), grpc.StatusCode.INTERNAL)
 
 
@@ -237,6 +247,40 @@ class InferenceServicer(_Observed, pb_grpc.GRPCInferenceServiceServicer):
                 f"grpc_max_message_length ({self.max_message_length} bytes)"
             )
         return message
+
+    async def ModelStreamInfer(
+        self, request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[Any]:
+        """Streams: see ``grpc_streams``; errors of one request travel as ``error_message``."""
+        method = "ModelStreamInfer"
+        metrics = self.call_metrics
+        if metrics is not None:
+            metrics.grpc_call_started(method)
+        code = "OK"
+        call = StreamCall(
+            self.registry, context, self.max_message_length, self.generic_model_errors
+        )
+        try:
+            async for message in call.run(request_iterator):
+                yield message
+        except asyncio.CancelledError:
+            code = "CANCELLED"
+            raise
+        except MLPackError as error:
+            status = status_code(error)
+            code = status.name
+            await context.abort(status, public_message(error, self.generic_model_errors))
+        except grpc.aio.AbortError:
+            status = context.code()
+            code = status.name if isinstance(status, grpc.StatusCode) else "UNKNOWN"
+            raise
+        except Exception as error:  # a bug: answer INTERNAL, keep serving, log the traceback
+            code = "INTERNAL"
+            logger.exception("unhandled error in %s", method)
+            await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {error!r}")
+        finally:
+            if metrics is not None:
+                metrics.grpc_call_handled(method, code)
 
     # -- repository extension ----------------------------------------------------------
     @_handles_errors

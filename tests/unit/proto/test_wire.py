@@ -28,6 +28,7 @@ RPCS = [
     "ServerMetadata",
     "ModelMetadata",
     "ModelInfer",
+    "ModelStreamInfer",
     "RepositoryIndex",
     "RepositoryModelLoad",
     "RepositoryModelUnload",

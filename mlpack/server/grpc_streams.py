@@ -1,0 +1,160 @@
+"""gRPC ``ModelStreamInfer``: each request on the stream gets its own model stream.
+
+Every ``ModelInferRequest`` read from the call starts one ``registry.infer_stream`` with
+that request; its responses go back as ``ModelStreamInferResponse`` messages carrying the
+request's id, as the model yields them. Requests run concurrently (at most
+``MAX_REQUESTS_PER_CALL`` per call; reading further requests waits), so responses of
+different requests may interleave; those of one request keep their order. An error ends
+only its own request: it is sent as ``error_message`` (with the request's id, model name
+and version in ``infer_response``) and the call stays open. With the request parameter
+``triton_enable_empty_final_response`` (tritonclient's ``enable_empty_final_response``)
+every response carries ``triton_final_response`` and each request ends with an empty
+response whose flag is true, so a client knows when a request is complete.
+
+Outgoing messages wait in a bounded queue: a client that reads slowly makes the model
+streams wait (back-pressure) rather than the server buffer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from ..engine.registry import ModelRegistry
+from ..errors import MLPackError, ResourceExhausted, release
+from ..proto import convert
+from ..proto import inference_pb2 as pb
+from ..types import InferenceRequest, Parameters
+from .disclosure import public_message
+
+logger = logging.getLogger("mlpack.grpc")
+
+# Requests of one call served at once; the next request is read when one finishes.
+MAX_REQUESTS_PER_CALL = 256
+# Messages waiting to be written to the client, per call.
+OUTGOING_BUFFER = 16
+FINAL_FLAG = "triton_final_response"
+ENABLE_FINAL = "triton_enable_empty_final_response"
+
+_END = object()
+
+
+async def _one(request: InferenceRequest) -> AsyncIterator[InferenceRequest]:
+    yield request
+
+
+class StreamCall:
+    """One ``ModelStreamInfer`` call.
+
+    Parameters:
+        registry: the models served.
+        context: the call's context (deadline, metadata).
+        max_message_length: the largest message this server may send, in bytes.
+        generic_errors: a model's own failure answers a fixed sentence (``model_error_detail``).
+    """
+
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        context: grpc.aio.ServicerContext,
+        max_message_length: int,
+        generic_errors: bool,
+    ) -> None:
+        self.registry = registry
+        self.context = context
+        self.max_message_length = max_message_length
+        self.generic_errors = generic_errors
+        self._out: asyncio.Queue[Any] = asyncio.Queue(OUTGOING_BUFFER)
+        self._slots = asyncio.Semaphore(MAX_REQUESTS_PER_CALL)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._headers = dict(context.invocation_metadata() or ())
+
+    async def run(self, requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        """The messages to send, as they are produced."""
+        reader = asyncio.ensure_future(self._read(requests))
+        try:
+            while True:
+                item = await self._out.get()
+                if item is _END:
+                    break
+                yield item
+            reader.result()  # a failure reading the call's requests ends the call
+        finally:
+            reader.cancel()
+            for task in list(self._tasks):
+                task.cancel()
+
+    async def _read(self, requests: AsyncIterator[Any]) -> None:
+        try:
+            async for message in requests:
+                await self._slots.acquire()
+                task = asyncio.ensure_future(self._serve(message))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            while self._tasks:  # the client is done sending: finish what it asked for
+                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        except asyncio.CancelledError:
+            raise
+        except BaseException:
+            await self._out.put(_END)
+            raise
+        await self._out.put(_END)
+
+    async def _serve(self, message: Any) -> None:
+        try:
+            await self._stream(message)
+        except MLPackError as error:
+            text = public_message(error, self.generic_errors)
+            release(error)
+            await self._out.put(self._error(message, text))
+        except Exception as error:  # a bug: answer it on this request, keep the call open
+            logger.exception("unhandled error in ModelStreamInfer")
+            await self._out.put(self._error(message, f"internal error: {error!r}"))
+        finally:
+            self._slots.release()
+
+    async def _stream(self, message: Any) -> None:
+        inference_request = convert.model_infer_request_to_types(message)
+        if inference_request.parameters is None:
+            inference_request.parameters = Parameters(headers=self._headers)
+        else:
+            inference_request.parameters.headers = self._headers
+        final = bool((inference_request.parameters.model_extra or {}).get(ENABLE_FINAL))
+        raw = bool(message.raw_input_contents)
+        stream = self.registry.infer_stream(
+            message.model_name,
+            message.model_version or None,
+            _one(inference_request),
+            self.context.time_remaining(),
+        )
+        try:
+            async for response in stream:
+                reply = convert.types_to_model_infer_response(response, raw=raw)
+                del response
+                if final:
+                    reply.parameters[FINAL_FLAG].bool_param = False
+                size = reply.ByteSize()
+                if size > self.max_message_length:
+                    raise ResourceExhausted(
+                        f"model '{message.model_name}': a response is {size} bytes, more than "
+                        f"grpc_max_message_length ({self.max_message_length} bytes)"
+                    )
+                await self._out.put(pb.ModelStreamInferResponse(infer_response=reply))
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
+        if final:
+            last = pb.ModelInferResponse(
+                model_name=message.model_name, model_version=message.model_version, id=message.id
+            )
+            last.parameters[FINAL_FLAG].bool_param = True
+            await self._out.put(pb.ModelStreamInferResponse(infer_response=last))
+
+    def _error(self, message: Any, text: str) -> Any:
+        about = pb.ModelInferResponse(
+            model_name=message.model_name, model_version=message.model_version, id=message.id
+        )
+        return pb.ModelStreamInferResponse(error_message=text, infer_response=about)
