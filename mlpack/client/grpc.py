@@ -22,6 +22,7 @@ from ..proto import convert
 from ..proto import inference_pb2 as pb
 from ..proto.inference_pb2_grpc import GRPCInferenceServiceStub
 from ..types import (
+    Datatype,
     InferenceRequest,
     InferenceResponse,
     MetadataModelResponse,
@@ -109,7 +110,9 @@ def generate_request(text_input: str, parameters: Mapping[str, Any] | None) -> I
     """The generate extension's request as tensors: ``text_input`` is a BYTES input of one
     element and ``parameters`` the request parameters (the server's REST mapping)."""
     return InferenceRequest(
-        inputs=[RequestInput(name="text_input", shape=[1], datatype="BYTES", data=[text_input])],
+        inputs=[
+            RequestInput(name="text_input", shape=[1], datatype=Datatype.BYTES, data=[text_input])
+        ],
         parameters=Parameters(**parameters) if parameters else None,
     )
 
@@ -118,7 +121,9 @@ def generate_chunk(response: InferenceResponse) -> dict[str, Any]:
     """A response as the generate extension's JSON: one field per output, one element as a
     scalar (``{"text_output": "..."}``)."""
     payload = response_to_dict(response)
-    chunk = {key: payload[key] for key in ("model_name", "model_version", "id") if key in payload}
+    chunk: dict[str, Any] = {
+        key: payload[key] for key in ("model_name", "model_version", "id") if key in payload
+    }
     for output in payload["outputs"]:
         data = output["data"]
         chunk[output["name"]] = data[0] if isinstance(data, list) and len(data) == 1 else data
