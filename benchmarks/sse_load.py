@@ -81,14 +81,16 @@ class _StreamProtocol(asyncio.Protocol):
         if self.status != 200:
             self.error_body = (self.error_body + body)[:300]
             return
-        ends = (self.tail + body).count(b"\n\n")
+        ends = (self.tail[-1:] + body).count(b"\n\n")
         if ends:
             if not self.first_ns:
                 self.first_ns = time.perf_counter_ns()
             self.events += ends
-        if b'{"error"' in body:
-            self.error_body = body[:300]
-        self.tail = body[-1:]
+        if self.error_body:
+            self.error_body = (self.error_body + body)[:300]
+        elif b'{"error"' in self.tail + body:  # an error event (the tail: split across reads)
+            self.error_body = (self.tail + body)[:300]
+        self.tail = body[-8:]
 
     def on_message_complete(self) -> None:
         self.keep_alive = self.parser.should_keep_alive()
