@@ -261,3 +261,16 @@ def test_blocking_client_streams_over_httpx() -> None:
             loop.call_soon_threadsafe(stop.set)
         thread.join(30)
         loop.close()
+
+
+def test_the_async_client_streams_on_uvloop() -> None:
+    # uvloop's transports are not asyncio.Transport subclasses; the pool must not care.
+    uvloop = pytest.importorskip("uvloop")
+
+    async def run() -> list[str | None]:
+        async with serve(three_events) as (url, double), AsyncClient(url) as client:
+            double.gate.set()
+            return [r.id async for r in client.infer_stream("m", {"inputs": []})]
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        assert runner.run(run()) == ["0", "1", "2"]
