@@ -16,7 +16,7 @@ from pathlib import Path
 
 from mlpack import MLModel
 from mlpack.errors import InvalidRequest
-from mlpack.types import InferenceRequest, InferenceResponse, ResponseOutput
+from mlpack.types import Datatype, InferenceRequest, InferenceResponse, ResponseOutput
 
 TOKEN = re.compile(r"[A-Za-z']+|[.,;:!?]")
 MAX_TOKENS = 1000  # the most tokens one request may ask for
@@ -66,7 +66,7 @@ class Model(MLModel):
 
     def _response(self, payload: InferenceRequest, texts: list[str]) -> InferenceResponse:
         output = ResponseOutput(
-            name="text_output", shape=[len(texts)], datatype="BYTES", data=texts
+            name="text_output", shape=[len(texts)], datatype=Datatype.BYTES, data=texts
         )
         return InferenceResponse(model_name=self.name, id=payload.id, outputs=[output])
 
