@@ -646,6 +646,8 @@ class _StreamCall:
     ) -> AsyncIterator[InferenceRequest]:
         async for request in requests:
             validate_request(self.entry, request)
+            if request.id is None:  # one id for every response to this request
+                request.id = str(uuid.uuid4())
             self.current = request
             yield request
 

@@ -32,7 +32,7 @@ from .auth import AccessPolicy, describe_access
 from .autoscaling import AutoscalingCollector
 from .coalescing import CoalescingHttpToolsProtocol
 from .guards import inner_guards, metrics_guards, outer_guards
-from .hints import ready_hint
+from .hints import TLSHint, ready_hint
 from .limits import HttpLimits, connection_capacity, limited_protocol, raise_open_file_limit
 from .logging import server_label
 from .observability import Observability
@@ -204,7 +204,7 @@ class MLPackServer:
                 settings.grpc_max_message_length,
                 call_metrics=observability.grpc_call_metrics(),
                 max_concurrent_rpcs=settings.max_concurrent_requests,
-                interceptors=_grpc_interceptors(policy),
+                interceptors=_grpc_interceptors(policy, settings.access_log),
                 credentials=self.tls.grpc_credentials() if self.tls else None,
             )
         except BaseException:
@@ -218,6 +218,7 @@ class MLPackServer:
         observability.extra_collectors.append(
             AutoscalingCollector(self.registry, self.runners.pool, self.runners.environment_pools)
         )
+        observability.extra_collectors.append(self.payload_log)
         metrics = _metrics_server(observability, metrics_socket, policy, settings.access_log)
         metrics_task = None
         if metrics is not None and metrics_socket is not None:
@@ -306,7 +307,13 @@ class MLPackServer:
         ready = sum(1 for e in self.registry.entries() if e.state.value == "READY")
         logger.info("%d of %d model(s) ready", ready, len(self.registry.entries()))
         self.observability.banner(self.registry, self._listeners)
-        hint = ready_hint(self.registry.entries(), self.settings.host, self._http_port)
+        hint = ready_hint(
+            self.registry.entries(),
+            self.settings.host,
+            self._http_port,
+            TLSHint(self.tls.cert_file, self.tls.mutual) if self.tls else None,
+            self.settings.auth.header if self.access.enabled else None,
+        )
         if hint is not None:
             logger.info("%s", hint)
         if failed and self.settings.exit_on_error:
@@ -385,13 +392,20 @@ def server_tls(settings: Settings) -> ServerTLS | None:
     return ServerTLS(settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file)
 
 
-def _grpc_interceptors(policy: AccessPolicy) -> list[Any]:
-    """The access interceptor when the policy can refuse anything (else none: no cost)."""
-    if not policy.active:
-        return []
-    from .grpc_access import AccessInterceptor
+def _grpc_interceptors(policy: AccessPolicy, access_log: bool = False) -> list[Any]:
+    """The access log (outermost, so refused calls are logged too) when ``access_log`` is
+    on, and the access interceptor when the policy can refuse anything (else none: no cost).
+    """
+    interceptors: list[Any] = []
+    if access_log:
+        from .grpc_access_log import AccessLogInterceptor
 
-    return [AccessInterceptor(policy)]
+        interceptors.append(AccessLogInterceptor())
+    if policy.active:
+        from .grpc_access import AccessInterceptor
+
+        interceptors.append(AccessInterceptor(policy))
+    return interceptors
 
 
 def _metrics_server(

@@ -82,7 +82,7 @@ class StreamCall:
                 if item is _END:
                     break
                 yield item
-            reader.result()  # a failure reading the call's requests ends the call
+            await reader  # a failure reading the call's requests ends the call
         finally:
             reader.cancel()
             for task in list(self._tasks):

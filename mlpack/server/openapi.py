@@ -33,8 +33,51 @@ _PARAMETERS = {
     "description": "Free-form parameters.",
 }
 
+_EVENT_STREAM = {
+    "text/event-stream": {
+        "schema": {
+            "type": "string",
+            "description": (
+                "Server-sent events: one `data: <JSON>` line (and a blank line) per response "
+                "the model yields, as it yields it. An error after the first response is one "
+                'last event `data: {"error": "..."}`; then the stream ends.'
+            ),
+        }
+    }
+}
+
 SCHEMAS: dict[str, Any] = {
     "Parameters": _PARAMETERS,
+    "GenerateRequest": {
+        "type": "object",
+        "description": (
+            "Generate extension request. Every field but `id` and `parameters` is one input "
+            "tensor of that name: a string is a BYTES tensor of shape [1], a number INT64 "
+            "or FP64 (the model's declared numeric datatype wins), a boolean BOOL, a flat "
+            "list of one kind a tensor of shape [n]."
+        ),
+        "properties": {
+            "id": {"type": "string"},
+            "text_input": {"type": "string"},
+            "parameters": _ref("Parameters"),
+        },
+        "additionalProperties": True,
+    },
+    "GenerateResponse": {
+        "type": "object",
+        "description": (
+            "Generate extension response: one field per output tensor (its only element, "
+            "or the list of its elements; BYTES as text), e.g. `text_output`."
+        ),
+        "required": ["model_name"],
+        "properties": {
+            "model_name": {"type": "string"},
+            "model_version": {"type": "string"},
+            "id": {"type": "string"},
+            "text_output": {"type": "string"},
+        },
+        "additionalProperties": True,
+    },
     "Datatype": {"type": "string", "enum": DATATYPES},
     "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
     "MetadataTensor": {
@@ -261,12 +304,61 @@ def _model_paths(
     ready["responses"].update(_errors("404"))
     stats = _operation(f"Model statistics{suffix}", tag, "ModelStatistics", **common)
     stats["responses"].update(_errors("404"))
+    infer_stream = _streaming(
+        f"Infer stream{suffix}", tag, _STREAM_NOTES, _json(request_schema, example), common
+    )
+    generate = _operation(
+        f"Generate{suffix}",
+        tag,
+        "GenerateResponse",
+        "The model's response (its predict), as generate JSON",
+        description=_GENERATE_NOTES,
+        requestBody={"required": True, "content": _json(_ref("GenerateRequest"))},
+        **common,
+    )
+    generate["responses"].update(_ERRORS)
+    generate_stream = _streaming(
+        f"Generate stream{suffix}",
+        tag,
+        _GENERATE_NOTES + " Each event carries one generate response object.",
+        _json(_ref("GenerateRequest")),
+        common,
+    )
     return {
         base: {"get": metadata},
         base + "/ready": {"get": ready},
         base + "/infer": {"post": infer},
+        base + "/infer_stream": {"post": infer_stream},
+        base + "/generate": {"post": generate},
+        base + "/generate_stream": {"post": generate_stream},
         base + "/stats": {"get": stats},
     }
+
+
+_STREAM_NOTES = (
+    "Streams the model's `predict_stream` responses as server-sent events, each an "
+    "inference response (with the model's name and version and the request's id). Errors "
+    "before the first response (unknown model, invalid request, a model that does not "
+    "stream: 400) are plain JSON errors. The model's `inference_timeout` bounds the wait "
+    "for the first response and between two responses; `Inference-Timeout` bounds the "
+    "whole stream. A client that disconnects stops the model's generator."
+)
+_GENERATE_NOTES = (
+    "Generate extension: `text_input` (and any other field) become input tensors of the "
+    "same name, `parameters` the request parameters; output tensors become fields "
+    "(`text_output`)."
+)
+
+
+def _streaming(
+    summary: str, tag: str, notes: str, request: dict[str, Any], common: dict[str, Any]
+) -> dict[str, Any]:
+    """A POST answering ``text/event-stream`` (with the usual JSON errors before it starts)."""
+    operation = _operation(summary, tag, "InferenceResponse", description=notes, **common)
+    operation["requestBody"] = {"required": True, "content": request}
+    operation["responses"]["200"] = {"description": "Server-sent events", "content": _EVENT_STREAM}
+    operation["responses"].update(_ERRORS)
+    return operation
 
 
 def _server_ready() -> dict[str, Any]:

@@ -9,7 +9,9 @@ form (``ce-*`` headers, the body as data), as KServe's logger does.
 The request path only serialises the payloads and puts them on a bounded queue
 (``max_queue``); a background thread writes them. A full queue drops the event and
 counts it; a write that fails is logged (rate-limited) and counted. Nothing here can
-block or fail a request.
+block or fail a request. The counts are exported as
+``payload_log_events_total{model_name, model_version, outcome}`` (outcome ``written``,
+``dropped`` or ``failed``), so lost events show up on a dashboard, not only in the log.
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ import random
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
+from prometheus_client.core import CounterMetricFamily
 
 from ..settings import ModelSettings, PayloadLogSettings
 from ..types import InferenceRequest, InferenceResponse
@@ -173,6 +177,7 @@ class PayloadLogger:
     def __init__(self, source: str = "mlpack") -> None:
         self.source = source
         self._destinations: dict[tuple[str, str], _Destination] = {}
+        self._retired: dict[tuple[str, str], list[_Destination]] = {}  # replaced, still counted
         self._lock = threading.Lock()
 
     def destination(self, settings: ModelSettings) -> _Destination:
@@ -185,6 +190,8 @@ class PayloadLogger:
                 found = _Destination(settings.payload_log, base)
                 previous = self._destinations.get(key)
                 self._destinations[key] = found
+                if previous is not None:
+                    self._retired.setdefault(key, []).append(previous)
             if previous is not None:
                 previous.close(timeout=0)
         return found
@@ -211,17 +218,36 @@ class PayloadLogger:
             logger.exception("payload log: model '%s': could not record a payload", settings.name)
 
     def stats(self, name: str, version: str = "") -> dict[str, int]:
-        """Events written, dropped (queue full) and failed for a model (tests, debugging)."""
-        found = self._destinations.get((name, version))
-        if found is None:
-            return {"written": 0, "dropped": 0, "failed": 0}
-        return {"written": found.written, "dropped": found.dropped, "failed": found.failed}
+        """Events written, dropped (queue full) and failed for a model since start."""
+        key = (name, version)
+        found = [*self._retired.get(key, []), *filter(None, [self._destinations.get(key)])]
+        return {
+            "written": sum(d.written for d in found),
+            "dropped": sum(d.dropped for d in found),
+            "failed": sum(d.failed for d in found),
+        }
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        """prometheus-client collector: events by outcome per model (read at scrape time)."""
+        family = CounterMetricFamily(
+            "payload_log_events",
+            "Payload-log events by outcome: written, dropped (queue full), failed (write error).",
+            labels=("model_name", "model_version", "outcome"),
+        )
+        for name, version in sorted({*self._destinations, *self._retired}):
+            for outcome, count in self.stats(name, version).items():
+                family.add_metric((name, version, outcome), count)
+        yield family
 
     def close(self) -> None:
         """Write what is queued (bounded wait) and stop the threads."""
-        for destination in list(self._destinations.values()):
+        with self._lock:
+            for key, destination in self._destinations.items():
+                self._retired.setdefault(key, []).append(destination)
+            closing = list(self._destinations.values())
+            self._destinations.clear()
+        for destination in closing:
             destination.close()
-        self._destinations.clear()
 
 
 def _json(value: Any) -> bytes:

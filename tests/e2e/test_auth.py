@@ -138,7 +138,7 @@ def _grpc_call(server: RunningServer, name: str, key: str | None) -> grpc.Status
     request_class = message_factory.GetMessageClass(method.input_type)
     response_class = message_factory.GetMessageClass(method.output_type)
     request: Any = request_class()
-    if name == "ModelInfer":
+    if name in ("ModelInfer", "ModelStreamInfer"):
         request = pb.ModelInferRequest(
             model_name="echo",
             inputs=[
@@ -156,13 +156,17 @@ def _grpc_call(server: RunningServer, name: str, key: str | None) -> grpc.Status
         request = request_class(model_name="ghost")
     metadata = (("authorization", f"Bearer {key}"),) if key else ()
     with grpc.insecure_channel(server.grpc_address) as channel:
-        call = channel.unary_unary(
+        kind = channel.stream_stream if method.client_streaming else channel.unary_unary
+        call = kind(
             f"/{SERVICE.full_name}/{name}",
             request_serializer=request_class.SerializeToString,
             response_deserializer=response_class.FromString,
         )
         try:
-            call(request, metadata=metadata, timeout=30)
+            if method.client_streaming:  # one request; read every answer to the end
+                list(call(iter([request]), metadata=metadata, timeout=30))
+            else:
+                call(request, metadata=metadata, timeout=30)
         except grpc.RpcError as error:
             return error.code()  # type: ignore[no-any-return]
     return grpc.StatusCode.OK
@@ -174,7 +178,6 @@ GRPC_REFUSALS = {401: grpc.StatusCode.UNAUTHENTICATED, 403: grpc.StatusCode.PERM
 @pytest.mark.parametrize("key", list(KEYS))
 @pytest.mark.parametrize("name", GRPC_METHODS)
 def test_every_grpc_method_with_each_key(server: RunningServer, name: str, key: str) -> None:
-    assert not SERVICE.methods_by_name[name].client_streaming
     code = _grpc_call(server, name, KEYS[key])
     expected = _expected(_grpc_scope(name), key)
     if expected is None:
@@ -257,32 +260,41 @@ def test_mlpack_infer_takes_a_token(server: RunningServer, tmp_path: Path) -> No
         assert json.loads(output.read_text())["outputs"][0]["data"] == [1]
 
 
-@pytest.fixture(scope="module")
-def closed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """No keys, control plane off: the repository API answers 403 / PERMISSION_DENIED."""
+@pytest.fixture(scope="module", params=["off", "read_only"])
+def closed_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    """No keys, control plane off or read-only: the repository API (all of it, or the calls
+    that change state) answers 403 / PERMISSION_DENIED."""
     folder = tmp_path_factory.mktemp("closed")
     shutil.copytree(ASSETS / "models" / "echo", folder / "echo")
     running = start_server(
-        folder, tmp_path_factory.mktemp("logs"), settings={"control_plane": "off"}
+        folder, tmp_path_factory.mktemp("logs"), settings={"control_plane": request.param}
     )
+    running.extra["control_plane"] = request.param
     yield running
     running.stop()
 
 
-def test_control_plane_off(closed_server: RunningServer) -> None:
+def test_control_plane_off_or_read_only(closed_server: RunningServer) -> None:
+    mode = closed_server.extra["control_plane"]
     for method, path in REST_ROUTES:
         response = _call_rest(closed_server, method, path, None)
-        if _rest_scope(path) == "control":
+        refused = _rest_scope(path) == "control" and (mode == "off" or "index" not in path)
+        if refused:
             assert response.status_code == 403, (path, response.text)
-            assert "control_plane: off" in response.json()["error"]
+            assert f"control_plane: {mode}" in response.json()["error"]
         else:
             assert response.status_code not in (401, 403), (path, response.text)
     for name in GRPC_METHODS:
         code = _grpc_call(closed_server, name, None)
-        if name in CONTROL_GRPC:
+        if name in CONTROL_GRPC and (mode == "off" or name != "RepositoryIndex"):
             assert code is grpc.StatusCode.PERMISSION_DENIED, name
         else:
             assert code not in GRPC_REFUSALS.values(), (name, code)
+    if mode == "read_only":  # the index really answers, and the model stays loaded
+        index = httpx.post(closed_server.url + "/v2/repository/index", timeout=30).json()
+        assert [(m["name"], m["state"]) for m in index] == [("echo", "READY")]
     # Metrics stay open without keys (the default).
     metrics = httpx.get(f"http://127.0.0.1:{closed_server.metrics_port}/metrics", timeout=30)
     assert metrics.status_code == 200

@@ -584,6 +584,7 @@ def test_reflection_lists_and_describes_the_service(channel: grpc.Channel) -> No
         "ServerMetadata",
         "ModelMetadata",
         "ModelInfer",
+        "ModelStreamInfer",
         "RepositoryIndex",
         "RepositoryModelLoad",
         "RepositoryModelUnload",

@@ -11,9 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import grpc
 import httpx
 import pytest
 
+from mlpack.proto import inference_pb2 as pb
+from mlpack.proto import inference_pb2_grpc as pb_grpc
 from tests.conftest import free_ports
 from tests.helpers.server import ASSETS, RunningServer, checkout_pythonpath, start_server
 
@@ -96,6 +99,33 @@ def test_access_log_with_metrics_on(text_server: RunningServer) -> None:
     metrics_line = next(li for li in log.splitlines() if '"GET /metrics HTTP/1.1"' in li)
     assert "[metrics]" in metrics_line
     assert f"request_id={generated.headers['x-request-id']}" in log
+
+
+def test_grpc_calls_are_in_the_access_log(text_server: RunningServer) -> None:
+    tensor = pb.ModelInferRequest.InferInputTensor(
+        name="x", datatype="FP32", shape=[1], contents=pb.InferTensorContents(fp32_contents=[1])
+    )
+    with grpc.insecure_channel(text_server.grpc_address) as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        stub.ModelInfer(
+            pb.ModelInferRequest(model_name="echo", inputs=[tensor]),
+            metadata=(("x-request-id", "grpc-access-1"),),
+            timeout=30,
+        )
+        with pytest.raises(grpc.RpcError) as failed:
+            stub.ModelInfer(
+                pb.ModelInferRequest(model_name="failing", id="grpc-access-2", inputs=[tensor]),
+                timeout=30,
+            )
+        assert failed.value.code() is grpc.StatusCode.INTERNAL
+    log = _wait_for_line(text_server, "request_id=grpc-access-2")
+    lines = log.splitlines()
+    ok = next(li for li in lines if "request_id=grpc-access-1" in li and "[mlpack.access]" in li)
+    assert '"gRPC /inference.GRPCInferenceService/ModelInfer" OK' in ok
+    assert ok.endswith("model=echo")
+    failed_line = next(li for li in lines if "request_id=grpc-access-2" in li and "gRPC" in li)
+    assert '"gRPC /inference.GRPCInferenceService/ModelInfer" INTERNAL' in failed_line
+    assert failed_line.endswith("model=failing")
 
 
 def test_lifecycle_lines_once_and_load_failure_once(text_server: RunningServer) -> None:

@@ -145,5 +145,21 @@ def test_unreachable_url_never_fails_requests(tmp_path: Path) -> None:
             )
             assert answer.status_code == 200
         _wait(lambda: "payload log" in running.log(), "a payload log warning")
+        # Every event is accounted for on the metrics port: none written, the rest dropped
+        # (queue full) or failed (refused connection).
+        _wait(lambda: sum(_outcomes(running).values()) == 40, "40 events counted")
+        outcomes = _outcomes(running)
+        assert outcomes["written"] == 0 and outcomes["failed"] > 0
     finally:
         running.stop()
+
+
+def _outcomes(running: Any) -> dict[str, float]:
+    """``payload_log_events_total`` for the model 'logged', by outcome, from a scrape."""
+    text = httpx.get(f"http://127.0.0.1:{running.metrics_port}/metrics").text
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("payload_log_events_total{") and 'model_name="logged"' in line:
+            outcome = line.split('outcome="', 1)[1].split('"', 1)[0]
+            found[outcome] = float(line.rsplit(" ", 1)[1])
+    return found

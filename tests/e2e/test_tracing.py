@@ -212,3 +212,32 @@ def test_sampling_ratio_zero_keeps_only_traces_the_caller_sampled(
     assert unsampled_id not in traced
     roots = [s for s in otlp_grpc[1].spans if s.name == "POST /v2/models/traced/infer"]
     assert all(s.parent_id for s in roots)  # every exported root had a caller's parent
+
+
+def test_a_stream_is_one_infer_stream_span_under_the_request(
+    tmp_path: Path, otlp_grpc: tuple[str, Received]
+) -> None:
+    folder = tmp_path / "models"
+    shutil.copytree(ASSETS / "streaming" / "streamer", folder / "streamer")
+    running = start_server(folder, tmp_path, settings={"tracing_server": otlp_grpc[0]})
+    try:
+        trace_id, span_id, traceparent = _caller()
+        body = {
+            "parameters": {"count": 3},
+            "inputs": [{"name": "x", "shape": [1], "datatype": "INT64", "data": [0]}],
+        }
+        answer = httpx.post(
+            running.url + "/v2/models/streamer/infer_stream",
+            json=body,
+            headers={"traceparent": traceparent},
+        )
+        assert answer.status_code == 200 and answer.text.count("data: ") == 3
+        root = "POST /v2/models/streamer/infer_stream"
+        spans = otlp_grpc[1].trace(trace_id, {root, "infer_stream"})
+    finally:
+        running.stop()
+    assert spans[root].parent_id == span_id
+    stream = spans["infer_stream"]
+    assert stream.parent_id == spans[root].span_id
+    assert stream.attributes["mlpack.stream.chunks"] == 3
+    assert stream.attributes["mlpack.status"] == "ok"

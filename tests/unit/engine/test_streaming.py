@@ -288,6 +288,25 @@ async def test_registry_finishes_each_response_with_name_version_and_id() -> Non
         await registry.close()
 
 
+async def test_a_request_without_id_gets_one_id_for_all_its_responses() -> None:
+    registry = await _registry(AsyncCounter)
+    try:
+        request = _request(3, request_id=None)
+        got = [r async for r in registry.infer_stream("asynccounter", None, _one(request))]
+        assert len({r.id for r in got}) == 1 and got[0].id
+    finally:
+        await registry.close()
+
+
+async def test_streams_bypass_the_batcher() -> None:
+    registry = await _registry(AsyncCounter, max_batch_size=4, max_batch_time=0.01)
+    try:
+        got = [r async for r in registry.infer_stream("asynccounter", None, _one(_request(3)))]
+        assert [_index(r) for r in got] == [0, 1, 2]
+    finally:
+        await registry.close()
+
+
 async def test_registry_errors_before_the_first_response() -> None:
     registry = await _registry(NoStream)
     await registry.load_version(_settings(AsyncCounter))

@@ -49,7 +49,10 @@ def test_model_document_names_tensors(version: str | None) -> None:
     document = model_document(metadata(), version, "1.2")
     validate(document)
     base = "/v2/models/my model" + (f"/versions/{version}" if version else "")
-    assert set(document["paths"]) == {base, base + "/ready", base + "/infer", base + "/stats"}
+    suffixes = ["", "/ready", "/infer", "/infer_stream", "/generate", "/generate_stream", "/stats"]
+    assert set(document["paths"]) == {base + suffix for suffix in suffixes}
+    streaming = document["paths"][base + "/infer_stream"]["post"]
+    assert set(streaming["responses"]["200"]["content"]) == {"text/event-stream"}
     schemas = document["components"]["schemas"]
     names = [
         s["properties"]["name"]["enum"]

@@ -49,6 +49,11 @@ def test_full_queue_drops_instead_of_blocking(tmp_path: Path) -> None:
         time.sleep(0.01)
     assert sink.stats("m") == {"written": 0, "dropped": 50, "failed": 0}
     sink.close()
+    # The drops are a metric a dashboard can alert on, and closing does not reset them.
+    (family,) = sink.collect()
+    exported = {s.labels["outcome"]: s.value for s in family.samples if s.name.endswith("_total")}
+    assert exported == {"written": 0, "dropped": 50, "failed": 0}
+    assert {s.labels["model_name"] for s in family.samples} == {"m"}
 
 
 def test_sample_rate_zero_logs_nothing(tmp_path: Path) -> None:
