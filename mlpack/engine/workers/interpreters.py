@@ -35,6 +35,7 @@ import socket
 import subprocess
 import sys
 import sysconfig
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from ...environments import (
@@ -289,6 +290,12 @@ class EnvironmentRunner:
     async def predict(self, request: InferenceRequest) -> InferenceResponse:
         assert self._runner is not None, "predict() before load()"
         return await self._runner.predict(request)
+
+    def predict_stream(
+        self, requests: AsyncIterator[InferenceRequest]
+    ) -> AsyncIterator[InferenceResponse]:
+        assert self._runner is not None, "predict_stream() before load()"
+        return self._runner.predict_stream(requests)
 
     async def unload(self) -> None:
         if self._runner is not None:

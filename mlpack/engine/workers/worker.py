@@ -33,16 +33,20 @@ from .messages import (
     Call,
     Cancel,
     LoadModel,
+    OpenStream,
     Ping,
     Predict,
     Reply,
     Stop,
+    StreamCredit,
+    StreamInput,
     UnloadModel,
     encode_frame,
     from_wire,
     pack_response,
     unpack_request,
 )
+from .streams import WorkerStreams
 
 logger = logging.getLogger("mlpack.worker")
 
@@ -90,13 +94,22 @@ def _read_messages(
     sock: socket.socket,
     inbox: queue.SimpleQueue[Any],
     cancelled: set[int],
+    streams: WorkerStreams | None = None,
 ) -> None:
-    """Reader thread: answer pings now, note cancellations, hand the rest to the main thread."""
+    """Reader thread: answer pings now, note cancellations, feed open streams (requests,
+    credit), hand the rest to the main thread."""
     while True:
         message = receive(stream)
+        if streams is not None and type(message) in (StreamInput, StreamCredit):
+            streams.deliver(message)
+            continue
         if isinstance(message, Call) and isinstance(message.body, Cancel):
             cancelled.add(message.body.call_id)
+            if streams is not None:
+                streams.cancel(message.body.call_id)
             continue
+        if isinstance(message, Call) and isinstance(message.body, OpenStream) and streams:
+            streams.open(message.call_id, message.body)  # before its inputs can arrive
         if isinstance(message, Call) and isinstance(message.body, Ping):
             try:
                 send(sock, Reply(message.call_id, value=os.getpid()))
@@ -164,9 +177,10 @@ def run_worker(
     stream = io.BufferedReader(socket.SocketIO(sock, "rb"), buffer_size=256 * 1024)
     inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
     cancelled: set[int] = set()  # calls whose caller gave up before they started
+    streams = WorkerStreams(models.loop)
     reader = threading.Thread(
         target=_read_messages,
-        args=(stream, sock, inbox, cancelled),
+        args=(stream, sock, inbox, cancelled, streams),
         name="mlpack-worker-reader",
         daemon=True,
     )
@@ -180,10 +194,18 @@ def run_worker(
             break
         if message.call_id in cancelled:  # the caller left while this call was queued here
             cancelled.discard(message.call_id)
+            streams.close(message.call_id)
             reply = Reply(message.call_id, error=RequestCancelled("the caller gave up"))
         else:
             try:
-                reply = Reply(message.call_id, value=models.handle(message.body))
+                value = None
+                if isinstance(message.body, OpenStream):  # chunks go out as produced
+                    streams.serve(
+                        models.models, message.call_id, message.body, lambda m: send(sock, m)
+                    )
+                else:
+                    value = models.handle(message.body)
+                reply = Reply(message.call_id, value=value)
             except BaseException as error:  # every failure goes back to the caller
                 reply = Reply(message.call_id, error=_picklable(error))
         if cancelled:  # a cancellation that came too late names an answered call: forget it
