@@ -28,11 +28,14 @@ WAIT = 60.0  # seconds the test waits for a server-side record at most
 KINDS = ["rest-async", "rest-sync", "grpc"]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+@pytest.fixture(scope="module", params=[0, 2], ids=lambda n: f"workers{n}")
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
     folder = tmp_path_factory.mktemp("streaming")
     shutil.copytree(ASSETS / "streaming", folder, dirs_exist_ok=True)
-    running = start_server(folder, tmp_path_factory.mktemp("logs"))
+    settings = {"parallel_workers": request.param}
+    running = start_server(folder, tmp_path_factory.mktemp("logs"), settings=settings)
     yield running
     running.stop()
 

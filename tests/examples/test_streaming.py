@@ -25,7 +25,7 @@ EXAMPLE = REPO / "examples" / "streaming"
 PARAMETERS = {"max_tokens": 12, "seed": 7}
 
 
-@pytest.fixture(scope="module", params=[0], ids=lambda w: f"workers={w}")
+@pytest.fixture(scope="module", params=[0, 2], ids=lambda w: f"workers={w}")
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
     tmp_path = tmp_path_factory.mktemp("streaming")
     folder = shutil.copytree(EXAMPLE, tmp_path / "streaming")
