@@ -49,7 +49,7 @@ KUBERNETES_DRAIN_DELAY = 5.0
 _SCANS = "mlpack scans model_repository_root for model-settings.json files"
 _NO_KAFKA = "there is no Kafka transport; use REST or gRPC, or `mlpack infer` for batch jobs"
 _NO_CACHE = "responses are not cached; every request runs the model"
-_SHARED_POOL = "models share the default worker pool unless they name an environment"
+_POOL_GID = "name the pool with worker_pool (inference_pool_gid is read as worker_pool)"
 MLSERVER_ONLY_SETTINGS: dict[str, str] = {
     "model_repository_implementation": _SCANS,
     "model_repository_implementation_args": _SCANS,
@@ -65,10 +65,13 @@ MLSERVER_ONLY_SETTINGS: dict[str, str] = {
     "env_tarball": "give each model its environment (parameters.environment_tarball)",
 }
 MLSERVER_ONLY_MODEL_SETTINGS: dict[str, str] = {
-    "inference_pool_gid": _SHARED_POOL,
-    "autogenerate_inference_pool_gid": _SHARED_POOL,
+    "autogenerate_inference_pool_gid": _POOL_GID,
     "cache_enabled": _NO_CACHE,
-    "parallel_workers": "worker processes are a server setting (parallel_workers)",
+}
+# Other servers' names for model fields mlpack has: MLServer's pool group id, Triton's count.
+MODEL_FIELD_ALIASES: dict[str, str] = {
+    "instance_count": "parallel_workers",
+    "inference_pool_gid": "worker_pool",
 }
 
 
@@ -338,6 +341,16 @@ class ModelSettings(BaseSettings):
     # Report batch size and queue wait in response parameters and x-mlpack-* headers.
     serving_info: bool = False
     warm_workers: bool = False
+    # Worker processes for this model (alias instance_count): 0 runs it in the server
+    # process, N in a pool of N processes of its own; None: the server's parallel_workers
+    # (the shared default pool). See README "Batching and workers".
+    parallel_workers: int | None = Field(default=None, ge=0)
+    # A pool shared by name (alias MLServer's inference_pool_gid): the models naming it share
+    # its processes; it has as many as the largest parallel_workers among them.
+    worker_pool: str | None = Field(default=None, min_length=1, max_length=64)
+    # Load the model once in a pool's zygote and fork the workers from it (weights shared
+    # copy-on-write); False: a library that is not fork-safe, each worker loads it itself.
+    preload: bool = True
     # Opt-in request/response payload logging (server/payload_log.py).
     payload_log: PayloadLogSettings | None = None
     # Folder that holds model-settings.json; relative URIs resolve against it.
@@ -346,6 +359,19 @@ class ModelSettings(BaseSettings):
     @property
     def version(self) -> str | None:
         return self.parameters.version
+
+    @model_validator(mode="before")
+    @classmethod
+    def _aliases(cls, values: Any) -> Any:
+        """Other servers' names (``instance_count``, ``inference_pool_gid``) for ours."""
+        if not isinstance(values, dict):
+            return values
+        values = dict(values)
+        for alias, field in MODEL_FIELD_ALIASES.items():
+            if alias in values:
+                aliased = values.pop(alias)
+                values.setdefault(field, aliased)
+        return values
 
     _notices: list[tuple[int, str]] = PrivateAttr(default_factory=list)
 
@@ -405,7 +431,9 @@ class ModelSettings(BaseSettings):
                 parameters[key] = (
                     _json_value(raw, f"{MODEL_ENV_PREFIX}{key.upper()}") if key == "extra" else raw
                 )
-        fields = {key for key in ModelSettings.model_fields if key not in ("folder", "parameters")}
+        fields = {
+            key for key in ModelSettings.model_fields if key not in ("folder", "parameters")
+        } | set(MODEL_FIELD_ALIASES)
         notices += _unsupported(
             values, fields | {"parameters"}, MLSERVER_ONLY_MODEL_SETTINGS, "environment"
         )
@@ -496,7 +524,7 @@ def _unsupported(
 
 
 def _model_notices(values: Mapping[str, Any], source: str) -> list[tuple[int, str]]:
-    known = set(ModelSettings.model_fields)
+    known = set(ModelSettings.model_fields) | set(MODEL_FIELD_ALIASES)
     notices = _unsupported(values, known, MLSERVER_ONLY_MODEL_SETTINGS, source)
     parameters = values.get("parameters")
     if isinstance(parameters, dict):

@@ -72,6 +72,14 @@ def start(
             " (such models fail to load, saying how to pack them).",
         ),
     ] = False,
+    plan: Annotated[
+        bool,
+        typer.Option(
+            "--plan",
+            help="Print the processes, the models each one serves and an estimate of their "
+            "memory (each model loaded once to measure it), then exit without serving.",
+        ),
+    ] = False,
     model_from_env: Annotated[
         bool,
         typer.Option(
@@ -190,9 +198,39 @@ def start(
             fg=typer.colors.RED,
         )
         raise typer.Exit(STARTUP_FAILURE)
+    if plan:
+        print_plan(models, settings.parallel_workers)
+        return
     server = MLPackServer(settings, models, repository_root=root)
     with exit_on_error(STARTUP_FAILURE):
         run_server(server)
+
+
+def print_plan(models: list[Any], default_workers: int) -> None:
+    """``--plan``: each place models run, its processes, its models and its memory."""
+    import asyncio
+
+    from ..engine.plan import estimate, measure_models
+    from ..engine.pools import describe_pool
+
+    measured = asyncio.run(measure_models(models))
+    typer.echo(f"plan: {len(models)} model(s), server parallel_workers={default_workers}")
+    total = 0
+    for item in estimate(models, default_workers, measured):
+        memory = "not measured" if item.memory is None else _mib(item.memory)
+        typer.echo(f"  {describe_pool(item.pool.choice, item.pool.models)}  [~{memory}]")
+        total += item.memory or 0
+    for name, size in measured.models.items():
+        detail = _mib(size) if size is not None else measured.problems.get(name, "")
+        typer.echo(f"    model {name}: {detail}")
+    typer.echo(
+        f"  estimated memory: ~{_mib(total)} plus the server process "
+        f"(a bare worker process: {_mib(measured.process)} of its own)"
+    )
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB"
 
 
 def _log_notices(notices: list[tuple[int, str]]) -> None:

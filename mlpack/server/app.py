@@ -99,6 +99,7 @@ class MLPackServer:
             pool_limits(settings),
             extraction_limits(settings),
             build_environments=settings.build_environments,
+            models=models,
         )
         self.registry = ModelRegistry(
             self.runners,
@@ -216,7 +217,7 @@ class MLPackServer:
         # -- end gRPC
         rest_task = asyncio.create_task(self._uvicorn.serve(sockets=[http_socket]))
         observability.extra_collectors.append(
-            AutoscalingCollector(self.registry, self.runners.pool, self.runners.environment_pools)
+            AutoscalingCollector(self.registry, self.runners.pools)
         )
         observability.extra_collectors.append(self.payload_log)
         metrics = _metrics_server(observability, metrics_socket, policy, settings.access_log)
@@ -307,6 +308,8 @@ class MLPackServer:
         ready = sum(1 for e in self.registry.entries() if e.state.value == "READY")
         logger.info("%d of %d model(s) ready", ready, len(self.registry.entries()))
         self.observability.banner(self.registry, self._listeners)
+        for line in self.runners.describe([e.name for e in self.registry.entries()]):
+            logger.info("%s", line)  # each pool with its processes and models
         hint = ready_hint(
             self.registry.entries(),
             self.settings.host,

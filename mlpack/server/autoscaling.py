@@ -11,6 +11,8 @@ Read from the engine's own state at scrape time (nothing on the hot path):
 * ``worker_pool_waiting{pool}``: requests waiting for a slot in that pool.
 * ``worker_pool_live_workers{pool}``: workers alive and serving (0: the pool's models are
   not ready and answer 503 + Retry-After until a replacement starts).
+* ``worker_pool_processes_pss_bytes{pool}``: memory of the pool's live workers (and its
+  zygote) as PSS, which splits shared pages between the processes mapping them.
 * ``worker_pool_restarts_total``, ``worker_pool_failed_starts_total``,
   ``worker_pool_hung_total``, ``worker_pool_recycled_total`` ``{pool}``: why workers were
   replaced (died or hung, a start that failed and is retried with backoff, killed for not
@@ -19,11 +21,11 @@ Read from the engine's own state at scrape time (nothing on the hot path):
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from ..engine.pools import pool_pss
 from ..engine.registry import ModelRegistry
-from ..engine.workers.interpreters import EnvironmentPools
 from ..engine.workers.pool import WorkerPool
 
 IN_FLIGHT = "model_requests_in_flight"
@@ -38,18 +40,10 @@ class AutoscalingCollector:
     def __init__(
         self,
         registry: ModelRegistry,
-        pool: WorkerPool | None = None,
-        environment_pools: EnvironmentPools | None = None,
+        pools: Callable[[], list[tuple[str, WorkerPool]]] = list,
     ) -> None:
         self.registry = registry
-        self.pool = pool
-        self.environment_pools = environment_pools
-
-    def _pools(self) -> list[tuple[str, WorkerPool]]:
-        pools = [("default", self.pool)] if self.pool is not None else []
-        if self.environment_pools is not None:
-            pools += [(f"env:{name}", pool) for name, pool in self.environment_pools.pools()]
-        return pools
+        self._pools = pools  # every started pool by name (the placement's, read at scrape)
 
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import GaugeMetricFamily
@@ -108,9 +102,16 @@ def _pool_health(pools: list[tuple[str, WorkerPool]]) -> Iterator[Any]:
         field: CounterMetricFamily(f"worker_pool_{field}", text, labels=["pool"])
         for field, text in counters.items()
     }
+    memory = GaugeMetricFamily(
+        "worker_pool_processes_pss_bytes",
+        "PSS of the pool's live workers and its zygote (shared pages split between them).",
+        labels=["pool"],
+    )
     for name, pool in pools:
         live.add_metric([name], sum(1 for worker in pool.workers if worker.alive))
         for field, family in families.items():
             family.add_metric([name], getattr(pool, field))
+        memory.add_metric([name], pool_pss(pool))
     yield live
+    yield memory
     yield from families.values()

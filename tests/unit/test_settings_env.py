@@ -118,8 +118,8 @@ def test_model_environment_mlpack_wins_and_parses_fields(tmp_path: Path) -> None
     assert model.parameters.extra == {"k": 1}
     assert model.inputs[0].name == "x"
     assert model.name == "model"
-    warnings = messages(model.notices, logging.WARNING)
-    assert len(warnings) == 1 and "'inference_pool_gid'" in warnings[0]
+    assert messages(model.notices, logging.WARNING) == []
+    assert model.worker_pool == "pool-a"  # MLServer's pool group id names the pool
 
 
 def test_no_implementation_means_no_environment_model(tmp_path: Path) -> None:
@@ -149,8 +149,8 @@ def test_model_settings_file_warns_about_mlserver_only_fields(tmp_path: Path) ->
     )
     model = ModelSettings.resolve(path)
     warnings = messages(model.notices, logging.WARNING)
-    assert len(warnings) == 2
-    assert any("'inference_pool_gid'" in w for w in warnings)
+    assert len(warnings) == 1
+    assert model.worker_pool == "g"  # inference_pool_gid is read as worker_pool
     assert any("'parameters.autogenerate_inference_pool_gid'" in w for w in warnings)
 
 

@@ -36,6 +36,7 @@ import subprocess
 import sys
 import sysconfig
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from ...environments import (
@@ -57,12 +58,26 @@ from ...settings import ModelSettings
 from ...types import InferenceRequest, InferenceResponse, MetadataModelResponse
 from .pool import DEFAULT_POOL_LIMITS, PoolLimits, WorkerPool, WorkerRunner
 
+
+@dataclass(frozen=True)
+class OwnPool:
+    """A model's own (or its named group's) pool inside its environment."""
+
+    name: str
+    size: int
+    zygote: bool
+
+
 logger = logging.getLogger("mlpack.engine")
 
 _BOOT = (
     "import json, sys; sys.path.extend(json.loads(sys.argv[1])); "
     "from mlpack.engine.workers.interpreters import child_main; "
     "child_main(int(sys.argv[2]), int(sys.argv[3]))"
+)
+_ZYGOTE_BOOT = (
+    "import json, sys; sys.path.extend(json.loads(sys.argv[1])); "
+    "from mlpack.engine.workers.zygote import zygote_main; zygote_main(int(sys.argv[2]))"
 )
 # Top-level packages of the server that a worker needs: mlpack and built-in runtimes.
 _SHIMMED = ("mlpack", *runtime_packages())
@@ -166,6 +181,29 @@ def environment_pool(
     return WorkerPool(size, stop_timeout=stop_timeout, start_process=start, **limits.as_kwargs())
 
 
+def environment_zygote_pool(
+    environment: Environment,
+    size: int,
+    shim_root: Path,
+    stop_timeout: float,
+    limits: PoolLimits = DEFAULT_POOL_LIMITS,
+) -> WorkerPool:
+    """A pool whose zygote (and so every worker forked from it) runs ``environment``'s Python."""
+    from .zygote_pool import ZygotePool
+
+    command, env = worker_command(environment.python, shim_root)
+    command[2] = _ZYGOTE_BOOT
+
+    def start(child_end: socket.socket) -> _PopenWorker:
+        fd = child_end.fileno()
+        popen = subprocess.Popen(
+            [*command, str(fd)], env=env, pass_fds=(fd,), stdin=subprocess.DEVNULL
+        )
+        return _PopenWorker(popen)
+
+    return ZygotePool(size, start, stop_timeout=stop_timeout, **limits.as_kwargs())
+
+
 def child_main(fd: int, worker_id: int) -> None:
     """Entry point in the environment's Python: the ordinary worker loop on the inherited socket."""
     from .worker import run_worker
@@ -202,28 +240,38 @@ class EnvironmentPools:
         self.size = max(1, size)
         self.stop_timeout = stop_timeout
         self.build = build
-        self._pools: dict[Path, WorkerPool] = {}
+        # (environment folder, own pool name or None for the environment's shared pool)
+        self._pools: dict[tuple[Path, str | None], WorkerPool] = {}
         self._lock = asyncio.Lock()
 
     def pools(self) -> list[tuple[str, WorkerPool]]:
-        """Each started environment's pool, named by its folder (for gauges)."""
-        return [(root.name, pool) for root, pool in self._pools.items()]
+        """Each started environment's pool, named by its folder (and own pool; for gauges)."""
+        return [
+            (root.name if own is None else f"{root.name}/{own}", pool)
+            for (root, own), pool in self._pools.items()
+        ]
 
-    async def pool_for(self, settings: ModelSettings) -> WorkerPool:
-        """The started pool for ``settings``' environment (unpacking or building it first)."""
+    async def pool_for(self, settings: ModelSettings, own: OwnPool | None = None) -> WorkerPool:
+        """The started pool for ``settings``' environment (unpacking or building it first).
+
+        ``own``: the model's own (or named group's) pool inside that environment, with its
+        own size and zygote; None: the environment's shared pool.
+        """
         environment = await asyncio.to_thread(self.environment_for, settings)
+        key = (environment.root, None if own is None else own.name)
         async with self._lock:
-            pool = self._pools.get(environment.root)
+            pool = self._pools.get(key)
             if pool is None:
-                pool = environment_pool(
-                    environment,
-                    self.size,
-                    self.environments_dir,
-                    self.stop_timeout,
-                    self.pool_limits,
+                make = environment_pool
+                size = self.size
+                if own is not None:
+                    size = own.size
+                    make = environment_zygote_pool if own.zygote else environment_pool
+                pool = make(
+                    environment, size, self.environments_dir, self.stop_timeout, self.pool_limits
                 )
                 await pool.start()
-                self._pools[environment.root] = pool
+                self._pools[key] = pool
             return pool
 
     def environment_for(self, settings: ModelSettings) -> Environment:
@@ -268,17 +316,20 @@ class EnvironmentPools:
 class EnvironmentRunner:
     """A ``ModelRunner`` for a model with its own environment (a ``WorkerRunner`` on its pool)."""
 
-    def __init__(self, settings: ModelSettings, pools: EnvironmentPools) -> None:
+    def __init__(
+        self, settings: ModelSettings, pools: EnvironmentPools, own: OwnPool | None = None
+    ) -> None:
         self.settings = settings
         self._pools = pools
+        self._own = own  # its own (or its group's) pool in the environment; None: shared
         self._runner: WorkerRunner | None = None
 
     @property
     def concurrency(self) -> int:
-        return self._pools.size
+        return self._pools.size if self._own is None else self._own.size
 
     async def load(self) -> MetadataModelResponse:
-        pool = await self._pools.pool_for(self.settings)
+        pool = await self._pools.pool_for(self.settings, self._own)
         self._runner = WorkerRunner(self.settings, pool)
         return await self._runner.load()
 

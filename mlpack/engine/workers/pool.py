@@ -324,6 +324,10 @@ class WorkerPool:
     def workers(self) -> list[_Worker]:
         return list(self._workers.values())
 
+    def model_keys(self) -> list[str]:
+        """The runner keys of the models loaded through the pool."""
+        return list(self._models)
+
     def waiting_keys(self) -> list[str]:
         """The model key of each request waiting for a free slot (for gauges)."""
         return [key for key, _ in self._waiting]
@@ -342,16 +346,10 @@ class WorkerPool:
     async def _spawn(self, worker_id: int) -> _Worker:
         parent_end, child_end = socket.socketpair()
         try:
-            if self._start_process is not None:
-                process = self._start_process(child_end, worker_id)
-            else:
-                process = self._context.Process(
-                    target=self._target,
-                    args=(child_end, worker_id),
-                    name=f"mlpack-worker-{worker_id}",
-                    daemon=True,
-                )
-                process.start()
+            process = await self._start_worker_process(child_end, worker_id)
+        except BaseException:
+            parent_end.close()
+            raise
         finally:
             child_end.close()
         worker = _Worker(worker_id, process, self._on_lost, self._hand_over, self._call_done)
@@ -361,8 +359,10 @@ class WorkerPool:
         try:
             async with asyncio.timeout(self.start_timeout):
                 await worker.call(Ping())
+                preloaded: frozenset[str] = getattr(process, "preloaded", frozenset())
                 for key, settings in list(self._models.items()):
-                    await worker.call(LoadModel(key, settings))
+                    if key not in preloaded:
+                        await worker.call(LoadModel(key, settings))
                     worker.models.add(key)
         except BaseException:
             self._kill(worker)
@@ -371,6 +371,19 @@ class WorkerPool:
         await self._notify()
         logger.info("%s started", worker.describe())
         return worker
+
+    async def _start_worker_process(self, child_end: socket.socket, worker_id: int) -> Any:
+        """Start one worker process on ``child_end``; a process-like handle."""
+        if self._start_process is not None:
+            return self._start_process(child_end, worker_id)
+        process = self._context.Process(
+            target=self._target,
+            args=(child_end, worker_id),
+            name=f"mlpack-worker-{worker_id}",
+            daemon=True,
+        )
+        process.start()
+        return process
 
     def _on_lost(self, worker: _Worker) -> None:
         loop = asyncio.get_running_loop()

@@ -161,9 +161,15 @@ def _picklable(error: BaseException) -> BaseException:
 
 
 def run_worker(
-    sock: socket.socket, worker_id: int, on_start: Callable[[], None] | None = None
+    sock: socket.socket,
+    worker_id: int,
+    on_start: Callable[[], None] | None = None,
+    models: _Models | None = None,
 ) -> None:
-    """Entry point of a worker process: serve calls on ``sock`` until told to stop."""
+    """Entry point of a worker process: serve calls on ``sock`` until told to stop.
+
+    ``models``: those already loaded (a worker forked from a zygote starts with them).
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(
@@ -172,7 +178,7 @@ def run_worker(
     )
     if on_start is not None:
         on_start()
-    models = _Models()
+    models = models if models is not None else _Models()
     sock.setblocking(True)
     stream = io.BufferedReader(socket.SocketIO(sock, "rb"), buffer_size=256 * 1024)
     inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
