@@ -42,8 +42,10 @@ def start_mlserver(
     parallel_workers: int | None = None,
     ready_timeout: float = 120.0,
     settle: float = 1.0,
+    extra_settings: dict[str, object] | None = None,
 ) -> ServerProcess:
-    """Start `mlserver start` on a temp copy of `model_repo` (settings.json: free ports)."""
+    """Start `mlserver start` on a temp copy of `model_repo` (settings.json: free ports,
+    then `extra_settings`)."""
     workdir = _copy_repository(model_repo, "mlserver")
     ports = free_ports(3)
     settings: dict[str, object] = {
@@ -55,6 +57,7 @@ def start_mlserver(
     }
     if parallel_workers is not None:
         settings["parallel_workers"] = parallel_workers
+    settings.update(extra_settings or {})
     models = workdir / "models"
     (models / "settings.json").write_text(json.dumps(settings, indent=2))
     argv = [str(mlserver_exe), "start", str(models)]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, ClassVar
 
+from .model_routes import ModelRoute
 from .settings import ModelSettings
 from .types import (
     InferenceRequest,
@@ -31,6 +32,10 @@ class MLModel:
     Parameters:
         settings: the model's resolved settings (name, version, parameters, metadata).
     """
+
+    rest_routes: ClassVar[tuple[ModelRoute, ...]] = ()
+    """Extra REST routes this runtime offers (``mlpack.model_routes``); the server serves
+    them only for the models named in its ``model_routes`` setting."""
 
     def __init__(self, settings: ModelSettings) -> None:
         self._settings = settings

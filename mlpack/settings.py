@@ -182,6 +182,9 @@ class Settings(BaseSettings):
     cors_settings: CORSSettings | None = None
     # Live dashboard at /v2/dashboard (per-model throughput, latency, batches, queues).
     dashboard_enabled: bool = True
+    # Models whose runtime's own REST routes are served (e.g. MLflow's /invocations);
+    # a route's path names no model, so each path serves one model named here.
+    model_routes: list[str] = Field(default_factory=list)
     use_structured_logging: bool = False
     logging_settings: Any | None = None
     access_log: bool = False
@@ -314,6 +317,9 @@ class ModelParameters(BaseModel):
     version: str | None = None
     environment_tarball: str | None = None
     environment_path: str | None = None
+    # An MLflow model folder's requirements.txt / conda.yaml record training and are not
+    # used unless this asks for them: then they describe the model's own environment.
+    mlflow_environment: bool = False
     content_type: str | None = None
     format: str | None = None
     extra: dict[str, Any] = Field(default_factory=dict)

@@ -3,10 +3,13 @@
 Speaks ``inference.GRPCInferenceService`` through the stubs and converters in
 ``mlpack.proto``; tensors travel as ``raw_input_contents``. Errors map to the same
 ``ClientError`` tree as REST (with the matching HTTP status), so callers retry alike.
+``infer_stream`` and ``generate_stream`` use ``ModelStreamInfer``: one request per call,
+its responses read as they arrive; a response's ``error_message`` raises ``ServerError``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -19,12 +22,16 @@ from ..proto import convert
 from ..proto import inference_pb2 as pb
 from ..proto.inference_pb2_grpc import GRPCInferenceServiceStub
 from ..types import (
+    Datatype,
     InferenceRequest,
     InferenceResponse,
     MetadataModelResponse,
     MetadataServerResponse,
+    Parameters,
+    RequestInput,
 )
 from .errors import ServerError, Timeout, TransportError, UnsendableRequest
+from .streaming import STREAM_ERROR_STATUS
 
 Request = InferenceRequest | Mapping[str, Any]
 
@@ -97,6 +104,30 @@ def response_to_dict(response: InferenceResponse) -> dict[str, Any]:
         outputs.append(item)
     payload["outputs"] = outputs
     return payload
+
+
+def generate_request(text_input: str, parameters: Mapping[str, Any] | None) -> InferenceRequest:
+    """The generate extension's request as tensors: ``text_input`` is a BYTES input of one
+    element and ``parameters`` the request parameters (the server's REST mapping)."""
+    return InferenceRequest(
+        inputs=[
+            RequestInput(name="text_input", shape=[1], datatype=Datatype.BYTES, data=[text_input])
+        ],
+        parameters=Parameters(**parameters) if parameters else None,
+    )
+
+
+def generate_chunk(response: InferenceResponse) -> dict[str, Any]:
+    """A response as the generate extension's JSON: one field per output, one element as a
+    scalar (``{"text_output": "..."}``)."""
+    payload = response_to_dict(response)
+    chunk: dict[str, Any] = {
+        key: payload[key] for key in ("model_name", "model_version", "id") if key in payload
+    }
+    for output in payload["outputs"]:
+        data = output["data"]
+        chunk[output["name"]] = data[0] if isinstance(data, list) and len(data) == 1 else data
+    return chunk
 
 
 def _encode(request: Request, model_name: str, model_version: str | None) -> pb.ModelInferRequest:
@@ -187,6 +218,95 @@ class AsyncGrpcClient:
             model_name, request, model_version=model_version, headers=headers
         )
         return response_to_dict(response)
+
+    async def _stream(
+        self, message: pb.ModelInferRequest, headers: Mapping[str, str] | None
+    ) -> AsyncIterator[InferenceResponse]:
+        """One request on a ``ModelStreamInfer`` call; its responses until the call ends."""
+        metadata = self._metadata + tuple((k.lower(), v) for k, v in (headers or {}).items())
+        call = self._stub.ModelStreamInfer(metadata=metadata)
+        try:
+            async with _map_grpc_errors(self.target):
+                await call.write(message)
+                await call.done_writing()
+                while True:
+                    try:
+                        async with asyncio.timeout(self.timeout):
+                            reply = await call.read()
+                    except TimeoutError:
+                        raise Timeout(
+                            f"{self.target}: no streamed response in {self.timeout:g}s"
+                        ) from None
+                    if reply is grpc.aio.EOF:
+                        return
+                    if reply.error_message:
+                        raise ServerError(STREAM_ERROR_STATUS, reply.error_message)
+                    yield convert.model_infer_response_to_types(reply.infer_response)
+        finally:
+            call.cancel()  # a no-op once the call ended; stops the model when left early
+
+    async def infer_stream(
+        self,
+        model_name: str,
+        request: Request,
+        *,
+        model_version: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> AsyncIterator[InferenceResponse]:
+        """Stream one request's responses over ``ModelStreamInfer``, as they arrive.
+
+        Leave early with ``contextlib.aclosing``: closing the iterator cancels the call,
+        which stops the model. An error mid-stream raises ``ServerError``.
+        """
+        message = _encode(request, model_name, model_version)
+        async for response in self._stream(message, headers):
+            yield response
+
+    async def infer_stream_json(
+        self,
+        model_name: str,
+        request: Request,
+        *,
+        model_version: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """``infer_stream`` with each response as its REST JSON dict."""
+        async for response in self.infer_stream(
+            model_name, request, model_version=model_version, headers=headers
+        ):
+            yield response_to_dict(response)
+
+    async def generate(
+        self,
+        model_name: str,
+        text_input: str,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        model_version: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """The generate extension over ``ModelInfer``: ``{"text_output": ...}`` and the rest."""
+        request = generate_request(text_input, parameters)
+        response = await self.infer(
+            model_name, request, model_version=model_version, headers=headers
+        )
+        return generate_chunk(response)
+
+    async def generate_stream(
+        self,
+        model_name: str,
+        text_input: str,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        model_version: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The generate extension streamed over ``ModelStreamInfer``: one chunk per response."""
+        request = generate_request(text_input, parameters)
+        async for response in self.infer_stream(
+            model_name, request, model_version=model_version, headers=headers
+        ):
+            yield generate_chunk(response)
 
     async def live(self) -> bool:
         async with _map_grpc_errors(self.target):

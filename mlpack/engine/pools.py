@@ -15,7 +15,7 @@ import asyncio
 import logging
 import multiprocessing
 import socket
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -266,6 +266,12 @@ class PooledRunner:
     async def predict(self, request: InferenceRequest) -> InferenceResponse:
         assert self._runner is not None, "predict() before load()"
         return await self._runner.predict(request)
+
+    def predict_stream(
+        self, requests: AsyncIterator[InferenceRequest]
+    ) -> AsyncIterator[InferenceResponse]:
+        assert self._runner is not None, "predict_stream() before load()"
+        return self._runner.predict_stream(requests)
 
     async def unload(self) -> None:
         if self._runner is not None:

@@ -41,9 +41,9 @@ class ModelRunner(Protocol):
 class StreamingRunner(ModelRunner, Protocol):
     """A ``ModelRunner`` that can also stream (``LocalRunner``, ``BatchingRunner``).
 
-    Kept apart from ``ModelRunner`` only until the worker-process runners stream too;
-    the registry reaches ``predict_stream`` through ``stream_on``, which answers a clear
-    ``StreamingUnsupported`` for a runner without it.
+    Every built-in runner streams (in-process, worker pools, environments); a runner
+    without ``predict_stream`` (e.g. one a test or an extension brings) is reached through
+    ``stream_on``, which answers a clear ``StreamingUnsupported``.
     """
 
     def predict_stream(
@@ -57,17 +57,15 @@ class StreamingRunner(ModelRunner, Protocol):
 def stream_on(
     runner: object, requests: AsyncIterator[InferenceRequest]
 ) -> AsyncIterator[InferenceResponse]:
-    """``runner.predict_stream(requests)``; a runner that cannot stream yet (worker
-    processes, until they learn to) raises ``StreamingUnsupported`` saying so."""
+    """``runner.predict_stream(requests)``; a runner that cannot stream raises
+    ``StreamingUnsupported`` saying so."""
     method = getattr(runner, "predict_stream", None)
     settings = getattr(runner, "settings", None)
     name = settings.name if settings is not None else "?"
     if method is None:
         raise StreamingUnsupported(
             name,
-            f"model '{name}': streaming is not yet supported for models served by worker "
-            "processes (parallel_workers above 0, a worker pool, or an environment of its "
-            'own); set "parallel_workers": 0 in its model-settings.json to stream',
+            f"model '{name}': its runner ({type(runner).__name__}) cannot stream",
         )
     stream: AsyncIterator[InferenceResponse] = method(requests)
     return stream
@@ -132,7 +130,7 @@ class LocalRunner:
         finally:
             self.backlog -= 1
 
-    async def predict_stream(
+    def predict_stream(
         self, requests: AsyncIterator[InferenceRequest]
     ) -> AsyncIterator[InferenceResponse]:
         """Run the model's ``predict_stream`` on its thread; responses cross to this loop
@@ -140,8 +138,14 @@ class LocalRunner:
 
         An open stream counts once against ``max_queue_size``. Closing this iterator
         cancels the model's side: its generator is closed before it produces another
-        response.
+        response. The caller's deadline is read now: the generator's body runs later,
+        outside the context that set it.
         """
+        return self._stream(requests, current_deadline())
+
+    async def _stream(
+        self, requests: AsyncIterator[InferenceRequest], deadline: float | None
+    ) -> AsyncIterator[InferenceResponse]:
         model = self.model
         assert model is not None, "predict_stream() before load()"
         if self.backlog >= self.settings.max_queue_size:
@@ -154,7 +158,6 @@ class LocalRunner:
         channel: StreamChannel[InferenceResponse] = StreamChannel(
             self.settings.max_stream_buffer, self._thread.loop, caller_loop
         )
-        deadline = current_deadline()
 
         def guard() -> None:  # on the model thread, before the model's code runs
             check(deadline, model.name)

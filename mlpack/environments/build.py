@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..errors import BuildError
-from .requirements import cpu_variants
+from .requirements import cpu_variants, without_provided
 from .unpack import Environment, exclusive_lock, find_python
 
 logger = logging.getLogger("mlpack.environments")
@@ -60,11 +60,18 @@ def python_tag() -> str:
     return "{}.{}".format(*sys.version_info[:2])
 
 
+def effective_requirements(requirements: Path, provided: tuple[str, ...] = ()) -> str:
+    """What is installed for ``requirements``: CPU-only swaps, packages the server provides
+    (``provided``, at an allowed version) left out."""
+    return without_provided(cpu_variants(requirements.read_text()), provided)
+
+
 def create_venv(
     prefix: Path,
     requirements: Path,
     installer: Installer | None = None,
     quiet: bool = False,
+    provided: tuple[str, ...] = (),
 ) -> Installer:
     """A venv at ``prefix`` for this Python, filled from ``requirements``; returns the installer.
 
@@ -72,7 +79,7 @@ def create_venv(
     ``quiet``; a failure raises ``BuildError`` with the installer's last lines.
     """
     tool = pick_installer(installer)
-    text = cpu_variants(requirements.read_text())
+    text = effective_requirements(requirements, provided)
     with tempfile.TemporaryDirectory(prefix="mlpack-req-") as scratch:
         effective = Path(scratch) / "requirements.txt"
         effective.write_text(text)
@@ -143,21 +150,27 @@ def _has_fileno(stream: object) -> bool:
     return True
 
 
-def requirements_key(requirements: Path) -> str:
+def requirements_key(requirements: Path, provided: tuple[str, ...] = ()) -> str:
     """The cache key of the environment ``requirements`` describes (content, Python, platform)."""
-    text = cpu_variants(requirements.read_text())
+    text = effective_requirements(requirements, provided)
     return hashlib.sha256(f"{python_tag()}|{sys.platform}|{text}".encode()).hexdigest()[:24]
 
 
 def build_requirements_environment(
-    requirements: Path, environments_dir: Path, installer: Installer | None = None
+    requirements: Path,
+    environments_dir: Path,
+    installer: Installer | None = None,
+    provided: tuple[str, ...] = (),
 ) -> Environment:
-    """The venv for ``requirements`` under ``environments_dir``: reused, or built once."""
-    target = environments_dir / f"requirements-{requirements_key(requirements)}"
+    """The venv for ``requirements`` under ``environments_dir``: reused, or built once.
+
+    ``provided``: packages the server provides, not installed when its version is allowed.
+    """
+    target = environments_dir / f"requirements-{requirements_key(requirements, provided)}"
     return _build_once(
         target,
         requirements,
-        lambda prefix: create_venv(prefix, requirements, installer),
+        lambda prefix: create_venv(prefix, requirements, installer, provided=provided),
     )
 
 

@@ -18,7 +18,12 @@ A folder tarball that records no source is used only when no environment file is
 An MLflow model folder (one holding ``MLmodel``) carries ``conda.yaml``/``requirements.txt``
 as MLflow's record of where the model was trained, not as a request for an environment:
 steps 2 and 3 skip it, so it is served by the server's environment unless the model names
-one explicitly (step 1).
+one explicitly (step 1) or asks for MLflow's own (``parameters.mlflow_environment``): then
+its ``requirements.txt`` describes the environment (less the ``mlflow`` pin when the
+server's MLflow is that version: the server provides the runtime), or, without one, its
+``conda.yaml`` (built only where conda exists). MLflow's ``python_env.yaml`` only points
+at that same ``requirements.txt`` (the Python version is the server's, checked when the
+environment is made).
 """
 
 from __future__ import annotations
@@ -37,6 +42,10 @@ CONDA_FILES = ("environment.yml", "environment.yaml", "conda.yaml", "conda.yml")
 TARBALL_FILES = ("environment.tar.gz",)
 # MLflow writes its environment files next to this; they describe training, not serving.
 MLFLOW_MODEL_FILE = "MLmodel"
+MLFLOW_REQUIREMENTS = "requirements.txt"
+MLFLOW_CONDA = "conda.yaml"
+# MLflow pins itself in a model's requirements.txt; the server running the model provides it.
+MLFLOW_PROVIDED = ("mlflow", "mlflow-skinny")
 # Inside a packed tarball: {"file": "requirements.txt", "sha256": "..."}.
 SOURCE_RECORD = "mlpack-source.json"
 
@@ -50,6 +59,8 @@ class EnvironmentChoice:
     kind: EnvironmentKind
     source: Path
     reason: str
+    # Packages the serving side provides: not installed when the server's version fits.
+    provided: tuple[str, ...] = ()
 
     def describe(self) -> str:
         """One line for logs: what is used and which rule chose it."""
@@ -57,11 +68,16 @@ class EnvironmentChoice:
 
 
 def choose_environment(
-    folder: Path, tarball: str | None = None, path: str | None = None
+    folder: Path,
+    tarball: str | None = None,
+    path: str | None = None,
+    mlflow_environment: bool = False,
 ) -> EnvironmentChoice | None:
     """The environment of the model in ``folder`` by the one rule, or None (the server's own).
 
-    Raises ``InvalidEnvironment`` for a tarball older than the file it was packed from.
+    ``mlflow_environment``: an MLflow model folder's own environment files apply.
+    Raises ``InvalidEnvironment`` for a tarball older than the file it was packed from,
+    and for an MLflow folder asked for its environment that records none.
     """
     if path:
         return EnvironmentChoice("path", (folder / path).resolve(), "parameters.environment_path")
@@ -71,7 +87,7 @@ def choose_environment(
             check_fresh(packed, folder)
         return EnvironmentChoice("tarball", packed, "parameters.environment_tarball")
     if records_training_environment(folder):
-        return None
+        return mlflow_choice(folder) if mlflow_environment else None
     described = _first(folder, CONDA_FILES) or _first(folder, REQUIREMENTS_FILES)
     packed_here = _first(folder, TARBALL_FILES)
     if described is None:
@@ -95,6 +111,24 @@ def choose_environment(
                 "tarball", packed_here, f"packed from {described.name}, which is unchanged"
             )
     return EnvironmentChoice(kind, described, f"{described.name} in the model folder")
+
+
+def mlflow_choice(folder: Path) -> EnvironmentChoice:
+    """An MLflow folder's own environment: ``requirements.txt``, else ``conda.yaml``."""
+    reason = "the MLflow model's {}, parameters.mlflow_environment"
+    requirements = folder / MLFLOW_REQUIREMENTS
+    if requirements.is_file():
+        return EnvironmentChoice(
+            "requirements", requirements, reason.format(requirements.name), MLFLOW_PROVIDED
+        )
+    conda = folder / MLFLOW_CONDA
+    if conda.is_file():
+        return EnvironmentChoice("conda", conda, reason.format(conda.name))
+    raise InvalidEnvironment(
+        f"{folder} is an MLflow model folder with no {MLFLOW_REQUIREMENTS} or {MLFLOW_CONDA}, "
+        "and parameters.mlflow_environment asks for its environment: save the model with "
+        "MLflow's pip_requirements (or add the file), or drop mlflow_environment"
+    )
 
 
 def records_training_environment(folder: Path) -> bool:

@@ -125,7 +125,10 @@ def _environment_choice(
     image's business (it names a folder inside the image), so it plans nothing."""
     try:
         choice = choose_environment(
-            model_folder, parameters.environment_tarball, parameters.environment_path
+            model_folder,
+            parameters.environment_tarball,
+            parameters.environment_path,
+            parameters.mlflow_environment,
         )
     except InvalidEnvironment as error:
         raise BuildError(f"model '{name}': {error.message}") from None

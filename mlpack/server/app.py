@@ -37,6 +37,7 @@ from .guards import inner_guards, metrics_guards, outer_guards
 from .hints import TLSHint, ready_hint
 from .limits import HttpLimits, connection_capacity, limited_protocol, raise_open_file_limit
 from .logging import server_label
+from .model_routes import model_route_paths, model_route_table, resolve_model_routes
 from .observability import Observability
 from .payload_log import PayloadLogger
 from .rest import InferFastPath, build_rest_app
@@ -119,6 +120,8 @@ class MLPackServer:
         # Who may call what (server/auth.py); key files are read here, once.
         self.access = AccessPolicy.from_settings(settings)
         self.tls = server_tls(settings)
+        # Routes runtimes declare (MLflow's /invocations), for the models model_routes names.
+        self.served_routes = resolve_model_routes(models, settings.model_routes)
         self.startup_error: MLPackError | None = None
         self.payload_log = PayloadLogger(settings.server_name)
         self.registry.payload_sink = self.payload_log
@@ -173,7 +176,8 @@ class MLPackServer:
             server_name=settings.server_name,
             server_version=settings.server_version,
             root_path=settings.root_path,
-            extra_routes=observability.routes(self.registry),
+            extra_routes=observability.routes(self.registry, model_route_paths(self.served_routes))
+            + model_route_table(self.registry, self.served_routes),
         )
         open_files = raise_open_file_limit()
         limits = http_limits(settings, open_files)

@@ -13,6 +13,7 @@ import json
 import mimetypes
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -76,10 +77,18 @@ def render_page(title: str, spec_url: str, static_url: str, expand_all: bool) ->
 class DocsEndpoints:
     """Routes serving the documents, the pages and the bundled Swagger UI assets."""
 
-    def __init__(self, registry: ModelRegistry, server_name: str, server_version: str) -> None:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        server_name: str,
+        server_version: str,
+        route_paths: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
         self.registry = registry
         self.server_name = server_name
         self.server_version = server_version
+        # Runtime routes (server/model_routes.py): model name → OpenAPI path items.
+        self.route_paths = route_paths or {}
 
     async def dataplane_page(self, request: Request) -> Response:
         root = _root(request)
@@ -93,8 +102,9 @@ class DocsEndpoints:
         )
 
     async def dataplane_json(self, request: Request) -> Response:
+        extra = {p: item for paths in self.route_paths.values() for p, item in paths.items()}
         return JSONResponse(
-            dataplane_document(self.server_name, self.server_version, _root(request))
+            dataplane_document(self.server_name, self.server_version, _root(request), extra)
         )
 
     async def model_page(self, request: Request) -> Response:
@@ -110,7 +120,10 @@ class DocsEndpoints:
     async def model_json(self, request: Request) -> Response:
         name, version = _model_path(request)
         metadata = self._metadata(name, version)
-        return JSONResponse(model_document(metadata, version, self.server_version, _root(request)))
+        extra = self.route_paths.get(name) if version is None else None
+        return JSONResponse(
+            model_document(metadata, version, self.server_version, _root(request), extra)
+        )
 
     async def static(self, request: Request) -> Response:
         name = request.path_params["file"]

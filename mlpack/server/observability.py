@@ -65,9 +65,14 @@ class Observability:
             self.metrics_folder.close()
             self.metrics_folder = None
 
-    def routes(self, registry: ModelRegistry) -> list[Route]:
-        """Docs and statistics routes for the REST app."""
-        docs = DocsEndpoints(registry, self.settings.server_name, self.settings.server_version)
+    def routes(
+        self, registry: ModelRegistry, route_paths: dict[str, dict[str, Any]] | None = None
+    ) -> list[Route]:
+        """Docs and statistics routes for the REST app (``route_paths``: runtime routes'
+        OpenAPI entries by model, ``server/model_routes.py``)."""
+        docs = DocsEndpoints(
+            registry, self.settings.server_name, self.settings.server_version, route_paths
+        )
         stats = _StatsEndpoint(registry, self.stats)
         model = "/v2/models/{model_name}"
         routes = [

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ..model_routes import ModelRoute
 from ..types import Datatype, MetadataModelResponse, MetadataTensor
 
 OPENAPI_VERSION = "3.0.3"
@@ -370,10 +371,43 @@ def _server_ready() -> dict[str, Any]:
     return operation
 
 
+def model_route_operation(route: ModelRoute, model_name: str) -> dict[str, Any]:
+    """The operation of a runtime's own route (``model_routes`` setting) serving one model."""
+    content: dict[str, Any] = {}
+    for media_type in sorted(route.media_types):
+        entry: dict[str, Any] = {
+            "schema": {"type": "object"} if "json" in media_type else {"type": "string"}
+        }
+        if media_type in route.request_examples:
+            entry["example"] = route.request_examples[media_type]
+        content[media_type] = entry
+    responses: dict[str, Any] = {
+        "200": {"description": "The model's answer", "content": _json({"type": "object"})}
+    }
+    responses.update(_ERRORS)
+    accepted = " or ".join(sorted(route.media_types))
+    responses["415"] = {
+        "description": f"Content-Type not accepted: send {accepted} (none at all means JSON)",
+        "content": _json(_ref("Error")),
+    }
+    return {
+        "summary": f"{route.summary} for model '{model_name}'",
+        "tags": [f"{model_name} (runtime route)"],
+        "operationId": re.sub(r"[^a-z0-9]+", "_", f"{model_name} {route.path}".lower()).strip("_"),
+        "description": route.description,
+        "requestBody": {"required": True, "content": content},
+        "responses": responses,
+    }
+
+
 def dataplane_document(
-    server_name: str, server_version: str, root_path: str = ""
+    server_name: str,
+    server_version: str,
+    root_path: str = "",
+    extra_paths: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The whole Open Inference Protocol as this server serves it."""
+    """The whole Open Inference Protocol as this server serves it (with ``extra_paths``,
+    the routes runtimes added for their models)."""
     model, version = "/v2/models/{model_name}", "/v2/models/{model_name}/versions/{model_version}"
     paths: dict[str, Any] = {
         "/v2": {"get": _operation("Server metadata", "server", "MetadataServerResponse")},
@@ -420,6 +454,7 @@ def dataplane_document(
                 "responses": responses,
             }
         }
+    paths.update(extra_paths or {})
     return _document(f"{server_name} data plane", server_version, root_path, paths, {})
 
 
@@ -428,8 +463,10 @@ def model_document(
     version: str | None,
     server_version: str,
     root_path: str = "",
+    extra_paths: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One model (version): its operations, with its inputs and outputs in the schemas."""
+    """One model (version): its operations, with its inputs and outputs in the schemas
+    (and ``extra_paths``, the routes its runtime serves for it)."""
     name = metadata.name
     base = f"/v2/models/{name}" + (f"/versions/{version}" if version else "")
     inputs, outputs = metadata.inputs or [], metadata.outputs or []
@@ -447,6 +484,7 @@ def model_document(
         _ref(f"{key}_InferenceResponse"),
         example_request(inputs),
     )
+    paths.update(extra_paths or {})
     title = f"{name}" + (f" version {version}" if version else "")
     description = _describe_tensors(inputs, outputs)
     return _document(title, server_version, root_path, paths, schemas, description)

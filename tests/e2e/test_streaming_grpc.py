@@ -24,7 +24,7 @@ WAIT = 60.0
 triton_grpc = pytest.importorskip("tritonclient.grpc")
 
 
-@pytest.fixture(scope="module", params=[0], ids=lambda n: f"workers{n}")
+@pytest.fixture(scope="module", params=[0, 2], ids=lambda n: f"workers{n}")
 def streaming_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningServer]:

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.e2e
 WAIT = 60.0  # seconds the test waits for a server-side record at most
 
 
-@pytest.fixture(scope="module", params=[0], ids=lambda n: f"workers{n}")
+@pytest.fixture(scope="module", params=[0, 2], ids=lambda n: f"workers{n}")
 def streaming_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningServer]:
@@ -97,7 +97,10 @@ def test_chunks_arrive_before_the_model_produces_the_last(
     assert _wait_for_record(record, "closed")[-1] == "closed"
 
 
-def test_a_plain_generator_streams_from_the_model_thread(streaming_server: RunningServer) -> None:
+def test_a_plain_generator_streams_from_the_model_thread(
+    streaming_server: RunningServer, request: pytest.FixtureRequest
+) -> None:
+    """Never on the server's loop: on the model's thread, or in a worker process."""
     body = {"inputs": [{"name": "count", "shape": [1], "datatype": "INT64", "data": [3]}]}
     url = streaming_server.url + "/v2/models/sync_streamer/infer_stream"
     with (
@@ -107,7 +110,12 @@ def test_a_plain_generator_streams_from_the_model_thread(streaming_server: Runni
         chunks = [json.loads(event.data) for event in source.iter_sse()]
     assert [c["outputs"][0]["data"][0] for c in chunks] == [0, 1, 2]
     threads = {c["outputs"][1]["data"][0] for c in chunks}
-    assert len(threads) == 1 and "MainThread" not in threads
+    pids = {c["outputs"][2]["data"][0] for c in chunks}
+    assert len(threads) == 1 and len(pids) == 1
+    if request.node.callspec.params["streaming_server"]:  # workers: another process
+        assert pids != {streaming_server.process.pid}
+    else:
+        assert "MainThread" not in threads and pids == {streaming_server.process.pid}
 
 
 def test_errors_before_the_first_chunk_are_plain_json(streaming_server: RunningServer) -> None:

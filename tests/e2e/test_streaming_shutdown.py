@@ -24,10 +24,14 @@ pytestmark = pytest.mark.e2e
 WAIT = 60.0
 
 
-def _server(tmp_path: Path, graceful_timeout: float) -> RunningServer:
+def _server(tmp_path: Path, graceful_timeout: float, workers: int) -> RunningServer:
     folder = tmp_path / "models"
     shutil.copytree(ASSETS / "streaming" / "streamer", folder / "streamer")
-    settings = {"parallel_workers": 0, "graceful_timeout": graceful_timeout, "drain_delay": 0}
+    settings = {
+        "parallel_workers": workers,
+        "graceful_timeout": graceful_timeout,
+        "drain_delay": 0,
+    }
     return start_server(folder, tmp_path, settings=settings)
 
 
@@ -56,8 +60,9 @@ def _terminate(server: RunningServer) -> None:
     _wait_for_log(server, "shutting down: finishing in-flight requests")
 
 
-def test_an_open_stream_finishes_after_sigterm(tmp_path: Path) -> None:
-    server = _server(tmp_path, graceful_timeout=WAIT)
+@pytest.mark.parametrize("workers", [0, 2])
+def test_an_open_stream_finishes_after_sigterm(tmp_path: Path, workers: int) -> None:
+    server = _server(tmp_path, graceful_timeout=WAIT, workers=workers)
     gate = tmp_path / "gate"
     url = server.url + "/v2/models/streamer/infer_stream"
     try:
@@ -73,8 +78,11 @@ def test_an_open_stream_finishes_after_sigterm(tmp_path: Path) -> None:
         server.stop(signal.SIGKILL)
 
 
-def test_past_graceful_timeout_a_stream_ends_with_an_error_event(tmp_path: Path) -> None:
-    server = _server(tmp_path, graceful_timeout=1)
+@pytest.mark.parametrize("workers", [0, 2])
+def test_past_graceful_timeout_a_stream_ends_with_an_error_event(
+    tmp_path: Path, workers: int
+) -> None:
+    server = _server(tmp_path, graceful_timeout=1, workers=workers)
     record = tmp_path / "record"
     url = server.url + "/v2/models/streamer/infer_stream"
     body = _body(count=2, gate=str(tmp_path / "never"), record=str(record))

@@ -24,6 +24,7 @@ ANSWERS = {
     "onnx": ("label", [1, 0]),
     "mlflow": ("output-0", [1, 0]),
     "huggingface": ("label", ["positive", "negative"]),
+    "stream": ("text_output", [" either. They knew only that the river"]),
 }
 
 # What each template's train.py and runtime import (all in the `test` extra).
@@ -94,6 +95,18 @@ def test_generated_project_tests_serves_and_answers(template: str, tmp_path: Pat
         assert outputs[output_name]["data"] == expected
         metadata = httpx.get(f"{server.url}/v2/models/{name}").json()
         assert output_name in {output["name"] for output in metadata["outputs"]}
+        if template == "stream":
+            # The README's streaming calls: tokens one per event, the same text /infer gave.
+            from mlpack.client import Client
+
+            with Client(server.url) as client:
+                tokens = [
+                    chunk["text_output"]
+                    for chunk in client.generate_stream(
+                        name, "the keeper", {"max_tokens": 8, "seed": 1}
+                    )
+                ]
+            assert len(tokens) == 8 and "".join(tokens) == expected[0]
         if template == "onnx":
             # Inputs come from the graph, so the server refuses what the graph cannot take.
             wrong = json.loads((project / "request.json").read_text())

@@ -23,7 +23,8 @@ def test_readme_requests(tmp_path: Path) -> None:
     subprocess.run(
         [sys.executable, "train.py"], cwd=folder, check=True, capture_output=True, timeout=300
     )
-    server = start_server(folder, tmp_path, timeout=180)
+    # The README's "coming from mlflow models serve": /invocations for this model.
+    server = start_server(folder, tmp_path, settings={"model_routes": ["iris-mlflow"]}, timeout=180)
     try:
         metadata = httpx.get(f"{server.url}/v2/models/iris-mlflow", timeout=30).json()
         assert [i["name"] for i in metadata["inputs"]] == [
@@ -55,5 +56,17 @@ def test_readme_requests(tmp_path: Path) -> None:
             },
         )
         assert refused.status_code == 400 and "petal_width" in refused.json()["error"]
+        scored = httpx.post(
+            f"{server.url}/invocations",
+            timeout=30,
+            json={
+                "dataframe_split": {
+                    "columns": ["sepal_length", "sepal_width", "petal_length", "petal_width"],
+                    "data": [[5.1, 3.5, 1.4, 0.2]],
+                }
+            },
+        )
+        assert scored.status_code == 200, scored.text
+        assert scored.json() == {"predictions": ["setosa"]}
     finally:
         server.stop()

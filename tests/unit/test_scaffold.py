@@ -11,7 +11,16 @@ import pytest
 from mlpack import scaffold
 from mlpack.templating import template_root
 
-TEMPLATES = ["custom", "sklearn", "xgboost", "lightgbm", "onnx", "mlflow", "huggingface"]
+TEMPLATES = [
+    "custom",
+    "sklearn",
+    "xgboost",
+    "lightgbm",
+    "onnx",
+    "mlflow",
+    "huggingface",
+    "stream",
+]
 EVERY_PROJECT_HAS = {
     "model-settings.json",
     "requirements.txt",
@@ -37,6 +46,7 @@ def test_list_templates_custom_first_with_descriptions() -> None:
         "mlflow",
         "onnx",
         "sklearn",
+        "stream",
         "xgboost",
     ]
     assert all(t.description and t.request and t.answer for t in templates)
@@ -49,8 +59,8 @@ def test_render_every_template(template: str, batching: bool) -> None:
         scaffold.ProjectOptions(template=template, name="churn", batching=batching)
     )
     assert set(files) >= EVERY_PROJECT_HAS
-    assert ("models.py" in files) == (template == "custom")
-    assert ("train.py" in files) == (template != "custom")
+    assert ("models.py" in files) == (template in ("custom", "stream"))
+    assert ("train.py" in files) == (template not in ("custom", "stream"))
     settings = json.loads(files["model-settings.json"])
     assert settings["name"] == "churn"
     assert ("max_batch_size" in settings) == batching
@@ -83,6 +93,7 @@ def test_runtime_templates_name_their_runtime() -> None:
         "onnx": "mlpack_onnx.OnnxModel",
         "mlflow": "mlpack_mlflow.MLflowModel",
         "huggingface": "mlpack_huggingface.HuggingFaceModel",
+        "stream": "models.Model",
     }
 
 

@@ -35,6 +35,7 @@ import socket
 import subprocess
 import sys
 import sysconfig
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -280,7 +281,10 @@ class EnvironmentPools:
         folder = Path(settings.folder) if settings.folder else Path.cwd()
         parameters = settings.parameters
         choice = choose_environment(
-            folder, parameters.environment_tarball, parameters.environment_path
+            folder,
+            parameters.environment_tarball,
+            parameters.environment_path,
+            parameters.mlflow_environment,
         )
         if choice is None:
             raise InvalidEnvironment(f"model '{settings.name}' names no environment")
@@ -305,7 +309,9 @@ class EnvironmentPools:
             )
         if choice.kind == "conda":
             return build_conda_environment(choice.source, self.environments_dir)
-        return build_requirements_environment(choice.source, self.environments_dir)
+        return build_requirements_environment(
+            choice.source, self.environments_dir, provided=choice.provided
+        )
 
     async def close(self) -> None:
         pools, self._pools = list(self._pools.values()), {}
@@ -345,6 +351,12 @@ class EnvironmentRunner:
         assert self._runner is not None, "predict() before load()"
         return await self._runner.predict(request)
 
+    def predict_stream(
+        self, requests: AsyncIterator[InferenceRequest]
+    ) -> AsyncIterator[InferenceResponse]:
+        assert self._runner is not None, "predict_stream() before load()"
+        return self._runner.predict_stream(requests)
+
     async def unload(self) -> None:
         if self._runner is not None:
             await self._runner.unload()
@@ -360,7 +372,9 @@ def has_environment(settings: ModelSettings) -> bool:
     if not settings.folder:
         return False
     try:
-        choice = choose_environment(Path(settings.folder))
+        choice = choose_environment(
+            Path(settings.folder), mlflow_environment=settings.parameters.mlflow_environment
+        )
     except InvalidEnvironment:
         return True  # loading it reports the problem
     if choice is None:

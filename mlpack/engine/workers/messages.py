@@ -97,6 +97,49 @@ class Stop:
 
 
 @dataclass
+class OpenStream:
+    """Run the ``predict_stream`` of the model under ``key`` (a ``Call`` body).
+
+    The stream's requests follow as ``StreamInput`` messages; the worker sends each
+    response as a ``StreamChunk`` the moment the model yields it, with at most ``window``
+    chunks not yet acknowledged by a ``StreamCredit`` (flow control), and ends the stream
+    with the call's ``Reply`` (``None``, or the error). A ``Cancel`` naming the call closes
+    the model's generator before it yields again.
+    """
+
+    key: str
+    window: int
+    deadline: float | None = None
+    trace: dict[str, str] | None = None
+
+
+@dataclass
+class StreamInput:
+    """The next request of stream ``call_id`` (``pack_request``); ``None``: no more."""
+
+    call_id: int
+    request: tuple[Any, ...] | None
+
+
+@dataclass
+class StreamChunk:
+    """A response of stream ``call_id`` (``pack_response``), worker to server."""
+
+    call_id: int
+    response: tuple[Any, ...]
+
+
+@dataclass
+class StreamCredit:
+    """The receiving side of stream ``call_id`` has taken ``count`` more items: chunks
+    (server to worker: the worker may send that many more) or requests (worker to
+    server: the server may forward that many more)."""
+
+    call_id: int
+    count: int
+
+
+@dataclass
 class Call:
     """A request to a worker; ``call_id`` pairs it with its ``Reply``."""
 
@@ -250,6 +293,7 @@ def _unpack_parameters(values: dict[str, Any] | None) -> Parameters | None:
 
 
 _CALL_PREDICT, _REPLY_VALUE, _OTHER, _CALL_PREDICT_TRACED = 0, 1, 2, 3
+_STREAM_CHUNK, _STREAM_CREDIT = 4, 5
 
 
 def _to_wire(message: Any) -> tuple[Any, ...]:
@@ -267,6 +311,10 @@ def _to_wire(message: Any) -> tuple[Any, ...]:
         return (_CALL_PREDICT, message.call_id, body.key, body.request, body.deadline)
     if type(message) is Reply and message.error is None:
         return (_REPLY_VALUE, message.call_id, message.value, message.started)
+    if type(message) is StreamChunk:
+        return (_STREAM_CHUNK, message.call_id, message.response)
+    if type(message) is StreamCredit:
+        return (_STREAM_CREDIT, message.call_id, message.count)
     return (_OTHER, message)
 
 
@@ -279,6 +327,10 @@ def from_wire(wire: tuple[Any, ...]) -> Any:
         return Reply(wire[1], wire[2], None, wire[3])
     if tag == _CALL_PREDICT_TRACED:
         return Call(wire[1], Predict(wire[2], wire[3], wire[4], wire[5]))
+    if tag == _STREAM_CHUNK:
+        return StreamChunk(wire[1], wire[2])
+    if tag == _STREAM_CREDIT:
+        return StreamCredit(wire[1], wire[2])
     return wire[1]
 
 

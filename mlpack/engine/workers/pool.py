@@ -22,7 +22,7 @@ import multiprocessing
 import random
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -37,17 +37,21 @@ from .messages import (
     Cancel,
     FrameDecoder,
     LoadModel,
+    OpenStream,
     Ping,
     Predict,
     Reply,
     Status,
     Stop,
+    StreamChunk,
+    StreamCredit,
     UnloadModel,
     WorkerStatus,
     encode_frame,
     pack_request,
     unpack_response,
 )
+from .streams import PoolStream
 from .worker import run_worker
 
 logger = logging.getLogger("mlpack.workers")
@@ -106,7 +110,8 @@ class _Worker(asyncio.Protocol):
         self.deadlines: dict[int, float] = {}  # call id -> deadline, for those that have one
         self.timers: dict[int, asyncio.TimerHandle] = {}  # hard limits (kill past them)
         self.pings: set[int] = set()  # pings and status queries (not counted as in flight)
-        self.served = 0  # predictions sent to this worker
+        self.served = 0  # predictions (and streams) sent to this worker
+        self.streams: dict[int, PoolStream] = {}  # open streams (they hold the worker)
         self.retiring = False  # recycled: takes no new requests, stops once idle
         self.alive = False
         self.transport: asyncio.Transport | None = None
@@ -153,10 +158,16 @@ class _Worker(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         for reply in self._decoder.feed(data):
             if not isinstance(reply, Reply):
+                if self.streams:
+                    self._stream_message(reply)
                 continue
             future = self.pending.pop(reply.call_id, None)
             if future is None:
                 continue
+            if self.streams:
+                stream = self.streams.pop(reply.call_id, None)
+                if stream is not None:
+                    stream.end()  # the reply (future) says how it ended
             self._finished(reply.call_id)
             if reply.call_id in self.pings:
                 self.pings.discard(reply.call_id)
@@ -170,9 +181,22 @@ class _Worker(asyncio.Protocol):
             else:
                 future.set_result(reply)
 
+    def _stream_message(self, message: Any) -> None:
+        if type(message) is StreamChunk:
+            stream = self.streams.get(message.call_id)
+            if stream is not None:
+                stream.on_chunk(message.response)
+        elif type(message) is StreamCredit:
+            stream = self.streams.get(message.call_id)
+            if stream is not None:
+                stream.on_credit(message.count)
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.alive = False
         pending, self.pending = self.pending, {}
+        streams, self.streams = self.streams, {}
+        for stream in streams.values():
+            stream.end()  # its future fails below
         for call_id in list(self.keys):
             self._finished(call_id)
         for future in pending.values():
@@ -214,6 +238,29 @@ class _Worker(asyncio.Protocol):
                 # Not started yet? Then the worker skips it (and answers at once).
                 self.transport.writelines(encode_frame(Call(next(self._ids), Cancel(call_id))))
             raise
+
+    def send(self, message: Any) -> None:
+        """Write one message that expects no reply (stream inputs, credit, cancels)."""
+        if self.alive and self.transport is not None:
+            self.transport.writelines(encode_frame(message))
+
+    def open_stream(self, body: OpenStream) -> tuple[int, asyncio.Future[Any], PoolStream]:
+        """Start a stream: its call id, the future its ``Reply`` settles, and its channel.
+
+        The stream holds a slot (and counts for its model) until the worker's reply, like a
+        prediction; while it is open the worker is given nothing else (``WorkerPool._pick``).
+        """
+        if not self.alive or self.transport is None:
+            raise WorkerError(f"{self.describe()} is not running")
+        call_id = next(self._ids)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.pending[call_id] = future
+        self.keys[call_id] = body.key
+        self.counts[body.key] += 1
+        self.key_calls[body.key] += 1
+        stream = self.streams[call_id] = PoolStream(call_id, body.window, self.send)
+        self.transport.writelines(encode_frame(Call(call_id, body)))
+        return call_id, future, stream
 
     def _overran(self, call_id: int, grace: float) -> None:
         if call_id not in self.pending or not self.alive:
@@ -450,7 +497,7 @@ class WorkerPool:
 
     def _has_free_slot(self) -> bool:
         return any(
-            w.alive and not w.retiring and w.in_flight < self.max_in_flight
+            w.alive and not w.retiring and w.in_flight < self.max_in_flight and not w.streams
             for w in self._workers.values()
         )
 
@@ -550,6 +597,8 @@ class WorkerPool:
             if worker.alive and key in worker.models and worker.in_flight < self.max_in_flight:
                 if worker.retiring or (at_cap and not worker.key_calls[key]):
                     continue
+                if worker.streams:  # its process is busy with a stream until it ends
+                    continue
                 if worker.deadlines:  # busy past a deadline: maybe stuck, send nothing more
                     now = now or time.monotonic()
                     if worker.overdue(now):
@@ -609,6 +658,75 @@ class WorkerPool:
         thread, so a worker busy computing answers at once."""
         workers = [w for w in self._workers.values() if w.alive]
         return list(await asyncio.gather(*(w.call(Status()) for w in workers)))
+
+    def stream(
+        self, key: str, requests: AsyncIterator[InferenceRequest], deadline: float | None = None
+    ) -> AsyncIterator[InferenceResponse]:
+        """Stream ``requests`` through the ``predict_stream`` of the model under ``key`` in
+        one worker; yield its responses as the worker sends them (``workers.streams``).
+
+        The stream waits for a worker like a prediction (``max_queue_size``,
+        ``start_timeout``) and then holds that worker until it ends: nothing else is sent
+        to it meanwhile, and recycling waits for it. Closing the returned iterator cancels
+        the model's generator in the worker; a worker that dies ends the stream with
+        ``WorkerError`` (503).
+        """
+        return self._stream(key, requests, deadline)
+
+    async def _stream(
+        self, key: str, requests: AsyncIterator[InferenceRequest], deadline: float | None
+    ) -> AsyncIterator[InferenceResponse]:
+        worker = await self._acquire(key, deadline)
+        settings = self._models.get(key)
+        window = settings.max_stream_buffer if settings is not None else 8
+        trace = tracing.inject() if tracing.active else None
+        worker.served += 1
+        call_id, done, channel = worker.open_stream(OpenStream(key, window, deadline, trace))
+        feeder = asyncio.ensure_future(channel.forward(requests))
+        try:
+            while True:
+                packed = await channel.next()
+                if packed is None:
+                    break
+                yield unpack_response(packed)
+                channel.taken()
+            await done  # the worker's reply: None, or the error that ended the stream
+        finally:
+            feeder.cancel()
+            if not done.done():  # the consumer left early: stop the model's generator
+                done.cancel()  # the slot stays taken until the worker answers
+                if call_id in worker.pending:
+                    worker.send(Call(next(worker._ids), Cancel(call_id)))
+            elif not done.cancelled():
+                done.exception()  # retrieved (the error, if any, was raised above)
+            self._hand_over()
+            self._maybe_recycle(worker)
+
+    async def _acquire(self, key: str, deadline: float | None) -> _Worker:
+        """A worker with a slot for one more call for ``key`` (waiting for one if needed)."""
+        name = key.rsplit("#", 1)[0]
+        if not self.has_capacity(key):
+            if key not in self._models:
+                raise WorkerError(f"model '{name}' is not loaded in any worker")
+            raise self._no_capacity(key)
+        worker = None if self._waiting else self._pick(key)  # never overtake a waiter
+        if worker is None:
+            if len(self._waiting) >= self.max_queue_size:
+                raise Overloaded(
+                    f"model '{name}': {len(self._waiting)} requests wait for a worker "
+                    f"(max_queue_size {self.max_queue_size}); retry later",
+                    retry_after=1.0,
+                )
+            worker = await self._wait_for_worker(key)
+            worker.reserved -= 1  # the caller's call holds the slot from here on
+            worker.key_calls[key] -= 1
+            self._reserved[key] -= 1
+        try:
+            check(deadline, name)  # expired while waiting: not sent
+        except BaseException:
+            self._hand_over()
+            raise
+        return worker
 
     async def _wait_for_worker(self, key: str) -> _Worker:
         """Wait (no longer than ``start_timeout``) until a worker with ``key`` has a slot for us.
@@ -732,6 +850,12 @@ class WorkerRunner:
 
     async def predict(self, request: InferenceRequest) -> InferenceResponse:
         return await self.pool.predict(self.key, request)
+
+    def predict_stream(
+        self, requests: AsyncIterator[InferenceRequest]
+    ) -> AsyncIterator[InferenceResponse]:
+        """The model's stream, run in one worker (the deadline is the caller's, now)."""
+        return self.pool.stream(self.key, requests, current_deadline())
 
     async def unload(self) -> None:
         await self.pool.unload(self.key)

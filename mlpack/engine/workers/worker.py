@@ -36,11 +36,14 @@ from .messages import (
     Call,
     Cancel,
     LoadModel,
+    OpenStream,
     Ping,
     Predict,
     Reply,
     Status,
     Stop,
+    StreamCredit,
+    StreamInput,
     UnloadModel,
     WorkerStatus,
     encode_frame,
@@ -48,6 +51,7 @@ from .messages import (
     pack_response,
     unpack_request,
 )
+from .streams import WorkerStreams
 
 logger = logging.getLogger("mlpack.worker")
 
@@ -108,14 +112,22 @@ def _read_messages(
     inbox: queue.SimpleQueue[Any],
     cancelled: set[int],
     counters: _Counters,
+    streams: WorkerStreams | None = None,
 ) -> None:
-    """Reader thread: answer pings and status queries now, note cancellations, hand the
-    rest to the main thread."""
+    """Reader thread: answer pings and status queries now, note cancellations, feed open
+    streams (requests, credit), hand the rest to the main thread."""
     while True:
         message = receive(stream)
+        if streams is not None and type(message) in (StreamInput, StreamCredit):
+            streams.deliver(message)
+            continue
         if isinstance(message, Call) and isinstance(message.body, Cancel):
             cancelled.add(message.body.call_id)
+            if streams is not None:
+                streams.cancel(message.body.call_id)
             continue
+        if isinstance(message, Call) and isinstance(message.body, OpenStream) and streams:
+            streams.open(message.call_id, message.body)  # before its inputs can arrive
         if isinstance(message, Call) and isinstance(message.body, (Ping, Status)):
             value = os.getpid() if isinstance(message.body, Ping) else counters.status()
             try:
@@ -195,9 +207,10 @@ def run_worker(
     stream = io.BufferedReader(socket.SocketIO(sock, "rb"), buffer_size=256 * 1024)
     inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
     cancelled: set[int] = set()  # calls whose caller gave up before they started
+    streams = WorkerStreams(models.loop)
     reader = threading.Thread(
         target=_read_messages,
-        args=(stream, sock, inbox, cancelled, counters),
+        args=(stream, sock, inbox, cancelled, counters, streams),
         name="mlpack-worker-reader",
         daemon=True,
     )
@@ -213,10 +226,18 @@ def run_worker(
         started = time.monotonic()
         if message.call_id in cancelled:  # the caller left while this call was queued here
             cancelled.discard(message.call_id)
+            streams.close(message.call_id)
             reply = Reply(message.call_id, error=RequestCancelled("the caller gave up"))
         else:
             try:
-                reply = Reply(message.call_id, value=models.handle(message.body), started=started)
+                value = None
+                if isinstance(message.body, OpenStream):  # chunks go out as produced
+                    streams.serve(
+                        models.models, message.call_id, message.body, lambda m: send(sock, m)
+                    )
+                else:
+                    value = models.handle(message.body)
+                reply = Reply(message.call_id, value=value, started=started)
             except BaseException as error:  # every failure goes back to the caller
                 reply = Reply(message.call_id, error=_picklable(error), started=started)
         counters.answered += predict

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +17,17 @@ from mlpack.types import (
     InferenceResponse,
     MetadataTensor,
     Parameters,
+    ResponseOutput,
 )
 
 from .loading import build_pipeline, check_tokenizer_folder, infer_task, model_folder
 from .outputs import answers_to_outputs
 from .settings import HuggingFaceSettings, read_settings
+from .streaming import stream_text
 
 INPUT_NAME = "args"  # MLServer's name for the pipeline's positional input
 DEFAULT_MAX_NEW_TOKENS = 32
+STREAM_OUTPUT = "generated_text"  # each streamed response: the next piece of new text
 GENERATION_TASKS = ("text-generation", "text2text-generation", "summarization", "translation")
 # Per-request pipeline options read from the request's parameters, with their checks.
 _GENERATION_OPTIONS: dict[str, Callable[[Any], bool]] = {
@@ -114,6 +117,36 @@ class HuggingFaceModel(MLModel):
             model_name=self.name, model_version=self.version, outputs=answers_to_outputs(answers)
         )
 
+    async def predict_stream(
+        self, payloads: AsyncIterator[InferenceRequest]
+    ) -> AsyncIterator[InferenceResponse]:
+        """Text generation, streamed: one response per piece of new text, as it is made.
+
+        Each request holds one prompt; each response carries the next piece in
+        ``generated_text`` (together: the new text ``predict`` answers). Closing the
+        stream stops generation at its next token.
+        """
+        async for payload in payloads:
+            if self._task != "text-generation":
+                raise InvalidRequest(
+                    f"model '{self.name}': only text-generation streams; this model's task "
+                    f"is '{self._task}' (use infer)"
+                )
+            texts = self._texts(payload)
+            if len(texts) != 1:
+                raise InvalidRequest(
+                    f"model '{self.name}': a stream takes one prompt per request, got {len(texts)}"
+                )
+            options = self._options(payload)
+            self._check_prompts(texts, options["max_new_tokens"])
+            async for piece in stream_text(self.name, self._pipeline, texts[0], options):
+                yield InferenceResponse(
+                    model_name=self.name,
+                    model_version=self.version,
+                    id=payload.id,
+                    outputs=[_text_output(STREAM_OUTPUT, piece)],
+                )
+
     def _texts(self, payload: InferenceRequest) -> list[str]:
         if len(payload.inputs) != 1:
             raise InvalidRequest(
@@ -178,3 +211,13 @@ class HuggingFaceModel(MLModel):
                     f"max_new_tokens {max_new_tokens} that is more than the model's "
                     f"{self._max_positions} positions"
                 )
+
+
+def _text_output(name: str, text: str) -> ResponseOutput:
+    return ResponseOutput(
+        name=name,
+        datatype=Datatype.BYTES,
+        shape=[1, 1],
+        data=[text],
+        parameters=Parameters(content_type="str"),
+    )

@@ -335,3 +335,181 @@ def test_served_end_to_end_with_batching_over_rest_and_grpc(
             client.close()
     finally:
         server.stop()
+
+
+# -- streaming (predict_stream) --------------------------------------------------------------
+def save_long_generator(folder: Path) -> Path:
+    """A one-layer GPT-2 with random weights, 96 positions and no end token (it never stops
+    on its own before max_new_tokens)."""
+    import torch
+
+    torch.manual_seed(2)
+    tokenizer = make_tokenizer()
+    config = transformers.GPT2Config(
+        vocab_size=len(tokenizer),
+        n_embd=16,
+        n_layer=1,
+        n_head=2,
+        n_positions=96,
+        bos_token_id=2,
+        eos_token_id=None,
+        pad_token_id=0,
+    )
+    model = transformers.GPT2LMHeadModel(config)
+    with torch.no_grad():  # special tokens score 0: greedy decoding picks words
+        model.transformer.wte.weight[: len(tokenizer.all_special_ids)] = 0.0
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def long_generator(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_long_generator(tmp_path_factory.mktemp("hf-stream") / "generator")
+
+
+async def _one(request: InferenceRequest) -> Any:
+    yield request
+
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+def test_generation_streams_the_same_text_piece_by_piece(long_generator: Path) -> None:
+    model = _load(long_generator, extra={"task": "text-generation", "max_new_tokens_limit": 80})
+    request = _texts(["the movie"], max_new_tokens=6, do_sample=False)
+
+    async def collect() -> list[Any]:
+        return [response async for response in model.predict_stream(_one(request))]
+
+    responses = asyncio.run(collect())
+    pieces = [r.outputs[0].data[0] for r in responses]
+    assert len(pieces) >= 2 and all(r.outputs[0].name == "generated_text" for r in responses)
+    expected = reference(
+        "text-generation",
+        long_generator,
+        ["the movie"],
+        max_new_tokens=6,
+        do_sample=False,
+        return_full_text=False,
+    )[0]["generated_text"]
+    assert _words("".join(pieces)) == _words(expected) and len(_words(expected)) == 6
+
+
+def test_closing_the_stream_stops_generation(
+    long_generator: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import threading
+
+    from mlpack_huggingface.streaming import STREAM_QUEUE_SIZE
+
+    model = _load(long_generator, extra={"task": "text-generation", "max_new_tokens_limit": 80})
+    request = _texts(["the movie"], max_new_tokens=80, do_sample=False)
+
+    async def first_then_close() -> str:
+        stream = model.predict_stream(_one(request))
+        first = await stream.__anext__()
+        await stream.aclose()
+        return str(first.outputs[0].data[0])
+
+    with caplog.at_level("INFO", logger="mlpack.runtimes.huggingface"):
+        assert asyncio.run(first_then_close())
+    [line] = [r.getMessage() for r in caplog.records if "stream closed" in r.getMessage()]
+    steps = int(line.split("generation stopped at step ")[1].split()[0])
+    # The reader took one piece; the bounded queue let generation run only a few ahead.
+    assert steps <= 1 + STREAM_QUEUE_SIZE + 2 < 80, line
+    assert not [t for t in threading.enumerate() if t.name.startswith("mlpack-generate-")]
+
+
+def test_streaming_refuses_what_it_cannot_stream(
+    long_generator: Path, folders: dict[str, Path]
+) -> None:
+    generator = _load(long_generator, extra={"task": "text-generation"})
+    classifier = _load(folders["classifier"])
+
+    async def drain(model: HuggingFaceModel, request: InferenceRequest) -> None:
+        async for _ in model.predict_stream(_one(request)):
+            pass
+
+    with pytest.raises(InvalidRequest, match="one prompt per request, got 2"):
+        asyncio.run(drain(generator, _texts(["a", "b"])))
+    with pytest.raises(InvalidRequest, match="max_new_tokens 600 is above"):
+        asyncio.run(drain(generator, _texts(["a"], max_new_tokens=600)))
+    with pytest.raises(InvalidRequest, match="only text-generation streams"):
+        asyncio.run(drain(classifier, _texts(["a"])))
+
+
+def _events(lines: Any) -> Any:
+    """The JSON payloads of a server-sent event stream, as they arrive."""
+    for line in lines:
+        if line.startswith("data: "):
+            yield json.loads(line[len("data: ") :])
+
+
+@pytest.mark.e2e
+def test_generation_streams_over_rest_infer_stream(tmp_path: Path, long_generator: Path) -> None:
+    """A real ``mlpack start``: pieces arrive as server-sent events; leaving stops generation."""
+    import time
+
+    import httpx
+
+    from tests.helpers.server import start_server
+
+    root = tmp_path / "models"
+    folder = shutil.copytree(long_generator, root / "writer")
+    (folder / "model-settings.json").write_text(
+        json.dumps(
+            {
+                "name": "writer",
+                "implementation": "mlpack_huggingface.HuggingFaceModel",
+                "parameters": {"extra": {"task": "text-generation", "max_new_tokens_limit": 80}},
+            }
+        )
+    )
+    server = start_server(root, tmp_path, timeout=180, env={"HF_HUB_OFFLINE": "0"})
+    url = f"{server.url}/v2/models/writer/infer_stream"
+
+    def body(max_new_tokens: int) -> dict[str, Any]:
+        return {
+            "id": "story-1",
+            "parameters": {"max_new_tokens": max_new_tokens, "do_sample": False},
+            "inputs": [{"name": "args", "shape": [1], "datatype": "BYTES", "data": ["the movie"]}],
+        }
+
+    try:
+        with httpx.stream("POST", url, json=body(6), timeout=60) as response:
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("text/event-stream")
+            events = list(_events(response.iter_lines()))
+        assert all(e["id"] == "story-1" and e["model_name"] == "writer" for e in events)
+        pieces = [e["outputs"][0]["data"][0] for e in events]
+        expected = reference(
+            "text-generation",
+            long_generator,
+            ["the movie"],
+            max_new_tokens=6,
+            do_sample=False,
+            return_full_text=False,
+        )[0]["generated_text"]
+        assert len(pieces) >= 2 and _words("".join(pieces)) == _words(expected)
+
+        refused = httpx.post(url, json=body(500), timeout=60)
+        assert refused.status_code == 400 and "max_new_tokens" in refused.json()["error"]
+
+        # The client leaves after the first piece: the server stops generating.
+        with httpx.stream("POST", url, json=body(80), timeout=60) as response:
+            first = next(_events(response.iter_lines()))
+            assert first["outputs"][0]["name"] == "generated_text"
+        line = ""
+        for _ in range(600):  # bounded: up to about a minute on a loaded machine
+            found = [x for x in server.log().splitlines() if "stream closed after" in x]
+            if found:
+                line = found[0]
+                break
+            time.sleep(0.1)
+        assert line, server.log()
+        steps = int(line.split("generation stopped at step ")[1].split()[0])
+        assert steps < 80, line
+    finally:
+        server.stop()

@@ -14,8 +14,15 @@ from mlpack.codecs.tensors import tensor_as_ndarray
 from mlpack.errors import InvalidRequest, ModelLoadError
 from mlpack.model import MLModel
 from mlpack.runtime_support import array_output, artefact_path
-from mlpack.types import InferenceRequest, InferenceResponse, RequestInput, ResponseOutput
+from mlpack.types import (
+    InferenceRequest,
+    InferenceResponse,
+    Parameters,
+    RequestInput,
+    ResponseOutput,
+)
 
+from .scoring import Invocations
 from .signature import (
     INPUT_PREFIX,
     OUTPUT_PREFIX,
@@ -65,7 +72,12 @@ class MLflowModel(MLModel):
     signature: a column signature is served with the ``pd`` content type (one tensor
     per column), a tensor signature with ``np`` (one tensor: an array; several: a dict
     of arrays). Signature parameters are read from the request's ``parameters``.
+
+    MLflow's ``/invocations`` scoring route (``scoring.Invocations``) is offered for the
+    model named in the server's ``model_routes`` setting.
     """
+
+    rest_routes = (Invocations(),)
 
     async def load(self) -> bool:
         folder = artefact_path(self, ".")
@@ -137,8 +149,14 @@ class MLflowModel(MLModel):
             if 400 <= status < 500:
                 raise InvalidRequest(f"model '{self.name}': {error.message}") from None
             raise
+        pandas = sys.modules.get("pandas")
+        as_frame = pandas is not None and isinstance(result, pandas.DataFrame)
         return InferenceResponse(
-            model_name=self.name, model_version=self.version, outputs=self.model_outputs(result)
+            model_name=self.name,
+            model_version=self.version,
+            outputs=self.model_outputs(result),
+            # A DataFrame answer says so: /invocations answers it as records, as MLflow does.
+            parameters=Parameters(content_type="pd") if as_frame else None,
         )
 
     def model_input(self, payload: InferenceRequest) -> Any:

@@ -25,6 +25,7 @@ def test_list_shows_every_template_with_a_description() -> None:
         "mlflow",
         "onnx",
         "sklearn",
+        "stream",
         "xgboost",
     ]
     assert all(len(line.split()) > 3 for line in lines)

@@ -38,3 +38,35 @@ async def test_cancel_landing_as_the_answer_arrives_is_not_swallowed() -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+class _Pausable(_Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.reading = True
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+
+async def test_a_streamed_body_pauses_the_socket_while_the_reader_is_behind() -> None:
+    from mlpack.client._http11 import STREAM_HIGH_WATER, _BodyStream
+
+    transport = _Pausable()
+    body = _BodyStream(transport)
+    piece = b"x" * (STREAM_HIGH_WATER // 8)
+    for _ in range(8):
+        body.push(piece)
+    assert transport.reading  # at the mark, not above it
+    body.push(piece)
+    assert not transport.reading  # above: the socket is no longer read
+    for _ in range(6):
+        assert await body.read(5) == piece
+    assert not transport.reading  # still more than a quarter of the mark unread
+    assert await body.read(5) == piece
+    assert transport.reading  # drained to a quarter: reading again
+    body.finish()
+    assert [await body.read(5), await body.read(5), await body.read(5)] == [piece, piece, b""]

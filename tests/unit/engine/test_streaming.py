@@ -362,11 +362,31 @@ async def test_observer_hears_about_open_and_finished_streams() -> None:
         await registry.close()
 
 
-async def test_a_runner_that_cannot_stream_yet_says_so() -> None:
+async def test_a_runner_that_cannot_stream_says_so() -> None:
     from mlpack.engine.runner import stream_on
 
-    class WorkerLike:
+    class NoStreams:
         settings = _settings(AsyncCounter)
 
-    with pytest.raises(StreamingUnsupported, match="not yet supported for models served by"):
-        stream_on(WorkerLike(), _one(_request()))
+    with pytest.raises(StreamingUnsupported, match=r"its runner \(NoStreams\) cannot stream"):
+        stream_on(NoStreams(), _one(_request()))
+
+
+async def test_local_stream_keeps_the_callers_deadline_set_at_call_time() -> None:
+    import time
+
+    from mlpack.engine import deadlines
+
+    runner = await _runner(AsyncCounter)
+    try:
+        EVENTS.clear()
+        token = deadlines.set_deadline(time.monotonic() - 1.0)  # already passed
+        try:
+            stream = runner.predict_stream(_one(_request(3)))
+        finally:
+            deadlines.reset_deadline(token)  # as the registry does before iterating
+        with pytest.raises(DeadlineExceeded, match="deadline passed before compute"):
+            await stream.__anext__()
+        assert "produced 0" not in EVENTS  # the model never started
+    finally:
+        await runner.unload()

@@ -149,3 +149,42 @@ def test_an_mlflow_model_folder_is_served_by_the_servers_environment(tmp_path: P
     assert choose_environment(tmp_path) is None
     named = choose_environment(tmp_path, tarball="env.tar.gz")
     assert named is not None and named.kind == "tarball"
+
+
+def test_an_mlflow_folder_asked_for_its_environment_uses_mlflows_files(tmp_path: Path) -> None:
+    """parameters.mlflow_environment: requirements.txt, else conda.yaml, else a clear error."""
+    (tmp_path / "MLmodel").write_text("flavors: {}\n")
+    (tmp_path / "conda.yaml").write_text("dependencies: [python=3.11]\n")
+    (tmp_path / "requirements.txt").write_text("mlflow==3.0\n")
+    chosen = choose_environment(tmp_path, mlflow_environment=True)
+    assert chosen is not None and chosen.kind == "requirements"
+    assert chosen.source == tmp_path / "requirements.txt" and "mlflow_environment" in chosen.reason
+    assert chosen.provided == ("mlflow", "mlflow-skinny")
+    (tmp_path / "requirements.txt").unlink()
+    chosen = choose_environment(tmp_path, mlflow_environment=True)
+    assert chosen is not None and chosen.kind == "conda" and chosen.source.name == "conda.yaml"
+    (tmp_path / "conda.yaml").unlink()
+    with pytest.raises(InvalidEnvironment, match=r"no requirements\.txt or conda\.yaml"):
+        choose_environment(tmp_path, mlflow_environment=True)
+    # An explicit environment still wins; other folders ignore the flag.
+    named = choose_environment(tmp_path, tarball="env.tar.gz", mlflow_environment=True)
+    assert named is not None and named.kind == "tarball"
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    assert choose_environment(plain, mlflow_environment=True) is None
+
+
+def test_packages_the_server_provides_are_not_installed_again() -> None:
+    from importlib import metadata
+
+    from mlpack.environments.requirements import without_provided
+
+    have = metadata.version("pydantic")
+    text = f"pydantic=={have}\npydantic-twin>={have}\npydantic<0.0.1\nnumpy\n-r other.txt\n"
+    kept = without_provided(text, ("pydantic-twin", "pydantic"))
+    lines = kept.splitlines()
+    assert all(line.startswith("# pydantic") for line in lines[:2])
+    assert "provided by the server" in lines[0]
+    assert lines[2:] == ["pydantic<0.0.1", "numpy", "-r other.txt"]
+    assert without_provided(text, ()) == text
+    assert without_provided(text, ("absent-package",)) == text

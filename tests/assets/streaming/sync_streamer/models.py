@@ -1,7 +1,9 @@
-"""A plain-generator ``predict_stream``: runs on the model's thread; counts chunks."""
+"""A plain-generator ``predict_stream``: runs on the model's thread (in a worker: the
+worker process's main thread); reports the thread and process it ran in."""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 
@@ -22,5 +24,6 @@ class SyncStreamer(MLModel):
                     outputs=[
                         ResponseOutput(name="index", shape=[1], datatype="INT64", data=[index]),
                         ResponseOutput(name="thread", shape=[1], datatype="BYTES", data=[thread]),
+                        ResponseOutput(name="pid", shape=[1], datatype="INT64", data=[os.getpid()]),
                     ],
                 )
