@@ -224,6 +224,11 @@ class NoCapacity(WorkerError):
         self.retry_after = retry_after
 
 
+class StreamStalled(DeadlineExceeded):
+    """A stream's client stopped reading: a response could not be handed to it within
+    ``stream_stall_timeout``, so the stream was abandoned."""
+
+
 class ShuttingDown(MLPackError):
     """The server is stopping and did not compute the request; another replica can."""
 
