@@ -62,8 +62,8 @@ class StallGuard:
         self.stalled = True
         version = f" version '{self.model_version}'" if self.model_version else ""
         logger.warning(
-            "model '%s'%s: stream abandoned, the client read nothing for %gs "
-            "(stream_stall_timeout)",
+            "model '%s'%s: stream abandoned, the client took no response for %gs "
+            "(stream_stall_timeout); its generator is closed",
             self.model_name,
             version,
             self.limit or 0,

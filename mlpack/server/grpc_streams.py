@@ -22,6 +22,7 @@ reach a client that reads nothing, so no per-request ``error_message`` is attemp
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -77,23 +78,21 @@ class StreamCall:
         self._tasks: set[asyncio.Task[None]] = set()
         self._headers = dict(context.invocation_metadata() or ())
         self.stalled: StreamStalled | None = None
-        self._handler: asyncio.Task[Any] | None = None
+        self._ending: asyncio.Future[None] | None = None
 
     async def run(self, requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
         """The messages to send, as they are produced."""
         reader = asyncio.ensure_future(self._read(requests))
-        self._handler = asyncio.current_task()
         try:
             while True:
                 item = await self._out.get()
-                if item is _END:
+                if item is _END or self.stalled is not None:
                     break
                 yield item
-            await reader  # a failure reading the call's requests ends the call
-        except asyncio.CancelledError:
+                if self.stalled is not None:
+                    break
             if self.stalled is None:
-                raise
-            raise self.stalled from None
+                await reader  # a failure reading the call's requests ends the call
         finally:
             reader.cancel()
             for task in list(self._tasks):
@@ -178,8 +177,13 @@ class StreamCall:
         for task in list(self._tasks):
             if task is not current:
                 task.cancel()
-        if self._handler is not None:
-            self._handler.cancel()
+        # The handler is blocked writing to a client that reads nothing: end the call from
+        # here (the status goes out as trailers; the blocked write then fails).
+        self._ending = asyncio.ensure_future(self._end_call(error))
+
+    async def _end_call(self, error: StreamStalled) -> None:
+        with contextlib.suppress(grpc.aio.AbortError, Exception):
+            await self.context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, str(error))
 
     def _error(self, message: Any, text: str) -> Any:
         about = pb.ModelInferResponse(

@@ -95,7 +95,8 @@ def test_a_client_that_stops_reading_has_its_stream_abandoned(
             assert time.monotonic() < deadline, server.log()[-3000:]
             time.sleep(0.05)
         assert "stream abandoned" in server.log()
-        assert "streamer" in server.log()
+        assert "model 'streamer'" in server.log()
+        assert "Traceback" not in server.log()  # a dropped connection, not a crashed app
         # The worker(s) are free again: a prediction and a whole stream both go through.
         answer = httpx.post(
             server.url + "/v2/models/streamer/infer",
@@ -144,3 +145,54 @@ def test_a_slow_client_that_keeps_reading_gets_every_chunk(
                 time.sleep(STALL / 10)  # slow, but well within the stall bound
     assert received == list(range(12))
     assert _stalled_count(server) == before
+
+
+def _grpc_request(**parameters: object) -> object:
+    from mlpack.proto import inference_pb2 as pb
+
+    request = pb.ModelInferRequest(model_name="streamer", id="stalled")
+    tensor = request.inputs.add(name="x", datatype="INT64", shape=[1])
+    tensor.contents.int64_contents.append(0)
+    for key, value in parameters.items():
+        if isinstance(value, int):
+            request.parameters[key].int64_param = value
+        else:
+            request.parameters[key].string_param = str(value)
+    return request
+
+
+@pytest.mark.timeout(240)
+def test_a_grpc_client_that_stops_reading_has_its_call_ended(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    grpc = pytest.importorskip("grpc")
+    from mlpack.proto import inference_pb2_grpc as pb_grpc
+
+    before = _stalled_count(server)
+    record = tmp_path / "grpc-stalled"
+    request = _grpc_request(count=10_000, size=CHUNK, record=str(record))
+    with grpc.insecure_channel(server.grpc_address) as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        call = stub.ModelStreamInfer(iter([request]), timeout=600)
+        # Read nothing: gRPC flow control stops the server's writes, its queue fills.
+        _wait_closed(record, server)
+        deadline = time.monotonic() + WAIT
+        while _stalled_count(server) < before + 1:
+            assert time.monotonic() < deadline, server.log()[-3000:]
+            time.sleep(0.05)
+        produced = [line for line in _lines(record) if line.startswith("chunk")]
+        assert 0 < len(produced) < 10_000
+        # Reading now: what was already sent, then the call's end with a clear status.
+        with pytest.raises(grpc.RpcError) as ended:
+            for _ in call:
+                pass
+        assert ended.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED, ended.value
+        assert "stopped reading" in str(ended.value.details())
+    assert "unhandled" not in server.log()
+    answer = httpx.post(
+        server.url + "/v2/models/streamer/infer",
+        content=_body(),
+        timeout=WAIT,
+        headers={"content-type": "application/json"},
+    )
+    assert answer.status_code == 200, answer.text
