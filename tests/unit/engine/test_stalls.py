@@ -29,9 +29,11 @@ async def test_a_hand_over_that_never_completes_abandons_the_stream(
     seen: list[tuple[str, str]] = []
     guard = StallGuard("m", "1", 0.01, lambda name, version: seen.append((name, version)))
     never = asyncio.Event()
-    with caplog.at_level(logging.WARNING, "mlpack.streams"):
-        with pytest.raises(StreamStalled) as stalled:
-            await guard.handover(never.wait())
+    with (
+        caplog.at_level(logging.WARNING, "mlpack.streams"),
+        pytest.raises(StreamStalled) as stalled,
+    ):
+        await guard.handover(never.wait())
     assert isinstance(stalled.value, DeadlineExceeded)  # 504 / DEADLINE_EXCEEDED
     assert "stream_stall_timeout" in str(stalled.value)
     assert seen == [("m", "1")]
@@ -65,5 +67,5 @@ def test_settings_default_and_model_override() -> None:
     assert ModelSettings(name="m", implementation="x.Y").stream_stall_timeout is None
     model = ModelSettings(name="m", implementation="x.Y", stream_stall_timeout=0)
     assert model.stream_stall_timeout == 0
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="stream_stall_timeout"):
         Settings(stream_stall_timeout=-1)
