@@ -62,9 +62,12 @@ def _lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
+def _metrics(server: RunningServer) -> str:
+    return httpx.get(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=30).text
+
+
 def _stalled_count(server: RunningServer) -> float:
-    text = httpx.get(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=30).text
-    for line in text.splitlines():
+    for line in _metrics(server).splitlines():
         if line.startswith('model_stream_stalled_total{model_name="streamer"'):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
@@ -189,6 +192,11 @@ def test_a_grpc_client_that_stops_reading_has_its_call_ended(
         assert ended.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED, ended.value
         assert "stopped reading" in str(ended.value.details())
     assert "unhandled" not in server.log()
+    # The handler itself finished, with the stall's code (not left blocked in a write).
+    deadline = time.monotonic() + WAIT
+    while 'grpc_code="DEADLINE_EXCEEDED",grpc_method="ModelStreamInfer"' not in _metrics(server):
+        assert time.monotonic() < deadline, _metrics(server)[-3000:]
+        time.sleep(0.05)
     answer = httpx.post(
         server.url + "/v2/models/streamer/infer",
         content=_body(),
