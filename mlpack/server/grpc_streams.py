@@ -169,7 +169,8 @@ class StreamCall:
             await handover(self._out.put(pb.ModelStreamInferResponse(infer_response=last)))
 
     def _abandon(self, error: StreamStalled) -> None:
-        """The client stopped reading: end the whole call (``run`` raises ``error``)."""
+        """The client stopped reading: close every stream of the call and end it with
+        ``DEADLINE_EXCEEDED`` (``run`` stops once grpc's blocked write returns)."""
         if self.stalled is not None:
             return
         self.stalled = error
