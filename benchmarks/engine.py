@@ -4,14 +4,18 @@
     batching off and on (max_batch_size 32, max_batch_time 5 ms) on both servers;
 (b) a pure-Python model doing ~2 ms of CPU work per row (a loop calibrated on this machine),
     concurrency 8, 1 and 2 workers;
-(c) iris at concurrency 1: mlpack with parallel_workers 0 vs 1 (the worker hop), MLServer default.
+(c) iris at concurrency 1: mlpack with parallel_workers 0 vs 1 (the worker hop), MLServer default;
+(d) the MLP of (a) at concurrency 32 on mlpack with 1 worker: batching off, batching on without a
+    worker pipeline (``worker_pipeline_depth`` 1) and with the default pipeline (2); the main
+    process's and the worker's CPU (from /proc) and, from the statistics endpoint, rows per batch
+    and the queue / compute split of each request.
 
-(b) and (c) compare configurations whose difference is small next to this machine's noise,
+(b), (c) and (d) compare configurations whose difference is small next to this machine's noise,
 so their servers run side by side and are measured in alternating rounds (``--rounds``); the
 figures are medians over rounds. (b) also measures the machine's own parallel ceiling in each
 round: two processes spinning vs one, the most any 2-worker/1-worker ratio can reach here.
 
-Usage: ``python -m benchmarks.engine [-d 5] [--rounds 3] [--only a,b,c] [--mlserver-venv DIR]``.
+Usage: ``python -m benchmarks.engine [-d 5] [--rounds 3] [--only a,b,c,d] [--mlserver-venv DIR]``.
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ import asyncio
 import contextlib
 import json
 import multiprocessing
+import os
 import statistics
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -250,6 +256,107 @@ def parallel_ceiling(seconds: float = 2.0) -> float:
     return ceiling
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process so far (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return 0.0
+    fields = stat[stat.rindex(b")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _roles(server: servers.ServerProcess) -> dict[str, int]:
+    """The server's main process and its (first) worker process, by pid."""
+    roles = {"main": server.proc.pid}
+    for pid in servers.process_tree(server.proc.pid)[1:]:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                command = f.read()
+        except OSError:
+            continue
+        if b"spawn_main" in command:  # a multiprocessing "spawn" child (not the tracker)
+            roles.setdefault("worker", pid)
+    return roles
+
+
+def _model_stats(server: servers.ServerProcess, model: str) -> dict[str, Any]:
+    url = f"{server.base_url}/v2/models/{model}/stats"
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        stats: dict[str, Any] = json.loads(answer.read())["model_stats"][0]
+    return stats
+
+
+def _measure_split(
+    server: servers.ServerProcess, model: str, body: bytes, concurrency: int, duration: float
+) -> dict[str, Any]:
+    """``_measure`` plus each process's CPU (cores) and, from the server's statistics, rows
+    per batch and each request's mean queue and compute time."""
+    driver = loadgen.HttpDriver.from_url(f"{server.base_url}/v2/models/{model}/infer")
+    asyncio.run(loadgen.run_load(driver, [body], concurrency=concurrency, duration=1.0))
+    roles = _roles(server)
+    before = _model_stats(server, model)
+    cpu0 = {role: _cpu_seconds(pid) for role, pid in roles.items()}
+    started = time.perf_counter()
+    result = asyncio.run(
+        loadgen.run_load(driver, [body], concurrency=concurrency, duration=duration)
+    )
+    wall = time.perf_counter() - started
+    cpu = {f"{role}_cpu": (_cpu_seconds(pid) - cpu0[role]) / wall for role, pid in roles.items()}
+    after = _model_stats(server, model)
+    count = after["inference_count"] - before["inference_count"]
+    executions = after["execution_count"] - before["execution_count"]
+    inference = {
+        key: after["inference_stats"][key]["ns"] - before["inference_stats"][key]["ns"]
+        for key in ("queue", "compute_infer")
+    }
+    row = {k: v for k, v in result.to_dict().items() if k in ("rps", "p50_ms", "p99_ms", "errors")}
+    row.update(cpu)
+    row["rows_per_batch"] = count / executions if executions else 0.0
+    row["queue_ms"] = inference["queue"] / 1e6 / count if count else 0.0
+    row["compute_ms"] = inference["compute_infer"] / 1e6 / count if count else 0.0
+    return row
+
+
+def _pipeline_rounds(root: Path, body: bytes, duration: float, rounds: int) -> list[dict[str, Any]]:
+    """(d): the three 1-worker configurations side by side, measured in alternating rounds."""
+    configs = {
+        "batch-off": (False, 2),
+        "batch-on-depth-1": (True, 1),
+        "batch-on-depth-2": (True, 2),
+    }
+    results: list[dict[str, Any]] = []
+    with contextlib.ExitStack() as stack:
+        running = {
+            label: stack.enter_context(
+                servers.running(
+                    servers.start_mlpack(
+                        _mlp_repo(root / label, "mlpack", batching),
+                        parallel_workers=1,
+                        env={"MLPACK_WORKER_PIPELINE_DEPTH": str(depth)},
+                        settle=0.2,
+                    )
+                )
+            )
+            for label, (batching, depth) in configs.items()
+        }
+        for index in range(rounds):
+            print(f" round {index + 1}/{rounds}", flush=True)
+            result: dict[str, Any] = {}
+            for label, server in running.items():
+                result[label] = row = _measure_split(server, "mlp", body, 32, duration)
+                print(
+                    f"  {label:18} {row['rps']:8.1f} req/s  p50 {row['p50_ms']:6.2f} ms  "
+                    f"cpu main {row['main_cpu']:.2f} worker {row.get('worker_cpu', 0.0):.2f}  "
+                    f"rows/batch {row['rows_per_batch']:5.1f}  queue {row['queue_ms']:.2f} ms  "
+                    f"compute {row['compute_ms']:.2f} ms  errors {row['errors']}",
+                    flush=True,
+                )
+            results.append(result)
+    return results
+
+
 def _median_ratio(results: list[dict[str, Any]], top: str, bottom: str, key: str = "rps") -> float:
     return statistics.median(r[top][key] / r[bottom][key] for r in results)
 
@@ -260,10 +367,11 @@ def _medians(results: list[dict[str, Any]], label: str) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    mlserver_exe = ensure_mlserver(args.mlserver_venv)
+    only = set(args.only.split(","))
+    # (d) runs mlpack alone: no MLServer environment needed for it.
+    mlserver_exe = ensure_mlserver(args.mlserver_venv) if only & {"a", "b", "c"} else Path()
     root = Path(tempfile.mkdtemp(prefix="bench-engine-"))
     report: dict[str, Any] = {"duration_s": args.duration}
-    only = set(args.only.split(","))
     if "a" in only:
         print("(a) MLP, one row per request, c=32", flush=True)
         body = _body("x", "FP32", [1, 512], [0.5] * 512)
@@ -326,15 +434,31 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             r["mlpack-workers-1"]["p50_ms"] - r["mlpack-workers-0"]["p50_ms"] for r in results
         )
         report["c_worker_hop"] = rows
+    if "d" in only:
+        print("(d) MLP, c=32, 1 worker: batching off / on without a pipeline / on", flush=True)
+        body = _body("x", "FP32", [1, 512], [0.5] * 512)
+        load_before = os.getloadavg()[0]
+        results = _pipeline_rounds(root / "pipeline", body, args.duration, args.rounds)
+        rows = {label: _medians(results, label) for label in results[0]}
+        rows["ratio_on_over_off"] = _median_ratio(results, "batch-on-depth-2", "batch-off")
+        rows["ratio_on_depth_1_over_off"] = _median_ratio(results, "batch-on-depth-1", "batch-off")
+        rows["ratio_pipeline_depth_2_over_1"] = _median_ratio(
+            results, "batch-on-depth-2", "batch-on-depth-1"
+        )
+        rows["ratio_worker_cpu_depth_2_over_1"] = _median_ratio(
+            results, "batch-on-depth-2", "batch-on-depth-1", "worker_cpu"
+        )
+        rows["load_average_1min"] = [load_before, os.getloadavg()[0]]
+        report["d_worker_pipeline"] = rows
     return report
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-d", "--duration", type=float, default=5.0, help="seconds per run")
-    parser.add_argument("--only", default="a,b,c", help="scenarios to run, e.g. a,c")
+    parser.add_argument("--only", default="a,b,c,d", help="scenarios to run, e.g. a,c")
     parser.add_argument(
-        "--rounds", type=int, default=3, help="alternating measurement rounds for (b) and (c) (3)"
+        "--rounds", type=int, default=3, help="alternating measurement rounds for (b)-(d) (3)"
     )
     parser.add_argument("--mlserver-venv", type=Path, default=VENV_DIR)
     parser.add_argument("-o", "--output", type=Path, default=RESULTS)

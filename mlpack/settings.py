@@ -245,6 +245,10 @@ class Settings(BaseSettings):
     # -- limits under load (see README "Limits and timeouts") --------------------------------
     # Requests waiting for a worker process (parallel_workers > 0); beyond: 503 + Retry-After.
     max_queue_size: int = Field(default=4096, ge=1)
+    # Calls one worker process holds at once (its pipeline): one computes, the others wait
+    # in the worker, so it starts the next (request or batch) the moment one ends instead of
+    # idling while the server answers and sends more. 1: no pipeline.
+    worker_pipeline_depth: int = Field(default=2, ge=1, le=64)
     # Worker health: a ping every interval; no answer within the timeout -> killed, replaced.
     worker_ping_interval: float = Field(default=5.0, ge=0)
     worker_ping_timeout: float = Field(default=10.0, gt=0)

@@ -1,11 +1,17 @@
 """Adaptive batching: many single requests in, fuller batches to the model.
 
-``AdaptiveBatcher`` is work-conserving. When a model slot is free and nothing else is
-running, a request is dispatched at once: a lone request never waits out a window.
-Requests that arrive while the model is busy queue up and leave together as soon as a
-slot frees, so batches grow with load by themselves. With several slots (worker
-processes), a free slot waits at most ``max_batch_time`` for a fuller batch while other
-slots are busy. Batch size counts rows (first dimension); a request is never split.
+``AdaptiveBatcher`` is work-conserving. When nothing is running, a request is dispatched
+at once: a lone request never waits out a window. Requests that arrive while the model is
+busy queue up and leave together as soon as a slot frees, so batches grow with load by
+themselves. With several workers (``concurrency``), an idle worker waits at most
+``max_batch_time`` for a fuller batch while others compute.
+
+With a pipeline (``pipeline_depth`` above 1, worker processes), each worker may hold more
+than one batch: once every worker computes, the next batch is formed, merged, encoded and
+sent at once, and waits in the worker, which starts it the moment its current batch ends
+instead of idling while the server answers and sends more. Batches still grow with load:
+each holds what arrived while the one before it was computing. Batch size counts rows
+(first dimension); a request is never split.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from ..types import InferenceRequest, InferenceResponse, MetadataModelResponse, 
 from .deadlines import current_deadline, expired, reset_deadline, set_deadline
 from .merging import batch_key, count_rows, merge_requests, split_response
 from .runner import ModelRunner, stream_on
-from .stats import InferTiming, current_timing
+from .stats import InferTiming, close_timing, current_timing, open_timing
 
 Predict = Callable[[InferenceRequest], Awaitable[InferenceResponse]]
 
@@ -87,8 +93,10 @@ class AdaptiveBatcher:
         max_batch_size: most rows in one batch.
         max_batch_time: longest a free slot waits for a fuller batch while others are busy (s).
         max_queue_size: most requests waiting; beyond it ``Overloaded`` (503) is raised.
-        concurrency: batches the model can run at once (worker processes; 1 in-process).
+        concurrency: batches the model can compute at once (worker processes; 1 in-process).
         name: the model's name, for messages.
+        pipeline_depth: batches each of those may hold at once: one computing, the others
+            queued behind it (a worker's pipeline; 1: none).
     """
 
     def __init__(
@@ -99,12 +107,14 @@ class AdaptiveBatcher:
         max_queue_size: int,
         concurrency: int = 1,
         name: str = "model",
+        pipeline_depth: int = 1,
     ) -> None:
         self._predict = predict
         self.max_batch_size = max(1, max_batch_size)
         self.max_batch_time = max_batch_time
         self.max_queue_size = max_queue_size
         self.concurrency = max(1, concurrency)
+        self.pipeline_depth = max(1, pipeline_depth)
         self.name = name
         self._queue: collections.deque[_Pending] = collections.deque()
         self._busy = 0
@@ -147,13 +157,15 @@ class AdaptiveBatcher:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        while self._busy < self.concurrency:
+        while self._busy < self.concurrency * self.pipeline_depth:
             self._drop_cancelled()
             if not self._queue:
                 return
             head = self._queue[0]
-            if self._busy and head.rows is not None:
-                # Others are computing: a fuller batch may be worth a short wait.
+            if 0 < self._busy < self.concurrency and head.rows is not None:
+                # Others are computing and a worker is idle: a fuller batch may be worth a
+                # short wait. (With every worker computing, the batch goes now into a
+                # pipeline slot: it waits in a worker, which starts it without a gap.)
                 waited = time.perf_counter() - head.enqueued
                 if waited < self.max_batch_time and self._rows_for(head.key) < self.max_batch_size:
                     loop = asyncio.get_running_loop()
@@ -221,20 +233,19 @@ class AdaptiveBatcher:
                 return
             token = set_deadline(_batch_deadline(batch))
             rows = [item.rows or 0 for item in batch]
-            for item in batch:
-                if item.info is not None:
-                    item.info.batch_size = sum(rows)
-                    item.info.batch_requests = len(batch)
-                    item.info.queue_wait = started - item.enqueued
-            for index, item in enumerate(batch):  # observability: one execution per batch
-                if item.timing is not None:
-                    item.timing.batch_size = len(batch)
-                    item.timing.executions = 1 if index == 0 else 0
-                    item.timing.queue_wait = started - item.enqueued
-            if tracing.active and batch[0].trace is not None:
-                responses = await self._compute_traced(batch, rows)
-            else:
-                responses = await self._compute(batch, rows)
+            _record_start(batch, rows, started)
+            # The runner reports time the batch spent queued below it (waiting for a worker
+            # slot, then in the worker's pipeline) here: it is every member's queue time.
+            below, timing_token = open_timing()
+            try:
+                if tracing.active and batch[0].trace is not None:
+                    responses = await self._compute_traced(batch, rows)
+                else:
+                    responses = await self._compute(batch, rows)
+            finally:
+                close_timing(timing_token)
+            if below.queue_wait:
+                _add_queue_wait(batch, below.queue_wait)
             for item, response in zip(batch, responses, strict=False):
                 if not item.future.done():
                     item.future.set_result(response)
@@ -288,6 +299,27 @@ class AdaptiveBatcher:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
+def _record_start(batch: list[_Pending], rows: list[int], started: float) -> None:
+    """Tell each member's serving info and timing about its batch and its wait so far."""
+    for index, item in enumerate(batch):
+        if item.info is not None:
+            item.info.batch_size = sum(rows)
+            item.info.batch_requests = len(batch)
+            item.info.queue_wait = started - item.enqueued
+        if item.timing is not None:  # observability: one execution per batch
+            item.timing.batch_size = len(batch)
+            item.timing.executions = 1 if index == 0 else 0
+            item.timing.queue_wait = started - item.enqueued
+
+
+def _add_queue_wait(batch: list[_Pending], seconds: float) -> None:
+    for item in batch:
+        if item.info is not None:
+            item.info.queue_wait += seconds
+        if item.timing is not None:
+            item.timing.queue_wait += seconds
+
+
 def _batch_deadline(batch: list[_Pending]) -> float | None:
     """A batch runs until its last member's deadline (none if any member has none)."""
     deadlines = [item.deadline for item in batch]
@@ -318,6 +350,7 @@ class BatchingRunner:
             max_queue_size=max_queue_size,
             concurrency=getattr(runner, "concurrency", 1),
             name=runner.settings.name,
+            pipeline_depth=getattr(runner, "pipeline_depth", 1),
         )
 
     def has_capacity(self) -> bool:
@@ -327,6 +360,7 @@ class BatchingRunner:
     async def load(self) -> MetadataModelResponse:
         metadata = await self.runner.load()
         self.batcher.concurrency = max(1, getattr(self.runner, "concurrency", 1))
+        self.batcher.pipeline_depth = max(1, getattr(self.runner, "pipeline_depth", 1))
         return metadata
 
     async def predict(

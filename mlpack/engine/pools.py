@@ -245,6 +245,11 @@ class PooledRunner:
     def pool(self) -> WorkerPool | None:
         return None if self._runner is None else self._runner.pool
 
+    @property
+    def pipeline_depth(self) -> int:
+        """Calls one of the pool's workers holds at once (1 until loaded)."""
+        return 1 if self._runner is None else self._runner.pipeline_depth
+
     async def load(self) -> MetadataModelResponse:
         pool = await self._acquire(self._user)
         self._runner = WorkerRunner(self.settings, pool)

@@ -430,6 +430,7 @@ def pool_limits(settings: Settings) -> PoolLimits:
     """The worker pools' limits from the server's settings."""
     return PoolLimits(
         max_queue_size=settings.max_queue_size,
+        max_in_flight=settings.worker_pipeline_depth,
         ping_interval=settings.worker_ping_interval,
         ping_timeout=settings.worker_ping_timeout,
         max_requests_per_worker=settings.max_requests_per_worker,

@@ -333,6 +333,10 @@ class EnvironmentRunner:
     def concurrency(self) -> int:
         return self._pools.size if self._own is None else self._own.size
 
+    @property
+    def pipeline_depth(self) -> int:
+        return 1 if self._runner is None else self._runner.pipeline_depth
+
     async def load(self) -> MetadataModelResponse:
         pool = await self._pools.pool_for(self.settings, self._own)
         self._runner = WorkerRunner(self.settings, pool)

@@ -73,6 +73,25 @@ class Cancel:
 
 
 @dataclass
+class Status:
+    """Ask for the worker's ``WorkerStatus`` (answered by its reader thread, like a ping)."""
+
+
+@dataclass
+class WorkerStatus:
+    """What a worker has done with predictions: received, started and answered (a call
+    skipped because its caller left counts as answered, not started).
+
+    ``received - answered`` calls are held by the worker: one computing, the rest queued.
+    """
+
+    pid: int
+    received: int
+    started: int
+    answered: int
+
+
+@dataclass
 class Stop:
     pass
 
@@ -130,9 +149,13 @@ class Call:
 
 @dataclass
 class Reply:
+    """The answer to call ``call_id``; ``started`` is when the worker began it
+    (``time.monotonic()``): the time before it was spent queued in the worker."""
+
     call_id: int
     value: Any = None
     error: BaseException | None = None
+    started: float | None = None
 
 
 def pack_request(request: InferenceRequest) -> tuple[Any, ...]:
@@ -287,7 +310,7 @@ def _to_wire(message: Any) -> tuple[Any, ...]:
             )
         return (_CALL_PREDICT, message.call_id, body.key, body.request, body.deadline)
     if type(message) is Reply and message.error is None:
-        return (_REPLY_VALUE, message.call_id, message.value)
+        return (_REPLY_VALUE, message.call_id, message.value, message.started)
     if type(message) is StreamChunk:
         return (_STREAM_CHUNK, message.call_id, message.response)
     if type(message) is StreamCredit:
@@ -301,7 +324,7 @@ def from_wire(wire: tuple[Any, ...]) -> Any:
     if tag == _CALL_PREDICT:
         return Call(wire[1], Predict(wire[2], wire[3], wire[4]))
     if tag == _REPLY_VALUE:
-        return Reply(wire[1], wire[2])
+        return Reply(wire[1], wire[2], None, wire[3])
     if tag == _CALL_PREDICT_TRACED:
         return Call(wire[1], Predict(wire[2], wire[3], wire[4], wire[5]))
     if tag == _STREAM_CHUNK:

@@ -2,9 +2,13 @@
 
 Each worker is a ``spawn``-started process joined to the server by one socket pair.
 Requests go to the least-busy live worker that has the model, with at most
-``max_in_flight`` outstanding per worker. When a worker dies, the calls it held fail
-at once with ``WorkerError`` (503); a replacement is started and every model loaded
-through the pool is loaded into it again, while the other workers keep serving.
+``max_in_flight`` outstanding per worker (its pipeline depth): one computes, the others
+wait in the worker's own queue, so it starts the next the moment one ends instead of
+idling while the server answers and sends more. A queued call is not started when its
+caller left or its deadline passed, and it is never taken for a hung one. When a worker
+dies, the calls it held fail at once with ``WorkerError`` (503); a replacement is started
+and every model loaded through the pool is loaded into it again, while the other workers
+keep serving.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from ...errors import NoCapacity, Overloaded, WorkerError
 from ...settings import ModelSettings
 from ...types import InferenceRequest, InferenceResponse, MetadataModelResponse
 from ..deadlines import check, current_deadline
+from ..stats import current_timing
 from .messages import (
     Call,
     Cancel,
@@ -36,10 +41,12 @@ from .messages import (
     Ping,
     Predict,
     Reply,
+    Status,
     Stop,
     StreamChunk,
     StreamCredit,
     UnloadModel,
+    WorkerStatus,
     encode_frame,
     pack_request,
     unpack_response,
@@ -57,6 +64,7 @@ class PoolLimits:
     """The robustness knobs of a ``WorkerPool`` (see its parameters), as plain values."""
 
     max_queue_size: int = 4096
+    max_in_flight: int = 2
     ping_interval: float = 5.0
     ping_timeout: float = 10.0
     max_requests_per_worker: int = 0
@@ -75,7 +83,9 @@ class _Worker(asyncio.Protocol):
 
     A call whose caller gave up (client gone, deadline) stays in ``pending`` until the
     worker answers it: the worker is still busy with it, so its slot stays taken, and a
-    stuck worker stops receiving new requests instead of piling them up.
+    stuck worker stops receiving new requests instead of piling them up. The worker
+    answers calls in the order sent (pings and status queries aside), so the oldest
+    pending call is the one it is on; the others are queued there.
     """
 
     def __init__(
@@ -92,14 +102,14 @@ class _Worker(asyncio.Protocol):
         self.on_free = on_free
         self.on_call_done = on_call_done
         self.counts: collections.Counter[str] = collections.Counter()  # the pool's, shared
-        self.pending: dict[int, asyncio.Future[Any]] = {}
+        self.pending: dict[int, asyncio.Future[Reply]] = {}
         self.reserved = 0  # slots handed to waiting requests that have not called yet
         self.models: set[str] = set()
         self.keys: dict[int, str] = {}  # call id -> model key, for predictions in flight
         self.key_calls: collections.Counter[str] = collections.Counter()  # by model, + reserved
         self.deadlines: dict[int, float] = {}  # call id -> deadline, for those that have one
         self.timers: dict[int, asyncio.TimerHandle] = {}  # hard limits (kill past them)
-        self.pings: set[int] = set()  # call ids of pings (not counted as in flight)
+        self.pings: set[int] = set()  # pings and status queries (not counted as in flight)
         self.served = 0  # predictions (and streams) sent to this worker
         self.streams: dict[int, PoolStream] = {}  # open streams (they hold the worker)
         self.retiring = False  # recycled: takes no new requests, stops once idle
@@ -112,9 +122,19 @@ class _Worker(asyncio.Protocol):
     def in_flight(self) -> int:
         return len(self.pending) - len(self.pings) + self.reserved
 
+    def computing(self) -> int | None:
+        """The id of the call the worker is on (None: idle)."""
+        for call_id in self.pending:
+            if call_id not in self.pings:
+                return call_id
+        return None
+
     def overdue(self, now: float) -> bool:
-        """Whether a call it holds is past its deadline (so it may be stuck)."""
-        return bool(self.deadlines) and min(self.deadlines.values()) <= now
+        """Whether the call it is on is past its deadline (so it may be stuck); calls queued
+        behind it are skipped by the worker once their deadline has passed."""
+        computing = self.computing() if self.deadlines else None
+        deadline = None if computing is None else self.deadlines.get(computing)
+        return deadline is not None and deadline <= now
 
     def _finished(self, call_id: int) -> None:
         key = self.keys.pop(call_id, None)
@@ -159,7 +179,7 @@ class _Worker(asyncio.Protocol):
             if reply.error is not None:
                 future.set_exception(reply.error)
             else:
-                future.set_result(reply.value)
+                future.set_result(reply)
 
     def _stream_message(self, message: Any) -> None:
         if type(message) is StreamChunk:
@@ -187,13 +207,17 @@ class _Worker(asyncio.Protocol):
         self.on_lost(self)
 
     async def call(self, body: Any, hard_limit: float | None = None) -> Any:
-        """Send ``body`` and await the reply. Past ``hard_limit`` (monotonic time) with
-        the call still unanswered, the worker is killed (its calls fail with 503)."""
+        """Send ``body`` and await the value the worker answers (see ``exchange``)."""
+        return (await self.exchange(body, hard_limit)).value
+
+    async def exchange(self, body: Any, hard_limit: float | None = None) -> Reply:
+        """Send ``body`` and await the worker's reply. Past ``hard_limit`` (monotonic time)
+        with the call started and unanswered, the worker is killed (its calls fail with 503)."""
         if not self.alive or self.transport is None:
             raise WorkerError(f"{self.describe()} is not running")
         call_id = next(self._ids)
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
+        future: asyncio.Future[Reply] = loop.create_future()
         self.pending[call_id] = future
         if isinstance(body, Predict):
             self.keys[call_id] = body.key
@@ -203,8 +227,8 @@ class _Worker(asyncio.Protocol):
                 self.deadlines[call_id] = body.deadline
             if hard_limit is not None:
                 delay = max(0.0, hard_limit - time.monotonic())
-                self.timers[call_id] = loop.call_later(delay, self._overran, call_id)
-        elif isinstance(body, Ping):
+                self.timers[call_id] = loop.call_later(delay, self._overran, call_id, delay)
+        elif isinstance(body, (Ping, Status)):
             self.pings.add(call_id)
         self.transport.writelines(encode_frame(Call(call_id, body)))
         try:
@@ -238,14 +262,22 @@ class _Worker(asyncio.Protocol):
         self.transport.writelines(encode_frame(Call(call_id, body)))
         return call_id, future, stream
 
-    def _overran(self, call_id: int) -> None:
-        if call_id in self.pending and self.alive:
-            logger.error(
-                "%s: a request ran past twice its deadline; killing the worker "
-                "(its other in-flight requests fail with 503) and starting a replacement",
-                self.describe(),
-            )
-            self.kill()
+    def _overran(self, call_id: int, grace: float) -> None:
+        if call_id not in self.pending or not self.alive:
+            return
+        if self.computing() != call_id:
+            # Queued behind another call: not started, so not hung (the worker skips it,
+            # its deadline being past). Look again later, in case it has just started.
+            grace = max(grace, 0.1)
+            loop = asyncio.get_running_loop()
+            self.timers[call_id] = loop.call_later(grace, self._overran, call_id, grace)
+            return
+        logger.error(
+            "%s: a request ran past twice its deadline; killing the worker "
+            "(its other in-flight requests fail with 503) and starting a replacement",
+            self.describe(),
+        )
+        self.kill()
 
     def kill(self) -> None:
         """Kill the process now; ``connection_lost`` then fails its calls and replaces it."""
@@ -261,7 +293,8 @@ class WorkerPool:
     Parameters:
         size: number of worker processes.
         stop_timeout: how long ``close`` waits for workers to exit before killing them.
-        max_in_flight: most requests outstanding per worker.
+        max_in_flight: most calls one worker holds at once, its pipeline depth: one
+            computes, the others wait in the worker so it never idles between them.
         start_timeout: how long a new worker may take to answer its first ping, and
             longest a request waits for a free slot.
         target: the child's entry function (``run_worker``; tests pass their own).
@@ -581,6 +614,7 @@ class WorkerPool:
                 raise WorkerError(f"model '{name}' is not loaded in any worker")
             raise self._no_capacity(key)
         deadline = current_deadline()
+        arrived = time.monotonic()
         worker = None if self._waiting else self._pick(key)  # never overtake a waiter
         reserved = worker is None
         if worker is None:
@@ -598,22 +632,32 @@ class WorkerPool:
                 self._reserved[key] -= 1
             check(deadline, key.rsplit("#", 1)[0])  # expired while waiting: not sent
             hard_limit = None
+            sent = time.monotonic()
             if deadline is not None:
-                now = time.monotonic()
-                hard_limit = deadline + (deadline - now)  # twice the time left
+                hard_limit = deadline + (deadline - sent)  # twice the time left
             worker.served += 1
             body = Predict(key, pack_request(request), deadline)
             if tracing.active:
                 attributes = {"mlpack.worker.id": worker.worker_id}
                 with tracing.span("worker", attributes, kind=tracing.client_kind()):
                     body.trace = tracing.inject()  # the worker's spans are children of this one
-                    packed = await worker.call(body, hard_limit)
+                    reply = await worker.exchange(body, hard_limit)
             else:
-                packed = await worker.call(body, hard_limit)
+                reply = await worker.exchange(body, hard_limit)
         finally:
             self._hand_over()
             self._maybe_recycle(worker)
-        return unpack_response(packed)
+        timing = current_timing()
+        if timing is not None:  # queued: for a free slot here, then in the worker's pipeline
+            in_worker = 0.0 if reply.started is None else max(0.0, reply.started - sent)
+            timing.queue_wait += sent - arrived + in_worker
+        return unpack_response(reply.value)
+
+    async def status(self) -> list[WorkerStatus]:
+        """Each live worker's own counts (received, started, answered), asked of its reader
+        thread, so a worker busy computing answers at once."""
+        workers = [w for w in self._workers.values() if w.alive]
+        return list(await asyncio.gather(*(w.call(Status()) for w in workers)))
 
     def stream(
         self, key: str, requests: AsyncIterator[InferenceRequest], deadline: float | None = None
@@ -793,7 +837,13 @@ class WorkerRunner:
 
     @property
     def concurrency(self) -> int:
+        """Predictions that compute at once (one per worker)."""
         return self.pool.size
+
+    @property
+    def pipeline_depth(self) -> int:
+        """Calls one worker holds at once (see ``WorkerPool``'s ``max_in_flight``)."""
+        return self.pool.max_in_flight
 
     async def load(self) -> MetadataModelResponse:
         return await self.pool.load(self.key, self.settings)

@@ -1,8 +1,10 @@
 """The worker process: a module-level entry point that loads models and runs predictions.
 
-Requests arrive one frame at a time on a socket. A reader thread answers pings at once
-(so the server can tell a busy worker from a hung or stopped one) and queues every other
-message for the main thread, which answers them in order. SIGINT and SIGTERM are
+Requests arrive one frame at a time on a socket. A reader thread answers pings and status
+queries at once (so the server can tell a busy worker from a hung or stopped one) and queues
+every other message for the main thread, which answers them in order: the server may send
+the next prediction while one computes (its pipeline), so the worker starts it the moment
+the current one ends, without waiting for the server. SIGINT and SIGTERM are
 ignored: the server stops its workers itself, after in-flight requests have finished,
 and a worker exits on its own when the server's end closes.
 """
@@ -18,6 +20,7 @@ import queue
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -37,10 +40,12 @@ from .messages import (
     Ping,
     Predict,
     Reply,
+    Status,
     Stop,
     StreamCredit,
     StreamInput,
     UnloadModel,
+    WorkerStatus,
     encode_frame,
     from_wire,
     pack_response,
@@ -89,15 +94,28 @@ def send(sock: socket.socket, message: Any) -> None:
             sock.sendall(chunk)
 
 
+class _Counters:
+    """Predictions received (reader thread), started and answered (main thread)."""
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.started = 0
+        self.answered = 0
+
+    def status(self) -> WorkerStatus:
+        return WorkerStatus(os.getpid(), self.received, self.started, self.answered)
+
+
 def _read_messages(
     stream: io.BufferedIOBase,
     sock: socket.socket,
     inbox: queue.SimpleQueue[Any],
     cancelled: set[int],
+    counters: _Counters,
     streams: WorkerStreams | None = None,
 ) -> None:
-    """Reader thread: answer pings now, note cancellations, feed open streams (requests,
-    credit), hand the rest to the main thread."""
+    """Reader thread: answer pings and status queries now, note cancellations, feed open
+    streams (requests, credit), hand the rest to the main thread."""
     while True:
         message = receive(stream)
         if streams is not None and type(message) in (StreamInput, StreamCredit):
@@ -110,13 +128,16 @@ def _read_messages(
             continue
         if isinstance(message, Call) and isinstance(message.body, OpenStream) and streams:
             streams.open(message.call_id, message.body)  # before its inputs can arrive
-        if isinstance(message, Call) and isinstance(message.body, Ping):
+        if isinstance(message, Call) and isinstance(message.body, (Ping, Status)):
+            value = os.getpid() if isinstance(message.body, Ping) else counters.status()
             try:
-                send(sock, Reply(message.call_id, value=os.getpid()))
+                send(sock, Reply(message.call_id, value=value))
             except OSError:
                 message = Stop()
             else:
                 continue
+        if isinstance(message, Call) and isinstance(message.body, Predict):
+            counters.received += 1
         inbox.put(message)
         if isinstance(message, Stop) or not isinstance(message, Call):
             return
@@ -128,6 +149,7 @@ class _Models:
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
         self.models: dict[str, MLModel] = {}
+        self.counters = _Counters()
 
     def handle(self, body: Any) -> Any:
         if isinstance(body, Predict):
@@ -135,6 +157,7 @@ class _Models:
             if model is None:
                 raise ModelNotFound(body.key.rsplit("#", 1)[0])
             check(body.deadline, model.name)  # expired while queued: not started
+            self.counters.started += 1
             request = unpack_request(body.request)
             if body.trace is not None and tracing.configure_from_environment():
                 with tracing.attached(tracing.extract(body.trace)):
@@ -179,6 +202,7 @@ def run_worker(
     if on_start is not None:
         on_start()
     models = models if models is not None else _Models()
+    counters = models.counters = _Counters()  # this process's own (a zygote's child too)
     sock.setblocking(True)
     stream = io.BufferedReader(socket.SocketIO(sock, "rb"), buffer_size=256 * 1024)
     inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -186,7 +210,7 @@ def run_worker(
     streams = WorkerStreams(models.loop)
     reader = threading.Thread(
         target=_read_messages,
-        args=(stream, sock, inbox, cancelled, streams),
+        args=(stream, sock, inbox, cancelled, counters, streams),
         name="mlpack-worker-reader",
         daemon=True,
     )
@@ -198,6 +222,8 @@ def run_worker(
         if isinstance(message.body, Stop):
             send(sock, Reply(message.call_id))
             break
+        predict = isinstance(message.body, Predict)
+        started = time.monotonic()
         if message.call_id in cancelled:  # the caller left while this call was queued here
             cancelled.discard(message.call_id)
             streams.close(message.call_id)
@@ -211,9 +237,10 @@ def run_worker(
                     )
                 else:
                     value = models.handle(message.body)
-                reply = Reply(message.call_id, value=value)
+                reply = Reply(message.call_id, value=value, started=started)
             except BaseException as error:  # every failure goes back to the caller
-                reply = Reply(message.call_id, error=_picklable(error))
+                reply = Reply(message.call_id, error=_picklable(error), started=started)
+        counters.answered += predict
         if cancelled:  # a cancellation that came too late names an answered call: forget it
             cancelled.difference_update([i for i in cancelled if i <= message.call_id])
         try:

@@ -152,3 +152,49 @@ async def test_with_several_slots_a_free_slot_waits_for_a_fuller_batch() -> None
     assert model.batches == [1, 3]  # the second slot took a full batch at once
     model.gate.set()
     await asyncio.gather(busy, *waiting)
+
+
+async def test_with_a_pipeline_the_next_batch_leaves_while_one_computes() -> None:
+    model = GatedModel()
+    model.gate = asyncio.Event()
+    batcher = AdaptiveBatcher(
+        model.predict, max_batch_size=8, max_batch_time=60.0, max_queue_size=10, pipeline_depth=2
+    )
+    first = asyncio.create_task(batcher.predict(row_request(0.0)))
+    await asyncio.sleep(0)
+    second = asyncio.create_task(batcher.predict(row_request(1.0, rows=2)))
+    await asyncio.sleep(0.01)
+    assert model.batches == [1, 2]  # sent into the pipeline at once, not after the window
+    rest = [asyncio.create_task(batcher.predict(row_request(float(v)))) for v in (2, 3, 4)]
+    await asyncio.sleep(0.01)
+    assert model.batches == [1, 2] and batcher.queued == 3  # both slots taken
+    model.gate.set()
+    await asyncio.gather(first, second, *rest)
+    assert model.batches == [1, 2, 3]  # what waited left as one batch when a slot freed
+
+
+async def test_with_workers_and_pipelines_an_idle_worker_still_waits_for_a_fuller_batch() -> None:
+    model = GatedModel()
+    model.gate = asyncio.Event()
+    batcher = AdaptiveBatcher(
+        model.predict,
+        max_batch_size=3,
+        max_batch_time=60.0,
+        max_queue_size=10,
+        concurrency=2,
+        pipeline_depth=2,
+    )
+    busy = asyncio.create_task(batcher.predict(row_request(0.0)))
+    await asyncio.sleep(0)
+    one = asyncio.create_task(batcher.predict(row_request(1.0)))
+    await asyncio.sleep(0.01)
+    assert model.batches == [1] and batcher.queued == 1  # a worker is idle: wait for more
+    more = [asyncio.create_task(batcher.predict(row_request(float(v)))) for v in (2, 3)]
+    await asyncio.sleep(0.01)
+    assert model.batches == [1, 3]  # full: the idle worker takes it at once
+    piped = [asyncio.create_task(batcher.predict(row_request(float(v)))) for v in (4, 5, 6)]
+    await asyncio.sleep(0.01)
+    # Every worker computes: each arrival takes a pipeline slot at once, until none is left.
+    assert model.batches == [1, 3, 1, 1] and batcher.queued == 1
+    model.gate.set()
+    await asyncio.gather(busy, one, *more, *piped)

@@ -19,8 +19,10 @@ from mlpack.engine.workers.messages import (
     Ping,
     Predict,
     Reply,
+    Status,
     Stop,
     UnloadModel,
+    WorkerStatus,
     encode_frame,
     pack_request,
     unpack_request,
@@ -59,6 +61,9 @@ def model_settings(name: str) -> ModelSettings:
         Predict("echo#1", pack_request(request([1.0, 2.0]))),
         Reply(3, error=WorkerError("worker 1 died")),
         Reply(4, value={"a": np.arange(5)}),
+        Reply(5, value=(1, 2), started=12.5),
+        Status(),
+        Reply(6, value=WorkerStatus(pid=10, received=3, started=2, answered=1)),
     ],
 )
 def test_messages_survive_pickling_and_framing(message: object) -> None:
@@ -69,6 +74,12 @@ def test_messages_survive_pickling_and_framing(message: object) -> None:
     got = [m for b in frame[:20] for m in decoder.feed(bytes([b]))] + decoder.feed(frame[20:])
     assert len(got) == 1 and got[0].call_id == 7
     assert type(got[0].body) is type(message)
+
+
+def test_a_reply_keeps_when_the_worker_started_the_call() -> None:
+    frame = b"".join(bytes(c) for c in encode_frame(Reply(3, value="v", started=41.25)))
+    (reply,) = FrameDecoder().feed(frame)
+    assert (reply.call_id, reply.value, reply.started) == (3, "v", 41.25)
 
 
 def test_numpy_data_travels_out_of_band() -> None:
