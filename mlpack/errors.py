@@ -19,7 +19,7 @@ survives pickling (errors cross the worker-process boundary).
     ├── Overloaded (503)                queue full; carries ``retry_after``
     ├── RequestCancelled (499)          the client went away before compute
     ├── DeadlineExceeded (504)          the client's deadline passed before compute
-    │   └── StreamStalled (504)         a stream's client took no response for ``stream_stall_timeout``
+    │   └── StreamStalled (504)         a stream's client took nothing for ``stream_stall_timeout``
     ├── ResourceExhausted (413)         a message beyond the configured size
     │   └── RequestTooLarge (413)       a REST body beyond ``max_request_size``
     ├── HeadersTooLarge (431)           a REST request head beyond the header limits
