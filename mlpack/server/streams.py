@@ -11,7 +11,8 @@
 Errors before the first response (unknown model, bad request, a model that cannot
 stream, a failure before it yielded anything) are ordinary JSON errors with their
 status. Once the ``200`` is out, an error becomes one ``data: {"error": ...}`` event and
-the stream closes cleanly. A client that disconnects stops the model's generator.
+the stream closes cleanly. A client that disconnects stops the model's generator; so does
+one that stops reading for ``stream_stall_timeout`` (its connection is then dropped).
 """
 
 from __future__ import annotations
@@ -30,11 +31,13 @@ from starlette.routing import Route
 from ..codecs.bytes_json import bytes_outputs_as_text
 from ..engine.deadlines import parse_timeout_header
 from ..engine.registry import ModelRegistry
-from ..errors import MLPackError, release
+from ..engine.stalls import StallGuard
+from ..errors import MLPackError, StreamStalled, release
 from ..types import InferenceRequest, InferenceResponse
 from .disclosure import public_message
 from .disconnect import unless_disconnected
 from .generate import generate_body, generate_request
+from .limits import ABORT_EXTENSION
 from .media import check_content_type
 from .rest_io import (
     TIMEOUT_HEADER,
@@ -71,7 +74,9 @@ class EventStreamResponse(Response):
 
     The response starts only after the first response exists (so earlier errors are
     plain JSON errors). While it streams, a task watches for the client leaving; when it
-    does, the stream is closed, which closes the model's generator.
+    does, the stream is closed, which closes the model's generator. Every event goes out
+    through ``guard`` (``stream_stall_timeout``): a client that stays connected but reads
+    nothing for that long has its stream closed the same way and its connection dropped.
     """
 
     media_type = EVENT_STREAM
@@ -82,6 +87,7 @@ class EventStreamResponse(Response):
         stream: AsyncIterator[InferenceResponse],
         encode: Encode,
         generic_errors: bool = False,
+        guard: StallGuard | None = None,
     ) -> None:
         # No body and so no content-length: the events go out as they come (chunked).
         self.status_code = 200
@@ -91,9 +97,9 @@ class EventStreamResponse(Response):
         self._stream = stream
         self._encode = encode
         self._generic = generic_errors
+        self._guard = guard or StallGuard("", None, None)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
         sender = asyncio.ensure_future(self._send_events(send))
         watcher = asyncio.ensure_future(_client_gone(receive))
         try:
@@ -105,32 +111,48 @@ class EventStreamResponse(Response):
                 with _quiet():
                     await sender
             await _close(self._stream)
-        if sender.done() and not sender.cancelled():
-            sender.result()  # a bug in sending surfaces in the server log
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        if not sender.done() or sender.cancelled():
+            return
+        if isinstance(sender.exception(), StreamStalled):
+            await _drop(scope)  # nothing more can reach a client that reads nothing
+            return
+        sender.result()  # a bug in sending surfaces in the server log
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _send_events(self, send: Any) -> None:
-        stream, encode = self._stream, self._encode
+        stream, encode, handover = self._stream, self._encode, self._guard.handover
         first, self._first = self._first, None
+        start = {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
+        await handover(send(start))
         try:
             if first is not None:
-                await _part(send, event(encode(first)))
+                await handover(_part(send, event(encode(first))))
             del first
             async for response in stream:
                 body = event(encode(response))
                 del response
-                await _part(send, body)
+                await handover(_part(send, body))
+        except StreamStalled:
+            raise
         except MLPackError as error:
             message = public_message(error, self._generic)
             release(error)
-            await _part(send, event({"error": message}))
+            await handover(_part(send, event({"error": message})))
         except Exception as error:  # a bug: tell the client, keep serving, log it
             logger.error("unhandled error while streaming", exc_info=error)
-            await _part(send, event({"error": f"internal error: {error!r}"}))
+            await handover(_part(send, event({"error": f"internal error: {error!r}"})))
 
 
 async def _part(send: Any, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body, "more_body": True})
+
+
+async def _drop(scope: Any) -> None:
+    """Drop the connection at once (the HTTP protocol's abort, when it offers one)."""
+    abort = (scope.get("extensions") or {}).get(ABORT_EXTENSION)
+    if abort is not None:
+        abort()
+        await asyncio.sleep(0)  # let the protocol see the connection gone before we return
 
 
 def _quiet() -> contextlib.suppress:
@@ -200,7 +222,8 @@ class StreamEndpoints:
             await _close(stream)
             raise
         generic = bool(getattr(request.app.state, "generic_model_errors", False))
-        return EventStreamResponse(first, stream, encode, generic)
+        guard = self.registry.stall_guard(name, version)
+        return EventStreamResponse(first, stream, encode, generic, guard)
 
     def routes(self) -> list[Route]:
         model = "/v2/models/{model_name}"

@@ -390,3 +390,20 @@ async def test_local_stream_keeps_the_callers_deadline_set_at_call_time() -> Non
         assert "produced 0" not in EVENTS  # the model never started
     finally:
         await runner.unload()
+
+
+async def test_the_stall_bound_is_the_models_else_the_servers() -> None:
+    registry = await _registry(AsyncCounter)
+    try:
+        registry.stream_stall_timeout = 7.0
+        assert registry.stall_guard("asynccounter", None).limit == 7.0
+        registry.stream_stall_timeout = 0.0
+        assert registry.stall_guard("asynccounter", None).limit is None  # 0: no bound
+    finally:
+        await registry.close()
+    registry = await _registry(AsyncCounter, stream_stall_timeout=2.5)
+    try:
+        guard = registry.stall_guard("asynccounter", None)
+        assert (guard.model_name, guard.limit) == ("asynccounter", 2.5)
+    finally:
+        await registry.close()
