@@ -19,6 +19,7 @@ survives pickling (errors cross the worker-process boundary).
     ├── Overloaded (503)                queue full; carries ``retry_after``
     ├── RequestCancelled (499)          the client went away before compute
     ├── DeadlineExceeded (504)          the client's deadline passed before compute
+    │   └── StreamStalled (504)         a stream's client took nothing for ``stream_stall_timeout``
     ├── ResourceExhausted (413)         a message beyond the configured size
     │   └── RequestTooLarge (413)       a REST body beyond ``max_request_size``
     ├── HeadersTooLarge (431)           a REST request head beyond the header limits
@@ -222,6 +223,11 @@ class NoCapacity(WorkerError):
     def __init__(self, message: str, retry_after: float = 1.0) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class StreamStalled(DeadlineExceeded):
+    """A stream's client stopped reading: a response could not be handed to it within
+    ``stream_stall_timeout``, so the stream was abandoned."""
 
 
 class ShuttingDown(MLPackError):

@@ -239,6 +239,9 @@ class Settings(BaseSettings):
     # Seconds a request may take, queueing included, unless its model sets its own
     # (None: no limit); past it the client gets 504 / DEADLINE_EXCEEDED.
     inference_timeout: float | None = Field(default=None, gt=0)
+    # Seconds a stream's next response may wait for its client to take it (a client that
+    # stays connected but stops reading); past it the stream is abandoned. 0: no bound.
+    stream_stall_timeout: float = Field(default=60.0, ge=0)
     # -- limits under load (see README "Limits and timeouts") --------------------------------
     # Requests waiting for a worker process (parallel_workers > 0); beyond: 503 + Retry-After.
     max_queue_size: int = Field(default=4096, ge=1)
@@ -351,6 +354,9 @@ class ModelSettings(BaseSettings):
     # Responses a stream may hold between the model and a slow client; when it is full the
     # model's generator waits (back-pressure) instead of the server buffering more.
     max_stream_buffer: int = Field(default=8, ge=1)
+    # Seconds a response may wait for a client that stopped reading before the stream is
+    # abandoned (None: the server's stream_stall_timeout; 0: no bound).
+    stream_stall_timeout: float | None = Field(default=None, ge=0)
     # Report batch size and queue wait in response parameters and x-mlpack-* headers.
     serving_info: bool = False
     warm_workers: bool = False

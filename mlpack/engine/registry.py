@@ -42,6 +42,7 @@ from .failures import FailureLog, attach_traceback, log_error, traceback_text
 from .placement import RunnerFactory, RunnerPlacement
 from .repository import discover_models
 from .runner import ModelRunner, stream_on
+from .stalls import StallGuard
 from .stats import InferenceObserver, InferEvent, StreamEvent, close_timing, open_timing
 
 logger = logging.getLogger("mlpack.registry")
@@ -111,6 +112,8 @@ class ModelRegistry:
         failure_log: where failed predictions are logged (rate-limited per model).
         inference_timeout: seconds a request may take when its model sets no
             ``inference_timeout`` of its own (None: no limit).
+        stream_stall_timeout: seconds a stream's response may wait for a client that
+            stopped reading, when its model sets none of its own (0 or None: no bound).
     """
 
     def __init__(
@@ -121,8 +124,10 @@ class ModelRegistry:
         strict_readiness: bool = True,
         failure_log: FailureLog | None = None,
         inference_timeout: float | None = None,
+        stream_stall_timeout: float | None = 60.0,
     ) -> None:
         self.inference_timeout = inference_timeout
+        self.stream_stall_timeout = stream_stall_timeout
         self._runner_factory = runner_factory or RunnerPlacement()
         self._repository_root = repository_root
         # Loading by name may pick up folders added after start (the ``repository_rescan`` setting).
@@ -454,6 +459,16 @@ class ModelRegistry:
         call = _StreamCall(self, entry, timeout)
         async for response in call.run(requests):
             yield response
+
+    def stall_guard(self, name: str, version: str | None) -> StallGuard:
+        """The bound on handing ``name``'s stream responses to a client that stopped
+        reading: the model's ``stream_stall_timeout``, else the server's (see ``stalls``)."""
+        entry = self.get(name, version)
+        limit = entry.settings.stream_stall_timeout
+        if limit is None:
+            limit = self.stream_stall_timeout
+        notify = getattr(self.observer, "on_stream_stalled", None)
+        return StallGuard(entry.name, entry.version, limit, notify)
 
     def abort_in_flight(self) -> int:
         """Shutdown's hard limit: end every inference call still running or queued; each

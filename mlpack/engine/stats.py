@@ -78,7 +78,9 @@ class InferenceObserver(Protocol):
     """Told about every inference request the registry dispatches.
 
     An observer may also define ``on_stream_open(model_name, model_version)`` and
-    ``on_stream(StreamEvent)`` (called when a stream opens and ends); both are optional.
+    ``on_stream(StreamEvent)`` (called when a stream opens and ends) and
+    ``on_stream_stalled(model_name, model_version)`` (a stream abandoned because its
+    client stopped reading); all are optional.
     """
 
     def on_infer(self, event: InferEvent) -> None: ...
@@ -105,6 +107,12 @@ class ObserverGroup:
             notify = getattr(observer, "on_stream", None)
             if notify is not None:
                 notify(event)
+
+    def on_stream_stalled(self, model_name: str, model_version: str) -> None:
+        for observer in self.observers:
+            notify = getattr(observer, "on_stream_stalled", None)
+            if notify is not None:
+                notify(model_name, model_version)
 
 
 @dataclass

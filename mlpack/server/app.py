@@ -120,6 +120,7 @@ class MLPackServer:
             repository_root=repository_root,
             strict_readiness=settings.strict_readiness,
             inference_timeout=settings.inference_timeout,
+            stream_stall_timeout=settings.stream_stall_timeout,
         )
         self.registry.rescan = settings.repository_rescan
         # Who may call what (server/auth.py); key files are read here, once.

@@ -263,6 +263,8 @@ class InferenceServicer(_Observed, pb_grpc.GRPCInferenceServiceServicer):
         try:
             async for message in call.run(request_iterator):
                 yield message
+            if call.stalled is not None:  # ended by StreamCall (DEADLINE_EXCEEDED)
+                code = grpc.StatusCode.DEADLINE_EXCEEDED.name
         except asyncio.CancelledError:
             code = "CANCELLED"
             raise

@@ -12,12 +12,17 @@ every response carries ``triton_final_response`` and each request ends with an e
 response whose flag is true, so a client knows when a request is complete.
 
 Outgoing messages wait in a bounded queue: a client that reads slowly makes the model
-streams wait (back-pressure) rather than the server buffer.
+streams wait (back-pressure) rather than the server buffer. A client that stops reading
+altogether: when a response cannot enter that queue within the model's
+``stream_stall_timeout`` (``engine/stalls.py``), the whole call is abandoned — every model
+stream of the call is closed and the call ends with ``DEADLINE_EXCEEDED`` (nothing more can
+reach a client that reads nothing, so no per-request ``error_message`` is attempted).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -25,7 +30,7 @@ from typing import Any
 import grpc
 
 from ..engine.registry import ModelRegistry
-from ..errors import MLPackError, ResourceExhausted, release
+from ..errors import MLPackError, ResourceExhausted, StreamStalled, release
 from ..proto import convert
 from ..proto import inference_pb2 as pb
 from ..types import InferenceRequest, Parameters
@@ -72,6 +77,8 @@ class StreamCall:
         self._slots = asyncio.Semaphore(MAX_REQUESTS_PER_CALL)
         self._tasks: set[asyncio.Task[None]] = set()
         self._headers = dict(context.invocation_metadata() or ())
+        self.stalled: StreamStalled | None = None
+        self._ending: asyncio.Future[None] | None = None
 
     async def run(self, requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
         """The messages to send, as they are produced."""
@@ -79,10 +86,13 @@ class StreamCall:
         try:
             while True:
                 item = await self._out.get()
-                if item is _END:
+                if item is _END or self.stalled is not None:
                     break
                 yield item
-            await reader  # a failure reading the call's requests ends the call
+                if self.stalled is not None:
+                    break
+            if self.stalled is None:
+                await reader  # a failure reading the call's requests ends the call
         finally:
             reader.cancel()
             for task in list(self._tasks):
@@ -107,6 +117,8 @@ class StreamCall:
     async def _serve(self, message: Any) -> None:
         try:
             await self._stream(message)
+        except StreamStalled as error:
+            self._abandon(error)
         except MLPackError as error:
             text = public_message(error, self.generic_errors)
             release(error)
@@ -125,6 +137,9 @@ class StreamCall:
             inference_request.parameters.headers = self._headers
         final = bool((inference_request.parameters.model_extra or {}).get(ENABLE_FINAL))
         raw = bool(message.raw_input_contents)
+        handover = self.registry.stall_guard(
+            message.model_name, message.model_version or None
+        ).handover
         stream = self.registry.infer_stream(
             message.model_name,
             message.model_version or None,
@@ -143,7 +158,7 @@ class StreamCall:
                         f"model '{message.model_name}': a response is {size} bytes, more than "
                         f"grpc_max_message_length ({self.max_message_length} bytes)"
                     )
-                await self._out.put(pb.ModelStreamInferResponse(infer_response=reply))
+                await handover(self._out.put(pb.ModelStreamInferResponse(infer_response=reply)))
         finally:
             await stream.aclose()  # type: ignore[attr-defined]
         if final:
@@ -151,7 +166,25 @@ class StreamCall:
                 model_name=message.model_name, model_version=message.model_version, id=message.id
             )
             last.parameters[FINAL_FLAG].bool_param = True
-            await self._out.put(pb.ModelStreamInferResponse(infer_response=last))
+            await handover(self._out.put(pb.ModelStreamInferResponse(infer_response=last)))
+
+    def _abandon(self, error: StreamStalled) -> None:
+        """The client stopped reading: close every stream of the call and end it with
+        ``DEADLINE_EXCEEDED`` (``run`` stops once grpc's blocked write returns)."""
+        if self.stalled is not None:
+            return
+        self.stalled = error
+        current = asyncio.current_task()
+        for task in list(self._tasks):
+            if task is not current:
+                task.cancel()
+        # The handler is blocked writing to a client that reads nothing: end the call from
+        # here (the status goes out as trailers; the blocked write then fails).
+        self._ending = asyncio.ensure_future(self._end_call(error))
+
+    async def _end_call(self, error: StreamStalled) -> None:
+        with contextlib.suppress(grpc.aio.AbortError, Exception):
+            await self.context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, str(error))
 
     def _error(self, message: Any, text: str) -> Any:
         about = pb.ModelInferResponse(

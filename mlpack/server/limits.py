@@ -31,6 +31,9 @@ from .error_handlers import error_response
 
 logger = logging.getLogger("mlpack.server")
 
+# The request scope's extension holding a callable that drops the connection at once.
+ABORT_EXTENSION = "mlpack.abort_connection"
+
 # File descriptors kept back from REST connections (gRPC, workers, models, logs).
 RESERVED_FILES = 256
 
@@ -105,6 +108,7 @@ class _LimitedMixin:
     transport: Any
     loop: Any
     cycle: Any
+    scope: Any
     headers: Any
     timeout_keep_alive_task: Any
     timeout_keep_alive_handler: Any
@@ -224,6 +228,9 @@ class _LimitedMixin:
                     f"(max_concurrent_requests {self.limits.max_concurrent_requests}); retry later"
                 )
             )
+        # An app may drop the connection at once (a stalled stream: close() would wait for
+        # a client that reads nothing to take the buffered bytes).
+        self.scope.setdefault("extensions", {})[ABORT_EXTENSION] = self.transport.abort
         super().on_headers_complete()  # type: ignore[misc]
         if declared or _chunked(self.headers):
             self._arm(self.limits.timeout_request_body, "body")

@@ -185,6 +185,13 @@ class ServerMetrics:
                 MODEL_LABELS,
             )
         )
+        self.stream_stalled = add(
+            Counter(
+                "model_stream_stalled",
+                "Streams abandoned because the client stopped reading (stream_stall_timeout).",
+                MODEL_LABELS,
+            )
+        )
         self.stream_first_chunk = add(
             Histogram(
                 "model_stream_first_chunk_seconds",
@@ -265,6 +272,9 @@ class ServerMetrics:
             self.stream_first_chunk.observe(labels, event.first_chunk)
         self.stream_chunks.observe(labels, event.chunks)
         self.stream_duration.observe(labels, event.duration)
+
+    def on_stream_stalled(self, model_name: str, model_version: str) -> None:
+        self.stream_stalled.inc((model_name, model_version))
 
     # -- gRPC (called by the gRPC transport) -----------------------------------------------
     def grpc_call_started(self, method: str) -> None:

@@ -342,7 +342,8 @@ _STREAM_NOTES = (
     "before the first response (unknown model, invalid request, a model that does not "
     "stream: 400) are plain JSON errors. The model's `inference_timeout` bounds the wait "
     "for the first response and between two responses; `Inference-Timeout` bounds the "
-    "whole stream. A client that disconnects stops the model's generator."
+    "whole stream. A client that disconnects stops the model's generator; so does one that "
+    "takes no event for `stream_stall_timeout` seconds (its connection is then dropped)."
 )
 _GENERATE_NOTES = (
     "Generate extension: `text_input` (and any other field) become input tensors of the "

@@ -11,7 +11,8 @@
 Errors before the first response (unknown model, bad request, a model that cannot
 stream, a failure before it yielded anything) are ordinary JSON errors with their
 status. Once the ``200`` is out, an error becomes one ``data: {"error": ...}`` event and
-the stream closes cleanly. A client that disconnects stops the model's generator.
+the stream closes cleanly. A client that disconnects stops the model's generator; so does
+one that stops reading for ``stream_stall_timeout`` (its connection is then dropped).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -30,11 +31,13 @@ from starlette.routing import Route
 from ..codecs.bytes_json import bytes_outputs_as_text
 from ..engine.deadlines import parse_timeout_header
 from ..engine.registry import ModelRegistry
-from ..errors import MLPackError, release
+from ..engine.stalls import StallGuard
+from ..errors import MLPackError, StreamStalled, release
 from ..types import InferenceRequest, InferenceResponse, ResponseOutput
 from .disclosure import public_message
 from .disconnect import unless_disconnected
 from .generate import generate_body, generate_request
+from .limits import ABORT_EXTENSION
 from .media import check_content_type
 from .rest_io import (
     TIMEOUT_HEADER,
@@ -51,6 +54,7 @@ EVENT_STREAM = "text/event-stream; charset=utf-8"
 # Bytes of events that may wait while the one before them is written (one always fits).
 OUTBOX_BYTES = 64 * 1024
 Encode = Callable[[InferenceResponse], dict[str, Any]]
+Handover = Callable[[Awaitable[None]], Awaitable[None]]  # a send within the stall limit
 
 
 def inference_response_body(response: InferenceResponse) -> dict[str, Any]:
@@ -104,7 +108,9 @@ class EventStreamResponse(Response):
     (``_Outbox``); none waits for a later one. The response starts only after the first
     response exists (so earlier errors are plain JSON errors). While it streams, a task
     watches for the client leaving; when it does, the stream is closed, which closes the
-    model's generator.
+    model's generator. Every write goes out through ``guard`` (``stream_stall_timeout``):
+    a client that stays connected but reads nothing for that long has its stream closed
+    the same way and its connection dropped.
     """
 
     media_type = EVENT_STREAM
@@ -115,6 +121,7 @@ class EventStreamResponse(Response):
         stream: AsyncIterator[InferenceResponse],
         encode: Encode,
         generic_errors: bool = False,
+        guard: StallGuard | None = None,
     ) -> None:
         # No body and so no content-length: the events go out as they come (chunked).
         self.status_code = 200
@@ -124,9 +131,9 @@ class EventStreamResponse(Response):
         self._stream = stream
         self._encode = encode
         self._generic = generic_errors
+        self._guard = guard or StallGuard("", None, None)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
         sender = asyncio.ensure_future(self._send_events(send))
         watcher = asyncio.ensure_future(_client_gone(receive))
         try:
@@ -138,13 +145,20 @@ class EventStreamResponse(Response):
                 with _quiet():
                     await sender
             await _close(self._stream)
-        if sender.done() and not sender.cancelled():
-            sender.result()  # a bug in sending surfaces in the server log
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        if not sender.done() or sender.cancelled():
+            return
+        if isinstance(sender.exception(), StreamStalled):
+            await _drop(scope)  # nothing more can reach a client that reads nothing
+            return
+        sender.result()  # a bug in sending surfaces in the server log
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _send_events(self, send: Any) -> None:
+        handover = self._guard.handover
+        start = {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
+        await handover(send(start))
         outbox = _Outbox(OUTBOX_BYTES)
-        writer = asyncio.ensure_future(outbox.write_to(send))
+        writer = asyncio.ensure_future(outbox.write_to(send, handover))
         try:
             await self._fill(outbox)
             outbox.close()
@@ -152,8 +166,8 @@ class EventStreamResponse(Response):
         finally:
             if not writer.done():
                 writer.cancel()
-                with _quiet():
-                    await writer
+            with _quiet():
+                await writer  # a failed writer's error was raised by put: mark it seen
 
     async def _fill(self, outbox: _Outbox) -> None:
         stream, encode = self._stream, self._encode
@@ -166,6 +180,8 @@ class EventStreamResponse(Response):
                 body = event(encode(response))
                 del response
                 await outbox.put(body)
+        except StreamStalled:  # the writer gave up on the client: nothing more to send
+            raise
         except MLPackError as error:
             message = public_message(error, self._generic)
             release(error)
@@ -209,7 +225,7 @@ class _Outbox:
         self._closed = True
         self._ready.set()
 
-    async def write_to(self, send: Any) -> None:
+    async def write_to(self, send: Any, handover: Handover) -> None:
         try:
             while True:
                 if not self._parts:
@@ -220,7 +236,7 @@ class _Outbox:
                     continue
                 parts, self._parts, self._size = self._parts, [], 0
                 self._room.set()
-                await _part(send, parts[0] if len(parts) == 1 else b"".join(parts))
+                await handover(_part(send, parts[0] if len(parts) == 1 else b"".join(parts)))
                 del parts
         except BaseException as error:
             self._error = error
@@ -230,6 +246,14 @@ class _Outbox:
 
 async def _part(send: Any, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body, "more_body": True})
+
+
+async def _drop(scope: Any) -> None:
+    """Drop the connection at once (the HTTP protocol's abort, when it offers one)."""
+    abort = (scope.get("extensions") or {}).get(ABORT_EXTENSION)
+    if abort is not None:
+        abort()
+        await asyncio.sleep(0)  # let the protocol see the connection gone before we return
 
 
 def _quiet() -> contextlib.suppress:
@@ -299,7 +323,8 @@ class StreamEndpoints:
             await _close(stream)
             raise
         generic = bool(getattr(request.app.state, "generic_model_errors", False))
-        return EventStreamResponse(first, stream, encode, generic)
+        guard = self.registry.stall_guard(name, version)
+        return EventStreamResponse(first, stream, encode, generic, guard)
 
     def routes(self) -> list[Route]:
         model = "/v2/models/{model_name}"

@@ -406,3 +406,20 @@ async def test_a_waiting_producer_wakes_once_the_channel_is_read_down_to_half() 
     assert await channel.get() == 1
     await waiting  # two unread (half of 4): woken
     assert channel.unread() == 3
+
+
+async def test_the_stall_bound_is_the_models_else_the_servers() -> None:
+    registry = await _registry(AsyncCounter)
+    try:
+        registry.stream_stall_timeout = 7.0
+        assert registry.stall_guard("asynccounter", None).limit == 7.0
+        registry.stream_stall_timeout = 0.0
+        assert registry.stall_guard("asynccounter", None).limit is None  # 0: no bound
+    finally:
+        await registry.close()
+    registry = await _registry(AsyncCounter, stream_stall_timeout=2.5)
+    try:
+        guard = registry.stall_guard("asynccounter", None)
+        assert (guard.model_name, guard.limit) == ("asynccounter", 2.5)
+    finally:
+        await registry.close()
