@@ -3,9 +3,12 @@
 The producer (a model's thread) ``put``s items; when ``capacity`` items wait unread it
 waits for room, so a slow consumer slows the producer down instead of memory growing.
 The consumer (the server's loop) ``get``s them. Each side wakes the other with one
-``call_soon_threadsafe``; nothing polls. ``close`` (consumer gone) makes the producer's
-next ``put`` raise ``ChannelClosed``; ``finish`` / ``fail`` end the stream from the
-producer's side. Both loops may be the same loop.
+``call_soon_threadsafe``, and only when it must: the consumer when the channel goes
+from empty to non-empty while it waits, a producer waiting on a full channel only once
+the consumer has read it down to half (``low_water``), so a busy stream costs one
+cross-thread wake-up per half a buffer, not one per item; nothing polls. ``close``
+(consumer gone) makes the producer's next ``put`` raise ``ChannelClosed``; ``finish`` /
+``fail`` end the stream from the producer's side. Both loops may be the same loop.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ class StreamChannel(Generic[T]):
         consumer_loop: asyncio.AbstractEventLoop,
     ) -> None:
         self.capacity = max(1, capacity)
+        self.low_water = self.capacity // 2  # a waiting producer wakes at this many unread
         self._producer_loop = producer_loop
         self._consumer_loop = consumer_loop
         self._items: deque[T | _End] = deque()
@@ -106,7 +110,11 @@ class StreamChannel(Generic[T]):
             with self._lock:
                 if self._items:
                     item = self._items.popleft()
-                    waiter, self._producer_waiter = self._producer_waiter, None
+                    waiter = self._producer_waiter
+                    if waiter is not None and len(self._items) <= self.low_water:
+                        self._producer_waiter = None
+                    else:
+                        waiter = None
                     break
                 ready = self._consumer_waiter = self._consumer_loop.create_future()
             await ready

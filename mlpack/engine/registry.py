@@ -678,6 +678,7 @@ class _StreamCall:
         self.deadline = deadlines.after(timeout)
         self.current: InferenceRequest | None = None  # the request the model last read
         self.chunks = 0
+        self.loop = asyncio.get_running_loop()  # once: looked up per chunk it costs a getpid()
 
     async def _validated(
         self, requests: AsyncIterator[InferenceRequest]
@@ -702,7 +703,7 @@ class _StreamCall:
     async def _next(self, stream: AsyncIterator[InferenceResponse]) -> InferenceResponse:
         limit, by_gap = self._wait_limit()
         registry, entry = self.registry, self.entry
-        task = asyncio.current_task()
+        task = asyncio.current_task(self.loop)
         if task is not None:
             registry._calls.add(task)
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -83,6 +84,10 @@ class MLPackServer:
             ports shared with SO_REUSEPORT, no metrics port of its own, repository calls
             through the supervisor.
     """
+
+    # Set by ``run_server``, which owns the process: freeze the heap once models are loaded
+    # (``gc.freeze``). Off for servers embedded in another process (tests, notebooks).
+    freeze_heap = False
 
     def __init__(
         self,
@@ -369,6 +374,12 @@ class MLPackServer:
             failed = await self.registry.load_all(self.models)
         if self.peer is not None:
             await self.peer.replay()
+        # What start-up made (modules, models) lives as long as the server: out of the
+        # collector's view, the collections that serving's short-lived objects trigger
+        # stay cheap instead of walking the whole heap (about 15% of a streamed chunk's CPU).
+        if self.freeze_heap:
+            gc.collect()
+            gc.freeze()
         ready = sum(1 for e in self.registry.entries() if e.state.value == "READY")
         logger.info("%d of %d model(s) ready", ready, len(self.registry.entries()))
         if self.role is None or self.role.index == 0:  # one banner per server
@@ -532,5 +543,7 @@ def run_server(server: Serving) -> None:
         loop_factory = uvloop.new_event_loop
     except ImportError:
         pass
+    if isinstance(server, MLPackServer):
+        server.freeze_heap = True
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         runner.run(server.serve())

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -33,7 +33,7 @@ from ..engine.deadlines import parse_timeout_header
 from ..engine.registry import ModelRegistry
 from ..engine.stalls import StallGuard
 from ..errors import MLPackError, StreamStalled, release
-from ..types import InferenceRequest, InferenceResponse
+from ..types import InferenceRequest, InferenceResponse, ResponseOutput
 from .disclosure import public_message
 from .disconnect import unless_disconnected
 from .generate import generate_body, generate_request
@@ -51,15 +51,47 @@ from .rest_io import (
 logger = logging.getLogger("mlpack.rest")
 
 EVENT_STREAM = "text/event-stream; charset=utf-8"
+# Bytes of events that may wait while the one before them is written (one always fits).
+OUTBOX_BYTES = 64 * 1024
 Encode = Callable[[InferenceResponse], dict[str, Any]]
+Handover = Callable[[Awaitable[None]], Awaitable[None]]  # a send within the stall limit
 
 
 def inference_response_body(response: InferenceResponse) -> dict[str, Any]:
-    """An ``InferenceResponse`` as the protocol's JSON object (BYTES as text)."""
+    """An ``InferenceResponse`` as the protocol's JSON object (BYTES as text).
+
+    The same object ``model_dump(exclude_none=True)`` gives, built field by field: this
+    runs once per streamed chunk, and pydantic's walk costs more than the chunk itself.
+    """
     bytes_outputs_as_text(response.outputs)
-    body = response.model_dump(exclude_none=True)
+    if type(response) is not InferenceResponse:  # a subclass may add fields: ask pydantic
+        body = response.model_dump(exclude_none=True)
+    else:
+        body = {"model_name": response.model_name}
+        if response.model_version is not None:
+            body["model_version"] = response.model_version
+        if response.id is not None:
+            body["id"] = response.id
+        if response.parameters is not None:
+            body["parameters"] = response.parameters.model_dump(exclude_none=True)
+        body["outputs"] = [_output_body(output) for output in response.outputs]
     if body.get("parameters") == {}:
         del body["parameters"]
+    return body
+
+
+def _output_body(output: ResponseOutput) -> dict[str, Any]:
+    if type(output) is not ResponseOutput or isinstance(output.data, dict):
+        return output.model_dump(exclude_none=True)  # exclude_none reaches into a dict
+    body: dict[str, Any] = {
+        "name": output.name,
+        "shape": output.shape,
+        "datatype": output.datatype,
+    }
+    if output.parameters is not None:
+        body["parameters"] = output.parameters.model_dump(exclude_none=True)
+    if output.data is not None:
+        body["data"] = output.data
     return body
 
 
@@ -72,11 +104,13 @@ def event(payload: dict[str, Any]) -> bytes:
 class EventStreamResponse(Response):
     """``text/event-stream``: ``first`` then the rest of ``stream``, one event each.
 
-    The response starts only after the first response exists (so earlier errors are
-    plain JSON errors). While it streams, a task watches for the client leaving; when it
-    does, the stream is closed, which closes the model's generator. Every event goes out
-    through ``guard`` (``stream_stall_timeout``): a client that stays connected but reads
-    nothing for that long has its stream closed the same way and its connection dropped.
+    Events the stream has already produced when the socket is free leave in one write
+    (``_Outbox``); none waits for a later one. The response starts only after the first
+    response exists (so earlier errors are plain JSON errors). While it streams, a task
+    watches for the client leaving; when it does, the stream is closed, which closes the
+    model's generator. Every write goes out through ``guard`` (``stream_stall_timeout``):
+    a client that stays connected but reads nothing for that long has its stream closed
+    the same way and its connection dropped.
     """
 
     media_type = EVENT_STREAM
@@ -120,27 +154,94 @@ class EventStreamResponse(Response):
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _send_events(self, send: Any) -> None:
-        stream, encode, handover = self._stream, self._encode, self._guard.handover
-        first, self._first = self._first, None
+        handover = self._guard.handover
         start = {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
         await handover(send(start))
+        outbox = _Outbox(OUTBOX_BYTES)
+        writer = asyncio.ensure_future(outbox.write_to(send, handover))
+        try:
+            await self._fill(outbox)
+            outbox.close()
+            await writer
+        finally:
+            if not writer.done():
+                writer.cancel()
+            with _quiet():
+                await writer  # a failed writer's error was raised by put: mark it seen
+
+    async def _fill(self, outbox: _Outbox) -> None:
+        stream, encode = self._stream, self._encode
+        first, self._first = self._first, None
         try:
             if first is not None:
-                await handover(_part(send, event(encode(first))))
+                await outbox.put(event(encode(first)))
             del first
             async for response in stream:
                 body = event(encode(response))
                 del response
-                await handover(_part(send, body))
-        except StreamStalled:
+                await outbox.put(body)
+        except StreamStalled:  # the writer gave up on the client: nothing more to send
             raise
         except MLPackError as error:
             message = public_message(error, self._generic)
             release(error)
-            await handover(_part(send, event({"error": message})))
+            await outbox.put(event({"error": message}))
         except Exception as error:  # a bug: tell the client, keep serving, log it
             logger.error("unhandled error while streaming", exc_info=error)
-            await handover(_part(send, event({"error": f"internal error: {error!r}"})))
+            await outbox.put(event({"error": f"internal error: {error!r}"}))
+
+
+class _Outbox:
+    """Events on their way to the client: added one at a time, written together.
+
+    The sender ``put``s each event as the stream yields it; ``write_to`` sends every event
+    waiting at that moment as one body, so the responses a model has already produced
+    leave in one write instead of one each, and nothing waits for more to come. At most
+    ``limit`` bytes wait (one event always fits): beyond that ``put`` waits for the
+    write, which itself waits for the client to read (back-pressure).
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._parts: list[bytes] = []
+        self._size = 0
+        self._closed = False
+        self._error: BaseException | None = None
+        self._ready = asyncio.Event()  # something to write, or closed
+        self._room = asyncio.Event()  # the waiting events were taken, or the writer failed
+
+    async def put(self, body: bytes) -> None:
+        while self._size >= self.limit and self._error is None:
+            self._room.clear()
+            await self._room.wait()
+        if self._error is not None:
+            raise self._error
+        self._parts.append(body)
+        self._size += len(body)
+        self._ready.set()
+
+    def close(self) -> None:
+        """No more events: ``write_to`` returns once the waiting ones are sent."""
+        self._closed = True
+        self._ready.set()
+
+    async def write_to(self, send: Any, handover: Handover) -> None:
+        try:
+            while True:
+                if not self._parts:
+                    if self._closed:
+                        return
+                    self._ready.clear()
+                    await self._ready.wait()
+                    continue
+                parts, self._parts, self._size = self._parts, [], 0
+                self._room.set()
+                await handover(_part(send, parts[0] if len(parts) == 1 else b"".join(parts)))
+                del parts
+        except BaseException as error:
+            self._error = error
+            self._room.set()
+            raise
 
 
 async def _part(send: Any, body: bytes) -> None:

@@ -392,6 +392,22 @@ async def test_local_stream_keeps_the_callers_deadline_set_at_call_time() -> Non
         await runner.unload()
 
 
+async def test_a_waiting_producer_wakes_once_the_channel_is_read_down_to_half() -> None:
+    loop = asyncio.get_running_loop()
+    channel: StreamChannel[int] = StreamChannel(4, loop, loop)
+    for item in range(4):
+        await channel.put(item)
+    waiting = asyncio.ensure_future(channel.put(4))
+    await asyncio.sleep(0)
+    assert await channel.get() == 0
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not waiting.done()  # three unread: not yet woken (one wake-up per half buffer)
+    assert await channel.get() == 1
+    await waiting  # two unread (half of 4): woken
+    assert channel.unread() == 3
+
+
 async def test_the_stall_bound_is_the_models_else_the_servers() -> None:
     registry = await _registry(AsyncCounter)
     try:
