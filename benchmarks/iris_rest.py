@@ -180,6 +180,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return report("iris_rest", args, names, started, raw)
 
 
+def server_facts(started: dict[str, servers.ServerProcess]) -> dict[str, dict[str, float]]:
+    """Start time and idle memory of each started server (the run's facts in every report)."""
+    return {
+        n: {"start_s": s.start_s, "idle_rss_mib": s.idle_rss_mib, "idle_pss_mib": s.idle_pss_mib}
+        for n, s in started.items()
+    }
+
+
 def report(
     scenario: str,
     args: argparse.Namespace,
@@ -215,14 +223,7 @@ def report(
             "mlserver_workers": args.mlserver_workers,
         },
         "concurrency": args.concurrency,
-        "servers": {
-            n: {
-                "start_s": s.start_s,
-                "idle_rss_mib": s.idle_rss_mib,
-                "idle_pss_mib": s.idle_pss_mib,
-            }
-            for n, s in started.items()
-        },
+        "servers": server_facts(started),
         "results": results,
         "ratios": ratios,
         "runs": raw,

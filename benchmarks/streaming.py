@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import loadgen, servers
-from benchmarks.iris_rest import _git_commit
+from benchmarks.iris_rest import _git_commit, server_facts
 from benchmarks.mlserver_env import ensure_mlserver
 from benchmarks.sse_load import run_streams
 
@@ -231,14 +231,7 @@ def report(
             },
         },
         "concurrency": args.concurrency,
-        "servers": {
-            n: {
-                "start_s": s.start_s,
-                "idle_rss_mib": s.idle_rss_mib,
-                "idle_pss_mib": s.idle_pss_mib,
-            }
-            for n, s in started.items()
-        },
+        "servers": server_facts(started),
         "results": results,
         "ratios": ratios,
         "runs": raw,

@@ -15,14 +15,20 @@ import asyncio
 import logging
 import multiprocessing
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..settings import ModelSettings
-from ..types import InferenceRequest, InferenceResponse, MetadataModelResponse
+from ..types import MetadataModelResponse
 from .workers.memory import pss_bytes
-from .workers.pool import DEFAULT_POOL_LIMITS, PoolLimits, WorkerPool, WorkerRunner
+from .workers.pool import (
+    DEFAULT_POOL_LIMITS,
+    DeferredWorkerRunner,
+    PoolLimits,
+    WorkerPool,
+    WorkerRunner,
+)
 from .workers.zygote import run_zygote
 from .workers.zygote_pool import ZygotePool
 
@@ -215,7 +221,7 @@ class ModelPools:
         await asyncio.gather(*(pool.close() for pool in pools), return_exceptions=True)
 
 
-class PooledRunner:
+class PooledRunner(DeferredWorkerRunner):
     """A ``ModelRunner`` on a pool that is found (or started) when the model loads.
 
     Parameters:
@@ -224,8 +230,6 @@ class PooledRunner:
         release: tells the pool's owner this runner is done with it.
         concurrency: the pool's processes.
     """
-
-    queues = True  # requests may wait for a free worker slot
 
     def __init__(
         self,
@@ -245,11 +249,6 @@ class PooledRunner:
     def pool(self) -> WorkerPool | None:
         return None if self._runner is None else self._runner.pool
 
-    @property
-    def pipeline_depth(self) -> int:
-        """Calls one of the pool's workers holds at once (1 until loaded)."""
-        return 1 if self._runner is None else self._runner.pipeline_depth
-
     async def load(self) -> MetadataModelResponse:
         pool = await self._acquire(self._user)
         self._runner = WorkerRunner(self.settings, pool)
@@ -259,19 +258,6 @@ class PooledRunner:
             self._runner = None
             await self._release(self._user)
             raise
-
-    def has_capacity(self) -> bool:
-        return self._runner is None or self._runner.has_capacity()
-
-    async def predict(self, request: InferenceRequest) -> InferenceResponse:
-        assert self._runner is not None, "predict() before load()"
-        return await self._runner.predict(request)
-
-    def predict_stream(
-        self, requests: AsyncIterator[InferenceRequest]
-    ) -> AsyncIterator[InferenceResponse]:
-        assert self._runner is not None, "predict_stream() before load()"
-        return self._runner.predict_stream(requests)
 
     async def unload(self) -> None:
         if self._runner is not None:

@@ -502,6 +502,11 @@ def _metrics_server(
         app = metrics_guards(app, observability.settings, policy)
     if access_log:
         app = AccessLog(app, "metrics")
+    return embedded_metrics_server(app)
+
+
+def embedded_metrics_server(app: Any) -> _EmbeddedUvicorn:
+    """A uvicorn server for a metrics app (no lifespan, no access log of uvicorn's own)."""
     config = uvicorn.Config(
         app,
         lifespan="off",

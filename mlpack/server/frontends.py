@@ -379,9 +379,7 @@ class FrontendSupervisor:
         await asyncio.gather(*(one(slot) for slot in self.slots))
 
     def _metrics_server(self, folder: MetricsFolder) -> Any:
-        import uvicorn
-
-        from .app import _EmbeddedUvicorn
+        from .app import embedded_metrics_server
         from .auth import AccessPolicy
         from .frontend_metrics import FrontendCollector, refreshing
         from .guards import metrics_guards
@@ -392,15 +390,7 @@ class FrontendSupervisor:
         app: Any = build_metrics_app(folder, settings.metrics_endpoint or "/metrics", collector)
         app = refreshing(app, self.collect)
         app = metrics_guards(app, settings, AccessPolicy.from_settings(settings))
-        config = uvicorn.Config(
-            app,
-            lifespan="off",
-            http="httptools",
-            access_log=False,
-            log_config=None,
-            server_header=False,
-        )
-        return _EmbeddedUvicorn(config)
+        return embedded_metrics_server(app)
 
     @contextlib.contextmanager
     def _signals(self) -> Iterator[None]:

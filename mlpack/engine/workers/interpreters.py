@@ -35,7 +35,6 @@ import socket
 import subprocess
 import sys
 import sysconfig
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,8 +54,14 @@ from ...environments.requirements import satisfied_by_server
 from ...environments.runtimes import runtime_packages
 from ...errors import InvalidEnvironment
 from ...settings import ModelSettings
-from ...types import InferenceRequest, InferenceResponse, MetadataModelResponse
-from .pool import DEFAULT_POOL_LIMITS, PoolLimits, WorkerPool, WorkerRunner
+from ...types import MetadataModelResponse
+from .pool import (
+    DEFAULT_POOL_LIMITS,
+    DeferredWorkerRunner,
+    PoolLimits,
+    WorkerPool,
+    WorkerRunner,
+)
 
 
 @dataclass(frozen=True)
@@ -318,7 +323,7 @@ class EnvironmentPools:
         await asyncio.gather(*(pool.close() for pool in pools), return_exceptions=True)
 
 
-class EnvironmentRunner:
+class EnvironmentRunner(DeferredWorkerRunner):
     """A ``ModelRunner`` for a model with its own environment (a ``WorkerRunner`` on its pool)."""
 
     def __init__(
@@ -333,29 +338,10 @@ class EnvironmentRunner:
     def concurrency(self) -> int:
         return self._pools.size if self._own is None else self._own.size
 
-    @property
-    def pipeline_depth(self) -> int:
-        return 1 if self._runner is None else self._runner.pipeline_depth
-
     async def load(self) -> MetadataModelResponse:
         pool = await self._pools.pool_for(self.settings, self._own)
         self._runner = WorkerRunner(self.settings, pool)
         return await self._runner.load()
-
-    queues = True  # requests may wait for a free worker slot
-
-    def has_capacity(self) -> bool:
-        return self._runner is None or self._runner.has_capacity()
-
-    async def predict(self, request: InferenceRequest) -> InferenceResponse:
-        assert self._runner is not None, "predict() before load()"
-        return await self._runner.predict(request)
-
-    def predict_stream(
-        self, requests: AsyncIterator[InferenceRequest]
-    ) -> AsyncIterator[InferenceResponse]:
-        assert self._runner is not None, "predict_stream() before load()"
-        return self._runner.predict_stream(requests)
 
     async def unload(self) -> None:
         if self._runner is not None:

@@ -859,3 +859,29 @@ class WorkerRunner:
 
     async def unload(self) -> None:
         await self.pool.unload(self.key)
+
+
+class DeferredWorkerRunner:
+    """Base of the runners whose ``WorkerRunner`` is made at load, once their pool is known
+    (a model's own or group pool, an environment's pool); calls then go to it."""
+
+    queues = True  # requests may wait for a free worker slot
+    _runner: WorkerRunner | None = None
+
+    @property
+    def pipeline_depth(self) -> int:
+        """Calls one of the pool's workers holds at once (1 until loaded)."""
+        return 1 if self._runner is None else self._runner.pipeline_depth
+
+    def has_capacity(self) -> bool:
+        return self._runner is None or self._runner.has_capacity()
+
+    async def predict(self, request: InferenceRequest) -> InferenceResponse:
+        assert self._runner is not None, "predict() before load()"
+        return await self._runner.predict(request)
+
+    def predict_stream(
+        self, requests: AsyncIterator[InferenceRequest]
+    ) -> AsyncIterator[InferenceResponse]:
+        assert self._runner is not None, "predict_stream() before load()"
+        return self._runner.predict_stream(requests)
