@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import logging
 import os
@@ -25,6 +26,7 @@ from .. import tracing
 from ..engine.placement import RunnerPlacement
 from ..engine.registry import ModelRegistry
 from ..engine.workers.pool import PoolLimits
+from ..engine.workers.remote import PoolBroker
 from ..environments.extract import ExtractionLimits
 from ..errors import InvalidSettings, MLPackError, ModelLoadError
 from ..settings import ModelSettings, Settings
@@ -34,6 +36,7 @@ from .autoscaling import AutoscalingCollector
 from .coalescing import CoalescingHttpToolsProtocol
 from .frontend import FrontendPeer
 from .frontend_link import FrontendRole
+from .frontend_pools import FrontendPools
 from .guards import inner_guards, metrics_guards, outer_guards
 from .hints import TLSHint, ready_hint
 from .limits import HttpLimits, connection_capacity, limited_protocol, raise_open_file_limit
@@ -100,21 +103,12 @@ class MLPackServer:
         self.role = role
         self.peer: FrontendPeer | None = None
         self.models = models
+        # A front-end among several: pooled models run in the supervisor's shared pools.
+        self.shared_pools: FrontendPools | None = None
+        if role is not None:
+            self.shared_pools = FrontendPools(pool_limits(settings), role.ops)
         # engine: where each model runs (threads, worker pools, environment pools).
-        environments_dir = (
-            Path(settings.environments_dir)
-            if settings.environments_dir
-            else ((repository_root or Path.cwd()) / ".mlpack" / "envs")
-        )
-        self.runners = RunnerPlacement(
-            settings.parallel_workers,
-            settings.parallel_workers_timeout,
-            environments_dir,
-            pool_limits(settings),
-            extraction_limits(settings),
-            build_environments=settings.build_environments,
-            models=models,
-        )
+        self.runners = build_placement(settings, models, repository_root, self.shared_pools)
         self.registry = ModelRegistry(
             self.runners,
             repository_root=repository_root,
@@ -306,7 +300,7 @@ class MLPackServer:
             collectors.append(observability.metrics.families)
         collectors.append(AutoscalingCollector(self.registry, self.runners.pools))
         collectors.append(self.payload_log)
-        self.peer = FrontendPeer(role, self.registry, collectors)
+        self.peer = FrontendPeer(role, self.registry, collectors, self.shared_pools)
         link_task = await self.peer.open()
         link_task.add_done_callback(lambda _: self.request_stop())
         if not role.listen_after_load:
@@ -434,6 +428,35 @@ def http_limits(settings: Settings, open_files: int) -> HttpLimits:
         timeout_request_head=settings.timeout_request_head,
         timeout_request_body=settings.timeout_request_body,
         timeout_keep_alive=settings.timeout_keep_alive,
+    )
+
+
+def build_placement(
+    settings: Settings,
+    models: list[ModelSettings],
+    repository_root: Path | None,
+    broker: PoolBroker | None = None,
+    run_folder: str | None = None,
+) -> RunnerPlacement:
+    """Where each model runs, from the server's settings (``broker``: a front-end's
+    supervisor owns the pools; ``run_folder``: the supervisor's pools, shared)."""
+    environments_dir = (
+        Path(settings.environments_dir)
+        if settings.environments_dir
+        else ((repository_root or Path.cwd()) / ".mlpack" / "envs")
+    )
+    limits = pool_limits(settings)
+    if run_folder is not None:
+        limits = dataclasses.replace(limits, run_folder=run_folder)
+    return RunnerPlacement(
+        settings.parallel_workers,
+        settings.parallel_workers_timeout,
+        environments_dir,
+        limits,
+        extraction_limits(settings),
+        build_environments=settings.build_environments,
+        models=models,
+        broker=broker,
     )
 
 

@@ -85,6 +85,17 @@ class AutoscalingCollector:
         yield from _pool_health(pools)
 
 
+class PoolHealthCollector:
+    """The pools' live workers, replacement counters and PSS, read at scrape: the
+    front-end supervisor's, which owns the pools every front-end shares (one copy)."""
+
+    def __init__(self, pools: Callable[[], list[tuple[str, WorkerPool]]]) -> None:
+        self._pools = pools
+
+    def collect(self) -> Iterator[Any]:
+        yield from _pool_health(self._pools())
+
+
 def _pool_health(pools: list[tuple[str, WorkerPool]]) -> Iterator[Any]:
     """Live workers and the pool's replacement counters (why capacity came and went)."""
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily

@@ -2,9 +2,11 @@
 
 One Unix socket pair per front-end carries small pickled messages, each frame a 4-byte
 length and a pickle. Either end may ask (``Apply``: a repository load/unload;
-``Collect``: a metrics snapshot) and the other answers with the same ``call_id``
-(``Done``, ``Snapshot``). ``Ready`` tells the supervisor a front-end has loaded its
-models. Nothing on the data plane crosses this link.
+``Collect``: a metrics snapshot; ``PoolAcquire``/``PoolRelease``: a model in a shared
+worker pool) and the other answers with the same ``call_id`` (``Done``, ``Snapshot``,
+``PoolAnswer``). ``Ready`` tells the supervisor a front-end has loaded its models;
+``PoolWorkers`` tells a front-end the current workers of a shared pool. Nothing on the
+data plane crosses this link (front-ends call shared workers on their own connections).
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..engine.workers.messages import WorkerInfo
 from ..errors import MLPackError
+from ..settings import ModelSettings
+from ..types import MetadataModelResponse
 
 _LENGTH = struct.Struct("!I")
 # A control message is small (a name, or one front-end's metric samples).
@@ -35,6 +40,7 @@ class Apply:
     call_id: int
     action: str  # "load" | "unload"
     name: str
+    generation: int = 0  # the supervisor's number for this call (shared pools' key)
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,56 @@ class Ready:
     pid: int
 
 
+# -- shared worker pools (server/pool_host.py, server/frontend_pools.py) ----------------------
+@dataclass(frozen=True)
+class PoolAcquire:
+    """Front-end → supervisor: load ``settings`` into its shared pool for ``user`` (a runner
+    of front-end ``pid``); models of the same name and ``generation`` load once."""
+
+    call_id: int
+    pid: int
+    user: str
+    settings: ModelSettings
+    generation: int
+
+
+@dataclass(frozen=True)
+class PoolRelease:
+    """Front-end → supervisor: ``user`` is done with ``key`` (the last release unloads)."""
+
+    call_id: int
+    pid: int
+    user: str
+    key: str
+
+
+@dataclass(frozen=True)
+class PoolAnswer:
+    """The answer to ``PoolAcquire``/``PoolRelease``: the pool's name, the model's key in it
+    and its metadata; or the error."""
+
+    call_id: int
+    pool: str = ""
+    key: str = ""
+    metadata: MetadataModelResponse | None = None
+    error: MLPackError | None = None
+
+
+@dataclass(frozen=True)
+class PoolWorkers:
+    """Supervisor → front-end: the current workers of shared pool ``pool`` (sent at start,
+    before an acquire's answer, and after every change)."""
+
+    pool: str
+    size: int
+    models: dict[str, ModelSettings]
+    workers: list[WorkerInfo]
+
+
+_CALLS = (Apply, Collect, PoolAcquire, PoolRelease)
+_ANSWERS = (Done, Snapshot, PoolAnswer)
+
+
 Handler = Callable[[Any], Awaitable[Any]]
 
 
@@ -75,8 +131,9 @@ class ControlLink:
     """One end of a control socket: ``call`` asks the other end, ``handler`` answers it.
 
     Parameters:
-        handler: answers an incoming ``Apply`` or ``Collect`` (returns ``Done``/``Snapshot``).
-        on_message: told about one-way messages (``Ready``).
+        handler: answers an incoming call (``Apply``, ``Collect``, ``PoolAcquire``,
+            ``PoolRelease``) with its answer.
+        on_message: told about one-way messages (``Ready``, ``PoolWorkers``).
     """
 
     def __init__(
@@ -107,7 +164,7 @@ class ControlLink:
         payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
         self._writer.write(_LENGTH.pack(len(payload)) + payload)
 
-    async def call(self, message: Apply | Collect) -> Any:
+    async def call(self, message: Apply | Collect | PoolAcquire | PoolRelease) -> Any:
         """Send ``message`` and wait for its answer (ConnectionError if the link closes)."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[message.call_id] = future
@@ -139,11 +196,11 @@ class ControlLink:
                 self._writer.close()
 
     def _dispatch(self, message: Any) -> None:
-        if isinstance(message, (Done, Snapshot)):
+        if isinstance(message, _ANSWERS):
             future = self._pending.get(message.call_id)
             if future is not None and not future.done():
                 future.set_result(message)
-        elif isinstance(message, (Apply, Collect)) and self.handler is not None:
+        elif isinstance(message, _CALLS) and self.handler is not None:
             task = asyncio.create_task(self._answer(self.handler, message))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -179,12 +236,13 @@ class FrontendRole:
         index: this front-end's number (0 .. N-1), its metrics label.
         control: its end of the control socket to the supervisor.
         ops: repository loads/unloads made through the API since the server started, in
-            order, applied after the startup models so a replacement matches its peers.
+            order, applied after the startup models so a replacement matches its peers
+            (action, name, generation).
         listen_after_load: open the ports only once models are loaded (replacements and
             front-ends after the first join the shared ports ready to serve).
     """
 
     index: int
     control: Any
-    ops: list[tuple[str, str]] = field(default_factory=list)
+    ops: list[tuple[str, str, int]] = field(default_factory=list)
     listen_after_load: bool = False

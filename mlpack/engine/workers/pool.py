@@ -500,7 +500,12 @@ class WorkerPool:
     async def _ping(self, worker: _Worker) -> bool:
         try:
             async with asyncio.timeout(self.ping_timeout):
-                await worker.call(Ping())
+                if self.run_folder is None:
+                    await worker.call(Ping())
+                else:  # shared: front-ends' calls count towards recycling too
+                    status: WorkerStatus = await worker.call(Status())
+                    worker.served = max(worker.served, status.received)
+                    self._maybe_recycle(worker)
         except TimeoutError:
             return False
         except WorkerError:
@@ -892,11 +897,12 @@ class WorkerRunner:
     def has_capacity(self) -> bool:
         return self.pool.has_capacity(self.key)
 
-    def __init__(self, settings: ModelSettings, pool: WorkerPool) -> None:
+    def __init__(self, settings: ModelSettings, pool: WorkerPool, key: str | None = None) -> None:
         self.settings = settings
         self.pool = pool
-        # Unique per runner, so a reload's new instance and the old one coexist in workers.
-        self.key = f"{settings.name}#{next(_runner_ids)}"
+        # Unique per runner, so a reload's new instance and the old one coexist in workers
+        # (``key``: the one a shared pool's owner gave it).
+        self.key = key or f"{settings.name}#{next(_runner_ids)}"
 
     @property
     def concurrency(self) -> int:

@@ -5,9 +5,9 @@ connections once it listens: ``workers.connections``). A reader thread per conne
 answers pings and status queries at once (so the server can tell a busy worker from a hung
 or stopped one) and queues every other message for the main thread, which answers them in
 order: the server may send the next prediction while one computes (its pipeline), so the
-worker starts it the moment the current one ends, without waiting for the server. SIGINT and SIGTERM are
-ignored: the server stops its workers itself, after in-flight requests have finished,
-and a worker exits on its own when the server's end closes.
+worker starts it the moment the current one ends, without waiting for the server. SIGINT
+and SIGTERM are ignored: the server stops its workers itself, after in-flight requests have
+finished, and a worker exits on its own when the server's end closes.
 """
 
 from __future__ import annotations
