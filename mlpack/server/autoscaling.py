@@ -93,7 +93,20 @@ class PoolHealthCollector:
         self._pools = pools
 
     def collect(self) -> Iterator[Any]:
-        yield from _pool_health(self._pools())
+        from prometheus_client.core import GaugeMetricFamily
+
+        pools = self._pools()
+        yield from _pool_health(pools)
+        connected = GaugeMetricFamily(
+            "worker_pool_worker_frontends",
+            "Front-ends connected to each live worker (as of its last health ping).",
+            labels=["pool", "worker"],
+        )
+        for name, pool in pools:
+            for worker in pool.workers:
+                if worker.alive and worker.path:
+                    connected.add_metric([name, str(worker.worker_id)], worker.connections)
+        yield connected
 
 
 def _pool_health(pools: list[tuple[str, WorkerPool]]) -> Iterator[Any]:

@@ -84,6 +84,7 @@ class PoolHost:
 
     async def start(self) -> None:
         """Start the default pool (when a model found at startup uses it)."""
+        logger.info("shared worker pools: workers' sockets in %s", self.run_folder)
         await self.placement.start()
         self._watch_pools()
 

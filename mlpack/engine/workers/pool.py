@@ -119,6 +119,7 @@ class _Worker(asyncio.Protocol):
         self.streams: dict[int, PoolStream] = {}  # open streams (they hold the worker)
         self.retiring = False  # recycled: takes no new requests, stops once idle
         self.path = ""  # the Unix socket front-ends connect to (shared pools only)
+        self.connections = 0  # front-ends connected to it, as of its last status
         self.alive = False
         self.transport: asyncio.Transport | None = None
         self._decoder = FrameDecoder()
@@ -505,6 +506,7 @@ class WorkerPool:
                 else:  # shared: front-ends' calls count towards recycling too
                     status: WorkerStatus = await worker.call(Status())
                     worker.served = max(worker.served, status.received)
+                    worker.connections = status.connections
                     self._maybe_recycle(worker)
         except TimeoutError:
             return False
