@@ -81,6 +81,7 @@ class PoolLimits:
 DEFAULT_POOL_LIMITS = PoolLimits()
 _runner_ids = itertools.count(1)
 _pool_ids = itertools.count(1)  # names workers' sockets in a shared run folder
+_socket_ids = itertools.count(1)
 
 
 class _Worker(asyncio.Protocol):
@@ -407,7 +408,8 @@ class WorkerPool:
             async with asyncio.timeout(self.start_timeout):
                 await worker.call(Ping())
                 if self.run_folder is not None:
-                    path = os.path.join(self.run_folder, f"p{self._pool_id}w{worker_id}.sock")
+                    name = f"p{self._pool_id}w{worker_id}-{next(_socket_ids)}.sock"
+                    path = os.path.join(self.run_folder, name)  # a replacement's is new
                     worker.path = await worker.call(Listen(path))
                 preloaded: frozenset[str] = getattr(process, "preloaded", frozenset())
                 for key, settings in list(self._models.items()):

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -98,7 +97,6 @@ class RemotePool(WorkerPool):
             ping_interval=0,  # the owner pings
         )
         self.name = name
-        self._local_ids = itertools.count(1)
         self._announced: dict[str, WorkerInfo] = {}  # by socket path
         self._connecting: set[str] = set()
         self._changed_event = asyncio.Event()
@@ -152,7 +150,7 @@ class RemotePool(WorkerPool):
                 if self._stopping or info.path not in self._announced:
                     return
                 worker = _Worker(
-                    next(self._local_ids),
+                    info.worker_id,
                     ForkedProcess(info.pid, frozenset()),
                     self._on_lost,
                     self._hand_over,
@@ -175,6 +173,9 @@ class RemotePool(WorkerPool):
                         worker.transport.close()
                     return
                 worker.models = set(current.models)
+                previous = self._workers.get(worker.worker_id)
+                if previous is not None:  # the one it replaces, not yet noticed gone
+                    self._let_go(previous)
                 self._workers[worker.worker_id] = worker
                 self._signal()
                 self._hand_over()
