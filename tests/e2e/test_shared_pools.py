@@ -16,14 +16,15 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.helpers.frontends import scrape as _metrics
+from tests.helpers.frontends import wait_until as _wait
 from tests.helpers.server import ASSETS, RunningServer, start_server
 
 pytestmark = pytest.mark.e2e
@@ -45,24 +46,6 @@ def _infer(server: RunningServer, body: Any = BODY, model: str = "pids") -> http
 def _pid(response: httpx.Response) -> int:
     assert response.status_code == 200, response.text
     return int(response.json()["outputs"][0]["data"][0])
-
-
-def _metrics(server: RunningServer) -> dict[str, float]:
-    text = httpx.get(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=SAFETY).text
-    values: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            values[name] = float(value)
-    return values
-
-
-def _wait(condition: Callable[[], bool], what: str, server: RunningServer) -> None:
-    deadline = time.monotonic() + 90  # a bound for a hung server, not a criterion
-    while not condition():
-        assert server.process.poll() is None, f"server exited:\n{server.log()}"
-        assert time.monotonic() < deadline, f"never saw {what}:\n{server.log()}"
-        time.sleep(0.05)
 
 
 def _lines(path: Path) -> list[int]:
@@ -204,8 +187,9 @@ def test_a_killed_frontend_is_replaced_on_the_same_workers(shared: RunningServer
     victim = min(_named(server, "front-end"))
     os.kill(victim, signal.SIGKILL)
     _wait(
-        lambda: sum(v for k, v in _metrics(server).items() if k.startswith("frontend_restarts"))
-        == 1.0,
+        lambda: (
+            sum(v for k, v in _metrics(server).items() if k.startswith("frontend_restarts")) == 1.0
+        ),
         "one restart",
         server,
     )
@@ -259,9 +243,7 @@ def test_sigterm_drains_calls_on_shared_workers(shared: RunningServer) -> None:
     with executor:
         _wait(lambda: len(_lines(model / "started")) >= 2, "both workers busy", server)
         os.kill(server.process.pid, signal.SIGTERM)  # the supervisor: every front-end drains
-        _wait(
-            lambda: "shutting down: draining 2 front-end(s)" in server.log(), "the drain", server
-        )
+        _wait(lambda: "shutting down: draining 2 front-end(s)" in server.log(), "the drain", server)
         (model / "release").touch()
         statuses = [f.result().status_code for f in futures]
     assert statuses == [200] * 4, statuses

@@ -122,9 +122,7 @@ async def test_one_connection_closing_does_not_disturb_the_other(
     (info,) = shared.shared_workers()
     a, b = await _connect(info.path, info.pid), await _connect(info.path, info.pid)
     hold = os.path.join(run_folder, "hold")
-    held = asyncio.ensure_future(
-        a.call(Predict(keys["slow"], pack_request(_request(WAIT, hold))))
-    )
+    held = asyncio.ensure_future(a.call(Predict(keys["slow"], pack_request(_request(WAIT, hold)))))
     queued = asyncio.ensure_future(b.call(Predict(keys["echo"], pack_request(_request(7.0)))))
     async with asyncio.timeout(WAIT):
         while not os.path.exists(f"{hold}.started"):  # the worker computes a's call

@@ -1,9 +1,10 @@
 """Answers with the id of the process that computed, and tells the test where it loaded.
 
 ``load`` appends this process's id to ``loads`` next to this file (``unload`` to
-``unloads``), so a test counts the processes that loaded the model. A request with the parameter ``hold`` waits until the
-test creates ``release`` here (appending its pid to ``started`` when it begins), so a
-test can keep calls in flight on a worker without sleeping. ``predict_stream`` answers
+``unloads``), so a test counts the processes that loaded the model. A request with the
+parameter ``hold`` waits until the test creates ``release`` here (appending its pid to
+``started`` when it begins), so a test can keep calls in flight on a worker without
+sleeping. ``predict_stream`` answers
 each request with ``count`` chunks (its ``count`` parameter, 3 by default).
 """
 
