@@ -143,6 +143,13 @@ class RunnerPlacement:
             pools += [(f"env:{name}", pool) for name, pool in self.environment_pools.pools()]
         return pools
 
+    def dispatch_pools(self) -> list[tuple[str, WorkerPool]]:
+        """The pools this process dispatches to: its own, or a front-end's views of the
+        supervisor's shared pools (for gauges of requests waiting here)."""
+        if self.broker is not None:
+            return list(self.broker.pools())
+        return self.pools()
+
     def describe(self, loaded: Iterable[str] | None = None) -> list[str]:
         """One line per place models run: in-process, and each pool with its processes.
 

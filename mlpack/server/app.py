@@ -241,7 +241,7 @@ class MLPackServer:
         # -- end gRPC
         rest_task = asyncio.create_task(self._uvicorn.serve(sockets=[http_socket]))
         observability.extra_collectors.append(
-            AutoscalingCollector(self.registry, self.runners.pools)
+            AutoscalingCollector(self.registry, self.runners.dispatch_pools, self.role is None)
         )
         observability.extra_collectors.append(self.payload_log)
         metrics = _metrics_server(observability, metrics_socket, policy, settings.access_log)
@@ -298,7 +298,7 @@ class MLPackServer:
         collectors: list[Any] = []
         if observability.metrics is not None:
             collectors.append(observability.metrics.families)
-        collectors.append(AutoscalingCollector(self.registry, self.runners.pools))
+        collectors.append(AutoscalingCollector(self.registry, self.runners.dispatch_pools, False))
         collectors.append(self.payload_log)
         self.peer = FrontendPeer(role, self.registry, collectors, self.shared_pools)
         link_task = await self.peer.open()

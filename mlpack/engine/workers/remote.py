@@ -65,6 +65,10 @@ class PoolBroker(Protocol):
         """This front-end's view of the supervisor's pool ``name``."""
         ...
 
+    def pools(self) -> list[tuple[str, RemotePool]]:
+        """This front-end's view of each shared pool, by name."""
+        ...
+
     async def close(self) -> None:
         """Close every connection to shared workers (the supervisor stops them)."""
         ...
