@@ -279,3 +279,41 @@ def test_a_zygote_pool_and_an_environment_pool_are_shared(tmp_path: Path) -> Non
     finally:
         (server.extra["model"] / "release").touch()
         server.stop(signal.SIGKILL)
+
+
+def test_the_default_pool_is_shared_and_a_hung_call_gets_its_worker_replaced(
+    tmp_path: Path,
+) -> None:
+    model = {"name": "pids", "implementation": "models.PidModel", "inference_timeout": 2.0}
+    server = _start(tmp_path, {"parallel_workers": 2}, model)
+    try:
+        model_folder = server.extra["model"]
+        workers = set(_lines(model_folder / "loads"))
+        assert len(workers) == 2  # the default pool's 2 workers, not 2 per front-end
+        assert {_pid(_infer(server)) for _ in range(20)} <= workers
+        _wait(
+            lambda: _worker_frontends(server, "default") == [2.0, 2.0], "both on each", server
+        )
+        # A call that never ends: past its deadline the caller gets an answer at once, and
+        # past twice its deadline the front-end kills the worker; the supervisor replaces it.
+        response = _infer(server, HOLD)
+        assert response.status_code == 504, response.text
+        hung = _lines(model_folder / "started")[0]
+        _wait(lambda: len(_lines(model_folder / "loads")) == 3, "a replacement", server)
+        assert not Path(f"/proc/{hung}").exists() or _zombie(hung)
+        assert "ran past twice its deadline; killing the worker" in server.log()
+        _wait(
+            lambda: _worker_frontends(server, "default") == [2.0, 2.0], "both on each", server
+        )
+        replacement = set(_lines(model_folder / "loads")) - workers
+        assert {_pid(_infer(server)) for _ in range(20)} <= (workers - {hung}) | replacement
+    finally:
+        (server.extra["model"] / "release").touch()
+        server.stop(signal.SIGKILL)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
+    except OSError:
+        return True
