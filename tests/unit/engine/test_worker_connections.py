@@ -205,3 +205,35 @@ async def test_a_remote_pool_dispatches_and_fails_fast_when_its_worker_dies(
         assert shared.restarts == 1
     finally:
         await remote.close()
+
+
+async def test_a_shared_worker_is_recycled_by_front_end_calls_and_let_go_before_it_stops(
+    run_folder: str,
+) -> None:
+    shared = WorkerPool(1, ping_interval=0.05, max_requests_per_worker=3, run_folder=run_folder)
+    await shared.start()
+    remote = RemotePool("default", 1)
+    try:
+        settings = ModelSettings.resolve(ASSETS / "models" / "echo" / "model-settings.json")
+        runner = WorkerRunner(settings, shared)
+        async with asyncio.timeout(WAIT):
+            await runner.load()
+            remote.update(shared.size, shared.model_settings(), shared.shared_workers())
+            await remote.wait_ready(runner.key)
+            (first,) = shared.shared_workers()
+            for value in range(4):  # through the front-end's connection only
+                await remote.predict(runner.key, _request(float(value)))
+            # The owner counts them at its health pings, starts a successor, and waits for
+            # this front-end to let the old worker go before it stops it.
+            while shared.recycled == 0 or [w.pid for w in shared.shared_workers()] == [first.pid]:
+                await asyncio.sleep(0.01)
+            remote.update(shared.size, shared.model_settings(), shared.shared_workers())
+            await remote.wait_ready(runner.key)
+            response = await remote.predict(runner.key, _request(9.0))
+            assert response.outputs[0].data[0] == 9.0
+            while ForkedProcess(first.pid, frozenset()).is_alive():
+                await asyncio.sleep(0.01)  # stopped once its front-end connection closed
+        assert [w.pid for w in shared.shared_workers()] != [first.pid]
+    finally:
+        await remote.close()
+        await shared.close()
