@@ -942,6 +942,11 @@ class DeferredWorkerRunner:
     _runner: WorkerRunner | None = None
 
     @property
+    def pool(self) -> WorkerPool | None:
+        """The pool it runs in (None until loaded)."""
+        return None if self._runner is None else self._runner.pool
+
+    @property
     def pipeline_depth(self) -> int:
         """Calls one of the pool's workers holds at once (1 until loaded)."""
         return 1 if self._runner is None else self._runner.pipeline_depth

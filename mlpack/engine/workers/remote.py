@@ -241,10 +241,6 @@ class SharedRunner(DeferredWorkerRunner):
         self._runner: WorkerRunner | None = None
         self._user = f"{settings.name}@{id(self):x}"
 
-    @property
-    def pool(self) -> WorkerPool | None:
-        return None if self._runner is None else self._runner.pool
-
     async def load(self) -> MetadataModelResponse:
         shared = await self._broker.acquire(self.settings, self._user)
         try:
