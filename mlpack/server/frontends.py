@@ -59,6 +59,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import tracing
 from ..errors import MLPackError, ModelNotFound
 from ..settings import ModelSettings, Settings
 from .frontend_link import (
@@ -155,12 +156,14 @@ class FrontendSupervisor:
 
     # -- lifecycle ------------------------------------------------------------------
     async def serve(self) -> None:
+        from .app import start_tracing
         from .sockets import bind_socket, reserve_port
 
         settings = self.settings
         rest = reserve_port(settings.host, settings.http_port, "REST")
         grpc = reserve_port(settings.host, settings.grpc_port, "gRPC")
         folder: MetricsFolder | None = None
+        tracing_on = False
         metrics_socket: socket.socket | None = None
         metrics_server: Any = None
         metrics_task: asyncio.Task[None] | None = None
@@ -176,6 +179,8 @@ class FrontendSupervisor:
                     "http_workers": 1,
                 }
             )
+            # Workers inherit tracing from the process that starts them: the supervisor.
+            tracing_on = start_tracing(settings)
             self.pools = PoolHost(settings, self.models, self.repository_root)
             self.pools.announce = self._announce
             await self.pools.start()  # before front-ends: their loads need the pools
@@ -198,7 +203,6 @@ class FrontendSupervisor:
                 for keeper in keepers:
                     keeper.cancel()
                 await asyncio.gather(*keepers, return_exceptions=True)
-                await self.pools.close()  # the front-ends have exited: stop shared workers
             if metrics_server is not None and metrics_task is not None:
                 metrics_server.should_exit = True
                 await metrics_task
@@ -206,8 +210,10 @@ class FrontendSupervisor:
         finally:
             rest.close()
             grpc.close()
-            if self.pools is not None:
-                await self.pools.close()  # idempotent; removes the run folder
+            if self.pools is not None:  # the front-ends have exited: stop shared workers
+                await self.pools.close()  # and remove the run folder
+            if tracing_on:
+                tracing.shutdown()
             if folder is not None:
                 folder.close()
 
@@ -362,6 +368,8 @@ class FrontendSupervisor:
         if isinstance(message, PoolRelease):
             return await self.pools.release(message)
         answer = await self.pools.acquire(message)
+        if answer.key and origin.closed.is_set():  # it died meanwhile: it holds nothing
+            await self.pools.release(PoolRelease(0, message.pid, message.user, answer.key))
         if answer.pool:  # the pool's workers reach the front-end before the answer
             with contextlib.suppress(ConnectionError):
                 origin.send(self.pools.snapshot(answer.pool))
