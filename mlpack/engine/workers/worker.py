@@ -175,4 +175,6 @@ def run_worker(
             models.handle(UnloadModel(key))
         except Exception:
             logger.exception("unloading '%s' failed", key)
+    with contextlib.suppress(Exception):
+        models.loop.close()  # before interpreter exit tears down the sockets it holds
     sock.close()
