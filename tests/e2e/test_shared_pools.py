@@ -120,6 +120,23 @@ def shared(tmp_path: Path) -> Iterator[RunningServer]:
         server.stop(signal.SIGKILL)
 
 
+def _grpc_pid(server: RunningServer) -> int:
+    import grpc
+
+    from mlpack.proto import inference_pb2 as pb
+    from mlpack.proto import inference_pb2_grpc as pb_grpc
+
+    with grpc.insecure_channel(server.grpc_address) as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)  # type: ignore[no-untyped-call]
+        tensor = pb.ModelInferRequest.InferInputTensor(name="x", datatype="FP64", shape=[1])
+        tensor.contents.fp64_contents.append(1.0)
+        reply = stub.ModelInfer(pb.ModelInferRequest(model_name="pids", inputs=[tensor]))
+    index = next(i for i, o in enumerate(reply.outputs) if o.name == "pid")
+    if reply.raw_output_contents:  # INT64, little-endian
+        return int.from_bytes(reply.raw_output_contents[index][:8], "little", signed=True)
+    return int(reply.outputs[index].contents.int64_contents[0])
+
+
 def _two_workers_serve(server: RunningServer) -> set[int]:
     """Hold 4 calls: each front-end puts its second call on the other worker, so both
     workers compute one; release them; the pids that answered."""
@@ -147,6 +164,7 @@ def test_one_pool_serves_both_frontends_and_loads_once_per_worker(
         pids |= _two_workers_serve(server)
     pids |= {_pid(_infer(server)) for _ in range(20)}
     assert pids == set(loads)  # exactly the 2 shared workers, whichever front-end answered
+    assert {_grpc_pid(server) for _ in range(6)} <= pids  # gRPC reaches the same workers
     after = _served(server)
     assert after["0"] > before["0"] and after["1"] > before["1"], (before, after)
     _wait(lambda: _worker_frontends(server) == [2.0, 2.0], "both front-ends on each", server)
@@ -291,9 +309,7 @@ def test_the_default_pool_is_shared_and_a_hung_call_gets_its_worker_replaced(
         workers = set(_lines(model_folder / "loads"))
         assert len(workers) == 2  # the default pool's 2 workers, not 2 per front-end
         assert {_pid(_infer(server)) for _ in range(20)} <= workers
-        _wait(
-            lambda: _worker_frontends(server, "default") == [2.0, 2.0], "both on each", server
-        )
+        _wait(lambda: _worker_frontends(server, "default") == [2.0, 2.0], "both on each", server)
         # A call that never ends: past its deadline the caller gets an answer at once, and
         # past twice its deadline the front-end kills the worker; the supervisor replaces it.
         response = _infer(server, HOLD)
@@ -302,9 +318,7 @@ def test_the_default_pool_is_shared_and_a_hung_call_gets_its_worker_replaced(
         _wait(lambda: len(_lines(model_folder / "loads")) == 3, "a replacement", server)
         assert not Path(f"/proc/{hung}").exists() or _zombie(hung)
         assert "ran past twice its deadline; killing the worker" in server.log()
-        _wait(
-            lambda: _worker_frontends(server, "default") == [2.0, 2.0], "both on each", server
-        )
+        _wait(lambda: _worker_frontends(server, "default") == [2.0, 2.0], "both on each", server)
         replacement = set(_lines(model_folder / "loads")) - workers
         assert {_pid(_infer(server)) for _ in range(20)} <= (workers - {hung}) | replacement
     finally:
