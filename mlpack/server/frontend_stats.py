@@ -189,9 +189,11 @@ class AcrossFrontends:
         return gathered
 
     def _note(self, gathered: Gathered | None, used: list[int]) -> dict[str, Any]:
-        """Which front-ends the figures cover: ``complete`` false when any was left out."""
+        """Who answered (``frontend``), which front-ends the figures cover, and
+        ``complete``: false when one was left out (or the supervisor did not answer)."""
         missing = gathered.missing if gathered is not None else []
         return {
+            "frontend": self.index,
             "answered": sorted(used),
             "missing": sorted(missing),
             "complete": gathered is not None and not missing,
