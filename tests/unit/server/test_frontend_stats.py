@@ -220,3 +220,41 @@ async def test_a_frontend_merges_what_the_supervisor_gathered() -> None:
         merged, note = await AcrossFrontends(left, 1).stats(StatsQuery("m", ("",)), [parts[1]])
         assert [s.inference_count for s in merged] == [5] and note["complete"] is False
         await asyncio.gather(*tasks)
+
+
+async def test_an_older_collect_answer_never_replaces_a_newer_one() -> None:
+    from mlpack.server.frontend_link import Collect, Snapshot
+    from mlpack.server.frontends import FrontendSupervisor
+    from mlpack.settings import Settings
+
+    older, newer = _families(5, 0, 5), _families(6, 0, 6)
+    gate = asyncio.Event()
+
+    async def frontend(message: Collect) -> Snapshot:
+        if message.call_id == 1:  # the first collect's answer arrives last
+            await gate.wait()
+            return Snapshot(message.call_id, older)
+        return Snapshot(message.call_id, newer)
+
+    left, right, tasks = await _pair(frontend)
+    supervisor = FrontendSupervisor(Settings(), [], None, 1)
+    slot = supervisor.slots[0]
+    slot.link = left
+    try:
+        first = asyncio.create_task(supervisor.collect())  # e.g. the periodic collect
+        while not left._pending:
+            await asyncio.sleep(0)
+        await supervisor.collect()  # e.g. a scrape
+        assert slot.families == newer
+        gate.set()
+        await first
+        assert slot.families == newer and slot.families_call == 2
+        # A front-end that stops answering keeps its last families (its counters stay).
+        right.close()
+        await asyncio.wait_for(left.closed.wait(), 10)
+        await supervisor.collect()
+        assert slot.families == newer
+    finally:
+        gate.set()
+        left.close()
+        await asyncio.gather(*tasks)
