@@ -31,6 +31,10 @@ from .frontend_link import Answer, Ask, ControlLink, Gather, Gathered
 # the asking front-end waits for the supervisor this much longer, then answers alone.
 GATHER_TIMEOUT = 2.0
 GATHER_MARGIN = 3.0
+# Latency samples one front-end sends for the dashboard (a bound on the control message:
+# 256 model versions x 300 s x 200 samples would be far too many); above it, each bucket's
+# reservoir is thinned evenly (its ``seen`` count stays, so merging stays weighted right).
+MAX_DASHBOARD_SAMPLES = 200_000
 
 
 @dataclass(frozen=True)
@@ -65,8 +69,21 @@ def answer_locally(
         return [stats.get(query.name, version) for version in query.versions]
     if isinstance(query, DashboardQuery) and dashboard is not None:
         now, copies = dashboard.buckets(query.window)
+        _thin(copies, MAX_DASHBOARD_SAMPLES)
         return DashboardPart(now, dashboard.workers, copies)
     return None
+
+
+def _thin(series: dict[tuple[str, str], list[_Bucket]], budget: int) -> None:
+    """Keep at most ``budget`` latency samples over all buckets (a uniform subsample each)."""
+    buckets = [bucket for kept in series.values() for bucket in kept]
+    if sum(len(bucket.latencies) for bucket in buckets) <= budget:
+        return
+    each = max(1, budget // len(buckets))
+    chooser = random.Random(0)
+    for bucket in buckets:
+        if len(bucket.latencies) > each:
+            bucket.latencies = chooser.sample(bucket.latencies, each)
 
 
 async def gather(message: Gather, live: Sequence[tuple[int, ControlLink]]) -> Gathered:

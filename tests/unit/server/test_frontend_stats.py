@@ -258,3 +258,22 @@ async def test_an_older_collect_answer_never_replaces_a_newer_one() -> None:
         gate.set()
         left.close()
         await asyncio.gather(*tasks)
+
+
+def test_dashboard_answers_are_bounded(monkeypatch: Any) -> None:
+    import mlpack.server.frontend_stats as frontend_stats
+
+    monkeypatch.setattr(frontend_stats, "MAX_DASHBOARD_SAMPLES", 50)
+    clock = [1000.0]
+    dashboard = DashboardRecorder(clock=lambda: clock[0])
+    for second in range(10):
+        clock[0] = 1000.0 + second
+        for _ in range(30):
+            dashboard.on_infer(_event(True, 0.01))
+    part = answer_locally(DashboardQuery(60), StatsRecorder(), dashboard)
+    assert isinstance(part, DashboardPart)
+    (buckets,) = part.series.values()
+    assert sum(len(b.latencies) for b in buckets) <= 50
+    assert [b.seen for b in buckets] == [30] * 10  # the weights for merging stay
+    # The recorder's own buckets are untouched (the answer holds copies).
+    assert len(dashboard.buckets(60)[1][("m", "")][0].latencies) == 30
