@@ -37,6 +37,7 @@ from .coalescing import CoalescingHttpToolsProtocol
 from .frontend import FrontendPeer
 from .frontend_link import FrontendRole
 from .frontend_pools import FrontendPools
+from .frontend_stats import AcrossFrontends
 from .guards import inner_guards, metrics_guards, outer_guards
 from .hints import TLSHint, ready_hint
 from .limits import HttpLimits, connection_capacity, limited_protocol, raise_open_file_limit
@@ -300,8 +301,15 @@ class MLPackServer:
             collectors.append(observability.metrics.families)
         collectors.append(AutoscalingCollector(self.registry, self.runners.dispatch_pools, False))
         collectors.append(self.payload_log)
-        self.peer = FrontendPeer(role, self.registry, collectors, self.shared_pools)
+        self.peer = FrontendPeer(
+            role,
+            self.registry,
+            collectors,
+            answer=observability.answer_locally,
+            shared_pools=self.shared_pools,
+        )
         link_task = await self.peer.open()
+        observability.across = AcrossFrontends(self.peer.link, role.index)
         link_task.add_done_callback(lambda _: self.request_stop())
         if not role.listen_after_load:
             return False

@@ -5,8 +5,11 @@ length and a pickle. Either end may ask (``Apply``: a repository load/unload;
 ``Collect``: a metrics snapshot; ``PoolAcquire``/``PoolRelease``: a model in a shared
 worker pool) and the other answers with the same ``call_id`` (``Done``, ``Snapshot``,
 ``PoolAnswer``). ``Ready`` tells the supervisor a front-end has loaded its models;
-``PoolWorkers`` tells a front-end the current workers of a shared pool. Nothing on the
-data plane crosses this link (front-ends call shared workers on their own connections).
+``PoolWorkers`` tells a front-end the current workers of a shared pool. ``Gather``
+(front-end → supervisor) asks every live front-end the same query (``Ask``, answered by
+``Answer``) and returns their answers (``Gathered``): per-model statistics and the
+dashboard's data across front-ends (``server/frontend_stats.py``). Nothing on the data
+plane crosses this link (front-ends call shared workers on their own connections).
 """
 
 from __future__ import annotations
@@ -74,6 +77,40 @@ class Ready:
     pid: int
 
 
+# -- figures across front-ends (server/frontend_stats.py) ----------------------------
+@dataclass(frozen=True)
+class Gather:
+    """Front-end → supervisor: ask every live front-end ``query``; answered by ``Gathered``."""
+
+    call_id: int
+    query: Any
+
+
+@dataclass(frozen=True)
+class Gathered:
+    """The answer to ``Gather``: each answering front-end's value, and who was left out."""
+
+    call_id: int
+    values: list[tuple[int, Any]] = field(default_factory=list)
+    missing: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Ask:
+    """Supervisor → front-end: answer ``query`` from your own figures (``Answer``)."""
+
+    call_id: int
+    query: Any
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The answer to ``Ask``."""
+
+    call_id: int
+    value: Any = None
+
+
 # -- shared worker pools (server/pool_host.py, server/frontend_pools.py) ----------------------
 @dataclass(frozen=True)
 class PoolAcquire:
@@ -120,8 +157,9 @@ class PoolWorkers:
     workers: list[WorkerInfo]
 
 
-_CALLS = (Apply, Collect, PoolAcquire, PoolRelease)
-_ANSWERS = (Done, Snapshot, PoolAnswer)
+# Messages that ask (answered through the link's handler) and answers (matched by call_id).
+_CALLS = (Apply, Collect, Gather, Ask, PoolAcquire, PoolRelease)
+_ANSWERS = (Done, Snapshot, Gathered, Answer, PoolAnswer)
 
 
 Handler = Callable[[Any], Awaitable[Any]]
@@ -131,8 +169,8 @@ class ControlLink:
     """One end of a control socket: ``call`` asks the other end, ``handler`` answers it.
 
     Parameters:
-        handler: answers an incoming call (``Apply``, ``Collect``, ``PoolAcquire``,
-            ``PoolRelease``) with its answer.
+        handler: answers an incoming call (``Apply``, ``Collect``, ``Gather``, ``Ask``,
+            ``PoolAcquire``, ``PoolRelease``).
         on_message: told about one-way messages (``Ready``, ``PoolWorkers``).
     """
 
@@ -164,7 +202,9 @@ class ControlLink:
         payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
         self._writer.write(_LENGTH.pack(len(payload)) + payload)
 
-    async def call(self, message: Apply | Collect | PoolAcquire | PoolRelease) -> Any:
+    async def call(
+        self, message: Apply | Collect | Gather | Ask | PoolAcquire | PoolRelease
+    ) -> Any:
         """Send ``message`` and wait for its answer (ConnectionError if the link closes)."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[message.call_id] = future
