@@ -445,9 +445,11 @@ def build_placement(
     repository_root: Path | None,
     broker: PoolBroker | None = None,
     run_folder: str | None = None,
+    frontends: int = 1,
 ) -> RunnerPlacement:
     """Where each model runs, from the server's settings (``broker``: a front-end's
-    supervisor owns the pools; ``run_folder``: the supervisor's pools, shared)."""
+    supervisor owns the pools; ``run_folder``: the supervisor's pools, shared by
+    ``frontends`` front-ends)."""
     environments_dir = (
         Path(settings.environments_dir)
         if settings.environments_dir
@@ -455,7 +457,11 @@ def build_placement(
     )
     limits = pool_limits(settings)
     if run_folder is not None:
-        limits = dataclasses.replace(limits, run_folder=run_folder)
+        # One connection per front-end; room for replacements not yet seen gone.
+        connections = 2 * frontends + 2
+        limits = dataclasses.replace(
+            limits, run_folder=run_folder, max_data_connections=connections
+        )
     return RunnerPlacement(
         settings.parallel_workers,
         settings.parallel_workers_timeout,

@@ -32,8 +32,8 @@ the default pool, each model's own or group pool (with its zygote), each environ
 pool. The supervisor spawns, pings, replaces and recycles their workers, rolls a zygote
 pool's workers after a load, and stops them after the front-ends have drained. Each
 worker also listens on a Unix socket in a private run folder (``tempfile.mkdtemp``, 0700,
-removed at shutdown) and accepts one data connection per front-end (at most
-``MAX_DATA_CONNECTIONS``, ``engine/workers/connections.py``). A front-end loading a pooled
+removed at shutdown) and accepts one data connection per front-end (at most twice the
+front-ends plus two open at once, ``engine/workers/connections.py``). A front-end loading a pooled
 model asks the supervisor over this link (``PoolAcquire``): the model is loaded into its
 pool once per name and generation (startup, or the number of the repository call),
 however many front-ends ask, and unloaded when the last front-end releases it (or dies
@@ -192,7 +192,7 @@ class FrontendSupervisor:
             )
             # Workers inherit tracing from the process that starts them: the supervisor.
             tracing_on = start_tracing(settings)
-            self.pools = PoolHost(settings, self.models, self.repository_root)
+            self.pools = PoolHost(settings, self.models, self.repository_root, self.count)
             self.pools.announce = self._announce
             await self.pools.start()  # before front-ends: their loads need the pools
             if folder is not None and metrics_socket is not None:

@@ -66,16 +66,21 @@ class PoolHost:
         settings: the server's settings (pool sizes and limits, environments).
         models: the models found at startup (they size named pools).
         repository_root: where environments live by default.
+        frontends: how many front-ends connect to each worker (bounds its connections).
     """
 
     def __init__(
-        self, settings: Settings, models: list[ModelSettings], repository_root: Path | None
+        self,
+        settings: Settings,
+        models: list[ModelSettings],
+        repository_root: Path | None,
+        frontends: int = 1,
     ) -> None:
         from .app import build_placement
 
         self.run_folder = tempfile.mkdtemp(prefix="mlpack-run-")  # mode 0700
         self.placement: RunnerPlacement = build_placement(
-            settings, models, repository_root, run_folder=self.run_folder
+            settings, models, repository_root, run_folder=self.run_folder, frontends=frontends
         )
         self.announce: Callable[[PoolWorkers], None] = lambda message: None
         self._shared: dict[tuple[str, int], _Shared] = {}

@@ -4,13 +4,14 @@ The owner is the pool that started the worker (the server's, or with several fro
 their supervisor's). It alone loads, unloads and stops models, over the socket the worker
 was started with; when that socket closes the worker stops. After ``Listen`` the worker
 also listens on a Unix socket in the owner's private run folder and accepts *data*
-connections, one per front-end, at most ``MAX_DATA_CONNECTIONS`` at once (beyond that a
-new connection is closed at once). Each connection has its own call ids, cancellations
-and streams; its reader thread answers pings and status queries, and queues everything
-else on the one inbox the main thread answers in arrival order (a worker computes one
-call at a time); each reply goes back on the connection its call came in on. A data
-connection asking to load, unload or stop is answered with an error; its end (the
-front-end closed it or died) closes that connection only, and cancels its open streams.
+connections, one per front-end, at most ``Listen.max_connections`` at once (beyond that a
+new connection is closed at once; the supervisor allows twice its front-ends plus two).
+Each connection has its own call ids, cancellations and streams; its reader thread answers
+pings and status queries, and queues everything else on the one inbox the main thread
+answers in arrival order (a worker computes one call at a time); each reply goes back on
+the connection its call came in on. A data connection asking to load, unload or stop is
+answered with an error; its end (the front-end closed it or died) closes that connection
+only, and cancels its open streams.
 """
 
 from __future__ import annotations
@@ -50,8 +51,9 @@ from .streams import WorkerStreams
 
 logger = logging.getLogger("mlpack.worker")
 
-# Front-end connections one worker accepts at once (one per front-end; a replacement
-# front-end's connection arrives before its predecessor's is noticed closed, hence room).
+# Front-end connections one worker accepts at once unless its owner says otherwise
+# (``Listen.max_connections``; the supervisor sets twice its front-ends plus two, as a
+# replacement front-end may connect before its predecessor's connection is seen closed).
 MAX_DATA_CONNECTIONS = 64
 _OWNER_ONLY = (LoadModel, UnloadModel, Stop, Listen)
 
@@ -139,6 +141,7 @@ class Connections:
         self._lock = threading.Lock()
         self._listener: socket.socket | None = None
         self.path: str | None = None
+        self.max_connections = MAX_DATA_CONNECTIONS
 
     @property
     def data_connections(self) -> int:
@@ -218,7 +221,7 @@ class Connections:
             )
         else:
             try:
-                reply.value = self.listen(body.path)
+                reply.value = self.listen(body.path, body.max_connections)
             except OSError as error:
                 reply.error = MLPackError(f"cannot listen on {body.path}: {error}")
         try:
@@ -229,16 +232,18 @@ class Connections:
             return False
         return True
 
-    def listen(self, path: str) -> str:
-        """Accept data connections on a Unix socket at ``path`` (once; later calls: no-op)."""
+    def listen(self, path: str, max_connections: int = MAX_DATA_CONNECTIONS) -> str:
+        """Accept data connections on a Unix socket at ``path``, at most ``max_connections``
+        open at once (once; later calls: no-op)."""
         with self._lock:
             if self._listener is not None:
                 return self.path or path
+            self.max_connections = max(1, max_connections)
             listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
                 listener.bind(path)
                 os.chmod(path, 0o600)
-                listener.listen(MAX_DATA_CONNECTIONS)
+                listener.listen(self.max_connections)
             except BaseException:
                 listener.close()
                 raise
@@ -254,10 +259,10 @@ class Connections:
                 sock, _ = listener.accept()
             except OSError:
                 return  # closed: the worker is stopping
-            if self.data_connections >= MAX_DATA_CONNECTIONS:
+            if self.data_connections >= self.max_connections:
                 logger.warning(
-                    "refused a data connection: %d are open (MAX_DATA_CONNECTIONS)",
-                    MAX_DATA_CONNECTIONS,
+                    "refused a data connection: %d are open (its owner's bound)",
+                    self.max_connections,
                 )
                 sock.close()
                 continue

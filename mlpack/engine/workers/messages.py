@@ -163,9 +163,11 @@ class Reply:
 @dataclass
 class Listen:
     """Owner → worker: also accept data connections on the Unix socket at ``path``
-    (one per front-end; see ``workers.connections``). Answered with the path."""
+    (one per front-end, at most ``max_connections`` open; see ``workers.connections``).
+    Answered with the path."""
 
     path: str
+    max_connections: int = 64
 
 
 @dataclass

@@ -73,6 +73,7 @@ class PoolLimits:
     max_requests_per_worker: int = 0
     max_restart_backoff: float = 30.0
     run_folder: str | None = None
+    max_data_connections: int = 64
 
     def as_kwargs(self) -> dict[str, Any]:
         return asdict(self)
@@ -319,6 +320,7 @@ class WorkerPool:
         run_folder: a private folder (0700) where each worker also listens for front-ends'
             data connections (``Listen``); None: the pool's own socket only. ``on_change``
             is then told of each change to the worker set (``shared_workers``).
+        max_data_connections: most data connections one worker accepts at once.
     """
 
     def __init__(
@@ -335,7 +337,9 @@ class WorkerPool:
         max_requests_per_worker: int = 0,
         max_restart_backoff: float = 30.0,
         run_folder: str | None = None,
+        max_data_connections: int = 64,
     ) -> None:
+        self.max_data_connections = max_data_connections
         self.size = size
         self.run_folder = run_folder
         self.on_change: Callable[[], None] | None = None
@@ -410,7 +414,8 @@ class WorkerPool:
                 if self.run_folder is not None:
                     name = f"p{self._pool_id}w{worker_id}-{next(_socket_ids)}.sock"
                     path = os.path.join(self.run_folder, name)  # a replacement's is new
-                    worker.path = await worker.call(Listen(path))
+                    listen = Listen(path, self.max_data_connections)
+                    worker.path = await worker.call(listen)
                 preloaded: frozenset[str] = getattr(process, "preloaded", frozenset())
                 for key, settings in list(self._models.items()):
                     if key not in preloaded:

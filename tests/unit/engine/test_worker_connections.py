@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 
 from mlpack.codecs.tensors import validate_inputs
-from mlpack.engine.workers.connections import MAX_DATA_CONNECTIONS
 from mlpack.engine.workers.messages import (
     Predict,
     Status,
@@ -154,27 +153,28 @@ async def test_a_data_connection_cannot_load_unload_or_stop(
     assert isinstance(await shared.workers[0].call(Status()), WorkerStatus)
 
 
-async def test_connections_beyond_the_bound_are_closed(
-    pool: tuple[WorkerPool, dict[str, str]],
-) -> None:
-    shared, _ = pool
+async def test_connections_beyond_the_bound_are_closed(run_folder: str) -> None:
+    shared = WorkerPool(1, ping_interval=0, run_folder=run_folder, max_data_connections=3)
+    await shared.start()
     (info,) = shared.shared_workers()
+    bound = 3
     accepted = []
     try:
-        for _ in range(MAX_DATA_CONNECTIONS):
+        for _ in range(bound):
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             sock.connect(info.path)
             accepted.append(sock)
-        await _until_connections(shared, MAX_DATA_CONNECTIONS)
+        await _until_connections(shared, bound)
         extra = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         extra.connect(info.path)
         extra.settimeout(WAIT)
         assert extra.recv(1) == b""  # closed by the worker at once
         extra.close()
+        assert (await _status(shared)).connections == bound
     finally:
         for sock in accepted:
             sock.close()
-    assert (await _status(shared)).connections <= MAX_DATA_CONNECTIONS
+        await shared.close()
 
 
 async def test_a_remote_pool_dispatches_and_fails_fast_when_its_worker_dies(

@@ -30,6 +30,8 @@ async def host(tmp_path: Path) -> AsyncIterator[PoolHost]:
     echo = ModelSettings.resolve(ASSETS / "models" / "echo" / "model-settings.json")
     shared = PoolHost(settings, [echo], tmp_path)
     assert os.stat(shared.run_folder).st_mode & 0o777 == 0o700
+    assert shared.placement.pool is not None
+    assert shared.placement.pool.max_data_connections == 4  # 2 x front-ends + 2
     ANNOUNCED.clear()
     shared.announce = ANNOUNCED.append
     async with asyncio.timeout(WAIT):
