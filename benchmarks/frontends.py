@@ -7,9 +7,10 @@ mlpack's. And, to project to bigger machines, the CPU one request costs: front-e
 front-end serving the model in-process; and one dispatching to a worker) and worker CPU
 (``parallel_workers`` 1), read from /proc per process.
 
-gRPC load comes from ``h2load`` (``benchmarks/h2load.py``: C, a few % of a core; success
-checked on the servers' ``grpc_server_handled_total`` counters) when it is installed, else
-from the Python driver; ``--grpc-loadgen python`` picks the Python driver.
+Load comes from ``h2load`` (``benchmarks/h2load.py``: C, a few % of a core; gRPC success
+checked on the servers' ``grpc_server_handled_total`` counters, REST over HTTP/1.1
+keep-alive) when it is installed, else from the Python drivers; ``--grpc-loadgen python`` /
+``--rest-loadgen python`` pick the Python drivers.
 
 Usage: ``python -m benchmarks.frontends [-d 5] [-r 3] [-c 32]``; JSON goes to
 benchmarks/results/frontends.json.
@@ -69,11 +70,20 @@ def _measure(
     concurrency: int,
     duration: float,
     grpc_loadgen: str = "h2load",
+    rest_loadgen: str = "h2load",
 ) -> dict[str, Any]:
     before = _cpu_by_pid(server.proc.pid)
     t0 = time.monotonic()
-    if transport == "grpc" and grpc_loadgen == "h2load":
-        row: dict[str, Any] = h2load.run(
+    if transport == "rest" and rest_loadgen == "h2load":
+        row: dict[str, Any] = h2load.run_http(
+            f"{server.base_url}/v2/models/{models.IRIS_NAME}/infer",
+            rest_json_body("iris"),
+            concurrency,
+            duration,
+            warmup=1.0,
+        )
+    elif transport == "grpc" and grpc_loadgen == "h2load":
+        row = h2load.run(
             server.grpc_target,
             grpc_body("iris"),
             concurrency,
@@ -166,7 +176,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     for transport in TRANSPORTS:
                         for name in order:
                             row = _measure(
-                                started[name], transport, c, args.duration, args.grpc_loadgen
+                                started[name],
+                                transport,
+                                c,
+                                args.duration,
+                                args.grpc_loadgen,
+                                args.rest_loadgen,
                             )
                             raw[name].setdefault(f"{transport}/c{c}", []).append(row)
                             print(
@@ -245,6 +260,7 @@ def report(args: argparse.Namespace, raw: dict[str, Any]) -> dict[str, Any]:
             "duration_s": args.duration,
             "repeats": args.repeats,
             "grpc_loadgen": args.grpc_loadgen,
+            "rest_loadgen": args.rest_loadgen,
         },
         "results": results,
         "ratios": dict(sorted(ratios.items())),
@@ -282,6 +298,12 @@ def main(argv: list[str] | None = None) -> int:
         choices=("h2load", "python"),
         default="h2load" if h2load.available() else "python",
         help="gRPC load generator (default: h2load when installed)",
+    )
+    parser.add_argument(
+        "--rest-loadgen",
+        choices=("h2load", "python"),
+        default="h2load" if h2load.available() else "python",
+        help="REST load generator (default: h2load --h1 when installed)",
     )
     parser.add_argument("--mlserver-venv", type=Path, default=VENV_DIR)
     parser.add_argument("-o", "--output", type=Path, default=RESULTS)

@@ -1,4 +1,4 @@
-"""A gRPC load generator that leaves the cores to the server: nghttp2's ``h2load``.
+"""A load generator that leaves the cores to the server: nghttp2's ``h2load``.
 
 The Python gRPC driver (``mlpack.bench.drivers.GrpcDriver``, grpcio underneath) costs about
 a third of a core at a few thousand calls per second; on a 2-core machine that is CPU the
@@ -12,8 +12,9 @@ MLServer both export them) are read before and after the run. Calls h2load leave
 when the duration ends are cancelled by the client: up to one per connection is expected
 and reported as ``cancelled_at_end``; every other non-OK call is an error.
 
-Installing it: Debian/Ubuntu ``apt-get install nghttp2-client`` (the benchmark setup does,
-CI does not need it).
+``run_http`` drives REST the same way over HTTP/1.1 keep-alive (``--h1``), where h2load sees
+every status itself. Installing it: Debian/Ubuntu ``apt-get install nghttp2-client`` (CI
+installs it for ``tests/e2e/test_bench_h2load.py``).
 
 Usage as a CLI: ``python -m benchmarks.h2load HOST:PORT BODY.pb -c 32 -d 5 [--metrics URL]``.
 """
@@ -111,6 +112,78 @@ def latencies_ms(log: Path) -> list[float]:
     return out
 
 
+def _h2load(
+    url: str,
+    body: bytes,
+    headers: list[str],
+    concurrency: int,
+    duration: float,
+    warmup: float,
+    http1: bool = False,
+) -> dict[str, Any]:
+    """Run h2load closed loop (``concurrency`` connections, one request in flight each);
+    the row the scenarios read, from h2load's own counts."""
+    exe = shutil.which("h2load")
+    if exe is None:
+        raise H2loadMissing("h2load not found: apt-get install nghttp2-client")
+    with tempfile.TemporaryDirectory(prefix="h2load-") as tmp:
+        data = Path(tmp) / "body"
+        data.write_bytes(body)
+        log = Path(tmp) / "requests.tsv"
+        argv = [
+            exe,
+            f"--clients={concurrency}",
+            "--max-concurrent-streams=1",
+            "--threads=1",
+            f"--duration={round(duration * 1000)}ms",  # h2load takes whole units only
+            f"--warm-up-time={round(warmup * 1000)}ms",
+            f"--data={data}",
+            f"--log-file={log}",
+            *(f"--header={header}" for header in headers),
+        ]
+        if http1:
+            argv.append("--h1")
+        argv.append(url)
+        usage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        wall0 = time.monotonic()
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=duration + warmup + 60)
+        wall = time.monotonic() - wall0
+        usage1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        summary = parse_output(proc.stdout + proc.stderr)
+        lat = sorted(latencies_ms(log))
+    cpu = (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime)
+    # h2load's "failed" already counts non-2xx answers, errored and timed-out requests.
+    errors = int(
+        max(summary["failed"], summary["non_2xx"] + summary["errored"] + summary["timeout"])
+    )
+    return {
+        "loadgen": "h2load",
+        "requests": int(summary["done"]),
+        "errors": errors,
+        "wall_s": float(summary["seconds"]),
+        "rps": float(summary["rps"]),
+        "p50_ms": percentile(lat, 50),
+        "p95_ms": percentile(lat, 95),
+        "p99_ms": percentile(lat, 99),
+        "mean_ms": sum(lat) / len(lat) if lat else 0.0,
+        "loadgen_cpu": cpu / max(wall, 1e-9),
+        "error_samples": [],
+    }
+
+
+def run_http(
+    url: str,
+    body: bytes,
+    concurrency: int,
+    duration: float,
+    warmup: float = 1.0,
+    content_type: str = "application/json",
+) -> dict[str, Any]:
+    """HTTP/1.1 keep-alive POSTs of ``body`` to ``url``; any non-2xx answer is an error."""
+    headers = [f"content-type: {content_type}"]
+    return _h2load(url, body, headers, concurrency, duration, warmup, http1=True)
+
+
 def run(
     target: str,
     message: bytes,
@@ -127,51 +200,13 @@ def run(
     server counted (``server_ok``, ``server_errors`` by code, ``cancelled_at_end``).
     ``deadline`` is sent as ``grpc-timeout`` like the Python driver's per-call timeout.
     """
-    exe = shutil.which("h2load")
-    if exe is None:
-        raise H2loadMissing("h2load not found: apt-get install nghttp2-client")
-    with tempfile.TemporaryDirectory(prefix="h2load-") as tmp:
-        body = Path(tmp) / "body.grpc"
-        body.write_bytes(frame(message))
-        log = Path(tmp) / "requests.tsv"
-        argv = [
-            exe,
-            f"--clients={concurrency}",
-            "--max-concurrent-streams=1",
-            "--threads=1",
-            f"--duration={round(duration * 1000)}ms",  # h2load takes whole units only
-            f"--warm-up-time={round(warmup * 1000)}ms",
-            f"--data={body}",
-            f"--log-file={log}",
-            "--header=content-type: application/grpc",
-            "--header=te: trailers",
-        ]
-        if deadline is not None:
-            argv.append(f"--header=grpc-timeout: {max(1, round(deadline))}S")
-        argv.append(f"http://{target}{GRPC_PATH}")
-        before = handled_counts(metrics_url) if metrics_url else None
-        usage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        wall0 = time.monotonic()
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=duration + warmup + 60)
-        wall = time.monotonic() - wall0
-        usage1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        summary = parse_output(proc.stdout + proc.stderr)
-        lat = sorted(latencies_ms(log))
-    cpu = (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime)
-    errors = int(summary["failed"] + summary["errored"] + summary["timeout"] + summary["non_2xx"])
-    row: dict[str, Any] = {
-        "loadgen": "h2load",
-        "requests": int(summary["done"]),
-        "errors": errors,
-        "wall_s": float(summary["seconds"]),
-        "rps": float(summary["rps"]),
-        "p50_ms": percentile(lat, 50),
-        "p95_ms": percentile(lat, 95),
-        "p99_ms": percentile(lat, 99),
-        "mean_ms": sum(lat) / len(lat) if lat else 0.0,
-        "loadgen_cpu": cpu / max(wall, 1e-9),
-        "error_samples": [],
-    }
+    headers = ["content-type: application/grpc", "te: trailers"]
+    if deadline is not None:
+        headers.append(f"grpc-timeout: {max(1, round(deadline))}S")
+    before = handled_counts(metrics_url) if metrics_url else None
+    row = _h2load(
+        f"http://{target}{GRPC_PATH}", frame(message), headers, concurrency, duration, warmup
+    )
     if before is not None and metrics_url:
         time.sleep(0.2)  # the last calls' counters land after their responses
         after = handled_counts(metrics_url)

@@ -59,3 +59,12 @@ def test_grpc_errors_behind_http_200_are_counted(server: RunningServer) -> None:
     assert row["errors"] >= row["requests"] > 0
     assert row["server_errors"].get("NOT_FOUND", 0) >= row["requests"]
     assert row["server_ok"] == 0
+
+
+def test_rest_over_http1_counts_non_2xx_as_errors(server: RunningServer) -> None:
+    body = b'{"inputs":[{"name":"v","shape":[1,2],"datatype":"INT64","data":[3,4]}]}'
+    url = f"{server.url}/v2/models/echo/infer"
+    good = h2load.run_http(url, body, 2, 0.5, 0.2)
+    assert good["errors"] == 0 and good["requests"] > 0 and good["p50_ms"] > 0
+    bad = h2load.run_http(f"{server.url}/v2/models/no-such-model/infer", body, 2, 0.5, 0.2)
+    assert bad["errors"] == bad["requests"] > 0
