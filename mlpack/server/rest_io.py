@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..codecs.tensors import mark_without_booleans
 from ..errors import InvalidRequest
 from ..types import InferenceRequest, Parameters
 from .validation import describe_validation_error
@@ -44,9 +45,11 @@ def parse_inference_request(body: bytes) -> InferenceRequest:
     if not body:
         raise InvalidRequest("request body is empty; expected a JSON inference request")
     try:
-        return InferenceRequest.model_validate_json(body)
+        request = InferenceRequest.model_validate_json(body)
     except ValidationError as error:
         raise InvalidRequest(describe_validation_error(error, body)) from None
+    mark_without_booleans(request.inputs, body)
+    return request
 
 
 def attach_headers(inference_request: InferenceRequest, request: Request) -> None:
