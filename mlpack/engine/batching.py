@@ -122,6 +122,7 @@ class AdaptiveBatcher:
         self._busy = 0
         self._last_rows = 1  # rows of the batch sent last (what a pipeline slot waits for)
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_head: _Pending | None = None  # the queue head the timer waits for
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -157,12 +158,10 @@ class AdaptiveBatcher:
             self._queue.popleft()
 
     def _dispatch(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         while self._busy < self.concurrency * self.pipeline_depth:
             self._drop_cancelled()
             if not self._queue:
+                self._cancel_timer()
                 return
             head = self._queue[0]
             if self._busy and head.rows is not None:
@@ -175,10 +174,15 @@ class AdaptiveBatcher:
                 if self._busy >= self.concurrency:
                     wanted = min(wanted, self._last_rows)
                 waited = time.perf_counter() - head.enqueued
-                if waited < self.max_batch_time and self._rows_for(head.key) < wanted:
-                    loop = asyncio.get_running_loop()
-                    self._timer = loop.call_later(self.max_batch_time - waited, self._dispatch)
+                if waited < self.max_batch_time and self._rows_for(head.key, wanted) < wanted:
+                    if self._timer is None or self._timer_head is not head:
+                        # One timer per head: arrivals while it waits do not re-arm it.
+                        self._cancel_timer()
+                        loop = asyncio.get_running_loop()
+                        delay = self.max_batch_time - waited
+                        self._timer, self._timer_head = loop.call_later(delay, self._on_timer), head
                     return
+            self._cancel_timer()
             batch = self._take_batch()
             self._last_rows = sum(item.rows or 0 for item in batch)
             self._busy += 1
@@ -191,10 +195,24 @@ class AdaptiveBatcher:
             for item in batch:
                 item.future.add_done_callback(abandon)
 
-    def _rows_for(self, key: Hashable) -> int:
-        return sum(
-            item.rows or 0 for item in self._queue if item.key == key and not item.future.done()
-        )
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = self._timer_head = None
+
+    def _on_timer(self) -> None:
+        self._timer = self._timer_head = None
+        self._dispatch()
+
+    def _rows_for(self, key: Hashable, enough: int) -> int:
+        """Rows queued that could join a batch keyed ``key`` (counting stops at ``enough``)."""
+        rows = 0
+        for item in self._queue:
+            if item.key == key and not item.future.done():
+                rows += item.rows or 0
+                if rows >= enough:
+                    break
+        return rows
 
     def _take_batch(self) -> list[_Pending]:
         head = self._queue.popleft()
