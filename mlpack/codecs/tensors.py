@@ -138,7 +138,8 @@ def _float_array(
         raise _fail(name, datatype, f"values must be numbers, got {_describe(raw)}")
     with np.errstate(over="ignore", invalid="ignore"):
         out = raw.astype(dtype, copy=False).reshape(-1)
-    if dtype.itemsize < 8 and raw.size and kind == "f":
+    if dtype.itemsize < 8 and raw.size and kind == "f" and np.isinf(out).any():
+        # Some value became infinite: out of range unless it was infinite already.
         overflow = np.isinf(out) & ~np.isinf(raw.reshape(-1))
         if overflow.any():
             bad = _plain(raw.reshape(-1)[overflow][0])
