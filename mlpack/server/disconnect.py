@@ -13,7 +13,9 @@ from ..errors import RequestCancelled
 T = TypeVar("T")
 
 
-async def _cancel_on_disconnect(request: Request, task: asyncio.Task[object], gone: list[bool]) -> None:
+async def _cancel_on_disconnect(
+    request: Request, task: asyncio.Task[object], gone: list[bool]
+) -> None:
     while True:
         message = await request.receive()
         if message["type"] == "http.disconnect":

@@ -15,9 +15,7 @@ def _parsed(body: bytes) -> RequestInput:
 
 
 def test_a_body_without_boolean_literals_skips_the_boolean_scan() -> None:
-    numbers = _parsed(
-        b'{"inputs":[{"name":"x","shape":[2],"datatype":"FP32","data":[1.5,2]}]}'
-    )
+    numbers = _parsed(b'{"inputs":[{"name":"x","shape":[2],"datatype":"FP32","data":[1.5,2]}]}')
     assert numbers.__pydantic_private__ == {"_decoded": None, "_no_booleans": True}
     assert decode_tensor(numbers).tolist() == [1.5, 2.0]
 
@@ -36,4 +34,3 @@ def test_booleans_among_numbers_from_a_json_body_are_still_rejected(body: bytes)
     assert not request_input.__pydantic_private__["_no_booleans"]
     with pytest.raises(InvalidRequest, match="mix of numbers and booleans"):
         decode_tensor(request_input)
-
