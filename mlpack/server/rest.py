@@ -34,6 +34,7 @@ from .rest_io import (
     attach_headers,
     model_path,
     parse_inference_request,
+    request_headers,
 )
 from .streams import StreamEndpoints
 
@@ -88,10 +89,10 @@ class RestEndpoints:
 
     async def infer(self, request: Request) -> Response:
         name, version = model_path(request)
-        header_length = request.headers.get(binary.HEADER)
+        headers = request_headers(request)
+        header_length = headers.get(binary.HEADER)
         check_content_type(
-            request.headers.get("content-type"),
-            JSON_ONLY if header_length is None else JSON_OR_BINARY,
+            headers.get("content-type"), JSON_ONLY if header_length is None else JSON_OR_BINARY
         )
         body = await request.body()
         with tracing.stage("decode"):
@@ -103,8 +104,8 @@ class RestEndpoints:
                 inference_request = decode_infer_body(body, header_length)
         del body
         binary_outputs = binary.requested_binary_outputs(inference_request)
-        attach_headers(inference_request, request)
-        timeout = parse_timeout_header(request.headers.get(TIMEOUT_HEADER))
+        attach_headers(inference_request, request, headers)
+        timeout = parse_timeout_header(headers.get(TIMEOUT_HEADER))
         queues = self.registry.queues(name, version)
         work = self.registry.infer(name, version, inference_request, timeout)
         if queues:

@@ -34,3 +34,17 @@ def test_booleans_among_numbers_from_a_json_body_are_still_rejected(body: bytes)
     assert not request_input.__pydantic_private__["_no_booleans"]
     with pytest.raises(InvalidRequest, match="mix of numbers and booleans"):
         decode_tensor(request_input)
+
+
+def test_request_headers_read_once_match_starlettes_view() -> None:
+    from starlette.requests import Request
+
+    from mlpack.server.rest_io import request_headers
+
+    raw = [(b"host", b"a"), (b"x-twice", b"first"), (b"content-type", b"j"), (b"x-twice", b"2")]
+    request = Request({"type": "http", "headers": raw})
+    headers = request_headers(request)
+    assert (
+        headers == dict(request.headers) == {"host": "a", "x-twice": "first", "content-type": "j"}
+    )
+    assert list(headers) == ["host", "x-twice", "content-type"]
