@@ -165,6 +165,9 @@ class Settings(BaseSettings):
     # Front-end processes serving REST and gRPC on the same ports (SO_REUSEPORT) under one
     # supervisor; "auto": one per CPU core (server/frontends.py).
     http_workers: Annotated[int, Field(ge=1, le=1024)] | Literal["auto"] = 1
+    # With several front-ends: seconds between the supervisor's collects of their metrics
+    # (besides each scrape); a front-end that dies loses what it counted since the last.
+    frontend_collect_interval: float = Field(default=2.0, ge=0.1, le=300.0)
     environments_dir: str | None = None
     # `mlpack start` builds a model's environment from its requirements / conda file
     # (cached under environments_dir); False refuses such models with a message.

@@ -34,6 +34,7 @@ from .autoscaling import AutoscalingCollector
 from .coalescing import CoalescingHttpToolsProtocol
 from .frontend import FrontendPeer
 from .frontend_link import FrontendRole
+from .frontend_stats import AcrossFrontends
 from .guards import inner_guards, metrics_guards, outer_guards
 from .hints import TLSHint, ready_hint
 from .limits import HttpLimits, connection_capacity, limited_protocol, raise_open_file_limit
@@ -306,8 +307,11 @@ class MLPackServer:
             collectors.append(observability.metrics.families)
         collectors.append(AutoscalingCollector(self.registry, self.runners.pools))
         collectors.append(self.payload_log)
-        self.peer = FrontendPeer(role, self.registry, collectors)
+        self.peer = FrontendPeer(
+            role, self.registry, collectors, answer=observability.answer_locally
+        )
         link_task = await self.peer.open()
+        observability.across = AcrossFrontends(self.peer.link, role.index)
         link_task.add_done_callback(lambda _: self.request_stop())
         if not role.listen_after_load:
             return False

@@ -15,7 +15,8 @@ import math
 import random
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -94,39 +95,52 @@ class DashboardRecorder:
             buckets.pop(0)
         return buckets[-1]
 
-    def snapshot(self, window: int = WINDOW_S) -> dict[str, Any]:
-        """Per-second series for every model version over the last ``window`` seconds
-        (at least 10; less than ``window`` while the server has no older data)."""
+    def buckets(self, window: int = WINDOW_S) -> tuple[int, dict[tuple[str, str], list[_Bucket]]]:
+        """The clock's second and copies of the buckets of the last ``window`` seconds."""
         now = int(self._clock())
         start = now - max(1, min(window, WINDOW_S)) + 1
         with self._lock:
             copies = {
-                key: [b for b in buckets if b.second >= start]
+                key: [replace(b, latencies=list(b.latencies)) for b in buckets if b.second >= start]
                 for key, buckets in self._series.items()
             }
-        # The charts span from the first second with data (a young server shows what it has).
-        first = min((b[0].second for b in copies.values() if b), default=now)
-        start = max(start, min(first, now - 9))
-        models = []
-        for (name, version), buckets in sorted(copies.items()):
-            by_second = {b.second: b for b in buckets}
-            series: dict[str, list[float | None]] = {
-                k: [] for k in ("rps", "errors", "p50_ms", "p99_ms", "batch", "queue", "busy")
-            }
-            for second in range(start, now + 1):
-                b = by_second.get(second)
-                lat = sorted(b.latencies) if b else []
-                series["rps"].append(b.requests if b else 0)
-                series["errors"].append(b.errors if b else 0)
-                series["p50_ms"].append(_pct(lat, 50))
-                series["p99_ms"].append(_pct(lat, 99))
-                series["batch"].append(
-                    b.batched_requests / b.executions if b and b.executions else None
-                )
-                series["queue"].append(b.queue_max if b else 0)
-                series["busy"].append(min(1.0, b.busy_s / self.workers) if b else 0.0)
-            models.append({"name": name, "version": version, "series": series})
-        return {"now": now, "start": start, "workers": self.workers, "models": models}
+        return now, copies
+
+    def snapshot(self, window: int = WINDOW_S) -> dict[str, Any]:
+        """Per-second series for every model version over the last ``window`` seconds
+        (at least 10; less than ``window`` while the server has no older data)."""
+        now, copies = self.buckets(window)
+        return render_series(now, window, copies, self.workers)
+
+
+def render_series(
+    now: int, window: int, copies: dict[tuple[str, str], list[_Bucket]], workers: int
+) -> dict[str, Any]:
+    """The dashboard's data: per-second series per model version, from its buckets."""
+    start = now - max(1, min(window, WINDOW_S)) + 1
+    # The charts span from the first second with data (a young server shows what it has).
+    first = min((b[0].second for b in copies.values() if b), default=now)
+    start = max(start, min(first, now - 9))
+    models = []
+    for (name, version), buckets in sorted(copies.items()):
+        by_second = {b.second: b for b in buckets}
+        series: dict[str, list[float | None]] = {
+            k: [] for k in ("rps", "errors", "p50_ms", "p99_ms", "batch", "queue", "busy")
+        }
+        for second in range(start, now + 1):
+            b = by_second.get(second)
+            lat = sorted(b.latencies) if b else []
+            series["rps"].append(b.requests if b else 0)
+            series["errors"].append(b.errors if b else 0)
+            series["p50_ms"].append(_pct(lat, 50))
+            series["p99_ms"].append(_pct(lat, 99))
+            series["batch"].append(
+                b.batched_requests / b.executions if b and b.executions else None
+            )
+            series["queue"].append(b.queue_max if b else 0)
+            series["busy"].append(min(1.0, b.busy_s / workers) if b else 0.0)
+        models.append({"name": name, "version": version, "series": series})
+    return {"now": now, "start": start, "workers": workers, "models": models}
 
 
 def _pct(values: list[float], pct: float) -> float | None:
@@ -143,9 +157,17 @@ def _page() -> str:
 class DashboardEndpoints:
     """``GET /v2/dashboard`` (the page) and ``GET /v2/dashboard/data.json`` (its data)."""
 
-    def __init__(self, recorder: DashboardRecorder, server_name: str = "mlpack") -> None:
+    def __init__(
+        self,
+        recorder: DashboardRecorder,
+        server_name: str = "mlpack",
+        across: Callable[[], Any] = lambda: None,
+    ) -> None:
         self.recorder = recorder
         self.server_name = server_name
+        # Several front-ends: an ``AcrossFrontends`` (server/frontend_stats.py) that merges
+        # every front-end's buckets into this one's.
+        self.across = across
 
     async def page(self, request: Request) -> Response:
         return HTMLResponse(_page().replace("{{server_name}}", html.escape(self.server_name)))
@@ -160,7 +182,18 @@ class DashboardEndpoints:
             )
         if not 1 <= window <= WINDOW_S:
             return JSONResponse({"error": f"window must be 1..{WINDOW_S} seconds"}, status_code=400)
-        return JSONResponse(self.recorder.snapshot(window), headers={"Cache-Control": "no-store"})
+        across = self.across()
+        if across is None:
+            data = self.recorder.snapshot(window)
+        else:
+            from .frontend_stats import DashboardPart
+
+            now, copies = self.recorder.buckets(window)
+            local = DashboardPart(now, self.recorder.workers, copies)
+            merged, note = await across.dashboard(window, local)
+            data = render_series(merged.now, window, merged.series, merged.workers)
+            data["frontends"] = note
+        return JSONResponse(data, headers={"Cache-Control": "no-store"})
 
     def routes(self) -> list[Route]:
         return [

@@ -3,7 +3,9 @@
 The repository API's load/unload (``ModelRegistry.request_load``) is sent to the
 supervisor, which applies it in every front-end (this one included, through ``handle``)
 and answers once all have; so any front-end's index then shows it. A scrape of the
-supervisor's metrics port collects each front-end's in-memory families (``snapshot``).
+supervisor's metrics port collects each front-end's in-memory families (``snapshot``),
+and a front-end's ``/stats`` asks every front-end for its own figures (``Ask``, answered
+by ``answer``; ``server/frontend_stats.py``).
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..engine.registry import ModelRegistry
 from .frontend_link import (
+    Answer,
     Apply,
+    Ask,
     Collect,
     ControlLink,
     Done,
@@ -37,14 +41,20 @@ class FrontendPeer:
         role: index, control socket and the repository calls to replay.
         registry: this front-end's model registry.
         collectors: what a scrape collects here (in-memory families, autoscaling gauges).
+        answer: this front-end's own answer to an ``Ask`` query (statistics, dashboard).
     """
 
     def __init__(
-        self, role: FrontendRole, registry: ModelRegistry, collectors: Iterable[Any]
+        self,
+        role: FrontendRole,
+        registry: ModelRegistry,
+        collectors: Iterable[Any],
+        answer: Callable[[Any], Any] | None = None,
     ) -> None:
         self.role = role
         self.registry = registry
         self.collectors = list(collectors)
+        self.answer = answer
         self.link = ControlLink(handler=self.handle)
         # Set once startup models are loaded and ``role.ops`` replayed: calls from the
         # supervisor wait for it, so they apply after the replay, in order.
@@ -75,9 +85,12 @@ class FrontendPeer:
         """Tell the supervisor this front-end serves (models loaded, ports open)."""
         self.link.send(Ready(self.role.index, os.getpid()))
 
-    async def handle(self, message: Apply | Collect) -> Done | Snapshot:
+    async def handle(self, message: Apply | Collect | Ask) -> Done | Snapshot | Answer:
         if isinstance(message, Collect):
             return Snapshot(message.call_id, self.snapshot())
+        if isinstance(message, Ask):
+            value = self.answer(message.query) if self.answer is not None else None
+            return Answer(message.call_id, value)
         await self.loaded.wait()
         try:
             await self._local(message.action, message.name)

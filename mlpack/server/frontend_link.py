@@ -4,7 +4,10 @@ One Unix socket pair per front-end carries small pickled messages, each frame a 
 length and a pickle. Either end may ask (``Apply``: a repository load/unload;
 ``Collect``: a metrics snapshot) and the other answers with the same ``call_id``
 (``Done``, ``Snapshot``). ``Ready`` tells the supervisor a front-end has loaded its
-models. Nothing on the data plane crosses this link.
+models. ``Gather`` (front-end → supervisor) asks every live front-end the same query
+(``Ask``, answered by ``Answer``) and returns their answers (``Gathered``): per-model
+statistics and the dashboard's data across front-ends (``server/frontend_stats.py``).
+Nothing on the data plane crosses this link.
 """
 
 from __future__ import annotations
@@ -68,6 +71,44 @@ class Ready:
     pid: int
 
 
+# -- figures across front-ends (server/frontend_stats.py) ----------------------------
+@dataclass(frozen=True)
+class Gather:
+    """Front-end → supervisor: ask every live front-end ``query``; answered by ``Gathered``."""
+
+    call_id: int
+    query: Any
+
+
+@dataclass(frozen=True)
+class Gathered:
+    """The answer to ``Gather``: each answering front-end's value, and who was left out."""
+
+    call_id: int
+    values: list[tuple[int, Any]] = field(default_factory=list)
+    missing: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Ask:
+    """Supervisor → front-end: answer ``query`` from your own figures (``Answer``)."""
+
+    call_id: int
+    query: Any
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The answer to ``Ask``."""
+
+    call_id: int
+    value: Any = None
+
+
+# Messages that ask (answered through the link's handler) and answers (matched by call_id).
+_CALLS = (Apply, Collect, Gather, Ask)
+_ANSWERS = (Done, Snapshot, Gathered, Answer)
+
 Handler = Callable[[Any], Awaitable[Any]]
 
 
@@ -75,7 +116,7 @@ class ControlLink:
     """One end of a control socket: ``call`` asks the other end, ``handler`` answers it.
 
     Parameters:
-        handler: answers an incoming ``Apply`` or ``Collect`` (returns ``Done``/``Snapshot``).
+        handler: answers an incoming call (``Apply``, ``Collect``, ``Gather``, ``Ask``).
         on_message: told about one-way messages (``Ready``).
     """
 
@@ -107,7 +148,7 @@ class ControlLink:
         payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
         self._writer.write(_LENGTH.pack(len(payload)) + payload)
 
-    async def call(self, message: Apply | Collect) -> Any:
+    async def call(self, message: Apply | Collect | Gather | Ask) -> Any:
         """Send ``message`` and wait for its answer (ConnectionError if the link closes)."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[message.call_id] = future
@@ -139,11 +180,11 @@ class ControlLink:
                 self._writer.close()
 
     def _dispatch(self, message: Any) -> None:
-        if isinstance(message, (Done, Snapshot)):
+        if isinstance(message, _ANSWERS):
             future = self._pending.get(message.call_id)
             if future is not None and not future.done():
                 future.set_result(message)
-        elif isinstance(message, (Apply, Collect)) and self.handler is not None:
+        elif isinstance(message, _CALLS) and self.handler is not None:
             task = asyncio.create_task(self._answer(self.handler, message))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)

@@ -18,7 +18,11 @@ start`` runs becomes a supervisor; it parses no request itself. It:
 * serves the metrics port: one scrape sums every front-end's in-memory families (same
   names and labels as with one front-end) plus the multiprocess folder they all write to,
   and adds ``frontend_requests_total{frontend}`` (REST requests + gRPC calls per
-  front-end), ``frontend_ready{frontend}`` and ``frontend_restarts_total``.
+  front-end), ``frontend_ready{frontend}`` and ``frontend_restarts_total``. Families are
+  also collected every ``frontend_collect_interval`` seconds, so a front-end that dies
+  leaves its counters in the sum (``FrontendCollector.retire``): they never go back.
+* answers ``Gather`` (a front-end's ``/stats`` or dashboard data) by asking every live
+  front-end and returning their answers (``server/frontend_stats.py`` merges them).
 * passes SIGHUP on (certificate reload, with TLS); on SIGTERM/SIGINT, passes SIGTERM to
   every front-end; each drains as a single server
   does (not ready, ``drain_delay``, in-flight requests finish within ``graceful_timeout``).
@@ -61,9 +65,13 @@ from .frontend_link import (
     Done,
     FamilySnapshot,
     FrontendRole,
+    Gather,
+    Gathered,
     Ready,
     Snapshot,
 )
+from .frontend_metrics import FrontendCollector
+from .frontend_stats import gather
 from .metrics import MetricsFolder
 
 logger = logging.getLogger("mlpack.frontends")
@@ -128,6 +136,7 @@ class _Slot:
     started: float = 0.0
     restarts: int = 0
     families: list[FamilySnapshot] = field(default_factory=list)
+    families_call: int = 0  # the Collect call whose answer ``families`` holds
     reader: asyncio.Task[None] | None = None
 
 
@@ -163,6 +172,8 @@ class FrontendSupervisor:
         self._stopping = False
         self.exit_code = 0
         self._child_settings = settings
+        # Sums the front-ends' families; keeps what dead ones counted.
+        self.collector = FrontendCollector(self.slots)
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -178,6 +189,7 @@ class FrontendSupervisor:
         metrics_socket: socket.socket | None = None
         metrics_server: Any = None
         metrics_task: asyncio.Task[None] | None = None
+        collecting: asyncio.Task[None] | None = None
         try:
             if settings.metrics_endpoint:
                 metrics_socket = bind_socket(settings.host, settings.metrics_port, "metrics")
@@ -193,6 +205,7 @@ class FrontendSupervisor:
             if folder is not None and metrics_socket is not None:
                 metrics_server = self._metrics_server(folder)
                 metrics_task = asyncio.create_task(metrics_server.serve(sockets=[metrics_socket]))
+                collecting = asyncio.create_task(self._collect_every())
             logger.info(
                 "%d front-end processes on REST %s:%s and gRPC %s:%s (SO_REUSEPORT)",
                 self.count,
@@ -209,6 +222,8 @@ class FrontendSupervisor:
                 for keeper in keepers:
                     keeper.cancel()
                 await asyncio.gather(*keepers, return_exceptions=True)
+            if collecting is not None:
+                collecting.cancel()
             if metrics_server is not None and metrics_task is not None:
                 metrics_server.should_exit = True
                 await metrics_task
@@ -231,7 +246,7 @@ class FrontendSupervisor:
             served = time.monotonic() - slot.started
             was_ready = slot.ready
             slot.ready, slot.link = False, None
-            self._forget(slot.pid)
+            self._retire(slot)
             if code == STARTUP_FAILURE and not was_ready:
                 logger.error(
                     "front-end %d failed to start (exit code %s): stopping", slot.index, code
@@ -291,12 +306,15 @@ class FrontendSupervisor:
         await loop.run_in_executor(None, process.join)
         return process.exitcode  # type: ignore[no-any-return]
 
-    def _forget(self, pid: int) -> None:
-        """A dead front-end's live gauges leave the multiprocess folder."""
+    def _retire(self, slot: _Slot) -> None:
+        """A dead front-end's counters stay in the sum; its live gauges leave (in memory
+        and in the multiprocess folder)."""
+        self.collector.retire(slot)
+        slot.families_call = 0
         path = self._child_settings.metrics_dir
         if path:
             with contextlib.suppress(Exception):
-                MetricsFolder(path).mark_process_dead(pid)
+                MetricsFolder(path).mark_process_dead(slot.pid)
 
     async def _shutdown(self) -> None:
         """SIGTERM every front-end; each drains; SIGKILL what outlives the bound."""
@@ -325,9 +343,16 @@ class FrontendSupervisor:
             if all(s.ready for s in self.slots):
                 logger.info("all %d front-ends ready", self.count)
 
-    async def _handle(self, message: Apply | Collect) -> Done | Snapshot:
+    async def _handle(self, message: Apply | Collect | Gather) -> Done | Snapshot | Gathered:
         if isinstance(message, Collect):  # front-ends do not ask this; answer empty
             return Snapshot(message.call_id)
+        if isinstance(message, Gather):
+            live = [
+                (s.index, s.link)
+                for s in self.slots
+                if s.link is not None and not s.link.closed.is_set()
+            ]
+            return await gather(message, live)
         async with self._ops_lock:
             links = [
                 s.link for s in self.slots if s.link is not None and not s.link.closed.is_set()
@@ -362,32 +387,44 @@ class FrontendSupervisor:
         return error
 
     async def collect(self) -> None:
-        """Fetch every live front-end's metric families (those that answer in time)."""
+        """Fetch every live front-end's metric families (those that answer in time; one
+        that does not keeps its last families, so its counters stay in the sum)."""
 
         async def one(slot: _Slot) -> None:
             link = slot.link
             if link is None or link.closed.is_set():
-                slot.families = []
                 return
+            call = Collect(link.next_id())
             try:
                 async with asyncio.timeout(COLLECT_TIMEOUT):
-                    answer = await link.call(Collect(link.next_id()))
-                slot.families = answer.families
+                    answer = await link.call(call)
             except (ConnectionError, TimeoutError):
-                slot.families = []
+                return
+            # Still the same process (not retired meanwhile), and no newer answer kept
+            # (a scrape and the periodic collect may overlap): counters never step back.
+            if slot.link is link and call.call_id > slot.families_call:
+                slot.families, slot.families_call = answer.families, call.call_id
 
         await asyncio.gather(*(one(slot) for slot in self.slots))
+
+    async def _collect_every(self) -> None:
+        """Collect every ``frontend_collect_interval`` seconds, between scrapes too: a
+        front-end that dies loses only what it counted since (it cannot be asked then)."""
+        while True:
+            await asyncio.sleep(self.settings.frontend_collect_interval)
+            await self.collect()
 
     def _metrics_server(self, folder: MetricsFolder) -> Any:
         from .app import embedded_metrics_server
         from .auth import AccessPolicy
-        from .frontend_metrics import FrontendCollector, refreshing
+        from .frontend_metrics import refreshing
         from .guards import metrics_guards
         from .metrics import build_metrics_app
 
         settings = self.settings
-        collector = FrontendCollector(self.slots)
-        app: Any = build_metrics_app(folder, settings.metrics_endpoint or "/metrics", collector)
+        app: Any = build_metrics_app(
+            folder, settings.metrics_endpoint or "/metrics", self.collector
+        )
         app = refreshing(app, self.collect)
         app = metrics_guards(app, settings, AccessPolicy.from_settings(settings))
         return embedded_metrics_server(app)

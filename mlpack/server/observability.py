@@ -7,6 +7,7 @@ docs, CORS and the startup banner, assembled from ``Settings`` for ``server.app`
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -18,6 +19,7 @@ from ..engine.stats import InferenceObserver, ObserverGroup, StatsRecorder
 from ..settings import Settings
 from .dashboard import DashboardEndpoints, DashboardRecorder
 from .docs import DocsEndpoints
+from .frontend_stats import AcrossFrontends, StatsQuery, answer_locally
 from .logging import banner_lines
 from .metrics import ASGIApp, MetricsFolder, ServerMetrics, build_metrics_app
 
@@ -41,6 +43,15 @@ class Observability:
         self.shared_folder = False
         # More scrape-time collectors (e.g. server/autoscaling.py), added before metrics_app().
         self.extra_collectors: list[Any] = []
+        # One of several front-ends: /stats and the dashboard cover all of them.
+        self.across: AcrossFrontends | None = None
+
+    def answer_locally(self, query: Any) -> Any:
+        """This front-end's own figures for a peer's query (``server/frontend_stats.py``)."""
+        return answer_locally(query, self.stats, self.dashboard)
+
+    def _across(self) -> AcrossFrontends | None:
+        return self.across
 
     @property
     def metrics_enabled(self) -> bool:
@@ -73,7 +84,7 @@ class Observability:
         docs = DocsEndpoints(
             registry, self.settings.server_name, self.settings.server_version, route_paths
         )
-        stats = _StatsEndpoint(registry, self.stats)
+        stats = _StatsEndpoint(registry, self.stats, self._across)
         model = "/v2/models/{model_name}"
         routes = [
             *docs.routes(),
@@ -81,7 +92,9 @@ class Observability:
             Route(model + "/versions/{model_version}/stats", stats.endpoint, methods=["GET"]),
         ]
         if self.dashboard is not None:
-            routes += DashboardEndpoints(self.dashboard, self.settings.server_name).routes()
+            routes += DashboardEndpoints(
+                self.dashboard, self.settings.server_name, self._across
+            ).routes()
         return routes
 
     def wrap(self, app: Any) -> ASGIApp:
@@ -127,11 +140,18 @@ class Observability:
 
 
 class _StatsEndpoint:
-    """``GET /v2/models/{m}[/versions/{v}]/stats``: Triton-style statistics per version."""
+    """``GET /v2/models/{m}[/versions/{v}]/stats``: Triton-style statistics per version
+    (summed over every front-end when there are several; ``frontends`` says which)."""
 
-    def __init__(self, registry: ModelRegistry, stats: StatsRecorder) -> None:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        stats: StatsRecorder,
+        across: Callable[[], AcrossFrontends | None] = lambda: None,
+    ) -> None:
         self.registry = registry
         self.stats = stats
+        self.across = across
 
     async def endpoint(self, request: Request) -> Response:
         name = request.path_params["model_name"]
@@ -142,4 +162,9 @@ class _StatsEndpoint:
         else:
             self.registry.get(name)
             versions = [e.version for e in self.registry.entries() if e.name == name]
-        return JSONResponse({"model_stats": [self.stats.get(name, v).as_dict() for v in versions]})
+        local = [self.stats.get(name, v) for v in versions]
+        across = self.across()
+        if across is None:
+            return JSONResponse({"model_stats": [s.as_dict() for s in local]})
+        merged, note = await across.stats(StatsQuery(name, tuple(versions)), local)
+        return JSONResponse({"model_stats": [s.as_dict() for s in merged], "frontends": note})

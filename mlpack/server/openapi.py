@@ -217,7 +217,18 @@ SCHEMAS: dict[str, Any] = {
                         "batch_stats": {"type": "array", "items": {"type": "object"}},
                     },
                 },
-            }
+            },
+            "frontends": {
+                "type": "object",
+                "description": "With several front-ends: who answered and which front-ends "
+                "the figures cover (complete: none left out)",
+                "properties": {
+                    "frontend": {"type": "integer"},
+                    "answered": {"type": "array", "items": {"type": "integer"}},
+                    "missing": {"type": "array", "items": {"type": "integer"}},
+                    "complete": {"type": "boolean"},
+                },
+            },
         },
     },
 }

@@ -251,3 +251,63 @@ def _get_status(server: RunningServer, path: str) -> int:
             return client.get(server.url + path).status_code
     except httpx.TransportError:
         return 0
+
+
+def _success(server: RunningServer) -> float:
+    return _metrics(server)['model_infer_request_success_total{model_name="echo",model_version=""}']
+
+
+def _restarts(server: RunningServer) -> float:
+    return sum(v for k, v in _metrics(server).items() if k.startswith("frontend_restarts_total"))
+
+
+def test_counters_never_go_back_when_a_frontend_dies(frontends: RunningServer) -> None:
+    server = frontends
+    for _ in range(20):
+        assert _post(server, "/v2/models/echo/infer", ECHO).status_code == 200
+    first, served = _success(server), _served(server)
+    assert first == 20.0 and served["0"] > 0 and served["1"] > 0, served
+    os.kill(min(_frontend_pids(server)), signal.SIGKILL)
+    _wait(lambda: _restarts(server) == 1.0, "one restart", server)
+    _wait(lambda: _all_ready(server), "the replacement ready", server)
+    # The dead front-end's counters stay in the sum (it was collected at the first scrape).
+    second = _success(server)
+    assert second >= first, (first, second)
+    again = _served(server)
+    assert again["0"] >= served["0"] and again["1"] >= served["1"], (served, again)
+    for _ in range(15):
+        assert _post(server, "/v2/models/echo/infer", ECHO).status_code == 200
+    assert _success(server) == second + 15
+
+
+def _stats(server: RunningServer) -> dict[str, Any]:
+    with httpx.Client(timeout=SAFETY) as client:  # a fresh connection: either front-end
+        response = client.get(server.url + "/v2/models/echo/stats")
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_stats_and_dashboard_from_either_frontend_cover_both(frontends: RunningServer) -> None:
+    server = frontends
+    for _ in range(24):
+        assert _post(server, "/v2/models/echo/infer", ECHO).status_code == 200
+    served = _served(server)
+    assert served["0"] > 0 and served["1"] > 0, served  # the requests were spread
+    answered_by: set[int] = set()
+    for _ in range(40):  # fresh connections until both front-ends answered one
+        body = _stats(server)
+        (stats,) = body["model_stats"]
+        note = body["frontends"]
+        assert note["answered"] == [0, 1] and note["missing"] == [] and note["complete"], note
+        assert stats["inference_count"] == 24
+        assert stats["inference_stats"]["success"]["count"] == 24
+        answered_by.add(note["frontend"])
+        if answered_by == {0, 1}:
+            break
+    assert answered_by == {0, 1}
+    with httpx.Client(timeout=SAFETY) as client:
+        data = client.get(server.url + "/v2/dashboard/data.json?window=300").json()
+    assert data["frontends"]["complete"] and data["workers"] == 2
+    (model,) = [m for m in data["models"] if m["name"] == "echo"]
+    assert sum(model["series"]["rps"]) == 24
