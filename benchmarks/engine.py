@@ -313,6 +313,11 @@ def _measure_split(
     }
     row = {k: v for k, v in result.to_dict().items() if k in ("rps", "p50_ms", "p99_ms", "errors")}
     row.update(cpu)
+    # CPU per request (µs): what bounds throughput once the cores are shared out; it moves
+    # less with the machine's load than req/s does.
+    for role in roles:
+        rps = row["rps"]
+        row[f"{role}_us_per_request"] = 1e6 * row[f"{role}_cpu"] / rps if rps else 0.0
     row["rows_per_batch"] = count / executions if executions else 0.0
     row["queue_ms"] = inference["queue"] / 1e6 / count if count else 0.0
     row["compute_ms"] = inference["compute_infer"] / 1e6 / count if count else 0.0
@@ -348,7 +353,9 @@ def _pipeline_rounds(root: Path, body: bytes, duration: float, rounds: int) -> l
                 result[label] = row = _measure_split(server, "mlp", body, 32, duration)
                 print(
                     f"  {label:18} {row['rps']:8.1f} req/s  p50 {row['p50_ms']:6.2f} ms  "
-                    f"cpu main {row['main_cpu']:.2f} worker {row.get('worker_cpu', 0.0):.2f}  "
+                    f"cpu main {row['main_cpu']:.2f} worker {row.get('worker_cpu', 0.0):.2f} "
+                    f"(µs/req {row['main_us_per_request']:.0f} + "
+                    f"{row.get('worker_us_per_request', 0.0):.0f})  "
                     f"rows/batch {row['rows_per_batch']:5.1f}  queue {row['queue_ms']:.2f} ms  "
                     f"compute {row['compute_ms']:.2f} ms  errors {row['errors']}",
                     flush=True,
@@ -447,6 +454,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         rows["ratio_worker_cpu_depth_2_over_1"] = _median_ratio(
             results, "batch-on-depth-2", "batch-on-depth-1", "worker_cpu"
+        )
+        # Main-process CPU per request, batching off over on (above 1: on is cheaper).
+        rows["ratio_main_us_off_over_on"] = _median_ratio(
+            results, "batch-off", "batch-on-depth-2", "main_us_per_request"
         )
         rows["load_average_1min"] = [load_before, os.getloadavg()[0]]
         report["d_worker_pipeline"] = rows

@@ -1,10 +1,16 @@
 """Front-ends: iris REST and gRPC at c=32, mlpack with 1 and 2 front-ends vs MLServer 1.7.1.
 
 In the same alternating rounds (server order reversed every round) it also measures the
-machine's own ceiling: two bare processes answering a fixed response on shared ports
-(``benchmarks/ceiling.py``). And, to project to bigger machines, the CPU one request costs:
-front-end CPU (a front-end serving the model in-process; and one dispatching to a
-worker) and worker CPU (``parallel_workers`` 1), read from /proc per process.
+machine's own ceiling: one and two bare processes answering a fixed response on shared
+ports (``benchmarks/ceiling.py``), so the machine's own 2-vs-1 scaling sits next to
+mlpack's. And, to project to bigger machines, the CPU one request costs: front-end CPU (a
+front-end serving the model in-process; and one dispatching to a worker) and worker CPU
+(``parallel_workers`` 1), read from /proc per process.
+
+Load comes from ``h2load`` (``benchmarks/h2load.py``: C, a few % of a core; gRPC success
+checked on the servers' ``grpc_server_handled_total`` counters, REST over HTTP/1.1
+keep-alive) when it is installed, else from the Python drivers; ``--grpc-loadgen python`` /
+``--rest-loadgen python`` pick the Python drivers.
 
 Usage: ``python -m benchmarks.frontends [-d 5] [-r 3] [-c 32]``; JSON goes to
 benchmarks/results/frontends.json.
@@ -26,13 +32,14 @@ from typing import Any
 
 import httpx
 
-from benchmarks import loadgen, models, servers
+from benchmarks import h2load, loadgen, models, servers
 from benchmarks.mlserver_env import VENV_DIR, ensure_mlserver
 from benchmarks.transports import grpc_body, rest_json_body
 from mlpack.bench import processes
 
 RESULTS = Path(__file__).resolve().parent / "results" / "frontends.json"
-SERVERS = ("mlpack-1fe", "mlpack-2fe", "mlserver", "ceiling-2", "mlpack-1fe-w1")
+SERVERS = ("mlpack-1fe", "mlpack-2fe", "mlserver", "ceiling-1", "ceiling-2", "mlpack-1fe-w1")
+CEILINGS = {"ceiling-1": 1, "ceiling-2": 2}
 TRANSPORTS = ("rest", "grpc")
 
 
@@ -50,27 +57,57 @@ def _cpu_by_pid(root: int) -> dict[int, float]:
     return out
 
 
+def _metrics_url(server: servers.ServerProcess) -> str | None:
+    """Where the server counts its gRPC calls (None: a ceiling process counts nothing)."""
+    if server.name in CEILINGS:
+        return None
+    return f"http://127.0.0.1:{server.metrics_port}/metrics"
+
+
 def _measure(
-    server: servers.ServerProcess, transport: str, concurrency: int, duration: float
+    server: servers.ServerProcess,
+    transport: str,
+    concurrency: int,
+    duration: float,
+    grpc_loadgen: str = "h2load",
+    rest_loadgen: str = "h2load",
 ) -> dict[str, Any]:
-    if transport == "grpc":
-        driver: Any = loadgen.GrpcDriver(server.grpc_target)
-        body = grpc_body("iris")
-    else:
-        driver = loadgen.HttpDriver.from_url(
-            f"{server.base_url}/v2/models/{models.IRIS_NAME}/infer"
-        )
-        body = rest_json_body("iris")
     before = _cpu_by_pid(server.proc.pid)
     t0 = time.monotonic()
-    result = asyncio.run(
-        loadgen.run_load(driver, [body], concurrency=concurrency, duration=duration, warmup=1.0)
-    )
+    if transport == "rest" and rest_loadgen == "h2load":
+        row: dict[str, Any] = h2load.run_http(
+            f"{server.base_url}/v2/models/{models.IRIS_NAME}/infer",
+            rest_json_body("iris"),
+            concurrency,
+            duration,
+            warmup=1.0,
+        )
+    elif transport == "grpc" and grpc_loadgen == "h2load":
+        row = h2load.run(
+            server.grpc_target,
+            grpc_body("iris"),
+            concurrency,
+            duration,
+            warmup=1.0,
+            metrics_url=_metrics_url(server),
+        )
+    else:
+        if transport == "grpc":
+            driver: Any = loadgen.GrpcDriver(server.grpc_target)
+            body = grpc_body("iris")
+        else:
+            driver = loadgen.HttpDriver.from_url(
+                f"{server.base_url}/v2/models/{models.IRIS_NAME}/infer"
+            )
+            body = rest_json_body("iris")
+        result = asyncio.run(
+            loadgen.run_load(driver, [body], concurrency=concurrency, duration=duration, warmup=1.0)
+        )
+        row = result.to_dict() | {"loadgen": "python"}
     wall = time.monotonic() - t0
     after = _cpu_by_pid(server.proc.pid)
     used = {pid: after[pid] - before.get(pid, 0.0) for pid in after}
     root = used.pop(server.proc.pid, 0.0)
-    row: dict[str, Any] = result.to_dict()
     # In cores (1.0: one core busy): the top process, and everything below it.
     row["cpu_root"] = root / wall
     row["cpu_children"] = sum(used.values()) / wall
@@ -91,7 +128,7 @@ def _start(name: str, repos: dict[str, Path], mlserver_venv: Path) -> servers.Se
         return servers.start_mlserver(ensure_mlserver(mlserver_venv), repos["mlserver"])
     workdir = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
     prefix, env = servers.mlpack_command()
-    if name == "ceiling-2":
+    if name in CEILINGS:
         ports = processes.free_ports(3)
         argv = [
             sys.executable,
@@ -102,7 +139,7 @@ def _start(name: str, repos: dict[str, Path], mlserver_venv: Path) -> servers.Se
             "--grpc-port",
             str(ports[1]),
             "--processes",
-            "2",
+            str(CEILINGS[name]),
         ]
         return processes.spawn(name, argv, workdir, ports, env)
     args = {
@@ -138,7 +175,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 for c in args.concurrency:
                     for transport in TRANSPORTS:
                         for name in order:
-                            row = _measure(started[name], transport, c, args.duration)
+                            row = _measure(
+                                started[name],
+                                transport,
+                                c,
+                                args.duration,
+                                args.grpc_loadgen,
+                                args.rest_loadgen,
+                            )
                             raw[name].setdefault(f"{transport}/c{c}", []).append(row)
                             print(
                                 f"round {round_ + 1} {name:14} {transport:4} c={c:<3} "
@@ -174,14 +218,22 @@ def report(args: argparse.Namespace, raw: dict[str, Any]) -> dict[str, Any]:
             value = results.get(name, {}).get(cell, {}).get("rps")
             return float(value) if value else None
 
-        one, two, peer, ceiling = (
+        one, two, peer, ceiling_1, ceiling = (
             rps("mlpack-1fe"),
             rps("mlpack-2fe"),
             rps("mlserver"),
+            rps("ceiling-1"),
             rps("ceiling-2"),
         )
         if one and two:
             ratios[f"{cell}: 2 front-ends / 1"] = two / one
+        if ceiling_1 and ceiling:
+            ratios[f"{cell}: machine ceiling 2 / 1"] = ceiling / ceiling_1
+        if one and two and ceiling_1 and ceiling:
+            # How much of the machine's own 2-vs-1 gain mlpack's second front-end gets.
+            ratios[f"{cell}: scaling efficiency (2fe/1fe) / (ceiling 2/1)"] = (two / one) / (
+                ceiling / ceiling_1
+            )
         if two and ceiling:
             ratios[f"{cell}: 2 front-ends / machine ceiling"] = two / ceiling
         if two and peer:
@@ -204,7 +256,12 @@ def report(args: argparse.Namespace, raw: dict[str, Any]) -> dict[str, Any]:
         "scenario": "frontends",
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cpus": os.cpu_count(), "loadavg_at_end": os.getloadavg()},
-        "settings": {"duration_s": args.duration, "repeats": args.repeats},
+        "settings": {
+            "duration_s": args.duration,
+            "repeats": args.repeats,
+            "grpc_loadgen": args.grpc_loadgen,
+            "rest_loadgen": args.rest_loadgen,
+        },
         "results": results,
         "ratios": dict(sorted(ratios.items())),
         "cpu_per_request": dict(sorted(costs.items())),
@@ -213,13 +270,14 @@ def report(args: argparse.Namespace, raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def render(report: dict[str, Any]) -> str:
-    lines = ["| server | cell | req/s | p50 ms | CPU top / below (cores) | errors |"]
-    lines.append("|---|---|---:|---:|---:|---:|")
+    lines = ["| server | cell | req/s | p50 ms | CPU top / below (cores) | loadgen CPU | errors |"]
+    lines.append("|---|---|---:|---:|---:|---:|---:|")
     for name, cells in report["results"].items():
         for cell, row in sorted(cells.items()):
             lines.append(
                 f"| {name} | {cell} | {row['rps']:,.0f} | {row['p50_ms']:.2f} | "
-                f"{row['cpu_root']:.2f} / {row['cpu_children']:.2f} | {row['errors']} |"
+                f"{row['cpu_root']:.2f} / {row['cpu_children']:.2f} | "
+                f"{row['loadgen_cpu']:.0%} | {row['errors']} |"
             )
     lines.append("")
     lines += [f"- {k}: {v:.2f}" for k, v in report["ratios"].items()]
@@ -235,6 +293,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-r", "--repeats", type=int, default=3, help="rounds (medians)")
     parser.add_argument("-c", "--concurrency", type=int, nargs="+", default=[32])
     parser.add_argument("--only", nargs="+", choices=SERVERS, help="these servers only")
+    parser.add_argument(
+        "--grpc-loadgen",
+        choices=("h2load", "python"),
+        default="h2load" if h2load.available() else "python",
+        help="gRPC load generator (default: h2load when installed)",
+    )
+    parser.add_argument(
+        "--rest-loadgen",
+        choices=("h2load", "python"),
+        default="h2load" if h2load.available() else "python",
+        help="REST load generator (default: h2load --h1 when installed)",
+    )
     parser.add_argument("--mlserver-venv", type=Path, default=VENV_DIR)
     parser.add_argument("-o", "--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)

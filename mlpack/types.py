@@ -81,6 +81,9 @@ class RequestInput(_Model):
     # The validated numpy array (or list of bytes for BYTES), filled once by
     # mlpack.codecs.tensors so codecs never decode the same data twice.
     _decoded: Any = PrivateAttr(default=None)
+    # True when the JSON this input came from holds no ``true``/``false`` anywhere, so
+    # decoding may skip looking for booleans among its numbers.
+    _no_booleans: bool = PrivateAttr(default=False)
 
 
 class RequestOutput(_Model):

@@ -23,6 +23,7 @@ def clean_mlpack_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
             "MLPACK_REQUIRE_DOCKER",
             "MLPACK_TEST_BASE_IMAGE",
             "MLPACK_REQUIRE_BROWSER",
+            "MLPACK_REQUIRE_H2LOAD",
         }:
             monkeypatch.delenv(name)
     return

@@ -84,7 +84,9 @@ def _fail(name: str, datatype: Datatype, problem: str) -> InvalidRequest:
     return InvalidRequest(f"input '{name}' ({datatype.value}): {problem}")
 
 
-def _numeric_array(name: str, datatype: Datatype, data: Any, count: int) -> np.ndarray:
+def _numeric_array(
+    name: str, datatype: Datatype, data: Any, count: int, no_booleans: bool = False
+) -> np.ndarray:
     """Convert JSON-decoded numbers (or an array) to a flat array of ``datatype``.
 
     Steps: read the values into numpy, check the element count, then convert with the
@@ -101,7 +103,7 @@ def _numeric_array(name: str, datatype: Datatype, data: Any, count: int) -> np.n
         return raw.reshape(-1)  # already the datatype's own dtype: every value fits
     if datatype is Datatype.BOOL:
         return _bool_array(name, raw)
-    if from_json and raw.dtype.kind in "iuf" and _holds_bool(data):
+    if from_json and not no_booleans and raw.dtype.kind in "iuf" and _holds_bool(data):
         # numpy turned true/false into 1/0 alongside the numbers: never read a flag as a number.
         raise _fail(name, datatype, "values must be numbers, got a mix of numbers and booleans")
     if dtype.kind == "f":
@@ -136,7 +138,8 @@ def _float_array(
         raise _fail(name, datatype, f"values must be numbers, got {_describe(raw)}")
     with np.errstate(over="ignore", invalid="ignore"):
         out = raw.astype(dtype, copy=False).reshape(-1)
-    if dtype.itemsize < 8 and raw.size and kind == "f":
+    if dtype.itemsize < 8 and raw.size and kind == "f" and np.isinf(out).any():
+        # Some value became infinite: out of range unless it was infinite already.
         overflow = np.isinf(out) & ~np.isinf(raw.reshape(-1))
         if overflow.any():
             bad = _plain(raw.reshape(-1)[overflow][0])
@@ -231,15 +234,21 @@ def _bytes_elements(name: str, data: Any, count: int) -> list[Any]:
     return flat
 
 
-def decode_values(name: str, datatype: Datatype, shape: Sequence[int], data: Any) -> Any:
-    """Validate a tensor's data against its datatype and shape; return it flat (BYTES: a list)."""
+def decode_values(
+    name: str, datatype: Datatype, shape: Sequence[int], data: Any, no_booleans: bool = False
+) -> Any:
+    """Validate a tensor's data against its datatype and shape; return it flat (BYTES: a list).
+
+    ``no_booleans``: the JSON ``data`` came from holds no ``true``/``false`` (see
+    ``mark_without_booleans``), so numbers need no scan for booleans mixed in.
+    """
     check_shape(name, shape)
     count = element_count(shape)
     if data is None:
         raise _fail(name, datatype, "no data")
     if datatype is Datatype.BYTES:
         return _bytes_elements(name, data, count)
-    return _numeric_array(name, datatype, data, count)
+    return _numeric_array(name, datatype, data, count, no_booleans)
 
 
 def decode_tensor(request_input: RequestInput) -> Any:
@@ -250,11 +259,31 @@ def decode_tensor(request_input: RequestInput) -> Any:
     cached = decoded_data(request_input)
     if cached is not None:
         return cached
+    private = request_input.__pydantic_private__
     decoded = decode_values(
-        request_input.name, request_input.datatype, request_input.shape, request_input.data
+        request_input.name,
+        request_input.datatype,
+        request_input.shape,
+        request_input.data,
+        bool(private and private.get("_no_booleans")),
     )
     request_input._decoded = decoded
     return decoded
+
+
+def mark_without_booleans(inputs: Sequence[RequestInput], json_body: bytes) -> None:
+    """Tell decoding the JSON ``inputs`` were parsed from holds no boolean literal.
+
+    A body without the bytes ``true`` and ``false`` cannot hold a JSON boolean, so the
+    per-element scan for booleans among numbers is skipped (a ``true`` inside a string
+    only keeps the scan).
+    """
+    if b"true" in json_body or b"false" in json_body:
+        return
+    for request_input in inputs:
+        private = request_input.__pydantic_private__
+        if private is not None:
+            private["_no_booleans"] = True
 
 
 def tensor_as_ndarray(request_input: RequestInput | ResponseOutput) -> np.ndarray:

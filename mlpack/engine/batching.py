@@ -8,10 +8,12 @@ themselves. With several workers (``concurrency``), an idle worker waits at most
 
 With a pipeline (``pipeline_depth`` above 1, worker processes), each worker may hold more
 than one batch: once every worker computes, the next batch is formed, merged, encoded and
-sent at once, and waits in the worker, which starts it the moment its current batch ends
-instead of idling while the server answers and sends more. Batches still grow with load:
-each holds what arrived while the one before it was computing. Batch size counts rows
-(first dimension); a request is never split.
+sent as soon as it holds as many rows as the batch sent before it (or is full, or its
+oldest request waited ``max_batch_time``), and waits in the worker, which starts it the
+moment its current batch ends instead of idling while the server answers and sends more.
+Sending it sooner would only make it smaller: more batches, each costing the server and
+the worker per batch, for the same rows. When a worker frees up, whatever is queued goes
+at once. Batch size counts rows (first dimension); a request is never split.
 """
 
 from __future__ import annotations
@@ -118,7 +120,9 @@ class AdaptiveBatcher:
         self.name = name
         self._queue: collections.deque[_Pending] = collections.deque()
         self._busy = 0
+        self._last_rows = 1  # rows of the batch sent last (what a pipeline slot waits for)
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_head: _Pending | None = None  # the queue head the timer waits for
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -154,24 +158,33 @@ class AdaptiveBatcher:
             self._queue.popleft()
 
     def _dispatch(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         while self._busy < self.concurrency * self.pipeline_depth:
             self._drop_cancelled()
             if not self._queue:
+                self._cancel_timer()
                 return
             head = self._queue[0]
-            if 0 < self._busy < self.concurrency and head.rows is not None:
+            if self._busy and head.rows is not None:
                 # Others are computing and a worker is idle: a fuller batch may be worth a
-                # short wait. (With every worker computing, the batch goes now into a
-                # pipeline slot: it waits in a worker, which starts it without a gap.)
+                # short wait. With every worker computing, the slot is a pipeline slot: the
+                # batch would wait in a worker anyway, so it waits here until it is as big
+                # as the last batch sent (or full): sent sooner it would only be smaller,
+                # costing more per row in the server and in the worker.
+                wanted = self.max_batch_size
+                if self._busy >= self.concurrency:
+                    wanted = min(wanted, self._last_rows)
                 waited = time.perf_counter() - head.enqueued
-                if waited < self.max_batch_time and self._rows_for(head.key) < self.max_batch_size:
-                    loop = asyncio.get_running_loop()
-                    self._timer = loop.call_later(self.max_batch_time - waited, self._dispatch)
+                if waited < self.max_batch_time and self._rows_for(head.key, wanted) < wanted:
+                    if self._timer is None or self._timer_head is not head:
+                        # One timer per head: arrivals while it waits do not re-arm it.
+                        self._cancel_timer()
+                        loop = asyncio.get_running_loop()
+                        delay = self.max_batch_time - waited
+                        self._timer, self._timer_head = loop.call_later(delay, self._on_timer), head
                     return
+            self._cancel_timer()
             batch = self._take_batch()
+            self._last_rows = sum(item.rows or 0 for item in batch)
             self._busy += 1
             task = asyncio.get_running_loop().create_task(self._run(batch))
             self._tasks.add(task)
@@ -182,10 +195,24 @@ class AdaptiveBatcher:
             for item in batch:
                 item.future.add_done_callback(abandon)
 
-    def _rows_for(self, key: Hashable) -> int:
-        return sum(
-            item.rows or 0 for item in self._queue if item.key == key and not item.future.done()
-        )
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = self._timer_head = None
+
+    def _on_timer(self) -> None:
+        self._timer = self._timer_head = None
+        self._dispatch()
+
+    def _rows_for(self, key: Hashable, enough: int) -> int:
+        """Rows queued that could join a batch keyed ``key`` (counting stops at ``enough``)."""
+        rows = 0
+        for item in self._queue:
+            if item.key == key and not item.future.done():
+                rows += item.rows or 0
+                if rows >= enough:
+                    break
+        return rows
 
     def _take_batch(self) -> list[_Pending]:
         head = self._queue.popleft()

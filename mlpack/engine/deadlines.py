@@ -88,7 +88,11 @@ def timeout_parameter(parameters: Any) -> float | None:
     """Triton's ``timeout`` request parameter (microseconds) → seconds (None: absent or 0)."""
     if parameters is None:
         return None
-    value = getattr(parameters, TIMEOUT_PARAMETER, None)
+    extra = getattr(parameters, "__pydantic_extra__", None)
+    if isinstance(extra, dict):  # a ``Parameters``: unknown keys live here (no slow getattr)
+        value = extra.get(TIMEOUT_PARAMETER)
+    else:
+        value = getattr(parameters, TIMEOUT_PARAMETER, None)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:

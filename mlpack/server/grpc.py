@@ -22,6 +22,7 @@ from .. import tracing
 from ..engine.registry import ModelRegistry
 from ..errors import (
     DeadlineExceeded,
+    InvalidRequest,
     MLPackError,
     ModelNotFound,
     ResourceExhausted,
@@ -33,6 +34,7 @@ from ..proto import inference_pb2 as pb
 from ..proto import inference_pb2_grpc as pb_grpc
 from ..types import MetadataServerResponse, Parameters, RepositoryIndexResponse
 from .disclosure import public_message
+from .grpc_handlers import Undecodable, add_inference_service
 from .grpc_streams import StreamCall
 from .headers import outgoing_headers, response_headers
 from .sockets import PortInUse
@@ -105,6 +107,8 @@ def _handles_errors(handler: Handler[Response]) -> Handler[Response]:
         code = "OK"
         failure: tuple[grpc.StatusCode, str] | None = None
         try:
+            if isinstance(request, Undecodable):
+                raise InvalidRequest(request.message)
             if tracing.active:
                 return await traced_rpc(method, context, lambda: handler(self, request, context))
             return await handler(self, request, context)
@@ -133,11 +137,6 @@ def _handles_errors(handler: Handler[Response]) -> Handler[Response]:
         raise AssertionError("unreachable")  # context.abort raises
 
     return wrapper
-
-
-def _request_headers(context: grpc.aio.ServicerContext) -> dict[str, Any]:
-    """Invocation metadata as headers (binary ``-bin`` values stay bytes)."""
-    return dict(context.invocation_metadata() or ())
 
 
 def _metadata(headers: dict[str, Any]) -> tuple[tuple[str, str], ...]:
@@ -215,7 +214,9 @@ class InferenceServicer(_Observed, pb_grpc.GRPCInferenceServiceServicer):
     @_handles_errors
     async def ModelInfer(
         self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ModelInferResponse:
+    ) -> bytes:
+        """Answers serialized bytes (``grpc_handlers.RAW_RESPONSES``): the size check reads
+        the length of what is sent, with no second pass over the message."""
         remaining = context.time_remaining()
         if remaining is not None and remaining <= 0:
             raise DeadlineExceeded(
@@ -223,13 +224,14 @@ class InferenceServicer(_Observed, pb_grpc.GRPCInferenceServiceServicer):
             )
         with tracing.stage("decode"):
             inference_request = convert.model_infer_request_to_types(request)
-        headers = _request_headers(context)
-        if inference_request.parameters is None:
-            inference_request.parameters = Parameters(headers=headers)
+        headers = dict(context.invocation_metadata() or ())
+        parameters = inference_request.parameters
+        if parameters is None:  # values from grpc itself: no validation needed
+            inference_request.parameters = Parameters.model_construct(headers=headers)
         else:
-            inference_request.parameters.headers = headers
+            parameters.headers = headers
         response = await self.registry.infer(
-            request.model_name, _version(request.model_version), inference_request, remaining
+            request.model_name, request.model_version or None, inference_request, remaining
         )
         if response.parameters is not None:
             returned = outgoing_headers(response.parameters)
@@ -237,14 +239,13 @@ class InferenceServicer(_Observed, pb_grpc.GRPCInferenceServiceServicer):
                 context.set_trailing_metadata(_metadata(returned))
         # tritonclient's as_numpy reads raw contents only: answer raw to raw requests.
         with tracing.stage("encode"):
-            message = convert.types_to_model_infer_response(
+            message: bytes = convert.types_to_model_infer_response(
                 response, raw=bool(request.raw_input_contents)
-            )
-        size = message.ByteSize()
-        if size > self.max_message_length:
+            ).SerializeToString()
+        if len(message) > self.max_message_length:
             raise ResourceExhausted(
-                f"model '{request.model_name}': the response is {size} bytes, more than "
-                f"grpc_max_message_length ({self.max_message_length} bytes)"
+                f"model '{request.model_name}': the response is {len(message)} bytes, more "
+                f"than grpc_max_message_length ({self.max_message_length} bytes)"
             )
         return message
 
@@ -384,9 +385,7 @@ class GrpcTransport:
             maximum_concurrent_rpcs=max_concurrent_rpcs,
         )
         self.servicer = InferenceServicer(registry, server_metadata, limit, call_metrics)
-        pb_grpc.add_GRPCInferenceServiceServicer_to_server(  # type: ignore[no-untyped-call]
-            self.servicer, self._server
-        )
+        add_inference_service(self.servicer, self._server)
         self.health = _RegistryHealth(registry, call_metrics)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         reflection.enable_server_reflection(

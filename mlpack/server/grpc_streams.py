@@ -30,11 +30,12 @@ from typing import Any
 import grpc
 
 from ..engine.registry import ModelRegistry
-from ..errors import MLPackError, ResourceExhausted, StreamStalled, release
+from ..errors import InvalidRequest, MLPackError, ResourceExhausted, StreamStalled, release
 from ..proto import convert
 from ..proto import inference_pb2 as pb
 from ..types import InferenceRequest, Parameters
 from .disclosure import public_message
+from .grpc_handlers import Undecodable
 
 logger = logging.getLogger("mlpack.grpc")
 
@@ -130,6 +131,8 @@ class StreamCall:
             self._slots.release()
 
     async def _stream(self, message: Any) -> None:
+        if isinstance(message, Undecodable):
+            raise InvalidRequest(message.message)
         inference_request = convert.model_infer_request_to_types(message)
         if inference_request.parameters is None:
             inference_request.parameters = Parameters(headers=self._headers)
@@ -187,6 +190,8 @@ class StreamCall:
             await self.context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, str(error))
 
     def _error(self, message: Any, text: str) -> Any:
+        if isinstance(message, Undecodable):  # nothing to echo back
+            return pb.ModelStreamInferResponse(error_message=text)
         about = pb.ModelInferResponse(
             model_name=message.model_name, model_version=message.model_version, id=message.id
         )

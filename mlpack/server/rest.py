@@ -34,6 +34,7 @@ from .rest_io import (
     attach_headers,
     model_path,
     parse_inference_request,
+    request_headers,
 )
 from .streams import StreamEndpoints
 
@@ -88,10 +89,10 @@ class RestEndpoints:
 
     async def infer(self, request: Request) -> Response:
         name, version = model_path(request)
-        header_length = request.headers.get(binary.HEADER)
+        headers = request_headers(request)
+        header_length = headers.get(binary.HEADER)
         check_content_type(
-            request.headers.get("content-type"),
-            JSON_ONLY if header_length is None else JSON_OR_BINARY,
+            headers.get("content-type"), JSON_ONLY if header_length is None else JSON_OR_BINARY
         )
         body = await request.body()
         with tracing.stage("decode"):
@@ -103,8 +104,8 @@ class RestEndpoints:
                 inference_request = decode_infer_body(body, header_length)
         del body
         binary_outputs = binary.requested_binary_outputs(inference_request)
-        attach_headers(inference_request, request)
-        timeout = parse_timeout_header(request.headers.get(TIMEOUT_HEADER))
+        attach_headers(inference_request, request, headers)
+        timeout = parse_timeout_header(headers.get(TIMEOUT_HEADER))
         queues = self.registry.queues(name, version)
         work = self.registry.infer(name, version, inference_request, timeout)
         if queues:
@@ -186,12 +187,40 @@ def encode_inference_response(
             extra_headers = response_headers(headers)
     chunks = binary.detach_outputs(response, binary_outputs) if binary_outputs else None
     bytes_outputs_as_text(response.outputs)  # JSON carries BYTES elements as strings
-    body = response.model_dump(exclude_none=True)
-    if body.get("parameters") == {}:
-        del body["parameters"]
+    body = _plain_body(response)
+    if body is None:
+        body = response.model_dump(exclude_none=True)
+        if body.get("parameters") == {}:
+            del body["parameters"]
     if chunks:
         return binary.binary_response(body, chunks, extra_headers)
     return JSONBytesResponse(body, headers=extra_headers)
+
+
+def _plain_body(response: InferenceResponse) -> dict[str, Any] | None:
+    """``model_dump(exclude_none=True)`` of a response without parameters anywhere, built
+    directly (a fifth of the cost); None for any other response."""
+    if response.parameters is not None:
+        return None
+    outputs = []
+    for output in response.outputs:
+        if output.parameters is not None or output.data is None:
+            return None
+        outputs.append(
+            {
+                "name": output.name,
+                "shape": output.shape,
+                "datatype": output.datatype,
+                "data": output.data,
+            }
+        )
+    body: dict[str, Any] = {"model_name": response.model_name}
+    if response.model_version is not None:
+        body["model_version"] = response.model_version
+    if response.id is not None:
+        body["id"] = response.id
+    body["outputs"] = outputs
+    return body
 
 
 class InferFastPath:

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..codecs.tensors import mark_without_booleans
 from ..errors import InvalidRequest
 from ..types import InferenceRequest, Parameters
 from .validation import describe_validation_error
@@ -44,13 +45,30 @@ def parse_inference_request(body: bytes) -> InferenceRequest:
     if not body:
         raise InvalidRequest("request body is empty; expected a JSON inference request")
     try:
-        return InferenceRequest.model_validate_json(body)
+        request = InferenceRequest.model_validate_json(body)
     except ValidationError as error:
         raise InvalidRequest(describe_validation_error(error, body)) from None
+    mark_without_booleans(request.inputs, body)
+    return request
 
 
-def attach_headers(inference_request: InferenceRequest, request: Request) -> None:
-    headers = dict(request.headers)
+def request_headers(request: Request) -> dict[str, str]:
+    """The request's headers as a plain dict (names lower case; a repeated name: its first
+    value), read once: dict lookups are cheaper than ``Headers.get``'s scan per name."""
+    headers: dict[str, str] = {}
+    for name, value in request.scope["headers"]:
+        key = name.decode("latin-1")
+        if key not in headers:
+            headers[key] = value.decode("latin-1")
+    return headers
+
+
+def attach_headers(
+    inference_request: InferenceRequest, request: Request, headers: dict[str, str] | None = None
+) -> None:
+    """Give the model the HTTP headers as ``parameters.headers`` (``headers``: already read)."""
+    if headers is None:
+        headers = request_headers(request)
     if inference_request.parameters is None:
         inference_request.parameters = Parameters(headers=headers)
     else:

@@ -452,6 +452,41 @@ def test_bad_request_gets_precise_status(
     assert ok.raw_output_contents[0] == b"\x01"
 
 
+def _handled(server: RunningServer, method: str, code: str) -> float:
+    text = httpx.get(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=10).text
+    total = 0.0
+    wanted = (f'grpc_method="{method}"', f'grpc_code="{code}"')
+    for line in text.splitlines():
+        if line.startswith("grpc_server_handled_total{") and all(w in line for w in wanted):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_undecodable_message_is_invalid_argument_and_counted(
+    server: RunningServer, channel: grpc.Channel
+) -> None:
+    """Bytes that are not a protobuf message: a clear INVALID_ARGUMENT, counted like any
+    other call, no traceback in the log (grpc alone would answer UNKNOWN and log one)."""
+    before = _handled(server, "ModelInfer", "INVALID_ARGUMENT")
+    raw_call = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")
+    with pytest.raises(grpc.RpcError) as caught:
+        raw_call(b"\xff\xff\xff", timeout=10)
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "not a valid inference.ModelInferRequest" in caught.value.details()
+    assert _handled(server, "ModelInfer", "INVALID_ARGUMENT") == before + 1
+    assert "DecodeError" not in server.log()
+    # Another RPC's garbage names its own message type; the stream answers it in-band.
+    with pytest.raises(grpc.RpcError) as caught:
+        channel.unary_unary("/inference.GRPCInferenceService/ModelReady")(b"\x0a\xff", timeout=10)
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "inference.ModelReadyRequest" in caught.value.details()
+    stream = channel.stream_stream("/inference.GRPCInferenceService/ModelStreamInfer")
+    replies = list(stream(iter([b"\xff\xff"]), timeout=10))
+    assert len(replies) == 1
+    reply = pb.ModelStreamInferResponse.FromString(replies[0])
+    assert "not a valid inference.ModelInferRequest" in reply.error_message
+
+
 def test_model_failure_is_internal_with_message(stub: pb_grpc.GRPCInferenceServiceStub) -> None:
     request = _request("headers", "a", np.array([1], dtype=np.int32), "INT32", raw=True)
     with pytest.raises(grpc.RpcError) as caught:

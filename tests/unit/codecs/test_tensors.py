@@ -116,3 +116,10 @@ def test_int16_accepts_exactly_the_values_in_range(values: list[int]) -> None:
     else:
         with pytest.raises(InvalidRequest, match="out of range"):
             decode_tensor(tensor("INT16", values))
+
+
+def test_float32_overflow_is_rejected_and_infinity_kept() -> None:
+    with pytest.raises(InvalidRequest, match=r"value 1e\+39 is out of range"):
+        decode_tensor(tensor("FP32", [1.0, 1e39]))
+    kept = decode_tensor(tensor("FP32", [1.0, math.inf, -math.inf]))
+    assert kept.dtype == np.float32 and kept[1] == math.inf and kept[2] == -math.inf

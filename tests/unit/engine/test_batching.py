@@ -192,9 +192,55 @@ async def test_with_workers_and_pipelines_an_idle_worker_still_waits_for_a_fulle
     more = [asyncio.create_task(batcher.predict(row_request(float(v)))) for v in (2, 3)]
     await asyncio.sleep(0.01)
     assert model.batches == [1, 3]  # full: the idle worker takes it at once
-    piped = [asyncio.create_task(batcher.predict(row_request(float(v)))) for v in (4, 5, 6)]
+    piped = [asyncio.create_task(batcher.predict(row_request(float(v)))) for v in (4, 5)]
     await asyncio.sleep(0.01)
-    # Every worker computes: each arrival takes a pipeline slot at once, until none is left.
-    assert model.batches == [1, 3, 1, 1] and batcher.queued == 1
+    # Every worker computes: a pipeline slot waits for a batch as big as the last one sent.
+    assert model.batches == [1, 3] and batcher.queued == 2
+    piped.append(asyncio.create_task(batcher.predict(row_request(6.0))))
+    await asyncio.sleep(0.01)
+    assert model.batches == [1, 3, 3] and batcher.queued == 0
     model.gate.set()
     await asyncio.gather(busy, one, *more, *piped)
+
+
+async def test_a_pipeline_slot_waits_for_a_batch_no_smaller_than_the_last() -> None:
+    model = GatedModel()
+    model.gate = asyncio.Event()
+    batcher = AdaptiveBatcher(
+        model.predict, max_batch_size=8, max_batch_time=60.0, max_queue_size=10, pipeline_depth=3
+    )
+    first = asyncio.create_task(batcher.predict(row_request(0.0, rows=3)))
+    await asyncio.sleep(0)
+    small = [asyncio.create_task(batcher.predict(row_request(float(v)))) for v in (1, 2)]
+    await asyncio.sleep(0.01)
+    # The worker computes 3 rows: 2 queued rows would make a smaller batch; they wait.
+    assert model.batches == [3] and batcher.queued == 2
+    small.append(asyncio.create_task(batcher.predict(row_request(3.0))))
+    await asyncio.sleep(0.01)
+    assert model.batches == [3, 3] and batcher.queued == 0  # as big as the last: sent
+    late = asyncio.create_task(batcher.predict(row_request(4.0)))
+    await asyncio.sleep(0.01)
+    assert model.batches == [3, 3] and batcher.queued == 1  # a free slot, but 1 row < 3
+    model.gate.set()
+    await asyncio.gather(first, *small, late)
+    assert model.batches == [3, 3, 1]  # the worker freed: what waited left at once
+
+
+async def test_a_pipeline_slot_waits_no_longer_than_max_batch_time() -> None:
+    model = GatedModel()
+    model.gate = asyncio.Event()
+    batcher = AdaptiveBatcher(
+        model.predict, max_batch_size=8, max_batch_time=0.05, max_queue_size=10, pipeline_depth=2
+    )
+    first = asyncio.create_task(batcher.predict(row_request(0.0, rows=4)))
+    await asyncio.sleep(0)
+    second = asyncio.create_task(batcher.predict(row_request(1.0)))
+    await asyncio.sleep(0)
+    assert model.batches == [4] and batcher.queued == 1
+    for _ in range(1000):  # the window's timer sends it into the pipeline
+        if not batcher.queued:
+            break
+        await asyncio.sleep(0.01)
+    assert model.batches == [4, 1]
+    model.gate.set()
+    await asyncio.gather(first, second)
