@@ -209,14 +209,12 @@ def start(
             fg=typer.colors.RED,
         )
         raise typer.Exit(STARTUP_FAILURE)
-    if plan:
-        print_plan(models, settings.parallel_workers)
-        return
-    from ..server.frontends import check_frontends, frontend_count
+    from ..server.frontends import frontend_count
 
     count = frontend_count(settings.http_workers)
-    with exit_on_error(USAGE_ERROR):
-        check_frontends(settings, models, count)
+    if plan:
+        print_plan(models, settings.parallel_workers, count)
+        return
     if count > 1:
         from ..server.frontends import run_supervisor
 
@@ -242,8 +240,11 @@ def _frontends(value: str | None) -> int | str | None:
         ) from None
 
 
-def print_plan(models: list[Any], default_workers: int) -> None:
-    """``--plan``: each place models run, its processes, its models and its memory."""
+def print_plan(models: list[Any], default_workers: int, frontends: int = 1) -> None:
+    """``--plan``: each place models run, its processes, its models and its memory.
+
+    With several front-ends, each pool is listed once: the supervisor owns it and every
+    front-end calls its workers; in-process models load once per front-end."""
     import asyncio
 
     from ..engine.plan import estimate, measure_models
@@ -251,6 +252,11 @@ def print_plan(models: list[Any], default_workers: int) -> None:
 
     measured = asyncio.run(measure_models(models))
     typer.echo(f"plan: {len(models)} model(s), server parallel_workers={default_workers}")
+    if frontends > 1:
+        typer.echo(
+            f"  {frontends} front-end processes: each worker pool below is shared by all of "
+            f"them (one copy); in-process models load once per front-end ({frontends} copies)"
+        )
     total = 0
     for item in estimate(models, default_workers, measured):
         memory = "not measured" if item.memory is None else _mib(item.memory)

@@ -7,7 +7,9 @@ there). Otherwise ``engine.pools`` decides from the model's ``parallel_workers``
 group (forked from a zygote), the shared default pool, or a thread of this process
 (``LocalRunner``). A model with ``max_batch_size`` above 1 gets an adaptive batcher in
 front of whichever runner that is. ``RunnerPlacement`` receives plain values (not the
-server's settings) and owns the pools it starts.
+server's settings) and owns the pools it starts; a front-end among several is given a
+``PoolBroker`` instead, and its pooled models run in the supervisor's pools
+(``workers.remote``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from .pools import ModelPools, PoolChoice, PooledRunner, PoolKind, describe_pool
 from .runner import LocalRunner, ModelRunner
 from .workers.interpreters import EnvironmentPools, EnvironmentRunner, OwnPool, has_environment
 from .workers.pool import DEFAULT_POOL_LIMITS, PoolLimits, WorkerPool, WorkerRunner
+from .workers.remote import PoolBroker, SharedRunner
 from .workers.zygote_pool import ZygotePool
 
 logger = logging.getLogger("mlpack.engine")
@@ -45,6 +48,8 @@ class RunnerPlacement:
         limits: queue bound, health pings, recycling and restart backoff of every pool.
         extraction_limits: bounds on what an environment tarball may unpack to.
         models: the models known at start (a named pool is sized by all its models).
+        broker: the supervisor that owns the pools (a front-end among several): pooled
+            models run there (``SharedRunner``) and this placement starts no pool.
     """
 
     def __init__(
@@ -56,15 +61,17 @@ class RunnerPlacement:
         extraction_limits: ExtractionLimits | None = None,
         build_environments: bool = True,
         models: Iterable[ModelSettings] = (),
+        broker: PoolBroker | None = None,
     ) -> None:
         models = list(models)
+        self.broker = broker
         self.model_pools = ModelPools(parallel_workers, workers_timeout, limits, models)
         self._models = models
         self._in_process: set[str] = set()  # models placed in this process
         self._default_started = False
         self._default_lock = asyncio.Lock()
         self.pool: WorkerPool | None = None
-        if parallel_workers > 0:
+        if parallel_workers > 0 and broker is None:
             self.pool = WorkerPool(
                 parallel_workers, stop_timeout=workers_timeout, **limits.as_kwargs()
             )
@@ -80,16 +87,32 @@ class RunnerPlacement:
             )
 
     def __call__(self, settings: ModelSettings) -> ModelRunner:
-        runner = self._base_runner(settings)
+        runner = self.base_runner(settings)
         if settings.max_batch_size > 1:
             return BatchingRunner(
                 runner, settings.max_batch_size, settings.max_batch_time, settings.max_queue_size
             )
         return runner
 
-    def _base_runner(self, settings: ModelSettings) -> ModelRunner:
+    def in_pool(self, settings: ModelSettings) -> bool:
+        """Whether ``settings`` runs in worker processes (any pool), not in this process."""
+        if self.environment_pools is not None and has_environment(settings):
+            return True
+        return self.model_pools.choice(settings).kind != "server"
+
+    def pool_size(self, settings: ModelSettings) -> int:
+        """The processes of the pool ``settings`` runs in (0: this process)."""
+        choice = self.model_pools.choice(settings)
+        if self.environment_pools is not None and has_environment(settings):
+            return choice.size if choice.kind in ("model", "group") else self.environment_pools.size
+        return choice.size
+
+    def base_runner(self, settings: ModelSettings) -> ModelRunner:
+        """The runner of ``settings`` without a batcher in front."""
         choice = self.model_pools.choice(settings)
         self._in_process.discard(settings.name)
+        if self.broker is not None and self.in_pool(settings):
+            return SharedRunner(settings, self.broker, self.pool_size(settings))
         if self.environment_pools is not None and has_environment(settings):
             own = None
             if choice.kind in ("model", "group"):
@@ -119,6 +142,13 @@ class RunnerPlacement:
         if self.environment_pools is not None:
             pools += [(f"env:{name}", pool) for name, pool in self.environment_pools.pools()]
         return pools
+
+    def dispatch_pools(self) -> list[tuple[str, WorkerPool]]:
+        """The pools this process dispatches to: its own, or a front-end's views of the
+        supervisor's shared pools (for gauges of requests waiting here)."""
+        if self.broker is not None:
+            return list(self.broker.pools())
+        return self.pools()
 
     def describe(self, loaded: Iterable[str] | None = None) -> list[str]:
         """One line per place models run: in-process, and each pool with its processes.
@@ -158,7 +188,10 @@ class RunnerPlacement:
         return self.pool
 
     async def close(self) -> None:
-        """Stop every pool (after models have unloaded)."""
+        """Stop every pool (after models have unloaded); a front-end closes its connections
+        to the supervisor's workers."""
+        if self.broker is not None:
+            await self.broker.close()
         if self.pool is not None and self._default_started:
             await self.pool.close()
         await self.model_pools.close()

@@ -245,10 +245,6 @@ class PooledRunner(DeferredWorkerRunner):
         self._runner: WorkerRunner | None = None
         self._user = f"{settings.name}@{id(self):x}"
 
-    @property
-    def pool(self) -> WorkerPool | None:
-        return None if self._runner is None else self._runner.pool
-
     async def load(self) -> MetadataModelResponse:
         pool = await self._acquire(self._user)
         self._runner = WorkerRunner(self.settings, pool)

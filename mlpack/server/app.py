@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import logging
 import os
@@ -25,6 +26,7 @@ from .. import tracing
 from ..engine.placement import RunnerPlacement
 from ..engine.registry import ModelRegistry
 from ..engine.workers.pool import PoolLimits
+from ..engine.workers.remote import PoolBroker
 from ..environments.extract import ExtractionLimits
 from ..errors import InvalidSettings, MLPackError, ModelLoadError
 from ..settings import ModelSettings, Settings
@@ -34,6 +36,7 @@ from .autoscaling import AutoscalingCollector
 from .coalescing import CoalescingHttpToolsProtocol
 from .frontend import FrontendPeer
 from .frontend_link import FrontendRole
+from .frontend_pools import FrontendPools
 from .frontend_stats import AcrossFrontends
 from .guards import inner_guards, metrics_guards, outer_guards
 from .hints import TLSHint, ready_hint
@@ -101,21 +104,12 @@ class MLPackServer:
         self.role = role
         self.peer: FrontendPeer | None = None
         self.models = models
+        # A front-end among several: pooled models run in the supervisor's shared pools.
+        self.shared_pools: FrontendPools | None = None
+        if role is not None:
+            self.shared_pools = FrontendPools(pool_limits(settings), role.ops)
         # engine: where each model runs (threads, worker pools, environment pools).
-        environments_dir = (
-            Path(settings.environments_dir)
-            if settings.environments_dir
-            else ((repository_root or Path.cwd()) / ".mlpack" / "envs")
-        )
-        self.runners = RunnerPlacement(
-            settings.parallel_workers,
-            settings.parallel_workers_timeout,
-            environments_dir,
-            pool_limits(settings),
-            extraction_limits(settings),
-            build_environments=settings.build_environments,
-            models=models,
-        )
+        self.runners = build_placement(settings, models, repository_root, self.shared_pools)
         self.registry = ModelRegistry(
             self.runners,
             repository_root=repository_root,
@@ -248,7 +242,7 @@ class MLPackServer:
         # -- end gRPC
         rest_task = asyncio.create_task(self._uvicorn.serve(sockets=[http_socket]))
         observability.extra_collectors.append(
-            AutoscalingCollector(self.registry, self.runners.pools)
+            AutoscalingCollector(self.registry, self.runners.dispatch_pools, self.role is None)
         )
         observability.extra_collectors.append(self.payload_log)
         metrics = _metrics_server(observability, metrics_socket, policy, settings.access_log)
@@ -305,10 +299,14 @@ class MLPackServer:
         collectors: list[Any] = []
         if observability.metrics is not None:
             collectors.append(observability.metrics.families)
-        collectors.append(AutoscalingCollector(self.registry, self.runners.pools))
+        collectors.append(AutoscalingCollector(self.registry, self.runners.dispatch_pools, False))
         collectors.append(self.payload_log)
         self.peer = FrontendPeer(
-            role, self.registry, collectors, answer=observability.answer_locally
+            role,
+            self.registry,
+            collectors,
+            answer=observability.answer_locally,
+            shared_pools=self.shared_pools,
         )
         link_task = await self.peer.open()
         observability.across = AcrossFrontends(self.peer.link, role.index)
@@ -438,6 +436,41 @@ def http_limits(settings: Settings, open_files: int) -> HttpLimits:
         timeout_request_head=settings.timeout_request_head,
         timeout_request_body=settings.timeout_request_body,
         timeout_keep_alive=settings.timeout_keep_alive,
+    )
+
+
+def build_placement(
+    settings: Settings,
+    models: list[ModelSettings],
+    repository_root: Path | None,
+    broker: PoolBroker | None = None,
+    run_folder: str | None = None,
+    frontends: int = 1,
+) -> RunnerPlacement:
+    """Where each model runs, from the server's settings (``broker``: a front-end's
+    supervisor owns the pools; ``run_folder``: the supervisor's pools, shared by
+    ``frontends`` front-ends)."""
+    environments_dir = (
+        Path(settings.environments_dir)
+        if settings.environments_dir
+        else ((repository_root or Path.cwd()) / ".mlpack" / "envs")
+    )
+    limits = pool_limits(settings)
+    if run_folder is not None:
+        # One connection per front-end; room for replacements not yet seen gone.
+        connections = 2 * frontends + 2
+        limits = dataclasses.replace(
+            limits, run_folder=run_folder, max_data_connections=connections
+        )
+    return RunnerPlacement(
+        settings.parallel_workers,
+        settings.parallel_workers_timeout,
+        environments_dir,
+        limits,
+        extraction_limits(settings),
+        build_environments=settings.build_environments,
+        models=models,
+        broker=broker,
     )
 
 

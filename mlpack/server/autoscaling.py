@@ -35,15 +35,23 @@ POOL_WAITING = "worker_pool_waiting"
 
 
 class AutoscalingCollector:
-    """A prometheus-client collector over the registry and the worker pools."""
+    """A prometheus-client collector over the registry and the worker pools.
+
+    ``owner`` False: a front-end among several, whose pools are views of the supervisor's:
+    it reports requests waiting here (summed over front-ends by the supervisor) but not
+    the pools' busy share or health, which the supervisor reports once
+    (``PoolHealthCollector``).
+    """
 
     def __init__(
         self,
         registry: ModelRegistry,
         pools: Callable[[], list[tuple[str, WorkerPool]]] = list,
+        owner: bool = True,
     ) -> None:
         self.registry = registry
         self._pools = pools  # every started pool by name (the placement's, read at scrape)
+        self.owner = owner
 
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import GaugeMetricFamily
@@ -80,9 +88,34 @@ class AutoscalingCollector:
             working = sum(1 for worker in alive if worker.in_flight > 0)
             busy.add_metric([name], working / len(alive) if alive else 0.0)
             pool_waiting.add_metric([name], len(pool.waiting_keys()))
-        yield busy
         yield pool_waiting
+        if self.owner:
+            yield busy
+            yield from _pool_health(pools)
+
+
+class PoolHealthCollector:
+    """The pools' live workers, replacement counters and PSS, read at scrape: the
+    front-end supervisor's, which owns the pools every front-end shares (one copy)."""
+
+    def __init__(self, pools: Callable[[], list[tuple[str, WorkerPool]]]) -> None:
+        self._pools = pools
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        pools = self._pools()
         yield from _pool_health(pools)
+        connected = GaugeMetricFamily(
+            "worker_pool_worker_frontends",
+            "Front-ends connected to each live worker (as of its last health ping).",
+            labels=["pool", "worker"],
+        )
+        for name, pool in pools:
+            for worker in pool.workers:
+                if worker.alive and worker.path:
+                    connected.add_metric([name, str(worker.worker_id)], worker.connections)
+        yield connected
 
 
 def _pool_health(pools: list[tuple[str, WorkerPool]]) -> Iterator[Any]:

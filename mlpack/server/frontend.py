@@ -26,10 +26,12 @@ from .frontend_link import (
     Done,
     FamilySnapshot,
     FrontendRole,
+    PoolWorkers,
     Ready,
     Snapshot,
     as_error,
 )
+from .frontend_pools import FrontendPools, repository_generation
 
 logger = logging.getLogger("mlpack.server")
 
@@ -41,6 +43,7 @@ class FrontendPeer:
         role: index, control socket and the repository calls to replay.
         registry: this front-end's model registry.
         collectors: what a scrape collects here (in-memory families, autoscaling gauges).
+        shared_pools: this front-end's view of the supervisor's worker pools.
         answer: this front-end's own answer to an ``Ask`` query (statistics, dashboard).
     """
 
@@ -50,12 +53,16 @@ class FrontendPeer:
         registry: ModelRegistry,
         collectors: Iterable[Any],
         answer: Callable[[Any], Any] | None = None,
+        shared_pools: FrontendPools | None = None,
     ) -> None:
         self.role = role
         self.registry = registry
         self.collectors = list(collectors)
         self.answer = answer
-        self.link = ControlLink(handler=self.handle)
+        self.shared_pools = shared_pools
+        self.link = ControlLink(handler=self.handle, on_message=self._on_message)
+        if shared_pools is not None:
+            shared_pools.link = self.link
         # Set once startup models are loaded and ``role.ops`` replayed: calls from the
         # supervisor wait for it, so they apply after the replay, in order.
         self.loaded = asyncio.Event()
@@ -72,11 +79,15 @@ class FrontendPeer:
         if answer.error is not None:
             raise answer.error
 
+    def _on_message(self, message: Any) -> None:
+        if isinstance(message, PoolWorkers) and self.shared_pools is not None:
+            self.shared_pools.on_workers(message)
+
     async def replay(self) -> None:
         """Apply the calls made before this front-end started (after the startup models)."""
-        for action, name in self.role.ops:
+        for action, name, generation in self.role.ops:
             try:
-                await self._local(action, name)
+                await self._local(action, name, generation)
             except Exception as error:
                 logger.warning("replaying %s of model '%s': %s", action, name, error)
         self.loaded.set()
@@ -93,16 +104,20 @@ class FrontendPeer:
             return Answer(message.call_id, value)
         await self.loaded.wait()
         try:
-            await self._local(message.action, message.name)
+            await self._local(message.action, message.name, message.generation)
         except Exception as error:
             return Done(message.call_id, as_error(error))
         return Done(message.call_id)
 
-    async def _local(self, action: str, name: str) -> None:
-        if action == "load":
-            await self.registry.load(name)
-        else:
-            await self.registry.unload(name)
+    async def _local(self, action: str, name: str, generation: int) -> None:
+        token = repository_generation.set(generation)  # shared pools load it once
+        try:
+            if action == "load":
+                await self.registry.load(name)
+            else:
+                await self.registry.unload(name)
+        finally:
+            repository_generation.reset(token)
 
     def snapshot(self) -> list[FamilySnapshot]:
         """Every in-memory metric family here, as plain values."""

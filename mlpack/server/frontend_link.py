@@ -2,12 +2,14 @@
 
 One Unix socket pair per front-end carries small pickled messages, each frame a 4-byte
 length and a pickle. Either end may ask (``Apply``: a repository load/unload;
-``Collect``: a metrics snapshot) and the other answers with the same ``call_id``
-(``Done``, ``Snapshot``). ``Ready`` tells the supervisor a front-end has loaded its
-models. ``Gather`` (front-end → supervisor) asks every live front-end the same query
-(``Ask``, answered by ``Answer``) and returns their answers (``Gathered``): per-model
-statistics and the dashboard's data across front-ends (``server/frontend_stats.py``).
-Nothing on the data plane crosses this link.
+``Collect``: a metrics snapshot; ``PoolAcquire``/``PoolRelease``: a model in a shared
+worker pool) and the other answers with the same ``call_id`` (``Done``, ``Snapshot``,
+``PoolAnswer``). ``Ready`` tells the supervisor a front-end has loaded its models;
+``PoolWorkers`` tells a front-end the current workers of a shared pool. ``Gather``
+(front-end → supervisor) asks every live front-end the same query (``Ask``, answered by
+``Answer``) and returns their answers (``Gathered``): per-model statistics and the
+dashboard's data across front-ends (``server/frontend_stats.py``). Nothing on the data
+plane crosses this link (front-ends call shared workers on their own connections).
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..engine.workers.messages import WorkerInfo
 from ..errors import MLPackError
+from ..settings import ModelSettings
+from ..types import MetadataModelResponse
 
 _LENGTH = struct.Struct("!I")
 # A control message is small (a name, or one front-end's metric samples).
@@ -38,6 +43,7 @@ class Apply:
     call_id: int
     action: str  # "load" | "unload"
     name: str
+    generation: int = 0  # the supervisor's number for this call (shared pools' key)
 
 
 @dataclass(frozen=True)
@@ -105,9 +111,56 @@ class Answer:
     value: Any = None
 
 
+# -- shared worker pools (server/pool_host.py, server/frontend_pools.py) ----------------------
+@dataclass(frozen=True)
+class PoolAcquire:
+    """Front-end → supervisor: load ``settings`` into its shared pool for ``user`` (a runner
+    of front-end ``pid``); models of the same name and ``generation`` load once."""
+
+    call_id: int
+    pid: int
+    user: str
+    settings: ModelSettings
+    generation: int
+
+
+@dataclass(frozen=True)
+class PoolRelease:
+    """Front-end → supervisor: ``user`` is done with ``key`` (the last release unloads)."""
+
+    call_id: int
+    pid: int
+    user: str
+    key: str
+
+
+@dataclass(frozen=True)
+class PoolAnswer:
+    """The answer to ``PoolAcquire``/``PoolRelease``: the pool's name, the model's key in it
+    and its metadata; or the error."""
+
+    call_id: int
+    pool: str = ""
+    key: str = ""
+    metadata: MetadataModelResponse | None = None
+    error: MLPackError | None = None
+
+
+@dataclass(frozen=True)
+class PoolWorkers:
+    """Supervisor → front-end: the current workers of shared pool ``pool`` (sent at start,
+    before an acquire's answer, and after every change)."""
+
+    pool: str
+    size: int
+    models: dict[str, ModelSettings]
+    workers: list[WorkerInfo]
+
+
 # Messages that ask (answered through the link's handler) and answers (matched by call_id).
-_CALLS = (Apply, Collect, Gather, Ask)
-_ANSWERS = (Done, Snapshot, Gathered, Answer)
+_CALLS = (Apply, Collect, Gather, Ask, PoolAcquire, PoolRelease)
+_ANSWERS = (Done, Snapshot, Gathered, Answer, PoolAnswer)
+
 
 Handler = Callable[[Any], Awaitable[Any]]
 
@@ -116,8 +169,9 @@ class ControlLink:
     """One end of a control socket: ``call`` asks the other end, ``handler`` answers it.
 
     Parameters:
-        handler: answers an incoming call (``Apply``, ``Collect``, ``Gather``, ``Ask``).
-        on_message: told about one-way messages (``Ready``).
+        handler: answers an incoming call (``Apply``, ``Collect``, ``Gather``, ``Ask``,
+            ``PoolAcquire``, ``PoolRelease``).
+        on_message: told about one-way messages (``Ready``, ``PoolWorkers``).
     """
 
     def __init__(
@@ -148,7 +202,9 @@ class ControlLink:
         payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
         self._writer.write(_LENGTH.pack(len(payload)) + payload)
 
-    async def call(self, message: Apply | Collect | Gather | Ask) -> Any:
+    async def call(
+        self, message: Apply | Collect | Gather | Ask | PoolAcquire | PoolRelease
+    ) -> Any:
         """Send ``message`` and wait for its answer (ConnectionError if the link closes)."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[message.call_id] = future
@@ -220,12 +276,13 @@ class FrontendRole:
         index: this front-end's number (0 .. N-1), its metrics label.
         control: its end of the control socket to the supervisor.
         ops: repository loads/unloads made through the API since the server started, in
-            order, applied after the startup models so a replacement matches its peers.
+            order, applied after the startup models so a replacement matches its peers
+            (action, name, generation).
         listen_after_load: open the ports only once models are loaded (replacements and
             front-ends after the first join the shared ports ready to serve).
     """
 
     index: int
     control: Any
-    ops: list[tuple[str, str]] = field(default_factory=list)
+    ops: list[tuple[str, str, int]] = field(default_factory=list)
     listen_after_load: bool = False

@@ -27,24 +27,31 @@ start`` runs becomes a supervisor; it parses no request itself. It:
   every front-end; each drains as a single server
   does (not ready, ``drain_delay``, in-flight requests finish within ``graceful_timeout``).
 
-Worker pools (``parallel_workers`` ≥ 1, in settings or a model's own settings, or a
-``worker_pool``) and models with their own environment run in worker processes owned by a
-front-end; N front-ends would load N copies, so the CLI
-refuses that combination (``check_frontends``) until pools move to the supervisor.
-
-The design for sharing them (not built yet): the supervisor owns every ``WorkerPool``
-(spawn, pings, recycling, reloads); each worker listens on a Unix socket in a private 0700
-run folder and accepts one connection per front-end; the supervisor tells front-ends the
-current worker set (and each change: started, retired, dead) over this control link; each
-front-end dispatches least-busy over its own connections, with a per-worker share of
-``max_in_flight`` so N front-ends cannot overfill one worker; a worker that dies fails the
-calls each front-end has on it, as today.
+Worker pools are the supervisor's (``server/pool_host.py``), one copy for every front-end:
+the default pool, each model's own or group pool (with its zygote), each environment's
+pool. The supervisor spawns, pings, replaces and recycles their workers, rolls a zygote
+pool's workers after a load, and stops them after the front-ends have drained. Each
+worker also listens on a Unix socket in a private run folder (``tempfile.mkdtemp``, 0700,
+removed at shutdown) and accepts one data connection per front-end (at most twice the
+front-ends plus two open at once, ``engine/workers/connections.py``). A front-end loading a pooled
+model asks the supervisor over this link (``PoolAcquire``): the model is loaded into its
+pool once per name and generation (startup, or the number of the repository call),
+however many front-ends ask, and unloaded when the last front-end releases it (or dies
+holding it). The supervisor announces each pool's workers (socket, pid, models) to every
+front-end at start and after every change (``PoolWorkers``); each front-end dispatches
+least-busy over its own connections (``RemotePool``) with at most
+``worker_pipeline_depth`` calls of its own per worker, so a worker holds at most
+front-ends x depth calls. A worker that dies fails each front-end's calls on it at once
+(503); a front-end kills a worker whose call runs past twice its deadline (by pid) and the
+supervisor replaces it. In-process models (``parallel_workers`` 0) load in every front-end.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import itertools
 import logging
 import multiprocessing
 import os
@@ -56,7 +63,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import InvalidSettings, MLPackError, ModelNotFound
+from .. import tracing
+from ..errors import MLPackError, ModelNotFound
 from ..settings import ModelSettings, Settings
 from .frontend_link import (
     Apply,
@@ -66,13 +74,17 @@ from .frontend_link import (
     FamilySnapshot,
     FrontendRole,
     Gather,
-    Gathered,
+    PoolAcquire,
+    PoolAnswer,
+    PoolRelease,
+    PoolWorkers,
     Ready,
     Snapshot,
 )
 from .frontend_metrics import FrontendCollector
 from .frontend_stats import gather
 from .metrics import MetricsFolder
+from .pool_host import PoolHost
 
 logger = logging.getLogger("mlpack.frontends")
 
@@ -94,34 +106,6 @@ def frontend_count(value: int | str) -> int:
         except AttributeError:  # not Linux
             return max(1, os.cpu_count() or 1)
     return int(value)
-
-
-def check_frontends(settings: Settings, models: list[ModelSettings], count: int) -> None:
-    """Refuse what N front-ends cannot do yet: each would start its own copy of a pool."""
-    if count <= 1:
-        return
-    if settings.parallel_workers > 0:
-        raise InvalidSettings(
-            f"{count} front-ends with parallel_workers={settings.parallel_workers}: each "
-            "front-end would start its own worker pool (models loaded "
-            f"{count} x {settings.parallel_workers} times); shared pools are not built yet. "
-            "Use parallel_workers 0 with several front-ends, or one front-end with workers"
-        )
-    pooled = sorted(m.name for m in models if (m.parallel_workers or 0) > 0 or m.worker_pool)
-    if pooled:
-        raise InvalidSettings(
-            f"{count} front-ends: model(s) {', '.join(pooled)} run in worker pools "
-            "(parallel_workers / worker_pool in model-settings.json), which front-ends do not "
-            "share yet (each would load its own copies); use one front-end"
-        )
-    from ..engine.workers.interpreters import has_environment
-
-    own = sorted(m.name for m in models if has_environment(m))
-    if own:
-        raise InvalidSettings(
-            f"{count} front-ends: model(s) {', '.join(own)} run in their own environment's "
-            "worker processes, which front-ends do not share yet; use one front-end"
-        )
 
 
 @dataclass
@@ -166,7 +150,9 @@ class FrontendSupervisor:
         self.log_options = log_options or {}
         self.slots = [_Slot(i) for i in range(count)]
         self._context = multiprocessing.get_context("spawn")
-        self._ops: dict[str, str] = {}  # model name -> last action, in call order
+        self._ops: dict[str, tuple[str, int]] = {}  # name -> (last action, its generation)
+        self._generations = itertools.count(1)  # 0: the models found at startup
+        self.pools: PoolHost | None = None  # the shared worker pools (when models use any)
         self._ops_lock = asyncio.Lock()
         self._stop = asyncio.Event()
         self._stopping = False
@@ -180,12 +166,14 @@ class FrontendSupervisor:
 
     # -- lifecycle ------------------------------------------------------------------
     async def serve(self) -> None:
+        from .app import start_tracing
         from .sockets import bind_socket, reserve_port
 
         settings = self.settings
         rest = reserve_port(settings.host, settings.http_port, "REST")
         grpc = reserve_port(settings.host, settings.grpc_port, "gRPC")
         folder: MetricsFolder | None = None
+        tracing_on = False
         metrics_socket: socket.socket | None = None
         metrics_server: Any = None
         metrics_task: asyncio.Task[None] | None = None
@@ -202,6 +190,11 @@ class FrontendSupervisor:
                     "http_workers": 1,
                 }
             )
+            # Workers inherit tracing from the process that starts them: the supervisor.
+            tracing_on = start_tracing(settings)
+            self.pools = PoolHost(settings, self.models, self.repository_root, self.count)
+            self.pools.announce = self._announce
+            await self.pools.start()  # before front-ends: their loads need the pools
             if folder is not None and metrics_socket is not None:
                 metrics_server = self._metrics_server(folder)
                 metrics_task = asyncio.create_task(metrics_server.serve(sockets=[metrics_socket]))
@@ -231,6 +224,10 @@ class FrontendSupervisor:
         finally:
             rest.close()
             grpc.close()
+            if self.pools is not None:  # the front-ends have exited: stop shared workers
+                await self.pools.close()  # and remove the run folder
+            if tracing_on:
+                tracing.shutdown()
             if folder is not None:
                 folder.close()
 
@@ -247,6 +244,8 @@ class FrontendSupervisor:
             was_ready = slot.ready
             slot.ready, slot.link = False, None
             self._retire(slot)
+            if self.pools is not None:  # what its runners held in shared pools
+                await self.pools.release_frontend(slot.pid)
             if code == STARTUP_FAILURE and not was_ready:
                 logger.error(
                     "front-end %d failed to start (exit code %s): stopping", slot.index, code
@@ -272,9 +271,10 @@ class FrontendSupervisor:
 
     async def _spawn(self, slot: _Slot, late: bool) -> None:
         parent_end, child_end = socket.socketpair()
-        link = ControlLink(handler=self._handle, on_message=self._on_message)
+        link = ControlLink(on_message=self._on_message)
+        link.handler = functools.partial(self._handle, link)
         async with self._ops_lock:  # a call from now on reaches it; earlier ones replay
-            ops = [(action, name) for name, action in self._ops.items()]
+            ops = [(action, name, gen) for name, (action, gen) in self._ops.items()]
             role = FrontendRole(slot.index, child_end, ops, late)
             process = self._context.Process(
                 target=run_frontend,
@@ -292,6 +292,9 @@ class FrontendSupervisor:
             finally:
                 child_end.close()
             await link.open(parent_end)
+            if self.pools is not None:  # the shared pools as they are now
+                for snapshot in self.pools.snapshots():
+                    link.send(snapshot)
             slot.process, slot.link, slot.pid = process, link, process.pid or 0
             slot.started, slot.ready = time.monotonic(), False
         slot.reader = asyncio.create_task(link.run())
@@ -342,10 +345,14 @@ class FrontendSupervisor:
             logger.info("front-end %d ready (pid %d)", message.index, message.pid)
             if all(s.ready for s in self.slots):
                 logger.info("all %d front-ends ready", self.count)
+                for line in self.pools.describe() if self.pools is not None else []:
+                    logger.info("shared by every front-end: %s", line)
 
-    async def _handle(self, message: Apply | Collect | Gather) -> Done | Snapshot | Gathered:
+    async def _handle(self, origin: ControlLink, message: Any) -> Any:
         if isinstance(message, Collect):  # front-ends do not ask this; answer empty
             return Snapshot(message.call_id)
+        if isinstance(message, (PoolAcquire, PoolRelease)):
+            return await self._pool_call(origin, message)
         if isinstance(message, Gather):
             live = [
                 (s.index, s.link)
@@ -357,15 +364,16 @@ class FrontendSupervisor:
             links = [
                 s.link for s in self.slots if s.link is not None and not s.link.closed.is_set()
             ]
+            generation = next(self._generations)
             errors = await asyncio.gather(
-                *(self._apply_on(link, message.action, message.name) for link in links)
+                *(self._apply_on(link, message.action, message.name, generation) for link in links)
             )
             error = next((e for e in errors if e is not None), None)
             # Kept for replacements to replay, except a name no front-end knows (so the list
             # is bounded by the models that exist, whatever names callers try).
             if not isinstance(error, ModelNotFound):
                 self._ops.pop(message.name, None)
-                self._ops[message.name] = message.action
+                self._ops[message.name] = (message.action, generation)
         logger.info(
             "repository %s of model '%s' applied in %d front-end(s)%s",
             message.action,
@@ -375,10 +383,35 @@ class FrontendSupervisor:
         )
         return Done(message.call_id, error)
 
-    async def _apply_on(self, link: ControlLink, action: str, name: str) -> MLPackError | None:
+    async def _pool_call(
+        self, origin: ControlLink, message: PoolAcquire | PoolRelease
+    ) -> PoolAnswer:
+        """A front-end's runner loads (or releases) a model in a shared pool."""
+        if self.pools is None:
+            return PoolAnswer(message.call_id, error=MLPackError("no shared pools here"))
+        if isinstance(message, PoolRelease):
+            return await self.pools.release(message)
+        answer = await self.pools.acquire(message)
+        if answer.key and origin.closed.is_set():  # it died meanwhile: it holds nothing
+            await self.pools.release(PoolRelease(0, message.pid, message.user, answer.key))
+        if answer.pool:  # the pool's workers reach the front-end before the answer
+            with contextlib.suppress(ConnectionError):
+                origin.send(self.pools.snapshot(answer.pool))
+        return answer
+
+    def _announce(self, message: PoolWorkers) -> None:
+        """A shared pool changed: tell every front-end."""
+        for slot in self.slots:
+            if slot.link is not None and not slot.link.closed.is_set():
+                with contextlib.suppress(ConnectionError):
+                    slot.link.send(message)
+
+    async def _apply_on(
+        self, link: ControlLink, action: str, name: str, generation: int
+    ) -> MLPackError | None:
         try:
             async with asyncio.timeout(REPOSITORY_CALL_TIMEOUT):
-                answer = await link.call(Apply(link.next_id(), action, name))
+                answer = await link.call(Apply(link.next_id(), action, name, generation))
         except ConnectionError:
             return None  # it died: its replacement replays the call
         except TimeoutError:
@@ -417,14 +450,15 @@ class FrontendSupervisor:
     def _metrics_server(self, folder: MetricsFolder) -> Any:
         from .app import embedded_metrics_server
         from .auth import AccessPolicy
+        from .autoscaling import PoolHealthCollector
         from .frontend_metrics import refreshing
         from .guards import metrics_guards
         from .metrics import build_metrics_app
 
         settings = self.settings
-        app: Any = build_metrics_app(
-            folder, settings.metrics_endpoint or "/metrics", self.collector
-        )
+        pools = PoolHealthCollector(self.pools.pools if self.pools is not None else list)
+        endpoint = settings.metrics_endpoint or "/metrics"
+        app: Any = build_metrics_app(folder, endpoint, self.collector, pools)
         app = refreshing(app, self.collect)
         app = metrics_guards(app, settings, AccessPolicy.from_settings(settings))
         return embedded_metrics_server(app)

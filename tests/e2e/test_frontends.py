@@ -13,7 +13,7 @@ import re
 import shutil
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,8 @@ import grpc
 import httpx
 import pytest
 
+from tests.helpers.frontends import scrape as _metrics
+from tests.helpers.frontends import wait_until as _wait
 from tests.helpers.server import ASSETS, RunningServer, start_server
 
 pytestmark = pytest.mark.e2e
@@ -33,24 +35,6 @@ def _post(server: RunningServer, path: str, body: Any = None) -> httpx.Response:
     """One request on a fresh connection."""
     with httpx.Client(timeout=SAFETY) as client:
         return client.post(server.url + path, json=body if body is not None else {})
-
-
-def _metrics(server: RunningServer) -> dict[str, float]:
-    text = httpx.get(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=SAFETY).text
-    values: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            values[name] = float(value)
-    return values
-
-
-def _wait(condition: Callable[[], bool], what: str, server: RunningServer) -> None:
-    deadline = time.monotonic() + 60  # a bound for a hung server, not a criterion
-    while not condition():
-        assert server.process.poll() is None, f"server exited:\n{server.log()}"
-        assert time.monotonic() < deadline, f"never saw {what}:\n{server.log()}"
-        time.sleep(0.05)
 
 
 def _all_ready(server: RunningServer, count: int = 2) -> bool:

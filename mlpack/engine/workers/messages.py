@@ -89,6 +89,7 @@ class WorkerStatus:
     received: int
     started: int
     answered: int
+    connections: int = 0  # front-end data connections open (``Listen``)
 
 
 @dataclass
@@ -156,6 +157,29 @@ class Reply:
     value: Any = None
     error: BaseException | None = None
     started: float | None = None
+
+
+# -- shared workers (front-ends connect to a worker's own socket) --------------------------
+@dataclass
+class Listen:
+    """Owner → worker: also accept data connections on the Unix socket at ``path``
+    (one per front-end, at most ``max_connections`` open; see ``workers.connections``).
+    Answered with the path."""
+
+    path: str
+    max_connections: int = 64
+
+
+@dataclass
+class WorkerInfo:
+    """One worker of a shared pool as a front-end sees it: where to connect, its pid (to
+    kill it when a call hangs), the model keys it serves, and whether it is retiring."""
+
+    worker_id: int
+    pid: int
+    path: str
+    models: frozenset[str]
+    retiring: bool = False
 
 
 def pack_request(request: InferenceRequest) -> tuple[Any, ...]:

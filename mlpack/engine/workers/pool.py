@@ -19,6 +19,7 @@ import contextlib
 import itertools
 import logging
 import multiprocessing
+import os
 import random
 import socket
 import time
@@ -36,6 +37,7 @@ from .messages import (
     Call,
     Cancel,
     FrameDecoder,
+    Listen,
     LoadModel,
     OpenStream,
     Ping,
@@ -46,6 +48,7 @@ from .messages import (
     StreamChunk,
     StreamCredit,
     UnloadModel,
+    WorkerInfo,
     WorkerStatus,
     encode_frame,
     pack_request,
@@ -69,6 +72,8 @@ class PoolLimits:
     ping_timeout: float = 10.0
     max_requests_per_worker: int = 0
     max_restart_backoff: float = 30.0
+    run_folder: str | None = None
+    max_data_connections: int = 64
 
     def as_kwargs(self) -> dict[str, Any]:
         return asdict(self)
@@ -76,6 +81,8 @@ class PoolLimits:
 
 DEFAULT_POOL_LIMITS = PoolLimits()
 _runner_ids = itertools.count(1)
+_pool_ids = itertools.count(1)  # names workers' sockets in a shared run folder
+_socket_ids = itertools.count(1)
 
 
 class _Worker(asyncio.Protocol):
@@ -113,6 +120,8 @@ class _Worker(asyncio.Protocol):
         self.served = 0  # predictions (and streams) sent to this worker
         self.streams: dict[int, PoolStream] = {}  # open streams (they hold the worker)
         self.retiring = False  # recycled: takes no new requests, stops once idle
+        self.path = ""  # the Unix socket front-ends connect to (shared pools only)
+        self.connections = 0  # front-ends connected to it, as of its last status
         self.alive = False
         self.transport: asyncio.Transport | None = None
         self._decoder = FrameDecoder()
@@ -308,6 +317,10 @@ class WorkerPool:
             up to 10% jitter so workers do not restart together (0: never).
         max_restart_backoff: longest wait between attempts to start a replacement; the
             wait doubles from 0.5 s after each failure, and attempts never stop.
+        run_folder: a private folder (0700) where each worker also listens for front-ends'
+            data connections (``Listen``); None: the pool's own socket only. ``on_change``
+            is then told of each change to the worker set (``shared_workers``).
+        max_data_connections: most data connections one worker accepts at once.
     """
 
     def __init__(
@@ -323,8 +336,14 @@ class WorkerPool:
         ping_timeout: float = 10.0,
         max_requests_per_worker: int = 0,
         max_restart_backoff: float = 30.0,
+        run_folder: str | None = None,
+        max_data_connections: int = 64,
     ) -> None:
+        self.max_data_connections = max_data_connections
         self.size = size
+        self.run_folder = run_folder
+        self.on_change: Callable[[], None] | None = None
+        self._pool_id = next(_pool_ids)
         self.stop_timeout = stop_timeout
         self.max_in_flight = max_in_flight
         self.start_timeout = start_timeout
@@ -392,6 +411,11 @@ class WorkerPool:
         try:
             async with asyncio.timeout(self.start_timeout):
                 await worker.call(Ping())
+                if self.run_folder is not None:
+                    name = f"p{self._pool_id}w{worker_id}-{next(_socket_ids)}.sock"
+                    path = os.path.join(self.run_folder, name)  # a replacement's is new
+                    listen = Listen(path, self.max_data_connections)
+                    worker.path = await worker.call(listen)
                 preloaded: frozenset[str] = getattr(process, "preloaded", frozenset())
                 for key, settings in list(self._models.items()):
                     if key not in preloaded:
@@ -401,6 +425,7 @@ class WorkerPool:
             self._kill(worker)
             raise
         self._workers[worker_id] = worker
+        self._changed()
         await self._notify()
         logger.info("%s started", worker.describe())
         return worker
@@ -424,6 +449,7 @@ class WorkerPool:
         if self._workers.get(worker.worker_id) is not worker:
             return  # never started, already replaced, or recycled
         del self._workers[worker.worker_id]
+        self._changed()
         if self._stopping:
             return
         logger.error(
@@ -482,7 +508,13 @@ class WorkerPool:
     async def _ping(self, worker: _Worker) -> bool:
         try:
             async with asyncio.timeout(self.ping_timeout):
-                await worker.call(Ping())
+                if self.run_folder is None:
+                    await worker.call(Ping())
+                else:  # shared: front-ends' calls count towards recycling too
+                    status: WorkerStatus = await worker.call(Status())
+                    worker.served = max(worker.served, status.received)
+                    worker.connections = status.connections
+                    self._maybe_recycle(worker)
         except TimeoutError:
             return False
         except WorkerError:
@@ -491,6 +523,23 @@ class WorkerPool:
 
     async def _notify(self) -> None:
         self._hand_over()
+
+    def _changed(self) -> None:
+        """Tell the owner's listener the worker set (or a worker's models) changed."""
+        if self.on_change is not None:
+            self.on_change()
+
+    def shared_workers(self) -> list[WorkerInfo]:
+        """The live, not retiring workers front-ends may call (shared pools)."""
+        return [
+            WorkerInfo(w.worker_id, w.process.pid, w.path, frozenset(w.models))
+            for w in self._workers.values()
+            if w.alive and not w.retiring and w.path
+        ]
+
+    def model_settings(self) -> dict[str, ModelSettings]:
+        """The settings of each model loaded through the pool, by key."""
+        return dict(self._models)
 
     def _call_done(self, key: str) -> None:
         self._hand_over()  # a model under its cap may take a waiting slot now
@@ -574,6 +623,7 @@ class WorkerPool:
         self._models[key] = settings
         for worker in workers:
             worker.models.add(key)
+        self._changed()
         await self._notify()
         metadata: MetadataModelResponse = results[0]  # type: ignore[assignment]
         return metadata
@@ -583,6 +633,7 @@ class WorkerPool:
         workers = [w for w in self.workers if key in w.models]
         for worker in workers:
             worker.models.discard(key)
+        self._changed()
         await asyncio.gather(
             *(w.call(UnloadModel(key)) for w in workers if w.alive), return_exceptions=True
         )
@@ -782,17 +833,43 @@ class WorkerPool:
         try:
             if self._workers.get(old.worker_id) is old:
                 del self._workers[old.worker_id]  # from here on it is no longer replaced
+            self._changed()
             self.recycled += 1
             logger.info("%s recycled after %d requests", old.describe(), old.served)
-            while old.alive and len(old.pending) > len(old.pings):
-                await asyncio.sleep(0.05)
-            if old.alive:
-                with contextlib.suppress(Exception):
-                    async with asyncio.timeout(self.stop_timeout):
-                        await old.call(Stop())
-            self._kill(old)
+            await self._retire(old)
         finally:
             self._replacing -= 1
+
+    async def _retire(self, old: _Worker) -> None:
+        """Stop ``old`` (no longer given calls) once the calls it holds are answered: its
+        owner's, and in a shared pool those of front-ends, which close their connection to
+        a worker that left the set once their own calls on it are answered (after that,
+        they get ``stop_timeout`` to let go)."""
+        while old.alive and len(old.pending) > len(old.pings):
+            await asyncio.sleep(0.05)
+        if self.run_folder is not None:
+            idle_since: float | None = None
+            while old.alive:
+                try:
+                    async with asyncio.timeout(self.ping_timeout):
+                        status: WorkerStatus = await old.call(Status())
+                except (TimeoutError, WorkerError):
+                    break
+                if not status.connections:
+                    break
+                now = time.monotonic()
+                if status.received > status.answered:
+                    idle_since = None
+                elif idle_since is None:
+                    idle_since = now
+                elif now - idle_since > self.stop_timeout:
+                    break
+                await asyncio.sleep(0.05)
+        if old.alive:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(self.stop_timeout):
+                    await old.call(Stop())
+        self._kill(old)
 
     # -- stop ----------------------------------------------------------------------------
     async def close(self) -> None:
@@ -829,11 +906,12 @@ class WorkerRunner:
     def has_capacity(self) -> bool:
         return self.pool.has_capacity(self.key)
 
-    def __init__(self, settings: ModelSettings, pool: WorkerPool) -> None:
+    def __init__(self, settings: ModelSettings, pool: WorkerPool, key: str | None = None) -> None:
         self.settings = settings
         self.pool = pool
-        # Unique per runner, so a reload's new instance and the old one coexist in workers.
-        self.key = f"{settings.name}#{next(_runner_ids)}"
+        # Unique per runner, so a reload's new instance and the old one coexist in workers
+        # (``key``: the one a shared pool's owner gave it).
+        self.key = key or f"{settings.name}#{next(_runner_ids)}"
 
     @property
     def concurrency(self) -> int:
@@ -867,6 +945,11 @@ class DeferredWorkerRunner:
 
     queues = True  # requests may wait for a free worker slot
     _runner: WorkerRunner | None = None
+
+    @property
+    def pool(self) -> WorkerPool | None:
+        """The pool it runs in (None until loaded)."""
+        return None if self._runner is None else self._runner.pool
 
     @property
     def pipeline_depth(self) -> int:

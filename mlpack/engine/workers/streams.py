@@ -154,6 +154,11 @@ class WorkerStreams:
     def close(self, call_id: int) -> None:
         self._open.pop(call_id, None)
 
+    def cancel_all(self) -> None:
+        """The connection the streams came on is gone: cancel each one still open."""
+        for stream in list(self._open.values()):
+            stream.cancel()
+
     def serve(self, models: dict[str, MLModel], call_id: int, body: OpenStream, send: Send) -> None:
         """Run stream ``call_id`` to its end (on the main thread); raises its error."""
         stream = self._open.get(call_id) or ChildStream(call_id, body.window, self._loop)

@@ -1,25 +1,24 @@
 """The worker process: a module-level entry point that loads models and runs predictions.
 
-Requests arrive one frame at a time on a socket. A reader thread answers pings and status
-queries at once (so the server can tell a busy worker from a hung or stopped one) and queues
-every other message for the main thread, which answers them in order: the server may send
-the next prediction while one computes (its pipeline), so the worker starts it the moment
-the current one ends, without waiting for the server. SIGINT and SIGTERM are
-ignored: the server stops its workers itself, after in-flight requests have finished,
-and a worker exits on its own when the server's end closes.
+Requests arrive one frame at a time on a socket (the owner's, and front-ends' data
+connections once it listens: ``workers.connections``). A reader thread per connection
+answers pings and status queries at once (so the server can tell a busy worker from a hung
+or stopped one) and queues every other message for the main thread, which answers them in
+order: the server may send the next prediction while one computes (its pipeline), so the
+worker starts it the moment the current one ends, without waiting for the server. SIGINT
+and SIGTERM are ignored: the server stops its workers itself, after in-flight requests have
+finished, and a worker exits on its own when the server's end closes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
+import contextlib
 import logging
 import os
-import pickle
 import queue
 import signal
 import socket
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -30,24 +29,17 @@ from ...model import MLModel
 from ..deadlines import check
 from ..failures import attach_traceback
 from ..invocation import build_and_load, predict_blocking, unload_model
+from .connections import Connections, Inbox
 from .messages import (
-    HEADER,
-    LENGTH,
     Call,
-    Cancel,
     LoadModel,
     OpenStream,
     Ping,
     Predict,
     Reply,
-    Status,
     Stop,
-    StreamCredit,
-    StreamInput,
     UnloadModel,
     WorkerStatus,
-    encode_frame,
-    from_wire,
     pack_response,
     unpack_request,
 )
@@ -56,91 +48,16 @@ from .streams import WorkerStreams
 logger = logging.getLogger("mlpack.worker")
 
 
-def _read_exactly(stream: io.BufferedIOBase, size: int) -> bytearray | None:
-    buffer = bytearray(size)
-    if stream.readinto(buffer) != size:  # a buffered stream reads until full or EOF
-        return None
-    return buffer
-
-
-def receive(sock: io.BufferedIOBase) -> Any:
-    """The next message on a buffered socket stream (blocking), or ``Stop()`` at EOF.
-
-    The stream is buffered, so a small frame costs one ``recv`` rather than one per field.
-    """
-    header = _read_exactly(sock, HEADER.size)
-    if header is None:
-        return Stop()
-    size, count = HEADER.unpack(header)
-    payload = _read_exactly(sock, size)
-    buffers = []
-    for _ in range(count):
-        length = _read_exactly(sock, LENGTH.size)
-        if length is None:
-            return Stop()
-        buffers.append(_read_exactly(sock, LENGTH.unpack(length)[0]))
-    if payload is None or any(b is None for b in buffers):
-        return Stop()
-    return from_wire(pickle.loads(payload, buffers=buffers))
-
-
-_send_lock = threading.Lock()
-
-
-def send(sock: socket.socket, message: Any) -> None:
-    chunks = encode_frame(message)
-    with _send_lock:  # the reader thread answers pings while the main thread replies
-        for chunk in chunks:
-            sock.sendall(chunk)
-
-
 class _Counters:
-    """Predictions received (reader thread), started and answered (main thread)."""
+    """Predictions received (reader threads), started and answered (main thread)."""
 
     def __init__(self) -> None:
         self.received = 0
         self.started = 0
         self.answered = 0
 
-    def status(self) -> WorkerStatus:
-        return WorkerStatus(os.getpid(), self.received, self.started, self.answered)
-
-
-def _read_messages(
-    stream: io.BufferedIOBase,
-    sock: socket.socket,
-    inbox: queue.SimpleQueue[Any],
-    cancelled: set[int],
-    counters: _Counters,
-    streams: WorkerStreams | None = None,
-) -> None:
-    """Reader thread: answer pings and status queries now, note cancellations, feed open
-    streams (requests, credit), hand the rest to the main thread."""
-    while True:
-        message = receive(stream)
-        if streams is not None and type(message) in (StreamInput, StreamCredit):
-            streams.deliver(message)
-            continue
-        if isinstance(message, Call) and isinstance(message.body, Cancel):
-            cancelled.add(message.body.call_id)
-            if streams is not None:
-                streams.cancel(message.body.call_id)
-            continue
-        if isinstance(message, Call) and isinstance(message.body, OpenStream) and streams:
-            streams.open(message.call_id, message.body)  # before its inputs can arrive
-        if isinstance(message, Call) and isinstance(message.body, (Ping, Status)):
-            value = os.getpid() if isinstance(message.body, Ping) else counters.status()
-            try:
-                send(sock, Reply(message.call_id, value=value))
-            except OSError:
-                message = Stop()
-            else:
-                continue
-        if isinstance(message, Call) and isinstance(message.body, Predict):
-            counters.received += 1
-        inbox.put(message)
-        if isinstance(message, Stop) or not isinstance(message, Call):
-            return
+    def status(self, connections: int = 0) -> WorkerStatus:
+        return WorkerStatus(os.getpid(), self.received, self.started, self.answered, connections)
 
 
 class _Models:
@@ -203,37 +120,32 @@ def run_worker(
         on_start()
     models = models if models is not None else _Models()
     counters = models.counters = _Counters()  # this process's own (a zygote's child too)
-    sock.setblocking(True)
-    stream = io.BufferedReader(socket.SocketIO(sock, "rb"), buffer_size=256 * 1024)
-    inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
-    cancelled: set[int] = set()  # calls whose caller gave up before they started
-    streams = WorkerStreams(models.loop)
-    reader = threading.Thread(
-        target=_read_messages,
-        args=(stream, sock, inbox, cancelled, counters, streams),
-        name="mlpack-worker-reader",
-        daemon=True,
-    )
-    reader.start()
+    inbox: Inbox = queue.SimpleQueue()
+    loop = models.loop
+    connections = Connections(inbox, counters, lambda: WorkerStreams(loop))
+    connections.serve(sock, owner=True)
     while True:
-        message = inbox.get()
-        if isinstance(message, Stop) or not isinstance(message, Call):
-            break
-        if isinstance(message.body, Stop):
-            send(sock, Reply(message.call_id))
-            break
+        connection, message = inbox.get()
+        if not isinstance(message, Call) or isinstance(message.body, Stop):
+            if connection.owner:  # the owner's Stop, or its end closed
+                if isinstance(message, Call):
+                    with contextlib.suppress(OSError):
+                        connection.send(Reply(message.call_id))
+                break
+            continue
         predict = isinstance(message.body, Predict)
         started = time.monotonic()
-        if message.call_id in cancelled:  # the caller left while this call was queued here
-            cancelled.discard(message.call_id)
-            streams.close(message.call_id)
+        if connection.closed or message.call_id in connection.cancelled:
+            # Its caller left while it was queued here (or its connection is gone).
+            connection.cancelled.discard(message.call_id)
+            connection.streams.close(message.call_id)
             reply = Reply(message.call_id, error=RequestCancelled("the caller gave up"))
         else:
             try:
                 value = None
                 if isinstance(message.body, OpenStream):  # chunks go out as produced
-                    streams.serve(
-                        models.models, message.call_id, message.body, lambda m: send(sock, m)
+                    connection.streams.serve(
+                        models.models, message.call_id, message.body, connection.send
                     )
                 else:
                     value = models.handle(message.body)
@@ -241,20 +153,28 @@ def run_worker(
             except BaseException as error:  # every failure goes back to the caller
                 reply = Reply(message.call_id, error=_picklable(error), started=started)
         counters.answered += predict
+        cancelled = connection.cancelled
         if cancelled:  # a cancellation that came too late names an answered call: forget it
             cancelled.difference_update([i for i in cancelled if i <= message.call_id])
         try:
-            send(sock, reply)
-        except (BrokenPipeError, ConnectionResetError):
-            break
+            connection.send(reply)
+        except OSError:
+            if connection.owner:
+                break
         except Exception as error:  # an unpicklable result
-            send(
-                sock,
-                Reply(message.call_id, error=ModelError(f"cannot send the result back: {error!r}")),
-            )
+            with contextlib.suppress(OSError):
+                connection.send(
+                    Reply(
+                        message.call_id,
+                        error=ModelError(f"cannot send the result back: {error!r}"),
+                    )
+                )
+    connections.close()
     for key in list(models.models):
         try:
             models.handle(UnloadModel(key))
         except Exception:
             logger.exception("unloading '%s' failed", key)
+    with contextlib.suppress(Exception):
+        models.loop.close()  # before interpreter exit tears down the sockets it holds
     sock.close()

@@ -18,8 +18,7 @@ from typing import Any
 from ...errors import WorkerError
 from ...settings import ModelSettings
 from ...types import MetadataModelResponse
-from .messages import Stop
-from .pool import WorkerPool, _Worker
+from .pool import WorkerPool
 from .zygote import Zygote, ZygoteStarter
 
 logger = logging.getLogger("mlpack.workers")
@@ -70,6 +69,7 @@ class ZygotePool(WorkerPool):
                 raise
             for worker in self.workers:
                 worker.models.add(key)
+            self._changed()
         logger.info(
             "model '%s' loaded once in the zygote (%.1f MiB) and shared by %d worker(s)",
             key.rsplit("#", 1)[0],
@@ -93,17 +93,8 @@ class ZygotePool(WorkerPool):
             old.retiring = True
             if self._workers.get(old.worker_id) is old:
                 del self._workers[old.worker_id]  # from here on it is no longer replaced
+            self._changed()
             self._background(self._retire(old))
-
-    async def _retire(self, old: _Worker) -> None:
-        """Stop ``old`` once the calls it holds are answered."""
-        while old.alive and len(old.pending) > len(old.pings):
-            await asyncio.sleep(0.05)
-        if old.alive:
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(self.stop_timeout):
-                    await old.call(Stop())
-        self._kill(old)
 
     # -- the zygote's own health ------------------------------------------------------------
     async def _watch_zygote(self) -> None:

@@ -1,4 +1,4 @@
-"""``mlpack start --frontends``: parsing and the combinations refused before anything starts."""
+"""``mlpack start --frontends``: parsing, and the plan with front-ends sharing pools."""
 
 from __future__ import annotations
 
@@ -46,25 +46,21 @@ def test_a_bad_frontends_value_is_a_usage_error(echo_folder: Path, value: str) -
     assert "frontends" in result.output or "http_workers" in result.output, result.output
 
 
-def test_frontends_with_worker_pools_is_refused_not_multiplied(echo_folder: Path) -> None:
+def test_plan_with_frontends_and_pools_lists_each_pool_once(echo_folder: Path) -> None:
+    settings = echo_folder / "echo" / "model-settings.json"
+    data = json.loads(settings.read_text())
+    settings.write_text(json.dumps({**data, "parallel_workers": 2}))
     result = runner.invoke(
         create_app(),
-        ["start", str(echo_folder), "--frontends", "2", "--parallel-workers", "1"],
+        ["start", str(echo_folder), "--frontends", "2", "--parallel-workers", "1", "--plan"],
     )
-    assert result.exit_code == USAGE_ERROR
-    message = " ".join(_errors(result.output))
-    assert "2 front-ends" in message and "parallel_workers=1" in message
+    assert result.exit_code == 0, result.output
+    assert "2 front-end processes: each worker pool below is shared by all of them" in (
+        result.output
+    )
+    assert result.output.count("pool model:echo: 2 processes") == 1, result.output
 
 
 def test_help_lists_frontends() -> None:
     result = runner.invoke(create_app(), ["start", "--help"])
     assert result.exit_code == 0 and "--frontends" in result.output
-
-
-def test_frontends_with_a_models_own_pool_is_refused(echo_folder: Path) -> None:
-    settings = echo_folder / "echo" / "model-settings.json"
-    data = json.loads(settings.read_text())
-    settings.write_text(json.dumps({**data, "parallel_workers": 2}))
-    result = runner.invoke(create_app(), ["start", str(echo_folder), "--frontends", "2"])
-    assert result.exit_code == USAGE_ERROR
-    assert "worker pools" in " ".join(_errors(result.output))
