@@ -7,7 +7,9 @@ Read from the engine's own state at scrape time (nothing on the hot path):
   is the signal ``mlpack deploy`` scales on (HPA Pods metric or KEDA Prometheus query).
 * ``model_requests_waiting{model_name, model_version}``: of those, the ones not yet started
   (in the adaptive batcher's queue, or waiting for a free worker slot).
-* ``worker_pool_busy_ratio{pool}``: share of a pool's live workers with work in hand.
+* ``worker_pool_busy_ratio{pool}``: share of a pool's live workers with work in hand (with
+  several front-ends, the supervisor's: from each worker's status, asked at scrape time,
+  so every front-end's calls count).
 * ``worker_pool_waiting{pool}``: requests waiting for a slot in that pool.
 * ``worker_pool_live_workers{pool}``: workers alive and serving (0: the pool's models are
   not ready and answer 503 + Retry-After until a replacement starts).
@@ -84,9 +86,7 @@ class AutoscalingCollector:
             POOL_WAITING, "Requests waiting for a worker slot.", labels=["pool"]
         )
         for name, pool in pools:
-            alive = [worker for worker in pool.workers if worker.alive]
-            working = sum(1 for worker in alive if worker.in_flight > 0)
-            busy.add_metric([name], working / len(alive) if alive else 0.0)
+            busy.add_metric([name], busy_ratio(pool))
             pool_waiting.add_metric([name], len(pool.waiting_keys()))
         yield pool_waiting
         if self.owner:
@@ -94,8 +94,16 @@ class AutoscalingCollector:
             yield from _pool_health(pools)
 
 
+def busy_ratio(pool: WorkerPool) -> float:
+    """Share of the pool's live workers with work in hand: calls of the pool's owner, or
+    (shared pools) any front-end's, as of the worker's status fetched for this scrape."""
+    alive = [worker for worker in pool.workers if worker.alive]
+    working = sum(1 for worker in alive if worker.in_flight > 0 or worker.held > 0)
+    return working / len(alive) if alive else 0.0
+
+
 class PoolHealthCollector:
-    """The pools' live workers, replacement counters and PSS, read at scrape: the
+    """The pools' live workers, busy share, replacement counters and PSS, read at scrape: the
     front-end supervisor's, which owns the pools every front-end shares (one copy)."""
 
     def __init__(self, pools: Callable[[], list[tuple[str, WorkerPool]]]) -> None:
@@ -106,6 +114,12 @@ class PoolHealthCollector:
 
         pools = self._pools()
         yield from _pool_health(pools)
+        busy = GaugeMetricFamily(
+            POOL_BUSY, "Share of the pool's live workers with work in hand.", labels=["pool"]
+        )
+        for name, pool in pools:
+            busy.add_metric([name], busy_ratio(pool))
+        yield busy
         connected = GaugeMetricFamily(
             "worker_pool_worker_frontends",
             "Front-ends connected to each live worker (as of its last health ping).",

@@ -440,6 +440,13 @@ class FrontendSupervisor:
 
         await asyncio.gather(*(one(slot) for slot in self.slots))
 
+    async def _refresh(self) -> None:
+        """Before a scrape: the front-ends' families and the shared workers' status."""
+        if self.pools is None:
+            await self.collect()
+            return
+        await asyncio.gather(self.collect(), self.pools.refresh(COLLECT_TIMEOUT))
+
     async def _collect_every(self) -> None:
         """Collect every ``frontend_collect_interval`` seconds, between scrapes too: a
         front-end that dies loses only what it counted since (it cannot be asked then)."""
@@ -459,7 +466,7 @@ class FrontendSupervisor:
         pools = PoolHealthCollector(self.pools.pools if self.pools is not None else list)
         endpoint = settings.metrics_endpoint or "/metrics"
         app: Any = build_metrics_app(folder, endpoint, self.collector, pools)
-        app = refreshing(app, self.collect)
+        app = refreshing(app, self._refresh)
         app = metrics_guards(app, settings, AccessPolicy.from_settings(settings))
         return embedded_metrics_server(app)
 

@@ -96,6 +96,10 @@ class PoolHost:
     def pools(self) -> list[tuple[str, WorkerPool]]:
         return self.placement.pools()
 
+    async def refresh(self, timeout: float) -> None:
+        """Ask every shared worker its status (what all front-ends gave it), for a scrape."""
+        await asyncio.gather(*(pool.refresh_status(timeout) for _, pool in self.pools()))
+
     def describe(self) -> list[str]:
         """One line per shared pool: its processes, models and memory."""
         return [line for line in self.placement.describe(()) if line.startswith("pool ")]

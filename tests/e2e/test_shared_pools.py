@@ -331,3 +331,76 @@ def _zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
     except OSError:
         return True
+
+
+def _busy(server: RunningServer, pool: str = "model:pids") -> float | None:
+    return _metrics(server).get(f'worker_pool_busy_ratio{{pool="{pool}"}}')
+
+
+def _until_a_new_worker(server: RunningServer, known: set[int]) -> list[int]:
+    """Call (each call must answer 200) until a worker not in ``known`` answers."""
+    answered: list[int] = []
+    for _ in range(400):  # a bound: recycling after 8 calls must happen well before
+        answered.append(_pid(_infer(server)))
+        if answered[-1] not in known:
+            return answered
+    raise AssertionError(f"no new worker after {len(answered)} calls:\n{server.log()}")
+
+
+def test_shared_workers_are_recycled_without_pings(tmp_path: Path) -> None:
+    """``max_requests_per_worker`` with ping interval 0: each worker reports reaching its
+    limit (every front-end's calls counted), is replaced, and no request fails."""
+    model = {
+        "name": "pids",
+        "implementation": "models.PidModel",
+        "parallel_workers": 1,
+        "preload": False,
+    }
+    limit = 8  # recycled after 8 predictions (jitter: up to limit // 10 = 0)
+    server = _start(tmp_path, {"worker_ping_interval": 0, "max_requests_per_worker": limit}, model)
+    try:
+        model_folder = server.extra["model"]
+        first = _lines(model_folder / "loads")
+        assert len(first) == 1, first
+        # Fresh connections: both front-ends call the worker; none of the calls fails.
+        answered = _until_a_new_worker(server, set(first))
+        assert answered[:limit] == first * limit  # the limit counts every front-end's calls
+        second = answered[-1]
+        answered += _until_a_new_worker(server, set(first) | {second})
+        loads = _lines(model_folder / "loads")
+        assert len(loads) == 3 and set(answered) == set(loads), (answered, loads)
+        assert _metrics(server).get('worker_pool_recycled_total{pool="model:pids"}', 0) >= 2
+        assert "recycled after" in server.log()
+        assert _served(server)["0"] > 0 and _served(server)["1"] > 0
+    finally:
+        (server.extra["model"] / "release").touch()
+        server.stop(signal.SIGKILL)
+
+
+def test_the_busy_ratio_counts_every_frontends_calls(tmp_path: Path) -> None:
+    model = {
+        "name": "pids",
+        "implementation": "models.PidModel",
+        "parallel_workers": 2,
+        "preload": False,
+    }
+    server = _start(tmp_path, {"worker_ping_interval": 0}, model)
+    try:
+        model_folder = server.extra["model"]
+        assert _busy(server) == 0.0
+        (model_folder / "release").unlink(missing_ok=True)
+        started = model_folder / "started"
+        executor = concurrent.futures.ThreadPoolExecutor(4)
+        with executor:
+            futures = [executor.submit(_infer, server, HOLD)]
+            _wait(lambda: len(_lines(started)) >= 1, "one worker busy", server)
+            assert _busy(server) == 0.5
+            futures += [executor.submit(_infer, server, HOLD) for _ in range(3)]
+            _wait(lambda: len(set(_lines(started))) >= 2, "both busy", server)
+            assert _busy(server) == 1.0, _lines(started)
+            (model_folder / "release").touch()
+            assert all(_pid(f.result()) for f in futures)
+        _wait(lambda: _busy(server) == 0.0, "the workers idle again", server)
+    finally:
+        (server.extra["model"] / "release").touch()
+        server.stop(signal.SIGKILL)

@@ -39,6 +39,7 @@ from .messages import (
     Ping,
     Predict,
     Reply,
+    ReportReceived,
     Status,
     Stop,
     StreamCredit,
@@ -55,7 +56,7 @@ logger = logging.getLogger("mlpack.worker")
 # (``Listen.max_connections``; the supervisor sets twice its front-ends plus two, as a
 # replacement front-end may connect before its predecessor's connection is seen closed).
 MAX_DATA_CONNECTIONS = 64
-_OWNER_ONLY = (LoadModel, UnloadModel, Stop, Listen)
+_OWNER_ONLY = (LoadModel, UnloadModel, Stop, Listen, ReportReceived)
 
 
 def _read_exactly(stream: io.BufferedIOBase, size: int) -> bytearray | None:
@@ -142,6 +143,7 @@ class Connections:
         self._listener: socket.socket | None = None
         self.path: str | None = None
         self.max_connections = MAX_DATA_CONNECTIONS
+        self._reports: list[tuple[Connection, int, int]] = []  # (owner, call id, count)
 
     @property
     def data_connections(self) -> int:
@@ -198,6 +200,14 @@ class Connections:
             elif isinstance(body, Predict):
                 with self._lock:  # several reader threads count
                     self._counters.received += 1
+                    due = self._due_reports() if self._reports else []
+                self._send_reports(due)
+            elif connection.owner and isinstance(body, ReportReceived):
+                with self._lock:
+                    self._reports.append((connection, message.call_id, body.count))
+                    due = self._due_reports()
+                self._send_reports(due)
+                continue
             elif isinstance(body, (Ping, Status, Listen)) or (
                 not connection.owner and isinstance(body, _OWNER_ONLY)
             ):
@@ -207,6 +217,20 @@ class Connections:
             self.inbox.put((connection, message))
             if connection.owner and isinstance(body, Stop):
                 return
+
+    def _due_reports(self) -> list[tuple[Connection, int, int]]:
+        """The ``ReportReceived`` calls whose count is reached (taken off; under the lock)."""
+        received = self._counters.received
+        due = [report for report in self._reports if received >= report[2]]
+        if due:
+            self._reports = [report for report in self._reports if received < report[2]]
+        return due
+
+    def _send_reports(self, due: list[tuple[Connection, int, int]]) -> None:
+        for connection, call_id, _ in due:
+            status = self._counters.status(self.data_connections)
+            with contextlib.suppress(OSError):  # the owner has gone: its reader stops us
+                connection.send(Reply(call_id, status))
 
     def _answer_now(self, connection: Connection, call_id: int, body: Any) -> bool:
         """Answer a call on the reader thread; False when the connection has gone."""

@@ -78,6 +78,16 @@ class Status:
 
 
 @dataclass
+class ReportReceived:
+    """Owner → worker: answer with the ``WorkerStatus`` once the worker has received
+    ``count`` predictions over all its connections (front-ends' too). A shared pool keeps
+    one pending per worker, so ``max_requests_per_worker`` recycles it whatever the ping
+    interval. Answered by a reader thread; the only call a worker answers late."""
+
+    count: int
+
+
+@dataclass
 class WorkerStatus:
     """What a worker has done with predictions: received, started and answered (a call
     skipped because its caller left counts as answered, not started).

@@ -43,6 +43,7 @@ from .messages import (
     Ping,
     Predict,
     Reply,
+    ReportReceived,
     Status,
     Stop,
     StreamChunk,
@@ -120,6 +121,8 @@ class _Worker(asyncio.Protocol):
         self.served = 0  # predictions (and streams) sent to this worker
         self.streams: dict[int, PoolStream] = {}  # open streams (they hold the worker)
         self.retiring = False  # recycled: takes no new requests, stops once idle
+        self.jitter: int | None = None  # added to max_requests_per_worker (``_limit``)
+        self.held = 0  # predictions the worker holds, front-ends' too (last status; shared)
         self.path = ""  # the Unix socket front-ends connect to (shared pools only)
         self.connections = 0  # front-ends connected to it, as of its last status
         self.alive = False
@@ -237,7 +240,7 @@ class _Worker(asyncio.Protocol):
             if hard_limit is not None:
                 delay = max(0.0, hard_limit - time.monotonic())
                 self.timers[call_id] = loop.call_later(delay, self._overran, call_id, delay)
-        elif isinstance(body, (Ping, Status)):
+        elif isinstance(body, (Ping, Status, ReportReceived)):
             self.pings.add(call_id)
         self.transport.writelines(encode_frame(Call(call_id, body)))
         try:
@@ -425,6 +428,8 @@ class WorkerPool:
             self._kill(worker)
             raise
         self._workers[worker_id] = worker
+        if self.run_folder is not None and self.max_requests_per_worker:
+            self._background(self._await_limit(worker))
         self._changed()
         await self._notify()
         logger.info("%s started", worker.describe())
@@ -511,15 +516,32 @@ class WorkerPool:
                 if self.run_folder is None:
                     await worker.call(Ping())
                 else:  # shared: front-ends' calls count towards recycling too
-                    status: WorkerStatus = await worker.call(Status())
-                    worker.served = max(worker.served, status.received)
-                    worker.connections = status.connections
-                    self._maybe_recycle(worker)
+                    self._noted(worker, await worker.call(Status()))
         except TimeoutError:
             return False
         except WorkerError:
             pass  # died meanwhile: connection_lost handles it
         return True
+
+    def _noted(self, worker: _Worker, status: WorkerStatus) -> None:
+        """Keep what a shared worker reported (every front-end's calls included)."""
+        worker.served = max(worker.served, status.received)
+        worker.held = status.received - status.answered
+        worker.connections = status.connections
+        self._maybe_recycle(worker)
+
+    async def refresh_status(self, timeout: float) -> None:
+        """Shared pool: ask each live worker its status now (its reader thread answers at
+        once, even mid-computation); one that does not answer within ``timeout`` keeps its
+        last status. For scrape-time gauges (busy share across front-ends)."""
+
+        async def one(worker: _Worker) -> None:
+            with contextlib.suppress(TimeoutError, WorkerError):
+                async with asyncio.timeout(timeout):
+                    self._noted(worker, await worker.call(Status()))
+
+        if self.run_folder is not None:
+            await asyncio.gather(*(one(w) for w in self._workers.values() if w.alive))
 
     async def _notify(self) -> None:
         self._hand_over()
@@ -811,14 +833,27 @@ class WorkerPool:
             ) from None
 
     # -- recycling ----------------------------------------------------------------------
+    def _limit(self, worker: _Worker) -> int:
+        """Predictions after which ``worker`` is recycled: the limit plus up to 10 % (drawn
+        once per worker), so workers started together are not all recycled at once."""
+        limit = self.max_requests_per_worker
+        if worker.jitter is None:
+            worker.jitter = random.randint(0, max(0, limit // 10))
+        return limit + worker.jitter
+
+    async def _await_limit(self, worker: _Worker) -> None:
+        """Shared pool: the worker answers once it has received its limit of predictions
+        over every connection (front-ends' included), then it is recycled; no pings needed."""
+        with contextlib.suppress(WorkerError):  # it died or stopped first
+            status: WorkerStatus = await worker.call(ReportReceived(self._limit(worker)))
+            worker.served = max(worker.served, status.received)
+            self._maybe_recycle(worker)
+
     def _maybe_recycle(self, worker: _Worker) -> None:
         limit = self.max_requests_per_worker
         if not limit or worker.retiring or self._stopping or not worker.alive:
             return
-        jitter = getattr(worker, "jitter", None)
-        if jitter is None:
-            jitter = worker.jitter = random.randint(0, max(0, limit // 10))  # type: ignore[attr-defined]
-        if worker.served >= limit + jitter:
+        if worker.served >= self._limit(worker):
             worker.retiring = True
             self._replacing += 1
             self._background(self._recycle(worker))

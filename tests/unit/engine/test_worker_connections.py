@@ -21,6 +21,7 @@ import pytest
 from mlpack.codecs.tensors import validate_inputs
 from mlpack.engine.workers.messages import (
     Predict,
+    ReportReceived,
     Status,
     Stop,
     UnloadModel,
@@ -145,12 +146,32 @@ async def test_a_data_connection_cannot_load_unload_or_stop(
     (info,) = shared.shared_workers()
     a = await _connect(info.path, info.pid)
     async with asyncio.timeout(WAIT):
-        for body in (Stop(), UnloadModel(keys["echo"])):
+        for body in (Stop(), UnloadModel(keys["echo"]), ReportReceived(1)):
             with pytest.raises(MLPackError, match="only from the worker's owner"):
                 await a.call(body)
         packed = await a.call(Predict(keys["echo"], pack_request(_request(1.0))))
     assert unpack_response(packed).outputs[0].data[0] == 1.0
     assert isinstance(await shared.workers[0].call(Status()), WorkerStatus)
+
+
+async def test_the_worker_reports_reaching_a_count_of_every_connections_calls(
+    pool: tuple[WorkerPool, dict[str, str]],
+) -> None:
+    shared, keys = pool
+    owner = shared.workers[0]
+    (info,) = shared.shared_workers()
+    a, b = await _connect(info.path, info.pid), await _connect(info.path, info.pid)
+    count = (await _status(shared)).received + 3
+    report = asyncio.ensure_future(owner.call(ReportReceived(count)))
+    async with asyncio.timeout(WAIT):
+        for connection in (a, b):
+            await connection.call(Predict(keys["echo"], pack_request(_request(1.0))))
+        await _status(shared)  # answered after the calls above were counted
+        assert not report.done()  # 2 of 3
+        await b.call(Predict(keys["echo"], pack_request(_request(2.0))))
+        status = await report
+    assert status.received == count
+    assert owner.in_flight == 0  # a pending report is not a call in flight
 
 
 async def test_connections_beyond_the_bound_are_closed(run_folder: str) -> None:
@@ -210,7 +231,7 @@ async def test_a_remote_pool_dispatches_and_fails_fast_when_its_worker_dies(
 async def test_a_shared_worker_is_recycled_by_front_end_calls_and_let_go_before_it_stops(
     run_folder: str,
 ) -> None:
-    shared = WorkerPool(1, ping_interval=0.05, max_requests_per_worker=3, run_folder=run_folder)
+    shared = WorkerPool(1, ping_interval=0, max_requests_per_worker=3, run_folder=run_folder)
     await shared.start()
     remote = RemotePool("default", 1)
     try:
@@ -223,8 +244,9 @@ async def test_a_shared_worker_is_recycled_by_front_end_calls_and_let_go_before_
             (first,) = shared.shared_workers()
             for value in range(4):  # through the front-end's connection only
                 await remote.predict(runner.key, _request(float(value)))
-            # The owner counts them at its health pings, starts a successor, and waits for
-            # this front-end to let the old worker go before it stops it.
+            # No pings: the worker itself answers the owner's ``ReportReceived`` at the
+            # limit; the owner starts a successor, and waits for this front-end to let the
+            # old worker go before it stops it.
             while shared.recycled == 0 or [w.pid for w in shared.shared_workers()] == [first.pid]:
                 await asyncio.sleep(0.01)
             remote.update(shared.size, shared.model_settings(), shared.shared_workers())
