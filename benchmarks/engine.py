@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import loadgen, models, servers
+from benchmarks import h2load, loadgen, models, servers
 from benchmarks.mlserver_env import VENV_DIR, ensure_mlserver
 
 RESULTS = Path(__file__).resolve().parent / "results" / "engine.json"
@@ -147,18 +147,33 @@ def _body(name: str, datatype: str, shape: list[int], values: list[Any]) -> byte
     ).encode()
 
 
-def _measure(
-    server: servers.ServerProcess, model: str, body: bytes, concurrency: int, duration: float
+def _load(
+    url: str, body: bytes, concurrency: int, duration: float, loadgen_name: str
 ) -> dict[str, Any]:
-    driver = loadgen.HttpDriver.from_url(f"{server.base_url}/v2/models/{model}/infer")
-    cpu0 = servers.tree_cpu_seconds(server.proc.pid)
-    asyncio.run(loadgen.run_load(driver, [body], concurrency=concurrency, duration=1.0))
+    """One closed-loop run against ``url`` (``loadgen_name``: ``h2load`` or ``python``);
+    the row of ``rps``, ``p50_ms``, ``p99_ms``, ``errors``, ``loadgen_cpu``."""
+    if loadgen_name == "h2load":
+        return h2load.run_http(url, body, concurrency, duration, warmup=0.0)
+    driver = loadgen.HttpDriver.from_url(url)
     result = asyncio.run(
         loadgen.run_load(driver, [body], concurrency=concurrency, duration=duration)
     )
-    row = result.to_dict()
-    row["server_cpu_s"] = servers.tree_cpu_seconds(server.proc.pid) - cpu0
-    return {k: row[k] for k in ("rps", "p50_ms", "p90_ms", "p99_ms", "errors", "loadgen_cpu")}
+    return result.to_dict() | {"loadgen": "python"}
+
+
+def _measure(
+    server: servers.ServerProcess,
+    model: str,
+    body: bytes,
+    concurrency: int,
+    duration: float,
+    loadgen_name: str = "python",
+) -> dict[str, Any]:
+    url = f"{server.base_url}/v2/models/{model}/infer"
+    _load(url, body, concurrency, 1.0, loadgen_name)  # warm-up
+    row = _load(url, body, concurrency, duration, loadgen_name)
+    keys = ("rps", "p50_ms", "p90_ms", "p99_ms", "errors", "loadgen_cpu")
+    return {k: row[k] for k in keys if k in row}
 
 
 def _start(
@@ -186,9 +201,10 @@ def _run(
     body: bytes,
     concurrency: int,
     duration: float,
+    loadgen_name: str = "python",
 ) -> dict[str, Any]:
     with servers.running(_start(server_name, repo, mlserver_exe, workers)) as server:
-        row = _measure(server, model, body, concurrency, duration)
+        row = _measure(server, model, body, concurrency, duration, loadgen_name)
     _print_row(f"{server_name} workers={workers}", model, concurrency, row)
     return row
 
@@ -289,29 +305,53 @@ def _model_stats(server: servers.ServerProcess, model: str) -> dict[str, Any]:
 
 
 def _measure_split(
-    server: servers.ServerProcess, model: str, body: bytes, concurrency: int, duration: float
+    server: servers.ServerProcess,
+    model: str,
+    body: bytes,
+    concurrency: int,
+    duration: float,
+    loadgen_name: str = "python",
 ) -> dict[str, Any]:
     """``_measure`` plus each process's CPU (cores) and, from the server's statistics, rows
-    per batch and each request's mean queue and compute time."""
-    driver = loadgen.HttpDriver.from_url(f"{server.base_url}/v2/models/{model}/infer")
-    asyncio.run(loadgen.run_load(driver, [body], concurrency=concurrency, duration=1.0))
+    per batch and each request's mean queue and compute time.
+
+    Success is also checked on the server: the model's successful inferences over the run
+    must cover every 200 the load generator counted, and it must count no failures beyond the
+    requests cut off when the load generator stopped (one per connection at most).
+    """
+    url = f"{server.base_url}/v2/models/{model}/infer"
+    _load(url, body, concurrency, 1.0, loadgen_name)  # warm-up
+    time.sleep(0.2)  # its cut-off requests are counted before the run starts
     roles = _roles(server)
     before = _model_stats(server, model)
     cpu0 = {role: _cpu_seconds(pid) for role, pid in roles.items()}
     started = time.perf_counter()
-    result = asyncio.run(
-        loadgen.run_load(driver, [body], concurrency=concurrency, duration=duration)
-    )
+    result = _load(url, body, concurrency, duration, loadgen_name)
     wall = time.perf_counter() - started
     cpu = {f"{role}_cpu": (_cpu_seconds(pid) - cpu0[role]) / wall for role, pid in roles.items()}
+    time.sleep(0.2)  # the last requests' statistics land after their responses
     after = _model_stats(server, model)
     count = after["inference_count"] - before["inference_count"]
     executions = after["execution_count"] - before["execution_count"]
     inference = {
         key: after["inference_stats"][key]["ns"] - before["inference_stats"][key]["ns"]
-        for key in ("queue", "compute_infer")
+        for key in ("queue", "compute_infer", "success", "fail")
     }
-    row = {k: v for k, v in result.to_dict().items() if k in ("rps", "p50_ms", "p99_ms", "errors")}
+    counts = {
+        key: after["inference_stats"][key]["count"] - before["inference_stats"][key]["count"]
+        for key in ("success", "fail")
+    }
+    # The requests in flight when the load generator stops are cut off with their connection
+    # and the server counts them as failed (cancelled): up to one per connection is expected.
+    cancelled_at_end = min(counts["fail"], concurrency)
+    answered_ok = result["requests"] - result["errors"]
+    server_errors = counts["fail"] - cancelled_at_end + max(0, answered_ok - counts["success"])
+    row = {k: v for k, v in result.items() if k in ("rps", "p50_ms", "p99_ms", "errors")}
+    row["errors"] += server_errors
+    row["server_ok"] = counts["success"]
+    row["cancelled_at_end"] = cancelled_at_end
+    row["loadgen"] = result.get("loadgen", loadgen_name)
+    row["loadgen_cpu"] = result.get("loadgen_cpu", 0.0)
     row.update(cpu)
     # CPU per request (µs): what bounds throughput once the cores are shared out; it moves
     # less with the machine's load than req/s does.
@@ -324,13 +364,24 @@ def _measure_split(
     return row
 
 
-def _pipeline_rounds(root: Path, body: bytes, duration: float, rounds: int) -> list[dict[str, Any]]:
-    """(d): the three 1-worker configurations side by side, measured in alternating rounds."""
-    configs = {
-        "batch-off": (False, 2),
-        "batch-on-depth-1": (True, 1),
-        "batch-on-depth-2": (True, 2),
+def _pipeline_rounds(
+    root: Path,
+    body: bytes,
+    duration: float,
+    rounds: int,
+    loadgen_name: str = "python",
+    against: Path | None = None,
+) -> list[dict[str, Any]]:
+    """(d): the three 1-worker configurations side by side, measured in alternating rounds
+    (with ``against``, a checkout of another version: its batching off and depth 2 too)."""
+    configs: dict[str, tuple[bool, int, Path]] = {
+        "batch-off": (False, 2, servers.REPO_ROOT),
+        "batch-on-depth-1": (True, 1, servers.REPO_ROOT),
+        "batch-on-depth-2": (True, 2, servers.REPO_ROOT),
     }
+    if against is not None:
+        configs["against-batch-off"] = (False, 2, against)
+        configs["against-batch-on-depth-2"] = (True, 2, against)
     results: list[dict[str, Any]] = []
     with contextlib.ExitStack() as stack:
         running = {
@@ -339,18 +390,23 @@ def _pipeline_rounds(root: Path, body: bytes, duration: float, rounds: int) -> l
                     servers.start_mlpack(
                         _mlp_repo(root / label, "mlpack", batching),
                         parallel_workers=1,
+                        repo_root=checkout,
                         env={"MLPACK_WORKER_PIPELINE_DEPTH": str(depth)},
                         settle=0.2,
                     )
                 )
             )
-            for label, (batching, depth) in configs.items()
+            for label, (batching, depth, checkout) in configs.items()
         }
         for index in range(rounds):
             print(f" round {index + 1}/{rounds}", flush=True)
             result: dict[str, Any] = {}
-            for label, server in running.items():
-                result[label] = row = _measure_split(server, "mlp", body, 32, duration)
+            # Alternate the order so no configuration always runs first after a pause.
+            order = list(running.items())
+            for label, server in order if index % 2 == 0 else reversed(order):
+                result[label] = row = _measure_split(
+                    server, "mlp", body, 32, duration, loadgen_name
+                )
                 print(
                     f"  {label:18} {row['rps']:8.1f} req/s  p50 {row['p50_ms']:6.2f} ms  "
                     f"cpu main {row['main_cpu']:.2f} worker {row.get('worker_cpu', 0.0):.2f} "
@@ -387,7 +443,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for name in ("mlpack", "mlserver"):
                 repo = _mlp_repo(root, name, batching)
                 rows[f"{name}-batch-{'on' if batching else 'off'}"] = _run(
-                    name, repo, mlserver_exe, None, "mlp", body, 32, args.duration
+                    name,
+                    repo,
+                    mlserver_exe,
+                    None,
+                    "mlp",
+                    body,
+                    32,
+                    args.duration,
+                    args.rest_loadgen,
                 )
         rows["ratio_mlpack_on_over_off"] = (
             rows["mlpack-batch-on"]["rps"] / rows["mlpack-batch-off"]["rps"]
@@ -445,7 +509,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print("(d) MLP, c=32, 1 worker: batching off / on without a pipeline / on", flush=True)
         body = _body("x", "FP32", [1, 512], [0.5] * 512)
         load_before = os.getloadavg()[0]
-        results = _pipeline_rounds(root / "pipeline", body, args.duration, args.rounds)
+        results = _pipeline_rounds(
+            root / "pipeline", body, args.duration, args.rounds, args.rest_loadgen, args.against
+        )
         rows = {label: _medians(results, label) for label in results[0]}
         rows["ratio_on_over_off"] = _median_ratio(results, "batch-on-depth-2", "batch-off")
         rows["ratio_on_depth_1_over_off"] = _median_ratio(results, "batch-on-depth-1", "batch-off")
@@ -459,6 +525,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         rows["ratio_main_us_off_over_on"] = _median_ratio(
             results, "batch-off", "batch-on-depth-2", "main_us_per_request"
         )
+        if args.against is not None:
+            for label in ("batch-off", "batch-on-depth-2"):
+                rows[f"ratio_main_us_{label}_over_against"] = _median_ratio(
+                    results, label, f"against-{label}", "main_us_per_request"
+                )
+                rows[f"ratio_worker_us_{label}_over_against"] = _median_ratio(
+                    results, label, f"against-{label}", "worker_us_per_request"
+                )
+        rows["loadgen"] = args.rest_loadgen
         rows["load_average_1min"] = [load_before, os.getloadavg()[0]]
         report["d_worker_pipeline"] = rows
     return report
@@ -472,6 +547,17 @@ def main(argv: list[str] | None = None) -> int:
         "--rounds", type=int, default=3, help="alternating measurement rounds for (b)-(d) (3)"
     )
     parser.add_argument("--mlserver-venv", type=Path, default=VENV_DIR)
+    parser.add_argument(
+        "--rest-loadgen",
+        choices=("h2load", "python"),
+        default="h2load" if h2load.available() else "python",
+        help="REST load generator for (a) and (d) (default: h2load --h1 when installed)",
+    )
+    parser.add_argument(
+        "--against",
+        type=Path,
+        help="(d) also runs this checkout of mlpack (e.g. `git archive main`), side by side",
+    )
     parser.add_argument("-o", "--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     loadgen.install_uvloop()

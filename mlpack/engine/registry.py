@@ -7,7 +7,6 @@ import contextlib
 import logging
 import re
 import time
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +38,7 @@ from ..types import (
 from . import deadlines
 from .batching import ServingInfo, predict_reporting
 from .failures import FailureLog, attach_traceback, log_error, traceback_text
+from .ids import new_id
 from .placement import RunnerFactory, RunnerPlacement
 from .repository import discover_models
 from .runner import ModelRunner, stream_on
@@ -653,7 +653,7 @@ def finish_response(
     if response.model_version is None:
         response.model_version = entry.version
     if response.id is None:  # a given id (even "") is echoed; one is made only when absent
-        response.id = request.id if request.id is not None else str(uuid.uuid4())
+        response.id = request.id if request.id is not None else new_id()
     if request.outputs:
         wanted = [o.name for o in request.outputs]
         produced = {o.name: o for o in response.outputs}
@@ -686,7 +686,7 @@ class _StreamCall:
         async for request in requests:
             validate_request(self.entry, request)
             if request.id is None:  # one id for every response to this request
-                request.id = str(uuid.uuid4())
+                request.id = new_id()
             self.current = request
             yield request
 
