@@ -109,11 +109,12 @@ class LocalRunner:
 
     async def load(self) -> MetadataModelResponse:
         try:
-            self.model, metadata = await self._thread.run(build_and_load(self.settings))
+            model, metadata = await self._thread.run(build_and_load(self.settings))
         except BaseException:
             self._thread.stop()
             raise
-        self._plain = is_plain(self.model.predict)
+        self.model = model
+        self._plain = is_plain(model.predict)
         return metadata
 
     def _inline(self) -> bool:

@@ -70,9 +70,7 @@ def request(value: int = 1) -> InferenceRequest:
 async def _runner(model: str = "ThreadModel", **settings: Any) -> LocalRunner:
     ThreadModel.gate = None
     ThreadModel.calls = 0
-    runner = LocalRunner(
-        ModelSettings(name="m", implementation=f"{__name__}.{model}", **settings)
-    )
+    runner = LocalRunner(ModelSettings(name="m", implementation=f"{__name__}.{model}", **settings))
     await runner.load()
     return runner
 
@@ -91,8 +89,6 @@ async def runners() -> Any:
         ThreadModel.gate.set()
     for runner in made:
         await runner.unload()
-
-
 
 
 async def test_auto_measures_on_the_model_thread_then_runs_inline(runners: Any) -> None:
