@@ -357,6 +357,13 @@ class ModelSettings(BaseSettings):
     # Responses a stream may hold between the model and a slow client; when it is full the
     # model's generator waits (back-pressure) instead of the server buffering more.
     max_stream_buffer: int = Field(default=8, ge=1)
+    # Where an in-process model's plain-function predict runs: "never" on its own model
+    # thread (a hop each way), "always" on the serving loop itself (no hop; the loop waits
+    # for predict), "auto" on the serving loop while its measured compute averages under
+    # inline_predict_max_ms and nothing else is queued for the model. async def predict and
+    # streams always use the model thread; worker processes are not affected.
+    inline_predict: Literal["auto", "always", "never"] = "auto"
+    inline_predict_max_ms: float = Field(default=1.0, gt=0, le=1000)
     # Seconds a response may wait for a client that stopped reading before the stream is
     # abandoned (None: the server's stream_stall_timeout; 0: no bound).
     stream_stall_timeout: float | None = Field(default=None, ge=0)

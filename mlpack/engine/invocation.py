@@ -111,6 +111,32 @@ def predict_sync(model: MLModel, request: InferenceRequest) -> InferenceResponse
     return _checked(model, response)
 
 
+def predict_inline(model: MLModel, request: InferenceRequest) -> InferenceResponse | None:
+    """``predict_sync`` on the caller's own loop (``inline_predict``). None when ``predict``
+    returned an awaitable after all (a plain wrapper around ``async def``): the awaitable is
+    closed unrun and the caller runs the prediction on the model thread instead."""
+    try:
+        with tracing.stage("predict") as span:
+            if span is not None:
+                _describe(span, model, request)
+            response = model.predict(request)
+            if inspect.isawaitable(response):
+                close = getattr(response, "close", None)
+                if close is not None:
+                    close()
+                return None
+    except MLPackError:
+        raise
+    except Exception as error:
+        raise _model_failed(model, error) from error
+    return _checked(model, response)
+
+
+def is_plain(function: Callable[..., Any]) -> bool:
+    """Whether ``function`` is a plain function (not ``async def``)."""
+    return not inspect.iscoroutinefunction(function)
+
+
 def predict_blocking(
     model: MLModel, request: InferenceRequest, loop: asyncio.AbstractEventLoop
 ) -> InferenceResponse:

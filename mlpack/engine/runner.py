@@ -21,9 +21,18 @@ from ..settings import ModelSettings
 from ..types import InferenceRequest, InferenceResponse, MetadataModelResponse
 from .channel import ChannelClosed, StreamChannel
 from .deadlines import check, current_deadline
-from .invocation import ModelThread, build_and_load, predict_with, unload_model
+from .invocation import (
+    ModelThread,
+    build_and_load,
+    is_plain,
+    predict_inline,
+    predict_with,
+    unload_model,
+)
 from .stats import current_timing
 from .streaming import drive_stream
+
+_SMOOTHING = 0.2  # weight of the newest compute time in ``inline_predict``'s moving average
 
 
 class ModelRunner(Protocol):
@@ -77,6 +86,11 @@ class LocalRunner:
     At most ``settings.max_queue_size`` predictions wait for or run on the model thread;
     beyond that ``Overloaded`` (503). A prediction whose caller has gone or whose
     deadline has passed by the time the thread reaches it is not started.
+
+    ``settings.inline_predict`` lets a plain-function ``predict`` run on the caller's loop
+    instead (no hop each way): ``always``, or ``auto`` while the moving average of its
+    compute time stays under ``inline_predict_max_ms``. Only when nothing else is queued
+    or running on the model thread, so the model never runs two predictions at once.
     """
 
     queues = True  # requests wait for the model thread: a caller who leaves is worth noticing
@@ -88,15 +102,36 @@ class LocalRunner:
         self._submitted = 0
         self._started = 0
         self.backlog = 0  # predictions submitted and not yet answered (the caller's loop)
+        self.inline_calls = 0  # predictions run on the caller's loop (inline_predict)
+        self._plain = False  # predict is a plain function (set by load)
+        self._compute: float | None = None  # moving average of predict's seconds
         self._thread = ModelThread(f"mlpack-model-{settings.name}")
 
     async def load(self) -> MetadataModelResponse:
         try:
-            self.model, metadata = await self._thread.run(build_and_load(self.settings))
+            model, metadata = await self._thread.run(build_and_load(self.settings))
         except BaseException:
             self._thread.stop()
             raise
+        self.model = model
+        self._plain = is_plain(model.predict)
         return metadata
+
+    def _inline(self) -> bool:
+        """Whether the next prediction runs on the caller's loop (``inline_predict``)."""
+        mode = self.settings.inline_predict
+        if mode == "never" or not self._plain or self.backlog:
+            return False
+        if mode == "always":
+            return True
+        compute = self._compute
+        return compute is not None and compute * 1000 < self.settings.inline_predict_max_ms
+
+    def _measured(self, seconds: float) -> None:
+        previous = self._compute
+        self._compute = (
+            seconds if previous is None else previous + _SMOOTHING * (seconds - previous)
+        )
 
     async def predict(self, request: InferenceRequest) -> InferenceResponse:
         model = self.model
@@ -109,6 +144,10 @@ class LocalRunner:
             )
         timing = current_timing()
         deadline = current_deadline()
+        if self._inline():
+            response = self._predict_inline(model, request, deadline)
+            if response is not None:
+                return response
         submitted = time.perf_counter()
         self._submitted += 1
         if timing is not None:
@@ -122,13 +161,36 @@ class LocalRunner:
             if timing is not None:
                 timing.queue_wait += time.perf_counter() - submitted  # after any batch wait
             with model_scope(model.name, model.version):
-                return await predict_with(model, request)
+                began = time.perf_counter()
+                try:
+                    return await predict_with(model, request)
+                finally:
+                    self._measured(time.perf_counter() - began)
 
         self.backlog += 1
         try:
             return await self._thread.run(_predict(), guard)
         finally:
             self.backlog -= 1
+
+    def _predict_inline(
+        self, model: MLModel, request: InferenceRequest, deadline: float | None
+    ) -> InferenceResponse | None:
+        """Run a plain-function ``predict`` here, on the caller's loop; None when it turned
+        out to return an awaitable (then it always runs on the model thread)."""
+        check(deadline, model.name)  # refused before it starts, as on the model thread
+        timing = current_timing()
+        if timing is not None:
+            timing.parallel_queue = 1  # this request only: nothing else is queued
+        began = time.perf_counter()
+        with model_scope(model.name, model.version):
+            response = predict_inline(model, request)
+        if response is None:
+            self._plain = False
+            return None
+        self._measured(time.perf_counter() - began)
+        self.inline_calls += 1
+        return response
 
     def predict_stream(
         self, requests: AsyncIterator[InferenceRequest]
