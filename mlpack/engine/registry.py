@@ -168,6 +168,8 @@ class ModelRegistry:
             if entry is None:
                 raise ModelNotFound(name, version)
             return entry
+        if len(versions) == 1:  # the common case: one version, nothing to order
+            return next(iter(versions.values()))
         ready = [e for e in versions.values() if e.state is State.READY]
         candidates = ready or list(versions.values())
         return max(candidates, key=lambda e: version_sort_key(e.version))
