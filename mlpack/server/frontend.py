@@ -83,8 +83,16 @@ class FrontendPeer:
         if isinstance(message, PoolWorkers) and self.shared_pools is not None:
             self.shared_pools.on_workers(message)
 
+    def decided(self) -> set[str]:
+        """Models the repository calls made before this front-end started decide: their
+        startup load is skipped and ``replay`` leaves them as the last call did (loaded
+        from disk under its generation, or unloaded), so a replacement never serves a
+        model its peers unloaded, nor loads a reloaded one twice."""
+        return {name for _, name, _ in self.role.ops}
+
     async def replay(self) -> None:
-        """Apply the calls made before this front-end started (after the startup models)."""
+        """Apply the calls made before this front-end started (the last one per model, in
+        order), after the startup models that no call decides (``decided``)."""
         for action, name, generation in self.role.ops:
             try:
                 await self._local(action, name, generation)

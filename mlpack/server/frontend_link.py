@@ -275,9 +275,9 @@ class FrontendRole:
     Parameters:
         index: this front-end's number (0 .. N-1), its metrics label.
         control: its end of the control socket to the supervisor.
-        ops: repository loads/unloads made through the API since the server started, in
-            order, applied after the startup models so a replacement matches its peers
-            (action, name, generation).
+        ops: the last repository load/unload of each model made through the API since
+            the server started, in order (action, name, generation); they decide those
+            models (no startup load) so a replacement matches its peers' index.
         listen_after_load: open the ports only once models are loaded (replacements and
             front-ends after the first join the shared ports ready to serve).
     """

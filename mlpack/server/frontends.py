@@ -13,8 +13,10 @@ start`` runs becomes a supervisor; it parses no request itself. It:
   their ports only once their models are loaded, so no connection waits on a loading one.
 * applies the repository API everywhere: a front-end receiving load/unload sends it here
   (``server/frontend.py``); the calls are applied in order, in every live front-end, and
-  the caller is answered when all have (the first error, if any). They are also kept, in
-  order, and replayed by a replacement, so every front-end shows the same index.
+  the caller is answered when all have (the first error, if any). The last call per model
+  is also kept, in order; a replacement starts from it (a model it names is not loaded
+  at startup but left as that call did: loaded under its generation, or unloaded), so
+  every front-end shows the same index and an unloaded model is never served again.
 * serves the metrics port: one scrape sums every front-end's in-memory families (same
   names and labels as with one front-end) plus the multiprocess folder they all write to,
   and adds ``frontend_requests_total{frontend}`` (REST requests + gRPC calls per

@@ -186,6 +186,8 @@ def test_load_and_unload_reach_every_frontend(frontends: RunningServer) -> None:
     )
     _wait(lambda: _all_ready(server), "the replacement ready", server)
     assert _index_states(server) == {"UNAVAILABLE"}
+    # It started from the index: it never loaded the model its peers had unloaded.
+    assert server.log().count("model 'echo' ready in") == 2, server.log()
     # Load over gRPC: every front-end serves the model again.
     channel, stub = _grpc_stub(server)
     with channel:
@@ -194,6 +196,7 @@ def test_load_and_unload_reach_every_frontend(frontends: RunningServer) -> None:
     statuses = {_post(server, "/v2/models/echo/infer", ECHO).status_code for _ in range(16)}
     assert statuses == {200}
     assert len(re.findall(r"repository \w+ of model 'echo' applied", server.log())) == 2
+    assert server.log().count("model 'echo' ready in") == 4
 
 
 def test_sigterm_drains_every_frontend(frontends: RunningServer) -> None:
