@@ -309,7 +309,9 @@ class MLPackServer:
             shared_pools=self.shared_pools,
         )
         link_task = await self.peer.open()
-        observability.across = AcrossFrontends(self.peer.link, role.index)
+        observability.across = AcrossFrontends(
+            self.peer.link, role.index, self.settings.frontend_gather_total_timeout
+        )
         link_task.add_done_callback(lambda _: self.request_stop())
         if not role.listen_after_load:
             return False
