@@ -313,18 +313,23 @@ class FrontendSupervisor:
         """Wait for the slot's process to end (its link closes first); its exit code."""
         assert slot.link is not None
         await slot.link.closed.wait()
+        self._retire_figures(slot)  # at once: no answer leaves them out meanwhile
         process = slot.process
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, process.join)
         return process.exitcode  # type: ignore[no-any-return]
 
-    def _retire(self, slot: _Slot) -> None:
-        """A dead front-end's counters, statistics and dashboard buckets stay in the sum;
-        its live gauges leave (in memory and in the multiprocess folder)."""
+    def _retire_figures(self, slot: _Slot) -> None:
+        """A dead front-end's counters, statistics and dashboard buckets stay in the sum
+        and its in-memory gauges leave (its link has closed: no later collect answer of it
+        is kept)."""
         self.collector.retire(slot)
         slot.families_call = 0
         figures, slot.figures = slot.figures, KeptFigures()
         self.retained.add(figures)
+
+    def _retire(self, slot: _Slot) -> None:
+        """A dead front-end's live gauges leave the multiprocess folder."""
         path = self._child_settings.metrics_dir
         if path:
             with contextlib.suppress(Exception):
@@ -448,7 +453,8 @@ class FrontendSupervisor:
                 return
             # Still the same process (not retired meanwhile), and no newer answer kept
             # (a scrape and the periodic collect may overlap): counters never step back.
-            if slot.link is link and call.call_id > slot.families_call:
+            fresh = call.call_id > slot.families_call and not link.closed.is_set()
+            if slot.link is link and fresh:
                 slot.families, slot.families_call = answer.families, call.call_id
                 if answer.figures is not None:
                     slot.figures.update(answer.figures)

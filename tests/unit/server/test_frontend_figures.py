@@ -121,7 +121,7 @@ async def test_the_supervisor_keeps_a_dead_frontends_figures_in_every_answer() -
         await supervisor.collect()
         assert asked == [0, NOW]  # then only the seconds since the last answer
         assert slot.figures.stats[("m", "")].inference_count == 6
-        supervisor._retire(slot)  # it died
+        supervisor._retire_figures(slot)  # it died
         assert slot.figures.stats == {}
         slot.link = None  # no live front-end: the answer is what the dead one counted
         gathered = await supervisor._handle(left, Gather(4, StatsQuery("m", ("",))))
