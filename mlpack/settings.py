@@ -168,6 +168,27 @@ class Settings(BaseSettings):
     # With several front-ends: seconds between the supervisor's collects of their metrics
     # (besides each scrape); a front-end that dies loses what it counted since the last.
     frontend_collect_interval: float = Field(default=2.0, ge=0.1, le=300.0)
+    # ... and how long each collect (and a scrape) waits for each front-end's answer (one
+    # that does not answer keeps its last figures in the sum).
+    frontend_collect_timeout: float = Field(default=5.0, ge=0.1, le=300.0)
+    # /stats and the dashboard's data across front-ends: how long the supervisor waits for
+    # each front-end (one that does not answer is left out, named in ``missing``), and how
+    # long the asking front-end waits for the supervisor's whole answer (then it answers
+    # with its own figures alone); the second must exceed the first.
+    frontend_gather_timeout: float = Field(default=2.0, ge=0.1, le=60.0)
+    frontend_gather_total_timeout: float = Field(default=5.0, ge=0.2, le=120.0)
+
+    @model_validator(mode="after")
+    def _gather_fits(self) -> Settings:
+        if self.frontend_gather_total_timeout <= self.frontend_gather_timeout:
+            raise ValueError(
+                "frontend_gather_total_timeout "
+                f"({self.frontend_gather_total_timeout:g}s) must be longer than "
+                f"frontend_gather_timeout ({self.frontend_gather_timeout:g}s): the asking "
+                "front-end waits for the supervisor, which waits for each front-end"
+            )
+        return self
+
     environments_dir: str | None = None
     # `mlpack start` builds a model's environment from its requirements / conda file
     # (cached under environments_dir); False refuses such models with a message.

@@ -21,10 +21,10 @@ from typing import Any, Literal
 
 from ..settings import ModelSettings
 from ..types import MetadataModelResponse
+from .workers.held import HeldPoolRunner
 from .workers.memory import pss_bytes
 from .workers.pool import (
     DEFAULT_POOL_LIMITS,
-    DeferredWorkerRunner,
     PoolLimits,
     WorkerPool,
     WorkerRunner,
@@ -221,7 +221,7 @@ class ModelPools:
         await asyncio.gather(*(pool.close() for pool in pools), return_exceptions=True)
 
 
-class PooledRunner(DeferredWorkerRunner):
+class PooledRunner(HeldPoolRunner):
     """A ``ModelRunner`` on a pool that is found (or started) when the model loads.
 
     Parameters:
@@ -238,25 +238,20 @@ class PooledRunner(DeferredWorkerRunner):
         release: Callable[[str], Awaitable[None]],
         concurrency: int,
     ) -> None:
-        self.settings = settings
-        self._acquire = acquire
-        self._release = release
-        self.concurrency = concurrency
-        self._runner: WorkerRunner | None = None
-        self._user = f"{settings.name}@{id(self):x}"
+        super().__init__(settings, concurrency)
+        self._acquire_pool = acquire
+        self._release_pool = release
 
-    async def load(self) -> MetadataModelResponse:
-        pool = await self._acquire(self._user)
-        self._runner = WorkerRunner(self.settings, pool)
-        try:
-            return await self._runner.load()
-        except BaseException:
-            self._runner = None
-            await self._release(self._user)
-            raise
+    async def _acquire(self) -> tuple[WorkerRunner, MetadataModelResponse | None]:
+        return WorkerRunner(self.settings, await self._acquire_pool(self._user)), None
 
-    async def unload(self) -> None:
-        if self._runner is not None:
-            runner, self._runner = self._runner, None
-            await runner.unload()
-            await self._release(self._user)
+    async def _start(
+        self, runner: WorkerRunner, metadata: MetadataModelResponse | None
+    ) -> MetadataModelResponse:
+        return await runner.load()  # into every worker of the pool
+
+    async def _stop(self, runner: WorkerRunner) -> None:
+        await runner.unload()
+
+    async def _release(self, runner: WorkerRunner) -> None:
+        await self._release_pool(self._user)

@@ -383,6 +383,8 @@ class ModelRegistry:
                 entry.load_at_startup = False
                 runner, entry.runner = entry.runner, None
                 if runner is None:
+                    if entry.state is State.UNAVAILABLE and not entry.reason:
+                        entry.reason = "unloaded"  # never loaded: listed as its peers list it
                     continue
                 entry.state, entry.reason = State.UNLOADING, ""
                 try:

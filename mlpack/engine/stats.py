@@ -10,6 +10,7 @@ Nothing else in the engine knows about metrics or statistics.
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from collections.abc import Sequence
@@ -218,6 +219,11 @@ class StatsRecorder:
             if event.first_chunk is not None:
                 stats.stream_first_chunk.add(event.first_chunk)
             stats.stream_chunks += event.chunks
+
+    def all(self) -> list[ModelStats]:
+        """Copies of every model version's stats (for the supervisor to keep)."""
+        with self._lock:
+            return copy.deepcopy(list(self._stats.values()))
 
     def get(self, name: str, version: str | None) -> ModelStats:
         """The stats of one model version (zeros when it has served nothing yet)."""

@@ -107,7 +107,7 @@ class MLPackServer:
         # A front-end among several: pooled models run in the supervisor's shared pools.
         self.shared_pools: FrontendPools | None = None
         if role is not None:
-            self.shared_pools = FrontendPools(pool_limits(settings), role.ops)
+            self.shared_pools = FrontendPools(pool_limits(settings))
         # engine: where each model runs (threads, worker pools, environment pools).
         self.runners = build_placement(settings, models, repository_root, self.shared_pools)
         self.registry = ModelRegistry(
@@ -309,7 +309,9 @@ class MLPackServer:
             shared_pools=self.shared_pools,
         )
         link_task = await self.peer.open()
-        observability.across = AcrossFrontends(self.peer.link, role.index)
+        observability.across = AcrossFrontends(
+            self.peer.link, role.index, self.settings.frontend_gather_total_timeout
+        )
         link_task.add_done_callback(lambda _: self.request_stop())
         if not role.listen_after_load:
             return False
@@ -372,8 +374,12 @@ class MLPackServer:
     async def _load_models(self) -> None:
         await self.runners.start()  # engine: start workers before loading models
         failed: list[ModelSettings] = []
+        startup = self.models
+        if self.peer is not None:  # a replacement starts from the current index
+            decided = self.peer.decided()
+            startup = [model for model in startup if model.name not in decided]
         if self.settings.load_models_at_startup:
-            failed = await self.registry.load_all(self.models)
+            failed = await self.registry.load_all(startup)
         if self.peer is not None:
             await self.peer.replay()
         # What start-up made (modules, models) lives as long as the server: out of the

@@ -3,9 +3,10 @@
 The repository API's load/unload (``ModelRegistry.request_load``) is sent to the
 supervisor, which applies it in every front-end (this one included, through ``handle``)
 and answers once all have; so any front-end's index then shows it. A scrape of the
-supervisor's metrics port collects each front-end's in-memory families (``snapshot``),
-and a front-end's ``/stats`` asks every front-end for its own figures (``Ask``, answered
-by ``answer``; ``server/frontend_stats.py``).
+supervisor's metrics port collects each front-end's in-memory families (``snapshot``)
+with its statistics and dashboard buckets (kept should it die:
+``server/frontend_figures.py``), and a front-end's ``/stats`` asks every front-end for its
+own figures (``Ask``, answered by ``answer``; ``server/frontend_stats.py``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..engine.registry import ModelRegistry
+from .frontend_figures import FiguresQuery
 from .frontend_link import (
     Answer,
     Apply,
@@ -83,8 +85,16 @@ class FrontendPeer:
         if isinstance(message, PoolWorkers) and self.shared_pools is not None:
             self.shared_pools.on_workers(message)
 
+    def decided(self) -> set[str]:
+        """Models the repository calls made before this front-end started decide: their
+        startup load is skipped and ``replay`` leaves them as the last call did (loaded
+        from disk under its generation, or unloaded), so a replacement never serves a
+        model its peers unloaded, nor loads a reloaded one twice."""
+        return {name for _, name, _ in self.role.ops}
+
     async def replay(self) -> None:
-        """Apply the calls made before this front-end started (after the startup models)."""
+        """Apply the calls made before this front-end started (the last one per model, in
+        order), after the startup models that no call decides (``decided``)."""
         for action, name, generation in self.role.ops:
             try:
                 await self._local(action, name, generation)
@@ -98,7 +108,8 @@ class FrontendPeer:
 
     async def handle(self, message: Apply | Collect | Ask) -> Done | Snapshot | Answer:
         if isinstance(message, Collect):
-            return Snapshot(message.call_id, self.snapshot())
+            figures = self.answer(FiguresQuery(message.since)) if self.answer else None
+            return Snapshot(message.call_id, self.snapshot(), figures)
         if isinstance(message, Ask):
             value = self.answer(message.query) if self.answer is not None else None
             return Answer(message.call_id, value)

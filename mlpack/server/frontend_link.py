@@ -56,9 +56,11 @@ class Done:
 
 @dataclass(frozen=True)
 class Collect:
-    """Supervisor → front-end: send your in-memory metric families."""
+    """Supervisor → front-end: send your in-memory metric families, and your statistics
+    and dashboard buckets from second ``since`` on (``server/frontend_figures.py``)."""
 
     call_id: int
+    since: int = 0
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ class Snapshot:
 
     call_id: int
     families: list[FamilySnapshot] = field(default_factory=list)
+    figures: Any = None  # ``Figures`` (None: the front-end keeps none)
 
 
 @dataclass(frozen=True)
@@ -88,11 +91,14 @@ class Gather:
 
 @dataclass(frozen=True)
 class Gathered:
-    """The answer to ``Gather``: each answering front-end's value, and who was left out."""
+    """The answer to ``Gather``: each answering front-end's value, who was left out, and
+    what the front-ends that died had counted (``retained``, from ``retired`` of them)."""
 
     call_id: int
     values: list[tuple[int, Any]] = field(default_factory=list)
     missing: list[int] = field(default_factory=list)
+    retained: Any = None
+    retired: int = 0
 
 
 @dataclass(frozen=True)
@@ -275,9 +281,9 @@ class FrontendRole:
     Parameters:
         index: this front-end's number (0 .. N-1), its metrics label.
         control: its end of the control socket to the supervisor.
-        ops: repository loads/unloads made through the API since the server started, in
-            order, applied after the startup models so a replacement matches its peers
-            (action, name, generation).
+        ops: the last repository load/unload of each model made through the API since
+            the server started, in order (action, name, generation); they decide those
+            models (no startup load) so a replacement matches its peers' index.
         listen_after_load: open the ports only once models are loaded (replacements and
             front-ends after the first join the shared ports ready to serve).
     """

@@ -8,8 +8,9 @@ kept up to date by the supervisor's ``PoolWorkers`` announcements).
 Which load is "the same" across front-ends is told by a generation: 0 for the models
 found at startup, the supervisor's number of the repository call otherwise (set around
 the call by ``FrontendPeer``: ``repository_generation``). A replacement front-end loads a
-model the API has reloaded meanwhile under that call's generation, so it joins what the
-pool already holds instead of loading it again.
+model the API has loaded meanwhile by replaying that call, under its generation, so it
+joins what the pool already holds instead of loading it again (and it does not load a
+startup model the API has unloaded or reloaded since: ``FrontendPeer.decided``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import os
-from collections.abc import Iterable
 
 from ..engine.workers.pool import PoolLimits
 from ..engine.workers.remote import RemotePool, SharedModel
@@ -36,18 +36,12 @@ class FrontendPools:
 
     Parameters:
         limits: this front-end's per-worker depth and queue bound for shared workers.
-        ops: the repository calls made before this front-end started (action, name,
-            generation): a startup load of a model they reloaded takes that generation.
     """
 
-    def __init__(self, limits: PoolLimits, ops: Iterable[tuple[str, str, int]] = ()) -> None:
+    def __init__(self, limits: PoolLimits) -> None:
         self.limits = limits
         self.link: ControlLink | None = None  # set when the front-end joins its supervisor
         self._pools: dict[str, RemotePool] = {}
-        self._startup: dict[str, int] = {}
-        for action, name, generation in ops:
-            if action == "load":
-                self._startup[name] = generation
 
     def pool(self, name: str) -> RemotePool:
         pool = self._pools.get(name)
@@ -69,8 +63,8 @@ class FrontendPools:
 
     async def acquire(self, settings: ModelSettings, user: str) -> SharedModel:
         generation = repository_generation.get()
-        if generation is None:
-            generation = self._startup.get(settings.name, 0)
+        if generation is None:  # a startup load
+            generation = 0
         answer = await self._call(PoolAcquire(0, os.getpid(), user, settings, generation))
         assert answer.metadata is not None
         return SharedModel(answer.pool, answer.key, answer.metadata)

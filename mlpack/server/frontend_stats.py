@@ -3,14 +3,18 @@
 A front-end answering ``/v2/models/{m}/stats`` or ``/v2/dashboard/data.json`` sends the
 query to the supervisor (``Gather``), which asks every live front-end (``Ask``; each
 answers from its own recorders) and returns the answers that came within
-``GATHER_TIMEOUT`` — a busy or dying front-end is left out and named in ``missing``. The
-asking front-end merges them:
+``frontend_gather_timeout`` (2 s by default) — a busy or dying front-end is left out and
+named in ``missing``; the asking front-end waits ``frontend_gather_total_timeout`` (5 s)
+for that answer, then answers with its own figures alone. It merges what came back:
 
 * statistics: counts and durations add (Triton's shape: a count and total nanoseconds per
   phase, per batch size); ``last_inference`` is the latest.
 * dashboard: per-second buckets of the same model version and second add up; the latency
   reservoirs merge weighted by how many latencies each front-end saw in that second, so
   the p50/p99 are those of the pooled latencies (not an average of percentiles).
+
+Front-ends that died cannot be asked: the supervisor adds their last collected figures
+(``Gathered.retained``, ``server/frontend_figures.py``), so totals do not go back.
 
 With one front-end none of this runs.
 """
@@ -27,10 +31,6 @@ from ..engine.stats import ModelStats, StatsRecorder, _Duration
 from .dashboard import SAMPLES_PER_SECOND, DashboardRecorder, _Bucket
 from .frontend_link import Answer, Ask, ControlLink, Gather, Gathered
 
-# The supervisor waits this long for each front-end's answer (a busy one is left out);
-# the asking front-end waits for the supervisor this much longer, then answers alone.
-GATHER_TIMEOUT = 2.0
-GATHER_MARGIN = 3.0
 # Latency samples one front-end sends for the dashboard (a bound on the control message:
 # 256 model versions x 300 s x 200 samples would be far too many); above it, each bucket's
 # reservoir is thinned evenly (its ``seen`` count stays, so merging stays weighted right).
@@ -86,12 +86,15 @@ def _thin(series: dict[tuple[str, str], list[_Bucket]], budget: int) -> None:
             bucket.latencies = chooser.sample(bucket.latencies, each)
 
 
-async def gather(message: Gather, live: Sequence[tuple[int, ControlLink]]) -> Gathered:
-    """Supervisor: ask every live front-end ``message.query``; what came back in time."""
+async def gather(
+    message: Gather, live: Sequence[tuple[int, ControlLink]], timeout: float
+) -> Gathered:
+    """Supervisor: ask every live front-end ``message.query``; what came back within
+    ``timeout`` seconds of each."""
 
     async def one(index: int, link: ControlLink) -> tuple[int, Any] | None:
         try:
-            async with asyncio.timeout(GATHER_TIMEOUT):
+            async with asyncio.timeout(timeout):
                 answer: Answer = await link.call(Ask(link.next_id(), message.query))
         except (ConnectionError, TimeoutError):
             return None
@@ -190,36 +193,41 @@ class AcrossFrontends:
     Parameters:
         link: the front-end's control link to the supervisor.
         index: this front-end's number (named in the note when it answers alone).
+        timeout: seconds to wait for the supervisor's answer (then: this one's figures).
     """
 
-    def __init__(self, link: ControlLink, index: int) -> None:
+    def __init__(self, link: ControlLink, index: int, timeout: float = 5.0) -> None:
         self.link = link
         self.index = index
+        self.timeout = timeout
 
     async def _ask(self, query: Any) -> Gathered | None:
         link = self.link
         try:
-            async with asyncio.timeout(GATHER_TIMEOUT + GATHER_MARGIN):
+            async with asyncio.timeout(self.timeout):
                 gathered: Gathered = await link.call(Gather(link.next_id(), query))
         except (ConnectionError, TimeoutError):
             return None  # the supervisor is gone or stuck: this front-end's own figures
         return gathered
 
     def _note(self, gathered: Gathered | None, used: list[int]) -> dict[str, Any]:
-        """Who answered (``frontend``), which front-ends the figures cover, and
+        """Who answered (``frontend``), which front-ends the figures cover, ``retired``:
+        front-end processes that died, whose last collected figures are included, and
         ``complete``: false when one was left out (or the supervisor did not answer)."""
         missing = gathered.missing if gathered is not None else []
         return {
             "frontend": self.index,
             "answered": sorted(used),
             "missing": sorted(missing),
+            "retired": gathered.retired if gathered is not None else 0,
             "complete": gathered is not None and not missing,
         }
 
     async def stats(
         self, query: StatsQuery, local: list[ModelStats]
     ) -> tuple[list[ModelStats], dict[str, Any]]:
-        """``local`` (this front-end's stats of ``query``) summed with every other's."""
+        """``local`` (this front-end's stats of ``query``) summed with every other's, and
+        with what the front-ends that died had counted."""
         gathered = await self._ask(query)
         parts = (
             []
@@ -232,9 +240,12 @@ class AcrossFrontends:
         )
         if not parts:
             return local, self._note(None, [self.index])
-        merged = [
-            merge_stats(column) for column in zip(*(value for _, value in parts), strict=True)
-        ]
+        assert gathered is not None
+        values = [value for _, value in parts]
+        retained = gathered.retained
+        if isinstance(retained, list) and len(retained) == len(local):
+            values.append(retained)
+        merged = [merge_stats(column) for column in zip(*values, strict=True)]
         return merged, self._note(gathered, [index for index, _ in parts])
 
     async def dashboard(
@@ -253,5 +264,9 @@ class AcrossFrontends:
         )
         if not parts:
             return local, self._note(None, [self.index])
-        merged = merge_dashboard([value for _, value in parts])
+        assert gathered is not None
+        values = [value for _, value in parts]
+        if isinstance(gathered.retained, DashboardPart):
+            values.append(gathered.retained)
+        merged = merge_dashboard(values)
         return merged, self._note(gathered, [index for index, _ in parts])

@@ -13,16 +13,21 @@ start`` runs becomes a supervisor; it parses no request itself. It:
   their ports only once their models are loaded, so no connection waits on a loading one.
 * applies the repository API everywhere: a front-end receiving load/unload sends it here
   (``server/frontend.py``); the calls are applied in order, in every live front-end, and
-  the caller is answered when all have (the first error, if any). They are also kept, in
-  order, and replayed by a replacement, so every front-end shows the same index.
+  the caller is answered when all have (the first error, if any). The last call per model
+  is also kept, in order; a replacement starts from it (a model it names is not loaded
+  at startup but left as that call did: loaded under its generation, or unloaded), so
+  every front-end shows the same index and an unloaded model is never served again.
 * serves the metrics port: one scrape sums every front-end's in-memory families (same
   names and labels as with one front-end) plus the multiprocess folder they all write to,
   and adds ``frontend_requests_total{frontend}`` (REST requests + gRPC calls per
   front-end), ``frontend_ready{frontend}`` and ``frontend_restarts_total``. Families are
-  also collected every ``frontend_collect_interval`` seconds, so a front-end that dies
-  leaves its counters in the sum (``FrontendCollector.retire``): they never go back.
+  also collected every ``frontend_collect_interval`` seconds (each front-end answering
+  within ``frontend_collect_timeout``), so a front-end that dies leaves its counters in
+  the sum (``FrontendCollector.retire``): they never go back.
 * answers ``Gather`` (a front-end's ``/stats`` or dashboard data) by asking every live
-  front-end and returning their answers (``server/frontend_stats.py`` merges them).
+  front-end (each within ``frontend_gather_timeout``) and returning their answers, with
+  the last collected statistics and dashboard buckets of the front-ends that died
+  (``server/frontend_figures.py``; ``server/frontend_stats.py`` merges them).
 * passes SIGHUP on (certificate reload, with TLS); on SIGTERM/SIGINT, passes SIGTERM to
   every front-end; each drains as a single server
   does (not ready, ``drain_delay``, in-flight requests finish within ``graceful_timeout``).
@@ -50,6 +55,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import itertools
 import logging
@@ -66,6 +72,7 @@ from typing import Any
 from .. import tracing
 from ..errors import MLPackError, ModelNotFound
 from ..settings import ModelSettings, Settings
+from .frontend_figures import KeptFigures
 from .frontend_link import (
     Apply,
     Collect,
@@ -90,8 +97,6 @@ logger = logging.getLogger("mlpack.frontends")
 
 # A repository load/unload waits this long for each front-end (model loads can be slow).
 REPOSITORY_CALL_TIMEOUT = 600.0
-# A scrape waits this long for each front-end's families (a busy one is left out).
-COLLECT_TIMEOUT = 5.0
 # A front-end that served this long before dying restarts without backoff.
 HEALTHY_AFTER = 10.0
 FIRST_BACKOFF = 0.5
@@ -121,6 +126,7 @@ class _Slot:
     restarts: int = 0
     families: list[FamilySnapshot] = field(default_factory=list)
     families_call: int = 0  # the Collect call whose answer ``families`` holds
+    figures: KeptFigures = field(default_factory=KeptFigures)  # its stats, dashboard
     reader: asyncio.Task[None] | None = None
 
 
@@ -160,6 +166,8 @@ class FrontendSupervisor:
         self._child_settings = settings
         # Sums the front-ends' families; keeps what dead ones counted.
         self.collector = FrontendCollector(self.slots)
+        # What dead front-ends' statistics and dashboard had counted (added to ``Gather``).
+        self.retained = KeptFigures()
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -198,7 +206,8 @@ class FrontendSupervisor:
             if folder is not None and metrics_socket is not None:
                 metrics_server = self._metrics_server(folder)
                 metrics_task = asyncio.create_task(metrics_server.serve(sockets=[metrics_socket]))
-                collecting = asyncio.create_task(self._collect_every())
+            # Metrics or not: statistics and the dashboard keep a dead front-end's figures.
+            collecting = asyncio.create_task(self._collect_every())
             logger.info(
                 "%d front-end processes on REST %s:%s and gRPC %s:%s (SO_REUSEPORT)",
                 self.count,
@@ -304,16 +313,23 @@ class FrontendSupervisor:
         """Wait for the slot's process to end (its link closes first); its exit code."""
         assert slot.link is not None
         await slot.link.closed.wait()
+        self._retire_figures(slot)  # at once: no answer leaves them out meanwhile
         process = slot.process
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, process.join)
         return process.exitcode  # type: ignore[no-any-return]
 
-    def _retire(self, slot: _Slot) -> None:
-        """A dead front-end's counters stay in the sum; its live gauges leave (in memory
-        and in the multiprocess folder)."""
+    def _retire_figures(self, slot: _Slot) -> None:
+        """A dead front-end's counters, statistics and dashboard buckets stay in the sum
+        and its in-memory gauges leave (its link has closed: no later collect answer of it
+        is kept)."""
         self.collector.retire(slot)
         slot.families_call = 0
+        figures, slot.figures = slot.figures, KeptFigures()
+        self.retained.add(figures)
+
+    def _retire(self, slot: _Slot) -> None:
+        """A dead front-end's live gauges leave the multiprocess folder."""
         path = self._child_settings.metrics_dir
         if path:
             with contextlib.suppress(Exception):
@@ -359,7 +375,9 @@ class FrontendSupervisor:
                 for s in self.slots
                 if s.link is not None and not s.link.closed.is_set()
             ]
-            return await gather(message, live)
+            gathered = await gather(message, live, self.settings.frontend_gather_timeout)
+            retained = self.retained.answer(message.query)
+            return dataclasses.replace(gathered, retained=retained, retired=self.retained.retired)
         async with self._ops_lock:
             links = [
                 s.link for s in self.slots if s.link is not None and not s.link.closed.is_set()
@@ -427,16 +445,19 @@ class FrontendSupervisor:
             link = slot.link
             if link is None or link.closed.is_set():
                 return
-            call = Collect(link.next_id())
+            call = Collect(link.next_id(), slot.figures.since)
             try:
-                async with asyncio.timeout(COLLECT_TIMEOUT):
+                async with asyncio.timeout(self.settings.frontend_collect_timeout):
                     answer = await link.call(call)
             except (ConnectionError, TimeoutError):
                 return
             # Still the same process (not retired meanwhile), and no newer answer kept
             # (a scrape and the periodic collect may overlap): counters never step back.
-            if slot.link is link and call.call_id > slot.families_call:
+            fresh = call.call_id > slot.families_call and not link.closed.is_set()
+            if slot.link is link and fresh:
                 slot.families, slot.families_call = answer.families, call.call_id
+                if answer.figures is not None:
+                    slot.figures.update(answer.figures)
 
         await asyncio.gather(*(one(slot) for slot in self.slots))
 
@@ -445,7 +466,8 @@ class FrontendSupervisor:
         if self.pools is None:
             await self.collect()
             return
-        await asyncio.gather(self.collect(), self.pools.refresh(COLLECT_TIMEOUT))
+        timeout = self.settings.frontend_collect_timeout
+        await asyncio.gather(self.collect(), self.pools.refresh(timeout))
 
     async def _collect_every(self) -> None:
         """Collect every ``frontend_collect_interval`` seconds, between scrapes too: a

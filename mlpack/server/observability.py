@@ -19,6 +19,7 @@ from ..engine.stats import InferenceObserver, ObserverGroup, StatsRecorder
 from ..settings import Settings
 from .dashboard import DashboardEndpoints, DashboardRecorder
 from .docs import DocsEndpoints
+from .frontend_figures import FiguresQuery, answer_figures
 from .frontend_stats import AcrossFrontends, StatsQuery, answer_locally
 from .logging import banner_lines
 from .metrics import ASGIApp, MetricsFolder, ServerMetrics, build_metrics_app
@@ -47,7 +48,10 @@ class Observability:
         self.across: AcrossFrontends | None = None
 
     def answer_locally(self, query: Any) -> Any:
-        """This front-end's own figures for a peer's query (``server/frontend_stats.py``)."""
+        """This front-end's own figures for a peer's query (``server/frontend_stats.py``)
+        or for the supervisor to keep (``server/frontend_figures.py``)."""
+        if isinstance(query, FiguresQuery):
+            return answer_figures(query, self.stats, self.dashboard)
         return answer_locally(query, self.stats, self.dashboard)
 
     def _across(self) -> AcrossFrontends | None:

@@ -186,6 +186,8 @@ def test_load_and_unload_reach_every_frontend(frontends: RunningServer) -> None:
     )
     _wait(lambda: _all_ready(server), "the replacement ready", server)
     assert _index_states(server) == {"UNAVAILABLE"}
+    # It started from the index: it never loaded the model its peers had unloaded.
+    assert server.log().count("model 'echo' ready in") == 2, server.log()
     # Load over gRPC: every front-end serves the model again.
     channel, stub = _grpc_stub(server)
     with channel:
@@ -194,6 +196,7 @@ def test_load_and_unload_reach_every_frontend(frontends: RunningServer) -> None:
     statuses = {_post(server, "/v2/models/echo/infer", ECHO).status_code for _ in range(16)}
     assert statuses == {200}
     assert len(re.findall(r"repository \w+ of model 'echo' applied", server.log())) == 2
+    assert server.log().count("model 'echo' ready in") == 4
 
 
 def test_sigterm_drains_every_frontend(frontends: RunningServer) -> None:
@@ -295,3 +298,36 @@ def test_stats_and_dashboard_from_either_frontend_cover_both(frontends: RunningS
     assert data["frontends"]["complete"] and data["workers"] == 2
     (model,) = [m for m in data["models"] if m["name"] == "echo"]
     assert sum(model["series"]["rps"]) == 24
+
+
+def test_stats_and_dashboard_keep_a_dead_frontends_figures(frontends: RunningServer) -> None:
+    server = frontends
+    for _ in range(24):
+        assert _post(server, "/v2/models/echo/infer", ECHO).status_code == 200
+    served = _served(server)
+    assert served["0"] > 0 and served["1"] > 0, served  # the victim served some of them
+    # A scrape makes the supervisor collect every front-end's figures, /stats' included.
+    assert _success(server) == 24.0
+    os.kill(min(_frontend_pids(server)), signal.SIGKILL)
+    _wait(lambda: _restarts(server) == 1.0, "one restart", server)
+    _wait(lambda: _all_ready(server), "the replacement ready", server)
+    answered_by: set[int] = set()
+    for _ in range(40):  # fresh connections until both front-ends answered one
+        body = _stats(server)
+        (stats,) = body["model_stats"]
+        note = body["frontends"]
+        assert note["retired"] == 1 and note["complete"], note
+        assert stats["inference_count"] == 24  # never goes back
+        assert stats["inference_stats"]["success"]["count"] == 24
+        answered_by.add(note["frontend"])
+        if answered_by == {0, 1}:
+            break
+    assert answered_by == {0, 1}
+    with httpx.Client(timeout=SAFETY) as client:
+        data = client.get(server.url + "/v2/dashboard/data.json?window=300").json()
+    assert data["frontends"]["retired"] == 1 and data["workers"] == 2
+    (model,) = [m for m in data["models"] if m["name"] == "echo"]
+    assert sum(model["series"]["rps"]) == 24
+    for _ in range(12):  # the replacement's own counts add on top
+        assert _post(server, "/v2/models/echo/infer", ECHO).status_code == 200
+    assert _stats(server)["model_stats"][0]["inference_count"] == 36

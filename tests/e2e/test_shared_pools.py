@@ -236,6 +236,55 @@ def test_repository_unload_and_load_reach_the_pool_once(shared: RunningServer) -
     _wait(lambda: len(_lines(model / "unloads")) == 4, "the old instance unloaded", server)
 
 
+def _kill_a_frontend(server: RunningServer, restarts: float) -> None:
+    """SIGKILL one front-end; wait until its replacement (restart number ``restarts``) is
+    ready and connected to every worker again."""
+    os.kill(min(_named(server, "front-end")), signal.SIGKILL)
+    _wait(
+        lambda: (
+            sum(v for k, v in _metrics(server).items() if k.startswith("frontend_restarts"))
+            == restarts
+        ),
+        f"restart {restarts:g}",
+        server,
+    )
+    _wait(lambda: _ready(server), "the replacement ready", server)
+
+
+def _states(server: RunningServer, times: int = 16) -> set[str]:
+    """The model's state in the index, over fresh connections (both front-ends answer)."""
+    seen = set()
+    for _ in range(times):
+        items = _post(server, "/v2/repository/index").json()
+        seen.add(next(item["state"] for item in items if item["name"] == "pids"))
+    return seen
+
+
+def test_a_replacement_starts_from_the_current_index(shared: RunningServer) -> None:
+    """An unloaded startup model stays unloaded in a replacement (never loaded there, so
+    the pool does not load it again); a model loaded later joins what the pool holds."""
+    server, model = shared, shared.extra["model"]
+    assert _post(server, "/v2/repository/models/pids/unload").status_code == 200
+    assert len(_lines(model / "unloads")) == 2
+    _kill_a_frontend(server, 1.0)
+    assert len(_lines(model / "loads")) == 2, _lines(model / "loads")  # no load at all
+    assert _states(server) == {"UNAVAILABLE"}
+    statuses = {_infer(server).status_code for _ in range(16)}
+    assert 200 not in statuses, statuses
+    assert _served(server)["0"] > 0 and _served(server)["1"] > 0
+    # Loaded again through the API: a replacement now joins the pool's instance.
+    assert _post(server, "/v2/repository/models/pids/load").status_code == 200
+    workers = set(_lines(model / "loads")[2:])
+    assert len(workers) == 2
+    _kill_a_frontend(server, 2.0)
+    _wait(lambda: _worker_frontends(server) == [2.0, 2.0], "both front-ends on each", server)
+    assert len(_lines(model / "loads")) == 4  # the replacement loaded nothing
+    assert _states(server) == {"READY"}
+    assert {_pid(_infer(server)) for _ in range(20)} <= workers
+    assert _two_workers_serve(server) == workers
+    assert len(_lines(model / "unloads")) == 2  # and nothing was unloaded meanwhile
+
+
 def test_a_stream_runs_through_a_shared_pool(shared: RunningServer) -> None:
     from httpx_sse import connect_sse
 

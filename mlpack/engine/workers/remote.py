@@ -15,13 +15,13 @@ front-end's calls on it are answered; the supervisor stops it after that.
 
 Loading goes through a ``PoolBroker`` (the supervisor): ``SharedRunner.load`` asks it to
 load the model into its pool (once, however many front-ends ask) and gets the pool's key
-and the model's metadata back; ``unload`` releases it (the last release unloads).
+and the model's metadata back; ``unload`` releases it (the last release unloads). It holds
+the pool the way a model's own pool is held (``engine.workers.held.HeldPoolRunner``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -30,8 +30,9 @@ from typing import Protocol
 from ...errors import WorkerError
 from ...settings import ModelSettings
 from ...types import MetadataModelResponse
+from .held import HeldPoolRunner
 from .messages import WorkerInfo
-from .pool import DeferredWorkerRunner, WorkerPool, WorkerRunner, _Worker
+from .pool import WorkerPool, WorkerRunner, _Worker
 from .zygote import ForkedProcess
 
 logger = logging.getLogger("mlpack.workers")
@@ -225,7 +226,7 @@ def _factory(worker: _Worker) -> Callable[[], _Worker]:
     return lambda: worker
 
 
-class SharedRunner(DeferredWorkerRunner):
+class SharedRunner(HeldPoolRunner):
     """A ``ModelRunner`` on a pool the supervisor owns (see ``PoolBroker``).
 
     Parameters:
@@ -235,25 +236,21 @@ class SharedRunner(DeferredWorkerRunner):
     """
 
     def __init__(self, settings: ModelSettings, broker: PoolBroker, concurrency: int) -> None:
-        self.settings = settings
+        super().__init__(settings, concurrency)
         self._broker = broker
-        self.concurrency = concurrency
-        self._runner: WorkerRunner | None = None
-        self._user = f"{settings.name}@{id(self):x}"
 
-    async def load(self) -> MetadataModelResponse:
-        shared = await self._broker.acquire(self.settings, self._user)
-        try:
-            pool = self._broker.pool(shared.pool)
-            await pool.wait_ready(shared.key)
-        except BaseException:
-            with contextlib.suppress(Exception):
-                await self._broker.release(shared.key, self._user)
-            raise
-        self._runner = WorkerRunner(self.settings, pool, key=shared.key)
-        return shared.metadata
+    async def _acquire(self) -> tuple[WorkerRunner, MetadataModelResponse | None]:
+        shared = await self._broker.acquire(self.settings, self._user)  # loaded once there
+        runner = WorkerRunner(self.settings, self._broker.pool(shared.pool), key=shared.key)
+        return runner, shared.metadata
 
-    async def unload(self) -> None:
-        if self._runner is not None:
-            runner, self._runner = self._runner, None
-            await self._broker.release(runner.key, self._user)
+    async def _start(
+        self, runner: WorkerRunner, metadata: MetadataModelResponse | None
+    ) -> MetadataModelResponse:
+        assert metadata is not None
+        assert isinstance(runner.pool, RemotePool)
+        await runner.pool.wait_ready(runner.key)  # a connected worker serves it
+        return metadata
+
+    async def _release(self, runner: WorkerRunner) -> None:
+        await self._broker.release(runner.key, self._user)  # the last release unloads

@@ -133,6 +133,17 @@ async def test_unload_keeps_model_listed_as_unavailable() -> None:
     assert item.state is State.UNAVAILABLE and item.reason == "unloaded"
 
 
+async def test_unloading_a_model_never_loaded_lists_it_as_unloaded() -> None:
+    """A replacement front-end unloads a startup model it never loaded: same index entry."""
+    registry = ModelRegistry(runner_factory=FakeRunner)
+    registry.add(settings("m"))
+    await registry.load_all([settings("n")])
+    await registry.unload("m")
+    item = registry.index()[0]
+    assert item.state is State.UNAVAILABLE and item.reason == "unloaded"
+    assert registry.is_ready()  # no longer counted as a startup model
+
+
 async def test_given_id_is_echoed_even_empty_and_made_only_when_absent() -> None:
     registry = ModelRegistry(runner_factory=FakeRunner)
     await registry.load_all([settings("m")])
