@@ -119,7 +119,15 @@ class Watch:
     def timed_out(self) -> bool:
         """After a ``CancelledError``: whether it was this deadline's (then the cancel is
         withdrawn and the caller answers ``DeadlineExceeded``), as ``asyncio.timeout`` decides."""
-        return self.expired and self.task.uncancel() <= self.cancelling
+        return self._withdraw() and self.task.cancelling() <= self.cancelling
+
+    def _withdraw(self) -> bool:
+        """Take back the deadline's cancel request, once (True: there was one)."""
+        if not self.expired:
+            return False
+        self.expired = False
+        self.task.uncancel()
+        return True
 
 
 class Expiry:
@@ -147,7 +155,9 @@ class Expiry:
         return watch
 
     def unwatch(self, watch: Watch) -> None:
+        """Stop watching; a deadline's cancel the call swallowed is taken back here."""
         self._watched.pop(watch, None)
+        watch._withdraw()
 
     def __len__(self) -> int:
         return len(self._watched)

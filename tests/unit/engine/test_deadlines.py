@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import pytest
@@ -82,6 +83,19 @@ async def test_a_cancel_that_is_not_the_deadline_stays_a_cancel() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert len(expiry) == 0
+
+
+async def test_a_deadline_cancel_the_call_swallowed_is_taken_back() -> None:
+    expiry = Expiry()
+    task = asyncio.current_task()
+    assert task is not None
+    watch = expiry.watch(task, time.monotonic() + 0.01)
+    with contextlib.suppress(asyncio.CancelledError):  # code that carries on may do so
+        await asyncio.sleep(10)
+    assert task.cancelling() == 1
+    expiry.unwatch(watch)
+    assert task.cancelling() == 0  # later awaits in this task are not cancelled for it
+    await asyncio.sleep(0)
 
 
 def test_expiry_follows_a_registry_into_the_next_event_loop() -> None:
