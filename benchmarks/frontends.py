@@ -12,8 +12,12 @@ checked on the servers' ``grpc_server_handled_total`` counters, REST over HTTP/1
 keep-alive) when it is installed, else from the Python drivers; ``--grpc-loadgen python`` /
 ``--rest-loadgen python`` pick the Python drivers.
 
-Usage: ``python -m benchmarks.frontends [-d 5] [-r 3] [-c 32]``; JSON goes to
-benchmarks/results/frontends.json.
+With ``--against CHECKOUT`` every selected mlpack server also runs from another checkout
+(e.g. ``git archive main``) as ``NAME@against``, in the same alternating rounds, and the
+report gives this checkout's req/s and front-end CPU per request over that one's.
+
+Usage: ``python -m benchmarks.frontends [-d 5] [-r 3] [-c 32] [--against DIR]
+[--transports grpc]``; JSON goes to benchmarks/results/frontends.json.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "frontends.json"
 SERVERS = ("mlpack-1fe", "mlpack-2fe", "mlserver", "ceiling-1", "ceiling-2", "mlpack-1fe-w1")
 CEILINGS = {"ceiling-1": 1, "ceiling-2": 2}
 TRANSPORTS = ("rest", "grpc")
+AGAINST = "@against"  # suffix of a server run from the ``--against`` checkout
 
 
 def _cpu_by_pid(root: int) -> dict[int, float]:
@@ -123,11 +128,19 @@ def _frontends_ready(server: servers.ServerProcess, count: int) -> bool:
     return all(f'frontend_ready{{frontend="{i}"}} 1.0' in text for i in range(count))
 
 
-def _start(name: str, repos: dict[str, Path], mlserver_venv: Path) -> servers.ServerProcess:
+def _start(
+    name: str, repos: dict[str, Path], mlserver_venv: Path, against: Path | None = None
+) -> servers.ServerProcess:
     if name == "mlserver":
         return servers.start_mlserver(ensure_mlserver(mlserver_venv), repos["mlserver"])
-    workdir = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
-    prefix, env = servers.mlpack_command()
+    base = name.removesuffix(AGAINST)
+    checkout = servers.REPO_ROOT
+    if base != name:
+        if against is None:
+            raise ValueError(f"{name}: no --against checkout")
+        checkout = against
+    workdir = Path(tempfile.mkdtemp(prefix=f"bench-{base}-"))
+    prefix, env = servers.mlpack_command(checkout)
     if name in CEILINGS:
         ports = processes.free_ports(3)
         argv = [
@@ -146,12 +159,12 @@ def _start(name: str, repos: dict[str, Path], mlserver_venv: Path) -> servers.Se
         "mlpack-1fe": ["--frontends", "1"],
         "mlpack-2fe": ["--frontends", "2"],
         "mlpack-1fe-w1": ["--frontends", "1", "--parallel-workers", "1"],
-    }[name]
+    }[base]
     server = processes.start_mlpack(
         repos["mlpack"], workdir, argv_prefix=prefix, env=env, settle=1.0, args=args
     )
     server.name = name
-    if name == "mlpack-2fe":
+    if base == "mlpack-2fe":
         deadline = time.monotonic() + 60
         while not _frontends_ready(server, 2):
             if time.monotonic() > deadline:
@@ -162,18 +175,20 @@ def _start(name: str, repos: dict[str, Path], mlserver_venv: Path) -> servers.Se
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     names = [n for n in SERVERS if not args.only or n in args.only]
+    if args.against is not None:
+        names += [f"{n}{AGAINST}" for n in names if n.startswith("mlpack-")]
     raw: dict[str, dict[str, list[dict[str, Any]]]] = {n: {} for n in names}
     started: dict[str, servers.ServerProcess] = {}
     with tempfile.TemporaryDirectory(prefix="bench-frontends-") as tmp:
         repos = models.write_iris_folders(Path(tmp))
         try:
             for name in names:
-                started[name] = _start(name, repos, args.mlserver_venv)
+                started[name] = _start(name, repos, args.mlserver_venv, args.against)
                 print(f"{name}: ready in {started[name].start_s:.2f} s", flush=True)
             for round_ in range(args.repeats):
                 order = names if round_ % 2 == 0 else names[::-1]
                 for c in args.concurrency:
-                    for transport in TRANSPORTS:
+                    for transport in args.transports:
                         for name in order:
                             row = _measure(
                                 started[name],
@@ -201,6 +216,32 @@ def _median(rows: list[dict[str, Any]], key: str) -> float:
     return float(statistics.median(r[key] for r in rows))
 
 
+def _us_per_request(row: dict[str, Any]) -> float:
+    """Server CPU (all its processes) per request, in microseconds."""
+    return 1e6 * (row["cpu_root"] + row["cpu_children"]) / row["rps"] if row["rps"] else 0.0
+
+
+def _against_ratios(raw: dict[str, Any]) -> dict[str, float]:
+    """This checkout over ``--against``'s, per server and cell: medians of the per-round
+    ratios (each round measures both back to back, so the machine's load cancels out)."""
+    ratios: dict[str, float] = {}
+    for name, cells in raw.items():
+        other = raw.get(f"{name}{AGAINST}")
+        if AGAINST in name or other is None:
+            continue
+        for cell, rows in cells.items():
+            pairs = list(zip(rows, other.get(cell, []), strict=False))
+            if not pairs or not all(a["rps"] and b["rps"] for a, b in pairs):
+                continue
+            ratios[f"{cell}: {name} req/s / against"] = statistics.median(
+                a["rps"] / b["rps"] for a, b in pairs
+            )
+            ratios[f"{cell}: {name} server CPU us/request / against"] = statistics.median(
+                _us_per_request(a) / _us_per_request(b) for a, b in pairs
+            )
+    return ratios
+
+
 def report(args: argparse.Namespace, raw: dict[str, Any]) -> dict[str, Any]:
     keys = ("rps", "p50_ms", "p99_ms", "cpu_root", "cpu_children", "loadgen_cpu")
     results = {
@@ -212,6 +253,7 @@ def report(args: argparse.Namespace, raw: dict[str, Any]) -> dict[str, Any]:
     }
     ratios: dict[str, float] = {}
     costs: dict[str, float] = {}
+    ratios.update(_against_ratios(raw))
     for cell in {c for cells in results.values() for c in cells}:
 
         def rps(name: str, cell: str = cell) -> float | None:
@@ -261,6 +303,7 @@ def report(args: argparse.Namespace, raw: dict[str, Any]) -> dict[str, Any]:
             "repeats": args.repeats,
             "grpc_loadgen": args.grpc_loadgen,
             "rest_loadgen": args.rest_loadgen,
+            "against": str(args.against) if args.against else None,
         },
         "results": results,
         "ratios": dict(sorted(ratios.items())),
@@ -304,6 +347,14 @@ def main(argv: list[str] | None = None) -> int:
         choices=("h2load", "python"),
         default="h2load" if h2load.available() else "python",
         help="REST load generator (default: h2load --h1 when installed)",
+    )
+    parser.add_argument(
+        "--against",
+        type=Path,
+        help="another checkout (e.g. `git archive main`): its mlpack servers run side by side",
+    )
+    parser.add_argument(
+        "--transports", nargs="+", choices=TRANSPORTS, default=list(TRANSPORTS), help="cells"
     )
     parser.add_argument("--mlserver-venv", type=Path, default=VENV_DIR)
     parser.add_argument("-o", "--output", type=Path, default=RESULTS)

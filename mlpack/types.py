@@ -34,6 +34,16 @@ class Datatype(str, Enum):
     BYTES = "BYTES"
 
 
+_DATATYPES: dict[str, Datatype] = {datatype.value: datatype for datatype in Datatype}
+
+
+def as_datatype(value: Datatype | str) -> Datatype:
+    """``Datatype(value)`` at the cost of a dict lookup (``ValueError`` for an unknown name);
+    the codecs convert once per tensor on every request."""
+    found = _DATATYPES.get(value)
+    return found if found is not None else Datatype(value)
+
+
 class State(str, Enum):
     """Model states reported by the repository index."""
 
@@ -174,8 +184,8 @@ class _Plan:
     """How ``trusted`` builds one model class: defaults in field order, what is required."""
 
     def __init__(self, model: type[BaseModel]) -> None:
-        if model.model_config.get("extra") == "allow":
-            raise TypeError(f"{model.__name__} keeps extra fields: use model_construct")
+        # A model that keeps unknown keys gets an empty dict of them, as model_construct gives.
+        self.extra = model.model_config.get("extra") == "allow"
         self.defaults: dict[str, Any] = {}
         for name, info in model.model_fields.items():
             if info.default_factory is not None:
@@ -196,7 +206,8 @@ def trusted(model: type[M], /, **values: Any) -> M:
 
     What ``model_construct`` gives (omitted fields take their defaults and are left out of
     ``model_fields_set``) at about a third of its cost; the codecs and the worker IPC build
-    several models per request. Missing required or unknown fields raise ``TypeError``.
+    several models per request. Missing required or unknown fields raise ``TypeError`` (a
+    model that keeps extra keys, like ``Parameters``, starts with none).
     """
     plan = _plan(model)
     data = {**plan.defaults, **values}
@@ -207,7 +218,7 @@ def trusted(model: type[M], /, **values: Any) -> M:
     instance = _new_object(model)
     _set_slot(instance, "__dict__", data)
     _set_slot(instance, "__pydantic_fields_set__", set(values))
-    _set_slot(instance, "__pydantic_extra__", None)
+    _set_slot(instance, "__pydantic_extra__", {} if plan.extra else None)
     private = None if plan.private is None else plan.private.copy()  # each its own cache
     _set_slot(instance, "__pydantic_private__", private)
     return instance

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidRequest, ModelError
-from ..types import Datatype, ResponseOutput
+from ..types import Datatype, ResponseOutput, as_datatype
 from .tensors import DATATYPE_TO_DTYPE, decode_values, element_count
 
 # Raw tensor data is little-endian whatever the host.
@@ -142,7 +142,7 @@ def flat_output(output: ResponseOutput) -> Any:
 
     Data that does not match the output's shape or datatype raises ``ModelError``.
     """
-    datatype = Datatype(output.datatype)
+    datatype = as_datatype(output.datatype)
     data = output.data
     if (
         isinstance(data, np.ndarray)
@@ -167,7 +167,7 @@ def flat_output(output: ResponseOutput) -> Any:
 
 def output_to_raw(output: ResponseOutput) -> bytes:
     """Raw bytes of a model's output (checked against its shape and datatype)."""
-    return array_to_raw(flat_output(output), Datatype(output.datatype))
+    return array_to_raw(flat_output(output), as_datatype(output.datatype))
 
 
 __all__ = [

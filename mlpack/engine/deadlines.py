@@ -9,6 +9,8 @@ it before starting work (``check``) so expired work is never started.
 
 from __future__ import annotations
 
+import asyncio
+import math
 import time
 from contextvars import ContextVar, Token
 from typing import Any
@@ -101,3 +103,85 @@ def timeout_parameter(parameters: Any) -> float | None:
             f"got {value!r}"
         )
     return value / 1e6 if value else None
+
+
+class Watch:
+    """One task watched by ``Expiry``: its deadline, and whether it was cancelled for it."""
+
+    __slots__ = ("cancelling", "deadline", "expired", "task")
+
+    def __init__(self, task: asyncio.Task[Any], deadline: float) -> None:
+        self.task = task
+        self.deadline = deadline
+        self.cancelling = task.cancelling()  # cancel requests that were not ours
+        self.expired = False
+
+    def timed_out(self) -> bool:
+        """After a ``CancelledError``: whether it was this deadline's (then the cancel is
+        withdrawn and the caller answers ``DeadlineExceeded``), as ``asyncio.timeout`` decides."""
+        return self._withdraw() and self.task.cancelling() <= self.cancelling
+
+    def _withdraw(self) -> bool:
+        """Take back the deadline's cancel request, once (True: there was one)."""
+        if not self.expired:
+            return False
+        self.expired = False
+        self.task.uncancel()
+        return True
+
+
+class Expiry:
+    """Cancels tasks still running at their deadlines, with one loop timer for all of them.
+
+    ``asyncio.timeout`` arms and disarms a loop timer per request (a few microseconds on
+    every call's hot path); here a request costs a dict insert and delete, and the one
+    timer is re-armed only when a new deadline is earlier than the armed one or when it
+    fires (then for the earliest deadline left).
+    """
+
+    def __init__(self) -> None:
+        self._watched: dict[Watch, None] = {}
+        self._handle: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the timer's
+        self._armed = math.inf  # the monotonic deadline the timer is set for
+
+    def watch(self, task: asyncio.Task[Any], deadline: float) -> Watch:
+        """Cancel ``task`` at ``deadline`` (``time.monotonic()``) unless ``unwatch``ed first."""
+        watch = Watch(task, deadline)
+        self._watched[watch] = None
+        loop = task.get_loop()
+        if deadline < self._armed or loop is not self._loop:  # (another loop: a test's next)
+            self._arm(loop, deadline)
+        return watch
+
+    def unwatch(self, watch: Watch) -> None:
+        """Stop watching; a deadline's cancel the call swallowed is taken back here."""
+        self._watched.pop(watch, None)
+        watch._withdraw()
+
+    def __len__(self) -> int:
+        return len(self._watched)
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        self._loop = loop
+        self._armed = deadline
+        delay = deadline - time.monotonic()
+        self._handle = loop.call_at(loop.time() + max(0.0, delay), self._fire)
+
+    def _fire(self) -> None:
+        self._handle = None
+        self._armed = math.inf
+        now = time.monotonic()
+        earliest = math.inf
+        for watch in list(self._watched):
+            if watch.deadline <= now:
+                del self._watched[watch]
+                if not watch.task.done():
+                    watch.expired = True
+                    watch.task.cancel()
+            elif watch.deadline < earliest:
+                earliest = watch.deadline
+        if earliest < math.inf and self._loop is not None:
+            self._arm(self._loop, earliest)

@@ -120,7 +120,7 @@ def predict_inline(model: MLModel, request: InferenceRequest) -> InferenceRespon
             if span is not None:
                 _describe(span, model, request)
             response = model.predict(request)
-            if inspect.isawaitable(response):
+            if not isinstance(response, InferenceResponse) and inspect.isawaitable(response):
                 close = getattr(response, "close", None)
                 if close is not None:
                     close()

@@ -146,6 +146,8 @@ class ModelRegistry:
         self.draining = False
         # Inference calls in progress (their tasks), so shutdown's hard limit can end them.
         self._calls: set[asyncio.Task[object]] = set()
+        # Cancels calls still running at their deadlines (one timer for all: ``_bounded``).
+        self._expiry = deadlines.Expiry()
         self._aborting = False
 
     # -- lookup -------------------------------------------------------------------
@@ -166,6 +168,8 @@ class ModelRegistry:
             if entry is None:
                 raise ModelNotFound(name, version)
             return entry
+        if len(versions) == 1:  # the common case: one version, nothing to order
+            return next(iter(versions.values()))
         ready = [e for e in versions.values() if e.state is State.READY]
         candidates = ready or list(versions.values())
         return max(candidates, key=lambda e: version_sort_key(e.version))
@@ -418,10 +422,10 @@ class ModelRegistry:
         entry = self.get_ready(name, version)
         task = asyncio.current_task()
         if task is None or self._aborting:
-            return await self._bounded(entry, request, timeout)
+            return await self._bounded(entry, request, timeout, task)
         self._calls.add(task)
         try:
-            return await self._bounded(entry, request, timeout)
+            return await self._bounded(entry, request, timeout, task)
         except asyncio.CancelledError:
             if not self._aborting:
                 raise
@@ -482,7 +486,11 @@ class ModelRegistry:
         return len(calls)
 
     async def _bounded(
-        self, entry: ModelEntry, request: InferenceRequest, timeout: float | None
+        self,
+        entry: ModelEntry,
+        request: InferenceRequest,
+        timeout: float | None,
+        task: asyncio.Task[Any] | None,
     ) -> InferenceResponse:
         limit = entry.settings.inference_timeout
         if limit is None:
@@ -496,12 +504,23 @@ class ModelRegistry:
         if deadline is None:
             return await self._observed(entry, request)
         token = deadlines.set_deadline(deadline)
+        if task is None:  # not in a task (no server calls it so): asyncio's own timer
+            try:
+                async with asyncio.timeout(deadline - now):
+                    return await self._observed(entry, request)
+            except TimeoutError:
+                raise deadlines.exceeded(entry.name) from None
+            finally:
+                deadlines.reset_deadline(token)
+        watch = self._expiry.watch(task, deadline)
         try:
-            async with asyncio.timeout(deadline - now):
-                return await self._observed(entry, request)
-        except TimeoutError:
-            raise deadlines.exceeded(entry.name) from None
+            return await self._observed(entry, request)
+        except asyncio.CancelledError:
+            if watch.timed_out():
+                raise deadlines.exceeded(entry.name) from None
+            raise
         finally:
+            self._expiry.unwatch(watch)
             deadlines.reset_deadline(token)
 
     async def _observed(self, entry: ModelEntry, request: InferenceRequest) -> InferenceResponse:

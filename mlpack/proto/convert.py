@@ -36,6 +36,7 @@ from ..types import (
     RequestOutput,
     ResponseOutput,
     State,
+    as_datatype,
     trusted,
 )
 from . import inference_pb2 as pb
@@ -172,7 +173,7 @@ def repository_parameters_from_pb(
 
 def _datatype(role: str, name: str, value: str) -> Datatype:
     try:
-        return Datatype(value)
+        return as_datatype(value)
     except ValueError:
         known = ", ".join(d.value for d in Datatype)
         raise InvalidRequest(
@@ -299,7 +300,7 @@ def _encode_tensors(
     raw: bool,
 ) -> None:
     for tensor, flat in zip(tensors, flats, strict=True):
-        datatype = Datatype(tensor.datatype)
+        datatype = as_datatype(tensor.datatype)
         message = target.add(name=tensor.name, datatype=datatype.value, shape=tensor.shape)
         parameters_to_pb(tensor.parameters, message.parameters)
         if raw:
@@ -310,7 +311,7 @@ def _encode_tensors(
 
 def _needs_raw(tensors: Sequence[RequestInput | ResponseOutput]) -> bool:
     # FP16 has no typed field, and raw and typed contents cannot be mixed in one message.
-    return any(Datatype(t.datatype) is Datatype.FP16 for t in tensors)
+    return any(as_datatype(t.datatype) is Datatype.FP16 for t in tensors)
 
 
 def types_to_model_infer_response(

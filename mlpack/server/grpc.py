@@ -32,7 +32,7 @@ from ..errors import (
 from ..proto import convert
 from ..proto import inference_pb2 as pb
 from ..proto import inference_pb2_grpc as pb_grpc
-from ..types import MetadataServerResponse, Parameters, RepositoryIndexResponse
+from ..types import MetadataServerResponse, Parameters, RepositoryIndexResponse, trusted
 from .disclosure import public_message
 from .grpc_handlers import Undecodable, add_inference_service
 from .grpc_streams import StreamCall
@@ -227,7 +227,7 @@ class InferenceServicer(_Observed, pb_grpc.GRPCInferenceServiceServicer):
         headers = dict(context.invocation_metadata() or ())
         parameters = inference_request.parameters
         if parameters is None:  # values from grpc itself: no validation needed
-            inference_request.parameters = Parameters.model_construct(headers=headers)
+            inference_request.parameters = trusted(Parameters, headers=headers)
         else:
             parameters.headers = headers
         response = await self.registry.infer(

@@ -34,6 +34,7 @@ CASES = [
     ),
     (InferenceResponse, {"model_name": "m", "outputs": []}),
     (InferenceRequest, {"id": "r", "inputs": []}),
+    (Parameters, {"headers": {"user-agent": "grpc"}}),
 ]
 
 
@@ -48,13 +49,23 @@ def test_trusted_builds_what_model_construct_builds(model: type, values: dict) -
     assert fast.model_copy(update={}) == fast
 
 
-def test_trusted_refuses_missing_and_unknown_fields_and_extra_allowing_models() -> None:
+def test_trusted_refuses_missing_and_unknown_fields() -> None:
     with pytest.raises(TypeError, match="missing \\['inputs'\\]"):
         trusted(InferenceRequest, id="r")
     with pytest.raises(TypeError, match="unknown \\['bogus'\\]"):
         trusted(InferenceRequest, inputs=[], bogus=1)
-    with pytest.raises(TypeError, match="extra fields"):
-        trusted(Parameters, content_type="np")
+    with pytest.raises(TypeError, match="unknown \\['timeout'\\]"):
+        trusted(Parameters, timeout=5)  # extra keys need validation: model_validate
+
+
+def test_trusted_parameters_keep_their_own_extra_keys() -> None:
+    first, second = trusted(Parameters, headers={}), trusted(Parameters, headers={})
+    assert (
+        first.__pydantic_extra__ == {} and first.__pydantic_extra__ is not second.__pydantic_extra__
+    )
+    first.timeout = 5  # as on a validated instance: an extra key
+    assert first.model_dump(exclude_none=True) == {"headers": {}, "timeout": 5}
+    assert second.model_dump(exclude_none=True) == {"headers": {}}
 
 
 def test_each_trusted_input_has_its_own_decoded_cache() -> None:
