@@ -99,28 +99,31 @@ async def predict_with(model: MLModel, request: InferenceRequest) -> InferenceRe
 
 def predict_sync(model: MLModel, request: InferenceRequest) -> InferenceResponse:
     """``predict_with`` for a model whose ``predict`` is a plain function (no event loop)."""
-    try:
-        with tracing.stage("predict") as span:
-            if span is not None:
-                _describe(span, model, request)
-            response = model.predict(request)
-    except MLPackError:
-        raise
-    except Exception as error:
-        raise _model_failed(model, error) from error
-    return _checked(model, response)
+    response = _predict_plain(model, request, awaitable_ok=False)
+    assert response is not None  # only with awaitable_ok
+    return response
 
 
 def predict_inline(model: MLModel, request: InferenceRequest) -> InferenceResponse | None:
     """``predict_sync`` on the caller's own loop (``inline_predict``). None when ``predict``
     returned an awaitable after all (a plain wrapper around ``async def``): the awaitable is
     closed unrun and the caller runs the prediction on the model thread instead."""
+    return _predict_plain(model, request, awaitable_ok=True)
+
+
+def _predict_plain(
+    model: MLModel, request: InferenceRequest, awaitable_ok: bool
+) -> InferenceResponse | None:
     try:
         with tracing.stage("predict") as span:
             if span is not None:
                 _describe(span, model, request)
             response = model.predict(request)
-            if not isinstance(response, InferenceResponse) and inspect.isawaitable(response):
+            if (
+                awaitable_ok
+                and not isinstance(response, InferenceResponse)
+                and inspect.isawaitable(response)
+            ):
                 close = getattr(response, "close", None)
                 if close is not None:
                     close()
