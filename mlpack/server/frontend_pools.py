@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import os
 
 from ..engine.workers.pool import PoolLimits
@@ -76,8 +77,7 @@ class FrontendPools:
         link = self.link
         if link is None:
             raise MLPackError("this front-end has no link to its supervisor")
-        # The call id is the link's own (the dataclass is frozen: rebuild it with one).
-        numbered = type(message)(link.next_id(), *_fields(message)[1:])  # type: ignore[arg-type]
+        numbered = dataclasses.replace(message, call_id=link.next_id())  # the link's own id
         try:
             answer: PoolAnswer = await link.call(numbered)
         except ConnectionError:
@@ -89,7 +89,3 @@ class FrontendPools:
     async def close(self) -> None:
         pools, self._pools = list(self._pools.values()), {}
         await asyncio.gather(*(pool.close() for pool in pools), return_exceptions=True)
-
-
-def _fields(message: PoolAcquire | PoolRelease) -> list[object]:
-    return [getattr(message, name) for name in message.__dataclass_fields__]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import shutil
 import tempfile
@@ -184,7 +185,7 @@ class PoolHost:
         """Announce changes of every started pool (pools start when a model needs them)."""
         for name, pool in self.placement.pools():
             if pool.on_change is None:
-                pool.on_change = _Schedule(self, name)
+                pool.on_change = functools.partial(self.changed, name)
 
     def changed(self, name: str) -> None:
         """Pool ``name`` changed: announce it once this turn of the loop is over."""
@@ -216,14 +217,3 @@ class PoolHost:
             await self.placement.close()
         finally:
             shutil.rmtree(self.run_folder, ignore_errors=True)
-
-
-class _Schedule:
-    """A pool's ``on_change``: announce that pool."""
-
-    def __init__(self, host: PoolHost, name: str) -> None:
-        self.host = host
-        self.name = name
-
-    def __call__(self) -> None:
-        self.host.changed(self.name)
