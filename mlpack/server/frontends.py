@@ -129,6 +129,11 @@ class _Slot:
     figures: KeptFigures = field(default_factory=KeptFigures)  # its stats, dashboard
     reader: asyncio.Task[None] | None = None
 
+    def open_link(self) -> ControlLink | None:
+        """Its link while open (None once its process has gone or before it starts)."""
+        link = self.link
+        return link if link is not None and not link.closed.is_set() else None
+
 
 class FrontendSupervisor:
     """Runs N front-end processes on shared ports and coordinates them.
@@ -370,18 +375,12 @@ class FrontendSupervisor:
         if isinstance(message, (PoolAcquire, PoolRelease)):
             return await self._pool_call(origin, message)
         if isinstance(message, Gather):
-            live = [
-                (s.index, s.link)
-                for s in self.slots
-                if s.link is not None and not s.link.closed.is_set()
-            ]
+            live = [(s.index, link) for s in self.slots if (link := s.open_link()) is not None]
             gathered = await gather(message, live, self.settings.frontend_gather_timeout)
             retained = self.retained.answer(message.query)
             return dataclasses.replace(gathered, retained=retained, retired=self.retained.retired)
         async with self._ops_lock:
-            links = [
-                s.link for s in self.slots if s.link is not None and not s.link.closed.is_set()
-            ]
+            links = [link for s in self.slots if (link := s.open_link()) is not None]
             generation = next(self._generations)
             errors = await asyncio.gather(
                 *(self._apply_on(link, message.action, message.name, generation) for link in links)
@@ -420,9 +419,10 @@ class FrontendSupervisor:
     def _announce(self, message: PoolWorkers) -> None:
         """A shared pool changed: tell every front-end."""
         for slot in self.slots:
-            if slot.link is not None and not slot.link.closed.is_set():
+            link = slot.open_link()
+            if link is not None:
                 with contextlib.suppress(ConnectionError):
-                    slot.link.send(message)
+                    link.send(message)
 
     async def _apply_on(
         self, link: ControlLink, action: str, name: str, generation: int
@@ -442,8 +442,8 @@ class FrontendSupervisor:
         that does not keeps its last families, so its counters stay in the sum)."""
 
         async def one(slot: _Slot) -> None:
-            link = slot.link
-            if link is None or link.closed.is_set():
+            link = slot.open_link()
+            if link is None:
                 return
             call = Collect(link.next_id(), slot.figures.since)
             try:
