@@ -79,27 +79,35 @@ class AutoscalingCollector:
             waiting.add_metric(values, queued + pool_waiting_by_model.get(entry.name, 0))
         yield in_flight
         yield waiting
-        busy = GaugeMetricFamily(
-            POOL_BUSY, "Share of the pool's live workers with work in hand.", labels=["pool"]
-        )
         pool_waiting = GaugeMetricFamily(
             POOL_WAITING, "Requests waiting for a worker slot.", labels=["pool"]
         )
         for name, pool in pools:
-            busy.add_metric([name], busy_ratio(pool))
             pool_waiting.add_metric([name], len(pool.waiting_keys()))
         yield pool_waiting
         if self.owner:
-            yield busy
+            yield _busy_family(pools)
             yield from _pool_health(pools)
 
 
-def busy_ratio(pool: WorkerPool) -> float:
+def _busy_ratio(pool: WorkerPool) -> float:
     """Share of the pool's live workers with work in hand: calls of the pool's owner, or
     (shared pools) any front-end's, as of the worker's status fetched for this scrape."""
     alive = [worker for worker in pool.workers if worker.alive]
     working = sum(1 for worker in alive if worker.in_flight > 0 or worker.held > 0)
     return working / len(alive) if alive else 0.0
+
+
+def _busy_family(pools: list[tuple[str, WorkerPool]]) -> Any:
+    """``worker_pool_busy_ratio`` of each pool."""
+    from prometheus_client.core import GaugeMetricFamily
+
+    busy = GaugeMetricFamily(
+        POOL_BUSY, "Share of the pool's live workers with work in hand.", labels=["pool"]
+    )
+    for name, pool in pools:
+        busy.add_metric([name], _busy_ratio(pool))
+    return busy
 
 
 class PoolHealthCollector:
@@ -114,12 +122,7 @@ class PoolHealthCollector:
 
         pools = self._pools()
         yield from _pool_health(pools)
-        busy = GaugeMetricFamily(
-            POOL_BUSY, "Share of the pool's live workers with work in hand.", labels=["pool"]
-        )
-        for name, pool in pools:
-            busy.add_metric([name], busy_ratio(pool))
-        yield busy
+        yield _busy_family(pools)
         connected = GaugeMetricFamily(
             "worker_pool_worker_frontends",
             "Front-ends connected to each live worker (as of its last health ping).",
