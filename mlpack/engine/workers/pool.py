@@ -134,6 +134,11 @@ class _Worker(asyncio.Protocol):
     def in_flight(self) -> int:
         return len(self.pending) - len(self.pings) + self.reserved
 
+    async def answered_all(self) -> None:
+        """Wait until every call sent to it is answered (pings aside), or it dies."""
+        while self.alive and len(self.pending) > len(self.pings):
+            await asyncio.sleep(0.05)
+
     def computing(self) -> int | None:
         """The id of the call the worker is on (None: idle)."""
         for call_id in self.pending:
@@ -880,8 +885,7 @@ class WorkerPool:
         owner's, and in a shared pool those of front-ends, which close their connection to
         a worker that left the set once their own calls on it are answered (after that,
         they get ``stop_timeout`` to let go)."""
-        while old.alive and len(old.pending) > len(old.pings):
-            await asyncio.sleep(0.05)
+        await old.answered_all()
         if self.run_folder is not None:
             idle_since: float | None = None
             while old.alive:

@@ -143,8 +143,7 @@ class RemotePool(WorkerPool):
         self._background(self._close_when_idle(worker))
 
     async def _close_when_idle(self, worker: _Worker) -> None:
-        while worker.alive and len(worker.pending) > len(worker.pings):
-            await asyncio.sleep(0.05)
+        await worker.answered_all()
         if worker.transport is not None:
             worker.transport.close()
 
