@@ -98,7 +98,7 @@ class DashboardRecorder:
     def buckets(self, window: int = WINDOW_S) -> tuple[int, dict[tuple[str, str], list[_Bucket]]]:
         """The clock's second and copies of the buckets of the last ``window`` seconds."""
         now = int(self._clock())
-        start = now - max(1, min(window, WINDOW_S)) + 1
+        start = window_start(now, window)
         with self._lock:
             copies = {
                 key: [replace(b, latencies=list(b.latencies)) for b in buckets if b.second >= start]
@@ -113,11 +113,16 @@ class DashboardRecorder:
         return render_series(now, window, copies, self.workers)
 
 
+def window_start(now: int, window: int) -> int:
+    """The first second of a ``window`` ending at ``now`` (clamped to 1..``WINDOW_S``)."""
+    return now - max(1, min(window, WINDOW_S)) + 1
+
+
 def render_series(
     now: int, window: int, copies: dict[tuple[str, str], list[_Bucket]], workers: int
 ) -> dict[str, Any]:
     """The dashboard's data: per-second series per model version, from its buckets."""
-    start = now - max(1, min(window, WINDOW_S)) + 1
+    start = window_start(now, window)
     # The charts span from the first second with data (a young server shows what it has).
     first = min((b[0].second for b in copies.values() if b), default=now)
     start = max(start, min(first, now - 9))

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..engine.stats import ModelStats, StatsRecorder
-from .dashboard import WINDOW_S, DashboardRecorder, _Bucket
+from .dashboard import WINDOW_S, DashboardRecorder, _Bucket, window_start
 from .frontend_stats import (
     MAX_DASHBOARD_SAMPLES,
     DashboardPart,
@@ -126,7 +126,7 @@ class KeptFigures:
             ]
         if isinstance(query, DashboardQuery):
             self._prune()
-            start = int(self._clock()) - max(1, min(query.window, WINDOW_S)) + 1
+            start = window_start(int(self._clock()), query.window)
             series = {
                 key: [
                     replace(bucket, latencies=list(bucket.latencies))

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -223,50 +223,43 @@ class AcrossFrontends:
             "complete": gathered is not None and not missing,
         }
 
+    async def _values(
+        self, query: Any, fits: Callable[[Any], bool]
+    ) -> tuple[list[Any], dict[str, Any]] | None:
+        """Every front-end's answer to ``query`` that ``fits``, plus the dead front-ends'
+        retained figures when they fit too, and the note; None when nothing came back."""
+        gathered = await self._ask(query)
+        if gathered is None:
+            return None
+        parts = [(index, value) for index, value in gathered.values if fits(value)]
+        if not parts:
+            return None
+        values = [value for _, value in parts]
+        if fits(gathered.retained):
+            values.append(gathered.retained)
+        return values, self._note(gathered, [index for index, _ in parts])
+
     async def stats(
         self, query: StatsQuery, local: list[ModelStats]
     ) -> tuple[list[ModelStats], dict[str, Any]]:
         """``local`` (this front-end's stats of ``query``) summed with every other's, and
         with what the front-ends that died had counted."""
-        gathered = await self._ask(query)
-        parts = (
-            []
-            if gathered is None
-            else [
-                (index, value)
-                for index, value in gathered.values
-                if isinstance(value, list) and len(value) == len(local)
-            ]
+        found = await self._values(
+            query, lambda value: isinstance(value, list) and len(value) == len(local)
         )
-        if not parts:
+        if found is None:
             return local, self._note(None, [self.index])
-        assert gathered is not None
-        values = [value for _, value in parts]
-        retained = gathered.retained
-        if isinstance(retained, list) and len(retained) == len(local):
-            values.append(retained)
-        merged = [merge_stats(column) for column in zip(*values, strict=True)]
-        return merged, self._note(gathered, [index for index, _ in parts])
+        values, note = found
+        return [merge_stats(column) for column in zip(*values, strict=True)], note
 
     async def dashboard(
         self, window: int, local: DashboardPart
     ) -> tuple[DashboardPart, dict[str, Any]]:
         """``local`` (this front-end's dashboard buckets) merged with every other's."""
-        gathered = await self._ask(DashboardQuery(window))
-        parts = (
-            []
-            if gathered is None
-            else [
-                (index, value)
-                for index, value in gathered.values
-                if isinstance(value, DashboardPart)
-            ]
+        found = await self._values(
+            DashboardQuery(window), lambda value: isinstance(value, DashboardPart)
         )
-        if not parts:
+        if found is None:
             return local, self._note(None, [self.index])
-        assert gathered is not None
-        values = [value for _, value in parts]
-        if isinstance(gathered.retained, DashboardPart):
-            values.append(gathered.retained)
-        merged = merge_dashboard(values)
-        return merged, self._note(gathered, [index for index, _ in parts])
+        values, note = found
+        return merge_dashboard(values), note
