@@ -4,7 +4,6 @@ one's last figures stay in every later answer (``server/frontend_figures.py``)."
 from __future__ import annotations
 
 import asyncio
-import socket
 from typing import Any
 
 import pytest
@@ -13,7 +12,7 @@ from pydantic import ValidationError
 from mlpack.engine.stats import InferEvent, InferTiming, ModelStats, StatsRecorder
 from mlpack.server.dashboard import WINDOW_S, DashboardRecorder, _Bucket
 from mlpack.server.frontend_figures import Figures, FiguresQuery, KeptFigures, answer_figures
-from mlpack.server.frontend_link import ControlLink, Gather, Gathered, Snapshot
+from mlpack.server.frontend_link import Gather, Gathered, Snapshot
 from mlpack.server.frontend_stats import (
     AcrossFrontends,
     DashboardPart,
@@ -21,6 +20,7 @@ from mlpack.server.frontend_stats import (
     StatsQuery,
 )
 from mlpack.settings import Settings
+from tests.helpers.links import linked_pair
 
 NOW = 1_000_000
 
@@ -95,14 +95,6 @@ def test_a_frontend_answers_the_seconds_since_the_last_collect() -> None:
     assert stats.get("m", None).inference_count == 3
 
 
-async def _pair(handler: Any) -> tuple[ControlLink, ControlLink, list[asyncio.Task[None]]]:
-    left_sock, right_sock = socket.socketpair()
-    left, right = ControlLink(), ControlLink(handler=handler)
-    await left.open(left_sock)
-    await right.open(right_sock)
-    return left, right, [asyncio.create_task(left.run()), asyncio.create_task(right.run())]
-
-
 async def test_the_supervisor_keeps_a_dead_frontends_figures_in_every_answer() -> None:
     from mlpack.server.frontends import FrontendSupervisor
 
@@ -112,7 +104,7 @@ async def test_the_supervisor_keeps_a_dead_frontends_figures_in_every_answer() -
         asked.append(message.since)
         return Snapshot(message.call_id, [], _figures(6, {NOW: 6}))
 
-    left, right, tasks = await _pair(frontend)
+    left, right, tasks = await linked_pair(frontend)
     supervisor = FrontendSupervisor(Settings(), [], None, 1)
     slot = supervisor.slots[0]
     slot.link = left
@@ -145,7 +137,7 @@ async def test_a_frontend_adds_the_retained_figures_and_says_so() -> None:
         mine = DashboardPart(NOW, 1, {("m", ""): [_Bucket(NOW, requests=2, seen=2)]})
         return Gathered(message.call_id, [(0, mine)], [], retained, 1)
 
-    left, right, tasks = await _pair(supervisor)
+    left, right, tasks = await linked_pair(supervisor)
     try:
         across = AcrossFrontends(left, 0, timeout=5.0)
         merged, note = await across.stats(StatsQuery("m", ("",)), [live])

@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import pickle
 import random
-import socket
 from typing import Any
 
 from mlpack.engine.stats import InferEvent, InferTiming, ModelStats, StatsRecorder
 from mlpack.server.dashboard import DashboardRecorder, _Bucket, render_series
-from mlpack.server.frontend_link import Answer, Ask, ControlLink, Gather, Gathered
+from mlpack.server.frontend_link import Answer, Ask, Gather, Gathered
 from mlpack.server.frontend_metrics import FrontendCollector
 from mlpack.server.frontend_stats import (
     AcrossFrontends,
@@ -23,6 +22,7 @@ from mlpack.server.frontend_stats import (
     merge_reservoirs,
     merge_stats,
 )
+from tests.helpers.links import linked_pair
 
 
 class _Slot:
@@ -157,14 +157,6 @@ def test_local_answers_and_messages_pickle() -> None:
         assert pickle.loads(pickle.dumps(message)) == message
 
 
-async def _pair(handler: Any) -> tuple[ControlLink, ControlLink, list[asyncio.Task[None]]]:
-    left_sock, right_sock = socket.socketpair()
-    left, right = ControlLink(), ControlLink(handler=handler)
-    await left.open(left_sock)
-    await right.open(right_sock)
-    return left, right, [asyncio.create_task(left.run()), asyncio.create_task(right.run())]
-
-
 async def test_gather_leaves_out_a_frontend_that_does_not_answer() -> None:
     stuck = asyncio.Event()  # never set: front-end 1 is busy for the whole call
 
@@ -179,7 +171,7 @@ async def test_gather_leaves_out_a_frontend_that_does_not_answer() -> None:
 
         return handle
 
-    links = [await _pair(frontend(3, False)), await _pair(frontend(4, True))]
+    links = [await linked_pair(frontend(3, False)), await linked_pair(frontend(4, True))]
     try:
         query = StatsQuery("m", ("",))
         live = [(0, links[0][0]), (1, links[1][0])]
@@ -204,7 +196,7 @@ async def test_a_frontend_merges_what_the_supervisor_gathered() -> None:
     async def supervisor(message: Any) -> Any:
         return Gathered(message.call_id, [(0, [parts[0]]), (1, [parts[1]])], [2])
 
-    left, right, tasks = await _pair(supervisor)
+    left, right, tasks = await linked_pair(supervisor)
     try:
         across = AcrossFrontends(left, 1)
         merged, note = await across.stats(StatsQuery("m", ("",)), [parts[1]])
@@ -239,7 +231,7 @@ async def test_an_older_collect_answer_never_replaces_a_newer_one() -> None:
             return Snapshot(message.call_id, older)
         return Snapshot(message.call_id, newer)
 
-    left, right, tasks = await _pair(frontend)
+    left, right, tasks = await linked_pair(frontend)
     supervisor = FrontendSupervisor(Settings(), [], None, 1)
     slot = supervisor.slots[0]
     slot.link = left
